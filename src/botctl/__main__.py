@@ -1,0 +1,3 @@
+from botctl.cli.main import run
+
+run()

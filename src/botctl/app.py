@@ -1,0 +1,58 @@
+"""`App`: the home, the vault and the audit writer of one botctl invocation, opened lazily.
+
+Library functions that change security state take an `App` and call `app.audit(...)` inside their
+vault transaction, so a change and its audit record stand or fall together: if the audit append
+fails, the change rolls back (fail closed).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from botctl.home import Home
+from botctl.vault import Vault
+
+
+class App:
+    def __init__(self, home: Home, *, actor: dict[str, Any] | None = None, create: bool = True,
+                 key_store: str = "auto") -> None:
+        from botctl.audit import operator_actor
+
+        self.home = home
+        self.actor = actor or operator_actor()
+        self._create = create
+        self._key_store = key_store
+        self._vault: Vault | None = None
+        self._writer = None
+
+    @property
+    def vault(self) -> Vault:
+        if self._vault is None:
+            self._vault = Vault.open(self.home, create=self._create, key_store=self._key_store)
+        return self._vault
+
+    @property
+    def writer(self):
+        from botctl.audit import AuditWriter
+
+        if self._writer is None:
+            self._writer = AuditWriter(self.home, self.vault.audit_key(), self.vault.conn)
+        return self._writer
+
+    def audit(self, event: str, **fields: Any) -> dict[str, Any]:
+        from botctl.audit import make_record
+
+        fields.setdefault("actor", self.actor)
+        return self.writer.append(make_record(event, **fields))
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+        if self._vault is not None:
+            self._vault.close()
+
+    def __enter__(self) -> App:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

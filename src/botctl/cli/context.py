@@ -1,0 +1,27 @@
+"""What every command needs from the global options: the home, and an `App` to work in."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import typer
+
+if TYPE_CHECKING:
+    from botctl.app import App
+    from botctl.home import Home
+
+
+def home(ctx: typer.Context) -> Home:
+    from botctl.home import Home
+
+    root = ctx.find_root()
+    explicit = (root.obj or {}).get("home") if isinstance(root.obj, dict) else None
+    return Home.resolve(explicit)
+
+
+def app(ctx: typer.Context, *, create: bool = True) -> App:
+    from botctl.app import App
+
+    a = App(home(ctx), create=create)
+    ctx.call_on_close(a.close)
+    return a

@@ -1,0 +1,84 @@
+"""The `botctl` command: global options, command groups, and the one place errors become exit codes."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from botctl import __version__
+from botctl.cli import audit_cmd, init_cmd, vault_cmd, workspace_cmd
+
+app = typer.Typer(
+    name="botctl",
+    help="Connect a support chatbot to your tools without giving it your credentials.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        sys.stdout.write(f"botctl {__version__}\n")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    ctx: typer.Context,
+    home: str = typer.Option(
+        None, "--home", envvar="BOTCTL_HOME", metavar="PATH",
+        help="State directory (default: BOTCTL_HOME, else the user data dir).",
+    ),
+    debug: bool = typer.Option(False, "--debug", envvar="BOTCTL_DEBUG", help="Show tracebacks on errors."),
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version."),
+) -> None:
+    ctx.obj = {"home": home, "debug": debug}
+
+
+app.command("init", help="Create the home and the master key (safe to re-run).")(init_cmd.init)
+app.add_typer(workspace_cmd.app, name="workspace", help="Create and manage workspaces (tenants).")
+app.add_typer(vault_cmd.app, name="vault", help="The encrypted vault: status and master-key rotation.")
+app.add_typer(audit_cmd.app, name="audit", help="Read, follow and verify the tamper-evident audit log.")
+
+
+def run(argv: list[str] | None = None) -> None:
+    """Entry point: run the CLI; turn our errors into one or two lines and a documented exit code."""
+    import os
+
+    from botctl.errors import EXIT_INTERRUPTED, EXIT_USAGE, BotctlError
+
+    from botctl.cli import output
+
+    os.umask(0o077)  # every file botctl creates is private, whatever the caller's umask
+    output.use_json(False)
+    args = sys.argv[1:] if argv is None else argv
+    debug = "--debug" in args or os.environ.get("BOTCTL_DEBUG", "") not in ("", "0")
+    command = typer.main.get_command(app)
+    try:
+        code = command.main(args=args, prog_name="botctl", standalone_mode=False)
+    except BotctlError as exc:
+        if debug:
+            raise
+        output.error(exc.message, exc.hint, code=exc.code)
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        sys.stderr.write("interrupted\n")
+        sys.exit(EXIT_INTERRUPTED)
+    except KeyboardInterrupt:
+        sys.stderr.write("interrupted\n")
+        sys.exit(EXIT_INTERRUPTED)
+    except Exception as exc:  # click usage errors and anything unexpected
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code if exc.exit_code else EXIT_USAGE)
+        if debug:
+            raise
+        sys.stderr.write(f"error: unexpected {type(exc).__name__}; rerun with --debug for details.\n")
+        sys.exit(1)
+    sys.exit(code if isinstance(code, int) else 0)

@@ -1,0 +1,134 @@
+from __future__ import annotations
+
+import typer
+
+from botctl.cli import context, output
+
+app = typer.Typer(no_args_is_help=True)
+
+JSON = typer.Option(False, "--json", help="Print as JSON.")
+
+
+def _show(ws, json_out: bool) -> None:
+    if json_out:
+        output.emit_json(ws.as_dict())
+    else:
+        output.fields([
+            ("name", ws.name), ("id", ws.id), ("plan", ws.plan), ("display name", ws.display_name),
+            ("origins", list(ws.origins)), ("created", ws.created_at), ("updated", ws.updated_at),
+        ])
+
+
+@app.command("create")
+def create(
+    ctx: typer.Context,
+    name: str = typer.Argument(..., help="Lowercase slug, 2-63 characters."),
+    plan: str = typer.Option("free", "--plan", help="free | pro | business"),
+    origin: list[str] = typer.Option([], "--origin", help="Allowed site origin for the widget (repeatable)."),
+    display_name: str = typer.Option(None, "--display-name", help="Shown to visitors in the widget."),
+    json_out: bool = JSON,
+) -> None:
+    """Create a workspace with its own encryption key."""
+    from botctl import workspaces
+
+    output.use_json(json_out)
+    workspaces.validate_name(name)
+    workspaces.validate_plan(plan)
+    workspaces.normalize_origins(origin)
+    ws = workspaces.create(context.app(ctx), name, plan=plan, origins=origin, display_name=display_name)
+    if json_out:
+        output.emit_json(ws.as_dict())
+    else:
+        output.status(f"created workspace {ws.name} (plan {ws.plan})")
+
+
+@app.command("list")
+def list_(ctx: typer.Context, json_out: bool = JSON) -> None:
+    """List workspaces."""
+    from botctl import workspaces
+    from botctl.vault import Vault
+
+    output.use_json(json_out)
+    vault = Vault.open_readonly(context.home(ctx))
+    items = [] if vault is None else workspaces.list_all(vault.conn)
+    if vault is not None:
+        vault.close()
+    if json_out:
+        output.emit_json([w.as_dict() for w in items])
+        return
+    output.table(
+        ["NAME", "PLAN", "ORIGINS", "CREATED"],
+        [(w.name, w.plan, list(w.origins), w.created_at[:19].replace("T", " ")) for w in items],
+        empty="no workspaces yet; create one with `botctl workspace create NAME`",
+    )
+
+
+@app.command("show")
+def show(ctx: typer.Context, name: str = typer.Argument(...), json_out: bool = JSON) -> None:
+    """Show one workspace."""
+    from botctl import workspaces
+    from botctl.errors import NotFound
+    from botctl.vault import Vault
+
+    output.use_json(json_out)
+    vault = Vault.open_readonly(context.home(ctx))
+    if vault is None:
+        raise NotFound(f"no workspace named {name!r}.", hint="See `botctl workspace list`.", code="unknown_workspace")
+    with vault:
+        _show(workspaces.get(vault.conn, name), json_out)
+
+
+@app.command("set-plan")
+def set_plan(ctx: typer.Context, name: str = typer.Argument(...), plan: str = typer.Argument(..., help="free | pro | business"),
+             json_out: bool = JSON) -> None:
+    """Change a workspace's plan (actions run on pro and business)."""
+    from botctl import workspaces
+
+    output.use_json(json_out)
+    workspaces.validate_plan(plan)
+    ws = workspaces.update(context.app(ctx, create=False), name, plan=plan)
+    _show(ws, json_out) if json_out else output.status(f"{ws.name}: plan is now {ws.plan}")
+
+
+@app.command("set-origins")
+def set_origins(ctx: typer.Context, name: str = typer.Argument(...),
+                origins: list[str] = typer.Argument(None, help="Allowed origins; none clears the list."),
+                json_out: bool = JSON) -> None:
+    """Replace the origins allowed to embed this workspace's widget."""
+    from botctl import workspaces
+
+    output.use_json(json_out)
+    workspaces.normalize_origins(origins or [])
+    ws = workspaces.update(context.app(ctx, create=False), name, origins=origins or [])
+    _show(ws, json_out) if json_out else output.status(f"{ws.name}: origins {', '.join(ws.origins) or '(none)'}")
+
+
+@app.command("rotate-key")
+def rotate_key(ctx: typer.Context, name: str = typer.Argument(...), json_out: bool = JSON) -> None:
+    """Re-encrypt this workspace's secrets under a new workspace key; the old key is destroyed."""
+    from botctl import workspaces
+
+    output.use_json(json_out)
+    ws, version = workspaces.rotate_key(context.app(ctx, create=False), name)
+    if json_out:
+        output.emit_json({"name": ws.name, "key_version": version})
+    else:
+        output.status(f"{ws.name}: secrets re-encrypted under key version {version}")
+
+
+@app.command("delete")
+def delete(ctx: typer.Context, name: str = typer.Argument(...),
+           yes: bool = typer.Option(False, "--yes", "-y", help="Confirm: this destroys the workspace's key."),
+           json_out: bool = JSON) -> None:
+    """Delete a workspace and its key: its secrets become unreadable for good (crypto-shredding)."""
+    from botctl import workspaces
+    from botctl.errors import UsageError
+
+    output.use_json(json_out)
+    if not yes:
+        raise UsageError(f"deleting {name!r} destroys its key and every secret in it.", hint=f"Re-run with --yes: botctl workspace delete {name} --yes")
+    ws = workspaces.delete(context.app(ctx, create=False), name)
+    if json_out:
+        output.emit_json({"name": ws.name, "deleted": True})
+    else:
+        output.status(f"deleted workspace {ws.name}; its key is destroyed")

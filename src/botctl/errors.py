@@ -1,0 +1,72 @@
+"""Errors that reach a user: a stable code, one or two lines, a documented exit status.
+
+Exit statuses (also in README "Exit codes"):
+
+    0   ok
+    1   failure (anything not listed below)
+    2   usage: bad option or argument value
+    3   not found: unknown workspace, connection, audit record
+    4   conflict: already exists
+    5   master key missing, wrong, or unusable
+    6   home written by a newer botctl (schema too new)
+    10  audit verify: the chain is broken (edited, deleted, reordered, inserted or truncated records)
+    130 interrupted (Ctrl-C)
+"""
+
+from __future__ import annotations
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+EXIT_NOT_FOUND = 3
+EXIT_CONFLICT = 4
+EXIT_MASTER_KEY = 5
+EXIT_SCHEMA = 6
+EXIT_AUDIT_BROKEN = 10
+EXIT_INTERRUPTED = 130
+
+
+class BotctlError(Exception):
+    """An error with a stable `code`, a one-line message and an optional hint (what to do)."""
+
+    code = "error"
+    exit_code = EXIT_FAILURE
+
+    def __init__(self, message: str, *, hint: str | None = None, code: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+        if code is not None:
+            self.code = code
+
+
+class UsageError(BotctlError):
+    code = "invalid_input"
+    exit_code = EXIT_USAGE
+
+
+class NotFound(BotctlError):
+    code = "not_found"
+    exit_code = EXIT_NOT_FOUND
+
+
+class Conflict(BotctlError):
+    code = "conflict"
+    exit_code = EXIT_CONFLICT
+
+
+class MasterKeyError(BotctlError):
+    code = "master_key"
+    exit_code = EXIT_MASTER_KEY
+
+
+class SchemaTooNew(BotctlError):
+    code = "schema_too_new"
+    exit_code = EXIT_SCHEMA
+
+
+class DecryptError(BotctlError):
+    """A ciphertext did not authenticate: wrong key, moved to another row, or tampered."""
+
+    code = "decrypt_failed"
+    exit_code = EXIT_MASTER_KEY

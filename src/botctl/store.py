@@ -1,0 +1,166 @@
+"""SQLite files, their PRAGMAs and numbered migrations.
+
+Standard-library `sqlite3` on purpose: sqlite-utils costs 125-165 ms to import (it pulls in click,
+dateutil and pluggy), which alone would break the CLI start-up budget (see docs/architecture.md).
+
+Every connection: WAL, busy_timeout, foreign keys on, autocommit mode with explicit
+``BEGIN IMMEDIATE`` transactions. The vault also has ``secure_delete`` on, so a deleted workspace key
+is overwritten in the file rather than left in a free page (crypto-shredding must shred).
+Schema versions live in ``PRAGMA user_version``; each migration and its version bump commit together.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+
+from botctl.errors import BotctlError, SchemaTooNew
+from botctl.home import create_private_file
+
+BUSY_TIMEOUT_MS = 10_000
+
+VAULT_MIGRATIONS: list[str] = [
+    # 1: workspaces, their wrapped keys, and encrypted secrets
+    """
+    CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    CREATE TABLE workspaces (
+        id TEXT PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE,
+        plan TEXT NOT NULL CHECK (plan IN ('free', 'pro', 'business')),
+        display_name TEXT,
+        origins TEXT NOT NULL DEFAULT '[]',
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    );
+    CREATE TABLE workspace_keys (
+        workspace_id TEXT NOT NULL REFERENCES workspaces(id) ON DELETE CASCADE,
+        version INTEGER NOT NULL,
+        wrapped BLOB NOT NULL,
+        created_at TEXT NOT NULL,
+        PRIMARY KEY (workspace_id, version)
+    );
+    CREATE TABLE secrets (
+        workspace_id TEXT NOT NULL REFERENCES workspaces(id) ON DELETE CASCADE,
+        owner TEXT NOT NULL,
+        field TEXT NOT NULL,
+        dek_version INTEGER NOT NULL,
+        ciphertext BLOB NOT NULL,
+        updated_at TEXT NOT NULL,
+        PRIMARY KEY (workspace_id, owner, field)
+    );
+    """,
+    # 2: the audit root key (wrapped by the KEK) and the audit chain's head checkpoint
+    """
+    CREATE TABLE wrapped_keys (name TEXT PRIMARY KEY, wrapped BLOB NOT NULL, created_at TEXT NOT NULL);
+    CREATE TABLE audit_checkpoint (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        seq INTEGER NOT NULL,
+        hash TEXT NOT NULL,
+        mac TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    );
+    """,
+]
+
+AUDIT_MIGRATIONS: list[str] = [
+    # 1: the chain. `body` (canonical JSON) is the only source of truth; the filter columns are
+    # generated from it, so an edit to a filterable field is an edit to the MACed body.
+    """
+    CREATE TABLE records (
+        seq INTEGER PRIMARY KEY,
+        body TEXT NOT NULL,
+        prev_hash TEXT NOT NULL,
+        hash TEXT NOT NULL,
+        ts TEXT GENERATED ALWAYS AS (json_extract(body, '$.ts')) VIRTUAL,
+        workspace TEXT GENERATED ALWAYS AS (json_extract(body, '$.workspace')) VIRTUAL,
+        event TEXT GENERATED ALWAYS AS (json_extract(body, '$.event')) VIRTUAL,
+        action TEXT GENERATED ALWAYS AS (json_extract(body, '$.action')) VIRTUAL,
+        outcome TEXT GENERATED ALWAYS AS (json_extract(body, '$.outcome')) VIRTUAL,
+        visitor_email TEXT GENERATED ALWAYS AS (json_extract(body, '$.actor.email')) VIRTUAL
+    );
+    CREATE INDEX records_ts ON records (ts);
+    CREATE INDEX records_workspace ON records (workspace, seq);
+    CREATE INDEX records_event ON records (event, seq);
+    """,
+]
+
+
+def now_iso() -> str:
+    """UTC, microseconds, `Z` suffix: sortable as text."""
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def connect(path: Path, *, durable: bool = False, secure_delete: bool = False) -> sqlite3.Connection:
+    """Open (creating 0600 if needed) an SQLite file in autocommit mode with our PRAGMAs.
+
+    `durable`: synchronous=FULL, for the audit log (a record a visitor was told about survives power loss).
+    """
+    create_private_file(path)
+    conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False)
+    conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+    if mode != "wal":
+        raise BotctlError(f"could not put {path} in WAL mode (got {mode!r})")
+    conn.execute(f"PRAGMA synchronous = {'FULL' if durable else 'NORMAL'}")
+    conn.execute("PRAGMA foreign_keys = ON")
+    if secure_delete:
+        conn.execute("PRAGMA secure_delete = ON")
+    return conn
+
+
+@contextmanager
+def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """BEGIN IMMEDIATE ... COMMIT; rolls back on any exception, so a failed command leaves nothing."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield conn
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
+def schema_version(conn: sqlite3.Connection) -> int:
+    return int(conn.execute("PRAGMA user_version").fetchone()[0])
+
+
+def migrate(conn: sqlite3.Connection, migrations: list[str], *, what: str, target: int | None = None) -> int:
+    """Bring `conn` up to `target` (default: latest). Refuses a schema newer than this botctl knows."""
+    latest = len(migrations)
+    target = latest if target is None else target
+    current = schema_version(conn)
+    if current > latest:
+        raise SchemaTooNew(
+            f"{what} has schema version {current}, but this botctl only knows versions up to {latest}.",
+            hint="Upgrade botctl (pip install -U botctl); this home was written by a newer release.",
+        )
+    while current < target:
+        with transaction(conn):
+            # Re-read inside the write lock: another process may have migrated meanwhile.
+            current = schema_version(conn)
+            if current >= target:
+                break
+            for statement in _statements(migrations[current]):
+                conn.execute(statement)
+            conn.execute(f"PRAGMA user_version = {current + 1}")
+        current += 1
+    return current
+
+
+def _statements(script: str) -> list[str]:
+    # executescript() would COMMIT our transaction; split on ';' instead (our DDL has no ';' in literals).
+    return [s.strip() for s in script.split(";") if s.strip()]
+
+
+def check_version(conn: sqlite3.Connection, migrations: list[str], *, what: str) -> int:
+    """For read-only opens: refuse a newer schema without writing anything."""
+    current = schema_version(conn)
+    if current > len(migrations):
+        raise SchemaTooNew(
+            f"{what} has schema version {current}, but this botctl only knows versions up to {len(migrations)}.",
+            hint="Upgrade botctl; this home was written by a newer release.",
+        )
+    return current

@@ -1,0 +1,297 @@
+"""The vault: `vault.db`, the master key that opens it, workspace keys, and encrypted secrets.
+
+Everything that decrypts goes through here. Plaintext secrets leave only as `Secret`.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass
+from typing import Any
+
+from botctl import crypto, masterkey, store
+from botctl.errors import BotctlError, MasterKeyError
+from botctl.home import Home
+from botctl.masterkey import MasterKey
+from botctl.secret import Secret
+
+AUDIT_ROOT = "audit-root"
+
+
+@dataclass(frozen=True)
+class WorkspaceRef:
+    """The two names a workspace's keys are bound to: its row id and its name (in every AAD)."""
+
+    id: str
+    name: str
+
+
+class Vault:
+    def __init__(self, home: Home, conn: sqlite3.Connection, master: MasterKey | None) -> None:
+        self.home = home
+        self.conn = conn
+        self._master = master
+        self._deks: dict[tuple[str, int], bytes] = {}
+
+    # -- opening ---------------------------------------------------------------------------------
+
+    @classmethod
+    def open(cls, home: Home, *, create: bool = False, need_key: bool = True, key_store: str = "auto") -> Vault:
+        """Open the vault, migrating it to this botctl's schema.
+
+        `create`: make the home, vault and (if no source has one) a master key on first use.
+        `need_key`: find and check the master key now (read-only listings do not need it).
+        """
+        if not home.exists():
+            if not create:
+                raise BotctlError(
+                    f"no botctl home at {home.path}.",
+                    hint="Run `botctl init` (or pass --home / set BOTCTL_HOME to an existing home).",
+                    code="not_initialised",
+                )
+            home.ensure()
+        conn = store.connect(home.vault_db, secure_delete=True)
+        try:
+            store.migrate(conn, store.VAULT_MIGRATIONS, what=str(home.vault_db))
+            vault = cls(home, conn, None)
+            if need_key or vault._meta("kcv") is None:
+                vault._load_master_key(create=create, key_store=key_store)
+        except BaseException:
+            conn.close()
+            raise
+        return vault
+
+    @classmethod
+    def open_readonly(cls, home: Home) -> Vault | None:
+        """For listings: None when there is no home yet; never creates, migrates or needs the key."""
+        if not home.exists():
+            return None
+        conn = store.connect(home.vault_db, secure_delete=True)
+        store.check_version(conn, store.VAULT_MIGRATIONS, what=str(home.vault_db))
+        if store.schema_version(conn) < len(store.VAULT_MIGRATIONS):
+            store.migrate(conn, store.VAULT_MIGRATIONS, what=str(home.vault_db))
+        return cls(home, conn, None)
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def __enter__(self) -> Vault:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _meta(self, key: str) -> str | None:
+        row = self.conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return row[0] if row else None
+
+    def _set_meta(self, key: str, value: str) -> None:
+        self.conn.execute(
+            "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            (key, value),
+        )
+
+    def _load_master_key(self, *, create: bool, key_store: str) -> None:
+        kcv = self._meta("kcv")
+        found = masterkey.find(self.home)
+        if kcv is None:
+            if found is None:
+                if not create:
+                    raise MasterKeyError("this vault has no master key yet.", hint="Run `botctl init`.")
+                found = masterkey.store_new(self.home, crypto.new_key(), prefer=key_store)  # type: ignore[arg-type]
+            with store.transaction(self.conn):
+                if self._meta("kcv") is None:  # another process may have initialised meanwhile
+                    self._set_meta("kcv", crypto.key_check_value(found.key))
+                    self._set_meta("kek_version", "1")
+                    self._set_meta("created_at", store.now_iso())
+                    self.conn.execute(
+                        "INSERT INTO wrapped_keys (name, wrapped, created_at) VALUES (?, ?, ?)",
+                        (AUDIT_ROOT, crypto.wrap_key(found.key, crypto.new_key(), crypto.AUDIT_ROOT_AAD), store.now_iso()),
+                    )
+            kcv = self._meta("kcv")
+        if found is None:
+            raise MasterKeyError(
+                f"no master key found for {self.home.path}.",
+                hint="Set BOTCTL_MASTER_KEY, provide the systemd credential botctl-master-key, "
+                "or restore master.key / the keyring entry.",
+            )
+        if crypto.key_check_value(found.key) != kcv:
+            pending = masterkey.recover_pending(self.home, found)
+            if pending is not None and crypto.key_check_value(pending) == kcv:
+                found = masterkey.promote_pending(self.home, found, pending)  # finish an interrupted rotation
+            else:
+                raise MasterKeyError(
+                    f"the master key from {found.location} does not open this vault.",
+                    hint="It may have been rotated; use the current key (see `botctl vault status`).",
+                )
+        self._master = found
+
+    @property
+    def master(self) -> MasterKey:
+        if self._master is None:
+            self._load_master_key(create=False, key_store="auto")
+        assert self._master is not None
+        return self._master
+
+    # -- workspace keys ----------------------------------------------------------------------------
+
+    def create_workspace_key(self, ws: WorkspaceRef) -> None:
+        """Call inside the transaction that creates the workspace."""
+        self._insert_dek(ws, 1, crypto.new_key())
+
+    def _insert_dek(self, ws: WorkspaceRef, version: int, dek: bytes) -> None:
+        self.conn.execute(
+            "INSERT INTO workspace_keys (workspace_id, version, wrapped, created_at) VALUES (?, ?, ?, ?)",
+            (ws.id, version, crypto.wrap_key(self.master.key, dek, crypto.dek_aad(ws.name, version)), store.now_iso()),
+        )
+        self._deks[(ws.id, version)] = dek
+
+    def _current_dek_version(self, ws: WorkspaceRef) -> int:
+        row = self.conn.execute("SELECT max(version) FROM workspace_keys WHERE workspace_id = ?", (ws.id,)).fetchone()
+        if row[0] is None:
+            raise BotctlError(f"workspace {ws.name!r} has no key (was it deleted?).", code="no_workspace_key")
+        return int(row[0])
+
+    def _dek(self, ws: WorkspaceRef, version: int) -> bytes:
+        cached = self._deks.get((ws.id, version))
+        if cached is not None:
+            return cached
+        row = self.conn.execute(
+            "SELECT wrapped FROM workspace_keys WHERE workspace_id = ? AND version = ?", (ws.id, version)
+        ).fetchone()
+        if row is None:
+            raise BotctlError(f"workspace {ws.name!r} has no key version {version}.", code="no_workspace_key")
+        dek = crypto.unwrap_key(self.master.key, row[0], crypto.dek_aad(ws.name, version))
+        self._deks[(ws.id, version)] = dek
+        return dek
+
+    # -- secrets -----------------------------------------------------------------------------------
+
+    def put_secret(self, ws: WorkspaceRef, owner: str, field: str, value: Secret) -> None:
+        version = self._current_dek_version(ws)
+        blob = crypto.encrypt(self._dek(ws, version), value.reveal().encode(), crypto.secret_aad(ws.name, owner, field))
+        self.conn.execute(
+            "INSERT INTO secrets (workspace_id, owner, field, dek_version, ciphertext, updated_at) VALUES (?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT(workspace_id, owner, field) DO UPDATE SET dek_version = excluded.dek_version, "
+            "ciphertext = excluded.ciphertext, updated_at = excluded.updated_at",
+            (ws.id, owner, field, version, blob, store.now_iso()),
+        )
+
+    def get_secret(self, ws: WorkspaceRef, owner: str, field: str) -> Secret | None:
+        row = self.conn.execute(
+            "SELECT dek_version, ciphertext FROM secrets WHERE workspace_id = ? AND owner = ? AND field = ?",
+            (ws.id, owner, field),
+        ).fetchone()
+        if row is None:
+            return None
+        plain = crypto.decrypt(self._dek(ws, row[0]), row[1], crypto.secret_aad(ws.name, owner, field))
+        return Secret(plain.decode())
+
+    def delete_secrets(self, ws: WorkspaceRef, owner: str) -> int:
+        cur = self.conn.execute("DELETE FROM secrets WHERE workspace_id = ? AND owner = ?", (ws.id, owner))
+        return cur.rowcount
+
+    def secret_fields(self, ws: WorkspaceRef, owner: str) -> list[str]:
+        rows = self.conn.execute(
+            "SELECT field FROM secrets WHERE workspace_id = ? AND owner = ? ORDER BY field", (ws.id, owner)
+        )
+        return [r[0] for r in rows]
+
+    # -- rotation ----------------------------------------------------------------------------------
+
+    def rotate_workspace_key(self, ws: WorkspaceRef) -> int:
+        """New DEK; re-encrypt every secret of `ws` under it; drop the old DEKs. Caller holds a transaction."""
+        old_version = self._current_dek_version(ws)
+        new_version = old_version + 1
+        self._insert_dek(ws, new_version, crypto.new_key())
+        rows = self.conn.execute(
+            "SELECT owner, field, dek_version, ciphertext FROM secrets WHERE workspace_id = ?", (ws.id,)
+        ).fetchall()
+        for owner, field, version, blob in rows:
+            aad = crypto.secret_aad(ws.name, owner, field)
+            plain = crypto.decrypt(self._dek(ws, version), blob, aad)
+            self.conn.execute(
+                "UPDATE secrets SET dek_version = ?, ciphertext = ?, updated_at = ? "
+                "WHERE workspace_id = ? AND owner = ? AND field = ?",
+                (new_version, crypto.encrypt(self._dek(ws, new_version), plain, aad), store.now_iso(), ws.id, owner, field),
+            )
+        self.conn.execute("DELETE FROM workspace_keys WHERE workspace_id = ? AND version < ?", (ws.id, new_version))
+        for key in [k for k in self._deks if k[0] == ws.id and k[1] < new_version]:
+            del self._deks[key]
+        return new_version
+
+    def forget_workspace_keys(self, ws: WorkspaceRef) -> None:
+        for key in [k for k in self._deks if k[0] == ws.id]:
+            del self._deks[key]
+
+    def rotate_master_key(self) -> tuple[MasterKey, int]:
+        """Re-wrap every DEK and the audit root under a new KEK in one transaction.
+
+        Returns the new MasterKey (already stored where the old one was, for keyring/file sources;
+        for env/systemd the caller must show it once) and the new KEK version.
+        """
+        old = self.master
+        new_key = crypto.new_key()
+        masterkey.store_pending(self.home, old, new_key)
+        with store.transaction(self.conn):
+            for ws_id, name, version, wrapped in self.conn.execute(
+                "SELECT k.workspace_id, w.name, k.version, k.wrapped FROM workspace_keys k "
+                "JOIN workspaces w ON w.id = k.workspace_id"
+            ).fetchall():
+                aad = crypto.dek_aad(name, version)
+                dek = crypto.unwrap_key(old.key, wrapped, aad)
+                self.conn.execute(
+                    "UPDATE workspace_keys SET wrapped = ? WHERE workspace_id = ? AND version = ?",
+                    (crypto.wrap_key(new_key, dek, aad), ws_id, version),
+                )
+            for name, wrapped in self.conn.execute("SELECT name, wrapped FROM wrapped_keys").fetchall():
+                aad = crypto.AUDIT_ROOT_AAD if name == AUDIT_ROOT else name.encode()
+                key = crypto.unwrap_key(old.key, wrapped, aad)
+                self.conn.execute(
+                    "UPDATE wrapped_keys SET wrapped = ? WHERE name = ?", (crypto.wrap_key(new_key, key, aad), name)
+                )
+            kek_version = int(self._meta("kek_version") or "1") + 1
+            self._set_meta("kek_version", str(kek_version))
+            self._set_meta("kcv", crypto.key_check_value(new_key))
+            self._set_meta("kek_rotated_at", store.now_iso())
+        # Old wrapped DEKs lived in pages that secure_delete zeroed; checkpoint so the WAL drops them too.
+        self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        self._master = masterkey.promote_pending(self.home, old, new_key)
+        return self._master, kek_version
+
+    # -- audit key ---------------------------------------------------------------------------------
+
+    def audit_key(self) -> bytes:
+        row = self.conn.execute("SELECT wrapped FROM wrapped_keys WHERE name = ?", (AUDIT_ROOT,)).fetchone()
+        if row is None:
+            raise BotctlError("this vault has no audit key.", hint="Run `botctl init`.", code="not_initialised")
+        root = crypto.unwrap_key(self.master.key, row[0], crypto.AUDIT_ROOT_AAD)
+        return crypto.hkdf(root, b"botctl/audit/v1")
+
+    # -- status ------------------------------------------------------------------------------------
+
+    def status(self) -> dict[str, Any]:
+        c = self.conn
+        key_versions = {
+            name: version
+            for name, version in c.execute(
+                "SELECT w.name, max(k.version) FROM workspaces w LEFT JOIN workspace_keys k ON k.workspace_id = w.id "
+                "GROUP BY w.id ORDER BY w.name"
+            )
+        }
+        return {
+            "home": str(self.home.path),
+            "initialized": self._meta("kcv") is not None,
+            "schema_version": store.schema_version(c),
+            "schema_latest": len(store.VAULT_MIGRATIONS),
+            "master_key": {
+                "source": self._master.source if self._master else None,
+                "location": self._master.location if self._master else None,
+                "version": int(self._meta("kek_version") or 0),
+                "rotated_at": self._meta("kek_rotated_at"),
+            },
+            "workspaces": c.execute("SELECT count(*) FROM workspaces").fetchone()[0],
+            "secrets": c.execute("SELECT count(*) FROM secrets").fetchone()[0],
+            "workspace_key_versions": key_versions,
+            "created_at": self._meta("created_at"),
+        }
