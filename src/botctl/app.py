@@ -29,6 +29,10 @@ class App:
     def vault(self) -> Vault:
         if self._vault is None:
             self._vault = Vault.open(self.home, create=self._create, key_store=self._key_store)
+            if self._vault.just_initialized:
+                self._vault.just_initialized = False
+                self.audit("vault.initialized", detail={"key_source": self._vault.master.source,
+                                                        "schema": self._vault.status()["schema_version"]})
         return self._vault
 
     @property

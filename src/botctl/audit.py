@@ -96,8 +96,44 @@ def make_record(
     }
 
 
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
 def canonical(body: dict[str, Any]) -> str:
-    return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    """Sorted keys, no whitespace, UTF-8: the exact bytes the chain MACs."""
+    return _CANONICAL.encode(body)
+
+
+_IPAD = bytes(x ^ 0x36 for x in range(256))
+_OPAD = bytes(x ^ 0x5C for x in range(256))
+
+
+class ChainMac:
+    """HMAC-SHA256 (RFC 2104) with the key schedule done once.
+
+    `hmac.digest` re-derives the padded keys on every call; at 100,000 records that was half of
+    `verify`'s time. Here the inner and outer SHA-256 states are computed once and copied per message.
+    tests/test_audit.py checks it against `hmac.digest` on random keys and messages.
+    """
+
+    def __init__(self, key: bytes) -> None:
+        import hashlib
+
+        if len(key) > 64:
+            key = hashlib.sha256(key).digest()
+        key = key.ljust(64, b"\0")
+        self._inner = hashlib.sha256(key.translate(_IPAD))
+        self._outer = hashlib.sha256(key.translate(_OPAD))
+
+    def hexdigest(self, message: bytes) -> str:
+        inner = self._inner.copy()
+        inner.update(message)
+        outer = self._outer.copy()
+        outer.update(inner.digest())
+        return outer.hexdigest()
+
+    def link(self, prev_hash: str, seq: int, body: bytes) -> str:
+        return self.hexdigest(b"%s|%d|%s" % (prev_hash.encode(), seq, body))
 
 
 def chain_hash(key: bytes, prev_hash: str, seq: int, body: str) -> str:
@@ -128,6 +164,7 @@ class AuditWriter:
 
         self.home = home
         self._key = key
+        self._mac = ChainMac(key)
         self._vault = vault_conn
         self._conn = open_audit_db(home)
         self._lock = threading.Lock()
@@ -140,10 +177,10 @@ class AuditWriter:
 
     def append_many(self, records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
         """Append `records` in one transaction; they are durable (fsynced) when this returns."""
+        records = list(records)
         bodies = [canonical(r) for r in records]
         if not bodies:
             return []
-        out: list[dict[str, Any]] = []
         with self._lock:
             with store.transaction(self._conn):
                 row = self._conn.execute("SELECT seq, hash FROM records ORDER BY seq DESC LIMIT 1").fetchone()
@@ -151,14 +188,12 @@ class AuditWriter:
                 rows = []
                 for body in bodies:
                     seq += 1
-                    h = chain_hash(self._key, prev, seq, body)
+                    h = self._mac.link(prev, seq, body.encode())
                     rows.append((seq, body, prev, h))
                     prev = h
                 self._conn.executemany("INSERT INTO records (seq, body, prev_hash, hash) VALUES (?, ?, ?, ?)", rows)
             self._checkpoint(seq, prev)
-        for r in rows:
-            out.append(to_record(r))
-        return out
+        return [{"seq": r[0], **rec, "prev_hash": r[2], "hash": r[3]} for r, rec in zip(rows, records, strict=True)]
 
     def _checkpoint(self, seq: int, head: str) -> None:
         # Only moves forward: concurrent writers may commit their checkpoints out of order.
@@ -167,12 +202,8 @@ class AuditWriter:
             "ON CONFLICT(id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash, mac = excluded.mac, "
             "updated_at = excluded.updated_at WHERE excluded.seq > audit_checkpoint.seq"
         )
-        args = (seq, head, checkpoint_mac(self._key, seq, head), store.now_iso())
-        if self._vault.in_transaction:
-            self._vault.execute(sql, args)
-        else:
-            with store.transaction(self._vault):
-                self._vault.execute(sql, args)
+        # One statement: inside the caller's vault transaction if there is one, else its own.
+        self._vault.execute(sql, (seq, head, checkpoint_mac(self._key, seq, head), store.now_iso()))
 
 
 # -- reading ---------------------------------------------------------------------------------------
@@ -349,18 +380,20 @@ def verify(home: Home, key: bytes, vault_conn: sqlite3.Connection) -> Verdict:
     try:
         store.check_version(conn, store.AUDIT_MIGRATIONS, what=str(home.audit_db))
         if store.schema_version(conn) == 0:
-            rows: Iterable[tuple[int, str, str, str]] = ()
+            rows: Iterable[tuple[int, bytes, str, str]] = ()
         else:
-            rows = conn.execute(f"SELECT {_RECORD_COLUMNS} FROM records ORDER BY seq")
+            # body as bytes straight from SQLite: no per-row encode in the hot loop.
+            rows = conn.execute("SELECT seq, CAST(body AS BLOB), prev_hash, hash FROM records ORDER BY seq")
         expected, prev, count = 1, GENESIS, 0
-        digest, compare = hmac.digest, hmac.compare_digest
+        link = ChainMac(key).link
         for seq, body, prev_hash, hash_ in rows:
             if seq != expected:
                 problem = (f"record {expected} is missing (next is {seq})" if seq > expected
                            else f"record {seq} is out of order")
                 return Verdict(False, count, expected - 1, prev, cp_seq, expected, problem)
-            mac = digest(key, b"%s|%d|%s" % (prev.encode(), seq, body.encode()), "sha256").hex()
-            if prev_hash != prev or not compare(mac, hash_):
+            # A plain comparison is fine here: verify runs offline and answers no one, so there is
+            # no timing oracle to protect.
+            if prev_hash != prev or link(prev, seq, body) != hash_:
                 return Verdict(False, count, seq - 1, prev, cp_seq, seq,
                                f"record {seq} does not match its chain hash (edited, swapped or forged)")
             prev = hash_

@@ -6,8 +6,6 @@ can only reach a wire or a cipher where the code says so explicitly.
 
 from __future__ import annotations
 
-import hmac
-
 
 class Secret:
     __slots__ = ("_value",)
@@ -39,6 +37,8 @@ class Secret:
 
     def __eq__(self, other: object) -> bool:
         if isinstance(other, Secret):
+            import hmac
+
             return hmac.compare_digest(self._value.encode(), other._value.encode())
         return NotImplemented
 

@@ -9,11 +9,18 @@ import sqlite3
 from dataclasses import dataclass
 from typing import Any
 
-from botctl import crypto, masterkey, store
+from typing import TYPE_CHECKING
+
+from botctl import store
 from botctl.errors import BotctlError, MasterKeyError
 from botctl.home import Home
-from botctl.masterkey import MasterKey
 from botctl.secret import Secret
+
+if TYPE_CHECKING:
+    from botctl.masterkey import MasterKey
+
+# crypto and masterkey are imported inside the methods that use them: listing workspaces needs
+# neither, and every millisecond of start-up is paid on each TAB press.
 
 AUDIT_ROOT = "audit-root"
 
@@ -32,6 +39,7 @@ class Vault:
         self.conn = conn
         self._master = master
         self._deks: dict[tuple[str, int], bytes] = {}
+        self.just_initialized = False  # this open created the vault's keys (first use)
 
     # -- opening ---------------------------------------------------------------------------------
 
@@ -92,6 +100,8 @@ class Vault:
         )
 
     def _load_master_key(self, *, create: bool, key_store: str) -> None:
+        from botctl import crypto, masterkey
+
         kcv = self._meta("kcv")
         found = masterkey.find(self.home)
         if kcv is None:
@@ -108,6 +118,7 @@ class Vault:
                         "INSERT INTO wrapped_keys (name, wrapped, created_at) VALUES (?, ?, ?)",
                         (AUDIT_ROOT, crypto.wrap_key(found.key, crypto.new_key(), crypto.AUDIT_ROOT_AAD), store.now_iso()),
                     )
+                    self.just_initialized = True
             kcv = self._meta("kcv")
         if found is None:
             raise MasterKeyError(
@@ -137,9 +148,13 @@ class Vault:
 
     def create_workspace_key(self, ws: WorkspaceRef) -> None:
         """Call inside the transaction that creates the workspace."""
+        from botctl import crypto
+
         self._insert_dek(ws, 1, crypto.new_key())
 
     def _insert_dek(self, ws: WorkspaceRef, version: int, dek: bytes) -> None:
+        from botctl import crypto
+
         self.conn.execute(
             "INSERT INTO workspace_keys (workspace_id, version, wrapped, created_at) VALUES (?, ?, ?, ?)",
             (ws.id, version, crypto.wrap_key(self.master.key, dek, crypto.dek_aad(ws.name, version)), store.now_iso()),
@@ -153,6 +168,8 @@ class Vault:
         return int(row[0])
 
     def _dek(self, ws: WorkspaceRef, version: int) -> bytes:
+        from botctl import crypto
+
         cached = self._deks.get((ws.id, version))
         if cached is not None:
             return cached
@@ -168,6 +185,8 @@ class Vault:
     # -- secrets -----------------------------------------------------------------------------------
 
     def put_secret(self, ws: WorkspaceRef, owner: str, field: str, value: Secret) -> None:
+        from botctl import crypto
+
         version = self._current_dek_version(ws)
         blob = crypto.encrypt(self._dek(ws, version), value.reveal().encode(), crypto.secret_aad(ws.name, owner, field))
         self.conn.execute(
@@ -178,6 +197,8 @@ class Vault:
         )
 
     def get_secret(self, ws: WorkspaceRef, owner: str, field: str) -> Secret | None:
+        from botctl import crypto
+
         row = self.conn.execute(
             "SELECT dek_version, ciphertext FROM secrets WHERE workspace_id = ? AND owner = ? AND field = ?",
             (ws.id, owner, field),
@@ -201,6 +222,8 @@ class Vault:
 
     def rotate_workspace_key(self, ws: WorkspaceRef) -> int:
         """New DEK; re-encrypt every secret of `ws` under it; drop the old DEKs. Caller holds a transaction."""
+        from botctl import crypto
+
         old_version = self._current_dek_version(ws)
         new_version = old_version + 1
         self._insert_dek(ws, new_version, crypto.new_key())
@@ -230,6 +253,8 @@ class Vault:
         Returns the new MasterKey (already stored where the old one was, for keyring/file sources;
         for env/systemd the caller must show it once) and the new KEK version.
         """
+        from botctl import crypto, masterkey
+
         old = self.master
         new_key = crypto.new_key()
         masterkey.store_pending(self.home, old, new_key)
@@ -262,6 +287,8 @@ class Vault:
     # -- audit key ---------------------------------------------------------------------------------
 
     def audit_key(self) -> bytes:
+        from botctl import crypto
+
         row = self.conn.execute("SELECT wrapped FROM wrapped_keys WHERE name = ?", (AUDIT_ROOT,)).fetchone()
         if row is None:
             raise BotctlError("this vault has no audit key.", hint="Run `botctl init`.", code="not_initialised")

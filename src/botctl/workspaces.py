@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import json
+import os
 import re
-import secrets
 import sqlite3
 from dataclasses import dataclass
-from typing import Any
-from urllib.parse import urlsplit
+from typing import TYPE_CHECKING, Any
 
 from botctl import store
 from botctl.errors import Conflict, NotFound, UsageError
-from botctl.app import App
 from botctl.vault import WorkspaceRef
+
+if TYPE_CHECKING:
+    from botctl.app import App
 
 PLANS = ("free", "pro", "business")
 ACTION_PLANS = ("pro", "business")
@@ -72,6 +73,8 @@ def validate_plan(plan: str) -> str:
 
 def normalize_origin(url: str) -> str:
     """An origin as browsers send it: scheme://host[:port], lowercase, default port dropped."""
+    from urllib.parse import urlsplit
+
     bad = UsageError(
         f"invalid origin {url!r}.",
         hint="Give the site's origin: scheme and host, optional port, no path (e.g. https://shop.example.com).",
@@ -123,7 +126,7 @@ def create(
     validate_plan(plan)
     clean_origins = normalize_origins(origins or [])
     now = store.now_iso()
-    ws_id = "ws_" + secrets.token_hex(8)
+    ws_id = "ws_" + os.urandom(8).hex()
     vault = app.vault
     with store.transaction(vault.conn):
         if find(vault.conn, name) is not None:

@@ -4,7 +4,10 @@ import typer
 
 from botctl.cli import context, output
 
+app = typer.Typer()
 
+
+@app.command("init")
 def init(
     ctx: typer.Context,
     key_store: str = typer.Option(
@@ -15,7 +18,6 @@ def init(
 ) -> None:
     """Create the home and its master key; re-running on an initialised home changes nothing."""
     from botctl.errors import UsageError
-    from botctl.vault import Vault
 
     output.use_json(json_out)
     if key_store not in ("auto", "keyring", "file"):
@@ -26,8 +28,6 @@ def init(
     app._key_store = key_store
     vault = app.vault
     created = not existed
-    if created:
-        app.audit("vault.initialized", detail={"key_source": vault.master.source, "schema": vault.status()["schema_version"]})
     result = {"home": str(home.path), "created": created, "master_key_source": vault.master.source,
               "master_key_location": vault.master.location}
     if json_out:

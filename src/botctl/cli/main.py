@@ -7,10 +7,11 @@ import sys
 import typer
 
 from botctl import __version__
-from botctl.cli import audit_cmd, init_cmd, vault_cmd, workspace_cmd
+from botctl.cli.lazy import LazyGroup
 
 app = typer.Typer(
     name="botctl",
+    cls=LazyGroup,
     help="Connect a support chatbot to your tools without giving it your credentials.",
     no_args_is_help=True,
     add_completion=False,
@@ -39,10 +40,7 @@ def main(
     ctx.obj = {"home": home, "debug": debug}
 
 
-app.command("init", help="Create the home and the master key (safe to re-run).")(init_cmd.init)
-app.add_typer(workspace_cmd.app, name="workspace", help="Create and manage workspaces (tenants).")
-app.add_typer(vault_cmd.app, name="vault", help="The encrypted vault: status and master-key rotation.")
-app.add_typer(audit_cmd.app, name="audit", help="Read, follow and verify the tamper-evident audit log.")
+# Command groups are registered in botctl.cli.lazy.COMMANDS and imported on first use.
 
 
 def run(argv: list[str] | None = None) -> None:
@@ -57,6 +55,10 @@ def run(argv: list[str] | None = None) -> None:
     output.use_json(False)
     args = sys.argv[1:] if argv is None else argv
     debug = "--debug" in args or os.environ.get("BOTCTL_DEBUG", "") not in ("", "0")
+    if os.environ.get("_BOTCTL_COMPLETE"):  # a TAB press: register typer's shell classes (only then)
+        from typer.completion import completion_init
+
+        completion_init()
     command = typer.main.get_command(app)
     try:
         code = command.main(args=args, prog_name="botctl", standalone_mode=False)
@@ -71,12 +73,10 @@ def run(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         sys.stderr.write("interrupted\n")
         sys.exit(EXIT_INTERRUPTED)
-    except Exception as exc:  # click usage errors and anything unexpected
-        import click
-
-        if isinstance(exc, click.ClickException):
+    except Exception as exc:  # usage errors (typer's vendored click) and anything unexpected
+        if isinstance(exc, typer.TyperException) and hasattr(exc, "show"):
             exc.show()
-            sys.exit(exc.exit_code if exc.exit_code else EXIT_USAGE)
+            sys.exit(getattr(exc, "exit_code", 0) or EXIT_USAGE)
         if debug:
             raise
         sys.stderr.write(f"error: unexpected {type(exc).__name__}; rerun with --debug for details.\n")

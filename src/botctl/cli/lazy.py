@@ -1,0 +1,45 @@
+"""A click group that imports a command group's module only when that group is used.
+
+Start-up time is a feature (every TAB press re-runs botctl): `botctl workspace list` imports the
+workspace commands and nothing else. Help text for the top-level listing is kept here so that
+`botctl --help` does not import every group either.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from typer.core import TyperGroup
+
+# name -> (module with a `app: typer.Typer`, one-line help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "init": ("botctl.cli.init_cmd", "Create the home and the master key (safe to re-run)."),
+    "workspace": ("botctl.cli.workspace_cmd", "Create and manage workspaces (tenants)."),
+    "vault": ("botctl.cli.vault_cmd", "The encrypted vault: status and master-key rotation."),
+    "audit": ("botctl.cli.audit_cmd", "Read, follow and verify the tamper-evident audit log."),
+}
+
+
+class LazyGroup(TyperGroup):
+    def list_commands(self, ctx):  # type: ignore[no-untyped-def]
+        return list(COMMANDS) + [c for c in super().list_commands(ctx) if c not in COMMANDS]
+
+    def get_command(self, ctx, cmd_name):  # type: ignore[no-untyped-def]
+        if cmd_name in COMMANDS and cmd_name not in self.commands:
+            import typer.main
+
+            module_name, help_text = COMMANDS[cmd_name]
+            sub = importlib.import_module(module_name).app
+            if not sub.info.help:
+                sub.info.help = help_text
+            command = typer.main.get_command(sub)
+            command.name = cmd_name
+            if not command.help:
+                command.help = help_text
+            self.commands[cmd_name] = command
+        return super().get_command(ctx, cmd_name)
+
+    def format_commands(self, ctx, formatter):  # type: ignore[no-untyped-def]
+        rows = [(name, help_text) for name, (_, help_text) in COMMANDS.items()]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
