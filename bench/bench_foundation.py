@@ -122,7 +122,7 @@ def main() -> None:
         print(f"# botctl foundation benchmarks — {time.strftime('%Y-%m-%d %H:%M:%S')}, {os.cpu_count()} cores, "
               f"Python {sys.version.split()[0]}, SQLite {sqlite3.sqlite_version}")
         print("\n## CLI start-up (median wall time)\n")
-        print(f"| command | ms | x baseline | target |\n|---|---:|---:|---|")
+        print("| command | ms | x baseline | target |\n|---|---:|---:|---|")
         for name, ms, ratio, target in bench_startup(args.runs, Path(tmp) / "start"):
             print(f"| {name} | {ms:.1f} | {ratio:.2f} | {target} |")
         home = Path(tmp) / "audit"

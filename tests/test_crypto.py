@@ -3,12 +3,11 @@ import os
 
 import pytest
 
-from botctl import crypto, masterkey
+from botctl import crypto, masterkey, workspaces
 from botctl.app import App
 from botctl.errors import DecryptError, MasterKeyError
 from botctl.secret import Secret
 from botctl.vault import Vault
-from botctl import workspaces
 
 
 def test_round_trip_and_format():

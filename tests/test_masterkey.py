@@ -7,8 +7,6 @@ import pytest
 from keyring.backend import KeyringBackend
 
 from botctl import crypto, masterkey
-from botctl.errors import MasterKeyError
-from botctl.home import Home
 
 
 class MemoryKeyring(KeyringBackend):

@@ -7,9 +7,7 @@ from __future__ import annotations
 
 import sqlite3
 from dataclasses import dataclass
-from typing import Any
-
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from botctl import store
 from botctl.errors import BotctlError, MasterKeyError

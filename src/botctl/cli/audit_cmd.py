@@ -4,7 +4,7 @@ import typer
 
 from botctl.cli import context, output
 
-app = typer.Typer(invoke_without_command=True)
+app = context.group(invoke_without_command=True, no_args_is_help=False)
 
 JSON = typer.Option(False, "--json", help="One JSON object per line (NDJSON).")
 COLUMNS = ["SEQ", "TIME (UTC)", "WORKSPACE", "ACTOR", "EVENT", "ACTION", "OUTCOME", "REASON"]
@@ -24,14 +24,14 @@ def _row(rec: dict) -> list:
 @app.callback()
 def tail(
     ctx: typer.Context,
-    n: int = typer.Option(20, "-n", "--lines", min=1, help="How many of the latest records."),
+    n: int = typer.Option(20, "-n", "--lines", min=1, metavar="N", help="How many of the latest records."),
     follow: bool = typer.Option(False, "-f", "--follow", help="Keep printing new records until Ctrl-C."),
-    workspace: str = typer.Option(None, "-w", "--workspace", envvar="BOTCTL_WORKSPACE", help="Only this workspace."),
-    event: str = typer.Option(None, "--event", help="Only this event, e.g. workspace.created."),
-    action: str = typer.Option(None, "--action", help="Only this action, e.g. zendesk.create_ticket."),
-    outcome: str = typer.Option(None, "--outcome", help="ok | denied | error"),
+    workspace: str = typer.Option(None, "-w", "--workspace", envvar="BOTCTL_WORKSPACE", metavar="NAME", help="Only this workspace."),
+    event: str = typer.Option(None, "--event", metavar="EVENT", help="Only this event, e.g. workspace.created."),
+    action: str = typer.Option(None, "--action", metavar="ACTION", help="Only this action, e.g. zendesk.create_ticket."),
+    outcome: str = typer.Option(None, "--outcome", metavar="OUTCOME", help="ok | denied | error"),
     visitor: str = typer.Option(None, "--visitor", metavar="EMAIL", help="Only this visitor's records."),
-    since: str = typer.Option(None, "--since", help="10m, 2h, 3d, or a date like 2026-11-01T00:00."),
+    since: str = typer.Option(None, "--since", metavar="WHEN", help="10m, 2h, 3d, or a date like 2026-11-01T00:00."),
     json_out: bool = JSON,
 ) -> None:
     """Show the latest audit records (default 20), optionally following new ones."""
@@ -71,7 +71,7 @@ def tail(
 
 
 @app.command("show")
-def show(ctx: typer.Context, seq: int = typer.Argument(..., help="The record's sequence number."),
+def show(ctx: typer.Context, seq: int = typer.Argument(..., metavar="SEQ", help="The record's sequence number."),
          json_out: bool = typer.Option(False, "--json", help="Print as JSON.")) -> None:
     """Show one audit record in full."""
     from botctl.audit import AuditReader

@@ -4,7 +4,7 @@ import typer
 
 from botctl.cli import context, output
 
-app = typer.Typer()
+app = context.group(no_args_is_help=False)
 
 
 @app.command("init")

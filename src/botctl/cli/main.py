@@ -47,9 +47,8 @@ def run(argv: list[str] | None = None) -> None:
     """Entry point: run the CLI; turn our errors into one or two lines and a documented exit code."""
     import os
 
-    from botctl.errors import EXIT_INTERRUPTED, EXIT_USAGE, BotctlError
-
     from botctl.cli import output
+    from botctl.errors import EXIT_INTERRUPTED, EXIT_USAGE, BotctlError
 
     os.umask(0o077)  # every file botctl creates is private, whatever the caller's umask
     output.use_json(False)

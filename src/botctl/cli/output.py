@@ -14,7 +14,6 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-
 json_mode = False  # set by commands given --json, so errors are also reported as JSON on stdout
 
 

@@ -4,7 +4,7 @@ import typer
 
 from botctl.cli import context, output
 
-app = typer.Typer(no_args_is_help=True)
+app = context.group()
 
 
 @app.command("status")

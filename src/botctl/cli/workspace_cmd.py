@@ -4,7 +4,7 @@ import typer
 
 from botctl.cli import context, output
 
-app = typer.Typer(no_args_is_help=True)
+app = context.group()
 
 JSON = typer.Option(False, "--json", help="Print as JSON.")
 
@@ -22,10 +22,10 @@ def _show(ws, json_out: bool) -> None:
 @app.command("create")
 def create(
     ctx: typer.Context,
-    name: str = typer.Argument(..., help="Lowercase slug, 2-63 characters."),
-    plan: str = typer.Option("free", "--plan", help="free | pro | business"),
-    origin: list[str] = typer.Option([], "--origin", help="Allowed site origin for the widget (repeatable)."),
-    display_name: str = typer.Option(None, "--display-name", help="Shown to visitors in the widget."),
+    name: str = typer.Argument(..., metavar="NAME", help="Lowercase slug, 2-63 characters."),
+    plan: str = typer.Option("free", "--plan", metavar="PLAN", help="free | pro | business"),
+    origin: list[str] = typer.Option([], "--origin", metavar="URL", help="Allowed site origin for the widget (repeatable)."),
+    display_name: str = typer.Option(None, "--display-name", metavar="TEXT", help="Shown to visitors in the widget."),
     json_out: bool = JSON,
 ) -> None:
     """Create a workspace with its own encryption key."""
@@ -64,7 +64,7 @@ def list_(ctx: typer.Context, json_out: bool = JSON) -> None:
 
 
 @app.command("show")
-def show(ctx: typer.Context, name: str = typer.Argument(...), json_out: bool = JSON) -> None:
+def show(ctx: typer.Context, name: str = typer.Argument(..., metavar="NAME"), json_out: bool = JSON) -> None:
     """Show one workspace."""
     from botctl import workspaces
     from botctl.errors import NotFound
@@ -79,7 +79,7 @@ def show(ctx: typer.Context, name: str = typer.Argument(...), json_out: bool = J
 
 
 @app.command("set-plan")
-def set_plan(ctx: typer.Context, name: str = typer.Argument(...), plan: str = typer.Argument(..., help="free | pro | business"),
+def set_plan(ctx: typer.Context, name: str = typer.Argument(..., metavar="NAME"), plan: str = typer.Argument(..., metavar="PLAN", help="free | pro | business"),
              json_out: bool = JSON) -> None:
     """Change a workspace's plan (actions run on pro and business)."""
     from botctl import workspaces
@@ -91,8 +91,8 @@ def set_plan(ctx: typer.Context, name: str = typer.Argument(...), plan: str = ty
 
 
 @app.command("set-origins")
-def set_origins(ctx: typer.Context, name: str = typer.Argument(...),
-                origins: list[str] = typer.Argument(None, help="Allowed origins; none clears the list."),
+def set_origins(ctx: typer.Context, name: str = typer.Argument(..., metavar="NAME"),
+                origins: list[str] = typer.Argument(None, metavar="URL...", help="Allowed origins; none clears the list."),
                 json_out: bool = JSON) -> None:
     """Replace the origins allowed to embed this workspace's widget."""
     from botctl import workspaces
@@ -104,7 +104,7 @@ def set_origins(ctx: typer.Context, name: str = typer.Argument(...),
 
 
 @app.command("rotate-key")
-def rotate_key(ctx: typer.Context, name: str = typer.Argument(...), json_out: bool = JSON) -> None:
+def rotate_key(ctx: typer.Context, name: str = typer.Argument(..., metavar="NAME"), json_out: bool = JSON) -> None:
     """Re-encrypt this workspace's secrets under a new workspace key; the old key is destroyed."""
     from botctl import workspaces
 
@@ -117,7 +117,7 @@ def rotate_key(ctx: typer.Context, name: str = typer.Argument(...), json_out: bo
 
 
 @app.command("delete")
-def delete(ctx: typer.Context, name: str = typer.Argument(...),
+def delete(ctx: typer.Context, name: str = typer.Argument(..., metavar="NAME"),
            yes: bool = typer.Option(False, "--yes", "-y", help="Confirm: this destroys the workspace's key."),
            json_out: bool = JSON) -> None:
     """Delete a workspace and its key: its secrets become unreadable for good (crypto-shredding)."""
