@@ -21,29 +21,34 @@ import time
 from pathlib import Path
 
 
-def median_ms(cmd: list[str], env: dict[str, str], runs: int) -> float:
-    times = []
-    for _ in range(runs + 2):
-        t = time.perf_counter()
-        subprocess.run(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
-        times.append((time.perf_counter() - t) * 1000)
-    return statistics.median(times[2:])  # first two warm the page cache
-
-
 def bench_startup(runs: int, home: Path) -> list[tuple[str, float, float, str]]:
     exe = shutil.which("botctl", path=str(Path(sys.executable).parent)) or "botctl"
     env = {**os.environ, "BOTCTL_HOME": str(home), "BOTCTL_NO_KEYRING": "1"}
+    # An installed wheel ships compiled bytecode; an editable checkout under PYTHONDONTWRITEBYTECODE
+    # would otherwise recompile botctl on every run and measure the compiler, not botctl.
+    import botctl
+
+    subprocess.run([sys.executable, "-m", "compileall", "-q", str(Path(botctl.__file__).parent)], check=True)
     subprocess.run([exe, "workspace", "create", "acme", "--plan", "pro"], env=env, capture_output=True, check=True)
-    base = median_ms([sys.executable, "-c", "pass"], env, runs)
-    rows = [("python -c pass (baseline)", base, 1.0, "")]
     cases = [
+        ("python -c pass (baseline)", [sys.executable, "-c", "pass"], {}),
         ("botctl --help", [exe, "--help"], {}),
         ("botctl workspace list --json", [exe, "workspace", "list", "--json"], {}),
         ("TAB completion (bash)", [exe], {"_BOTCTL_COMPLETE": "complete_bash", "COMP_WORDS": "botctl workspace l",
                                           "COMP_CWORD": "2"}),
     ]
-    for name, cmd, extra in cases:
-        ms = median_ms(cmd, {**env, **extra}, runs)
+    # Interleaved: every round runs each case once, so drift in machine load hits all of them alike.
+    times: dict[str, list[float]] = {name: [] for name, _, _ in cases}
+    for round_ in range(runs + 2):
+        for name, cmd, extra in cases:
+            t = time.perf_counter()
+            subprocess.run(cmd, env={**env, **extra}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
+            if round_ >= 2:  # the first two rounds warm the page cache
+                times[name].append((time.perf_counter() - t) * 1000)
+    base = statistics.median(times[cases[0][0]])
+    rows = []
+    for name, _, _ in cases:
+        ms = statistics.median(times[name])
         target = "<= 6x" if "list" in name or "TAB" in name else ""
         rows.append((name, ms, ms / base, target))
     return rows

@@ -1,6 +1,5 @@
 """The `botctl` command: global options, command groups, and the one place errors become exit codes."""
 
-from __future__ import annotations
 
 import sys
 
