@@ -63,6 +63,41 @@ VAULT_MIGRATIONS: list[str] = [
         updated_at TEXT NOT NULL
     );
     """,
+    # 3: connections to vendor tools; their credentials live in `secrets` with owner = connection id
+    """
+    CREATE TABLE connections (
+        id TEXT PRIMARY KEY,
+        workspace_id TEXT NOT NULL REFERENCES workspaces(id) ON DELETE CASCADE,
+        connector TEXT NOT NULL,
+        auth TEXT NOT NULL CHECK (auth IN ('api_key', 'oauth')),
+        status TEXT NOT NULL CHECK (status IN ('active', 'needs_reauth', 'error')),
+        status_reason TEXT,
+        account_label TEXT,
+        config TEXT NOT NULL DEFAULT '{}',
+        scopes TEXT NOT NULL DEFAULT '[]',
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL,
+        last_used_at TEXT,
+        expires_at TEXT,
+        UNIQUE (workspace_id, connector)
+    );
+    """,
+    # 4: visitor identity: per-workspace verification keys and settings
+    """
+    ALTER TABLE workspaces ADD COLUMN identity_issuer TEXT;
+    ALTER TABLE workspaces ADD COLUMN identity_max_lifetime INTEGER NOT NULL DEFAULT 3600;
+    CREATE TABLE identity_keys (
+        workspace_id TEXT NOT NULL REFERENCES workspaces(id) ON DELETE CASCADE,
+        kid TEXT NOT NULL,
+        alg TEXT NOT NULL CHECK (alg IN ('HS256', 'RS256', 'ES256', 'EdDSA')),
+        kind TEXT NOT NULL CHECK (kind IN ('secret', 'public_key', 'jwks_url')),
+        public_key TEXT,
+        jwks_url TEXT,
+        created_at TEXT NOT NULL,
+        expires_at TEXT,
+        PRIMARY KEY (workspace_id, kid)
+    );
+    """,
 ]
 
 AUDIT_MIGRATIONS: list[str] = [
