@@ -71,6 +71,22 @@ def cli(capsys):
     return invoke
 
 
+@pytest.fixture(scope="session")
+def sandbox_server():
+    """One vendor sandbox (real HTTP on 127.0.0.1, ephemeral port) for the whole test session."""
+    from botctl.sandbox.testing import running_sandbox
+
+    with running_sandbox() as sb:
+        yield sb
+
+
+@pytest.fixture
+def sandbox(sandbox_server):
+    """The sandbox in its seeded state: data, credentials, no faults, default config, zero stats."""
+    sandbox_server.reset()
+    return sandbox_server
+
+
 @pytest.fixture
 def botctl_proc():
     """Run botctl as a real subprocess, with the test's environment."""

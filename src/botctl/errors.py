@@ -10,6 +10,10 @@ Exit statuses (also in README "Exit codes"):
     5   master key missing, wrong, or unusable
     6   home written by a newer botctl (schema too new)
     10  audit verify: the chain is broken (edited, deleted, reordered, inserted or truncated records)
+    20  the vendor rejected the credential (bad key, revoked, missing permission)
+    21  the connection needs re-authorisation (reconnect it)
+    22  the vendor could not be reached or failed (network, timeout, 5xx, rate limit): try again later
+    23  an action was refused or failed (`botctl actions run`; the JSON error carries the code)
     130 interrupted (Ctrl-C)
 """
 
@@ -23,6 +27,10 @@ EXIT_CONFLICT = 4
 EXIT_MASTER_KEY = 5
 EXIT_SCHEMA = 6
 EXIT_AUDIT_BROKEN = 10
+EXIT_REJECTED = 20
+EXIT_NEEDS_REAUTH = 21
+EXIT_TRANSIENT = 22
+EXIT_ACTION = 23
 EXIT_INTERRUPTED = 130
 
 
@@ -70,3 +78,24 @@ class DecryptError(BotctlError):
 
     code = "decrypt_failed"
     exit_code = EXIT_MASTER_KEY
+
+
+class CredentialRejected(BotctlError):
+    code = "credential_rejected"
+    exit_code = EXIT_REJECTED
+
+
+class NeedsReauth(BotctlError):
+    code = "needs_reauth"
+    exit_code = EXIT_NEEDS_REAUTH
+
+
+class Transient(BotctlError):
+    code = "upstream_unavailable"
+    exit_code = EXIT_TRANSIENT
+
+
+class ActionFailed(BotctlError):
+    """An action refused or failed; `code` is the action engine's stable code (forbidden, ...)."""
+
+    exit_code = EXIT_ACTION

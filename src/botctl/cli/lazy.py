@@ -11,12 +11,19 @@ import importlib
 
 from typer.core import TyperGroup
 
-# name -> (module with a `app: typer.Typer`, one-line help)
-COMMANDS: dict[str, tuple[str, str]] = {
-    "init": ("botctl.cli.init_cmd", "Create the home and the master key (safe to re-run)."),
-    "workspace": ("botctl.cli.workspace_cmd", "Create and manage workspaces (tenants)."),
-    "vault": ("botctl.cli.vault_cmd", "The encrypted vault: status and master-key rotation."),
-    "audit": ("botctl.cli.audit_cmd", "Read, follow and verify the tamper-evident audit log."),
+# name -> (module with `app: typer.Typer`, one-line help, the command inside that app or None for the group)
+COMMANDS: dict[str, tuple[str, str, str | None]] = {
+    "init": ("botctl.cli.init_cmd", "Create the home and the master key (safe to re-run).", "init"),
+    "workspace": ("botctl.cli.workspace_cmd", "Create and manage workspaces (tenants).", None),
+    "connectors": ("botctl.cli.connectors_cmd", "The tools botctl can connect, and their actions.", None),
+    "connect": ("botctl.cli.connect_cmd", "Connect a tool to a workspace (credential checked, stored encrypted).",
+                "connect"),
+    "connections": ("botctl.cli.connections_cmd", "List and test connections.", None),
+    "disconnect": ("botctl.cli.connect_cmd", "Revoke and delete a connection's credential.", "disconnect"),
+    "actions": ("botctl.cli.actions_cmd", "List actions; run one as an operator.", None),
+    "vault": ("botctl.cli.vault_cmd", "The encrypted vault: status and master-key rotation.", None),
+    "audit": ("botctl.cli.audit_cmd", "Read, follow and verify the tamper-evident audit log.", None),
+    "sandbox": ("botctl.cli.sandbox_cmd", "Run local stand-ins of the eight vendor APIs.", None),
 }
 
 
@@ -28,11 +35,11 @@ class LazyGroup(TyperGroup):
         if cmd_name in COMMANDS and cmd_name not in self.commands:
             import typer.main
 
-            module_name, help_text = COMMANDS[cmd_name]
+            module_name, help_text, inner = COMMANDS[cmd_name]
             sub = importlib.import_module(module_name).app
-            if not sub.info.help:
-                sub.info.help = help_text
             command = typer.main.get_command(sub)
+            if inner is not None and hasattr(command, "commands") and inner in command.commands:
+                command = command.commands[inner]
             command.name = cmd_name
             if not command.help:
                 command.help = help_text
@@ -40,6 +47,6 @@ class LazyGroup(TyperGroup):
         return super().get_command(ctx, cmd_name)
 
     def format_commands(self, ctx, formatter):  # type: ignore[no-untyped-def]
-        rows = [(name, help_text) for name, (_, help_text) in COMMANDS.items()]
+        rows = [(name, help_text) for name, (_, help_text, _) in COMMANDS.items()]
         with formatter.section("Commands"):
             formatter.write_dl(rows)

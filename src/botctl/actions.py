@@ -1,0 +1,181 @@
+"""`run_action`: the one path that executes anything in a vendor's system.
+
+    unknown action → plan → identity → connection present and active → scopes → params schema
+    → handler (with a credential-injecting, host-pinned client) → audit
+
+Exactly one audit record per attempt, whatever the outcome, with the reason code. The record is
+durable before the caller sees the result (fail closed: if it cannot be written, the caller gets an
+error, not the result). The daemon, `botctl actions run` and the tests all come through here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import os
+import time
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+from botctl.connectors.base import ActionError, Visitor
+
+if TYPE_CHECKING:
+    from botctl.app import App
+
+# Refusals (the caller may not do this) vs errors (it was allowed and something failed).
+DENIED = frozenset({"unknown_workspace", "unknown_action", "plan_required", "identity_required", "invalid_identity",
+                    "forbidden", "not_connected", "invalid_params", "not_found"})
+
+MESSAGES = {
+    "unknown_workspace": "No such workspace.",
+    "unknown_action": "No such action.",
+    "plan_required": "Actions need the pro or business plan.",
+    "identity_required": "This action needs a signed-in visitor.",
+    "not_connected": "This tool is not connected in this workspace.",
+    "needs_reauth": "This tool's connection needs to be re-authorised by the workspace operator.",
+}
+
+
+def new_request_id() -> str:
+    return "req_" + os.urandom(8).hex()
+
+
+def visitor_actor(visitor: Visitor | None) -> dict[str, Any]:
+    if visitor is None:
+        return {"type": "visitor"}
+    return {"type": "visitor", "sub": visitor.sub, "email": visitor.email}
+
+
+@functools.cache
+def _validator(full_name: str):  # noqa: ANN202 - jsonschema type is imported lazily
+    import jsonschema
+
+    from botctl.connectors import registry
+
+    found = registry.find_action(full_name)
+    assert found is not None
+    schema = found[1].params
+    cls = jsonschema.validators.validator_for(schema)
+    cls.check_schema(schema)
+    return cls(schema)
+
+
+def check_params(full_name: str, params: Any) -> dict[str, Any]:
+    if params is None:
+        params = {}
+    if not isinstance(params, dict):
+        raise ActionError("invalid_params", "params must be a JSON object.")
+    errors = sorted(_validator(full_name).iter_errors(params), key=lambda e: list(e.absolute_path))
+    if errors:
+        err = errors[0]
+        where = ".".join(str(p) for p in err.absolute_path) or "params"
+        if err.validator == "additionalProperties":
+            extra = sorted(set(params) - set(err.schema.get("properties", {})))
+            raise ActionError("invalid_params", f"unknown parameter {extra[0]!r}." if extra else "unknown parameter.")
+        if err.validator == "required":
+            raise ActionError("invalid_params", f"missing parameter: {err.message.split(' ')[0]}.")
+        # The validator's message may quote the value; describe the rule, not the input.
+        raise ActionError("invalid_params", f"{where}: does not satisfy '{err.validator}' "
+                                            f"({_rule(err.validator, err.validator_value)}).")
+    return params
+
+
+def _rule(name: str, value: Any) -> str:
+    if name in ("type", "format", "pattern", "minimum", "maximum", "minLength", "maxLength", "enum"):
+        return f"{name} {value}"
+    return name
+
+
+async def run_action(
+    app: App,
+    workspace: str,
+    action: str,
+    *,
+    visitor: Visitor | None,
+    params: Any,
+    request_id: str | None = None,
+    actor: dict[str, Any] | None = None,
+    timeout: float = 10.0,
+    sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
+) -> dict[str, Any]:
+    """Run `action` for `visitor` in `workspace`; returns {"ok", "action", "result", "request_id"}.
+
+    Raises ActionError (after auditing it) on any refusal or failure.
+    """
+    from botctl import connections, workspaces
+    from botctl.audit import scrub
+    from botctl.connectors import registry
+
+    request_id = request_id or new_request_id()
+    started = time.monotonic()
+    connector_name = action.split(".", 1)[0] if "." in action else None
+    detail: dict[str, Any] = {"params": scrub(params) if isinstance(params, dict) else None}
+    if actor is not None and actor.get("type") != "visitor" and visitor is not None:
+        detail["as_visitor"] = {"sub": visitor.sub, "email": visitor.email}
+    conn_row = None
+    client = None
+
+    def record(outcome: str, reason: str | None) -> None:
+        detail["latency_ms"] = round((time.monotonic() - started) * 1000, 1)
+        app.audit("action.run", workspace=workspace, actor=actor or visitor_actor(visitor), action=action,
+                  connector=connector_name, outcome=outcome, reason=reason, detail=detail, request_id=request_id)
+
+    try:
+        ws = workspaces.find(app.vault.conn, workspace)
+        if ws is None:
+            raise ActionError("unknown_workspace", MESSAGES["unknown_workspace"])
+        found = registry.find_action(action)
+        if found is None:
+            raise ActionError("unknown_action", f"No action named {action!r}.")
+        connector, spec = found
+        if not ws.actions_allowed:
+            raise ActionError("plan_required", MESSAGES["plan_required"])
+        if spec.customer_specific and (visitor is None or not visitor.email):
+            raise ActionError("identity_required", MESSAGES["identity_required"])
+        conn_row = connections.find(app.vault.conn, ws, connector.name)
+        if conn_row is None:
+            raise ActionError("not_connected", f"{connector.vendor} is not connected in this workspace.")
+        if conn_row.status != "active":
+            raise ActionError("needs_reauth", MESSAGES["needs_reauth"])
+        from botctl.connectors.scopes import missing_scopes
+
+        # Scopes are known for OAuth grants; an API key's permissions show up as a 403 at call time.
+        missing = missing_scopes(connector.name, conn_row.scopes, spec.scopes) if conn_row.scopes else []
+        if missing:
+            detail["missing_scopes"] = missing
+            raise ActionError("needs_reauth", f"The {connector.vendor} connection lacks the permission this "
+                                              f"action needs ({', '.join(missing)}); reconnect it.")
+        params = check_params(action, params)
+        credential = connections.credential(app, ws, conn_row)
+        from botctl.connectors.base import ActionContext
+        from botctl.connectors.http import build_client, upstream_statuses
+
+        client = build_client(connector, conn_row.config, credential, base_url=conn_row.base_url,
+                              idempotent=spec.idempotent, timeout=timeout, sleep=sleep)
+        async with client:
+            ctx = ActionContext(client=client, params=params, visitor=visitor, config=conn_row.public_config(),
+                                request_id=request_id)
+            try:
+                result = await spec.handler(ctx)
+            finally:
+                detail["upstream_statuses"] = upstream_statuses(client)
+                detail.update(scrub(ctx.audit))
+        connections.touch(app, conn_row)
+    except ActionError as exc:
+        if exc.code == "needs_reauth" and conn_row is not None and exc.upstream_status == 401:
+            # The vendor no longer accepts this credential: stop using it until the operator reconnects.
+            connections.set_status(app, conn_row, "needs_reauth", "the vendor answered 401")
+            detail["connection_status"] = "needs_reauth"
+        if exc.upstream_status is not None:
+            detail["upstream_status"] = exc.upstream_status
+        if exc.retry_after is not None:
+            detail["retry_after"] = exc.retry_after
+        detail["message"] = exc.message
+        record("denied" if exc.code in DENIED else "error", exc.code)
+        raise
+    except Exception as exc:
+        detail["exception"] = type(exc).__name__
+        record("error", "internal_error")
+        raise ActionError("internal_error", "Something went wrong on our side.") from None
+    record("ok", None)
+    return {"ok": True, "action": action, "result": result, "request_id": request_id}

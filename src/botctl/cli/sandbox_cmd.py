@@ -1,0 +1,34 @@
+import typer
+
+from botctl.cli import context, output
+
+app = context.group()
+
+
+@app.callback()
+def _group() -> None:
+    """Run local stand-ins of the eight vendor APIs (for tests, demos and trying botctl out)."""
+
+
+@app.command("serve")
+def serve(
+    host: str = typer.Option("127.0.0.1", "--host", metavar="HOST", help="Address to bind (loopback by default)."),
+    port: int = typer.Option(8790, "--port", metavar="PORT", help="Port to listen on."),
+    token_ttl: int = typer.Option(None, "--token-ttl", metavar="SECONDS", help="Lifetime of issued access tokens."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No access log."),
+) -> None:
+    """Serve local stand-ins for all eight vendor APIs under http://HOST:PORT/<connector>/...
+
+    Credentials: GET /_sandbox/credentials. Seed ids: GET /_sandbox/seed. Request counts: GET /_sandbox/stats.
+    Not a place for real credentials: it accepts only its own.
+    """
+    from botctl.sandbox.server import serve as run_server
+
+    output.status(f"sandbox: http://{host}:{port}  (credentials: http://{host}:{port}/_sandbox/credentials)")
+    opts = {"access_log": not quiet}
+    if token_ttl is not None:
+        opts["token_ttl"] = token_ttl
+    try:
+        run_server(host, port, **opts)
+    except KeyboardInterrupt:
+        output.status("sandbox stopped")

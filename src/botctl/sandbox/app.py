@@ -1,0 +1,215 @@
+"""The sandbox app: the eight vendors under their prefixes, and `/_sandbox/*` test controls.
+
+URL layout (each prefix stands in for the vendor's base URL; what follows is the vendor's real path):
+
+    /calendly                   https://api.calendly.com
+    /calcom/v2                  https://api.cal.com/v2
+    /zendesk/{subdomain}        https://{subdomain}.zendesk.com
+    /freshdesk/{domain}         https://{domain}.freshdesk.com
+    /hubspot                    https://api.hubapi.com
+    /stripe                     https://api.stripe.com
+    /shopify/{shop}             https://{shop}.myshopify.com
+    /woocommerce/{store}        the WordPress site root of store {store}
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+from starlette.applications import Starlette  # noqa: TID253
+from starlette.requests import Request  # noqa: TID253
+from starlette.responses import Response  # noqa: TID253
+from starlette.routing import Mount, Route  # noqa: TID253
+from starlette.types import ASGIApp  # noqa: TID253
+
+from . import credentials, seed
+from .middleware import SandboxMiddleware
+from .state import FAULT_KINDS, SandboxState
+from .vendors import all_vendors
+from .wire import json_response, read_json
+
+
+def _state(request: Request) -> SandboxState:
+    return request.app.state.sandbox
+
+
+def _bad(message: str) -> Response:
+    return json_response({"error": message}, 400)
+
+
+async def index(request: Request) -> Response:
+    described = credentials.describe(str(request.base_url))
+    return json_response(
+        {
+            "sandbox": "botctl",
+            "tenant": _state(request).tenant,
+            "vendors": {name: described[name]["base_url"] for name in _state(request).vendors},
+            "controls": [
+                "GET /_sandbox/credentials",
+                "GET /_sandbox/seed",
+                "GET /_sandbox/stats",
+                "POST /_sandbox/stats/reset",
+                "GET|POST|DELETE /_sandbox/faults",
+                "GET|POST /_sandbox/config",
+                "POST /_sandbox/tokens",
+                "POST /_sandbox/tokens/revoke",
+                "POST /_sandbox/reset",
+            ],
+        }
+    )
+
+
+async def get_credentials(request: Request) -> Response:
+    return json_response(credentials.describe(str(request.base_url)))
+
+
+async def get_seed(request: Request) -> Response:
+    return json_response(seed.plan())
+
+
+async def get_stats(request: Request) -> Response:
+    return json_response(_state(request).stats.snapshot())
+
+
+async def reset_stats(request: Request) -> Response:
+    _state(request).stats.reset()
+    return json_response({"ok": True})
+
+
+async def faults(request: Request) -> Response:
+    state = _state(request)
+    if request.method == "GET":
+        return json_response({"faults": state.faults.list()})
+    if request.method == "DELETE":
+        state.faults.clear()
+        return json_response({"ok": True})
+    body, ok = await read_json(request)
+    if not ok or not isinstance(body, dict):
+        return _bad("body must be a JSON object")
+    vendor = body.get("vendor")
+    kind = str(body.get("kind", ""))
+    if vendor not in state.vendors:
+        return _bad(f"vendor must be one of {sorted(state.vendors)}")
+    if kind not in FAULT_KINDS:
+        return _bad(f"kind must be one of {list(FAULT_KINDS)}")
+    count = body.get("count", 1)
+    retry_after = body.get("retry_after")
+    hang_seconds = body.get("hang_seconds", 60.0)
+    if not isinstance(count, int) or count < 1:
+        return _bad("count must be a positive integer")
+    if retry_after is not None and (not isinstance(retry_after, int | float) or retry_after < 0):
+        return _bad("retry_after must be a non-negative number or null")
+    if not isinstance(hang_seconds, int | float) or hang_seconds < 0:
+        return _bad("hang_seconds must be a non-negative number")
+    for key in ("path", "method"):
+        if body.get(key) is not None and not isinstance(body[key], str):
+            return _bad(f"{key} must be a string")
+    fault = state.faults.add(
+        vendor=vendor,
+        kind=kind,
+        count=count,
+        retry_after=retry_after,
+        path=body.get("path"),
+        method=body.get("method"),
+        hang_seconds=float(hang_seconds),
+    )
+    return json_response({"fault": fault.__dict__}, 201)
+
+
+async def config(request: Request) -> Response:
+    state = _state(request)
+    if request.method == "POST":
+        body, ok = await read_json(request)
+        if not ok or not isinstance(body, dict):
+            return _bad("body must be a JSON object")
+        try:
+            state.config.update(body)
+        except ValueError as exc:
+            return _bad(str(exc))
+    return json_response(state.config.__dict__)
+
+
+async def issue_token(request: Request) -> Response:
+    """Issue a bearer token for a vendor, as the OAuth server will (scopes, ttl seconds, tenant)."""
+    state = _state(request)
+    body, ok = await read_json(request)
+    if not ok or not isinstance(body, dict) or body.get("vendor") not in state.vendors:
+        return _bad("body must be {vendor, scopes, ttl?, tenant?}")
+    scopes = body.get("scopes", [])
+    if not isinstance(scopes, list) or not all(isinstance(s, str) for s in scopes):
+        return _bad("scopes must be a list of strings")
+    ttl = body.get("ttl")
+    if ttl is not None and not isinstance(ttl, int | float):
+        return _bad("ttl must be a number or null")
+    vendor = state.vendors[body["vendor"]]
+    tenant = body.get("tenant", state.tenant if vendor.tenant_param else None)
+    record = state.tokens.issue_access_token(vendor.name, scopes, ttl, tenant=tenant)
+    grant = body.get("grant_type")
+    if isinstance(grant, str):
+        state.stats.record_grant(vendor.name, grant)
+    return json_response(
+        {
+            "access_token": record.token,
+            "vendor": record.vendor,
+            "scopes": sorted(record.scopes),
+            "expires_in": record.expires_in(state.clock()),
+            "tenant": record.tenant,
+        },
+        201,
+    )
+
+
+async def revoke_token(request: Request) -> Response:
+    body, ok = await read_json(request)
+    if not ok or not isinstance(body, dict) or not isinstance(body.get("token"), str):
+        return _bad("body must be {token, vendor?}")
+    revoked = _state(request).tokens.revoke(body["token"], body.get("vendor"))
+    return json_response({"revoked": revoked})
+
+
+async def reset(request: Request) -> Response:
+    _state(request).reset()
+    return json_response({"ok": True})
+
+
+class SandboxApp(Starlette):
+    """Starlette with the sandbox middleware outermost, even outside ServerErrorMiddleware: the
+    "reset" fault needs the server's own `send` to find the connection it drops."""
+
+    def build_middleware_stack(self) -> ASGIApp:
+        return SandboxMiddleware(super().build_middleware_stack(), self.state.sandbox)
+
+
+def create_app(*, token_ttl: int | None = None) -> Starlette:
+    """A new sandbox with its own state. `token_ttl`: default lifetime (s) of issued tokens."""
+    state = SandboxState(vendors=all_vendors(), token_ttl=token_ttl)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        state.loop = asyncio.get_running_loop()
+        # A fresh event per run: an app served again must not inherit a set (or foreign-loop) event.
+        state.shutting_down = asyncio.Event()
+        try:
+            yield
+        finally:
+            state.shutting_down.set()
+
+    routes: list[Any] = [
+        Route("/", index),
+        Route("/_sandbox/credentials", get_credentials),
+        Route("/_sandbox/seed", get_seed),
+        Route("/_sandbox/stats", get_stats),
+        Route("/_sandbox/stats/reset", reset_stats, methods=["POST"]),
+        Route("/_sandbox/faults", faults, methods=["GET", "POST", "DELETE"]),
+        Route("/_sandbox/config", config, methods=["GET", "POST"]),
+        Route("/_sandbox/tokens", issue_token, methods=["POST"]),
+        Route("/_sandbox/tokens/revoke", revoke_token, methods=["POST"]),
+        Route("/_sandbox/reset", reset, methods=["POST"]),
+    ]
+    routes += [Mount(v.mount_path(), routes=v.routes()) for v in state.vendors.values()]
+    app = SandboxApp(routes=routes, lifespan=lifespan)
+    app.state.sandbox = state
+    return app

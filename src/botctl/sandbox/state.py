@@ -1,0 +1,241 @@
+"""Everything one sandbox app instance remembers: tokens, vendor data, stats, faults, config."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from . import credentials, seed
+from .tokens import TokenRegistry
+
+if TYPE_CHECKING:
+    from .vendors.base import Vendor
+
+FAULT_KINDS = ("429", "500", "502", "503", "hang", "reset", "malformed_json", "throttled")
+DAY = 86400
+
+
+@dataclass
+class Fault:
+    id: int
+    vendor: str
+    kind: str
+    count: int
+    retry_after: float | None = None
+    path: str | None = None
+    method: str | None = None
+    # How long a "hang" holds the request before dropping the connection (ends early on shutdown
+    # or when the client goes away).
+    hang_seconds: float = 60.0
+
+    def matches(self, vendor: str, method: str, path: str) -> bool:
+        return (
+            self.vendor == vendor
+            and (self.method is None or self.method.upper() == method)
+            and (self.path is None or self.path in path)
+        )
+
+
+class FaultTable:
+    def __init__(self) -> None:
+        self._faults: list[Fault] = []
+        self._next_id = 1
+        self._lock = threading.Lock()
+
+    def add(self, **spec: Any) -> Fault:
+        with self._lock:
+            fault = Fault(id=self._next_id, **spec)
+            self._next_id += 1
+            self._faults.append(fault)
+            return fault
+
+    def take(self, vendor: str, method: str, path: str) -> Fault | None:
+        """Consume one use of the oldest armed fault matching this request."""
+        with self._lock:
+            for fault in self._faults:
+                if fault.matches(vendor, method, path):
+                    fault.count -= 1
+                    if fault.count <= 0:
+                        self._faults.remove(fault)
+                    return fault
+        return None
+
+    def clear(self) -> None:
+        with self._lock:
+            self._faults.clear()
+
+    def list(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return [asdict(f) for f in self._faults]
+
+
+@dataclass
+class RouteStats:
+    requests: int = 0
+    faulted: int = 0
+    statuses: dict[str, int] = field(default_factory=dict)
+
+
+class Stats:
+    """Request counts per vendor and per "METHOD /path-template", plus a recent-request log."""
+
+    def __init__(self, log_size: int = 1000) -> None:
+        self._lock = threading.Lock()
+        self._log_size = log_size
+        self.reset()
+
+    def reset(self) -> None:
+        with self._lock:
+            self.total = 0
+            self.vendors: dict[str, dict[str, Any]] = {}
+            self.token_grants: dict[str, dict[str, int]] = {}
+            self.log: deque[dict[str, Any]] = deque(maxlen=self._log_size)
+            self._windows: dict[tuple[str, str | None], tuple[int, int]] = {}
+
+    def record(
+        self,
+        *,
+        vendor: str,
+        tenant: str | None,
+        method: str,
+        path: str,
+        route: str,
+        status: int | None,
+        fault: str | None,
+        request_id: str,
+    ) -> None:
+        with self._lock:
+            self.total += 1
+            v = self.vendors.setdefault(vendor, {"requests": 0, "faulted": 0, "routes": {}})
+            v["requests"] += 1
+            r: RouteStats = v["routes"].setdefault(route, RouteStats())
+            r.requests += 1
+            code = str(status) if status is not None else "none"
+            r.statuses[code] = r.statuses.get(code, 0) + 1
+            if fault:
+                v["faulted"] += 1
+                r.faulted += 1
+            self.log.append(
+                {
+                    "vendor": vendor,
+                    "tenant": tenant,
+                    "method": method,
+                    "path": path,
+                    "route": route,
+                    "status": status,
+                    "fault": fault,
+                    "request_id": request_id,
+                    "at": time.time(),
+                }
+            )
+
+    def record_grant(self, vendor: str, grant_type: str) -> None:
+        """For the OAuth authorization server: count token grants by type."""
+        with self._lock:
+            grants = self.token_grants.setdefault(vendor, {})
+            grants[grant_type] = grants.get(grant_type, 0) + 1
+
+    def hit_window(self, vendor: str, tenant: str | None, window: int = 60) -> tuple[int, int]:
+        """Count a request in the current fixed window: (requests so far, seconds until reset)."""
+        now = int(time.time())
+        start = now - now % window
+        with self._lock:
+            ws, count = self._windows.get((vendor, tenant), (start, 0))
+            if ws != start:
+                ws, count = start, 0
+            count += 1
+            self._windows[(vendor, tenant)] = (ws, count)
+        return count, start + window - now
+
+    def snapshot(self) -> dict[str, Any]:
+        with self._lock:
+            return {
+                "total": self.total,
+                "vendors": {
+                    name: {
+                        "requests": v["requests"],
+                        "faulted": v["faulted"],
+                        "routes": {k: asdict(rs) for k, rs in v["routes"].items()},
+                    }
+                    for name, v in self.vendors.items()
+                },
+                "token_grants": {k: dict(v) for k, v in self.token_grants.items()},
+                "requests": list(self.log),
+            }
+
+
+@dataclass
+class SandboxConfig:
+    # Silently cap every list endpoint's page size (pagination tests with few objects).
+    max_page_size: int | None = None
+    # Shopify GraphQL leaky bucket (points): Standard plan numbers (CONNECTORS.md §7.4).
+    shopify_max_available: float = 1000.0
+    shopify_restore_rate: float = 50.0
+
+    def update(self, values: dict[str, Any]) -> None:
+        for key, value in values.items():
+            if not hasattr(self, key):
+                raise ValueError(f"unknown config key: {key}")
+            if key == "max_page_size" and value is not None and (not isinstance(value, int) or value < 1):
+                raise ValueError("max_page_size must be a positive integer or null")
+            if key.startswith("shopify_") and not isinstance(value, int | float):
+                raise ValueError(f"{key} must be a number")
+            setattr(self, key, value)
+
+
+class SandboxState:
+    def __init__(
+        self,
+        *,
+        vendors: Iterable[Vendor],
+        token_ttl: int | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.clock = clock
+        self.token_ttl = token_ttl
+        self.tenant = seed.TENANT
+        self.vendors: dict[str, Vendor] = {v.name: v for v in vendors}
+        # Seed times are relative to the start of the day the app was created, so every reset
+        # rebuilds exactly the same data.
+        now = clock()
+        self.anchor = float(int(now) - int(now) % DAY)
+        self.tokens = TokenRegistry(clock=clock, default_ttl=token_ttl)
+        self.stats = Stats()
+        self.faults = FaultTable()
+        self.config = SandboxConfig()
+        self.stores: dict[str, Any] = {}
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.shutting_down = asyncio.Event()
+        self.reset()
+
+    def reset(self) -> None:
+        """Back to the state at start-up: seed data, static credentials only, no faults, default config."""
+        self.tokens.clear()
+        credentials.install(self.tokens)
+        self.stores = {name: vendor.new_store(self) for name, vendor in self.vendors.items()}
+        self.faults.clear()
+        self.config = SandboxConfig()
+        self.stats.reset()
+
+    def page_size(self, requested: int | None, default: int, maximum: int) -> int:
+        size = default if requested is None else requested
+        size = max(1, min(size, maximum))
+        if self.config.max_page_size:
+            size = min(size, self.config.max_page_size)
+        return size
+
+    def release_hangs(self) -> None:
+        """End every hanging request now (safe to call from any thread)."""
+        loop = self.loop
+        if loop is None or loop.is_closed():
+            self.shutting_down.set()
+            return
+        try:
+            loop.call_soon_threadsafe(self.shutting_down.set)
+        except RuntimeError:
+            pass
