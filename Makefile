@@ -16,14 +16,14 @@ demo: $(STAMP)
 	$(BIN)/python scripts/demo.py
 
 test: $(STAMP)
-	$(BIN)/ruff check src tests bench scripts
+	$(BIN)/ruff check src daemon tests bench scripts
 	$(BIN)/python -m pytest -q
 
 test-quick: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not slow"
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests bench scripts
+	$(BIN)/ruff check src daemon tests bench scripts
 
 bench: $(STAMP)
 	$(BIN)/python bench/bench_foundation.py

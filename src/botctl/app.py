@@ -24,6 +24,7 @@ class App:
         self._key_store = key_store
         self._vault: Vault | None = None
         self._writer = None
+        self._committer = None  # set by the daemon's provider: group-committed audit appends
 
     @property
     def vault(self) -> Vault:
@@ -46,10 +47,36 @@ class App:
     def audit(self, event: str, **fields: Any) -> dict[str, Any]:
         from botctl.audit import make_record
 
-        fields.setdefault("actor", self.actor)
+        if fields.get("actor") is None:
+            fields["actor"] = self.actor
+        if self._committer is not None:
+            return self._committer.append(make_record(event, **fields))
+        return self.writer.append(make_record(event, **fields))
+
+    def use_group_commit(self) -> None:
+        """Route audit appends through a GroupCommitter with its own connections (the daemon's mode)."""
+        from botctl import store
+        from botctl.audit import AuditWriter, GroupCommitter
+
+        if self._committer is None:
+            writer = AuditWriter(self.home, self.vault.audit_key(), store.connect(self.home.vault_db, secure_delete=True))
+            self._committer = GroupCommitter(writer)
+
+    async def aaudit(self, event: str, **fields: Any) -> dict[str, Any]:
+        """`audit` for async callers: awaits durability without blocking the event loop when grouped."""
+        from botctl.audit import make_record
+
+        if fields.get("actor") is None:
+            fields["actor"] = self.actor
+        if self._committer is not None:
+            return await self._committer.append_async(make_record(event, **fields))
         return self.writer.append(make_record(event, **fields))
 
     def close(self) -> None:
+        if self._committer is not None:
+            self._committer.close()
+            self._committer._writer.close()
+            self._committer._writer._vault.close()
         if self._writer is not None:
             self._writer.close()
         if self._vault is not None:

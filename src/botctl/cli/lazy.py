@@ -22,6 +22,8 @@ COMMANDS: dict[str, tuple[str, str, str | None]] = {
     "oauth-app": ("botctl.cli.oauth_app_cmd", "Register your own OAuth app per vendor (client id and secret).", None),
     "disconnect": ("botctl.cli.connect_cmd", "Revoke and delete a connection's credential.", "disconnect"),
     "actions": ("botctl.cli.actions_cmd", "List actions; run one as an operator.", None),
+    "identity": ("botctl.cli.identity_cmd", "Visitor identity keys: HS256 secrets or your site's public keys.", None),
+    "daemon": ("botctl.cli.daemon_cmd", "Start, stop and inspect the daemon (provider + edge).", None),
     "vault": ("botctl.cli.vault_cmd", "The encrypted vault: status and master-key rotation.", None),
     "audit": ("botctl.cli.audit_cmd", "Read, follow and verify the tamper-evident audit log.", None),
     "sandbox": ("botctl.cli.sandbox_cmd", "Run local stand-ins of the eight vendor APIs.", None),

@@ -130,3 +130,23 @@ def delete(ctx: typer.Context, name: str = typer.Argument(..., metavar="NAME"),
         output.emit_json({"name": ws.name, "deleted": True})
     else:
         output.status(f"deleted workspace {ws.name}; its key is destroyed")
+
+
+@app.command("set-identity")
+def set_identity(
+    ctx: typer.Context,
+    name: str = typer.Argument(..., metavar="NAME"),
+    issuer: str = typer.Option(None, "--issuer", metavar="ISS", help="Require this iss claim."),
+    no_issuer: bool = typer.Option(False, "--no-issuer", help="Stop requiring an iss claim."),
+    max_lifetime: str = typer.Option(None, "--max-lifetime", metavar="DURATION", help="Longest exp - iat (e.g. 1h)."),
+) -> None:
+    """Identity token rules for a workspace: required issuer, longest token lifetime."""
+    from botctl import identity, workspaces
+    from botctl.cli.identity_cmd import _parse_duration
+
+    a = context.app(ctx, create=False)
+    ws = workspaces.get(a.vault.conn, name)
+    identity.set_settings(a, ws, issuer=issuer, clear_issuer=no_issuer,
+                          max_lifetime=_parse_duration(max_lifetime, "--max-lifetime") if max_lifetime else None)
+    iss, life = identity.settings(a.vault.conn, ws)
+    output.status(f"{ws.name}: issuer {iss or '(not required)'}, max lifetime {life}s")

@@ -1,0 +1,329 @@
+"""The edge's ASGI app (Starlette). Everything secret-bearing happens in the provider."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import httpx
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from botctld import __version__
+from botctld.metrics import Metrics
+from botctld.openapi import spec
+from botctld.ratelimit import TokenBuckets
+
+log = logging.getLogger("botctld")
+STATIC = Path(__file__).parent / "static"
+MAX_BODY = 64 * 1024
+MAX_TOKEN = 8 * 1024
+CORS_ALLOW_HEADERS = "Authorization, Content-Type, X-Request-Id"
+
+
+def _rid() -> str:
+    return "req_" + uuid.uuid4().hex[:16]
+
+
+def err(code: str, message: str, status: int, rid: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"error": {"code": code, "message": message}, "request_id": rid}, status_code=status,
+                        headers=headers)
+
+
+class BodyTooLarge(Exception):
+    pass
+
+
+class ProviderDown(Exception):
+    """The provider did not answer (restarting, crashed, overloaded): 503, never a 500."""
+
+
+class Edge:
+    def __init__(self, socket_path: str, *, ip_rate: float = 20.0, ip_burst: int = 60, visitor_rate: float = 5.0,
+                 visitor_burst: int = 20, config_ttl: float = 5.0, provider_timeout: float = 30.0,
+                 trust_proxy: bool = False) -> None:
+        self.socket_path = socket_path
+        self.ip_limits = TokenBuckets(ip_rate, ip_burst)
+        self.visitor_limits = TokenBuckets(visitor_rate, visitor_burst)
+        self.config_ttl = config_ttl
+        self.trust_proxy = trust_proxy
+        self.metrics = Metrics()
+        self._configs: dict[str, tuple[float, int, dict[str, Any]]] = {}
+        self.client = httpx.AsyncClient(
+            transport=httpx.AsyncHTTPTransport(uds=socket_path, retries=1), base_url="http://provider",
+            timeout=httpx.Timeout(provider_timeout, connect=2.0), trust_env=False)
+        self.widget_js = (STATIC / "widget.js").read_bytes()
+        self.widget_etag = '"' + hashlib.sha256(self.widget_js).hexdigest()[:16] + '"'
+
+    async def provider(self, method: str, path: str, payload: dict[str, Any] | None = None) -> dict[str, Any]:
+        try:
+            resp = await self.client.request(method, path, json=payload)
+            resp.raise_for_status()
+            answer = resp.json()
+        except (httpx.HTTPError, ValueError) as exc:
+            raise ProviderDown(type(exc).__name__) from None
+        if not isinstance(answer, dict):
+            raise ProviderDown("bad answer")
+        return answer
+
+    async def ws_config(self, ws: str) -> tuple[int, dict[str, Any]]:
+        hit = self._configs.get(ws)
+        now = time.monotonic()
+        if hit and hit[0] > now:
+            return hit[1], hit[2]
+        answer = await self.provider("GET", f"/v1/workspaces/{ws}/config")
+        self._configs[ws] = (now + self.config_ttl, answer["status"], answer["body"])
+        if len(self._configs) > 10_000:
+            self._configs.clear()
+        return answer["status"], answer["body"]
+
+    def client_ip(self, request: Request) -> str:
+        if self.trust_proxy:
+            fwd = request.headers.get("x-forwarded-for")
+            if fwd:
+                return fwd.split(",")[0].strip()[:64]
+        return request.client.host if request.client else "unknown"
+
+
+def create_app(socket_path: str, **opts: Any) -> Starlette:
+    edge = Edge(socket_path, **opts)
+
+    async def cors_check(request: Request, ws: str, rid: str) -> tuple[Response | None, dict[str, str]]:
+        """(refusal or None, CORS headers to add). Only the workspace's allowed origins get CORS headers."""
+        origin = request.headers.get("origin")
+        try:
+            status, body = await edge.ws_config(ws)
+        except (ProviderDown, KeyError):
+            return err("provider_unavailable", "The service is starting or unavailable; try again shortly.", 503,
+                       rid), {}
+        if status == 404:
+            return err("unknown_workspace", "No such workspace.", 404, rid), {}
+        if origin is None:
+            return None, {}  # not a browser request (server-to-server, curl): CORS does not apply
+        if origin not in body.get("origins", []):
+            return err("origin_not_allowed", "This site is not allowed to use this workspace.", 403, rid), {}
+        return None, {"Access-Control-Allow-Origin": origin, "Vary": "Origin",
+                      "Access-Control-Expose-Headers": "X-Request-Id, Retry-After"}
+
+    async def preflight(request: Request) -> Response:
+        rid = request.state.rid
+        refusal, headers = await cors_check(request, request.path_params["ws"], rid)
+        if refusal is not None:
+            return refusal
+        if not headers:
+            return Response(status_code=204)
+        headers.update({"Access-Control-Allow-Methods": "GET, POST, OPTIONS",
+                        "Access-Control-Allow-Headers": CORS_ALLOW_HEADERS, "Access-Control-Max-Age": "600"})
+        return Response(status_code=204, headers=headers)
+
+    def limited(request: Request, rid: str, cors: dict[str, str]) -> Response | None:
+        wait = edge.ip_limits.take(edge.client_ip(request))
+        if wait:
+            return err("rate_limited", "Too many requests; slow down.", 429, rid,
+                       {**cors, "Retry-After": str(max(1, int(wait + 0.999)))})
+        return None
+
+    async def relay(answer: dict[str, Any], cors: dict[str, str]) -> JSONResponse:
+        headers = {**cors, **(answer.get("headers") or {})}
+        return JSONResponse(answer["body"], status_code=answer["status"], headers=headers)
+
+    async def widget_config(request: Request) -> Response:
+        rid, ws = request.state.rid, request.path_params["ws"]
+        refusal, cors = await cors_check(request, ws, rid)
+        if refusal is not None:
+            return refusal
+        if (r := limited(request, rid, cors)) is not None:
+            return r
+        return await relay(await edge.provider("GET", f"/v1/workspaces/{ws}/widget-config"), cors)
+
+    async def actions(request: Request) -> Response:
+        rid, ws = request.state.rid, request.path_params["ws"]
+        refusal, cors = await cors_check(request, ws, rid)
+        if refusal is not None:
+            return refusal
+        if (r := limited(request, rid, cors)) is not None:
+            return r
+        return await relay(await edge.provider("GET", f"/v1/workspaces/{ws}/actions"), cors)
+
+    async def run_action(request: Request) -> Response:
+        rid, ws, action = request.state.rid, request.path_params["ws"], request.path_params["action"]
+        refusal, cors = await cors_check(request, ws, rid)
+        if refusal is not None:
+            return refusal
+        if (r := limited(request, rid, cors)) is not None:
+            return r
+        ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if ctype != "application/json":
+            return err("unsupported_media_type", "Send the body as application/json.", 415, rid, cors)
+        try:
+            raw = await read_body(request)
+        except BodyTooLarge:
+            return err("payload_too_large", f"The request body is over {MAX_BODY // 1024} KiB.", 413, rid, cors)
+        try:
+            body = json.loads(raw) if raw else {}
+        except (ValueError, RecursionError):
+            return err("invalid_request", "The body is not valid JSON.", 400, rid, cors)
+        if not isinstance(body, dict) or set(body) - {"params"}:
+            return err("invalid_request", 'The body must be {"params": {...}} with no other fields.', 400, rid, cors)
+        params = body.get("params", {})
+        if not isinstance(params, dict):
+            return err("invalid_params", "params must be a JSON object.", 422, rid, cors)
+        token = None
+        auth = request.headers.get("authorization")
+        if auth is not None:
+            token = auth[7:].strip() if auth[:7].lower() == "bearer " else auth
+            token = token[: MAX_TOKEN + 1]  # the provider refuses (and audits) anything over the cap
+            wait = edge.visitor_limits.take("v:" + hashlib.sha256(token.encode()).hexdigest())
+            if wait:
+                return err("rate_limited", "Too many requests; slow down.", 429, rid,
+                           {**cors, "Retry-After": str(max(1, int(wait + 0.999)))})
+        answer = await edge.provider("POST", f"/v1/workspaces/{ws}/actions/{action}",
+                                     {"params": params, "identity_token": token, "request_id": rid,
+                                      "client_ip": edge.client_ip(request)})
+        outcome = "ok" if answer["status"] == 200 else answer["body"].get("error", {}).get("code", "error")
+        edge.metrics.action(action if "." in action and len(action) < 80 else "unknown", outcome)
+        return await relay(answer, cors)
+
+    async def healthz(_: Request) -> Response:
+        return JSONResponse({"ok": True, "version": __version__})
+
+    async def readyz(request: Request) -> Response:
+        try:
+            answer = await edge.provider("GET", "/health")
+            return JSONResponse({"ok": True, "provider": {"version": answer.get("version")}})
+        except ProviderDown:
+            return err("provider_unavailable", "The provider is not reachable.", 503, request.state.rid)
+
+    async def metrics(_: Request) -> Response:
+        try:
+            status = await edge.provider("GET", "/v1/status")
+        except ProviderDown:
+            status = None
+        return Response(edge.metrics.render(status), media_type="text/plain; version=0.0.4; charset=utf-8")
+
+    async def openapi(_: Request) -> Response:
+        return JSONResponse(spec())
+
+    async def widget(request: Request) -> Response:
+        headers = {"Cache-Control": "public, max-age=300", "ETag": edge.widget_etag,
+                   "X-Content-Type-Options": "nosniff", "Cross-Origin-Resource-Policy": "cross-origin"}
+        if request.headers.get("if-none-match") == edge.widget_etag:
+            return Response(status_code=304, headers=headers)
+        return Response(edge.widget_js, media_type="application/javascript; charset=utf-8", headers=headers)
+
+    async def read_body(request: Request) -> bytes:
+        declared = request.headers.get("content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > MAX_BODY):
+            raise BodyTooLarge
+        chunks, size = [], 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > MAX_BODY:
+                raise BodyTooLarge
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    routes = [
+        Route("/healthz", healthz),
+        Route("/readyz", readyz),
+        Route("/metrics", metrics),
+        Route("/openapi.json", openapi),
+        Route("/widget.js", widget),
+        Route("/v1/workspaces/{ws}/widget-config", widget_config, methods=["GET"]),
+        Route("/v1/workspaces/{ws}/widget-config", preflight, methods=["OPTIONS"]),
+        Route("/v1/workspaces/{ws}/actions", actions, methods=["GET"]),
+        Route("/v1/workspaces/{ws}/actions", preflight, methods=["OPTIONS"]),
+        Route("/v1/workspaces/{ws}/actions/{action}", run_action, methods=["POST"]),
+        Route("/v1/workspaces/{ws}/actions/{action}", preflight, methods=["OPTIONS"]),
+    ]
+    app = Starlette(routes=routes)
+    app.state.edge = edge
+    return Envelope(app, edge)
+
+
+class Envelope:
+    """Outermost ASGI layer: request id on every response, metrics, the stable error shape for 404/405/500."""
+
+    def __init__(self, app: Starlette, edge: Edge) -> None:
+        self.app = app
+        self.edge = edge
+        self.state = app.state
+
+    async def __call__(self, scope, receive, send):  # type: ignore[no-untyped-def]
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        incoming = dict(scope.get("headers") or []).get(b"x-request-id", b"").decode("latin-1")
+        rid = incoming if incoming.startswith("req_") and len(incoming) <= 40 and incoming[4:].isalnum() else _rid()
+        scope.setdefault("state", {})["rid"] = rid
+        started = time.perf_counter()
+        status_holder = {"status": 500, "sent": False}
+
+        async def send_wrapped(message):  # type: ignore[no-untyped-def]
+            if message["type"] == "http.response.start":
+                status_holder["status"] = message["status"]
+                status_holder["sent"] = True
+                headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"x-request-id"]
+                headers.append((b"x-request-id", rid.encode()))
+                if message["status"] in (404, 405) and not _has_json(headers):
+                    status_holder["rewrite"] = message["status"]
+                    return
+                message = {**message, "headers": headers}
+            elif message["type"] == "http.response.body" and "rewrite" in status_holder:
+                code = status_holder.pop("rewrite")
+                body = json.dumps({"error": {"code": "not_found" if code == 404 else "method_not_allowed",
+                                             "message": "No such route." if code == 404 else "Method not allowed."},
+                                   "request_id": rid}).encode()
+                await send({"type": "http.response.start", "status": code,
+                            "headers": [(b"content-type", b"application/json"), (b"x-request-id", rid.encode()),
+                                        (b"content-length", str(len(body)).encode())]})
+                message = {"type": "http.response.body", "body": body}
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapped)
+        except Exception as exc:
+            down = isinstance(exc, ProviderDown)
+            if not down:
+                log.exception("request %s failed", rid)
+            if not status_holder["sent"]:
+                code, status = ("provider_unavailable", 503) if down else ("internal_error", 500)
+                status_holder["status"] = status
+                message = ("The service is restarting or unavailable; try again shortly." if down
+                           else "Something went wrong on our side.")
+                body = json.dumps({"error": {"code": code, "message": message}, "request_id": rid}).encode()
+                extra = [(b"retry-after", b"1")] if down else []
+                await send({"type": "http.response.start", "status": status, "headers": extra + [
+                    (b"content-type", b"application/json"), (b"x-request-id", rid.encode()),
+                    (b"content-length", str(len(body)).encode())]})
+                await send({"type": "http.response.body", "body": body})
+        finally:
+            route = _route_template(scope)
+            self.edge.metrics.request(route, status_holder["status"], time.perf_counter() - started)
+
+
+def _has_json(headers: list[tuple[bytes, bytes]]) -> bool:
+    return any(k.lower() == b"content-type" and v.startswith(b"application/json") for k, v in headers)
+
+
+def _route_template(scope: dict[str, Any]) -> str:
+    route = scope.get("route")
+    path = getattr(route, "path", None)
+    return path if isinstance(path, str) else "unmatched"
+
+
+def serve(socket_path: str, host: str, port: int, **opts: Any) -> None:
+    import uvicorn
+
+    os.umask(0o077)
+    app = create_app(socket_path, **opts)
+    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False, lifespan="off",
+                timeout_graceful_shutdown=10, h11_max_incomplete_event_size=16 * 1024,
+                limit_concurrency=1000, timeout_keep_alive=5, server_header=False)

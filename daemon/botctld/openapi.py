@@ -1,0 +1,158 @@
+"""The edge's OpenAPI 3.1 document, served at /openapi.json. Tests check it against the routes."""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+from botctld import __version__
+
+ERROR_CODES = [
+    "identity_required", "invalid_identity", "forbidden", "plan_required", "unknown_workspace", "unknown_action",
+    "not_found", "not_connected", "needs_reauth", "missing_scope", "invalid_params", "invalid_request",
+    "rate_limited", "upstream_error", "upstream_timeout", "origin_not_allowed", "payload_too_large",
+    "unsupported_media_type", "method_not_allowed", "provider_unavailable", "internal_error",
+]
+
+
+def _err(description: str) -> dict[str, Any]:
+    return {"description": description, "headers": {"X-Request-Id": {"$ref": "#/components/headers/RequestId"}},
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+
+
+def _ok(schema_ref: str, description: str) -> dict[str, Any]:
+    return {"description": description, "headers": {"X-Request-Id": {"$ref": "#/components/headers/RequestId"}},
+            "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{schema_ref}"}}}}
+
+
+WS = {"name": "ws", "in": "path", "required": True, "schema": {"type": "string", "pattern": "^[a-z0-9-]{2,63}$"},
+      "description": "Workspace name."}
+ORIGIN = {"name": "Origin", "in": "header", "required": False, "schema": {"type": "string"},
+          "description": "Browsers send it; it must be one of the workspace's allowed origins."}
+COMMON = {"404": _err("Unknown workspace."), "403": _err("Origin not allowed for this workspace."),
+          "429": {**_err("Rate limited; see Retry-After."),
+                  "headers": {"Retry-After": {"schema": {"type": "integer"}},
+                              "X-Request-Id": {"$ref": "#/components/headers/RequestId"}}},
+          "503": _err("The provider is unavailable.")}
+
+
+@cache
+def spec() -> dict[str, Any]:
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "botctl widget API", "version": __version__,
+                 "description": "The visitor-facing API of a self-hosted botctl daemon. Customer-specific actions "
+                                "need a short-lived identity token signed by the business's site "
+                                "(Authorization: Bearer). Without a token only anonymous actions run; a bad token "
+                                "is refused (invalid_identity), never downgraded."},
+        "servers": [{"url": "/"}],
+        "components": {
+            "securitySchemes": {"identityToken": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT",
+                                                  "description": "Identity token signed by the site for its "
+                                                                 "logged-in visitor (aud = workspace)."}},
+            "headers": {"RequestId": {"schema": {"type": "string", "pattern": "^req_[A-Za-z0-9]+$"},
+                                      "description": "Request id, also in the audit record."}},
+            "schemas": {
+                "Error": {"type": "object", "required": ["error", "request_id"], "additionalProperties": False,
+                          "properties": {
+                              "error": {"type": "object", "required": ["code", "message"], "additionalProperties": False,
+                                        "properties": {"code": {"type": "string", "enum": ERROR_CODES},
+                                                       "message": {"type": "string"}}},
+                              "request_id": {"type": "string"}}},
+                "ActionRequest": {"type": "object", "additionalProperties": False,
+                                  "properties": {"params": {"type": "object", "additionalProperties": True,
+                                                            "description": "As the action's params schema says."}}},
+                "ActionResult": {"type": "object", "required": ["ok", "action", "result", "request_id"],
+                                 "additionalProperties": False,
+                                 "properties": {"ok": {"const": True}, "action": {"type": "string"}, "result": {},
+                                                "request_id": {"type": "string"}}},
+                "ActionInfo": {"type": "object", "required": ["name", "connector", "description", "customer_specific",
+                                                              "params"],
+                               "properties": {"name": {"type": "string"}, "connector": {"type": "string"},
+                                              "vendor": {"type": "string"}, "category": {"type": "string"},
+                                              "description": {"type": "string"},
+                                              "customer_specific": {"type": "boolean"},
+                                              "params": {"type": "object", "description": "JSON Schema"}}},
+                "ActionCatalog": {"type": "object", "required": ["workspace", "actions"],
+                                  "properties": {"workspace": {"type": "string"},
+                                                 "actions": {"type": "array",
+                                                             "items": {"$ref": "#/components/schemas/ActionInfo"}}}},
+                "WidgetConfig": {"type": "object", "required": ["workspace", "display_name", "greeting", "actions"],
+                                 "properties": {
+                                     "workspace": {"type": "string"}, "display_name": {"type": "string"},
+                                     "greeting": {"type": "string"},
+                                     "actions": {"type": "object", "required": ["anonymous", "signed_in"],
+                                                 "properties": {"anonymous": {"type": "array", "items": {"type": "string"}},
+                                                                "signed_in": {"type": "array", "items": {"type": "string"}}}},
+                                     "features": {"type": "object"}}},
+                "Health": {"type": "object", "required": ["ok"], "properties": {"ok": {"type": "boolean"},
+                                                                                 "version": {"type": "string"},
+                                                                                 "provider": {"type": "object"}}},
+            },
+        },
+        "paths": {
+            "/v1/workspaces/{ws}/widget-config": {
+                "get": {"operationId": "getWidgetConfig", "summary": "Public widget configuration",
+                        "parameters": [WS, ORIGIN],
+                        "responses": {"200": _ok("WidgetConfig", "Display name, greeting, actions by sign-in need."),
+                                      **COMMON}},
+                "options": {"operationId": "preflightWidgetConfig", "summary": "CORS preflight", "parameters": [WS, ORIGIN],
+                            "responses": {"204": {"description": "Allowed."}, "403": COMMON["403"], "404": COMMON["404"],
+                                          "503": COMMON["503"]}},
+            },
+            "/v1/workspaces/{ws}/actions": {
+                "get": {"operationId": "listActions", "summary": "Actions of this workspace's connected tools",
+                        "parameters": [WS, ORIGIN],
+                        "responses": {"200": _ok("ActionCatalog", "The catalog."), **COMMON}},
+                "options": {"operationId": "preflightActions", "summary": "CORS preflight", "parameters": [WS, ORIGIN],
+                            "responses": {"204": {"description": "Allowed."}, "403": COMMON["403"], "404": COMMON["404"],
+                                          "503": COMMON["503"]}},
+            },
+            "/v1/workspaces/{ws}/actions/{action}": {
+                "post": {
+                    "operationId": "runAction", "summary": "Run an action for the (verified) visitor",
+                    "parameters": [WS, ORIGIN, {"name": "action", "in": "path", "required": True,
+                                                "schema": {"type": "string", "maxLength": 100},
+                                                "description": "connector.action, e.g. shopify.list_my_orders"}],
+                    "security": [{}, {"identityToken": []}],
+                    "requestBody": {"required": True, "content": {"application/json": {
+                        "schema": {"$ref": "#/components/schemas/ActionRequest"}}}},
+                    "responses": {
+                        "200": _ok("ActionResult", "The action ran."),
+                        "400": _err("Malformed JSON or unknown body fields (invalid_request)."),
+                        "401": _err("identity_required (no token, customer-specific action) or invalid_identity."),
+                        "403": _err("forbidden (not this visitor's object), plan_required, origin_not_allowed."),
+                        "404": _err("unknown_workspace, unknown_action or not_found."),
+                        "409": _err("not_connected, needs_reauth or missing_scope."),
+                        "413": _err("Body over 64 KiB."),
+                        "415": _err("Body is not application/json."),
+                        "422": _err("invalid_params."),
+                        "429": COMMON["429"],
+                        "500": _err("internal_error."),
+                        "502": _err("upstream_error."),
+                        "503": COMMON["503"],
+                        "504": _err("upstream_timeout."),
+                    },
+                },
+                "options": {"operationId": "preflightRunAction", "summary": "CORS preflight",
+                            "parameters": [WS, ORIGIN, {"name": "action", "in": "path", "required": True,
+                                                        "schema": {"type": "string"}}],
+                            "responses": {"204": {"description": "Allowed."}, "403": COMMON["403"], "404": COMMON["404"],
+                                          "503": COMMON["503"]}},
+            },
+            "/healthz": {"get": {"operationId": "healthz", "summary": "The edge is up",
+                                 "responses": {"200": _ok("Health", "Up.")}}},
+            "/readyz": {"get": {"operationId": "readyz", "summary": "The provider is reachable",
+                                "responses": {"200": _ok("Health", "Ready."), "503": COMMON["503"]}}},
+            "/metrics": {"get": {"operationId": "metrics", "summary": "Prometheus metrics",
+                                 "responses": {"200": {"description": "Prometheus text format.",
+                                                       "content": {"text/plain": {"schema": {"type": "string"}}}}}}},
+            "/openapi.json": {"get": {"operationId": "openapi", "summary": "This document",
+                                      "responses": {"200": {"description": "OpenAPI 3.1.",
+                                                            "content": {"application/json": {"schema": {"type": "object"}}}}}}},
+            "/widget.js": {"get": {"operationId": "widget", "summary": "The embeddable widget script",
+                                   "responses": {"200": {"description": "JavaScript.",
+                                                         "content": {"application/javascript": {"schema": {"type": "string"}}}},
+                                                 "304": {"description": "Not modified."}}}},
+        },
+    }

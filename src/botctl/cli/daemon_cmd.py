@@ -1,0 +1,104 @@
+import typer
+
+from botctl.cli import context, output
+
+app = context.group()
+
+
+@app.command("start")
+def start(
+    ctx: typer.Context,
+    host: str = typer.Option("127.0.0.1", "--host", envvar="BOTCTL_HOST", metavar="HOST", help="Edge address."),
+    port: int = typer.Option(8765, "--port", envvar="BOTCTL_PORT", metavar="PORT", help="Edge port."),
+    foreground: bool = typer.Option(False, "--foreground", help="Stay in the foreground (systemd, containers)."),
+    json_out: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+) -> None:
+    """Start the provider (Unix socket, holds the keys) and then the edge (HTTP, holds nothing secret)."""
+    from botctl import daemon
+
+    output.use_json(json_out)
+    home = context.home(ctx)
+    if foreground:
+        output.status(f"botctl daemon: edge on http://{host}:{port}, Ctrl-C to stop")
+    result = daemon.start(home, host, port, foreground=foreground)
+    if json_out:
+        output.emit_json(result)
+    elif result.get("already_running"):
+        output.status(f"already running (pid {result['pid']}) on http://{result['host']}:{result['port']}")
+    elif result.get("started"):
+        output.status(f"started: edge http://{host}:{port} (pid {result['edge_pid']}), "
+                      f"provider pid {result['provider_pid']}; `botctl daemon status` for details")
+    if foreground and result.get("exit"):
+        raise typer.Exit(result["exit"])
+
+
+@app.command("stop")
+def stop(ctx: typer.Context, json_out: bool = typer.Option(False, "--json", help="Print the result as JSON.")) -> None:
+    """Stop gracefully: the edge finishes in-flight requests, then the provider commits and exits."""
+    from botctl import daemon
+
+    output.use_json(json_out)
+    result = daemon.stop(context.home(ctx))
+    if json_out:
+        output.emit_json(result)
+    else:
+        output.status("stopped" if result["was_running"] else "not running")
+
+
+@app.command("status")
+def status(ctx: typer.Context, json_out: bool = typer.Option(False, "--json", help="Print as JSON.")) -> None:
+    """Pid, address, uptime and restarts of the provider and the edge; connections needing re-auth."""
+    from botctl import daemon
+
+    output.use_json(json_out)
+    st = daemon.status(context.home(ctx))
+    if json_out:
+        output.emit_json(st)
+        return
+    if not st["running"]:
+        output.status("not running" + (f" (last error: {st['last_error']})" if st.get("last_error") else ""))
+        raise typer.Exit(3)
+    p, e = st["provider"], st["edge"]
+    output.fields([
+        ("version", st["version"]),
+        ("supervisor", f"pid {st['supervisor']['pid']}, up {st['supervisor']['uptime_s']}s"),
+        ("provider", f"pid {p['pid']}, {p['socket']}, up {p['uptime_s']}s, restarts {p['restarts']}"
+                     + ("" if p.get("reachable") else " (NOT REACHABLE)")),
+        ("edge", f"pid {e['pid']}, {e['address']}, up {e['uptime_s']}s, restarts {e['restarts']}"),
+    ])
+    for c in st.get("connections_needing_reauth") or []:
+        output.warn(f"{c['connector']} in {c['workspace']} needs re-auth: botctl connect {c['connector']} -w {c['workspace']}")
+
+
+@app.command("logs")
+def logs(
+    ctx: typer.Context,
+    follow: bool = typer.Option(False, "-f", "--follow", help="Keep printing new lines until Ctrl-C."),
+    lines: int = typer.Option(50, "-n", "--lines", metavar="N", help="How many of the last lines."),
+) -> None:
+    """The daemon's log (supervisor, provider, edge)."""
+    import sys
+    import time
+
+    from botctl.daemon import Paths
+
+    path = Paths(context.home(ctx)).log
+    if not path.exists():
+        output.status("no daemon log yet")
+        return
+    with open(path, errors="replace") as fh:
+        for line in fh.readlines()[-lines:]:
+            sys.stdout.write(line)
+        sys.stdout.flush()
+        if not follow:
+            return
+        try:
+            while True:
+                line = fh.readline()
+                if line:
+                    sys.stdout.write(line)
+                    sys.stdout.flush()
+                else:
+                    time.sleep(0.2)
+        except KeyboardInterrupt:
+            return

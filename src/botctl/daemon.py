@@ -1,0 +1,449 @@
+"""The daemon's life cycle: a small supervisor that runs the provider, then the edge, and restarts them.
+
+Files in `<home>/run/` (0700): `daemon.lock` (flock: one daemon per home), `supervisor.pid`,
+`state.json` (pids, start times, restarts, address), `provider.sock` (0600), `daemon.log`.
+
+The provider inherits the master-key source (env / systemd credential / keyring / file). The edge is
+started with a scrubbed environment (no BOTCTL_MASTER_KEY, no CREDENTIALS_DIRECTORY, no BOTCTL_*), its
+working directory in run/, and no inherited file descriptors: it can only talk to the socket.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from botctl.errors import BotctlError
+from botctl.home import Home
+
+READY_TIMEOUT_S = 20.0
+STOP_TIMEOUT_S = 30.0
+BACKOFF_START_S = 0.5
+BACKOFF_MAX_S = 30.0
+HEALTHY_RESET_S = 60.0
+EDGE_ENV_KEEP = ("PATH", "LANG", "LC_ALL", "TZ", "PYTHONPATH", "VIRTUAL_ENV", "PYTHONDONTWRITEBYTECODE")
+
+
+class DaemonError(BotctlError):
+    code = "daemon"
+
+
+class HomeLocked(BotctlError):
+    code = "home_locked"
+    exit_code = 4
+
+
+class PortInUse(BotctlError):
+    code = "port_in_use"
+    exit_code = 4
+
+
+@dataclass
+class Paths:
+    home: Home
+
+    @property
+    def run(self) -> Path:
+        return self.home.run_dir
+
+    @property
+    def lock(self) -> Path:
+        return self.run / "daemon.lock"
+
+    @property
+    def pid(self) -> Path:
+        return self.run / "supervisor.pid"
+
+    @property
+    def state(self) -> Path:
+        return self.run / "state.json"
+
+    @property
+    def socket(self) -> Path:
+        return self.run / "provider.sock"
+
+    @property
+    def log(self) -> Path:
+        return self.run / "daemon.log"
+
+    def ensure(self) -> None:
+        self.home.ensure()
+        self.run.mkdir(mode=0o700, exist_ok=True)
+        os.chmod(self.run, 0o700)
+
+
+def _alive(pid: int | None) -> bool:
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def read_pid(paths: Paths) -> int | None:
+    try:
+        pid = int(paths.pid.read_text().strip())
+    except (FileNotFoundError, ValueError):
+        return None
+    return pid if _alive(pid) else None
+
+
+def read_state(paths: Paths) -> dict[str, Any]:
+    try:
+        return json.loads(paths.state.read_text())
+    except (FileNotFoundError, ValueError):
+        return {}
+
+
+def port_free(host: str, port: int) -> bool:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def _write_json(path: Path, data: dict[str, Any]) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data, indent=2))
+    os.replace(tmp, path)
+
+
+# -- the supervisor ----------------------------------------------------------------------------------
+
+
+@dataclass
+class Child:
+    name: str
+    argv: list[str]
+    env: dict[str, str]
+    cwd: str
+    proc: subprocess.Popen | None = None
+    started: float = 0.0
+    restarts: int = 0
+    backoff: float = BACKOFF_START_S
+    next_start: float = 0.0
+    history: list[float] = field(default_factory=list)
+
+    def start(self, log_fd: int) -> None:
+        self.proc = subprocess.Popen(self.argv, env=self.env, cwd=self.cwd, stdin=subprocess.DEVNULL,
+                                     stdout=log_fd, stderr=log_fd, close_fds=True, start_new_session=False)
+        self.started = time.time()
+
+    def info(self) -> dict[str, Any]:
+        return {"pid": self.proc.pid if self.proc and self.proc.poll() is None else None, "started": self.started,
+                "restarts": self.restarts, "argv": self.argv[1:]}
+
+
+class Supervisor:
+    def __init__(self, home: Home, host: str, port: int, *, refresh_interval: float = 30.0) -> None:
+        self.paths = Paths(home)
+        self.host, self.port = host, port
+        self.stopping = False
+        py = sys.executable
+        sock = str(self.paths.socket)
+        provider_env = dict(os.environ)
+        provider_env["BOTCTL_HOME"] = str(home.path)
+        edge_env = {k: v for k, v in os.environ.items() if k in EDGE_ENV_KEEP}
+        self.provider = Child("provider", [py, "-m", "botctl.provider", "--home", str(home.path), "--socket", sock,
+                                           "--refresh-interval", str(refresh_interval)],
+                              provider_env, str(home.path))
+        self.edge = Child("edge", [py, "-m", "botctld", "--socket", sock, "--host", host, "--port", str(port)],
+                          edge_env, str(self.paths.run))
+        self._lock_fd: int | None = None
+        self._log_fd: int | None = None
+
+    def log(self, message: str) -> None:
+        line = f"{time.strftime('%Y-%m-%dT%H:%M:%S')} supervisor {message}\n"
+        if self._log_fd is not None:
+            os.write(self._log_fd, line.encode())
+
+    def lock(self) -> None:
+        import fcntl
+
+        self.paths.ensure()
+        fd = os.open(self.paths.lock, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise HomeLocked(f"another botctl daemon is running for {self.paths.home.path} (pid {read_pid(self.paths)}).",
+                             hint="Stop it with `botctl daemon stop`, or use another --home.") from None
+        self._lock_fd = fd
+
+    def save_state(self, **extra: Any) -> None:
+        _write_json(self.paths.state, {"version": _version(), "supervisor_pid": os.getpid(), "host": self.host,
+                                       "port": self.port, "socket": str(self.paths.socket), "started": self.started,
+                                       "provider": self.provider.info(), "edge": self.edge.info(), **extra})
+
+    def _wait_provider(self) -> bool:
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        while time.monotonic() < deadline:
+            if self.provider.proc is None or self.provider.proc.poll() is not None:
+                return False
+            if self.paths.socket.exists() and _uds_get(self.paths.socket, "/health") is not None:
+                return True
+            time.sleep(0.05)
+        return False
+
+    def run(self) -> int:
+        self.lock()
+        self.started = time.time()
+        self._log_fd = os.open(self.paths.log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        self.paths.pid.write_text(str(os.getpid()))
+        os.chmod(self.paths.pid, 0o600)
+        signal.signal(signal.SIGTERM, self._on_signal)
+        signal.signal(signal.SIGINT, self._on_signal)
+        self.log(f"starting (pid {os.getpid()}) on {self.host}:{self.port}")
+        if self.paths.socket.exists():
+            self.paths.socket.unlink()
+        self.provider.start(self._log_fd)
+        if not self._wait_provider():
+            self.log("provider failed to start")
+            self._terminate(self.provider)
+            self.save_state(error="provider failed to start; see `botctl daemon logs`")
+            self._cleanup(keep_state=True)
+            return 1
+        self.edge.start(self._log_fd)
+        self.save_state()
+        self.log(f"provider pid {self.provider.proc.pid}, edge pid {self.edge.proc.pid}")  # type: ignore[union-attr]
+        while not self.stopping:
+            for child in (self.provider, self.edge):
+                self._watch(child)
+            time.sleep(0.1)
+        self.log("stopping: edge first (finishes in-flight requests), then provider (commits the audit log)")
+        self._terminate(self.edge)
+        self._terminate(self.provider)
+        self._cleanup()
+        self.log("stopped")
+        return 0
+
+    def _watch(self, child: Child) -> None:
+        now = time.time()
+        if child.proc is not None and child.proc.poll() is None:
+            if now - child.started > HEALTHY_RESET_S:
+                child.backoff = BACKOFF_START_S
+            return
+        if child.proc is not None:  # it died: schedule a restart with backoff
+            code = child.proc.returncode
+            child.proc = None
+            child.next_start = now + child.backoff
+            self.log(f"{child.name} exited with {code}; restarting in {child.backoff:.1f}s")
+            child.backoff = min(BACKOFF_MAX_S, child.backoff * 2)
+            self.save_state()
+            return
+        if now >= child.next_start and not self.stopping:
+            child.restarts += 1
+            child.start(self._log_fd)  # type: ignore[arg-type]
+            if child is self.provider and not self._wait_provider():
+                self.log("provider failed to come back")
+            self.log(f"{child.name} restarted (pid {child.proc.pid}, restart #{child.restarts})")  # type: ignore[union-attr]
+            self.save_state()
+
+    def _on_signal(self, signum: int, _frame: Any) -> None:
+        self.stopping = True
+
+    def _terminate(self, child: Child) -> None:
+        proc = child.proc
+        if proc is None or proc.poll() is not None:
+            return
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=STOP_TIMEOUT_S / 2)
+        except subprocess.TimeoutExpired:
+            self.log(f"{child.name} did not stop in time; killing it")
+            proc.kill()
+            proc.wait()
+
+    def _cleanup(self, *, keep_state: bool = False) -> None:
+        for p in (self.paths.pid, self.paths.socket) + (() if keep_state else (self.paths.state,)):
+            try:
+                p.unlink()
+            except FileNotFoundError:
+                pass
+
+
+def _version() -> str:
+    from botctl import __version__
+
+    return __version__
+
+
+def _uds_get(sock: Path, path: str, timeout: float = 2.0) -> dict[str, Any] | None:
+    """A tiny HTTP/1.1 GET over the Unix socket (no httpx: the supervisor stays light)."""
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+            s.settimeout(timeout)
+            s.connect(str(sock))
+            s.sendall(f"GET {path} HTTP/1.1\r\nHost: provider\r\nConnection: close\r\n\r\n".encode())
+            chunks = []
+            while True:
+                b = s.recv(65536)
+                if not b:
+                    break
+                chunks.append(b)
+    except OSError:
+        return None
+    raw = b"".join(chunks)
+    head, _, body = raw.partition(b"\r\n\r\n")
+    if not head.startswith(b"HTTP/1.1 200"):
+        return None
+    if b"transfer-encoding: chunked" in head.lower():
+        body = _dechunk(body)
+    try:
+        return json.loads(body)
+    except ValueError:
+        return None
+
+
+def _dechunk(body: bytes) -> bytes:
+    out, rest = b"", body
+    while rest:
+        size_line, _, rest = rest.partition(b"\r\n")
+        size = int(size_line.split(b";")[0] or b"0", 16)
+        if size == 0:
+            break
+        out += rest[:size]
+        rest = rest[size + 2:]
+    return out
+
+
+# -- commands ---------------------------------------------------------------------------------------
+
+
+def start(home: Home, host: str, port: int, *, foreground: bool, wait: float = READY_TIMEOUT_S) -> dict[str, Any]:
+    from botctl.vault import Vault
+
+    paths = Paths(home)
+    running = read_pid(paths)
+    if running:
+        st = read_state(paths)
+        return {"already_running": True, "pid": running, "host": st.get("host"), "port": st.get("port")}
+    # Fail here, in the user's terminal, rather than in a background process: key and home must work.
+    with Vault.open(home, create=False):
+        pass
+    if not port_free(host, port):
+        raise PortInUse(f"{host}:{port} is already in use.", hint="Choose another with --port, or stop what holds it.")
+    paths.ensure()
+    for stale in (paths.pid, paths.socket):
+        if stale.exists() and not running:
+            stale.unlink()
+    if foreground:
+        code = Supervisor(home, host, port).run()
+        return {"foreground": True, "exit": code}
+    log_fd = os.open(paths.log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    proc = subprocess.Popen([sys.executable, "-m", "botctl.daemon", "--home", str(home.path), "--host", host,
+                             "--port", str(port)], stdin=subprocess.DEVNULL, stdout=log_fd, stderr=log_fd,
+                            start_new_session=True, close_fds=True, env={**os.environ, "BOTCTL_HOME": str(home.path)})
+    os.close(log_fd)
+    deadline = time.monotonic() + wait
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise DaemonError(f"the daemon failed to start: {_last_log_line(paths)}",
+                              hint="See `botctl daemon logs`.")
+        st = read_state(paths)
+        if st.get("edge", {}).get("pid") and _http_ok(host, port, "/readyz"):
+            return {"started": True, "pid": proc.pid, "host": host, "port": port,
+                    "provider_pid": st["provider"]["pid"], "edge_pid": st["edge"]["pid"]}
+        time.sleep(0.05)
+    raise DaemonError("the daemon did not become ready in time.", hint="See `botctl daemon logs`.")
+
+
+def stop(home: Home, timeout: float = STOP_TIMEOUT_S) -> dict[str, Any]:
+    paths = Paths(home)
+    pid = read_pid(paths)
+    if pid is None:
+        for stale in (paths.pid, paths.socket, paths.state):
+            if stale.exists():
+                stale.unlink()
+        return {"stopped": False, "was_running": False}
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and _alive(pid):
+        time.sleep(0.05)
+    if _alive(pid):
+        raise DaemonError(f"the daemon (pid {pid}) did not stop within {timeout:.0f}s.",
+                          hint=f"Check `botctl daemon logs`; as a last resort: kill {pid}")
+    return {"stopped": True, "was_running": True, "pid": pid}
+
+
+def status(home: Home) -> dict[str, Any]:
+    paths = Paths(home)
+    pid = read_pid(paths)
+    st = read_state(paths)
+    now = time.time()
+    out: dict[str, Any] = {"running": pid is not None, "version": _version(), "home": str(home.path)}
+    if pid is None:
+        if st.get("error"):
+            out["last_error"] = st["error"]
+        return out
+    out["supervisor"] = {"pid": pid, "uptime_s": round(now - st.get("started", now), 1)}
+    for name in ("provider", "edge"):
+        c = st.get(name, {})
+        out[name] = {"pid": c.get("pid") if _alive(c.get("pid")) else None, "restarts": c.get("restarts", 0),
+                     "uptime_s": round(now - c["started"], 1) if c.get("started") else None}
+    out["provider"]["socket"] = st.get("socket")
+    out["edge"]["address"] = f"http://{st.get('host')}:{st.get('port')}"
+    detail = _uds_get(paths.socket, "/v1/status")
+    out["connections_needing_reauth"] = (detail or {}).get("connections_needing_reauth")
+    out["provider"]["reachable"] = detail is not None
+    return out
+
+
+def _http_ok(host: str, port: int, path: str) -> bool:
+    import http.client
+
+    try:
+        conn = http.client.HTTPConnection(host, port, timeout=1.0)
+        conn.request("GET", path)
+        ok = conn.getresponse().status == 200
+        conn.close()
+        return ok
+    except OSError:
+        return False
+
+
+def _last_log_line(paths: Paths) -> str:
+    try:
+        lines = [ln for ln in paths.log.read_text(errors="replace").splitlines() if ln.strip()]
+    except FileNotFoundError:
+        return "no log"
+    for line in reversed(lines):
+        if "error" in line.lower() or "failed" in line.lower():
+            return line.strip()[-300:]
+    return lines[-1].strip()[-300:] if lines else "no log"
+
+
+def main() -> None:
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="botctl-supervisor")
+    parser.add_argument("--home", required=True)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8765)
+    args = parser.parse_args()
+    os.umask(0o077)
+    try:
+        sys.exit(Supervisor(Home.resolve(args.home), args.host, args.port).run())
+    except BotctlError as exc:
+        sys.stderr.write(f"supervisor: {exc.message}\n")
+        sys.exit(exc.exit_code)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,245 @@
+"""The provider's ASGI app: the edge's only way in (HTTP over the Unix socket).
+
+Protocol (JSON both ways; the edge adds nothing but transport facts):
+
+    GET  /health                                   {"ok", "version", "pid"}
+    GET  /v1/workspaces/{ws}/config                edge-facing public config + allowed origins
+    GET  /v1/workspaces/{ws}/widget-config         the public widget config (as the edge serves it)
+    GET  /v1/workspaces/{ws}/actions               catalog of this workspace's available actions
+    POST /v1/workspaces/{ws}/actions/{action}      {"params", "identity_token"?, "request_id", "client_ip"?}
+    GET  /v1/status                                {"connections_needing_reauth": [...], "refresh": {...}}
+
+Answers: `{"status": <http status for the visitor>, "body": <JSON body>, "headers"?: {...}}` so the
+edge relays without interpreting. Errors carry the stable codes of DESIGN.md.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import time
+from typing import Any
+
+from starlette.applications import Starlette  # noqa: TID253 - the provider is a daemon, not the CLI
+from starlette.requests import Request  # noqa: TID253
+from starlette.responses import JSONResponse  # noqa: TID253
+from starlette.routing import Route  # noqa: TID253
+
+from botctl import __version__
+from botctl.connectors.base import ActionError, Visitor
+
+log = logging.getLogger("botctl.provider")
+
+# Visitor-facing HTTP status per stable code (DESIGN.md "The daemon's HTTP API").
+STATUS = {
+    "identity_required": 401, "invalid_identity": 401, "forbidden": 403, "plan_required": 403,
+    "unknown_workspace": 404, "unknown_action": 404, "not_found": 404, "not_connected": 409, "needs_reauth": 409,
+    "invalid_params": 422, "missing_scope": 409, "rate_limited": 429, "upstream_error": 502,
+    "upstream_timeout": 504, "internal_error": 500,
+}
+PUBLIC_MESSAGE = {
+    "invalid_identity": "The identity token was refused.",
+    "internal_error": "Something went wrong on our side.",
+}
+GREETING = "Hi! How can we help?"
+
+
+def error(code: str, message: str, request_id: str, *, retry_after: float | None = None) -> dict[str, Any]:
+    out: dict[str, Any] = {"status": STATUS.get(code, 500),
+                           "body": {"error": {"code": code, "message": message}, "request_id": request_id}}
+    if retry_after is not None:
+        out["headers"] = {"Retry-After": str(max(1, int(retry_after + 0.999)))}
+    return out
+
+
+class Provider:
+    """State of one provider process: the App (vault + group-committed audit), counters, refresh loop."""
+
+    def __init__(self, home_path: str, *, refresh_interval: float = 30.0, refresh_margin: float = 300.0) -> None:
+        from botctl.app import App
+        from botctl.home import Home
+
+        self.app = App(Home.resolve(home_path), actor={"type": "system"}, create=False)
+        self.app.vault  # noqa: B018 - open now: a wrong or missing master key fails the start, not a request
+        self.app.use_group_commit()
+        self.started = time.time()
+        self.refresh_interval = refresh_interval
+        self.refresh_margin = refresh_margin
+        self.refresh_stats: dict[str, Any] = {"runs": 0, "refreshed": 0, "failed": 0, "last_run": None}
+        self._refresh_task: asyncio.Task | None = None
+
+    # -- lookups (fresh per request: the CLI may change the vault while the daemon runs) ----------
+
+    def workspace(self, name: str):  # -> Workspace | None
+        from botctl import workspaces
+
+        return workspaces.find(self.app.vault.conn, name)
+
+    def available(self, ws) -> list[dict[str, Any]]:  # noqa: ANN001
+        from botctl import connections
+        from botctl.connectors import registry
+
+        if not ws.actions_allowed:
+            return []
+        conns = {c.connector: c for c in connections.list_all(self.app.vault.conn, ws) if c.status == "active"}
+        out = []
+        for c in registry.all_connectors():
+            if c.name not in conns:
+                continue
+            for a in c.actions:
+                out.append({"name": f"{c.name}.{a.name}", "connector": c.name, "vendor": c.vendor,
+                            "category": c.category, "description": a.description,
+                            "customer_specific": a.customer_specific, "params": a.params})
+        return out
+
+    def widget_config(self, ws) -> dict[str, Any]:  # noqa: ANN001
+        actions = self.available(ws)
+        return {
+            "workspace": ws.name,
+            "display_name": ws.display_name or ws.name,
+            "greeting": GREETING,
+            "actions": {
+                "anonymous": [a["name"] for a in actions if not a["customer_specific"]],
+                "signed_in": [a["name"] for a in actions if a["customer_specific"]],
+            },
+            "features": {"chat": True, "actions": ws.actions_allowed},
+        }
+
+    # -- identity -----------------------------------------------------------------------------------
+
+    def verify(self, ws, token: str | None) -> tuple[Visitor | None, str | None]:  # noqa: ANN001
+        """(visitor, None) for a good token, (None, None) without one, (None, reason) for a bad one."""
+        if token is None:
+            return None, None
+        from botctl.identity import IdentityError, Verifier
+
+        try:
+            return Verifier(self.app, ws).verify(token), None
+        except IdentityError as exc:
+            return None, exc.reason
+
+    # -- refresh loop -------------------------------------------------------------------------------
+
+    async def refresh_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.refresh_interval)
+            await self.refresh_once()
+
+    async def refresh_once(self) -> None:
+        try:
+            from botctl import oauth
+        except ImportError:
+            return
+        fn = getattr(oauth, "refresh_due", None)
+        if fn is None:
+            return
+        self.refresh_stats["runs"] += 1
+        self.refresh_stats["last_run"] = time.time()
+        try:
+            results = await fn(self.app, margin_s=self.refresh_margin)
+        except Exception:
+            log.exception("refresh run failed")
+            self.refresh_stats["failed"] += 1
+            return
+        for r in results or []:
+            ok = getattr(r, "ok", None)
+            if ok is None and isinstance(r, dict):
+                ok = r.get("ok")
+            self.refresh_stats["refreshed" if ok else "failed"] += 1
+
+    def close(self) -> None:
+        self.app.close()
+
+
+def create_app(home_path: str, **opts: Any) -> Starlette:
+    provider: Provider | None = None
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: Starlette):  # noqa: ANN202
+        nonlocal provider
+        provider = Provider(home_path, **opts)
+        provider._refresh_task = asyncio.create_task(provider.refresh_loop())
+        log.info("provider ready (pid %d)", os.getpid())
+        try:
+            yield
+        finally:
+            provider._refresh_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await provider._refresh_task
+            provider.close()
+
+    def p() -> Provider:
+        assert provider is not None
+        return provider
+
+    async def health(_: Request) -> JSONResponse:
+        return JSONResponse({"ok": True, "version": __version__, "pid": os.getpid(),
+                             "uptime_s": round(time.time() - p().started, 1)})
+
+    async def status(_: Request) -> JSONResponse:
+        from botctl import connections
+
+        reauth = [{"workspace": c.workspace, "connector": c.connector, "reason": c.status_reason}
+                  for c in connections.list_all(p().app.vault.conn) if c.status != "active"]
+        return JSONResponse({"connections_needing_reauth": reauth, "refresh": p().refresh_stats,
+                             "audit": {"batches": p().app._committer.batches, "records": p().app._committer.records}})
+
+    async def ws_config(request: Request) -> JSONResponse:
+        ws = p().workspace(request.path_params["ws"])
+        if ws is None:
+            return JSONResponse(error("unknown_workspace", "No such workspace.", ""))
+        return JSONResponse({"status": 200, "body": {**p().widget_config(ws), "origins": list(ws.origins)}})
+
+    async def widget_config(request: Request) -> JSONResponse:
+        ws = p().workspace(request.path_params["ws"])
+        if ws is None:
+            return JSONResponse(error("unknown_workspace", "No such workspace.", ""))
+        return JSONResponse({"status": 200, "body": p().widget_config(ws)})
+
+    async def catalog(request: Request) -> JSONResponse:
+        ws = p().workspace(request.path_params["ws"])
+        if ws is None:
+            return JSONResponse(error("unknown_workspace", "No such workspace.", ""))
+        return JSONResponse({"status": 200, "body": {"workspace": ws.name, "actions": p().available(ws)}})
+
+    async def run(request: Request) -> JSONResponse:
+        from botctl.actions import run_action, visitor_actor
+
+        data = await request.json()
+        rid = str(data.get("request_id") or "")[:64] or None
+        ws_name, action = request.path_params["ws"], request.path_params["action"]
+        prov = p()
+        ws = prov.workspace(ws_name)
+        if ws is None:
+            # Audited: a probe of workspace names is a security event too.
+            await prov.app.aaudit("action.run", workspace=ws_name, actor={"type": "visitor"}, action=action,
+                                  outcome="denied", reason="unknown_workspace", request_id=rid,
+                                  detail={"client_ip": data.get("client_ip")})
+            return JSONResponse(error("unknown_workspace", "No such workspace.", rid or ""))
+        visitor, bad = prov.verify(ws, data.get("identity_token"))
+        if bad is not None:
+            # Never a silent downgrade to anonymous: a token that fails is a refusal, audited once.
+            await prov.app.aaudit("action.run", workspace=ws.name, actor={"type": "visitor"}, action=action,
+                                  connector=action.split(".", 1)[0] if "." in action else None,
+                                  outcome="denied", reason="invalid_identity", request_id=rid,
+                                  detail={"identity_reason": bad, "client_ip": data.get("client_ip")})
+            return JSONResponse(error("invalid_identity", PUBLIC_MESSAGE["invalid_identity"], rid or ""))
+        try:
+            result = await run_action(prov.app, ws.name, action, visitor=visitor, params=data.get("params"),
+                                      request_id=rid, actor=visitor_actor(visitor))
+        except ActionError as exc:
+            msg = PUBLIC_MESSAGE.get(exc.code, exc.message)
+            return JSONResponse(error(exc.code, msg, rid or "", retry_after=exc.retry_after))
+        return JSONResponse({"status": 200, "body": result})
+
+    routes = [
+        Route("/health", health),
+        Route("/v1/status", status),
+        Route("/v1/workspaces/{ws}/config", ws_config),
+        Route("/v1/workspaces/{ws}/widget-config", widget_config),
+        Route("/v1/workspaces/{ws}/actions", catalog),
+        Route("/v1/workspaces/{ws}/actions/{action}", run, methods=["POST"]),
+    ]
+    return Starlette(routes=routes, lifespan=lifespan)
