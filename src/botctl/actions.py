@@ -115,9 +115,10 @@ async def run_action(
     conn_row = None
     client = None
 
-    def record(outcome: str, reason: str | None) -> None:
+    async def record(outcome: str, reason: str | None) -> None:
         detail["latency_ms"] = round((time.monotonic() - started) * 1000, 1)
-        app.audit("action.run", workspace=workspace, actor=actor or visitor_actor(visitor), action=action,
+        # Awaited: the caller gets its answer only once the record is durable (group commit in the daemon).
+        await app.aaudit("action.run", workspace=workspace, actor=actor or visitor_actor(visitor), action=action,
                   connector=connector_name, outcome=outcome, reason=reason, detail=detail, request_id=request_id)
 
     try:
@@ -171,11 +172,11 @@ async def run_action(
         if exc.retry_after is not None:
             detail["retry_after"] = exc.retry_after
         detail["message"] = exc.message
-        record("denied" if exc.code in DENIED else "error", exc.code)
+        await record("denied" if exc.code in DENIED else "error", exc.code)
         raise
     except Exception as exc:
         detail["exception"] = type(exc).__name__
-        record("error", "internal_error")
+        await record("error", "internal_error")
         raise ActionError("internal_error", "Something went wrong on our side.") from None
-    record("ok", None)
+    await record("ok", None)
     return {"ok": True, "action": action, "result": result, "request_id": request_id}
