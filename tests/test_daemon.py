@@ -337,3 +337,27 @@ def test_stop_during_load_loses_no_acknowledged_record(sandbox_server, tmp_path)
     assert set(acked) <= recorded
     assert sh("audit", "verify", env=dm.env).returncode == 0
     assert not (dm.home / "run" / "supervisor.pid").exists()
+
+
+def test_es256_site_key(d, tmp_path):
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    priv = ec.generate_private_key(ec.SECP256R1())
+    pem = tmp_path / "site.pub.pem"
+    pem.write_bytes(priv.public_key().public_bytes(serialization.Encoding.PEM,
+                                                   serialization.PublicFormat.SubjectPublicKeyInfo))
+    sh("identity", "add-key", "-w", "acme", "--public-key", str(pem), "--alg", "ES256", "--kid", "site-es256", env=d.env)
+    now = int(time.time())
+    claims = {"sub": "u-ada", "email": "ada@example.com", "aud": "acme", "iat": now, "exp": now + 300}
+    tok = jwt.encode(claims, priv, algorithm="ES256", headers={"kid": "site-es256"})
+    r = d.act("shopify.list_my_orders", token=tok)
+    assert r.status_code == 200, r.text
+    # The same key id with HS256 (key confusion) is refused.
+    bad = jwt.encode(claims, "k" * 43, algorithm="HS256", headers={"kid": "site-es256"})
+    assert d.act("shopify.list_my_orders", token=bad).json()["error"]["code"] == "invalid_identity"
+    listed = json.loads(sh("identity", "list", "-w", "acme", "--json", env=d.env).stdout)
+    assert {"site-es256", d.kid} <= {k["kid"] for k in listed["keys"]}
+    assert "secret" not in json.dumps(listed).replace('"kind": "secret"', "")
+    sh("identity", "remove", "site-es256", "-w", "acme", env=d.env)
+    assert d.act("shopify.list_my_orders", token=tok).json()["error"]["code"] == "invalid_identity"

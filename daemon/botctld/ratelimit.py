@@ -14,7 +14,9 @@ class TokenBuckets:
         self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()
 
     def take(self, key: str, now: float | None = None) -> float:
-        """0.0 when allowed; otherwise the seconds until a token is available."""
+        """0.0 when allowed; otherwise the seconds until a token is available. A rate of 0 means no limit."""
+        if self.rate <= 0:
+            return 0.0
         now = time.monotonic() if now is None else now
         tokens, last = self._buckets.pop(key, (self.burst, now))
         tokens = min(self.burst, tokens + (now - last) * self.rate)

@@ -152,7 +152,8 @@ async def run_action(
         from botctl.connectors.http import build_client, upstream_statuses
 
         client = build_client(connector, conn_row.config, credential, base_url=conn_row.base_url,
-                              idempotent=spec.idempotent, timeout=timeout, sleep=sleep)
+                              idempotent=spec.idempotent, timeout=timeout, sleep=sleep,
+                              inner=getattr(app, "vendor_pool", None))
         async with client:
             ctx = ActionContext(client=client, params=params, visitor=visitor, config=conn_row.public_config(),
                                 request_id=request_id)

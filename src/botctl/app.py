@@ -25,6 +25,7 @@ class App:
         self._vault: Vault | None = None
         self._writer = None
         self._committer = None  # set by the daemon's provider: group-committed audit appends
+        self.vendor_pool = None  # set by the provider: one keep-alive pool for all vendor calls
 
     @property
     def vault(self) -> Vault:

@@ -210,7 +210,11 @@ def set_status(app: App, connection: Connection, status: str, reason: str | None
 
 
 def touch(app: App, connection: Connection) -> None:
-    app.vault.conn.execute("UPDATE connections SET last_used_at = ? WHERE id = ?", (store.now_iso(), connection.id))
+    """Record use, at most once a minute per connection (a write per action would serialize the daemon)."""
+    now = store.now_iso()
+    if connection.last_used_at and connection.last_used_at[:16] == now[:16]:
+        return
+    app.vault.conn.execute("UPDATE connections SET last_used_at = ? WHERE id = ?", (now, connection.id))
 
 
 def delete(app: App, ws: Workspace, connection: Connection, *, detail: dict[str, Any]) -> None:

@@ -151,7 +151,8 @@ class Child:
 
 
 class Supervisor:
-    def __init__(self, home: Home, host: str, port: int, *, refresh_interval: float = 30.0) -> None:
+    def __init__(self, home: Home, host: str, port: int, *, refresh_interval: float = 30.0,
+                 ip_rate: float = 20.0, visitor_rate: float = 5.0) -> None:
         self.paths = Paths(home)
         self.host, self.port = host, port
         self.stopping = False
@@ -163,7 +164,8 @@ class Supervisor:
         self.provider = Child("provider", [py, "-m", "botctl.provider", "--home", str(home.path), "--socket", sock,
                                            "--refresh-interval", str(refresh_interval)],
                               provider_env, str(home.path))
-        self.edge = Child("edge", [py, "-m", "botctld", "--socket", sock, "--host", host, "--port", str(port)],
+        self.edge = Child("edge", [py, "-m", "botctld", "--socket", sock, "--host", host, "--port", str(port),
+                                   "--ip-rate", str(ip_rate), "--visitor-rate", str(visitor_rate)],
                           edge_env, str(self.paths.run))
         self._lock_fd: int | None = None
         self._log_fd: int | None = None
@@ -326,7 +328,8 @@ def _dechunk(body: bytes) -> bytes:
 # -- commands ---------------------------------------------------------------------------------------
 
 
-def start(home: Home, host: str, port: int, *, foreground: bool, wait: float = READY_TIMEOUT_S) -> dict[str, Any]:
+def start(home: Home, host: str, port: int, *, foreground: bool, wait: float = READY_TIMEOUT_S,
+          ip_rate: float = 20.0, visitor_rate: float = 5.0) -> dict[str, Any]:
     from botctl.vault import Vault
 
     paths = Paths(home)
@@ -344,11 +347,11 @@ def start(home: Home, host: str, port: int, *, foreground: bool, wait: float = R
         if stale.exists() and not running:
             stale.unlink()
     if foreground:
-        code = Supervisor(home, host, port).run()
+        code = Supervisor(home, host, port, ip_rate=ip_rate, visitor_rate=visitor_rate).run()
         return {"foreground": True, "exit": code}
     log_fd = os.open(paths.log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
     proc = subprocess.Popen([sys.executable, "-m", "botctl.daemon", "--home", str(home.path), "--host", host,
-                             "--port", str(port)], stdin=subprocess.DEVNULL, stdout=log_fd, stderr=log_fd,
+                             "--port", str(port), "--ip-rate", str(ip_rate), "--visitor-rate", str(visitor_rate)], stdin=subprocess.DEVNULL, stdout=log_fd, stderr=log_fd,
                             start_new_session=True, close_fds=True, env={**os.environ, "BOTCTL_HOME": str(home.path)})
     os.close(log_fd)
     deadline = time.monotonic() + wait
@@ -436,10 +439,13 @@ def main() -> None:
     parser.add_argument("--home", required=True)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8765)
+    parser.add_argument("--ip-rate", type=float, default=20.0)
+    parser.add_argument("--visitor-rate", type=float, default=5.0)
     args = parser.parse_args()
     os.umask(0o077)
     try:
-        sys.exit(Supervisor(Home.resolve(args.home), args.host, args.port).run())
+        sys.exit(Supervisor(Home.resolve(args.home), args.host, args.port, ip_rate=args.ip_rate,
+                            visitor_rate=args.visitor_rate).run())
     except BotctlError as exc:
         sys.stderr.write(f"supervisor: {exc.message}\n")
         sys.exit(exc.exit_code)

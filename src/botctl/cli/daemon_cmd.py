@@ -11,6 +11,8 @@ def start(
     host: str = typer.Option("127.0.0.1", "--host", envvar="BOTCTL_HOST", metavar="HOST", help="Edge address."),
     port: int = typer.Option(8765, "--port", envvar="BOTCTL_PORT", metavar="PORT", help="Edge port."),
     foreground: bool = typer.Option(False, "--foreground", help="Stay in the foreground (systemd, containers)."),
+    ip_rate: float = typer.Option(20.0, "--ip-rate", metavar="N", help="Requests/s per client IP at the edge (0: off)."),
+    visitor_rate: float = typer.Option(5.0, "--visitor-rate", metavar="N", help="Action requests/s per visitor (0: off)."),
     json_out: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
     """Start the provider (Unix socket, holds the keys) and then the edge (HTTP, holds nothing secret)."""
@@ -20,7 +22,7 @@ def start(
     home = context.home(ctx)
     if foreground:
         output.status(f"botctl daemon: edge on http://{host}:{port}, Ctrl-C to stop")
-    result = daemon.start(home, host, port, foreground=foreground)
+    result = daemon.start(home, host, port, foreground=foreground, ip_rate=ip_rate, visitor_rate=visitor_rate)
     if json_out:
         output.emit_json(result)
     elif result.get("already_running"):

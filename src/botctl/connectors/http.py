@@ -62,8 +62,13 @@ def build_client(
     idempotent: bool = True,
     max_retries: int = 2,
     sleep: Sleep = asyncio.sleep,
+    inner: httpx.AsyncBaseTransport | None = None,
 ) -> httpx.AsyncClient:
-    """An AsyncClient for one connection. `base_url` overrides the connector's (sandbox, self-hosted)."""
+    """An AsyncClient for one connection. `base_url` overrides the connector's (sandbox, self-hosted).
+
+    `inner`: a shared connection pool (the daemon's provider passes one so vendor connections are
+    kept alive across actions); it is not closed with the client.
+    """
     import httpx
 
     url = httpx.URL(base_url if base_url is not None else base_url_for(connector, config))
@@ -81,6 +86,7 @@ def build_client(
         idempotent=idempotent,
         max_retries=max_retries,
         sleep=sleep,
+        inner=inner,
     )
     return httpx.AsyncClient(
         base_url=url,
@@ -220,11 +226,13 @@ class VendorTransport:
         self._idempotent = idempotent
         self._max_retries = max(0, max_retries)
         self._sleep = sleep
+        self._owns_inner = inner is None
         self._inner = inner or httpx.AsyncHTTPTransport(retries=0)
         self.statuses: list[int] = []
 
     async def aclose(self) -> None:
-        await self._inner.aclose()
+        if self._owns_inner:  # a shared pool outlives this client
+            await self._inner.aclose()
 
     # -- the one method httpx calls -------------------------------------------------------------
 

@@ -64,6 +64,12 @@ class Provider:
         self.app = App(Home.resolve(home_path), actor={"type": "system"}, create=False)
         self.app.vault  # noqa: B018 - open now: a wrong or missing master key fails the start, not a request
         self.app.use_group_commit()
+        import httpx
+
+        # Keep-alive connections to the vendors, shared by every action (credentials are injected per
+        # request by each action's own VendorTransport wrapped around this pool).
+        self.app.vendor_pool = httpx.AsyncHTTPTransport(retries=0, limits=httpx.Limits(max_connections=200,
+                                                                                       max_keepalive_connections=50))
         self.started = time.time()
         self.refresh_interval = refresh_interval
         self.refresh_margin = refresh_margin
@@ -152,6 +158,11 @@ class Provider:
     def close(self) -> None:
         self.app.close()
 
+    async def aclose(self) -> None:
+        if self.app.vendor_pool is not None:
+            await self.app.vendor_pool.aclose()
+        self.close()
+
 
 def create_app(home_path: str, **opts: Any) -> Starlette:
     provider: Provider | None = None
@@ -168,7 +179,7 @@ def create_app(home_path: str, **opts: Any) -> Starlette:
             provider._refresh_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await provider._refresh_task
-            provider.close()
+            await provider.aclose()
 
     def p() -> Provider:
         assert provider is not None
