@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/python scripts/demo.py
+	$(BIN)/botctl demo
 
 test: $(STAMP)
 	$(BIN)/ruff check src daemon tests bench scripts

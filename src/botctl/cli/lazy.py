@@ -13,6 +13,7 @@ from typer.core import TyperGroup
 
 # name -> (module with `app: typer.Typer`, one-line help, the command inside that app or None for the group)
 COMMANDS: dict[str, tuple[str, str, str | None]] = {
+    "demo": ("botctl.cli.demo_cmd", "The whole product in one command, against local stand-in vendors.", "demo"),
     "init": ("botctl.cli.init_cmd", "Create the home and the master key (safe to re-run).", "init"),
     "workspace": ("botctl.cli.workspace_cmd", "Create and manage workspaces (tenants).", None),
     "connectors": ("botctl.cli.connectors_cmd", "The tools botctl can connect, and their actions.", None),

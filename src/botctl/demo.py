@@ -1,0 +1,234 @@
+"""`botctl demo`: the whole product in one command, no accounts, no network beyond loopback.
+
+Starts the vendor sandbox, creates a `pro` workspace in a throw-away home, connects tools, signs
+visitors in like a real site would, starts the daemon, and plays a scripted session through the
+edge's HTTP API, step by step. `--keep` leaves the daemon and sandbox running.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Demo:
+    def __init__(self, *, keep: bool, port: int | None, out: Any) -> None:
+        self.keep = keep
+        self.out = out
+        self.tmp = Path(tempfile.mkdtemp(prefix="botctl-demo-"))
+        self.env = {**os.environ, "BOTCTL_HOME": str(self.tmp / "home"), "BOTCTL_NO_KEYRING": "1", "NO_COLOR": "1",
+                    "BOTCTL_MASTER_KEY": base64.b64encode(os.urandom(32)).decode()}
+        self.env.pop("CI", None)
+        self.port = port or _free_port()
+        self.sandbox_port = _free_port()
+        self.sandbox_url = f"http://127.0.0.1:{self.sandbox_port}"
+        self.edge = f"http://127.0.0.1:{self.port}"
+        self.sandbox_proc: subprocess.Popen | None = None
+        self.failures: list[str] = []
+
+    # -- output --------------------------------------------------------------------------------------
+
+    def step(self, n: int | str, title: str) -> None:
+        self.out.rule(f"[bold]{n}. {title}")
+
+    def note(self, text: str) -> None:
+        self.out.print(f"[dim]{text}[/dim]")
+
+    def show_http(self, method: str, path: str, resp: Any, expect: int | None = None) -> None:
+        ok = expect is None or resp.status_code == expect
+        color = "green" if resp.status_code < 400 else "yellow"
+        mark = "" if ok else "  [red]UNEXPECTED[/red]"
+        self.out.print(f"[bold]{method}[/bold] {path} → [{color}]{resp.status_code}[/{color}]{mark}")
+        body = resp.json()
+        if "error" in body:
+            self.out.print(f"  error: [yellow]{body['error']['code']}[/yellow] — {body['error']['message']}")
+        else:
+            text = json.dumps(body.get("result", body), ensure_ascii=False)
+            self.out.print("  " + (text[:220] + " …" if len(text) > 220 else text), markup=False, highlight=False)
+        if not ok:
+            self.failures.append(f"{method} {path}: {resp.status_code} (expected {expect})")
+
+    # -- plumbing ------------------------------------------------------------------------------------
+
+    def botctl(self, *args: str, input: str | None = None) -> str:
+        proc = subprocess.run([sys.executable, "-m", "botctl", *args], env=self.env, input=input,
+                              capture_output=True, text=True, timeout=60)
+        if proc.returncode != 0:
+            raise RuntimeError(f"botctl {' '.join(args)} failed: {proc.stderr.strip()}")
+        return proc.stdout
+
+    def start_sandbox(self) -> None:
+        import httpx
+
+        self.sandbox_proc = subprocess.Popen(
+            [sys.executable, "-m", "botctl", "sandbox", "serve", "--port", str(self.sandbox_port), "--quiet"],
+            env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(self.sandbox_url + "/_sandbox/stats", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        raise RuntimeError("the sandbox did not start")
+
+    def token(self, secret: str, kid: str, *, sub: str, email: str, name: str, aud: str = "acme") -> str:
+        import jwt
+
+        now = int(time.time())
+        return jwt.encode({"sub": sub, "email": email, "name": name, "aud": aud, "iat": now, "exp": now + 600},
+                          secret, algorithm="HS256", headers={"kid": kid})
+
+    # -- the script ----------------------------------------------------------------------------------
+
+    def run(self) -> int:
+        import httpx
+
+        started = time.monotonic()
+        self.step(0, "Set up: sandbox vendors, a pro workspace, connected tools, the daemon")
+        self.start_sandbox()
+        creds = httpx.get(self.sandbox_url + "/_sandbox/credentials").json()
+        self.botctl("workspace", "create", "acme", "--plan", "pro", "--display-name", "Acme Store",
+                    "--origin", "http://127.0.0.1:3000")
+        self.botctl("workspace", "create", "globex", "--plan", "free")
+        connects = [
+            ("shopify", ["--shop", "acme", "--access-token-stdin"], creds["shopify"]["access_token"]),
+            ("zendesk", ["--subdomain", "acme", "--access-token-stdin"], creds["zendesk"]["access_token"]),
+            ("calcom", ["--api-key-stdin"], creds["calcom"]["api_key"]),
+            ("stripe", ["--api-key-stdin"], creds["stripe"]["api_key"]),
+            ("hubspot", ["--access-token-stdin"], creds["hubspot"]["access_token"]),
+            ("calendly", ["--access-token-stdin"], creds["calendly"]["access_token"]),
+            ("freshdesk", ["--domain", "acme", "--api-key-stdin"], creds["freshdesk"]["api_key"]),
+            ("woocommerce", ["--site", "https://acme.example", "--api-key-stdin"],
+             creds["woocommerce"]["consumer_key"] + "\n" + creds["woocommerce"]["consumer_secret"]),
+        ]
+        for name, flags, secret in connects:
+            self.botctl("connect", name, "-w", "acme", "--sandbox", self.sandbox_url, *flags, input=secret + "\n")
+        self.botctl("connect", "stripe", "-w", "globex", "--sandbox", self.sandbox_url, "--api-key-stdin",
+                    input=creds["stripe"]["api_key"] + "\n")
+        acme = json.loads(self.botctl("identity", "rotate", "-w", "acme", "--json"))
+        globex = json.loads(self.botctl("identity", "rotate", "-w", "globex", "--json"))
+        self.botctl("daemon", "start", "--port", str(self.port))
+        self.note(f"home {self.env['BOTCTL_HOME']}; sandbox {self.sandbox_url}; edge {self.edge}; "
+                  f"8 tools connected to workspace acme (credentials encrypted in vault.db)")
+        http = httpx.Client(base_url=self.edge, timeout=30)
+
+        def act(action: str, params: dict | None = None, token: str | None = None, ws: str = "acme",
+                expect: int | None = None) -> Any:
+            headers = {"Authorization": f"Bearer {token}"} if token else {}
+            r = http.post(f"/v1/workspaces/{ws}/actions/{action}", json={"params": params or {}}, headers=headers)
+            self.show_http("POST", f"/v1/workspaces/{ws}/actions/{action}", r, expect)
+            return r
+
+        self.step(1, "An anonymous visitor: what can the widget do here?")
+        r = http.get("/v1/workspaces/acme/widget-config")
+        self.show_http("GET", "/v1/workspaces/acme/widget-config", r, 200)
+        act("calendly.available_times", expect=200)
+
+        self.step(2, "The anonymous visitor asks for their orders: refused, no identity")
+        act("shopify.list_my_orders", expect=401)
+
+        self.step(3, "Ada signs in on the store; the store's backend signs a token; the widget acts for her")
+        ada = self.token(acme["secret"], acme["kid"], sub="site-user-ada", email="ada@example.com", name="Ada Lovelace")
+        self.note("token = jwt.encode({sub, email, name, aud: 'acme', iat, exp}, SECRET, 'HS256', kid=...)")
+        act("shopify.list_my_orders", token=ada, expect=200)
+        act("zendesk.create_ticket", {"subject": "Where is order #1007?", "description": "It has not arrived yet."},
+            token=ada, expect=200)
+        slots = httpx.get(self.sandbox_url + "/_sandbox/seed").json()
+        act("stripe.list_my_invoices", token=ada, expect=200)
+        cal = creds["calcom"]
+        event_type = httpx.get(self.sandbox_url + "/calcom/v2/event-types",
+                               headers={"Authorization": f"Bearer {cal['api_key']}",
+                                        "cal-api-version": cal["api_versions"]["event_types"]}).json()["data"][0]["id"]
+        start = _first_slot(act("calcom.available_slots", {"event_type_id": event_type}, token=ada, expect=200))
+        if start:
+            act("calcom.book_meeting", {"event_type_id": event_type, "start": start}, token=ada, expect=200)
+
+        self.step(4, "Ada asks for Grace's order by id: forbidden, nothing of it returned")
+        grace_order = slots["shopify"]["grace@example.com"]["orders"][0]
+        act("shopify.get_my_order", {"order_id": grace_order}, token=ada, expect=403)
+
+        self.step(5, "A token signed for another workspace, and a free-plan workspace")
+        other = self.token(globex["secret"], globex["kid"], sub="site-user-ada", email="ada@example.com",
+                           name="Ada Lovelace", aud="globex")
+        act("shopify.list_my_orders", token=other, expect=401)
+        act("stripe.list_my_invoices", token=other, ws="globex", expect=403)
+
+        self.step(6, "The audit trail of all of it, verified")
+        out = self.botctl("audit", "--json", "-n", "100", "--event", "action.run")
+        for line in out.splitlines():
+            rec = json.loads(line)
+            who = rec["actor"].get("email") or "anonymous"
+            self.out.print(f"  #{rec['seq']:<3} {rec['workspace']:<7} {who:<18} {rec['action']:<28} "
+                           f"{rec['outcome']:<7} {rec['reason'] or ''}", markup=False, highlight=False)
+        verdict = json.loads(self.botctl("audit", "verify", "--json"))
+        self.out.print(f"audit verify: [green]intact[/green], {verdict['records']} records" if verdict["ok"]
+                       else f"audit verify: [red]BROKEN[/red] at {verdict['first_bad_seq']}")
+        if not verdict["ok"]:
+            self.failures.append("audit verify failed")
+        elapsed = time.monotonic() - started
+        self.out.rule()
+        if self.keep:
+            self.out.print(f"Still running: edge {self.edge}  (widget: {self.edge}/widget.js), sandbox "
+                           f"{self.sandbox_url}\n  export BOTCTL_HOME={self.env['BOTCTL_HOME']} "
+                           f"BOTCTL_MASTER_KEY=<printed nowhere: demo key>\n  botctl daemon status; botctl audit -f\n"
+                           f"  stop with: BOTCTL_HOME={self.env['BOTCTL_HOME']} botctl daemon stop; "
+                           f"kill {self.sandbox_proc.pid if self.sandbox_proc else ''}")
+        self.out.print(f"demo finished in {elapsed:.1f}s" + (f" with {len(self.failures)} unexpected result(s)"
+                                                              if self.failures else ""))
+        return 1 if self.failures else 0
+
+    def cleanup(self) -> None:
+        if self.keep:
+            return
+        subprocess.run([sys.executable, "-m", "botctl", "daemon", "stop"], env=self.env, capture_output=True)
+        if self.sandbox_proc is not None:
+            self.sandbox_proc.terminate()
+            try:
+                self.sandbox_proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.sandbox_proc.kill()
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def _first_slot(resp: Any) -> str | None:
+    if resp.status_code != 200:
+        return None
+    result = resp.json().get("result") or {}
+    slots = result.get("slots") if isinstance(result, dict) else None
+    if isinstance(slots, dict):
+        for day in slots.values():
+            for s in day:
+                return s.get("start") if isinstance(s, dict) else s
+    if isinstance(slots, list) and slots:
+        s = slots[0]
+        return s.get("start") if isinstance(s, dict) else s
+    return None
+
+
+def run(*, keep: bool = False, port: int | None = None) -> int:
+    from rich.console import Console
+
+    console = Console(highlight=False)
+    if not console.is_terminal:
+        console = Console(highlight=False, width=140)
+    demo = Demo(keep=keep, port=port, out=console)
+    try:
+        return demo.run()
+    finally:
+        demo.cleanup()
