@@ -16,14 +16,14 @@ demo: $(STAMP)
 	$(BIN)/botctl demo
 
 test: $(STAMP)
-	$(BIN)/ruff check src daemon tests bench scripts
+	$(BIN)/ruff check src daemon tests bench
 	$(BIN)/python -m pytest -q
 
 test-quick: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not slow"
 
 lint: $(STAMP)
-	$(BIN)/ruff check src daemon tests bench scripts
+	$(BIN)/ruff check src daemon tests bench
 
 bench: $(STAMP)
 	$(BIN)/python bench/bench_foundation.py
