@@ -27,6 +27,7 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/bench_foundation.py
+	$(BIN)/python bench/bench_daemon.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
