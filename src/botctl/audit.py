@@ -261,12 +261,18 @@ class AuditReader:
     def __init__(self, home: Home) -> None:
         self.home = home
         self._conn: sqlite3.Connection | None = None
-        if home.audit_db.exists():
-            self._conn = store.connect(home.audit_db, durable=True)
-            store.check_version(self._conn, store.AUDIT_MIGRATIONS, what=str(home.audit_db))
-            if store.schema_version(self._conn) == 0:
-                self._conn.close()
-                self._conn = None
+        self._open()
+
+    def _open(self) -> sqlite3.Connection | None:
+        """Connect once the log exists (a reader may start before the first record is written)."""
+        if self._conn is None and self.home.audit_db.exists():
+            conn = store.connect(self.home.audit_db, durable=True)
+            store.check_version(conn, store.AUDIT_MIGRATIONS, what=str(self.home.audit_db))
+            if store.schema_version(conn) == 0:
+                conn.close()
+            else:
+                self._conn = conn
+        return self._conn
 
     def close(self) -> None:
         if self._conn is not None:
@@ -282,13 +288,11 @@ class AuditReader:
         return [to_record(r) for r in reversed(rows)]
 
     def after(self, seq: int, filters: Filters, limit: int = 1000) -> list[dict[str, Any]]:
-        if self._conn is None:
-            if self.home.audit_db.exists():
-                self.__init__(self.home)  # type: ignore[misc]
-            if self._conn is None:
-                return []
+        conn = self._open()
+        if conn is None:
+            return []
         where, args = filters.where()
-        rows = self._conn.execute(
+        rows = conn.execute(
             f"SELECT {_RECORD_COLUMNS} FROM records WHERE seq > ? AND {where} ORDER BY seq LIMIT ?", (seq, *args, limit)
         ).fetchall()
         return [to_record(r) for r in rows]
