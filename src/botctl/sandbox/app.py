@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
 from starlette.applications import Starlette  # noqa: TID253
@@ -27,6 +27,7 @@ from starlette.types import ASGIApp  # noqa: TID253
 
 from . import credentials, seed
 from .middleware import SandboxMiddleware
+from .oauth.profiles import DEFAULT_DEVICE_FLOW
 from .state import FAULT_KINDS, SandboxState
 from .vendors import all_vendors
 from .wire import json_response, read_json
@@ -56,6 +57,8 @@ async def index(request: Request) -> Response:
                 "GET|POST /_sandbox/config",
                 "POST /_sandbox/tokens",
                 "POST /_sandbox/tokens/revoke",
+                "POST /_sandbox/oauth/expire",
+                "POST /_sandbox/device/approve",
                 "POST /_sandbox/reset",
             ],
         }
@@ -63,7 +66,8 @@ async def index(request: Request) -> Response:
 
 
 async def get_credentials(request: Request) -> Response:
-    return json_response(credentials.describe(str(request.base_url)))
+    state = _state(request)
+    return json_response(credentials.describe(str(request.base_url), device_flow=state.config.device_flow))
 
 
 async def get_seed(request: Request) -> Response:
@@ -170,6 +174,64 @@ async def revoke_token(request: Request) -> Response:
     return json_response({"revoked": revoked})
 
 
+async def expire_oauth_tokens(request: Request) -> Response:
+    """Force-expire issued access tokens (all vendors, one vendor, or one token) so a client has to
+    refresh; `"refresh_tokens": true` expires the OAuth refresh tokens as well."""
+    state = _state(request)
+    body, ok = await read_json(request)
+    body = {} if ok and body is None else body
+    if not ok or not isinstance(body, dict):
+        return _bad("body must be {vendor?, token?, refresh_tokens?}")
+    vendor, token = body.get("vendor"), body.get("token")
+    if vendor is not None and vendor not in state.vendors:
+        return _bad(f"vendor must be one of {sorted(state.vendors)}")
+    if token is not None and not isinstance(token, str):
+        return _bad("token must be a string")
+    expired = state.tokens.expire(vendor, token)
+    refresh_expired = 0
+    if body.get("refresh_tokens"):
+        now = state.clock()
+        for name, store in state.oauth.stores.items():
+            if vendor is not None and name != vendor:
+                continue
+            for record in store.refresh_tokens.values():
+                if (token is None or record.token == token) and record.status == "active":
+                    record.expires_at = now - 1
+                    refresh_expired += 1
+    return json_response({"expired": expired, "refresh_tokens_expired": refresh_expired})
+
+
+async def approve_device(request: Request) -> Response:
+    """Approve (or, with `"deny": true`, deny) a pending RFC 8628 user code, as the user would on
+    the verification page."""
+    state = _state(request)
+    body, ok = await read_json(request)
+    if not ok or not isinstance(body, dict) or not isinstance(body.get("user_code"), str):
+        return _bad("body must be {user_code, deny?}")
+    deny = body.get("deny", False)
+    if not isinstance(deny, bool):
+        return _bad("deny must be a boolean")
+    found = state.oauth.find_device(body["user_code"])
+    if found is None:
+        return json_response({"error": "unknown user_code"}, 404)
+    vendor, credential = found
+    problem = state.oauth.decide_device(credential, not deny)
+    if problem:
+        return json_response({"error": problem, "vendor": vendor, "status": credential.status}, 409)
+    return json_response({"vendor": vendor, "status": credential.status})
+
+
+async def well_known_metadata(request: Request) -> Response:
+    """RFC 8414 §3.1's location for an issuer with a path: /.well-known/oauth-authorization-server/{path}.
+    The same document is at {issuer}/.well-known/oauth-authorization-server."""
+    state = _state(request)
+    path = "/" + request.path_params["issuer_path"].strip("/")
+    for server in state.oauth.servers.values():
+        if server.prefix == path:
+            return json_response(server.metadata(str(request.base_url).rstrip("/")))
+    return json_response({"error": "not_found"}, 404)
+
+
 async def reset(request: Request) -> Response:
     _state(request).reset()
     return json_response({"ok": True})
@@ -183,9 +245,24 @@ class SandboxApp(Starlette):
         return SandboxMiddleware(super().build_middleware_stack(), self.state.sandbox)
 
 
-def create_app(*, token_ttl: int | None = None) -> Starlette:
-    """A new sandbox with its own state. `token_ttl`: default lifetime (s) of issued tokens."""
-    state = SandboxState(vendors=all_vendors(), token_ttl=token_ttl)
+def create_app(
+    *,
+    token_ttl: int | None = None,
+    auto_approve: bool = False,
+    device_flow: Iterable[str] = DEFAULT_DEVICE_FLOW,
+) -> Starlette:
+    """A new sandbox with its own state.
+
+    `token_ttl`: lifetime (s) of issued access tokens (`/_sandbox/tokens` and the OAuth servers;
+    None: OAuth tokens get each vendor's real lifetime, `/_sandbox/tokens` ones never expire).
+    `auto_approve`: the OAuth authorization endpoints approve at once (302 to the redirect URI)
+    instead of showing the consent page. `device_flow`: OAuth vendors whose sandbox server offers
+    the RFC 8628 device flow (a test affordance; none of the real vendors has it).
+    Both are the start-up (and reset) values of the runtime config (`POST /_sandbox/config`).
+    """
+    state = SandboxState(
+        vendors=all_vendors(), token_ttl=token_ttl, auto_approve=auto_approve, device_flow=device_flow
+    )
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -207,7 +284,10 @@ def create_app(*, token_ttl: int | None = None) -> Starlette:
         Route("/_sandbox/config", config, methods=["GET", "POST"]),
         Route("/_sandbox/tokens", issue_token, methods=["POST"]),
         Route("/_sandbox/tokens/revoke", revoke_token, methods=["POST"]),
+        Route("/_sandbox/oauth/expire", expire_oauth_tokens, methods=["POST"]),
+        Route("/_sandbox/device/approve", approve_device, methods=["POST"]),
         Route("/_sandbox/reset", reset, methods=["POST"]),
+        Route("/.well-known/oauth-authorization-server/{issuer_path:path}", well_known_metadata),
     ]
     routes += [Mount(v.mount_path(), routes=v.routes()) for v in state.vendors.values()]
     app = SandboxApp(routes=routes, lifespan=lifespan)

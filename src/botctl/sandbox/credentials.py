@@ -7,6 +7,7 @@ has the prefix/shape of the real thing (CONNECTORS.md §1.1-8.1) so prefix check
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from . import seed
@@ -103,12 +104,25 @@ def install(registry: TokenRegistry) -> None:
     )
 
 
-def describe(base_url: str) -> dict[str, Any]:
-    """The JSON of `GET /_sandbox/credentials`; `base_url` is the sandbox's own origin."""
+def describe(base_url: str, *, device_flow: Iterable[str] = ()) -> dict[str, Any]:
+    """The JSON of `GET /_sandbox/credentials`; `base_url` is the sandbox's own origin.
+
+    Each OAuth vendor (calendly, zendesk, hubspot, shopify) also gets an `oauth` block: its
+    authorization server's endpoints and registered clients (`device_flow`: vendors with the
+    sandbox's device flow switched on)."""
+    from .oauth import profiles
 
     def at(path: str) -> dict[str, str]:
         return {"base_path": path, "base_url": base_url.rstrip("/") + path}
 
+    enabled = set(device_flow)
+    described = _describe(base_url, at)
+    for vendor in profiles.OAUTH_VENDORS:
+        described[vendor]["oauth"] = profiles.describe(base_url, vendor, device_enabled=vendor in enabled)
+    return described
+
+
+def _describe(base_url: str, at: Any) -> dict[str, Any]:
     return {
         "tenant": TENANT,
         "calendly": {

@@ -1,7 +1,9 @@
 """Pure ASGI middleware in front of every vendor route: request ids, rate-limit headers, stats, faults.
 
 Faults are decided here, before the vendor app runs, so a faulted write is never applied: a client
-that retries it can then be checked for duplicated writes.
+that retries it can then be checked for duplicated writes. The exceptions are `rotate_then_fail` and
+`write_then_reset`, which run the request for real and then lose its answer (a 500, or a dropped
+connection): the write happened, the client cannot know.
 """
 
 from __future__ import annotations
@@ -93,6 +95,14 @@ class SandboxMiddleware:
         vendor_path: str,
     ) -> None:
         kind = fault.kind
+        if kind in ("rotate_then_fail", "write_then_reset"):
+            await self.app(scope, receive, _discard)
+            if kind == "write_then_reset":
+                await _abort(receive, raw_send)
+                return
+            reply = vendor.fault("500", 500, vendor_path)
+            await _send_bytes(send, reply.status, dict(reply.headers), reply.body)
+            return
         if kind == "reset":
             await _drain(receive)
             await _abort(receive, raw_send)
@@ -155,6 +165,10 @@ class SandboxMiddleware:
             return
         await _drain(receive)
         await _send_bytes(send, 200, {"content-type": "application/json; charset=utf-8"}, b'{"id": 1, "stat')
+
+
+async def _discard(message: Message) -> None:
+    """A `send` that loses the response (the request itself was applied)."""
 
 
 async def _drain(receive: Receive) -> None:

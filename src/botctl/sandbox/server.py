@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from types import FrameType
 from typing import Any
 
 import uvicorn  # noqa: TID253
 
 from .app import create_app
+from .oauth.profiles import DEFAULT_DEVICE_FLOW
 from .state import SandboxState
 
 
@@ -33,11 +35,14 @@ def make_server(
     port: int = 8790,
     *,
     token_ttl: int | None = None,
+    auto_approve: bool = False,
+    device_flow: Iterable[str] = DEFAULT_DEVICE_FLOW,
     log_level: str = "warning",
     access_log: bool = False,
     **uvicorn_options: Any,
 ) -> SandboxServer:
-    app = create_app(token_ttl=token_ttl)
+    """`token_ttl`, `auto_approve`, `device_flow`: see `create_app`; the rest goes to uvicorn."""
+    app = create_app(token_ttl=token_ttl, auto_approve=auto_approve, device_flow=device_flow)
     config = uvicorn.Config(
         app,
         host=host,

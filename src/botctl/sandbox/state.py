@@ -11,12 +11,29 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from . import credentials, seed
+from .oauth.profiles import DEFAULT_DEVICE_FLOW, OAUTH_VENDORS
 from .tokens import TokenRegistry
 
 if TYPE_CHECKING:
     from .vendors.base import Vendor
 
-FAULT_KINDS = ("429", "500", "502", "503", "hang", "reset", "malformed_json", "throttled")
+FAULT_KINDS = (
+    "429",
+    "500",
+    "502",
+    "503",
+    "hang",
+    "reset",
+    "malformed_json",
+    "throttled",
+    # These two let the request run for real, then lose the answer: "rotate_then_fail" replies with
+    # the vendor's 500 (a token endpoint that rotated the refresh token, then failed), and
+    # "write_then_reset" drops the connection (a write applied whose response never arrives).
+    "rotate_then_fail",
+    "write_then_reset",
+)
+# Kinds whose request is applied before the fault (all others are decided before the vendor code).
+APPLY_THEN_FAULT = frozenset({"rotate_then_fail", "write_then_reset"})
 DAY = 86400
 
 
@@ -94,6 +111,8 @@ class Stats:
             self.total = 0
             self.vendors: dict[str, dict[str, Any]] = {}
             self.token_grants: dict[str, dict[str, int]] = {}
+            self.token_grant_errors: dict[str, dict[str, int]] = {}
+            self.oauth_events: dict[str, dict[str, int]] = {}
             self.log: deque[dict[str, Any]] = deque(maxlen=self._log_size)
             self._windows: dict[tuple[str, str | None], tuple[int, int]] = {}
 
@@ -140,6 +159,18 @@ class Stats:
             grants = self.token_grants.setdefault(vendor, {})
             grants[grant_type] = grants.get(grant_type, 0) + 1
 
+    def record_grant_error(self, vendor: str, error: str) -> None:
+        """For the OAuth authorization server: count failed token requests by OAuth error code."""
+        with self._lock:
+            errors = self.token_grant_errors.setdefault(vendor, {})
+            errors[error] = errors.get(error, 0) + 1
+
+    def record_oauth_event(self, vendor: str, event: str) -> None:
+        """code_replay, refresh_token_reuse, revocation, uninstall, ... (for tests to assert on)."""
+        with self._lock:
+            events = self.oauth_events.setdefault(vendor, {})
+            events[event] = events.get(event, 0) + 1
+
     def hit_window(self, vendor: str, tenant: str | None, window: int = 60) -> tuple[int, int]:
         """Count a request in the current fixed window: (requests so far, seconds until reset)."""
         now = int(time.time())
@@ -165,6 +196,8 @@ class Stats:
                     for name, v in self.vendors.items()
                 },
                 "token_grants": {k: dict(v) for k, v in self.token_grants.items()},
+                "token_grant_errors": {k: dict(v) for k, v in self.token_grant_errors.items()},
+                "oauth_events": {k: dict(v) for k, v in self.oauth_events.items()},
                 "requests": list(self.log),
             }
 
@@ -176,8 +209,17 @@ class SandboxConfig:
     # Shopify GraphQL leaky bucket (points): Standard plan numbers (CONNECTORS.md §7.4).
     shopify_max_available: float = 1000.0
     shopify_restore_rate: float = 50.0
+    # OAuth authorization servers: approve authorization requests without the consent page.
+    auto_approve: bool = False
+    # Vendors whose sandbox authorization server offers the RFC 8628 device flow. None of the real
+    # vendors does (CONNECTORS.md §0): a test affordance, on for zendesk and hubspot by default.
+    device_flow: list[str] = field(default_factory=lambda: list(DEFAULT_DEVICE_FLOW))
+    # RFC 8628 `interval` and `expires_in` of new device codes (seconds).
+    device_interval: int = 5
+    device_code_ttl: int = 600
 
     def update(self, values: dict[str, Any]) -> None:
+        checked: dict[str, Any] = {}
         for key, value in values.items():
             if not hasattr(self, key):
                 raise ValueError(f"unknown config key: {key}")
@@ -185,7 +227,23 @@ class SandboxConfig:
                 raise ValueError("max_page_size must be a positive integer or null")
             if key.startswith("shopify_") and not isinstance(value, int | float):
                 raise ValueError(f"{key} must be a number")
+            if key == "auto_approve" and not isinstance(value, bool):
+                raise ValueError("auto_approve must be a boolean")
+            if key == "device_flow":
+                value = check_device_flow(value)
+            if key in ("device_interval", "device_code_ttl") and (
+                not isinstance(value, int) or isinstance(value, bool) or value < 0
+            ):
+                raise ValueError(f"{key} must be a non-negative integer")
+            checked[key] = value
+        for key, value in checked.items():
             setattr(self, key, value)
+
+
+def check_device_flow(value: Any) -> list[str]:
+    if not isinstance(value, list | tuple) or not all(v in OAUTH_VENDORS for v in value):
+        raise ValueError(f"device_flow must be a list of OAuth vendors ({', '.join(OAUTH_VENDORS)})")
+    return list(dict.fromkeys(value))
 
 
 class SandboxState:
@@ -194,10 +252,19 @@ class SandboxState:
         *,
         vendors: Iterable[Vendor],
         token_ttl: int | None = None,
+        auto_approve: bool = False,
+        device_flow: Iterable[str] = DEFAULT_DEVICE_FLOW,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        from .oauth.server import OAuthHub  # authlib: only when a sandbox is actually built
+
         self.clock = clock
         self.token_ttl = token_ttl
+        # What `reset` (and start-up) restores in `config`.
+        self.config_defaults = {
+            "auto_approve": auto_approve,
+            "device_flow": check_device_flow(list(device_flow)),
+        }
         self.tenant = seed.TENANT
         self.vendors: dict[str, Vendor] = {v.name: v for v in vendors}
         # Seed times are relative to the start of the day the app was created, so every reset
@@ -207,10 +274,11 @@ class SandboxState:
         self.tokens = TokenRegistry(clock=clock, default_ttl=token_ttl)
         self.stats = Stats()
         self.faults = FaultTable()
-        self.config = SandboxConfig()
+        self.config = self.default_config()
         self.stores: dict[str, Any] = {}
         self.loop: asyncio.AbstractEventLoop | None = None
         self.shutting_down = asyncio.Event()
+        self.oauth = OAuthHub(self)
         self.reset()
 
     def reset(self) -> None:
@@ -218,9 +286,14 @@ class SandboxState:
         self.tokens.clear()
         credentials.install(self.tokens)
         self.stores = {name: vendor.new_store(self) for name, vendor in self.vendors.items()}
+        self.oauth.reset()
         self.faults.clear()
-        self.config = SandboxConfig()
+        self.config = self.default_config()
         self.stats.reset()
+
+    def default_config(self) -> SandboxConfig:
+        d = self.config_defaults
+        return SandboxConfig(auto_approve=d["auto_approve"], device_flow=list(d["device_flow"]))
 
     def page_size(self, requested: int | None, default: int, maximum: int) -> int:
         size = default if requested is None else requested

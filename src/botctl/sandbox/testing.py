@@ -11,6 +11,8 @@ import contextlib
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
+from html.parser import HTMLParser
 from typing import Any
 
 import httpx  # noqa: TID253
@@ -18,6 +20,38 @@ from starlette.applications import Starlette  # noqa: TID253
 
 from .server import SandboxServer, make_server
 from .state import SandboxState
+
+
+@dataclass
+class HtmlForm:
+    action: str
+    method: str
+    fields: dict[str, str]
+    buttons: list[tuple[str, str]]
+
+
+class _FormParser(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.forms: list[HtmlForm] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        a = {k: v or "" for k, v in attrs}
+        if tag == "form":
+            self.forms.append(HtmlForm(a.get("action", ""), a.get("method", "get").lower(), {}, []))
+        elif self.forms and tag == "input" and a.get("name"):
+            self.forms[-1].fields[a["name"]] = a.get("value", "")
+        elif self.forms and tag == "button" and a.get("name"):
+            self.forms[-1].buttons.append((a["name"], a.get("value", "")))
+
+
+def parse_form(page: str) -> HtmlForm:
+    """The first form of an HTML page (action, method, input values, submit buttons)."""
+    parser = _FormParser()
+    parser.feed(page)
+    if not parser.forms:
+        raise ValueError("no form on the page")
+    return parser.forms[0]
 
 
 class RunningSandbox:
@@ -100,6 +134,38 @@ class RunningSandbox:
     def reset(self) -> None:
         """Seed data, static credentials, no faults, default config, zeroed stats."""
         self._call("POST", "/_sandbox/reset")
+
+    # --- OAuth ---------------------------------------------------------------------------------------
+
+    def oauth(self, vendor: str) -> dict[str, Any]:
+        """The vendor's `oauth` block from /_sandbox/credentials (endpoints, clients, scopes)."""
+        return self.credentials()[vendor]["oauth"]
+
+    def consent(self, authorize_url: str, params: Any = None, *, decision: str = "approve") -> httpx.Response:
+        """Act as the user's browser: open the authorization URL, then press Approve or Deny on the
+        consent page. Returns the final response: normally the 302 to the redirect URI (not
+        followed), or the sandbox's error page. With `auto_approve`, the first 302 is returned."""
+        browser = self._client  # absolute URLs: the base URL does not apply
+        page = browser.get(authorize_url, params=params)
+        if page.status_code != 200 or "text/html" not in page.headers.get("content-type", ""):
+            return page
+        form = parse_form(page.text)
+        fields = {**form.fields, "decision": decision}
+        return browser.post(str(page.url.join(form.action)), data=fields)
+
+    def approve_device(self, user_code: str, *, deny: bool = False) -> dict[str, Any]:
+        """Approve (or deny) a device flow's user code, as the user would on the verification page."""
+        return self._call("POST", "/_sandbox/device/approve", {"user_code": user_code, "deny": deny})
+
+    def expire_oauth_tokens(
+        self, vendor: str | None = None, *, token: str | None = None, refresh_tokens: bool = False
+    ) -> dict[str, Any]:
+        """Make issued access tokens (and optionally OAuth refresh tokens) expire now."""
+        return self._call(
+            "POST",
+            "/_sandbox/oauth/expire",
+            {"vendor": vendor, "token": token, "refresh_tokens": refresh_tokens},
+        )
 
     def close(self) -> None:
         self._client.close()

@@ -122,6 +122,26 @@ class TokenRegistry:
                     found = True
             return found
 
+    def expire(self, vendor: str | None = None, token: str | None = None) -> int:
+        """Make issued (OAuth) access tokens expired now, as if their lifetime had run out.
+        Filters by vendor and/or token; returns how many were expired."""
+        now = self._clock()
+        count = 0
+        with self._lock:
+            for (v, t), record in self._tokens.items():
+                if record.kind == "static" or (vendor is not None and v != vendor):
+                    continue
+                if token is not None and t != token:
+                    continue
+                if record.expires_at is None or record.expires_at > now:
+                    record.expires_at = now - 1
+                    count += 1
+        return count
+
+    def find(self, vendor: str, predicate: Callable[[AccessToken], bool]) -> list[AccessToken]:
+        with self._lock:
+            return [r for (v, _), r in self._tokens.items() if v == vendor and predicate(r)]
+
     def get(self, vendor: str, token: str) -> AccessToken | None:
         with self._lock:
             return self._tokens.get((vendor, token))

@@ -99,8 +99,12 @@ class Vendor:
 
     def routes(self) -> list[Route]:
         if self._routes is None:
+            from botctl.sandbox.oauth.routes import routes_for
+
             self._routes = [
                 *self.build_routes(),
+                # The vendor's OAuth authorization server, where it has one (botctl/sandbox/oauth).
+                *routes_for(self),
                 Route("/{rest:path}", self._catch_all, methods=ALL_METHODS, name=CATCH_ALL),
             ]
         return self._routes

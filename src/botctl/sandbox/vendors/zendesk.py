@@ -7,6 +7,8 @@ offset pagination (`page`, `per_page`, `next_page`) and cursor pagination (`page
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -48,6 +50,18 @@ ADA_STATUSES = ("open", "pending", "new", "solved", "closed")
 GRACE_STATUSES = ("open", "new")
 
 
+IDEMPOTENCY_TTL = 2 * 3600  # "Idempotency keys expire after two hours"
+
+
+@dataclass
+class SavedCreate:
+    fingerprint: str
+    status: int
+    body: bytes
+    headers: dict[str, str]
+    created: float
+
+
 @dataclass
 class ZendeskStore:
     users: dict[int, dict[str, Any]] = field(default_factory=dict)
@@ -57,6 +71,8 @@ class ZendeskStore:
     next_ticket_id: int = 200
     next_comment_id: int = 90001
     next_audit_id: int = 70001
+    # Idempotency-Key -> the saved answer to the ticket create that first used it.
+    idempotency: dict[str, SavedCreate] = field(default_factory=dict)
 
     def user_by_email(self, email: str) -> dict[str, Any] | None:
         return next((u for u in self.users.values() if email_eq(u["email"], email)), None)
@@ -331,7 +347,7 @@ class Zendesk(Vendor):
                 ["GET"],
                 scope="tickets:read",
             ),
-            self.route("/api/v2/tickets.json", create_ticket, ["POST"], scope="tickets:write"),
+            self.route("/api/v2/tickets.json", idempotent_create_ticket, ["POST"], scope="tickets:write"),
             self.route("/api/v2/tickets/{ticket_id:int}.json", get_ticket, ["GET"], scope="tickets:read"),
             self.route("/api/v2/tickets/{ticket_id:int}.json", update_ticket, ["PUT"], scope="tickets:write"),
             self.route(
@@ -611,6 +627,50 @@ async def create_ticket(ctx: Ctx) -> Response:
         ],
     )
     return json_response({"ticket": rendered, "audit": audit}, 201, {"Location": rendered["url"]})
+
+
+async def idempotent_create_ticket(ctx: Ctx) -> Response:
+    """`Idempotency-Key` on ticket create (developer.zendesk.com/api-reference/ticketing/introduction/
+    #idempotency): the first request answers with `x-idempotency-lookup: miss`; the same key with
+    the same body replays the saved answer with `x-idempotency-lookup: hit` (nothing is created);
+    the same key with a different body is a 400. Keys expire after two hours. Only successful
+    creates are saved, so a rejected request can be corrected and resent under the same key."""
+    key = ctx.request.headers.get("idempotency-key")
+    if not key:
+        return await create_ticket(ctx)
+    store: ZendeskStore = ctx.store
+    for k in [k for k, v in store.idempotency.items() if ctx.now - v.created >= IDEMPOTENCY_TTL]:
+        del store.idempotency[k]
+    raw = await ctx.request.body()
+    try:
+        fingerprint = hashlib.sha256(json.dumps(json.loads(raw), sort_keys=True).encode()).hexdigest()
+    except (ValueError, UnicodeDecodeError):
+        fingerprint = hashlib.sha256(raw).hexdigest()
+    saved = store.idempotency.get(key)
+    if saved is not None:
+        if saved.fingerprint != fingerprint:
+            return json_response(
+                {
+                    "error": "IdempotentRequestError",
+                    "description": "The request parameters don't match the original request for this idempotency key",
+                },
+                400,
+                {"x-idempotency-lookup": "hit"},
+            )
+        return Response(
+            saved.body,
+            status_code=saved.status,
+            headers={**saved.headers, "x-idempotency-lookup": "hit"},
+            media_type="application/json; charset=utf-8",
+        )
+    response = await create_ticket(ctx)
+    if 200 <= response.status_code < 300:
+        keep = {k: v for k, v in response.headers.items() if k.lower() == "location"}
+        store.idempotency[key] = SavedCreate(
+            fingerprint, response.status_code, bytes(response.body), keep, ctx.now
+        )
+    response.headers["x-idempotency-lookup"] = "miss"
+    return response
 
 
 async def update_ticket(ctx: Ctx) -> Response:
