@@ -16,6 +16,7 @@ def serve(
     port: int = typer.Option(8790, "--port", metavar="PORT", help="Port to listen on."),
     token_ttl: int = typer.Option(None, "--token-ttl", metavar="SECONDS", help="Lifetime of issued access tokens."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No access log."),
+    auto_approve: bool = typer.Option(False, "--auto-approve", help="OAuth: approve consent without showing the page."),
 ) -> None:
     """Serve local stand-ins for all eight vendor APIs under http://HOST:PORT/<connector>/...
 
@@ -25,7 +26,7 @@ def serve(
     from botctl.sandbox.server import serve as run_server
 
     output.status(f"sandbox: http://{host}:{port}  (credentials: http://{host}:{port}/_sandbox/credentials)")
-    opts = {"access_log": not quiet}
+    opts = {"access_log": not quiet, "auto_approve": auto_approve}
     if token_ttl is not None:
         opts["token_ttl"] = token_ttl
     try:
