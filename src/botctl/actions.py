@@ -147,21 +147,43 @@ async def run_action(
             raise ActionError("needs_reauth", f"The {connector.vendor} connection lacks the permission this "
                                               f"action needs ({', '.join(missing)}); reconnect it.")
         params = check_params(action, params)
-        credential = connections.credential(app, ws, conn_row)
+        from botctl import oauth
         from botctl.connectors.base import ActionContext
         from botctl.connectors.http import build_client, upstream_statuses
 
-        client = build_client(connector, conn_row.config, credential, base_url=conn_row.base_url,
-                              idempotent=spec.idempotent, timeout=timeout, sleep=sleep,
-                              inner=getattr(app, "vendor_pool", None))
-        async with client:
-            ctx = ActionContext(client=client, params=params, visitor=visitor, config=conn_row.public_config(),
-                                request_id=request_id)
+        refreshable = oauth.can_refresh(app, ws, conn_row)
+        if refreshable:  # OAuth: refresh first if the token expires within the margin
+            conn_row = await oauth.fresh_for_action(app, ws, conn_row)
+        while True:
+            credential = connections.credential(app, ws, conn_row)
+            client = build_client(connector, conn_row.config, credential, base_url=conn_row.base_url,
+                                  idempotent=spec.idempotent, timeout=timeout, sleep=sleep,
+                                  inner=getattr(app, "vendor_pool", None))
             try:
-                result = await spec.handler(ctx)
-            finally:
-                detail["upstream_statuses"] = upstream_statuses(client)
-                detail.update(scrub(ctx.audit))
+                async with client:
+                    ctx = ActionContext(client=client, params=params, visitor=visitor,
+                                        config=conn_row.public_config(), request_id=request_id)
+                    try:
+                        result = await spec.handler(ctx)
+                    finally:
+                        detail["upstream_statuses"] = upstream_statuses(client)
+                        detail.update(scrub(ctx.audit))
+                break
+            except ActionError as exc:
+                if not (refreshable and exc.code == "needs_reauth" and exc.upstream_status == 401):
+                    raise
+                # The vendor refused the token: refresh once (never twice), and retry only when that
+                # cannot repeat a write: an idempotent action, or the 401 was the only thing sent.
+                refreshable = False
+                retry = spec.idempotent or detail.get("upstream_statuses") == [401]
+                conn_row = await oauth.refresh_after_401(app, ws, conn_row)
+                detail["refreshed_after_401"] = True
+                if not retry:
+                    raise ActionError("upstream_error", f"{connector.vendor} refused the expired credential; it "
+                                      "has been refreshed: retry the action.", upstream_status=401) from None
+                detail |= {"upstream_status": 401, "message": exc.message, "retried": True}
+                await record("error", exc.code)  # one record per attempt: this one, then the retry's
+                detail = {k: v for k, v in detail.items() if k in ("params", "as_visitor")} | {"attempt": 2}
         connections.touch(app, conn_row)
     except ActionError as exc:
         if exc.code == "needs_reauth" and conn_row is not None and exc.upstream_status == 401:

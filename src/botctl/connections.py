@@ -3,6 +3,13 @@
 The credential fields (`api_key`, `api_secret`, `access_token`, `refresh_token`) are stored as
 secrets owned by the connection id; the row itself holds only what may be shown: status, account
 label, non-secret config (tenant, base URL), scopes, timestamps.
+
+OAuth connections also keep (schema 5): the OAuth app they were made with (`oauth_*` config keys,
+its client secret as the `client_secret` secret, used only when that app is no longer configured),
+the access token's expiry, a token generation that every save of new tokens increments, and the
+refresh bookkeeping `botctl.oauth` uses: `refresh_state` (`sent` while a refresh request is out,
+`unknown` when its outcome was never learned), failures and the backoff deadline, and a lease
+(owner, until) that makes refreshes single-flight across processes.
 """
 
 from __future__ import annotations
@@ -25,8 +32,12 @@ if TYPE_CHECKING:
 
 STATUSES = ("active", "needs_reauth", "error")
 SECRET_FIELDS = ("api_key", "api_secret", "access_token", "refresh_token")
-_COLUMNS = ("id, workspace_id, connector, auth, status, status_reason, account_label, config, scopes, "
-            "created_at, updated_at, last_used_at, expires_at")
+# The OAuth app's client secret as it was at connect time; never handed to the vendor API client.
+CLIENT_SECRET_FIELD = "client_secret"
+_BASE_COLUMNS = ("id, workspace_id, connector, auth, status, status_reason, account_label, config, scopes, "
+                 "created_at, updated_at, last_used_at, expires_at")
+_COLUMNS = _BASE_COLUMNS + ", token_generation, refreshed_at, refresh_state, refresh_failures, refresh_retry_at"
+OAUTH_PREFIX = "oauth_"
 
 
 @dataclass(frozen=True)
@@ -45,13 +56,26 @@ class Connection:
     updated_at: str
     last_used_at: str | None
     expires_at: str | None
+    token_generation: int = 0
+    refreshed_at: str | None = None
+    refresh_state: str | None = None
+    refresh_failures: int = 0
+    refresh_retry_at: float | None = None
 
     @property
     def base_url(self) -> str | None:
         return self.config.get("base_url_resolved")
 
     def public_config(self) -> dict[str, str]:
-        return {k: v for k, v in self.config.items() if k != "base_url_resolved"}
+        return {k: v for k, v in self.config.items()
+                if k != "base_url_resolved" and not k.startswith(OAUTH_PREFIX)}
+
+    def oauth_config(self) -> dict[str, str]:
+        """The OAuth app this connection was made with: client id, token/revoke URLs, auth method."""
+        return {k[len(OAUTH_PREFIX):]: v for k, v in self.config.items() if k.startswith(OAUTH_PREFIX)}
+
+    def expires_at_epoch(self) -> float | None:
+        return iso_to_epoch(self.expires_at)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -68,12 +92,43 @@ class Connection:
             "updated_at": self.updated_at,
             "last_used_at": self.last_used_at,
             "expires_at": self.expires_at,
+            "oauth": self.oauth_config() or None,
+            "refreshed_at": self.refreshed_at,
+            "refresh_state": self.refresh_state,
+            "refresh_failures": self.refresh_failures,
         }
+
+    def reconnect_command(self) -> str:
+        """The exact command that re-authorises this connection (tenant and sandbox included)."""
+        from botctl.connectors import registry
+
+        parts = ["botctl", "connect", self.connector, "-w", self.workspace]
+        connector = registry.get(self.connector)
+        for name in connector.config_fields if connector else ():
+            if self.config.get(name):
+                parts += ["--" + name.replace("_", "-"), self.config[name]]
+        if self.config.get("sandbox"):
+            parts += ["--sandbox", self.config["sandbox"]]
+        return " ".join(parts)
+
+
+def iso_to_epoch(value: str | None) -> float | None:
+    if not value:
+        return None
+    from datetime import datetime
+
+    return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+
+
+def epoch_to_iso(value: float) -> str:
+    from datetime import UTC, datetime
+
+    return datetime.fromtimestamp(value, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def _row(r: tuple, workspace: str) -> Connection:
     return Connection(r[0], r[1], workspace, r[2], r[3], r[4], r[5], r[6], json.loads(r[7]),
-                      tuple(json.loads(r[8])), r[9], r[10], r[11], r[12])
+                      tuple(json.loads(r[8])), r[9], r[10], r[11], r[12], r[13], r[14], r[15], r[16], r[17])
 
 
 def list_all(conn: sqlite3.Connection, workspace: Workspace | None = None) -> list[Connection]:
@@ -90,6 +145,12 @@ def list_all(conn: sqlite3.Connection, workspace: Workspace | None = None) -> li
 def find(conn: sqlite3.Connection, ws: Workspace, connector: str) -> Connection | None:
     r = conn.execute(f"SELECT {_COLUMNS} FROM connections WHERE workspace_id = ? AND connector = ?",
                      (ws.id, connector)).fetchone()
+    return _row(r, ws.name) if r else None
+
+
+def by_id(conn: sqlite3.Connection, ws: Workspace, connection_id: str) -> Connection | None:
+    r = conn.execute(f"SELECT {_COLUMNS} FROM connections WHERE id = ? AND workspace_id = ?",
+                     (connection_id, ws.id)).fetchone()
     return _row(r, ws.name) if r else None
 
 
@@ -172,7 +233,8 @@ async def validate(connector: Connector, config: Mapping[str, str], credential: 
 
 def save(app: App, ws: Workspace, connector: Connector, *, auth: str, config: Mapping[str, str],
          credential: Mapping[str, Secret], account_label: str | None, scopes: tuple[str, ...] = (),
-         expires_at: str | None = None, actor: dict | None = None) -> tuple[Connection, bool]:
+         expires_at: str | None = None, actor: dict | None = None,
+         extra_detail: Mapping[str, Any] | None = None) -> tuple[Connection, bool]:
     """Insert or replace the connection and its secrets in one transaction, audited. Returns (conn, replaced)."""
     vault = app.vault
     now = store.now_iso()
@@ -181,24 +243,27 @@ def save(app: App, ws: Workspace, connector: Connector, *, auth: str, config: Ma
         cid = existing.id if existing else "conn_" + os.urandom(8).hex()
         if existing:
             vault.delete_secrets(ws.ref, cid)
+            # New credential: the refresh bookkeeping of the old one no longer applies.
             vault.conn.execute(
                 "UPDATE connections SET auth = ?, status = 'active', status_reason = NULL, account_label = ?, "
-                "config = ?, scopes = ?, updated_at = ?, expires_at = ? WHERE id = ?",
+                "config = ?, scopes = ?, updated_at = ?, expires_at = ?, token_generation = token_generation + 1, "
+                "refreshed_at = NULL, refresh_state = NULL, refresh_failures = 0, refresh_retry_at = NULL, "
+                "refresh_lease_owner = NULL, refresh_lease_until = NULL WHERE id = ?",
                 (auth, account_label, json.dumps(dict(config)), json.dumps(list(scopes)), now, expires_at, cid))
         else:
             vault.conn.execute(
-                f"INSERT INTO connections ({_COLUMNS}) VALUES (?, ?, ?, ?, 'active', NULL, ?, ?, ?, ?, ?, NULL, ?)",
+                f"INSERT INTO connections ({_BASE_COLUMNS}) VALUES (?, ?, ?, ?, 'active', NULL, ?, ?, ?, ?, ?, NULL, ?)",
                 (cid, ws.id, connector.name, auth, account_label, json.dumps(dict(config)),
                  json.dumps(list(scopes)), now, now, expires_at))
         for field, value in credential.items():
-            if field not in SECRET_FIELDS:
+            if field not in SECRET_FIELDS and field != CLIENT_SECRET_FIELD:
                 raise ValueError(f"unknown credential field {field}")
             vault.put_secret(ws.ref, cid, field, value)
         app.audit("connection.replaced" if existing else "connection.created", workspace=ws.name,
                   connector=connector.name, actor=actor,
                   detail={"auth": auth, "account": account_label, "config": {k: v for k, v in config.items()
                                                                               if k != "base_url_resolved"},
-                          "fields": sorted(credential)})
+                          "fields": sorted(credential), **(extra_detail or {})})
     return get(vault.conn, ws, connector.name), existing is not None
 
 
@@ -229,3 +294,106 @@ def delete(app: App, ws: Workspace, connection: Connection, *, detail: dict[str,
 
 def describe_failure(exc: ActionError) -> dict[str, Any]:
     return {"code": exc.code, "upstream_status": exc.upstream_status}
+
+
+# -- OAuth token state (schema 5) -----------------------------------------------------------------
+
+
+def has_refresh_token(app: App, ws: Workspace, connection: Connection) -> bool:
+    """Whether a refresh token is stored (no decryption)."""
+    return "refresh_token" in app.vault.secret_fields(ws.ref, connection.id)
+
+
+def lease_holder(app: App, connection: Connection) -> tuple[str | None, float | None]:
+    row = app.vault.conn.execute("SELECT refresh_lease_owner, refresh_lease_until FROM connections WHERE id = ?",
+                                 (connection.id,)).fetchone()
+    return (row[0], row[1]) if row else (None, None)
+
+
+def acquire_refresh_lease(app: App, connection: Connection, owner: str, *, ttl_s: float, now: float,
+                          stale_owner: str | None = None) -> bool:
+    """Take the refresh lease if it is free, expired, or held by `stale_owner` (a process that died).
+
+    One UPDATE, so two processes can never both get it (SQLite serialises writers)."""
+    cur = app.vault.conn.execute(
+        "UPDATE connections SET refresh_lease_owner = ?, refresh_lease_until = ? WHERE id = ? AND "
+        "(refresh_lease_owner IS NULL OR refresh_lease_until < ? OR refresh_lease_owner = ? OR refresh_lease_owner = ?)",
+        (owner, now + ttl_s, connection.id, now, owner, stale_owner or owner))
+    return cur.rowcount == 1
+
+
+def release_refresh_lease(app: App, connection: Connection, owner: str) -> None:
+    app.vault.conn.execute("UPDATE connections SET refresh_lease_owner = NULL, refresh_lease_until = NULL "
+                           "WHERE id = ? AND refresh_lease_owner = ?", (connection.id, owner))
+
+
+def mark_refresh_sent(app: App, connection: Connection, owner: str) -> bool:
+    """Record, before the request leaves, that a refresh is about to be sent (False: lease lost)."""
+    cur = app.vault.conn.execute(
+        "UPDATE connections SET refresh_state = 'sent' WHERE id = ? AND refresh_lease_owner = ?",
+        (connection.id, owner))
+    return cur.rowcount == 1
+
+
+class Superseded(Exception):
+    """The connection was replaced (reconnected) while a refresh was in flight."""
+
+
+# The three writes below commit before their caller audits them (`botctl.oauth`): a rotated refresh
+# token must never be rolled back because an audit append failed, and in the daemon the group
+# committer checkpoints through its own vault connection, which a held write lock would block.
+
+
+def record_refresh_failure(app: App, connection: Connection, owner: str, *, sent: bool, outcome_unknown: bool,
+                           retry_at: float | None) -> None:
+    """A refresh that produced no tokens: backoff, the unknown-outcome mark, the lease released.
+
+    `sent` False (nothing reached the server) keeps the state the attempt found."""
+    if outcome_unknown:
+        state_sql, args = "'unknown'", ()
+    elif sent:
+        state_sql, args = "NULL", ()
+    else:
+        state_sql, args = "?", (connection.refresh_state,)
+    app.vault.conn.execute(
+        f"UPDATE connections SET refresh_state = {state_sql}, refresh_failures = refresh_failures + 1, "
+        "refresh_retry_at = ?, refresh_lease_owner = NULL, refresh_lease_until = NULL "
+        "WHERE id = ? AND (refresh_lease_owner IS NULL OR refresh_lease_owner = ?)",
+        (*args, retry_at, connection.id, owner))
+
+
+def save_tokens(app: App, ws: Workspace, connection: Connection, *, access_token: Secret,
+                refresh_token: Secret | None, expires_at: str | None, scopes: tuple[str, ...]) -> Connection:
+    """Persist a refresh's result in ONE transaction (rotation-safe): the new access token, the new
+    refresh token (if the server rotated it), expiry and scopes, a new generation, the lease released.
+    Only after this commits may either token be used. If the connection was replaced meanwhile (a
+    reconnect: its generation moved), the new grant is kept and this result is dropped."""
+    vault = app.vault
+    with store.transaction(vault.conn):
+        row = vault.conn.execute("SELECT token_generation FROM connections WHERE id = ?", (connection.id,)).fetchone()
+        if row is None or row[0] != connection.token_generation:
+            raise Superseded(connection.id)
+        vault.put_secret(ws.ref, connection.id, "access_token", access_token)
+        if refresh_token is not None:
+            vault.put_secret(ws.ref, connection.id, "refresh_token", refresh_token)
+        now = store.now_iso()
+        vault.conn.execute(
+            "UPDATE connections SET expires_at = ?, scopes = ?, token_generation = token_generation + 1, "
+            "refreshed_at = ?, updated_at = ?, refresh_state = NULL, refresh_failures = 0, refresh_retry_at = NULL, "
+            "refresh_lease_owner = NULL, refresh_lease_until = NULL, status = 'active', status_reason = NULL "
+            "WHERE id = ?", (expires_at, json.dumps(list(scopes)), now, now, connection.id))
+    found = by_id(vault.conn, ws, connection.id)
+    assert found is not None
+    return found
+
+
+def mark_needs_reauth(app: App, ws: Workspace, connection: Connection, reason: str) -> Connection:
+    """The server refused the grant for good: stop refreshing until the operator reconnects."""
+    vault = app.vault
+    vault.conn.execute(
+        "UPDATE connections SET status = 'needs_reauth', status_reason = ?, updated_at = ?, refresh_state = NULL, "
+        "refresh_lease_owner = NULL, refresh_lease_until = NULL WHERE id = ?",
+        (reason, store.now_iso(), connection.id))
+    found = by_id(vault.conn, ws, connection.id)
+    assert found is not None
+    return found

@@ -14,6 +14,9 @@ Exit statuses (also in README "Exit codes"):
     21  the connection needs re-authorisation (reconnect it)
     22  the vendor could not be reached or failed (network, timeout, 5xx, rate limit): try again later
     23  an action was refused or failed (`botctl actions run`; the JSON error carries the code)
+    24  OAuth: the user (or the authorization server) denied the authorization
+    25  OAuth: the callback's state or issuer did not match, or was replayed
+    26  OAuth: timed out waiting for the browser callback, or the device code expired
     130 interrupted (Ctrl-C)
 """
 

@@ -98,6 +98,29 @@ VAULT_MIGRATIONS: list[str] = [
         PRIMARY KEY (workspace_id, kid)
     );
     """,
+    # 5: OAuth. Bring-your-own OAuth apps (workspace_id NULL = the global default). A workspace
+    # app's client secret lives in `secrets` (owner oauth-app:<connector>), a global app's in
+    # `client_secret`, under the KEK-wrapped key `botctl/v1|oauth-apps` in `wrapped_keys`.
+    # Connections gain their token state and the cross-process refresh lease.
+    """
+    CREATE TABLE oauth_apps (
+        workspace_id TEXT REFERENCES workspaces(id) ON DELETE CASCADE,
+        connector TEXT NOT NULL,
+        client_id TEXT NOT NULL,
+        settings TEXT NOT NULL DEFAULT '{}',
+        client_secret BLOB,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    );
+    CREATE UNIQUE INDEX oauth_apps_scope ON oauth_apps (ifnull(workspace_id, ''), connector);
+    ALTER TABLE connections ADD COLUMN token_generation INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE connections ADD COLUMN refreshed_at TEXT;
+    ALTER TABLE connections ADD COLUMN refresh_state TEXT CHECK (refresh_state IN ('sent', 'unknown'));
+    ALTER TABLE connections ADD COLUMN refresh_failures INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE connections ADD COLUMN refresh_retry_at REAL;
+    ALTER TABLE connections ADD COLUMN refresh_lease_owner TEXT;
+    ALTER TABLE connections ADD COLUMN refresh_lease_until REAL;
+    """,
 ]
 
 AUDIT_MIGRATIONS: list[str] = [

@@ -25,11 +25,23 @@ def connect(
     token_env: str = typer.Option(None, "--access-token-env", metavar="VAR", help="OAuth tools: access token from $VAR."),
     sandbox: str = typer.Option(None, "--sandbox", metavar="URL", envvar="BOTCTL_SANDBOX",
                                 help="Point the connection at a running `botctl sandbox serve` instead of the vendor."),
+    device: bool = typer.Option(False, "--device", help="OAuth: use the device flow (a code to enter elsewhere)."),
+    no_browser: bool = typer.Option(False, "--no-browser", help="OAuth: print the URL instead of opening a browser."),
+    paste: bool = typer.Option(False, "--paste",
+                               help="OAuth: the browser is on another machine; paste its final address back here."),
+    redirect_port: int = typer.Option(None, "--redirect-port", metavar="N",
+                                      help="OAuth: listen on this fixed port (for vendors that match redirects exactly)."),
+    timeout: float = typer.Option(300.0, "--timeout", metavar="SECONDS", help="OAuth: how long to wait for approval."),
+    skip_check: bool = typer.Option(False, "--skip-check",
+                                    help="OAuth: store the token without the vendor's account check."),
     json_out: bool = typer.Option(False, "--json", help="Print the connection as JSON."),
 ) -> None:
     """Connect a tool to a workspace: the credential is checked with the vendor, then stored encrypted.
 
     The secret never comes from an argument: a hidden prompt, --api-key-stdin, or --api-key-env VAR.
+    OAuth tools (Calendly, Zendesk, HubSpot, Shopify) open the browser by default (authorization code
+    + PKCE, redirect to 127.0.0.1); --no-browser, --paste and --device are for SSH and headless use.
+    Exit 24 denied, 25 the redirect failed a security check, 26 timed out (see README "Exit codes").
     """
     import asyncio
 
@@ -65,9 +77,10 @@ def connect(
             raise UsageError(f"{connector.vendor} takes no API secret.")
     else:
         if not (token_stdin or token_env):
-            raise UsageError(
-                f"{connector.vendor} connects with OAuth; the browser and device flows are not built yet.",
-                hint="Meanwhile pass a vendor-issued access token with --access-token-stdin or --access-token-env VAR.")
+            _connect_oauth(a, ws, connector, config, sandbox=sandbox, device=device, no_browser=no_browser,
+                           paste=paste, redirect_port=redirect_port, timeout=timeout, skip_check=skip_check,
+                           json_out=json_out)
+            return
         credential = {"access_token": secrets_input.read(f"{connector.vendor} access token", flag="--access-token",
                                                          from_stdin=token_stdin, env_var=token_env)}
     try:
@@ -100,7 +113,6 @@ def disconnect(
     import asyncio
 
     from botctl import connections, workspaces
-    from botctl.connectors.base import ActionError
     from botctl.errors import UsageError
 
     output.use_json(json_out)
@@ -111,23 +123,9 @@ def disconnect(
     if not yes:
         raise UsageError(f"this deletes the {connector.name} credential of {ws.name}.",
                          hint=f"Re-run with --yes: botctl disconnect {connector.name} -w {ws.name} --yes")
-    revoked: str
-    if connector.revoke is None:
-        revoked = "unsupported"
-    else:
-        from botctl.connectors.http import build_client
+    from botctl import oauth
 
-        credential = connections.credential(a, ws, conn)
-
-        async def _revoke() -> None:
-            async with build_client(connector, conn.config, credential, base_url=conn.base_url) as client:
-                await connector.revoke(client, conn.config)  # type: ignore[misc]
-
-        try:
-            asyncio.run(_revoke())
-            revoked = "yes"
-        except ActionError as exc:
-            revoked = f"failed: {exc.code}"
+    revoked = asyncio.run(oauth.revoke(a, ws, conn, connector))["revoked"]
     connections.delete(a, ws, conn, detail={"revoked": revoked})
     result = {"workspace": ws.name, "connector": connector.name, "deleted": True, "revoked": revoked}
     if json_out:
@@ -138,3 +136,84 @@ def disconnect(
         output.warn(f"revoking at {connector.vendor} failed ({revoked[8:]}); revoke it in the vendor's admin too")
     elif revoked == "unsupported":
         output.status(f"{connector.vendor} has no revocation endpoint for this credential: revoke it in the vendor's admin")
+
+
+def _connect_oauth(a, ws, connector, config, *, sandbox, device, no_browser, paste, redirect_port, timeout, skip_check,
+                   json_out) -> None:
+    import asyncio
+
+    from botctl import oauth
+    from botctl.errors import UsageError
+
+    modes = [m for m, on in (("device", device), ("paste", paste), ("no_browser", no_browser)) if on]
+    if len(modes) > 1:
+        raise UsageError("choose one of --device, --paste and --no-browser.")
+    if timeout <= 0:
+        raise UsageError("--timeout must be a positive number of seconds.")
+
+    async def run():
+        app_cfg = await oauth.app_for(a, ws, connector, config, sandbox=sandbox, redirect_port=redirect_port)
+        return await oauth.connect(a, ws, connector, config, app_cfg, mode=modes[0] if modes else "auto",
+                                   ui=_terminal_ui(), timeout=timeout, skip_check=skip_check)
+
+    result = asyncio.run(run())
+    for w in result.warnings:
+        output.warn(w)
+    conn = result.connection
+    if json_out:
+        output.emit_json(conn.as_dict())
+        return
+    verb = "reconnected" if result.replaced else "connected"
+    who = f" as {conn.account_label!r}" if conn.account_label else ""
+    output.status(f"{verb} {connector.name} in {ws.name}{who} (OAuth, {result.flow.replace('_', '-')} flow"
+                  + (f", sandbox {config['sandbox']}" if config.get("sandbox") else "") + ")")
+
+
+def _terminal_ui():
+    """The OAuth flows' terminal side: URLs and codes on stderr, a spinner while waiting (TTY only)."""
+    import contextlib
+    import sys
+
+    from botctl import oauth
+
+    class TerminalUI(oauth.FlowUI):
+        def show_url(self, url, *, opened, mode):
+            if mode == "paste":
+                output.status("Open this URL in a browser on any machine and approve botctl:")
+                output.status(f"  {url}")
+                output.status("The browser then goes to a 127.0.0.1 address that will not load there: that is "
+                              "expected. Copy that whole address from the address bar and paste it here.")
+            elif opened:
+                output.status(f"Opened your browser to authorize botctl. If it did not open, visit:\n  {url}")
+            else:
+                output.status(f"Open this URL in a browser on this machine to authorize botctl:\n  {url}")
+            sys.stderr.flush()
+
+        def show_device_code(self, user_code, verification_uri, complete_uri):
+            output.status(f"To authorize botctl, visit {verification_uri} and enter the code: {user_code}")
+            if complete_uri:
+                output.status(f"  (or open {complete_uri})")
+            sys.stderr.flush()
+
+        def waiting(self, message):
+            if not sys.stderr.isatty():
+                return contextlib.nullcontext()
+            from rich.console import Console
+
+            return Console(stderr=True, markup=False, highlight=False, emoji=False).status(message)
+
+        def read_pasted(self, redirect_uri):
+            if sys.stdin.isatty():
+                sys.stderr.write("Paste the address: ")
+                sys.stderr.flush()
+            line = sys.stdin.readline()
+            if not line:
+                from botctl.errors import UsageError
+
+                raise UsageError("nothing was pasted (end of input).", hint="Run the command again.")
+            return line
+
+        def info(self, message):
+            output.status(message)
+
+    return TerminalUI()

@@ -37,7 +37,7 @@ def list_(
     for c in items:
         if c.status != "active":
             output.warn(f"{c.connector} in {c.workspace} is {c.status} ({c.status_reason or 'no reason recorded'}); "
-                        f"reconnect: botctl connect {c.connector} -w {c.workspace}")
+                        f"reconnect: {c.reconnect_command()}")
 
 
 @app.command("test")
@@ -68,8 +68,15 @@ def test(
                 reason="needs_reauth", detail={"message": "no usable credential stored"})
         raise NeedsReauth(f"{connector.name} in {ws.name} has no usable credential.",
                           hint=f"Reconnect: botctl connect {connector.name} -w {ws.name}")
+    async def check():
+        from botctl import oauth
+
+        current = await oauth.ensure_fresh(a, ws, conn)  # an expired OAuth token is refreshed, not failed
+        cred = connections.credential(a, ws, current) if current is not conn else credential
+        return await connections.validate(connector, current.config, cred)
+
     try:
-        label = asyncio.run(connections.validate(connector, conn.config, credential))
+        label = asyncio.run(check())
     except ActionError as exc:
         err = connections.error_for(exc, connector.vendor)
         if err.exit_code == 20:
@@ -85,3 +92,32 @@ def test(
         output.emit_json({"workspace": ws.name, "connector": connector.name, "ok": True, "account": label})
     else:
         output.status(f"{connector.name} in {ws.name}: ok ({label})")
+
+
+@app.command("refresh")
+def refresh(
+    ctx: typer.Context,
+    connector_name: str = typer.Argument(..., metavar="CONNECTOR"),
+    workspace: str = typer.Option(..., "-w", "--workspace", envvar="BOTCTL_WORKSPACE", metavar="NAME"),
+    json_out: bool = typer.Option(False, "--json", help="Print the connection as JSON."),
+) -> None:
+    """Refresh an OAuth connection's access token now (single-flight with any refresh under way).
+
+    Exit 0 ok; 20 the OAuth client was refused; 21 the grant is gone (now needs_reauth: reconnect);
+    22 transient (the connection stays usable while its token is valid).
+    """
+    import asyncio
+
+    from botctl import connections, oauth, workspaces
+
+    output.use_json(json_out)
+    a = context.app(ctx, create=False)
+    ws = workspaces.get(a.vault.conn, workspace)
+    connector = connections.resolve_connector(connector_name)
+    conn = connections.get(a.vault.conn, ws, connector.name)
+    conn = asyncio.run(oauth.refresh(a, ws, conn, force=True))
+    if json_out:
+        output.emit_json(conn.as_dict())
+    else:
+        until = f"; the new token expires at {conn.expires_at}" if conn.expires_at else ""
+        output.status(f"refreshed {connector.name} in {ws.name}{until}")

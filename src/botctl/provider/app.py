@@ -150,10 +150,11 @@ class Provider:
             self.refresh_stats["failed"] += 1
             return
         for r in results or []:
-            ok = getattr(r, "ok", None)
-            if ok is None and isinstance(r, dict):
-                ok = r.get("ok")
-            self.refresh_stats["refreshed" if ok else "failed"] += 1
+            outcome = getattr(r, "outcome", None)
+            if outcome == "refreshed":
+                self.refresh_stats["refreshed"] += 1
+            elif outcome in ("needs_reauth", "failed"):
+                self.refresh_stats["failed"] += 1
 
     def close(self) -> None:
         self.app.close()
