@@ -361,3 +361,27 @@ def test_es256_site_key(d, tmp_path):
     assert "secret" not in json.dumps(listed).replace('"kind": "secret"', "")
     sh("identity", "remove", "site-es256", "-w", "acme", env=d.env)
     assert d.act("shopify.list_my_orders", token=tok).json()["error"]["code"] == "invalid_identity"
+
+
+def test_chat_grounded_and_unknown(d):
+    corpus = Path(__file__).parent / "data" / "knowledge"
+    sh("knowledge", "add", "-w", "acme", str(corpus), env=d.env)
+    r = d.http.post("/v1/workspaces/acme/chat", json={"message": "How long does standard shipping take?"})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["grounded"] is True and body["citations"] and body["citations"][0]["document"]
+    assert body["request_id"] == r.headers["x-request-id"]
+    r = d.http.post("/v1/workspaces/acme/chat", json={"message": "Can I pay with goats?"})
+    body = r.json()
+    assert body["grounded"] is False and body["citations"] == []
+    assert any(s["name"] == "zendesk.create_ticket" and s["needs_sign_in"] for s in body["suggested_actions"])
+    # Knowledge of acme is not reachable from another workspace.
+    r = d.http.post("/v1/workspaces/other/chat", json={"message": "How long does standard shipping take?"})
+    assert r.json()["grounded"] is False
+    r = d.http.post("/v1/workspaces/acme/chat", json={"message": "hi"}, headers={"Authorization": "Bearer bad.to.ken"})
+    assert r.status_code == 401 and r.json()["error"]["code"] == "invalid_identity"
+    r = d.http.post("/v1/workspaces/acme/chat", json={"message": "", "extra": 1})
+    assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_request"
+    # Chat works on every plan.
+    r = d.http.post("/v1/workspaces/freebie/chat", json={"message": "anything about shipping?"})
+    assert r.status_code == 200

@@ -192,6 +192,42 @@ def create_app(socket_path: str, **opts: Any) -> Starlette:
         edge.metrics.action(action if "." in action and len(action) < 80 else "unknown", outcome)
         return await relay(answer, cors)
 
+    async def chat(request: Request) -> Response:
+        rid, ws = request.state.rid, request.path_params["ws"]
+        refusal, cors = await cors_check(request, ws, rid)
+        if refusal is not None:
+            return refusal
+        if (r := limited(request, rid, cors)) is not None:
+            return r
+        ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if ctype != "application/json":
+            return err("unsupported_media_type", "Send the body as application/json.", 415, rid, cors)
+        try:
+            raw = await read_body(request)
+        except BodyTooLarge:
+            return err("payload_too_large", f"The request body is over {MAX_BODY // 1024} KiB.", 413, rid, cors)
+        try:
+            body = json.loads(raw) if raw else None
+        except (ValueError, RecursionError):
+            return err("invalid_request", "The body is not valid JSON.", 400, rid, cors)
+        if not isinstance(body, dict) or set(body) - {"message", "conversation_id"}:
+            return err("invalid_request", 'The body must be {"message": "...", "conversation_id"?: "..."}.', 400,
+                       rid, cors)
+        message, conv = body.get("message"), body.get("conversation_id")
+        if not isinstance(message, str) or not message.strip() or len(message) > 2000:
+            return err("invalid_request", "message must be a non-empty string of at most 2000 characters.", 400,
+                       rid, cors)
+        if conv is not None and (not isinstance(conv, str) or len(conv) > 64):
+            return err("invalid_request", "conversation_id must be a string of at most 64 characters.", 400, rid, cors)
+        token = None
+        auth = request.headers.get("authorization")
+        if auth is not None:
+            token = (auth[7:].strip() if auth[:7].lower() == "bearer " else auth)[: MAX_TOKEN + 1]
+        answer = await edge.provider("POST", f"/v1/workspaces/{ws}/chat",
+                                     {"message": message, "conversation_id": conv, "identity_token": token,
+                                      "request_id": rid, "client_ip": edge.client_ip(request)})
+        return await relay(answer, cors)
+
     async def healthz(_: Request) -> Response:
         return JSONResponse({"ok": True, "version": __version__})
 
@@ -241,6 +277,8 @@ def create_app(socket_path: str, **opts: Any) -> Starlette:
         Route("/v1/workspaces/{ws}/widget-config", preflight, methods=["OPTIONS"]),
         Route("/v1/workspaces/{ws}/actions", actions, methods=["GET"]),
         Route("/v1/workspaces/{ws}/actions", preflight, methods=["OPTIONS"]),
+        Route("/v1/workspaces/{ws}/chat", chat, methods=["POST"]),
+        Route("/v1/workspaces/{ws}/chat", preflight, methods=["OPTIONS"]),
         Route("/v1/workspaces/{ws}/actions/{action}", run_action, methods=["POST"]),
         Route("/v1/workspaces/{ws}/actions/{action}", preflight, methods=["OPTIONS"]),
     ]

@@ -121,6 +121,41 @@ VAULT_MIGRATIONS: list[str] = [
     ALTER TABLE connections ADD COLUMN refresh_lease_owner TEXT;
     ALTER TABLE connections ADD COLUMN refresh_lease_until REAL;
     """,
+    # 6: knowledge (botctl/knowledge.py). Documents per workspace (AUTOINCREMENT: an id is never reused,
+    # so an index row left behind can never attach to a newer document); their chunks in an FTS5 index
+    # whose workspace_id and document_id columns are indexed, so a query is scoped inside the index
+    # before ranking (and checked again on the rows it returns) and a document's rows are found without
+    # a scan; per-workspace document frequencies of the chunks' stems, so ranking and the "do I know
+    # this" threshold use only the workspace's own corpus.
+    """
+    CREATE TABLE knowledge_documents (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        workspace_id TEXT NOT NULL REFERENCES workspaces(id) ON DELETE CASCADE,
+        name TEXT NOT NULL,
+        title TEXT NOT NULL,
+        kind TEXT NOT NULL CHECK (kind IN ('markdown', 'text', 'html')),
+        source TEXT NOT NULL,
+        sha256 TEXT NOT NULL,
+        bytes INTEGER NOT NULL,
+        chunks INTEGER NOT NULL,
+        words INTEGER NOT NULL,
+        tokens INTEGER NOT NULL,
+        added_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL,
+        UNIQUE (workspace_id, name)
+    );
+    CREATE TABLE knowledge_terms (
+        workspace_id TEXT NOT NULL REFERENCES workspaces(id) ON DELETE CASCADE,
+        term TEXT NOT NULL,
+        df INTEGER NOT NULL,
+        PRIMARY KEY (workspace_id, term)
+    ) WITHOUT ROWID;
+    CREATE VIRTUAL TABLE knowledge_fts USING fts5(
+        title, section, body, workspace_id, document_id,
+        terms UNINDEXED,
+        tokenize = 'porter unicode61 remove_diacritics 2'
+    );
+    """,
 ]
 
 AUDIT_MIGRATIONS: list[str] = [

@@ -173,6 +173,9 @@ def delete(app: App, name: str) -> Workspace:
         ws = get(vault.conn, name)
         secrets_count = vault.conn.execute("SELECT count(*) FROM secrets WHERE workspace_id = ?", (ws.id,)).fetchone()[0]
         vault.conn.execute("DELETE FROM workspace_keys WHERE workspace_id = ?", (ws.id,))
+        from botctl.knowledge import purge_workspace
+
+        purge_workspace(vault.conn, ws.id)  # the FTS index is a virtual table: no ON DELETE CASCADE there
         vault.conn.execute("DELETE FROM workspaces WHERE id = ?", (ws.id,))
         app.audit("workspace.deleted", workspace=name, detail={"id": ws.id, "secrets_shredded": secrets_count})
     vault.forget_workspace_keys(ws.ref)

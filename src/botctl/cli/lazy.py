@@ -22,6 +22,7 @@ COMMANDS: dict[str, tuple[str, str, str | None]] = {
     "connections": ("botctl.cli.connections_cmd", "List, test and refresh connections.", None),
     "oauth-app": ("botctl.cli.oauth_app_cmd", "Register your own OAuth app per vendor (client id and secret).", None),
     "disconnect": ("botctl.cli.connect_cmd", "Revoke and delete a connection's credential.", "disconnect"),
+    "knowledge": ("botctl.cli.knowledge_cmd", "Documents the bot answers from, per workspace; ask and search.", None),
     "actions": ("botctl.cli.actions_cmd", "List actions; run one as an operator.", None),
     "identity": ("botctl.cli.identity_cmd", "Visitor identity keys: HS256 secrets or your site's public keys.", None),
     "daemon": ("botctl.cli.daemon_cmd", "Start, stop and inspect the daemon (provider + edge).", None),

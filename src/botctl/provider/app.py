@@ -246,8 +246,36 @@ def create_app(home_path: str, **opts: Any) -> Starlette:
             return JSONResponse(error(exc.code, msg, rid or "", retry_after=exc.retry_after))
         return JSONResponse({"status": 200, "body": result})
 
+    async def chat(request: Request) -> JSONResponse:
+        """Answers from the workspace's own knowledge: every plan, no credential touched."""
+        from botctl import knowledge
+
+        data = await request.json()
+        rid = str(data.get("request_id") or "")[:64]
+        prov = p()
+        ws = prov.workspace(request.path_params["ws"])
+        if ws is None:
+            return JSONResponse(error("unknown_workspace", "No such workspace.", rid))
+        visitor, bad = prov.verify(ws, data.get("identity_token"))
+        if bad is not None:
+            await prov.app.aaudit("chat.refused", workspace=ws.name, actor={"type": "visitor"}, outcome="denied",
+                                  reason="invalid_identity", request_id=rid or None,
+                                  detail={"identity_reason": bad, "client_ip": data.get("client_ip")})
+            return JSONResponse(error("invalid_identity", PUBLIC_MESSAGE["invalid_identity"], rid))
+        actions = prov.available(ws)
+        result = await knowledge.answer_async(prov.app.vault.conn, ws, str(data.get("message", "")),
+                                              available_actions=actions)
+        for s in result.get("suggested_actions") or []:
+            # The widget shows customer-specific actions as "sign in to use this" to anonymous visitors.
+            s["needs_sign_in"] = bool(s.get("customer_specific")) and visitor is None
+        body = {"answer": result["answer"], "grounded": result["grounded"], "citations": result["citations"],
+                "suggested_actions": result.get("suggested_actions") or [],
+                "conversation_id": data.get("conversation_id"), "request_id": rid}
+        return JSONResponse({"status": 200, "body": body})
+
     routes = [
         Route("/health", health),
+        Route("/v1/workspaces/{ws}/chat", chat, methods=["POST"]),
         Route("/v1/status", status),
         Route("/v1/workspaces/{ws}/config", ws_config),
         Route("/v1/workspaces/{ws}/widget-config", widget_config),

@@ -1,0 +1,152 @@
+"""Knowledge query latency on 10,000 chunks, against a plain FTS5 MATCH on the same table.
+
+Generates a synthetic help center in a temporary home (Markdown files with sections of 90-170 words,
+Zipf-distributed vocabulary, so common words have long posting lists like real text), adds it through
+`knowledge.add` (the real path), then times, interleaved, per question:
+
+* baseline: ``SELECT rowid, bm25(..) FROM knowledge_fts WHERE knowledge_fts MATCH ? ORDER BY bm25 LIMIT 5``
+  with the same MATCH expression `search` builds (the FTS5 work alone: no workspace filter, no join,
+  no re-scoring);
+* `knowledge.search(conn, ws, q, 5)`;
+* `knowledge.answer(conn, ws, q)` (extractive; BOTCTL_LLM_URL is unset).
+
+Half the questions are drawn from a chunk's own words (answerable), half are random words. With
+``--tenants N`` the same table also holds N-1 other workspaces of the same size (the workspace filter
+then discards their matches). Not a timed test: it reports, it does not assert.
+
+    python bench/bench_knowledge.py [--chunks 10000] [--queries 300] [--tenants 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+COMMON = ("order orders shipping shipped delivery return returns refund refunds account password email payment "
+          "card cards gift item items days business tracking package address invoice tax price customer "
+          "support team store product size exchange warranty discount code checkout cancel subscription "
+          "plan billing charge charged receipt label carrier international customs duties free standard "
+          "express overnight damaged missing wrong replacement sign login reset change delete newsletter").split()
+STOP = "the a to of and in for is you your we our it on with be can are this that or if at as by".split()
+
+
+def _vocabulary(rng: random.Random, n: int) -> list[str]:
+    consonants, vowels = "bcdfghklmnprstvz", "aeiou"
+    words = set(COMMON)
+    while len(words) < n:
+        words.add("".join(rng.choice(consonants) + rng.choice(vowels) for _ in range(rng.randint(2, 4))))
+    return list(words)
+
+
+def _generate(root: Path, n_chunks: int, rng: random.Random, vocab: list[str]) -> list[list[str]]:
+    """Markdown files of 20 sections each; returns each section's content words (to draw questions from)."""
+    weights = [1 / (i + 1) for i in range(len(vocab))]  # Zipf
+    sections: list[list[str]] = []
+    per_file = 20
+    for f in range(0, n_chunks, per_file):
+        parts = [f"# Help topic {f // per_file}\n"]
+        for s in range(min(per_file, n_chunks - f)):
+            heading = " ".join(rng.choices(vocab[:300], weights[:300], k=3))
+            words = rng.choices(vocab, weights, k=rng.randint(60, 110))
+            text = []
+            for i, w in enumerate(words):
+                text.append(w)
+                if rng.random() < 0.5:
+                    text.append(rng.choice(STOP))
+                if i % 14 == 13:
+                    text[-1] += "."
+            parts.append(f"## {heading.capitalize()} {s}\n\n{' '.join(text).capitalize()}.\n")
+            sections.append(words)
+        (root / f"topic-{f // per_file:05d}.md").write_text("\n".join(parts))
+    return sections
+
+
+def _pct(values: list[float], p: float) -> float:
+    values = sorted(values)
+    return values[min(len(values) - 1, round(p / 100 * (len(values) - 1)))]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--chunks", type=int, default=10_000)
+    parser.add_argument("--queries", type=int, default=300)
+    parser.add_argument("--tenants", type=int, default=1, help="workspaces of --chunks each in the same table")
+    args = parser.parse_args()
+
+    tmp = Path(tempfile.mkdtemp(prefix="botctl-bench-knowledge-"))
+    os.environ["BOTCTL_HOME"] = str(tmp / "home")
+    os.environ["BOTCTL_NO_KEYRING"] = "1"
+    os.environ.pop("BOTCTL_LLM_URL", None)
+    from botctl import knowledge, workspaces
+    from botctl.app import App
+    from botctl.home import Home
+
+    rng = random.Random(6)
+    vocab = _vocabulary(rng, 6000)
+    app = App(Home.resolve(None))
+    target = None
+    sections: list[list[str]] = []
+    for t in range(args.tenants):
+        ws = workspaces.create(app, f"tenant-{t}")
+        docs = tmp / f"docs-{t}"
+        docs.mkdir()
+        secs = _generate(docs, args.chunks, rng, vocab)
+        started = time.perf_counter()
+        report = knowledge.add(app, ws, [docs])
+        took = time.perf_counter() - started
+        print(f"indexed {report.chunks} chunks ({len(report.added)} documents) for {ws.name} in {took:.1f} s "
+              f"({report.chunks / took:,.0f} chunks/s)")
+        if target is None:
+            target, sections = ws, secs
+    assert target is not None
+    conn = app.vault.conn
+
+    questions = []
+    for i in range(args.queries):
+        if i % 2 == 0:
+            words = rng.sample(rng.choice(sections), 3)
+        else:
+            words = rng.sample(vocab, rng.randint(2, 4))
+        questions.append(f"how do I {' '.join(words)}?")
+
+    baseline_sql = ("SELECT rowid, bm25(knowledge_fts) FROM knowledge_fts WHERE knowledge_fts MATCH ? "
+                    "ORDER BY bm25(knowledge_fts) LIMIT 5")
+    times: dict[str, list[float]] = {"baseline": [], "search": [], "answer": []}
+    grounded = 0
+    for round_ in range(2):  # the first round warms the page cache and the stemmer's cache
+        for q in questions:
+            expr = knowledge.match_expression(w for w, _ in knowledge.query_terms(q))
+            t0 = time.perf_counter()
+            conn.execute(baseline_sql, (expr,)).fetchall()
+            t1 = time.perf_counter()
+            knowledge.search(conn, target, q, 5)
+            t2 = time.perf_counter()
+            result = knowledge.answer(conn, target, q)
+            t3 = time.perf_counter()
+            if round_:
+                times["baseline"].append((t1 - t0) * 1000)
+                times["search"].append((t2 - t1) * 1000)
+                times["answer"].append((t3 - t2) * 1000)
+                grounded += result["grounded"]
+    base50, base99 = statistics.median(times["baseline"]), _pct(times["baseline"], 99)
+    print(f"\n{args.queries} questions on {args.chunks:,} chunks x {args.tenants} workspace(s); "
+          f"{grounded} answered as grounded\n")
+    print(f"{'':28}{'p50 ms':>9}{'p99 ms':>9}{'p50 ratio':>11}{'p99 ratio':>11}")
+    for name, label in (("baseline", "plain FTS5 MATCH (baseline)"), ("search", "knowledge.search"),
+                        ("answer", "knowledge.answer")):
+        p50, p99 = statistics.median(times[name]), _pct(times[name], 99)
+        print(f"{label:28}{p50:9.2f}{p99:9.2f}{p50 / base50:10.2f}x{p99 / base99:10.2f}x")
+    app.close()
+    import shutil
+
+    shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,124 @@
+"""`botctl knowledge`: a workspace's documents, and the answers the bot gives from them.
+
+Exit codes: 0 ok (also when `ask` does not know: see "grounded"), 2 a path that cannot be added
+(missing, unsupported type, empty, too large, not text; nothing is added), 3 unknown workspace or
+document.
+"""
+
+import typer
+
+from botctl.cli import context, output
+
+app = context.group(help="A workspace's documents (Markdown, text, HTML) and the answers given from them.")
+WS = typer.Option(..., "-w", "--workspace", envvar="BOTCTL_WORKSPACE", metavar="NAME", help="Workspace.")
+JSON = typer.Option(False, "--json", help="Print as JSON.")
+
+
+def _readonly(ctx: typer.Context, workspace: str):  # -> (Vault, Workspace)
+    from botctl import workspaces
+    from botctl.errors import NotFound
+    from botctl.vault import Vault
+
+    vault = Vault.open_readonly(context.home(ctx))
+    if vault is None:
+        raise NotFound(f"no workspace named {workspace!r}.", hint="See `botctl workspace list`.",
+                       code="unknown_workspace")
+    ctx.call_on_close(vault.close)
+    return vault, workspaces.get(vault.conn, workspace)
+
+
+@app.command("add")
+def add(
+    ctx: typer.Context,
+    paths: list[str] = typer.Argument(..., metavar="PATH...", help="Files or folders (searched recursively)."),
+    workspace: str = WS,
+    json_out: bool = JSON,
+) -> None:
+    """Add or update documents. A changed file replaces its previous version; an unchanged one is skipped."""
+    from botctl import knowledge, workspaces
+
+    output.use_json(json_out)
+    a = context.app(ctx, create=False)
+    ws = workspaces.get(a.vault.conn, workspace)
+    report = knowledge.add(a, ws, paths)
+    if json_out:
+        output.emit_json(report.as_dict())
+        return
+    for s in report.skipped:
+        output.warn(f"skipped {s['path']}: {s['reason']}")
+    output.status(f"{ws.name}: {len(report.added)} added, {len(report.replaced)} replaced, "
+                  f"{len(report.unchanged)} unchanged ({report.chunks} passages indexed)")
+
+
+@app.command("list")
+def list_(ctx: typer.Context, workspace: str = WS, json_out: bool = JSON) -> None:
+    """The workspace's documents."""
+    from botctl import knowledge
+
+    output.use_json(json_out)
+    vault, ws = _readonly(ctx, workspace)
+    docs = knowledge.list_docs(vault.conn, ws)
+    if json_out:
+        output.emit_json([d.as_dict() for d in docs])
+        return
+    output.table(["DOCUMENT", "TITLE", "KIND", "PASSAGES", "WORDS", "UPDATED"],
+                 [(d.name, d.title, d.kind, d.chunks, d.words, d.updated_at[:19]) for d in docs],
+                 empty=f"no documents; add some with `botctl knowledge add -w {ws.name} PATH`")
+
+
+@app.command("remove")
+def remove(ctx: typer.Context, document: str = typer.Argument(..., metavar="DOC", help="As `list` shows it."),
+           workspace: str = WS) -> None:
+    """Remove a document and its passages."""
+    from botctl import knowledge, workspaces
+
+    a = context.app(ctx, create=False)
+    ws = workspaces.get(a.vault.conn, workspace)
+    doc = knowledge.remove(a, ws, document)
+    output.status(f"{ws.name}: removed {doc.name} ({doc.chunks} passages)")
+
+
+@app.command("search")
+def search(
+    ctx: typer.Context,
+    query: str = typer.Argument(..., metavar="QUERY"),
+    workspace: str = WS,
+    limit: int = typer.Option(5, "-n", "--limit", min=1, max=50, help="At most this many passages."),
+    json_out: bool = JSON,
+) -> None:
+    """The passages that best match QUERY, best first."""
+    from botctl import knowledge
+
+    output.use_json(json_out)
+    vault, ws = _readonly(ctx, workspace)
+    passages = knowledge.search(vault.conn, ws, query, limit)
+    if json_out:
+        output.emit_json([p.as_dict() for p in passages])
+        return
+    output.table(["SCORE", "DOCUMENT", "SECTION", "EXCERPT"],
+                 [(f"{p.score:.2f}", p.document, p.section, p.excerpt) for p in passages],
+                 empty="no matching passages")
+
+
+@app.command("ask")
+def ask(
+    ctx: typer.Context,
+    question: str = typer.Argument(..., metavar="QUESTION"),
+    workspace: str = WS,
+    json_out: bool = typer.Option(False, "--json", help='Print {"answer", "grounded", "citations"} as JSON.'),
+) -> None:
+    """Answer QUESTION as the bot would: only from the documents, citing them, or say it does not know."""
+    from botctl import knowledge
+
+    output.use_json(json_out)
+    vault, ws = _readonly(ctx, workspace)
+    result = knowledge.answer(vault.conn, ws, question)
+    if json_out:
+        output.emit_json({k: result[k] for k in ("answer", "grounded", "citations")})
+        return
+    print(result["answer"])
+    if result["citations"]:
+        print()
+        print("Sources:")
+        for i, c in enumerate(result["citations"], 1):
+            print(f"  [{i}] {c['document']} — {c['section']}")
