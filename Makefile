@@ -16,14 +16,14 @@ demo: $(STAMP)
 	$(BIN)/botctl demo
 
 test: $(STAMP)
-	$(BIN)/ruff check src daemon tests bench
+	$(BIN)/ruff check src daemon tests bench examples
 	$(BIN)/python -m pytest -q
 
 test-quick: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not slow"
 
 lint: $(STAMP)
-	$(BIN)/ruff check src daemon tests bench
+	$(BIN)/ruff check src daemon tests bench examples
 
 bench: $(STAMP)
 	$(BIN)/python bench/bench_foundation.py

@@ -249,8 +249,10 @@ def create_app(socket_path: str, **opts: Any) -> Starlette:
         return JSONResponse(spec())
 
     async def widget(request: Request) -> Response:
+        # Public, credential-free: `*` lets sites pin it with integrity=... crossorigin="anonymous".
         headers = {"Cache-Control": "public, max-age=300", "ETag": edge.widget_etag,
-                   "X-Content-Type-Options": "nosniff", "Cross-Origin-Resource-Policy": "cross-origin"}
+                   "X-Content-Type-Options": "nosniff", "Cross-Origin-Resource-Policy": "cross-origin",
+                   "Access-Control-Allow-Origin": "*"}
         if request.headers.get("if-none-match") == edge.widget_etag:
             return Response(status_code=304, headers=headers)
         return Response(edge.widget_js, media_type="application/javascript; charset=utf-8", headers=headers)
