@@ -8,7 +8,7 @@ app = context.group()
 @app.command("list")
 def list_(
     ctx: typer.Context,
-    workspace: str = typer.Option(None, "-w", "--workspace", envvar="BOTCTL_WORKSPACE", metavar="NAME",
+    workspace: str = typer.Option(None, "-w", "--workspace", envvar="BOTCTL_WORKSPACE", metavar="NAME", autocompletion=context.complete_workspace,
                                   help="Show which actions this workspace can run, and why not."),
     json_out: bool = typer.Option(False, "--json", help="Print as JSON."),
 ) -> None:
@@ -54,7 +54,7 @@ def list_(
 def run(
     ctx: typer.Context,
     action: str = typer.Argument(..., metavar="CONNECTOR.ACTION"),
-    workspace: str = typer.Option(..., "-w", "--workspace", envvar="BOTCTL_WORKSPACE", metavar="NAME"),
+    workspace: str = typer.Option(..., "-w", "--workspace", envvar="BOTCTL_WORKSPACE", metavar="NAME", autocompletion=context.complete_workspace),
     as_email: str = typer.Option(None, "--as-email", metavar="EMAIL", help="Act for this customer (verified by you)."),
     as_sub: str = typer.Option(None, "--as-sub", metavar="ID", help="The customer's id at your site (default: the email)."),
     as_name: str = typer.Option(None, "--as-name", metavar="NAME", help="The customer's name."),

@@ -24,7 +24,7 @@ def tail(
     ctx: typer.Context,
     n: int = typer.Option(20, "-n", "--lines", min=1, metavar="N", help="How many of the latest records."),
     follow: bool = typer.Option(False, "-f", "--follow", help="Keep printing new records until Ctrl-C."),
-    workspace: str = typer.Option(None, "-w", "--workspace", envvar="BOTCTL_WORKSPACE", metavar="NAME", help="Only this workspace."),
+    workspace: str = typer.Option(None, "-w", "--workspace", envvar="BOTCTL_WORKSPACE", metavar="NAME", autocompletion=context.complete_workspace, help="Only this workspace."),
     event: str = typer.Option(None, "--event", metavar="EVENT", help="Only this event, e.g. workspace.created."),
     action: str = typer.Option(None, "--action", metavar="ACTION", help="Only this action, e.g. zendesk.create_ticket."),
     outcome: str = typer.Option(None, "--outcome", metavar="OUTCOME", help="ok | denied | error"),

@@ -4,13 +4,13 @@ from botctl.cli import context, output
 
 app = context.group(no_args_is_help=True)
 
-WS = typer.Option(..., "-w", "--workspace", envvar="BOTCTL_WORKSPACE", metavar="NAME", help="Workspace.")
+WS = typer.Option(..., "-w", "--workspace", envvar="BOTCTL_WORKSPACE", metavar="NAME", autocompletion=context.complete_workspace, help="Workspace.")
 
 
 @app.command("connect")
 def connect(
     ctx: typer.Context,
-    connector_name: str = typer.Argument(..., metavar="CONNECTOR", help="e.g. stripe, zendesk (see `botctl connectors list`)."),
+    connector_name: str = typer.Argument(..., metavar="CONNECTOR", autocompletion=context.complete_connector, help="e.g. stripe, zendesk (see `botctl connectors list`)."),
     workspace: str = WS,
     subdomain: str = typer.Option(None, "--subdomain", metavar="NAME", help="Zendesk: acme for acme.zendesk.com."),
     domain: str = typer.Option(None, "--domain", metavar="NAME", help="Freshdesk: acme for acme.freshdesk.com."),
@@ -104,7 +104,7 @@ def connect(
 @app.command("disconnect")
 def disconnect(
     ctx: typer.Context,
-    connector_name: str = typer.Argument(..., metavar="CONNECTOR"),
+    connector_name: str = typer.Argument(..., metavar="CONNECTOR", autocompletion=context.complete_connector),
     workspace: str = WS,
     yes: bool = typer.Option(False, "--yes", "-y", help="Confirm."),
     json_out: bool = typer.Option(False, "--json", help="Print the result as JSON."),

@@ -8,7 +8,7 @@ app = context.group()
 @app.command("list")
 def list_(
     ctx: typer.Context,
-    workspace: str = typer.Option(None, "-w", "--workspace", envvar="BOTCTL_WORKSPACE", metavar="NAME",
+    workspace: str = typer.Option(None, "-w", "--workspace", envvar="BOTCTL_WORKSPACE", metavar="NAME", autocompletion=context.complete_workspace,
                                   help="Only this workspace."),
     json_out: bool = typer.Option(False, "--json", help="Print as JSON."),
 ) -> None:
@@ -43,8 +43,8 @@ def list_(
 @app.command("test")
 def test(
     ctx: typer.Context,
-    connector_name: str = typer.Argument(..., metavar="CONNECTOR"),
-    workspace: str = typer.Option(..., "-w", "--workspace", envvar="BOTCTL_WORKSPACE", metavar="NAME"),
+    connector_name: str = typer.Argument(..., metavar="CONNECTOR", autocompletion=context.complete_connector),
+    workspace: str = typer.Option(..., "-w", "--workspace", envvar="BOTCTL_WORKSPACE", metavar="NAME", autocompletion=context.complete_workspace),
     json_out: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
     """Check the stored credential with the vendor again.
@@ -97,8 +97,8 @@ def test(
 @app.command("refresh")
 def refresh(
     ctx: typer.Context,
-    connector_name: str = typer.Argument(..., metavar="CONNECTOR"),
-    workspace: str = typer.Option(..., "-w", "--workspace", envvar="BOTCTL_WORKSPACE", metavar="NAME"),
+    connector_name: str = typer.Argument(..., metavar="CONNECTOR", autocompletion=context.complete_connector),
+    workspace: str = typer.Option(..., "-w", "--workspace", envvar="BOTCTL_WORKSPACE", metavar="NAME", autocompletion=context.complete_workspace),
     json_out: bool = typer.Option(False, "--json", help="Print the connection as JSON."),
 ) -> None:
     """Refresh an OAuth connection's access token now (single-flight with any refresh under way).

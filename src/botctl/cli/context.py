@@ -34,3 +34,30 @@ def group(**kwargs) -> typer.Typer:
                 "context_settings": {"help_option_names": ["-h", "--help"], "max_content_width": 100}}
     settings.update(kwargs)
     return typer.Typer(**settings)
+
+
+def complete_workspace(incomplete: str) -> list[str]:
+    """TAB completion of workspace names (read-only; no key needed; silent on any problem)."""
+    try:
+        import sqlite3
+
+        from botctl.home import Home
+
+        db = Home.resolve(None).vault_db
+        if not db.exists():
+            return []
+        conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=0.5)
+        try:
+            rows = conn.execute("SELECT name FROM workspaces WHERE name LIKE ? ORDER BY name",
+                                (incomplete.replace("%", "") + "%",)).fetchall()
+        finally:
+            conn.close()
+        return [r[0] for r in rows]
+    except Exception:
+        return []
+
+
+def complete_connector(incomplete: str) -> list[str]:
+    from botctl.connectors import registry
+
+    return [c.name for c in registry.all_connectors() if c.name.startswith(incomplete)]

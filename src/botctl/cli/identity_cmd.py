@@ -3,7 +3,7 @@ import typer
 from botctl.cli import context, output
 
 app = context.group()
-WS = typer.Option(..., "-w", "--workspace", envvar="BOTCTL_WORKSPACE", metavar="NAME", help="Workspace.")
+WS = typer.Option(..., "-w", "--workspace", envvar="BOTCTL_WORKSPACE", metavar="NAME", autocompletion=context.complete_workspace, help="Workspace.")
 
 
 def _parse_duration(text: str, flag: str) -> int:

@@ -10,7 +10,7 @@ import typer
 from botctl.cli import context, output
 
 app = context.group(help="A workspace's documents (Markdown, text, HTML) and the answers given from them.")
-WS = typer.Option(..., "-w", "--workspace", envvar="BOTCTL_WORKSPACE", metavar="NAME", help="Workspace.")
+WS = typer.Option(..., "-w", "--workspace", envvar="BOTCTL_WORKSPACE", metavar="NAME", autocompletion=context.complete_workspace, help="Workspace.")
 JSON = typer.Option(False, "--json", help="Print as JSON.")
 
 

@@ -28,6 +28,9 @@ COMMANDS: dict[str, tuple[str, str, str | None]] = {
     "daemon": ("botctl.cli.daemon_cmd", "Start, stop and inspect the daemon (provider + edge).", None),
     "vault": ("botctl.cli.vault_cmd", "The encrypted vault: status and master-key rotation.", None),
     "audit": ("botctl.cli.audit_cmd", "Read, follow and verify the tamper-evident audit log.", None),
+    "completions": ("botctl.cli.completions_cmd", "Print the bash, zsh or fish completion script.", "completions"),
+    "doctor": ("botctl.cli.doctor_cmd", "Check the home, keys, daemon, connections and audit chain; say what to fix.",
+               "doctor"),
     "sandbox": ("botctl.cli.sandbox_cmd", "Run local stand-ins of the eight vendor APIs.", None),
 }
 

@@ -11,7 +11,7 @@ WS = typer.Option(None, "-w", "--workspace", metavar="NAME",
 @app.command("set")
 def set_(
     ctx: typer.Context,
-    connector_name: str = typer.Argument(..., metavar="CONNECTOR", help="calendly, zendesk, hubspot or shopify."),
+    connector_name: str = typer.Argument(..., metavar="CONNECTOR", autocompletion=context.complete_connector, help="calendly, zendesk, hubspot or shopify."),
     client_id: str = typer.Option(..., "--client-id", metavar="ID", help="The app's client id (not secret)."),
     secret_stdin: bool = typer.Option(False, "--client-secret-stdin", help="Read the client secret from stdin."),
     secret_env: str = typer.Option(None, "--client-secret-env", metavar="VAR", help="Read the client secret from $VAR."),
@@ -101,7 +101,7 @@ def list_(
 @app.command("remove")
 def remove(
     ctx: typer.Context,
-    connector_name: str = typer.Argument(..., metavar="CONNECTOR"),
+    connector_name: str = typer.Argument(..., metavar="CONNECTOR", autocompletion=context.complete_connector),
     workspace: str = typer.Option(None, "-w", "--workspace", metavar="NAME",
                                   help="Remove this workspace's override (default: the global app)."),
     json_out: bool = typer.Option(False, "--json", help="Print the result as JSON."),

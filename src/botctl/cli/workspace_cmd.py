@@ -62,7 +62,7 @@ def list_(ctx: typer.Context, json_out: bool = JSON) -> None:
 
 
 @app.command("show")
-def show(ctx: typer.Context, name: str = typer.Argument(..., metavar="NAME"), json_out: bool = JSON) -> None:
+def show(ctx: typer.Context, name: str = typer.Argument(..., metavar="NAME", autocompletion=context.complete_workspace), json_out: bool = JSON) -> None:
     """Show one workspace."""
     from botctl import workspaces
     from botctl.errors import NotFound
@@ -77,7 +77,7 @@ def show(ctx: typer.Context, name: str = typer.Argument(..., metavar="NAME"), js
 
 
 @app.command("set-plan")
-def set_plan(ctx: typer.Context, name: str = typer.Argument(..., metavar="NAME"), plan: str = typer.Argument(..., metavar="PLAN", help="free | pro | business"),
+def set_plan(ctx: typer.Context, name: str = typer.Argument(..., metavar="NAME", autocompletion=context.complete_workspace), plan: str = typer.Argument(..., metavar="PLAN", help="free | pro | business"),
              json_out: bool = JSON) -> None:
     """Change a workspace's plan (actions run on pro and business)."""
     from botctl import workspaces
@@ -89,7 +89,7 @@ def set_plan(ctx: typer.Context, name: str = typer.Argument(..., metavar="NAME")
 
 
 @app.command("set-origins")
-def set_origins(ctx: typer.Context, name: str = typer.Argument(..., metavar="NAME"),
+def set_origins(ctx: typer.Context, name: str = typer.Argument(..., metavar="NAME", autocompletion=context.complete_workspace),
                 origins: list[str] = typer.Argument(None, metavar="URL...", help="Allowed origins; none clears the list."),
                 json_out: bool = JSON) -> None:
     """Replace the origins allowed to embed this workspace's widget."""
@@ -102,7 +102,7 @@ def set_origins(ctx: typer.Context, name: str = typer.Argument(..., metavar="NAM
 
 
 @app.command("rotate-key")
-def rotate_key(ctx: typer.Context, name: str = typer.Argument(..., metavar="NAME"), json_out: bool = JSON) -> None:
+def rotate_key(ctx: typer.Context, name: str = typer.Argument(..., metavar="NAME", autocompletion=context.complete_workspace), json_out: bool = JSON) -> None:
     """Re-encrypt this workspace's secrets under a new workspace key; the old key is destroyed."""
     from botctl import workspaces
 
@@ -115,7 +115,7 @@ def rotate_key(ctx: typer.Context, name: str = typer.Argument(..., metavar="NAME
 
 
 @app.command("delete")
-def delete(ctx: typer.Context, name: str = typer.Argument(..., metavar="NAME"),
+def delete(ctx: typer.Context, name: str = typer.Argument(..., metavar="NAME", autocompletion=context.complete_workspace),
            yes: bool = typer.Option(False, "--yes", "-y", help="Confirm: this destroys the workspace's key."),
            json_out: bool = JSON) -> None:
     """Delete a workspace and its key: its secrets become unreadable for good (crypto-shredding)."""
@@ -135,7 +135,7 @@ def delete(ctx: typer.Context, name: str = typer.Argument(..., metavar="NAME"),
 @app.command("set-identity")
 def set_identity(
     ctx: typer.Context,
-    name: str = typer.Argument(..., metavar="NAME"),
+    name: str = typer.Argument(..., metavar="NAME", autocompletion=context.complete_workspace),
     issuer: str = typer.Option(None, "--issuer", metavar="ISS", help="Require this iss claim."),
     no_issuer: bool = typer.Option(False, "--no-issuer", help="Stop requiring an iss claim."),
     max_lifetime: str = typer.Option(None, "--max-lifetime", metavar="DURATION", help="Longest exp - iat (e.g. 1h)."),

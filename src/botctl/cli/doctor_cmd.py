@@ -1,0 +1,28 @@
+import typer
+
+from botctl.cli import context, output
+
+app = context.group(no_args_is_help=False)
+
+
+@app.command("doctor")
+def doctor(ctx: typer.Context, json_out: bool = typer.Option(False, "--json", help="Print the findings as JSON.")) -> None:
+    """Check permissions, master key, keyring, schema, daemon, connections and the audit chain.
+
+    Exit 0 when nothing needs action, 1 when something does (each finding says how to fix it).
+    """
+    from botctl import doctor as doc
+
+    output.use_json(json_out)
+    findings = doc.run(context.home(ctx))
+    act = doc.needs_action(findings)
+    if json_out:
+        output.emit_json({"ok": not act, "findings": [f.as_dict() for f in findings]})
+    else:
+        marks = {"ok": "ok  ", "warn": "WARN", "fail": "FAIL"}
+        for f in findings:
+            print(f"{marks[f.status]}  {f.check}: {f.message}")
+            if f.fix and f.status != "ok":
+                print(f"      fix: {f.fix}")
+    if act:
+        raise typer.Exit(1)

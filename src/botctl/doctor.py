@@ -1,0 +1,129 @@
+"""`botctl doctor`: what needs attention in this home, each finding with the command that fixes it."""
+
+from __future__ import annotations
+
+import stat
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from botctl.home import Home
+
+EXPIRING_SOON_S = 24 * 3600
+
+
+@dataclass
+class Finding:
+    check: str
+    status: str  # ok | warn | fail
+    message: str
+    fix: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"check": self.check, "status": self.status, "message": self.message, "fix": self.fix}
+
+
+def run(home: Home) -> list[Finding]:
+    from botctl import crypto, masterkey, store
+    from botctl.errors import BotctlError
+
+    out: list[Finding] = []
+    if not home.exists():
+        return [Finding("home", "fail", f"no botctl home at {home.path}", "botctl init")]
+    # Permissions: the home 0700, every file in it (and run/) 0600.
+    loose = []
+    for path in [home.path, *home.path.rglob("*")]:
+        try:
+            mode = stat.S_IMODE(path.lstat().st_mode)
+        except FileNotFoundError:
+            continue
+        want = 0o700 if path.is_dir() else 0o600
+        if path.is_socket():
+            want = 0o600
+        if mode & ~want & 0o777:
+            loose.append(f"{path} ({mode:o})")
+    out.append(Finding("permissions", "fail", "readable by others: " + ", ".join(loose[:5]), f"chmod -R go-rwx {home.path}")
+               if loose else Finding("permissions", "ok", "home 0700, files 0600"))
+    # Master key.
+    try:
+        found = masterkey.find(home)
+    except BotctlError as exc:
+        found = None
+        out.append(Finding("master key", "fail", exc.message, exc.hint))
+    conn = store.connect(home.vault_db, secure_delete=True)
+    try:
+        version = store.check_version(conn, store.VAULT_MIGRATIONS, what=str(home.vault_db))
+        latest = len(store.VAULT_MIGRATIONS)
+        out.append(Finding("schema", "ok" if version == latest else "warn", f"vault schema {version} (this botctl: {latest})",
+                           None if version == latest else "run any botctl command that writes to upgrade, e.g. botctl init"))
+        kcv = conn.execute("SELECT value FROM meta WHERE key = 'kcv'").fetchone()
+        if found is not None:
+            if kcv and crypto.key_check_value(found.key) != kcv[0]:
+                out.append(Finding("master key", "fail", f"the key from {found.location} does not open this vault",
+                                   "use the current key (it may have been rotated)"))
+            elif found.source == "file":
+                out.append(Finding("master key", "warn", f"in a plain file ({found.location})",
+                                   "move it to BOTCTL_MASTER_KEY, a systemd credential, or the OS keyring"))
+            else:
+                out.append(Finding("master key", "ok", f"from {found.source} ({found.location})"))
+        elif not any(f.check == "master key" for f in out):
+            out.append(Finding("master key", "fail", "no master key found",
+                               "set BOTCTL_MASTER_KEY or restore master.key / the keyring entry"))
+        ok, reason = masterkey.keyring_usable()
+        if ok or masterkey.keyring_disabled() or (found is not None and found.source in ("env", "systemd")):
+            out.append(Finding("keyring", "ok", reason if ok else f"not used ({reason})"))
+        else:
+            out.append(Finding("keyring", "warn", f"not usable: {reason}",
+                               "install a Secret Service / Keychain backend, or use BOTCTL_MASTER_KEY"))
+        # Connections.
+        now = time.time()
+        from botctl import connections
+
+        for c in connections.list_all(conn):
+            if c.status != "active":
+                out.append(Finding("connection", "fail", f"{c.connector} in {c.workspace} is {c.status} "
+                                   f"({c.status_reason or 'no reason recorded'})",
+                                   f"botctl connect {c.connector} -w {c.workspace}"))
+            else:
+                exp = connections.iso_to_epoch(c.expires_at) if hasattr(connections, "iso_to_epoch") else None
+                refreshable = c.auth == "oauth" and "refresh_token" in _secret_fields(conn, c)
+                if exp is not None and exp - now < EXPIRING_SOON_S and not refreshable:
+                    out.append(Finding("connection", "warn", f"{c.connector} in {c.workspace} expires at {c.expires_at} "
+                                       "and cannot be refreshed", f"botctl connect {c.connector} -w {c.workspace}"))
+        if not any(f.check == "connection" for f in out):
+            out.append(Finding("connections", "ok", "none need re-authorisation"))
+        # Audit chain.
+        if found is not None and kcv and crypto.key_check_value(found.key) == kcv[0]:
+            from botctl import audit
+            from botctl.vault import Vault
+
+            with Vault.open(home) as v:
+                verdict = audit.verify(home, v.audit_key(), v.conn)
+            out.append(Finding("audit", "ok", f"chain intact ({verdict.records} records)") if verdict.ok else
+                       Finding("audit", "fail", f"chain broken at record {verdict.first_bad_seq}: {verdict.problem}",
+                               "botctl audit verify (keep copies of audit.db and vault.db before changing anything)"))
+    finally:
+        conn.close()
+    # Daemon.
+    from botctl import daemon
+
+    st = daemon.status(home)
+    if st["running"]:
+        reachable = st.get("provider", {}).get("reachable")
+        out.append(Finding("daemon", "ok" if reachable else "fail",
+                           f"running (provider pid {st['provider']['pid']}, edge {st['edge']['address']})",
+                           None if reachable else "botctl daemon logs; botctl daemon stop && botctl daemon start"))
+    else:
+        out.append(Finding("daemon", "warn" if st.get("last_error") else "ok",
+                           "not running" + (f" (last error: {st['last_error']})" if st.get("last_error") else ""),
+                           "botctl daemon start" if st.get("last_error") else None))
+    return out
+
+
+def _secret_fields(conn, c) -> set[str]:  # noqa: ANN001
+    return {r[0] for r in conn.execute("SELECT field FROM secrets WHERE workspace_id = ? AND owner = ?",
+                                       (c.workspace_id, c.id))}
+
+
+def needs_action(findings: list[Finding]) -> bool:
+    return any(f.status in ("warn", "fail") and f.fix for f in findings)
