@@ -76,7 +76,8 @@ class Demo:
         import httpx
 
         self.sandbox_proc = subprocess.Popen(
-            [sys.executable, "-m", "botctl", "sandbox", "serve", "--port", str(self.sandbox_port), "--quiet"],
+            [sys.executable, "-m", "botctl", "sandbox", "serve", "--port", str(self.sandbox_port), "--quiet",
+             "--auto-approve"],
             env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
@@ -86,6 +87,32 @@ class Demo:
             except httpx.HTTPError:
                 time.sleep(0.1)
         raise RuntimeError("the sandbox did not start")
+
+    def oauth_connect(self, connector: str, *extra: str) -> None:
+        """`botctl connect X --no-browser` as a person would run it; the demo plays the browser: it opens
+        the printed URL, the sandbox's consent is auto-approved, the redirect lands on botctl's loopback
+        listener, and botctl exchanges the code (PKCE) and stores the tokens."""
+        import httpx
+
+        proc = subprocess.Popen([sys.executable, "-m", "botctl", "connect", connector, "-w", "acme", "--sandbox",
+                                 self.sandbox_url, "--no-browser", *extra], env=self.env, stdin=subprocess.DEVNULL,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        url = None
+        deadline = time.monotonic() + 30
+        while url is None and time.monotonic() < deadline:
+            line = proc.stderr.readline()  # type: ignore[union-attr]
+            if not line:
+                break
+            if line.strip().startswith("http"):
+                url = line.strip()
+        if url is None:
+            proc.kill()
+            raise RuntimeError(f"botctl connect {connector} printed no authorization URL")
+        self.note(f"browser → {url.split('?')[0]}?… (consent approved) → http://127.0.0.1:<port>/callback")
+        httpx.get(url, follow_redirects=True, timeout=30)
+        _, err = proc.communicate(timeout=60)
+        if proc.returncode != 0:
+            raise RuntimeError(f"botctl connect {connector} failed: {err.strip()}")
 
     def token(self, secret: str, kid: str, *, sub: str, email: str, name: str, aud: str = "acme") -> str:
         import jwt
@@ -108,7 +135,6 @@ class Demo:
         self.botctl("workspace", "create", "globex", "--plan", "free")
         connects = [
             ("shopify", ["--shop", "acme", "--access-token-stdin"], creds["shopify"]["access_token"]),
-            ("zendesk", ["--subdomain", "acme", "--access-token-stdin"], creds["zendesk"]["access_token"]),
             ("calcom", ["--api-key-stdin"], creds["calcom"]["api_key"]),
             ("stripe", ["--api-key-stdin"], creds["stripe"]["api_key"]),
             ("hubspot", ["--access-token-stdin"], creds["hubspot"]["access_token"]),
@@ -121,11 +147,12 @@ class Demo:
             self.botctl("connect", name, "-w", "acme", "--sandbox", self.sandbox_url, *flags, input=secret + "\n")
         self.botctl("connect", "stripe", "-w", "globex", "--sandbox", self.sandbox_url, "--api-key-stdin",
                     input=creds["stripe"]["api_key"] + "\n")
+        self.oauth_connect("zendesk", "--subdomain", "acme")  # OAuth 2.0 code + PKCE through the loopback
         acme = json.loads(self.botctl("identity", "rotate", "-w", "acme", "--json"))
         globex = json.loads(self.botctl("identity", "rotate", "-w", "globex", "--json"))
         self.botctl("daemon", "start", "--port", str(self.port))
         self.note(f"home {self.env['BOTCTL_HOME']}; sandbox {self.sandbox_url}; edge {self.edge}; "
-                  f"8 tools connected to workspace acme (credentials encrypted in vault.db)")
+                  f"8 tools connected to workspace acme (7 with keys/tokens, Zendesk by OAuth; all encrypted in vault.db)")
         http = httpx.Client(base_url=self.edge, timeout=30)
 
         def act(action: str, params: dict | None = None, token: str | None = None, ws: str = "acme",
@@ -169,12 +196,26 @@ class Demo:
         act("shopify.list_my_orders", token=other, expect=401)
         act("stripe.list_my_invoices", token=other, ws="globex", expect=403)
 
-        self.step(6, "The audit trail of all of it, verified")
-        out = self.botctl("audit", "--json", "-n", "100", "--event", "action.run")
+        self.step(6, "Zendesk's access token expires; the provider refreshes it; Ada notices nothing")
+        before = httpx.get(self.sandbox_url + "/_sandbox/stats").json()["token_grants"].get("zendesk", {})
+        httpx.post(self.sandbox_url + "/_sandbox/oauth/expire", json={"vendor": "zendesk"})
+        self.note("the sandbox expired every Zendesk access token it issued")
+        act("zendesk.list_my_tickets", token=ada, expect=200)
+        after = httpx.get(self.sandbox_url + "/_sandbox/stats").json()["token_grants"].get("zendesk", {})
+        refreshed = after.get("refresh_token", 0) - before.get("refresh_token", 0)
+        self.note(f"token endpoint: {refreshed} refresh_token grant(s); the new refresh token was stored "
+                  "(encrypted) before the new access token was used")
+        if refreshed != 1:
+            self.failures.append(f"expected one refresh, saw {refreshed}")
+
+        self.step(7, "The audit trail of all of it, verified")
+        out = self.botctl("audit", "--json", "-n", "200")
         for line in out.splitlines():
             rec = json.loads(line)
-            who = rec["actor"].get("email") or "anonymous"
-            self.out.print(f"  #{rec['seq']:<3} {rec['workspace']:<7} {who:<18} {rec['action']:<28} "
+            if not (rec["event"] == "action.run" or rec["event"].startswith("connection.refresh")):
+                continue
+            who = rec["actor"].get("email") or ("system" if rec["actor"].get("type") == "system" else "anonymous")
+            self.out.print(f"  #{rec['seq']:<3} {rec['workspace']:<7} {who:<18} {rec['action'] or rec['event']:<28} "
                            f"{rec['outcome']:<7} {rec['reason'] or ''}", markup=False, highlight=False)
         verdict = json.loads(self.botctl("audit", "verify", "--json"))
         self.out.print(f"audit verify: [green]intact[/green], {verdict['records']} records" if verdict["ok"]
