@@ -9,6 +9,7 @@ Exit statuses (also in README "Exit codes"):
     4   conflict: already exists
     5   master key missing, wrong, or unusable
     6   home written by a newer botctl (schema too new)
+    7   apply: partial failure (some objects failed; the rest were applied)
     10  audit verify: the chain is broken (edited, deleted, reordered, inserted or truncated records)
     20  the vendor rejected the credential (bad key, revoked, missing permission)
     21  the connection needs re-authorisation (reconnect it)

@@ -15,6 +15,7 @@ from typer.core import TyperGroup
 COMMANDS: dict[str, tuple[str, str, str | None]] = {
     "demo": ("botctl.cli.demo_cmd", "The whole product in one command, against local stand-in vendors.", "demo"),
     "init": ("botctl.cli.init_cmd", "Create the home and the master key (safe to re-run).", "init"),
+    "apply": ("botctl.cli.apply_cmd", "Provision workspaces from a TOML file (idempotent; --dry-run, --prune).", "apply"),
     "workspace": ("botctl.cli.workspace_cmd", "Create and manage workspaces (tenants).", None),
     "connectors": ("botctl.cli.connectors_cmd", "The tools botctl can connect, and their actions.", None),
     "connect": ("botctl.cli.connect_cmd", "Connect a tool to a workspace (credential checked, stored encrypted).",

@@ -1,0 +1,71 @@
+"""`botctl apply`: provision workspaces, identity, knowledge, OAuth apps and connections from a TOML file."""
+
+import typer
+
+from botctl.cli import context, output
+
+app = context.group(no_args_is_help=False)
+
+
+@app.command("apply")
+def apply(
+    ctx: typer.Context,
+    file: str = typer.Option(..., "-f", "--file", metavar="FILE", help="The TOML file describing the workspaces."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan; change nothing."),
+    prune: bool = typer.Option(False, "--prune",
+                               help="Also delete workspaces, connections and workspace OAuth apps not in the file."),
+    reconnect: bool = typer.Option(False, "--reconnect",
+                                   help="Re-validate and re-save every connection, even unchanged ones."),
+    secrets_out: str = typer.Option(None, "--secrets-out", metavar="FILE",
+                                    help="Write new HS256 secrets to this JSON file (0600) instead of printing them."),
+    json_out: bool = typer.Option(False, "--json", help="Print the plan and result as JSON (for CI)."),
+) -> None:
+    """Make the vault match a TOML file: create, update (and with --prune delete) what differs.
+
+    Secrets never appear in the file: name environment variables (api_key_env = "VAR"). The whole
+    file is checked before anything changes (exit 2, FILE:LINE: key: problem). Re-applying the same
+    file changes nothing. Exit 0 applied or nothing to do, 2 invalid file, 7 some objects failed
+    (the rest were applied; the plan says which).
+    """
+    from botctl import provision
+
+    output.use_json(json_out)
+
+    def open_app(create: bool):
+        if not create and not context.home(ctx).vault_db.exists():
+            return None
+        return context.app(ctx, create=create)
+
+    result = provision.apply(open_app, file, dry_run=dry_run, prune=prune, reconnect=reconnect,
+                             secrets_out=secrets_out)
+    if json_out:
+        output.emit_json(result.as_dict())
+    else:
+        _print(result, secrets_out)
+    if result.failed:
+        raise typer.Exit(provision.EXIT_PARTIAL)
+
+
+def _print(result, secrets_out) -> None:
+    rows = [(s.action, s.kind, s.name, s.detail + (f" [FAILED: {s.error}]" if s.status == "failed" else "")
+             + (f" [skipped: {s.error}]" if s.status == "skipped" else ""))
+            for s in result.steps if s.action != "unchanged"]
+    unchanged = sum(1 for s in result.steps if s.action == "unchanged")
+    if not rows:
+        output.status(f"nothing to do: {unchanged} object(s) already match the file")
+        return
+    output.table(["ACTION", "KIND", "NAME", "DETAIL"], rows)
+    if result.dry_run:
+        output.status(f"dry run: {len(rows)} change(s) would be made, {unchanged} unchanged; nothing was changed")
+        return
+    done = sum(1 for s in result.steps if s.status == "ok")
+    output.status(f"applied {done} change(s), {unchanged} unchanged"
+                  + (f", {len(result.failed)} failed" if result.failed else ""))
+    for s in result.failed:
+        output.warn(f"{s.kind} {s.name}: {s.error}")
+    for ws, entry in result.secrets.items():
+        output.status(f"new HS256 secret for {ws}, kid {entry['kid']}. It is shown once; store it in your site's backend:")
+        print(entry["hs256_secret"])
+    if secrets_out and any(s.kind == "identity_key" and s.name.endswith("/hs256") and s.status == "ok"
+                           for s in result.steps):
+        output.status(f"new HS256 secret(s) written to {secrets_out}")
