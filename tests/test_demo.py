@@ -16,7 +16,7 @@ def test_demo_runs_clean():
     elapsed = time.monotonic() - started
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
     out = proc.stdout
-    for needle in ("identity_required", "forbidden", "invalid_identity", "plan_required", "zendesk.create_ticket",
+    for needle in ("cited: shipping.md", "identity_required", "forbidden", "invalid_identity", "plan_required", "zendesk.create_ticket",
                    "calcom.book_meeting", "1 refresh_token grant", "audit verify: intact", "demo finished"):
         assert needle in out, needle
     assert "UNEXPECTED" not in out

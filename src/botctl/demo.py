@@ -134,11 +134,8 @@ class Demo:
                     "--origin", "http://127.0.0.1:3000")
         self.botctl("workspace", "create", "globex", "--plan", "free")
         connects = [
-            ("shopify", ["--shop", "acme", "--access-token-stdin"], creds["shopify"]["access_token"]),
             ("calcom", ["--api-key-stdin"], creds["calcom"]["api_key"]),
             ("stripe", ["--api-key-stdin"], creds["stripe"]["api_key"]),
-            ("hubspot", ["--access-token-stdin"], creds["hubspot"]["access_token"]),
-            ("calendly", ["--access-token-stdin"], creds["calendly"]["access_token"]),
             ("freshdesk", ["--domain", "acme", "--api-key-stdin"], creds["freshdesk"]["api_key"]),
             ("woocommerce", ["--site", "https://acme.example", "--api-key-stdin"],
              creds["woocommerce"]["consumer_key"] + "\n" + creds["woocommerce"]["consumer_secret"]),
@@ -147,12 +144,18 @@ class Demo:
             self.botctl("connect", name, "-w", "acme", "--sandbox", self.sandbox_url, *flags, input=secret + "\n")
         self.botctl("connect", "stripe", "-w", "globex", "--sandbox", self.sandbox_url, "--api-key-stdin",
                     input=creds["stripe"]["api_key"] + "\n")
-        self.oauth_connect("zendesk", "--subdomain", "acme")  # OAuth 2.0 code + PKCE through the loopback
+        # The four OAuth tools: authorization code + PKCE through botctl's loopback listener.
+        self.oauth_connect("zendesk", "--subdomain", "acme")
+        self.oauth_connect("shopify", "--shop", "acme")
+        self.oauth_connect("hubspot")
+        self.oauth_connect("calendly")
+        self.botctl("knowledge", "add", "-w", "acme", str(Path(__file__).parent / "demo_kb"))
         acme = json.loads(self.botctl("identity", "rotate", "-w", "acme", "--json"))
         globex = json.loads(self.botctl("identity", "rotate", "-w", "globex", "--json"))
         self.botctl("daemon", "start", "--port", str(self.port))
         self.note(f"home {self.env['BOTCTL_HOME']}; sandbox {self.sandbox_url}; edge {self.edge}; "
-                  f"8 tools connected to workspace acme (7 with keys/tokens, Zendesk by OAuth; all encrypted in vault.db)")
+                  f"8 tools connected to workspace acme (4 by API key, 4 by OAuth; all encrypted in vault.db); "
+                  "a small help center loaded as knowledge")
         http = httpx.Client(base_url=self.edge, timeout=30)
 
         def act(action: str, params: dict | None = None, token: str | None = None, ws: str = "acme",
@@ -162,9 +165,17 @@ class Demo:
             self.show_http("POST", f"/v1/workspaces/{ws}/actions/{action}", r, expect)
             return r
 
-        self.step(1, "An anonymous visitor: what can the widget do here?")
+        self.step(1, "An anonymous visitor asks a question: answered from the store's own help pages, cited")
         r = http.get("/v1/workspaces/acme/widget-config")
         self.show_http("GET", "/v1/workspaces/acme/widget-config", r, 200)
+        r = http.post("/v1/workspaces/acme/chat", json={"message": "How long does standard shipping take?"})
+        self.out.print(f"[bold]POST[/bold] /v1/workspaces/acme/chat → {r.status_code}")
+        answer = r.json()
+        self.out.print("  " + answer.get("answer", "")[:300], markup=False, highlight=False)
+        for c in answer.get("citations", [])[:2]:
+            self.out.print(f"  cited: {c['document']} — {c['section']}", markup=False, highlight=False)
+        if r.status_code != 200 or not answer.get("grounded"):
+            self.failures.append("the knowledge question was not answered with a citation")
         act("calendly.available_times", expect=200)
 
         self.step(2, "The anonymous visitor asks for their orders: refused, no identity")
@@ -225,7 +236,8 @@ class Demo:
         elapsed = time.monotonic() - started
         self.out.rule()
         if self.keep:
-            self.out.print(f"Still running: edge {self.edge}  (widget: {self.edge}/widget.js), sandbox "
+            self.out.print(f"Still running: edge {self.edge}  (widget: {self.edge}/widget.js — see examples/site/ for "
+                           f"a page that embeds it), sandbox "
                            f"{self.sandbox_url}\n  export BOTCTL_HOME={self.env['BOTCTL_HOME']} "
                            f"BOTCTL_MASTER_KEY=<printed nowhere: demo key>\n  botctl daemon status; botctl audit -f\n"
                            f"  stop with: BOTCTL_HOME={self.env['BOTCTL_HOME']} botctl daemon stop; "
