@@ -127,3 +127,12 @@ def test_real_process_no_traceback(home, botctl_proc):
     r = botctl_proc("workspace", "show", "nope")
     assert r.code == 3
     assert r.err.strip() == "error: no workspace named 'nope'.\nhint: See `botctl workspace list`."
+
+
+def test_quiet_silences_status_not_data_or_errors(home, cli):
+    assert cli("init").code == 0  # the one-time plain-file key warning is a warning, not status: it stays
+    r = cli("--quiet", "workspace", "create", "acme")
+    assert r.code == 0 and r.err == ""
+    assert cli("-q", "workspace", "list", "--json").json()[0]["name"] == "acme"
+    r = cli("-q", "workspace", "create", "acme")
+    assert r.code == 4 and "already exists" in r.err

@@ -34,9 +34,15 @@ def main(
         help="State directory (default: BOTCTL_HOME, else the user data dir).",
     ),
     debug: bool = typer.Option(False, "--debug", envvar="BOTCTL_DEBUG", help="Show tracebacks on errors."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", envvar="BOTCTL_QUIET",
+                               help="No status lines on stderr (data and errors still print)."),
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version."),
 ) -> None:
     ctx.obj = {"home": home, "debug": debug}
+    if quiet:
+        from botctl.cli import output
+
+        output.quiet = True
 
 
 # Command groups are registered in botctl.cli.lazy.COMMANDS and imported on first use.
@@ -51,6 +57,7 @@ def run(argv: list[str] | None = None) -> None:
 
     os.umask(0o077)  # every file botctl creates is private, whatever the caller's umask
     output.use_json(False)
+    output.quiet = False
     args = sys.argv[1:] if argv is None else argv
     debug = "--debug" in args or os.environ.get("BOTCTL_DEBUG", "") not in ("", "0")
     if os.environ.get("_BOTCTL_COMPLETE"):  # a TAB press: register typer's shell classes (only then)

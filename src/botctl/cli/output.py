@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from typing import Any
 
 json_mode = False  # set by commands given --json, so errors are also reported as JSON on stdout
+quiet = False  # --quiet / BOTCTL_QUIET: no status lines (data and errors still print)
 
 
 def use_json(flag: bool) -> bool:
@@ -40,8 +41,9 @@ def emit_json(data: Any, *, stream: bool = False) -> None:
 
 
 def status(message: str) -> None:
-    """A human status line (stderr, so stdout stays clean data)."""
-    sys.stderr.write(message + "\n")
+    """A human status line (stderr, so stdout stays clean data); silent under --quiet."""
+    if not quiet:
+        sys.stderr.write(message + "\n")
 
 
 def warn(message: str) -> None:
