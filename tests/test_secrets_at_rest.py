@@ -21,7 +21,7 @@ def test_env_master_key_and_secrets_never_written(home, cli, monkeypatch):
         r = cli(*args)
         assert r.code == 0, r.err
         outputs.append(r.out + r.err)
-    plaintext = "sk_live_PLAINTEXT_NEEDLE_123456"
+    plaintext = "needle-api-key-PLAINTEXT-123456"
     with App(home) as app:
         ws = workspaces.get(app.vault.conn, "acme")
         app.vault.put_secret(ws.ref, "conn_1", "api_key", Secret(plaintext))

@@ -137,50 +137,64 @@ def create_app(socket_path: str, **opts: Any) -> Starlette:
 
     async def widget_config(request: Request) -> Response:
         rid, ws = request.state.rid, request.path_params["ws"]
-        refusal, cors = await cors_check(request, ws, rid)
+        refusal, cors = await guarded(request, ws, rid)
         if refusal is not None:
             return refusal
-        if (r := limited(request, rid, cors)) is not None:
-            return r
         return await relay(await edge.provider("GET", f"/v1/workspaces/{ws}/widget-config"), cors)
 
     async def actions(request: Request) -> Response:
         rid, ws = request.state.rid, request.path_params["ws"]
-        refusal, cors = await cors_check(request, ws, rid)
+        refusal, cors = await guarded(request, ws, rid)
         if refusal is not None:
             return refusal
-        if (r := limited(request, rid, cors)) is not None:
-            return r
         return await relay(await edge.provider("GET", f"/v1/workspaces/{ws}/actions"), cors)
 
-    async def run_action(request: Request) -> Response:
-        rid, ws, action = request.state.rid, request.path_params["ws"], request.path_params["action"]
+    async def guarded(request: Request, ws: str, rid: str) -> tuple[Response | None, dict[str, str]]:
+        """CORS for the workspace's origins, then the per-IP limit: (refusal or None, CORS headers)."""
         refusal, cors = await cors_check(request, ws, rid)
-        if refusal is not None:
-            return refusal
-        if (r := limited(request, rid, cors)) is not None:
-            return r
+        if refusal is None:
+            refusal = limited(request, rid, cors)
+        return refusal, cors
+
+    async def json_object(request: Request, rid: str, cors: dict[str, str], fields: set[str], shape: str
+                          ) -> tuple[dict[str, Any] | None, Response | None]:
+        """The body as a JSON object with only `fields`, or the stable 4xx that explains what is wrong."""
         ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if ctype != "application/json":
-            return err("unsupported_media_type", "Send the body as application/json.", 415, rid, cors)
+            return None, err("unsupported_media_type", "Send the body as application/json.", 415, rid, cors)
         try:
             raw = await read_body(request)
         except BodyTooLarge:
-            return err("payload_too_large", f"The request body is over {MAX_BODY // 1024} KiB.", 413, rid, cors)
+            return None, err("payload_too_large", f"The request body is over {MAX_BODY // 1024} KiB.", 413, rid, cors)
         try:
             body = json.loads(raw) if raw else {}
         except (ValueError, RecursionError):
-            return err("invalid_request", "The body is not valid JSON.", 400, rid, cors)
-        if not isinstance(body, dict) or set(body) - {"params"}:
-            return err("invalid_request", 'The body must be {"params": {...}} with no other fields.', 400, rid, cors)
-        params = body.get("params", {})
+            return None, err("invalid_request", "The body is not valid JSON.", 400, rid, cors)
+        if not isinstance(body, dict) or set(body) - fields:
+            return None, err("invalid_request", f"The body must be {shape} with no other fields.", 400, rid, cors)
+        return body, None
+
+    def identity_token(request: Request) -> str | None:
+        """The raw identity token (forwarded as data: the provider verifies it and audits any refusal)."""
+        auth = request.headers.get("authorization")
+        if auth is None:
+            return None
+        token = auth[7:].strip() if auth[:7].lower() == "bearer " else auth
+        return token[: MAX_TOKEN + 1]  # the provider refuses anything over the cap
+
+    async def run_action(request: Request) -> Response:
+        rid, ws, action = request.state.rid, request.path_params["ws"], request.path_params["action"]
+        refusal, cors = await guarded(request, ws, rid)
+        if refusal is not None:
+            return refusal
+        body, bad = await json_object(request, rid, cors, {"params"}, '{"params": {...}}')
+        if bad is not None:
+            return bad
+        params = body.get("params", {})  # type: ignore[union-attr]
         if not isinstance(params, dict):
             return err("invalid_params", "params must be a JSON object.", 422, rid, cors)
-        token = None
-        auth = request.headers.get("authorization")
-        if auth is not None:
-            token = auth[7:].strip() if auth[:7].lower() == "bearer " else auth
-            token = token[: MAX_TOKEN + 1]  # the provider refuses (and audits) anything over the cap
+        token = identity_token(request)
+        if token is not None:
             wait = edge.visitor_limits.take("v:" + hashlib.sha256(token.encode()).hexdigest())
             if wait:
                 return err("rate_limited", "Too many requests; slow down.", 429, rid,
@@ -194,38 +208,23 @@ def create_app(socket_path: str, **opts: Any) -> Starlette:
 
     async def chat(request: Request) -> Response:
         rid, ws = request.state.rid, request.path_params["ws"]
-        refusal, cors = await cors_check(request, ws, rid)
+        refusal, cors = await guarded(request, ws, rid)
         if refusal is not None:
             return refusal
-        if (r := limited(request, rid, cors)) is not None:
-            return r
-        ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
-        if ctype != "application/json":
-            return err("unsupported_media_type", "Send the body as application/json.", 415, rid, cors)
-        try:
-            raw = await read_body(request)
-        except BodyTooLarge:
-            return err("payload_too_large", f"The request body is over {MAX_BODY // 1024} KiB.", 413, rid, cors)
-        try:
-            body = json.loads(raw) if raw else None
-        except (ValueError, RecursionError):
-            return err("invalid_request", "The body is not valid JSON.", 400, rid, cors)
-        if not isinstance(body, dict) or set(body) - {"message", "conversation_id"}:
-            return err("invalid_request", 'The body must be {"message": "...", "conversation_id"?: "..."}.', 400,
-                       rid, cors)
-        message, conv = body.get("message"), body.get("conversation_id")
+        body, bad = await json_object(request, rid, cors, {"message", "conversation_id"},
+                                      '{"message": "...", "conversation_id"?: "..."}')
+        if bad is not None:
+            return bad
+        message, conv = body.get("message"), body.get("conversation_id")  # type: ignore[union-attr]
         if not isinstance(message, str) or not message.strip() or len(message) > 2000:
             return err("invalid_request", "message must be a non-empty string of at most 2000 characters.", 400,
                        rid, cors)
         if conv is not None and (not isinstance(conv, str) or len(conv) > 64):
             return err("invalid_request", "conversation_id must be a string of at most 64 characters.", 400, rid, cors)
-        token = None
-        auth = request.headers.get("authorization")
-        if auth is not None:
-            token = (auth[7:].strip() if auth[:7].lower() == "bearer " else auth)[: MAX_TOKEN + 1]
         answer = await edge.provider("POST", f"/v1/workspaces/{ws}/chat",
-                                     {"message": message, "conversation_id": conv, "identity_token": token,
-                                      "request_id": rid, "client_ip": edge.client_ip(request)})
+                                     {"message": message, "conversation_id": conv,
+                                      "identity_token": identity_token(request), "request_id": rid,
+                                      "client_ip": edge.client_ip(request)})
         return await relay(answer, cors)
 
     async def healthz(_: Request) -> Response:
