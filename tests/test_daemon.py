@@ -61,7 +61,7 @@ class Daemon:
         return json.loads((self.home / "run" / "state.json").read_text())
 
 
-def _setup_home(tmp: Path, sandbox, *, port: int) -> Daemon:
+def _setup_home(tmp: Path, sandbox, *, port: int, daemon_args: tuple[str, ...] = ()) -> Daemon:
     home = tmp / "home"
     env = {**os.environ, "BOTCTL_HOME": str(home), "BOTCTL_NO_KEYRING": "1",
            "BOTCTL_MASTER_KEY": base64.b64encode(crypto.new_key()).decode()}
@@ -78,7 +78,7 @@ def _setup_home(tmp: Path, sandbox, *, port: int) -> Daemon:
        input=creds["stripe"]["api_key"] + "\n")
     rot = json.loads(sh("identity", "rotate", "-w", "acme", "--json", env=env).stdout)
     sh("identity", "rotate", "-w", "other", env=env)
-    sh("daemon", "start", "--port", str(port), env=env)
+    sh("daemon", "start", "--port", str(port), *daemon_args, env=env)
     return Daemon(home, env, port, rot["secret"], rot["kid"], sandbox)
 
 

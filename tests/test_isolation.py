@@ -1,0 +1,132 @@
+"""Isolation matrix over HTTP: for every action of every connector, a token for another workspace, Ada asking
+for Grace's objects by id, and an anonymous visitor — zero leaks, every refusal audited. Knowledge of one
+workspace is never reachable from another."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from test_daemon import _setup_home, free_port, sh
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def d(sandbox_server, tmp_path_factory):
+    sandbox_server.reset()
+    # The matrix sends ~100 requests from one IP in a few seconds: edge rate limits off for this daemon.
+    dm = _setup_home(tmp_path_factory.mktemp("isolation"), sandbox_server, port=free_port(),
+                     daemon_args=("--ip-rate", "0", "--visitor-rate", "0"))
+    creds = sandbox_server.credentials()
+    for name, flags, secret in [
+        ("calendly", ["--access-token-stdin"], creds["calendly"]["access_token"]),
+        ("hubspot", ["--access-token-stdin"], creds["hubspot"]["access_token"]),
+        ("calcom", ["--api-key-stdin"], creds["calcom"]["api_key"]),
+        ("freshdesk", ["--domain", "acme", "--api-key-stdin"], creds["freshdesk"]["api_key"]),
+        ("woocommerce", ["--site", "https://acme.example", "--api-key-stdin"],
+         creds["woocommerce"]["consumer_key"] + "\n" + creds["woocommerce"]["consumer_secret"]),
+    ]:
+        sh("connect", name, "-w", "acme", "--sandbox", sandbox_server.url, *flags, env=dm.env, input=secret + "\n")
+    other = json.loads(sh("identity", "rotate", "-w", "other", "--json", env=dm.env).stdout)
+    dm.other_secret, dm.other_kid = other["secret"], other["kid"]
+    yield dm
+    sh("daemon", "stop", env=dm.env, check=False)
+
+
+def _actions(d):
+    return [a for a in d.http.get("/v1/workspaces/acme/actions").json()["actions"]]
+
+
+def _grace_params(seed):
+    g = {v: seed[v]["grace@example.com"] for v in seed if not v.startswith("_")}
+    return {
+        "calendly.cancel_my_booking": {"booking_id": g["calendly"]["scheduled_events"][0]},
+        "calcom.cancel_my_booking": {"booking_id": g["calcom"]["bookings"][0]},
+        "zendesk.get_my_ticket": {"ticket_id": g["zendesk"]["tickets"][0]},
+        "zendesk.add_comment": {"ticket_id": g["zendesk"]["tickets"][0], "body": "not mine"},
+        "freshdesk.get_my_ticket": {"ticket_id": g["freshdesk"]["tickets"][0]},
+        "stripe.cancel_my_subscription": {"subscription_id": g["stripe"]["subscriptions"][0]},
+        "shopify.get_my_order": {"order_id": g["shopify"]["orders"][0]},
+        "woocommerce.get_my_order": {"order_id": g["woocommerce"]["orders"][0]},
+        "woocommerce.add_order_note": {"order_id": g["woocommerce"]["orders"][0], "note": "not mine"},
+    }
+
+
+def test_every_action_connected(d):
+    names = {a["name"] for a in _actions(d)}
+    assert len(names) >= 25 and {n.split(".")[0] for n in names} == {
+        "calendly", "calcom", "zendesk", "freshdesk", "hubspot", "stripe", "shopify", "woocommerce"}
+
+
+def test_token_for_another_workspace_refused_for_every_action(d):
+    import time
+
+    import jwt
+
+    now = int(time.time())
+    foreign = jwt.encode({"sub": "u-ada", "email": "ada@example.com", "aud": "other", "iat": now, "exp": now + 300},
+                         d.other_secret, algorithm="HS256", headers={"kid": d.other_kid})
+    before = len(d.audit())
+    actions = _actions(d)
+    for a in actions:
+        r = d.act(a["name"], {}, token=foreign)
+        assert r.status_code == 401 and r.json()["error"]["code"] == "invalid_identity", a["name"]
+    recs = d.audit()[before:]
+    assert len(recs) == len(actions) and {x["reason"] for x in recs} == {"invalid_identity"}
+
+
+def test_ada_never_reaches_grace_objects(d):
+    seed = d.sandbox.seed()
+    grace = _grace_params(seed)
+    before_stats = d.sandbox.stats()
+    before = len(d.audit())
+    for action, params in grace.items():
+        r = d.act(action, params, token=d.token())
+        assert r.status_code == 403 and r.json()["error"]["code"] == "forbidden", (action, r.text)
+        text = r.text.lower()
+        assert "grace" not in text and "hopper" not in text, action
+    recs = d.audit()[before:]
+    assert len(recs) == len(grace) and {x["reason"] for x in recs} == {"forbidden"}
+    # No write reached the vendor for another customer's object.
+    after_stats = d.sandbox.stats()
+    writes = [r for r in after_stats["requests"][len(before_stats["requests"]):]
+              if r["method"] in ("POST", "PUT", "PATCH", "DELETE") and r["status"] < 400
+              and not r["path"].endswith("graphql.json")]  # Shopify reads are GraphQL POSTs
+    assert writes == [], writes
+    # Lists for Ada never carry Grace's ids.
+    for action in ("zendesk.list_my_tickets", "freshdesk.list_my_tickets", "shopify.list_my_orders",
+                   "woocommerce.list_my_orders", "stripe.list_my_subscriptions", "calcom.list_my_bookings",
+                   "calendly.list_my_bookings"):
+        r = d.act(action, {}, token=d.token())
+        assert r.status_code == 200, (action, r.text)
+        text = r.text
+        for values in seed[action.split(".")[0]]["grace@example.com"].values():
+            for v in values if isinstance(values, list) else [values]:
+                if isinstance(v, str | int) and len(str(v)) > 3:
+                    assert str(v) not in text, (action, v)
+
+
+def test_anonymous_visitor_gets_only_anonymous_actions(d):
+    before = len(d.audit())
+    actions = _actions(d)
+    for a in actions:
+        r = d.act(a["name"], {})
+        if a["customer_specific"]:
+            assert r.status_code == 401 and r.json()["error"]["code"] == "identity_required", a["name"]
+        else:
+            assert r.json().get("error", {}).get("code") != "identity_required", a["name"]
+    assert len(d.audit()[before:]) == len(actions)
+
+
+def test_knowledge_of_one_workspace_is_not_reachable_from_another(d):
+    corpus = Path(__file__).parent / "data" / "knowledge"
+    sh("knowledge", "add", "-w", "acme", str(corpus), env=d.env)
+    q = {"message": "How long does standard shipping take?"}
+    assert d.http.post("/v1/workspaces/acme/chat", json=q).json()["grounded"] is True
+    for ws in ("other", "freebie"):
+        body = d.http.post(f"/v1/workspaces/{ws}/chat", json=q).json()
+        assert body["grounded"] is False and body["citations"] == []
+    out = sh("knowledge", "search", "-w", "other", "standard shipping", "--json", env=d.env).stdout
+    assert json.loads(out) in ([], {"results": []}) or "shipping.md" not in out
+    assert sh("audit", "verify", env=d.env).returncode == 0
