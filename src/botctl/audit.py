@@ -136,8 +136,6 @@ class ChainMac:
         return self.hexdigest(b"%s|%d|%s" % (prev_hash.encode(), seq, body))
 
 
-def chain_hash(key: bytes, prev_hash: str, seq: int, body: str) -> str:
-    return hmac.digest(key, b"%s|%d|%s" % (prev_hash.encode(), seq, body.encode()), "sha256").hex()
 
 
 def checkpoint_mac(key: bytes, seq: int, head: str) -> str:

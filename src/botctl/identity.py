@@ -66,10 +66,25 @@ class IdentityKey:
                 "created_at": self.created_at, "expires_at": self.expires_at}
 
 
-def _iso(ts: float) -> str:
+def iso(ts: float) -> str:
     from datetime import UTC, datetime
 
     return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def parse_duration(value: Any, flag: str | None = None) -> int:
+    """Seconds from `90s`, `10m`, `1h`, `1d` or a plain number (CLI flags and `botctl apply` files)."""
+    what = f"{flag} {value!r}" if flag else repr(value)
+    if isinstance(value, bool):
+        raise UsageError(f"{what} is not a duration.", hint="Use e.g. 90s, 10m, 1h, 1d.")
+    if isinstance(value, int):
+        return value
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    t = str(value).strip().lower()
+    try:
+        return int(t[:-1]) * units[t[-1]] if t and t[-1] in units else int(t)
+    except (ValueError, KeyError):
+        raise UsageError(f"{what} is not a duration.", hint="Use e.g. 90s, 10m, 1h, 1d.") from None
 
 
 def list_keys(conn: sqlite3.Connection, ws: Workspace) -> list[IdentityKey]:
@@ -95,14 +110,14 @@ def rotate(app: App, ws: Workspace, *, overlap_s: int = DEFAULT_OVERLAP_S, expir
     now = time.time()
     vault = app.vault
     with store.transaction(vault.conn):
-        ends = _iso(now) if expire_previous else _iso(now + overlap_s)
-        previous = [k for k in list_keys(vault.conn, ws) if k.kind == "secret" and k.active(_iso(now))]
+        ends = iso(now) if expire_previous else iso(now + overlap_s)
+        previous = [k for k in list_keys(vault.conn, ws) if k.kind == "secret" and k.active(iso(now))]
         for k in previous:
             if k.expires_at is None or k.expires_at > ends:
                 vault.conn.execute("UPDATE identity_keys SET expires_at = ? WHERE workspace_id = ? AND kid = ?",
                                    (ends, ws.id, k.kid))
         vault.conn.execute("INSERT INTO identity_keys (workspace_id, kid, alg, kind, created_at) "
-                           "VALUES (?, ?, 'HS256', 'secret', ?)", (ws.id, kid, _iso(now)))
+                           "VALUES (?, ?, 'HS256', 'secret', ?)", (ws.id, kid, iso(now)))
         vault.put_secret(ws.ref, _KEY_OWNER.format(kid=kid), "hs256_secret", secret)
         app.audit("identity.key_rotated", workspace=ws.name,
                   detail={"kid": kid, "alg": "HS256", "previous": [k.kid for k in previous],
@@ -118,8 +133,8 @@ def add_public_key(app: App, ws: Workspace, *, alg: str, pem: str | None = None,
     if (pem is None) == (jwks_url is None):
         raise UsageError("give exactly one of --public-key FILE or --jwks-url URL.")
     if pem is not None:
-        _check_public_key(pem, alg)
-    if jwks_url is not None and not jwks_url.startswith("https://") and not _loopback_url(jwks_url):
+        check_public_key(pem, alg)
+    if jwks_url is not None and not jwks_url.startswith("https://") and not is_loopback_url(jwks_url):
         raise UsageError("--jwks-url must be an https:// URL.", hint="JWKS fetched over plain HTTP could be replaced in transit.")
     kid = kid or _new_kid()
     if not re.fullmatch(r"[A-Za-z0-9._:-]{1,128}", kid):
@@ -130,7 +145,7 @@ def add_public_key(app: App, ws: Workspace, *, alg: str, pem: str | None = None,
             raise Conflict(f"workspace {ws.name!r} already has a key with kid {kid!r}.")
         vault.conn.execute("INSERT INTO identity_keys (workspace_id, kid, alg, kind, public_key, jwks_url, created_at) "
                            "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                           (ws.id, kid, alg, "public_key" if pem else "jwks_url", pem, jwks_url, _iso(time.time())))
+                           (ws.id, kid, alg, "public_key" if pem else "jwks_url", pem, jwks_url, iso(time.time())))
         app.audit("identity.key_added", workspace=ws.name,
                   detail={"kid": kid, "alg": alg, "kind": "public_key" if pem else "jwks_url", "jwks_url": jwks_url})
     return next(k for k in list_keys(vault.conn, ws) if k.kid == kid)
@@ -147,13 +162,13 @@ def remove_key(app: App, ws: Workspace, kid: str) -> None:
         app.audit("identity.key_removed", workspace=ws.name, detail={"kid": kid})
 
 
-def _loopback_url(url: str) -> bool:
+def is_loopback_url(url: str) -> bool:
     from urllib.parse import urlsplit
 
     return urlsplit(url).hostname in ("127.0.0.1", "::1", "localhost")
 
 
-def _check_public_key(pem: str, alg: str) -> None:
+def check_public_key(pem: str, alg: str) -> None:
     from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
     from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
@@ -237,7 +252,7 @@ class Verifier:
         if not isinstance(alg, str) or alg not in ALGS:
             raise IdentityError("alg_not_allowed")
         now_ts = time.time()
-        live = [k for k in self.keys if k.active(_iso(now_ts))]
+        live = [k for k in self.keys if k.active(iso(now_ts))]
         kid = header.get("kid")
         if kid is None:
             if len(live) != 1:
@@ -345,7 +360,7 @@ def mint(app: App, ws: Workspace, *, sub: str, email: str | None, name: str | No
     import jwt
 
     now = int(time.time())
-    secrets_ = [k for k in list_keys(app.vault.conn, ws) if k.kind == "secret" and k.active(_iso(now))]
+    secrets_ = [k for k in list_keys(app.vault.conn, ws) if k.kind == "secret" and k.active(iso(now))]
     if kid:
         secrets_ = [k for k in secrets_ if k.kid == kid]
     if not secrets_:

@@ -39,7 +39,7 @@ GLOBAL_SCOPE = "_global"
 SECRET_FIELD = "client_secret"
 SETTINGS = ("authorize_url", "token_url", "revoke_url", "device_url", "metadata_url", "redirect_uri", "token_auth",
             "scopes")
-_CLIENT_ID = re.compile(r"^[\x21-\x7e]{1,512}$")
+CLIENT_ID_RE = re.compile(r"^[\x21-\x7e]{1,512}$")
 _COLUMNS = ("a.workspace_id, w.name, a.connector, a.client_id, a.settings, "
             "a.client_secret IS NOT NULL OR EXISTS (SELECT 1 FROM secrets s WHERE s.workspace_id = a.workspace_id "
             "AND s.owner = 'oauth-app:' || a.connector), a.created_at, a.updated_at")
@@ -143,7 +143,7 @@ def set_app(app: App, connector: Connector, *, ws: Workspace | None, client_id: 
             settings: Mapping[str, Any]) -> tuple[StoredApp, bool]:
     """Create or replace the app for `connector` (globally, or for `ws`), audited. Returns (app, replaced)."""
     client_id = client_id.strip()
-    if not _CLIENT_ID.match(client_id):
+    if not CLIENT_ID_RE.match(client_id):
         raise UsageError("--client-id must be 1-512 printable characters without spaces.")
     clean = validate_settings(connector, settings, has_secret=client_secret is not None)
     vault = app.vault

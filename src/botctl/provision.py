@@ -242,16 +242,9 @@ def _literal_secrets(value: Any, path: Path_, out: list[Path_]) -> None:
 
 
 def parse_duration(value: Any) -> int:
-    if isinstance(value, bool):
-        raise UsageError("must be a duration like 90s, 10m, 1h or a number of seconds.")
-    if isinstance(value, int):
-        return value
-    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-    t = str(value).strip().lower()
-    try:
-        return int(t[:-1]) * units[t[-1]] if t and t[-1] in units else int(t)
-    except (ValueError, KeyError):
-        raise UsageError(f"{value!r} is not a duration (e.g. 90s, 10m, 1h).") from None
+    from botctl.identity import parse_duration as parse
+
+    return parse(value)
 
 
 def load(file: str | os.PathLike[str], *, secrets_out: str | None = None) -> Spec:
@@ -296,7 +289,7 @@ def load(file: str | os.PathLike[str], *, secrets_out: str | None = None) -> Spe
                 c.err(p + (k,), f"must be a string, not {_type(v)}.")
         if "token_auth" not in settings and "client_secret_env" not in t:
             c.err(p + ("client_secret_env",), "is required (or token_auth = \"none\" for a public client).")
-        if client_id is not None and not oauth_apps._CLIENT_ID.match(client_id.strip()):
+        if client_id is not None and not oauth_apps.CLIENT_ID_RE.match(client_id.strip()):
             c.err(p + ("client_id",), "must be 1-512 printable characters without spaces.")
         if c.problems:
             return None
@@ -387,10 +380,10 @@ def load(file: str | os.PathLike[str], *, secrets_out: str | None = None) -> Spe
                             c.err(kp + ("path",), f"cannot read {base / key_path}: {exc.__class__.__name__}.")
                             continue
                         if alg is not None and c.usage(kp + ("path",),
-                                                       lambda pem=pem, alg=alg: identity._check_public_key(pem, alg) or True) is None:
+                                                       lambda pem=pem, alg=alg: identity.check_public_key(pem, alg) or True) is None:
                             continue
                     elif jwks_url is not None and not jwks_url.startswith("https://") \
-                            and not identity._loopback_url(jwks_url):
+                            and not identity.is_loopback_url(jwks_url):
                         c.err(kp + ("jwks_url",), "must be an https:// URL.")
                         continue
                     if kid and alg:
@@ -646,7 +639,7 @@ def plan(app: App | None, spec: Spec, *, prune: bool = False, reconnect: bool = 
             else:
                 steps.append(Step("unchanged", "identity_key", kname, what, workspace=name))
         if ws_spec.hs256:
-            now = identity._iso(time.time())
+            now = identity.iso(time.time())
             live = [k for k in keys.values() if k.kind == "secret" and k.active(now)]
             if live:
                 steps.append(Step("unchanged", "identity_key", f"{name}/hs256", f"HS256 secret {live[-1].kid}",

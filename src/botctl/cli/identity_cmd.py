@@ -7,14 +7,9 @@ WS = typer.Option(..., "-w", "--workspace", envvar="BOTCTL_WORKSPACE", metavar="
 
 
 def _parse_duration(text: str, flag: str) -> int:
-    from botctl.errors import UsageError
+    from botctl.identity import parse_duration
 
-    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-    t = text.strip().lower()
-    try:
-        return int(t[:-1]) * units[t[-1]] if t and t[-1] in units else int(t)
-    except (ValueError, KeyError):
-        raise UsageError(f"{flag} {text!r} is not a duration.", hint="Use e.g. 90s, 10m, 1h, 1d.") from None
+    return parse_duration(text, flag)
 
 
 @app.command("rotate")
