@@ -25,9 +25,9 @@ test-quick: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check src daemon tests bench examples
 
+# Every benchmark against its baseline; writes bench/REPORT.md (commit it when the figures move).
 bench: $(STAMP)
-	$(BIN)/python bench/bench_foundation.py
-	$(BIN)/python bench/bench_daemon.py
+	$(BIN)/python bench/report.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

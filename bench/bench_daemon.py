@@ -76,6 +76,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--concurrency", type=int, default=16)
     ap.add_argument("--seconds", type=float, default=8.0)
+    ap.add_argument("--json", metavar="FILE", help="also write the figures as JSON (bench/report.py reads it)")
     args = ap.parse_args()
     py = sys.executable
     tmp = Path(tempfile.mkdtemp(prefix="botctl-bench-daemon-"))
@@ -138,6 +139,13 @@ def main() -> None:
     print(f"\nthroughput ratio under load (verified / bare): {v[0] / b[0]:.2f}  (target >= 0.50)")
     print(f"added p50 latency, 1 at a time: {qv[1] - qb[1]:+.2f} ms  (target <= 2 ms)")
     print(f"audit chain after the run: {'intact' if audit_ok else 'BROKEN'}")
+    if args.json:
+        rows = [{"path": name, "load": label, "rps": rps, "p50_ms": p50, "p99_ms": p99, "errors": errors}
+                for label, table in ((f"{args.concurrency} concurrent", results), ("1 at a time", quiet))
+                for name, (rps, p50, p99, errors) in table.items()]
+        Path(args.json).write_text(json.dumps({
+            "seconds": args.seconds, "concurrency": args.concurrency, "rows": rows,
+            "throughput_ratio": v[0] / b[0], "added_p50_ms": qv[1] - qb[1], "audit_intact": audit_ok}, indent=2))
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import json
 import os
 import shutil
 import sqlite3
@@ -120,7 +121,9 @@ def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--runs", type=int, default=21)
     p.add_argument("--records", type=int, default=100_000)
+    p.add_argument("--json", metavar="FILE", help="also write the figures as JSON (bench/report.py reads it)")
     args = p.parse_args()
+    out: dict = {}
     os.environ["BOTCTL_NO_KEYRING"] = "1"
     os.environ["BOTCTL_MASTER_KEY"] = base64.b64encode(os.urandom(32)).decode()
     with tempfile.TemporaryDirectory(prefix="botctl-bench-") as tmp:
@@ -128,19 +131,25 @@ def main() -> None:
               f"Python {sys.version.split()[0]}, SQLite {sqlite3.sqlite_version}")
         print("\n## CLI start-up (median wall time)\n")
         print("| command | ms | x baseline | target |\n|---|---:|---:|---|")
+        out["startup"] = []
         for name, ms, ratio, target in bench_startup(args.runs, Path(tmp) / "start"):
             print(f"| {name} | {ms:.1f} | {ratio:.2f} | {target} |")
+            out["startup"].append({"name": name, "ms": ms, "ratio": ratio})
         home = Path(tmp) / "audit"
         ours, base, ratio = _fill(home, args.records)
         print("\n## Batched durable audit append (batches of 100, WAL + synchronous=FULL)\n")
         print("| writer | records/s | ratio | target |\n|---|---:|---:|---|")
         print(f"| raw SQLite insert, no chain (baseline) | {base:,.0f} | 1.00 | |")
         print(f"| AuditWriter.append_many | {ours:,.0f} | {ratio:.2f} | >= 20,000/s |")
+        out["append"] = {"records": args.records, "rate": ours, "baseline_rate": base, "ratio": ratio}
         n, rate, scan_rate, ratio = bench_verify(home)
         print(f"\n## audit verify on {n:,} records\n")
         print("| pass | records/s | ratio | target |\n|---|---:|---:|---|")
         print(f"| plain row scan (baseline) | {scan_rate:,.0f} | 1.00 | |")
         print(f"| audit.verify (HMAC chain + checkpoint) | {rate:,.0f} | {ratio:.2f} | >= 200,000/s |")
+        out["verify"] = {"records": n, "rate": rate, "baseline_rate": scan_rate, "ratio": ratio}
+    if args.json:
+        Path(args.json).write_text(json.dumps(out, indent=2))
 
 
 if __name__ == "__main__":

@@ -77,6 +77,7 @@ def main() -> None:
     parser.add_argument("--chunks", type=int, default=10_000)
     parser.add_argument("--queries", type=int, default=300)
     parser.add_argument("--tenants", type=int, default=1, help="workspaces of --chunks each in the same table")
+    parser.add_argument("--json", metavar="FILE", help="also write the figures as JSON (bench/report.py reads it)")
     args = parser.parse_args()
 
     tmp = Path(tempfile.mkdtemp(prefix="botctl-bench-knowledge-"))
@@ -138,10 +139,18 @@ def main() -> None:
     print(f"\n{args.queries} questions on {args.chunks:,} chunks x {args.tenants} workspace(s); "
           f"{grounded} answered as grounded\n")
     print(f"{'':28}{'p50 ms':>9}{'p99 ms':>9}{'p50 ratio':>11}{'p99 ratio':>11}")
+    rows = []
     for name, label in (("baseline", "plain FTS5 MATCH (baseline)"), ("search", "knowledge.search"),
                         ("answer", "knowledge.answer")):
         p50, p99 = statistics.median(times[name]), _pct(times[name], 99)
         print(f"{label:28}{p50:9.2f}{p99:9.2f}{p50 / base50:10.2f}x{p99 / base99:10.2f}x")
+        rows.append({"query": label, "p50_ms": p50, "p99_ms": p99, "p50_ratio": p50 / base50,
+                     "p99_ratio": p99 / base99})
+    if args.json:
+        import json
+
+        Path(args.json).write_text(json.dumps({"chunks": args.chunks, "queries": args.queries,
+                                               "grounded": grounded, "rows": rows}, indent=2))
     app.close()
     import shutil
 

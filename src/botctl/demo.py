@@ -31,8 +31,12 @@ class Demo:
         self.keep = keep
         self.out = out
         self.tmp = Path(tempfile.mkdtemp(prefix="botctl-demo-"))
+        # The caller's BOTCTL_MASTER_KEY if set (so a `--keep` home stays usable from their shell), else a
+        # fresh key that lives only in this process and the daemon it starts.
+        self.own_key = bool(os.environ.get("BOTCTL_MASTER_KEY"))
         self.env = {**os.environ, "BOTCTL_HOME": str(self.tmp / "home"), "BOTCTL_NO_KEYRING": "1", "NO_COLOR": "1",
-                    "BOTCTL_MASTER_KEY": base64.b64encode(os.urandom(32)).decode()}
+                    "BOTCTL_MASTER_KEY": os.environ.get("BOTCTL_MASTER_KEY")
+                    or base64.b64encode(os.urandom(32)).decode()}
         self.env.pop("CI", None)
         self.port = port or _free_port()
         self.sandbox_port = _free_port()
@@ -89,30 +93,8 @@ class Demo:
         raise RuntimeError("the sandbox did not start")
 
     def oauth_connect(self, connector: str, *extra: str) -> None:
-        """`botctl connect X --no-browser` as a person would run it; the demo plays the browser: it opens
-        the printed URL, the sandbox's consent is auto-approved, the redirect lands on botctl's loopback
-        listener, and botctl exchanges the code (PKCE) and stores the tokens."""
-        import httpx
-
-        proc = subprocess.Popen([sys.executable, "-m", "botctl", "connect", connector, "-w", "acme", "--sandbox",
-                                 self.sandbox_url, "--no-browser", *extra], env=self.env, stdin=subprocess.DEVNULL,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        url = None
-        deadline = time.monotonic() + 30
-        while url is None and time.monotonic() < deadline:
-            line = proc.stderr.readline()  # type: ignore[union-attr]
-            if not line:
-                break
-            if line.strip().startswith("http"):
-                url = line.strip()
-        if url is None:
-            proc.kill()
-            raise RuntimeError(f"botctl connect {connector} printed no authorization URL")
+        url = oauth_connect_via_sandbox(self.env, self.sandbox_url, connector, "acme", *extra)
         self.note(f"browser → {url.split('?')[0]}?… (consent approved) → http://127.0.0.1:<port>/callback")
-        httpx.get(url, follow_redirects=True, timeout=30)
-        _, err = proc.communicate(timeout=60)
-        if proc.returncode != 0:
-            raise RuntimeError(f"botctl connect {connector} failed: {err.strip()}")
 
     def token(self, secret: str, kid: str, *, sub: str, email: str, name: str, aud: str = "acme") -> str:
         import jwt
@@ -239,7 +221,7 @@ class Demo:
             self.out.print(f"Still running: edge {self.edge}  (widget: {self.edge}/widget.js — see examples/site/ for "
                            f"a page that embeds it), sandbox "
                            f"{self.sandbox_url}\n  export BOTCTL_HOME={self.env['BOTCTL_HOME']} "
-                           f"BOTCTL_MASTER_KEY=<printed nowhere: demo key>\n  botctl daemon status; botctl audit -f\n"
+                           f"BOTCTL_MASTER_KEY={'<yours>' if self.own_key else '<printed nowhere: set one before the demo to reuse the home>'}\n  botctl daemon status; botctl audit -f\n"
                            f"  stop with: BOTCTL_HOME={self.env['BOTCTL_HOME']} botctl daemon stop; "
                            f"kill {self.sandbox_proc.pid if self.sandbox_proc else ''}")
         self.out.print(f"demo finished in {elapsed:.1f}s" + (f" with {len(self.failures)} unexpected result(s)"
@@ -258,6 +240,35 @@ class Demo:
                 self.sandbox_proc.kill()
         shutil.rmtree(self.tmp, ignore_errors=True)
 
+
+
+def oauth_connect_via_sandbox(env: dict[str, str], sandbox_url: str, connector: str, workspace: str,
+                              *extra: str) -> str:
+    """`botctl connect X --no-browser` as a person would run it, against a sandbox serving with
+    `--auto-approve`: open the printed URL (the sandbox approves consent), the redirect lands on botctl's
+    loopback listener, and botctl exchanges the code (PKCE) and stores the tokens. Returns the
+    authorization URL. Used by the demo and the benchmarks."""
+    import httpx
+
+    proc = subprocess.Popen([sys.executable, "-m", "botctl", "connect", connector, "-w", workspace, "--sandbox",
+                             sandbox_url, "--no-browser", *extra], env=env, stdin=subprocess.DEVNULL,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    url = None
+    deadline = time.monotonic() + 30
+    while url is None and time.monotonic() < deadline:
+        line = proc.stderr.readline()  # type: ignore[union-attr]
+        if not line:
+            break
+        if line.strip().startswith("http"):
+            url = line.strip()
+    if url is None:
+        proc.kill()
+        raise RuntimeError(f"botctl connect {connector} printed no authorization URL")
+    httpx.get(url, follow_redirects=True, timeout=30)
+    _, err = proc.communicate(timeout=60)
+    if proc.returncode != 0:
+        raise RuntimeError(f"botctl connect {connector} failed: {err.strip()}")
+    return url
 
 def _first_slot(resp: Any) -> str | None:
     if resp.status_code != 200:

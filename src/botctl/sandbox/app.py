@@ -56,6 +56,7 @@ async def index(request: Request) -> Response:
                 "GET|POST|DELETE /_sandbox/faults",
                 "GET|POST /_sandbox/config",
                 "POST /_sandbox/tokens",
+                "GET /_sandbox/tokens",
                 "POST /_sandbox/tokens/revoke",
                 "POST /_sandbox/oauth/expire",
                 "POST /_sandbox/device/approve",
@@ -164,6 +165,19 @@ async def issue_token(request: Request) -> Response:
         },
         201,
     )
+
+
+async def list_tokens(request: Request) -> Response:
+    """Every token this sandbox has issued (access tokens, OAuth refresh tokens, authorization codes),
+    live or not: what a leak scan looks for in a client's files, logs and output."""
+    state = _state(request)
+    out: dict[str, list[dict[str, str]]] = {"access_tokens": [], "refresh_tokens": [], "codes": []}
+    for record in state.tokens.issued():
+        out["access_tokens"].append({"vendor": record.vendor, "token": record.token})
+    for name, store in state.oauth.stores.items():
+        out["refresh_tokens"] += [{"vendor": name, "token": t} for t in list(store.refresh_tokens)]
+        out["codes"] += [{"vendor": name, "token": c} for c in list(store.codes)]
+    return json_response(out)
 
 
 async def revoke_token(request: Request) -> Response:
@@ -283,6 +297,7 @@ def create_app(
         Route("/_sandbox/faults", faults, methods=["GET", "POST", "DELETE"]),
         Route("/_sandbox/config", config, methods=["GET", "POST"]),
         Route("/_sandbox/tokens", issue_token, methods=["POST"]),
+        Route("/_sandbox/tokens", list_tokens, methods=["GET"]),
         Route("/_sandbox/tokens/revoke", revoke_token, methods=["POST"]),
         Route("/_sandbox/oauth/expire", expire_oauth_tokens, methods=["POST"]),
         Route("/_sandbox/device/approve", approve_device, methods=["POST"]),
