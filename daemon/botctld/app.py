@@ -10,10 +10,11 @@ import time
 import uuid
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
@@ -26,6 +27,7 @@ log = logging.getLogger("botctld")
 STATIC = Path(__file__).parent / "static"
 MAX_BODY = 64 * 1024
 MAX_TOKEN = 8 * 1024
+MAX_DEPTH = 32  # JSON nesting: the provider walks params recursively (schema checks, audit scrubbing)
 CORS_ALLOW_HEADERS = "Authorization, Content-Type, X-Request-Id"
 
 
@@ -33,9 +35,37 @@ def _rid() -> str:
     return "req_" + uuid.uuid4().hex[:16]
 
 
+def seg(value: str) -> str:
+    """A path parameter as one percent-encoded segment of a provider URL (`?`, `#`, `%`, `..`, control
+    characters and non-ASCII reach the provider as the same string, never as URL syntax)."""
+    return {".": "%2E", "..": "%2E%2E"}.get(value) or quote(value, safe="")
+
+
 def err(code: str, message: str, status: int, rid: str, headers: dict[str, str] | None = None) -> JSONResponse:
     return JSONResponse({"error": {"code": code, "message": message}, "request_id": rid}, status_code=status,
                         headers=headers)
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")  # NaN, Infinity, -Infinity: Python accepts them, JSON does not
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if value in (float("inf"), float("-inf")):
+        raise ValueError("number out of range")  # 1e999: not representable, and not JSON once re-encoded
+    return value
+
+
+def _depth(value: Any) -> int:
+    """How deeply containers nest in a parsed JSON value (iterative: no recursion limit to hit)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, dict | list):
+            deepest = max(deepest, level)
+            stack.extend((child, level + 1) for child in (item.values() if isinstance(item, dict) else item))
+    return deepest
 
 
 class BodyTooLarge(Exception):
@@ -79,7 +109,7 @@ class Edge:
         now = time.monotonic()
         if hit and hit[0] > now:
             return hit[1], hit[2]
-        answer = await self.provider("GET", f"/v1/workspaces/{ws}/config")
+        answer = await self.provider("GET", f"/v1/workspaces/{seg(ws)}/config")
         self._configs[ws] = (now + self.config_ttl, answer["status"], answer["body"])
         if len(self._configs) > 10_000:
             self._configs.clear()
@@ -140,14 +170,14 @@ def create_app(socket_path: str, **opts: Any) -> Starlette:
         refusal, cors = await guarded(request, ws, rid)
         if refusal is not None:
             return refusal
-        return await relay(await edge.provider("GET", f"/v1/workspaces/{ws}/widget-config"), cors)
+        return await relay(await edge.provider("GET", f"/v1/workspaces/{seg(ws)}/widget-config"), cors)
 
     async def actions(request: Request) -> Response:
         rid, ws = request.state.rid, request.path_params["ws"]
         refusal, cors = await guarded(request, ws, rid)
         if refusal is not None:
             return refusal
-        return await relay(await edge.provider("GET", f"/v1/workspaces/{ws}/actions"), cors)
+        return await relay(await edge.provider("GET", f"/v1/workspaces/{seg(ws)}/actions"), cors)
 
     async def guarded(request: Request, ws: str, rid: str) -> tuple[Response | None, dict[str, str]]:
         """CORS for the workspace's origins, then the per-IP limit: (refusal or None, CORS headers)."""
@@ -166,19 +196,28 @@ def create_app(socket_path: str, **opts: Any) -> Starlette:
             raw = await read_body(request)
         except BodyTooLarge:
             return None, err("payload_too_large", f"The request body is over {MAX_BODY // 1024} KiB.", 413, rid, cors)
+        except ClientDisconnect:  # gone, or too slow to send the body (protocol.BODY_TIMEOUT): nobody reads this
+            return None, err("invalid_request", "The request body did not arrive.", 400, rid, cors)
         try:
-            body = json.loads(raw) if raw else {}
+            body = json.loads(raw, parse_constant=_no_constant, parse_float=_finite) if raw else {}
+            json.dumps(body, ensure_ascii=False, allow_nan=False).encode()  # lone surrogates ("\ud800") fail here
         except (ValueError, RecursionError):
             return None, err("invalid_request", "The body is not valid JSON.", 400, rid, cors)
+        if _depth(body) > MAX_DEPTH:
+            return None, err("invalid_request", f"The body is nested over {MAX_DEPTH} levels deep.", 400, rid, cors)
         if not isinstance(body, dict) or set(body) - fields:
             return None, err("invalid_request", f"The body must be {shape} with no other fields.", 400, rid, cors)
         return body, None
 
     def identity_token(request: Request) -> str | None:
-        """The raw identity token (forwarded as data: the provider verifies it and audits any refusal)."""
-        auth = request.headers.get("authorization")
-        if auth is None:
+        """The raw identity token (forwarded as data: the provider verifies it and audits any refusal).
+
+        Several Authorization fields are joined as one list value (RFC 9110 §5.3): never a valid token, so
+        an ambiguous credential is refused and audited rather than one of them picked."""
+        values = request.headers.getlist("authorization")
+        if not values:
             return None
+        auth = ", ".join(values)
         token = auth[7:].strip() if auth[:7].lower() == "bearer " else auth
         return token[: MAX_TOKEN + 1]  # the provider refuses anything over the cap
 
@@ -199,7 +238,7 @@ def create_app(socket_path: str, **opts: Any) -> Starlette:
             if wait:
                 return err("rate_limited", "Too many requests; slow down.", 429, rid,
                            {**cors, "Retry-After": str(max(1, int(wait + 0.999)))})
-        answer = await edge.provider("POST", f"/v1/workspaces/{ws}/actions/{action}",
+        answer = await edge.provider("POST", f"/v1/workspaces/{seg(ws)}/actions/{seg(action)}",
                                      {"params": params, "identity_token": token, "request_id": rid,
                                       "client_ip": edge.client_ip(request)})
         outcome = "ok" if answer["status"] == 200 else answer["body"].get("error", {}).get("code", "error")
@@ -221,7 +260,7 @@ def create_app(socket_path: str, **opts: Any) -> Starlette:
                        rid, cors)
         if conv is not None and (not isinstance(conv, str) or len(conv) > 64):
             return err("invalid_request", "conversation_id must be a string of at most 64 characters.", 400, rid, cors)
-        answer = await edge.provider("POST", f"/v1/workspaces/{ws}/chat",
+        answer = await edge.provider("POST", f"/v1/workspaces/{seg(ws)}/chat",
                                      {"message": message, "conversation_id": conv,
                                       "identity_token": identity_token(request), "request_id": rid,
                                       "client_ip": edge.client_ip(request)})
@@ -283,7 +322,17 @@ def create_app(socket_path: str, **opts: Any) -> Starlette:
         Route("/v1/workspaces/{ws}/actions/{action}", run_action, methods=["POST"]),
         Route("/v1/workspaces/{ws}/actions/{action}", preflight, methods=["OPTIONS"]),
     ]
-    app = Starlette(routes=routes)
+
+    async def provider_down(request: Request, _exc: Exception) -> Response:
+        return err("provider_unavailable", "The service is restarting or unavailable; try again shortly.", 503,
+                   request.state.rid, {"Retry-After": "1"})
+
+    async def internal_error(request: Request, _exc: Exception) -> Response:
+        return err("internal_error", "Something went wrong on our side.", 500, request.state.rid)
+
+    # Inside Starlette, an exception escaping a handler is answered by its ServerErrorMiddleware (plain text
+    # 500) before the Envelope could see it: both kinds get the error envelope here.
+    app = Starlette(routes=routes, exception_handlers={ProviderDown: provider_down, Exception: internal_error})
     app.state.edge = edge
     return Envelope(app, edge)
 
@@ -361,8 +410,11 @@ def _route_template(scope: dict[str, Any]) -> str:
 def serve(socket_path: str, host: str, port: int, **opts: Any) -> None:
     import uvicorn
 
+    from botctld.protocol import EdgeProtocol
+
     os.umask(0o077)
     app = create_app(socket_path, **opts)
+    # EdgeProtocol: httptools with caps on the request head and deadlines on reading the request.
     uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False, lifespan="off",
-                timeout_graceful_shutdown=10, h11_max_incomplete_event_size=16 * 1024,
-                limit_concurrency=1000, timeout_keep_alive=5, server_header=False)
+                timeout_graceful_shutdown=10, http=EdgeProtocol, limit_concurrency=1000, timeout_keep_alive=5,
+                server_header=False)

@@ -289,7 +289,7 @@ class Verifier:
             raise IdentityError(f"missing_claim:{exc.claim}") from None
         except jwt.InvalidSignatureError:
             raise IdentityError("bad_signature") from None
-        except (jwt.PyJWTError, ValueError, TypeError):
+        except (jwt.PyJWTError, ValueError, TypeError, RecursionError):
             raise IdentityError("invalid_token") from None
         return self._visitor(claims, now_ts)
 
@@ -323,7 +323,7 @@ def _header(token: str) -> dict[str, Any]:
     seg = token.split(".", 1)[0]
     try:
         header = json.loads(base64.urlsafe_b64decode(seg + "=" * (-len(seg) % 4)))
-    except (binascii.Error, ValueError, UnicodeDecodeError):
+    except (binascii.Error, ValueError, RecursionError):  # RecursionError: `[[[…` nested past the C parser's limit
         raise IdentityError("malformed_header") from None
     if not isinstance(header, dict):
         raise IdentityError("malformed_header")

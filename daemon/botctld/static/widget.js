@@ -379,6 +379,8 @@
     unknown_workspace: "This chat isn't set up correctly on this website.",
     provider_unavailable: "The assistant is starting up or unavailable; try again in a moment.",
     payload_too_large: "That's too long; please shorten it.",
+    headers_too_large: "Something went wrong; please try again.",
+    uri_too_long: "Something went wrong; please try again.",
     unsupported_media_type: "Something went wrong; please try again.",
     internal_error: "Something went wrong on our side; please try again.",
     timeout: "The assistant took too long to answer; try again.",
