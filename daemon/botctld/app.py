@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-import httpx
 from starlette.applications import Starlette
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
@@ -21,6 +20,7 @@ from starlette.routing import Route
 from botctld import __version__
 from botctld.metrics import Metrics
 from botctld.openapi import spec
+from botctld.provider_client import ProviderClient, ProviderError
 from botctld.ratelimit import TokenBuckets
 
 log = logging.getLogger("botctld")
@@ -87,21 +87,19 @@ class Edge:
         self.trust_proxy = trust_proxy
         self.metrics = Metrics()
         self._configs: dict[str, tuple[float, int, dict[str, Any]]] = {}
-        self.client = httpx.AsyncClient(
-            transport=httpx.AsyncHTTPTransport(uds=socket_path, retries=1), base_url="http://provider",
-            timeout=httpx.Timeout(provider_timeout, connect=2.0), trust_env=False)
+        self.client = ProviderClient(socket_path, timeout=provider_timeout, connect_timeout=2.0)
         self.widget_js = (STATIC / "widget.js").read_bytes()
         self.widget_etag = '"' + hashlib.sha256(self.widget_js).hexdigest()[:16] + '"'
 
     async def provider(self, method: str, path: str, payload: dict[str, Any] | None = None) -> dict[str, Any]:
+        """The provider's {status, body} for this request. `path` carries every parameter through seg():
+        the client writes it into the request line as it is."""
         try:
-            resp = await self.client.request(method, path, json=payload)
-            resp.raise_for_status()
-            answer = resp.json()
-        except (httpx.HTTPError, ValueError) as exc:
-            raise ProviderDown(type(exc).__name__) from None
-        if not isinstance(answer, dict):
-            raise ProviderDown("bad answer")
+            status, answer = await self.client.request(method, path, payload)
+        except ProviderError as exc:
+            raise ProviderDown(str(exc)) from None
+        if status != 200 or not isinstance(answer, dict):
+            raise ProviderDown(f"HTTP {status}" if status != 200 else "bad answer")
         return answer
 
     async def ws_config(self, ws: str) -> tuple[int, dict[str, Any]]:
