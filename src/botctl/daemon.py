@@ -139,11 +139,13 @@ class Child:
     backoff: float = BACKOFF_START_S
     next_start: float = 0.0
     history: list[float] = field(default_factory=list)
+    ready: bool = False  # came up (provider: answered /health; edge: accepts connections on its port)
 
     def start(self, log_fd: int) -> None:
         self.proc = subprocess.Popen(self.argv, env=self.env, cwd=self.cwd, stdin=subprocess.DEVNULL,
                                      stdout=log_fd, stderr=log_fd, close_fds=True, start_new_session=False)
         self.started = time.time()
+        self.ready = False
 
     def info(self) -> dict[str, Any]:
         return {"pid": self.proc.pid if self.proc and self.proc.poll() is None else None, "started": self.started,
@@ -199,6 +201,7 @@ class Supervisor:
             if self.provider.proc is None or self.provider.proc.poll() is not None:
                 return False
             if self.paths.socket.exists() and _uds_get(self.paths.socket, "/health") is not None:
+                self.provider.ready = True
                 return True
             time.sleep(0.05)
         return False
@@ -238,12 +241,18 @@ class Supervisor:
     def _watch(self, child: Child) -> None:
         now = time.time()
         if child.proc is not None and child.proc.poll() is None:
+            if child is self.edge and not child.ready:
+                child.ready = _listening(self.host, self.port)
             if now - child.started > HEALTHY_RESET_S:
                 child.backoff = BACKOFF_START_S
             return
         if child.proc is not None:  # it died: schedule a restart with backoff
             code = child.proc.returncode
             child.proc = None
+            if child.ready:
+                # It had come up and died later (killed, OOM): restart promptly. The backoff is for a
+                # child that keeps dying before it comes up, not one that was serving.
+                child.backoff = BACKOFF_START_S
             child.next_start = now + child.backoff
             self.log(f"{child.name} exited with {code}; restarting in {child.backoff:.1f}s")
             child.backoff = min(BACKOFF_MAX_S, child.backoff * 2)
@@ -284,6 +293,22 @@ def _version() -> str:
     from botctl import __version__
 
     return __version__
+
+
+def _listening(host: str, port: int) -> bool:
+    """Whether host:port accepts TCP connections (the edge is up once it does)."""
+    import ipaddress
+
+    try:  # a wildcard bind address is reached through loopback
+        wildcard = host == "" or ipaddress.ip_address(host).is_unspecified
+    except ValueError:
+        wildcard = False
+    target = ("::1" if ":" in host else "127.0.0.1") if wildcard else host
+    try:
+        with socket.create_connection((target, port), timeout=0.5):
+            return True
+    except OSError:
+        return False
 
 
 def _uds_get(sock: Path, path: str, timeout: float = 2.0) -> dict[str, Any] | None:
