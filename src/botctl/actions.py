@@ -22,6 +22,10 @@ from botctl.connectors.base import ActionError, Visitor
 if TYPE_CHECKING:
     from botctl.app import App
 
+# The whole action's vendor traffic (retries and waits included) must be over within this many seconds:
+# the daemon's edge waits 30 s for the provider's answer, and the audit record has to be written too.
+ACTION_BUDGET_S = 25.0
+
 # Refusals (the caller may not do this) vs errors (it was allowed and something failed).
 DENIED = frozenset({"unknown_workspace", "unknown_action", "plan_required", "identity_required", "invalid_identity",
                     "forbidden", "not_connected", "invalid_params", "not_found"})
@@ -96,6 +100,7 @@ async def run_action(
     request_id: str | None = None,
     actor: dict[str, Any] | None = None,
     timeout: float = 10.0,
+    budget: float = ACTION_BUDGET_S,
     sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
 ) -> dict[str, Any]:
     """Run `action` for `visitor` in `workspace`; returns {"ok", "action", "result", "request_id"}.
@@ -158,7 +163,7 @@ async def run_action(
             credential = connections.credential(app, ws, conn_row)
             client = build_client(connector, conn_row.config, credential, base_url=conn_row.base_url,
                                   idempotent=spec.idempotent, timeout=timeout, sleep=sleep,
-                                  inner=getattr(app, "vendor_pool", None))
+                                  inner=getattr(app, "vendor_pool", None), deadline=started + budget)
             try:
                 async with client:
                     ctx = ActionContext(client=client, params=params, visitor=visitor,

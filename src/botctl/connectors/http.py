@@ -63,11 +63,15 @@ def build_client(
     max_retries: int = 2,
     sleep: Sleep = asyncio.sleep,
     inner: httpx.AsyncBaseTransport | None = None,
+    deadline: float | None = None,
 ) -> httpx.AsyncClient:
     """An AsyncClient for one connection. `base_url` overrides the connector's (sandbox, self-hosted).
 
     `inner`: a shared connection pool (the daemon's provider passes one so vendor connections are
     kept alive across actions); it is not closed with the client.
+    `deadline`: a `time.monotonic()` instant by which every request through this client must be
+    over, retries and waits included (the action engine's budget; the daemon's edge stops waiting
+    for the provider soon after): no attempt outlives it and no wait is started that would.
     """
     import httpx
 
@@ -87,6 +91,7 @@ def build_client(
         max_retries=max_retries,
         sleep=sleep,
         inner=inner,
+        deadline=deadline,
     )
     return httpx.AsyncClient(
         base_url=url,
@@ -215,6 +220,7 @@ class VendorTransport:
         max_retries: int,
         sleep: Sleep,
         inner: httpx.AsyncBaseTransport | None = None,
+        deadline: float | None = None,
     ) -> None:
         import httpx
 
@@ -228,6 +234,7 @@ class VendorTransport:
         self._sleep = sleep
         self._owns_inner = inner is None
         self._inner = inner or httpx.AsyncHTTPTransport(retries=0)
+        self._deadline = deadline
         self.statuses: list[int] = []
 
     async def aclose(self) -> None:
@@ -266,6 +273,14 @@ class VendorTransport:
             failure: ActionError | None = None
             retry_wait: float | None = None
             response: httpx.Response | None = None
+            if self._deadline is not None:
+                left = self._deadline - time.monotonic()
+                if left <= 0:
+                    raise ActionError("upstream_timeout", f"{self._vendor} did not answer in time.")
+                # This attempt gets what is left of the budget if that is less than its own timeouts.
+                limits = dict(request.extensions.get("timeout") or dict.fromkeys(("connect", "read", "write", "pool")))
+                wire.extensions = {**request.extensions,
+                                   "timeout": {k: left if v is None else min(v, left) for k, v in limits.items()}}
             try:
                 response = await self._send(wire)
             except httpx.TimeoutException as exc:
@@ -288,7 +303,10 @@ class VendorTransport:
                 raise failure
             if retry_wait is not None and retry_wait > MAX_WAIT:
                 raise failure
-            await self._sleep(self._backoff(attempt, retry_wait))
+            wait = self._backoff(attempt, retry_wait)
+            if self._deadline is not None and time.monotonic() + wait >= self._deadline:
+                raise failure  # the retry could not be answered within the budget: report what we have
+            await self._sleep(wait)
             attempt += 1
 
     # -- helpers ----------------------------------------------------------------------------------

@@ -197,7 +197,8 @@ async def _abort(receive: Receive, raw_send: Send) -> None:
     if transport is not None and hasattr(transport, "abort"):
         sock = transport.get_extra_info("socket")
         if sock is not None:
-            with contextlib.suppress(OSError):
+            # ValueError: the client already went away (a hang it gave up on), the descriptor is gone.
+            with contextlib.suppress(OSError, ValueError):
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         transport.abort()
         # Let the server notice the lost connection, so it neither logs "returned without
