@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from botctl.connectors import registry
 from test_daemon import _setup_home, free_port, sh
 
 pytestmark = pytest.mark.slow
@@ -86,8 +87,13 @@ def test_ada_never_reaches_grace_objects(d):
         assert r.status_code == 403 and r.json()["error"]["code"] == "forbidden", (action, r.text)
         text = r.text.lower()
         assert "grace" not in text and "hopper" not in text, action
-    recs = d.audit()[before:]
+    new = d.audit()[before:]
+    recs = [x for x in new if x["event"] == "action.run"]
     assert len(recs) == len(grace) and {x["reason"] for x in recs} == {"forbidden"}
+    # Writes were recorded as started before the vendor was asked (and refused before any write).
+    started = [x for x in new if x["event"] == "action.started"]
+    assert {x["action"] for x in started} == {a for a in grace if registry.find_action(a)[1].is_write}
+    assert {x["detail"]["pending_id"] for x in started} == {x["detail"].get("pending_id") for x in recs} - {None}
     # No write reached the vendor for another customer's object.
     after_stats = d.sandbox.stats()
     writes = [r for r in after_stats["requests"][len(before_stats["requests"]):]

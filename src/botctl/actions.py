@@ -3,9 +3,11 @@
     unknown action → plan → identity → connection present and active → scopes → params schema
     → handler (with a credential-injecting, host-pinned client) → audit
 
-Exactly one audit record per attempt, whatever the outcome, with the reason code. The record is
+Exactly one `action.run` record per attempt, whatever the outcome, with the reason code. The record is
 durable before the caller sees the result (fail closed: if it cannot be written, the caller gets an
-error, not the result). The daemon, `botctl actions run` and the tests all come through here.
+error, not the result). A write (`Action.is_write`) is also recorded as `action.started` before the
+vendor is called, so a process killed mid-write still leaves a trace that becomes an `unknown` outcome
+(botctl/intents.py). The daemon, `botctl actions run` and the tests all come through here.
 """
 
 from __future__ import annotations
@@ -107,7 +109,7 @@ async def run_action(
 
     Raises ActionError (after auditing it) on any refusal or failure.
     """
-    from botctl import connections, workspaces
+    from botctl import connections, intents, workspaces
     from botctl.audit import scrub
     from botctl.connectors import registry
 
@@ -119,12 +121,15 @@ async def run_action(
         detail["as_visitor"] = {"sub": visitor.sub, "email": visitor.email}
     conn_row = None
     client = None
+    pending_id: int | None = None
 
-    async def record(outcome: str, reason: str | None) -> None:
+    async def record(outcome: str, reason: str | None, *, final: bool = True) -> None:
         detail["latency_ms"] = round((time.monotonic() - started) * 1000, 1)
         # Awaited: the caller gets its answer only once the record is durable (group commit in the daemon).
         await app.aaudit("action.run", workspace=workspace, actor=actor or visitor_actor(visitor), action=action,
                   connector=connector_name, outcome=outcome, reason=reason, detail=detail, request_id=request_id)
+        if final and pending_id is not None:
+            intents.end(app, pending_id)  # the write's outcome is on record: nothing pending any more
 
     try:
         ws = workspaces.find(app.vault.conn, workspace)
@@ -159,6 +164,17 @@ async def run_action(
         refreshable = oauth.can_refresh(app, ws, conn_row)
         if refreshable:  # OAuth: refresh first if the token expires within the margin
             conn_row = await oauth.fresh_for_action(app, ws, conn_row)
+        if spec.is_write:
+            # Write-ahead: pending in the vault, then `action.started` durably in the chain, and only then
+            # the vendor. A process killed before the outcome record leaves the pending row, which the next
+            # provider start records as outcome `unknown` (botctl/intents.py).
+            who = actor or visitor_actor(visitor)
+            pending_id = intents.begin(app, workspace=ws.name, action=action, connector=connector_name, actor=who,
+                                       request_id=request_id)
+            detail["pending_id"] = pending_id
+            await app.aaudit("action.started", workspace=ws.name, actor=who, action=action, connector=connector_name,
+                             outcome="pending", request_id=request_id,
+                             detail={"params": detail["params"], "pending_id": pending_id})
         while True:
             credential = connections.credential(app, ws, conn_row)
             client = build_client(connector, conn_row.config, credential, base_url=conn_row.base_url,
@@ -187,8 +203,8 @@ async def run_action(
                     raise ActionError("upstream_error", f"{connector.vendor} refused the expired credential; it "
                                       "has been refreshed: retry the action.", upstream_status=401) from None
                 detail |= {"upstream_status": 401, "message": exc.message, "retried": True}
-                await record("error", exc.code)  # one record per attempt: this one, then the retry's
-                detail = {k: v for k, v in detail.items() if k in ("params", "as_visitor")} | {"attempt": 2}
+                await record("error", exc.code, final=False)  # one record per attempt: this one, then the retry's
+                detail = {k: v for k, v in detail.items() if k in ("params", "as_visitor", "pending_id")} | {"attempt": 2}
         connections.touch(app, conn_row)
     except ActionError as exc:
         if exc.code == "needs_reauth" and conn_row is not None and exc.upstream_status == 401:

@@ -34,7 +34,9 @@ from botctl.errors import NotFound, UsageError
 from botctl.home import Home
 
 GENESIS = "0" * 64
-OUTCOMES = ("ok", "denied", "error")
+# pending: an intent recorded before a vendor write (action.started); unknown: a write whose process died
+# before its outcome was recorded (botctl/intents.py).
+OUTCOMES = ("ok", "denied", "error", "pending", "unknown")
 ACTOR_TYPES = ("operator", "ci", "visitor", "system")
 _SECRET_KEY = re.compile(r"secret|token|passw|api_?key|authori[sz]ation|credential|private|cookie", re.I)
 _RECORD_COLUMNS = "seq, body, prev_hash, hash"

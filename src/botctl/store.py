@@ -156,6 +156,21 @@ VAULT_MIGRATIONS: list[str] = [
         tokenize = 'porter unicode61 remove_diacritics 2'
     );
     """,
+    # 7: write-ahead intents (botctl/intents.py): a vendor write is pending here from just before its
+    # `action.started` record until its outcome record; rows a dead process left behind become
+    # `action.run` records with outcome `unknown` at the provider's next start.
+    """
+    CREATE TABLE pending_actions (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        workspace TEXT NOT NULL,
+        action TEXT NOT NULL,
+        connector TEXT,
+        actor TEXT NOT NULL,
+        request_id TEXT,
+        owner TEXT NOT NULL,
+        started_at TEXT NOT NULL
+    );
+    """,
 ]
 
 AUDIT_MIGRATIONS: list[str] = [

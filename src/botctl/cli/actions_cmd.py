@@ -79,8 +79,15 @@ def run(
     if as_sub and not as_email:
         raise UsageError("--as-sub needs --as-email.")
     a = context.app(ctx, create=False)
+
+    async def go() -> dict:
+        from botctl import intents
+
+        await intents.recover(a)  # writes an earlier, killed process left without an outcome
+        return await run_action(a, workspace, action, visitor=visitor, params=parsed, actor=a.actor)
+
     try:
-        result = asyncio.run(run_action(a, workspace, action, visitor=visitor, params=parsed, actor=a.actor))
+        result = asyncio.run(go())
     except ActionError as exc:
         hint = {"not_connected": f"Connect it: botctl connect {action.split('.')[0]} -w {workspace}",
                 "plan_required": f"Upgrade: botctl workspace set-plan {workspace} pro",

@@ -88,6 +88,13 @@ class Action:
     scopes: tuple[str, ...]
     idempotent: bool
     handler: Handler
+    # Whether it may change something at the vendor (default: what is not idempotent). A write is
+    # recorded as started before the vendor is called (botctl/intents.py).
+    writes: bool | None = None
+
+    @property
+    def is_write(self) -> bool:
+        return (not self.idempotent) if self.writes is None else self.writes
 
 
 @dataclass(frozen=True)

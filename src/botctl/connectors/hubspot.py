@@ -161,6 +161,7 @@ CONNECTOR = Connector(
             customer_specific=True,
             scopes=(READ, WRITE),
             idempotent=True,
+            writes=True,
             handler=upsert_my_contact,
         ),
         Action(

@@ -216,6 +216,7 @@ CONNECTOR = Connector(
             customer_specific=True,
             scopes=("rak_customer_read", "rak_subscription_write"),
             idempotent=True,
+            writes=True,
             handler=cancel_my_subscription,
         ),
     ),

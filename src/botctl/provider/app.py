@@ -172,6 +172,13 @@ def create_app(home_path: str, **opts: Any) -> Starlette:
     async def lifespan(_app: Starlette):  # noqa: ANN202
         nonlocal provider
         provider = Provider(home_path, **opts)
+        from botctl import intents
+
+        # Writes a killed provider (or CLI) left without an outcome: on record as `unknown` before serving.
+        recovered = await intents.recover(provider.app)
+        if recovered:
+            log.warning("recorded %d interrupted write(s) as outcome unknown (see `botctl audit --outcome unknown`)",
+                        recovered)
         provider._refresh_task = asyncio.create_task(provider.refresh_loop())
         log.info("provider ready (pid %d)", os.getpid())
         try:

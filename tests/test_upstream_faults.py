@@ -124,9 +124,19 @@ def audit_head(d) -> int:
 
 
 def one_action_record(d, rid: str, since: int) -> dict[str, Any]:
+    """The request's one `action.run` record; a write also has its `action.started` intent, before it."""
     recs = [r for r in audit_since(d, since) if r["request_id"] == rid]
-    assert len(recs) == 1 and recs[0]["event"] == "action.run", recs
-    return recs[0]
+    runs = [r for r in recs if r["event"] == "action.run"]
+    assert len(runs) == 1, recs
+    started = [r for r in recs if r["event"] == "action.started"]
+    from botctl.connectors import registry
+
+    if registry.find_action(runs[0]["action"])[1].is_write:
+        assert "pending_id" in runs[0]["detail"], runs
+        assert len(started) == 1 and started[0]["seq"] < runs[0]["seq"], recs
+        assert started[0]["outcome"] == "pending" and started[0]["detail"]["pending_id"] == runs[0]["detail"]["pending_id"]
+    assert len(recs) == len(runs) + len(started), recs
+    return runs[0]
 
 
 def connection(d, connector: str, ws: str = "acme") -> dict[str, Any]:

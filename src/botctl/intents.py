@@ -1,0 +1,89 @@
+"""Write-ahead intents for vendor writes: no write at a vendor without a record of it.
+
+An action that may change something at a vendor (`Action.writes`) is made pending in the vault and
+recorded as `action.started` (durably, in the audit chain) *before* the vendor is called; its outcome
+record clears the pending row. A process killed in between (after the vendor may have applied the
+write, before its outcome was recorded) leaves the row behind; the provider's next start turns every
+row whose owner is gone into an `action.run` record with outcome `unknown` and reason `interrupted`,
+so the operator sees exactly which writes need a look at the vendor's side.
+
+Owners are `host:pid:nonce`: a row is recovered only when its process is provably gone (same host,
+pid not running, or the pid now belongs to the recovering process itself).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import socket
+from typing import TYPE_CHECKING, Any
+
+from botctl import store
+
+if TYPE_CHECKING:
+    from botctl.app import App
+
+_OWNER = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+INTERRUPTED = ("The process running this action stopped before its outcome was recorded; the vendor may or "
+               "may not have applied it: check there.")
+
+
+def owner() -> str:
+    global _OWNER
+    host, pid, _ = _OWNER.rsplit(":", 2)
+    if int(pid) != os.getpid():  # forked: a new process is a new owner
+        _OWNER = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+    return _OWNER
+
+
+def begin(app: App, *, workspace: str, action: str, connector: str | None, actor: dict[str, Any],
+          request_id: str | None) -> int:
+    """Make the write pending (before its `action.started` record); returns the pending id."""
+    cur = app.vault.conn.execute(
+        "INSERT INTO pending_actions (workspace, action, connector, actor, request_id, owner, started_at) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?)",
+        (workspace, action, connector, json.dumps(actor, sort_keys=True), request_id, owner(), store.now_iso()))
+    return int(cur.lastrowid)  # type: ignore[arg-type]
+
+
+def end(app: App, pending_id: int) -> None:
+    """The outcome is recorded: nothing is pending any more."""
+    app.vault.conn.execute("DELETE FROM pending_actions WHERE id = ?", (pending_id,))
+
+
+def _gone(row_owner: str) -> bool:
+    host, pid_s, _nonce = row_owner.rsplit(":", 2)
+    if host != socket.gethostname():
+        return False  # another machine's process: cannot tell
+    pid = int(pid_s)
+    if pid == os.getpid():
+        return row_owner != owner()  # our pid, an earlier process's nonce: that process is gone
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False  # alive, someone else's
+    return False
+
+
+def abandoned(app: App) -> list[dict[str, Any]]:
+    rows = app.vault.conn.execute(
+        "SELECT id, workspace, action, connector, actor, request_id, owner, started_at FROM pending_actions "
+        "ORDER BY id").fetchall()
+    keys = ("id", "workspace", "action", "connector", "actor", "request_id", "owner", "started_at")
+    return [dict(zip(keys, r, strict=True)) for r in rows if _gone(r[6])]
+
+
+async def recover(app: App) -> int:
+    """Record every write whose process died before its outcome was recorded; returns how many."""
+    n = 0
+    for row in abandoned(app):
+        await app.aaudit("action.run", workspace=row["workspace"], actor=json.loads(row["actor"]),
+                         action=row["action"], connector=row["connector"], outcome="unknown", reason="interrupted",
+                         request_id=row["request_id"],
+                         detail={"pending_id": row["id"], "started_at": row["started_at"], "message": INTERRUPTED})
+        end(app, row["id"])
+        n += 1
+    return n
