@@ -238,6 +238,12 @@ def test_health_ready_metrics_openapi_widget(d):
     w = d.http.get("/widget.js")
     assert w.status_code == 200 and w.headers["content-type"].startswith("application/javascript")
     assert d.http.get("/widget.js", headers={"If-None-Match": w.headers["etag"]}).status_code == 304
+    # Compressed for clients that take gzip (httpx asks for it and decodes it); the same script either way.
+    assert w.headers["content-encoding"] == "gzip" and int(w.headers["content-length"]) < len(w.content) / 2
+    plain = d.http.get("/widget.js", headers={"Accept-Encoding": "identity"})
+    assert "content-encoding" not in plain.headers and plain.content == w.content
+    assert plain.headers["etag"] != w.headers["etag"] and plain.headers["vary"] == "Accept-Encoding"
+    assert d.http.get("/widget.js", headers={"Accept-Encoding": "gzip;q=0"}).headers.get("content-encoding") is None
     cfg = d.http.get("/v1/workspaces/acme/widget-config").json()
     assert "shopify.list_my_orders" in cfg["actions"]["signed_in"]
     assert "origins" not in cfg and "plan" not in cfg
