@@ -37,6 +37,7 @@ MESSAGES = {
     "unknown_action": "No such action.",
     "plan_required": "Actions need the pro or business plan.",
     "identity_required": "This action needs a signed-in visitor.",
+    "invalid_identity": "The identity token was refused.",
     "not_connected": "This tool is not connected in this workspace.",
     "needs_reauth": "This tool's connection needs to be re-authorised by the workspace operator.",
 }
@@ -104,9 +105,14 @@ async def run_action(
     timeout: float = 10.0,
     budget: float = ACTION_BUDGET_S,
     sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
+    identity_error: str | None = None,
+    client_ip: str | None = None,
 ) -> dict[str, Any]:
     """Run `action` for `visitor` in `workspace`; returns {"ok", "action", "result", "request_id"}.
 
+    `identity_error`: the caller's identity token was refused (the verifier's reason): the request is
+    refused as `invalid_identity` and audited here like every other refusal — never run anonymously.
+    `client_ip`: where the request came from (the daemon's edge), kept in the record.
     Raises ActionError (after auditing it) on any refusal or failure.
     """
     from botctl import connections, intents, workspaces
@@ -117,6 +123,8 @@ async def run_action(
     started = time.monotonic()
     connector_name = action.split(".", 1)[0] if "." in action else None
     detail: dict[str, Any] = {"params": scrub(params) if isinstance(params, dict) else None}
+    if client_ip:
+        detail["client_ip"] = client_ip
     if actor is not None and actor.get("type") != "visitor" and visitor is not None:
         detail["as_visitor"] = {"sub": visitor.sub, "email": visitor.email}
     conn_row = None
@@ -135,6 +143,9 @@ async def run_action(
         ws = workspaces.find(app.vault.conn, workspace)
         if ws is None:
             raise ActionError("unknown_workspace", MESSAGES["unknown_workspace"])
+        if identity_error is not None:
+            detail["identity_reason"] = identity_error
+            raise ActionError("invalid_identity", MESSAGES["invalid_identity"])
         found = registry.find_action(action)
         if found is None:
             raise ActionError("unknown_action", f"No action named {action!r}.")
