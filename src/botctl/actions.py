@@ -183,9 +183,10 @@ async def run_action(
             pending_id = intents.begin(app, workspace=ws.name, action=action, connector=connector_name, actor=who,
                                        request_id=request_id)
             detail["pending_id"] = pending_id
-            await app.aaudit("action.started", workspace=ws.name, actor=who, action=action, connector=connector_name,
-                             outcome="pending", request_id=request_id,
-                             detail={"params": detail["params"], "pending_id": pending_id})
+            intent = await app.aaudit("action.started", workspace=ws.name, actor=who, action=action,
+                                      connector=connector_name, outcome="pending", request_id=request_id,
+                                      detail={"params": detail["params"], "pending_id": pending_id})
+            intents.started(app, pending_id, intent["seq"])
         while True:
             credential = connections.credential(app, ws, conn_row)
             client = build_client(connector, conn_row.config, credential, base_url=conn_row.base_url,

@@ -1,11 +1,13 @@
 """Write-ahead intents for vendor writes: no write at a vendor without a record of it.
 
 An action that may change something at a vendor (`Action.writes`) is made pending in the vault and
-recorded as `action.started` (durably, in the audit chain) *before* the vendor is called; its outcome
-record clears the pending row. A process killed in between (after the vendor may have applied the
-write, before its outcome was recorded) leaves the row behind; the provider's next start turns every
-row whose owner is gone into an `action.run` record with outcome `unknown` and reason `interrupted`,
-so the operator sees exactly which writes need a look at the vendor's side.
+recorded as `action.started` (durably, in the audit chain; its seq noted on the row) *before* the
+vendor is called; its outcome record clears the pending row. A process killed in between (after the
+vendor may have applied the write, before its outcome was recorded) leaves the row behind; the
+provider's next start (and `botctl actions run`) turns every row whose owner is gone into an
+`action.run` record with outcome `unknown` and reason `interrupted`, so the operator sees exactly
+which writes need a look at the vendor's side. A row whose outcome record did make it (killed between
+that record and clearing the row) is just cleared: one outcome per write, never two.
 
 Owners are `host:pid:nonce`: a row is recovered only when its process is provably gone (same host,
 pid not running, or the pid now belongs to the recovering process itself).
@@ -27,6 +29,7 @@ if TYPE_CHECKING:
 _OWNER = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
 INTERRUPTED = ("The process running this action stopped before its outcome was recorded; the vendor may or "
                "may not have applied it: check there.")
+NOT_SENT = "The process running this action stopped before the vendor was called; nothing was sent."
 
 
 def owner() -> str:
@@ -45,6 +48,11 @@ def begin(app: App, *, workspace: str, action: str, connector: str | None, actor
         "VALUES (?, ?, ?, ?, ?, ?, ?)",
         (workspace, action, connector, json.dumps(actor, sort_keys=True), request_id, owner(), store.now_iso()))
     return int(cur.lastrowid)  # type: ignore[arg-type]
+
+
+def started(app: App, pending_id: int, seq: int) -> None:
+    """Its `action.started` record is durable at `seq`: from here on, the vendor may be called."""
+    app.vault.conn.execute("UPDATE pending_actions SET started_seq = ? WHERE id = ?", (seq, pending_id))
 
 
 def end(app: App, pending_id: int) -> None:
@@ -70,20 +78,43 @@ def _gone(row_owner: str) -> bool:
 
 def abandoned(app: App) -> list[dict[str, Any]]:
     rows = app.vault.conn.execute(
-        "SELECT id, workspace, action, connector, actor, request_id, owner, started_at FROM pending_actions "
-        "ORDER BY id").fetchall()
-    keys = ("id", "workspace", "action", "connector", "actor", "request_id", "owner", "started_at")
+        "SELECT id, workspace, action, connector, actor, request_id, owner, started_at, started_seq "
+        "FROM pending_actions ORDER BY id").fetchall()
+    keys = ("id", "workspace", "action", "connector", "actor", "request_id", "owner", "started_at", "started_seq")
     return [dict(zip(keys, r, strict=True)) for r in rows if _gone(r[6])]
 
 
+def _recorded(app: App, pending_id: int, after_seq: int) -> bool:
+    """Whether the write's outcome record exists (the process died after writing it, before clearing the
+    row). Only records after its `action.started` are read: few, right after a crash."""
+    import sqlite3
+
+    conn = sqlite3.connect(f"file:{app.home.audit_db}?mode=ro", uri=True, timeout=10)
+    try:
+        rows = conn.execute("SELECT body FROM records WHERE event = 'action.run' AND seq > ? ORDER BY seq",
+                            (after_seq,))
+        return any(json.loads(body).get("detail", {}).get("pending_id") == pending_id for (body,) in rows)
+    finally:
+        conn.close()
+
+
 async def recover(app: App) -> int:
-    """Record every write whose process died before its outcome was recorded; returns how many."""
+    """Record every write whose process died before its outcome was recorded; returns how many.
+
+    Killed before its `action.started` was durable: the vendor was never called (outcome `error`).
+    After it: the vendor may have applied it (outcome `unknown`) — unless the outcome record made it
+    to the log and only clearing the row did not, in which case there is nothing to add."""
     n = 0
     for row in abandoned(app):
+        if row["started_seq"] is not None and _recorded(app, row["id"], row["started_seq"]):
+            end(app, row["id"])
+            continue
+        reached = row["started_seq"] is not None
         await app.aaudit("action.run", workspace=row["workspace"], actor=json.loads(row["actor"]),
-                         action=row["action"], connector=row["connector"], outcome="unknown", reason="interrupted",
-                         request_id=row["request_id"],
-                         detail={"pending_id": row["id"], "started_at": row["started_at"], "message": INTERRUPTED})
+                         action=row["action"], connector=row["connector"],
+                         outcome="unknown" if reached else "error", reason="interrupted", request_id=row["request_id"],
+                         detail={"pending_id": row["id"], "started_at": row["started_at"],
+                                 "message": INTERRUPTED if reached else NOT_SENT})
         end(app, row["id"])
         n += 1
     return n

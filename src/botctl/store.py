@@ -168,7 +168,8 @@ VAULT_MIGRATIONS: list[str] = [
         actor TEXT NOT NULL,
         request_id TEXT,
         owner TEXT NOT NULL,
-        started_at TEXT NOT NULL
+        started_at TEXT NOT NULL,
+        started_seq INTEGER
     );
     """,
 ]
