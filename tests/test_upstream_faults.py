@@ -236,12 +236,12 @@ CASES = {
                                                   attempts=2, applied=1, retry_after=1, min_gap=1.0),
     "zendesk-write-429-retry-after-120s": Case(**ZD_CREATE, kind="429", count=P, status=429, code="rate_limited",
                                                attempts=1, applied=0, retry_after=120, header="120"),
-    "zendesk-write-500": Case(**ZD_CREATE, kind="500", count=P, status=502, code="upstream_error", attempts=3,
+    "zendesk-write-500": Case(**ZD_CREATE, kind="500", count=P, status=502, code="outcome_unknown", attempts=3,
                               applied=0),
     "zendesk-write-502-once": Case(**ZD_CREATE, kind="502", count=1, status=200, code=None, attempts=2, applied=1),
-    "zendesk-write-503": Case(**ZD_CREATE, kind="503", count=P, status=502, code="upstream_error", attempts=3,
+    "zendesk-write-503": Case(**ZD_CREATE, kind="503", count=P, status=502, code="outcome_unknown", attempts=3,
                               applied=0),
-    "zendesk-write-reset": Case(**ZD_CREATE, kind="reset", count=P, status=502, code="upstream_error", attempts=3,
+    "zendesk-write-reset": Case(**ZD_CREATE, kind="reset", count=P, status=502, code="outcome_unknown", attempts=3,
                                 applied=0),
     "zendesk-write-reset-once": Case(**ZD_CREATE, kind="reset", count=1, status=200, code=None, attempts=2,
                                      applied=1),
@@ -251,7 +251,7 @@ CASES = {
     "zendesk-write-applied-then-reset-once": Case(**ZD_CREATE, kind="write_then_reset", count=1, status=200,
                                                   code=None, attempts=2, applied=1),
     "zendesk-write-applied-then-reset": Case(**ZD_CREATE, kind="write_then_reset", count=P, status=502,
-                                             code="upstream_error", attempts=3, applied=1),
+                                             code="outcome_unknown", attempts=3, applied=1),
     "zendesk-write-applied-then-500-once": Case(**ZD_CREATE, kind="rotate_then_fail", count=1, status=200,
                                                 code=None, attempts=2, applied=1),
     # Stripe: Idempotency-Key on every write, and its 5xx say Stripe-Should-Retry: true.
@@ -269,20 +269,20 @@ CASES = {
     # retried; anything else surfaces at once, even a one-off, so a lost answer is never turned into two notes.
     "woo-write-429-once": Case(**WOO_NOTE, kind="429", count=1, status=200, code=None, attempts=2, applied=1),
     "woo-write-429": Case(**WOO_NOTE, kind="429", count=P, status=429, code="rate_limited", attempts=3, applied=0),
-    "woo-write-500-once": Case(**WOO_NOTE, kind="500", count=1, status=502, code="upstream_error", attempts=1,
+    "woo-write-500-once": Case(**WOO_NOTE, kind="500", count=1, status=502, code="outcome_unknown", attempts=1,
                                applied=0),
-    "woo-write-502-once": Case(**WOO_NOTE, kind="502", count=1, status=502, code="upstream_error", attempts=1,
+    "woo-write-502-once": Case(**WOO_NOTE, kind="502", count=1, status=502, code="outcome_unknown", attempts=1,
                                applied=0),
-    "woo-write-503-once": Case(**WOO_NOTE, kind="503", count=1, status=502, code="upstream_error", attempts=1,
+    "woo-write-503-once": Case(**WOO_NOTE, kind="503", count=1, status=502, code="outcome_unknown", attempts=1,
                                applied=0),
-    "woo-write-reset-once": Case(**WOO_NOTE, kind="reset", count=1, status=502, code="upstream_error", attempts=1,
+    "woo-write-reset-once": Case(**WOO_NOTE, kind="reset", count=1, status=502, code="outcome_unknown", attempts=1,
                                  applied=0),
     "woo-write-malformed-once": Case(**WOO_NOTE, kind="malformed_json", count=1, status=502,
-                                     code="upstream_error", attempts=1, applied=0),
+                                     code="outcome_unknown", attempts=1, applied=0),
     "woo-write-applied-then-reset-once": Case(**WOO_NOTE, kind="write_then_reset", count=1, status=502,
-                                              code="upstream_error", attempts=1, applied=1),
+                                              code="outcome_unknown", attempts=1, applied=1),
     "woo-write-applied-then-500-once": Case(**WOO_NOTE, kind="rotate_then_fail", count=1, status=502,
-                                            code="upstream_error", attempts=1, applied=1),
+                                            code="outcome_unknown", attempts=1, applied=1),
 }
 
 
@@ -343,7 +343,8 @@ def test_fault(d, name):
 
     # The audit trail: one record, its outcome and reason, the vendor's answers as the sandbox gave them.
     rec = one_action_record(d, rid, mark)
-    assert (rec["outcome"], rec["reason"]) == (("ok", None) if case.code is None else ("error", case.code))
+    outcome = "ok" if case.code is None else "unknown" if case.code == "outcome_unknown" else "error"
+    assert (rec["outcome"], rec["reason"]) == (outcome, case.code)
     seen = [e["status"] for e in log if e["vendor"] == case.vendor and e["status"] is not None]
     assert rec["detail"]["upstream_statuses"] == seen
     if case.header is not None:
@@ -373,7 +374,8 @@ HANGS = {
                   (ACTION_BUDGET_S - 1, ACTION_BUDGET_S + 3)),
     "read-hang-once": ("calcom.list_my_bookings", 1, None, 200, None, 2,
                        (CLIENT_TIMEOUT_S, CLIENT_TIMEOUT_S + 4)),
-    "write-hang": ("freshdesk.create_ticket", P, "POST", 504, "upstream_timeout", 1,
+    # A write sent and never answered: it may have been applied, so never "try again".
+    "write-hang": ("freshdesk.create_ticket", P, "POST", 502, "outcome_unknown", 1,
                    (CLIENT_TIMEOUT_S, CLIENT_TIMEOUT_S + 4)),
 }
 
@@ -420,7 +422,8 @@ def test_hangs_time_out_with_a_stable_code(d, hang_sb, hangs):
         tries = attempts_of_faulted(log, vendor, "hang")
         assert len(tries) == attempts and all(t["status"] is None for t in tries if t["fault"]), (name, tries)
         rec = one_action_record(d, rid, hangs["mark"])
-        assert (rec["outcome"], rec["reason"]) == (("ok", None) if code is None else ("error", code)), rec
+        outcome = "ok" if code is None else "unknown" if code == "outcome_unknown" else "error"
+        assert (rec["outcome"], rec["reason"]) == (outcome, code), rec
         assert connection(d, vendor)["status"] == "active"
     params = params_for(d, "freshdesk.create_ticket", "write-hang")
     assert applied(hang_sb, "freshdesk.create_ticket", params) == 0  # a hung write was never applied

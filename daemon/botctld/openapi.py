@@ -10,7 +10,7 @@ from botctld import __version__
 ERROR_CODES = [
     "identity_required", "invalid_identity", "forbidden", "plan_required", "unknown_workspace", "unknown_action",
     "not_found", "not_connected", "needs_reauth", "missing_scope", "invalid_params", "invalid_request",
-    "rate_limited", "upstream_error", "upstream_timeout", "origin_not_allowed", "payload_too_large",
+    "rate_limited", "upstream_error", "outcome_unknown", "upstream_timeout", "origin_not_allowed", "payload_too_large",
     "unsupported_media_type", "method_not_allowed", "provider_unavailable", "internal_error",
     # From the HTTP layer (botctld/protocol.py), before any route: 431 and 414, the connection then closed.
     "headers_too_large", "uri_too_long",
@@ -163,7 +163,7 @@ def spec() -> dict[str, Any]:
                         "422": _err("invalid_params."),
                         "429": COMMON["429"],
                         "500": _err("internal_error."),
-                        "502": _err("upstream_error."),
+                        "502": _err("upstream_error, or outcome_unknown: a change the vendor may have applied without confirming it."),
                         "503": COMMON["503"],
                         "504": _err("upstream_timeout."),
                     },

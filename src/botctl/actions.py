@@ -228,7 +228,8 @@ async def run_action(
         if exc.retry_after is not None:
             detail["retry_after"] = exc.retry_after
         detail["message"] = exc.message
-        await record("denied" if exc.code in DENIED else "error", exc.code)
+        outcome = "unknown" if exc.code == "outcome_unknown" else "denied" if exc.code in DENIED else "error"
+        await record(outcome, exc.code)
         raise
     except Exception as exc:
         detail["exception"] = type(exc).__name__

@@ -314,7 +314,8 @@ def test_non_idempotent_write_is_not_retried(h):
     h.sb.fault("zendesk", "500", count=1, method="POST")
     result, waits = call("zendesk", h.base_url("zendesk"), "POST", "/api/v2/tickets.json",
                          credential=h.credential("zendesk"), idempotent=False)  # fmt: skip
-    assert isinstance(result, ActionError) and result.code == "upstream_error"
+    # The vendor may have created it before failing: not retried, and not "try again" either.
+    assert isinstance(result, ActionError) and result.code == "outcome_unknown" and result.upstream_status == 500
     assert waits == []
 
 
@@ -420,3 +421,19 @@ def test_text_body_is_not_json(vendor):
     with pytest.raises(ActionError) as e:
         body(result, "Zendesk")
     assert e.value.code == "upstream_error"
+
+
+def test_refused_write_is_an_error_not_an_unknown_outcome(h):
+    """A 4xx/429 means the vendor did nothing: a plain error, never outcome_unknown."""
+    h.sb.fault("zendesk", "429", count=5, method="POST")
+    result, _ = call("zendesk", h.base_url("zendesk"), "POST", "/api/v2/tickets.json",
+                     credential=h.credential("zendesk"), idempotent=False)  # fmt: skip
+    assert isinstance(result, ActionError) and result.code == "rate_limited"
+
+
+def test_idempotent_write_failure_stays_upstream_error(h):
+    """Repeating an idempotent change is harmless: the usual code, the visitor may retry."""
+    h.sb.fault("zendesk", "500", count=5, method="POST")
+    result, _ = call("zendesk", h.base_url("zendesk"), "POST", "/api/v2/tickets.json",
+                     credential=h.credential("zendesk"), idempotent=True)  # fmt: skip
+    assert isinstance(result, ActionError) and result.code == "upstream_error"

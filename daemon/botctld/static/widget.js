@@ -373,6 +373,7 @@
     unknown_action: "This isn't available right now.",
     plan_required: "This isn't available on this site's plan.",
     upstream_error: "The service didn't answer; try again.",
+    outcome_unknown: "We couldn't confirm this went through. Please check before trying again.",
     upstream_timeout: "The service didn't answer; try again.",
     not_found: "We couldn't find that. Check the number and try again.",
     origin_not_allowed: "This chat isn't enabled for this website.",

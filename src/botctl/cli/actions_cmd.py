@@ -94,7 +94,8 @@ def run(
                 "identity_required": "Name the customer with --as-email.",
                 "unknown_action": "See `botctl actions list`.",
                 "needs_reauth": f"Reconnect: botctl connect {action.split('.')[0]} -w {workspace}",
-                "unknown_workspace": "See `botctl workspace list`."}.get(exc.code)
+                "unknown_workspace": "See `botctl workspace list`.",
+                "outcome_unknown": "Check at the vendor whether it was applied before running it again."}.get(exc.code)
         raise ActionFailed(f"{exc.code}: {exc.message}", hint=hint, code=exc.code) from None
     if json_out:
         output.emit_json(result)

@@ -39,7 +39,8 @@ class ActionError(Exception):
 
     Codes: identity_required, invalid_identity, forbidden, plan_required, unknown_workspace,
     unknown_action, not_connected, needs_reauth, invalid_params, rate_limited, upstream_error,
-    upstream_timeout, missing_scope, not_found, internal_error.
+    outcome_unknown (a change that may have been applied: never "just retry"), upstream_timeout,
+    missing_scope, not_found, internal_error.
     """
 
     def __init__(

@@ -269,6 +269,11 @@ class VendorTransport:
         )
 
         attempt = 0
+        # A change a non-idempotent action sent that may have been applied although no success came back
+        # (sent, then the connection dropped or timed out; a 5xx; a 2xx we could not read): if the action
+        # ends without a success, its outcome is unknown, and the caller must not be told to just retry.
+        changes = request.method not in _SAFE_METHODS and not self._idempotent
+        uncertain = False
         while True:
             failure: ActionError | None = None
             retry_wait: float | None = None
@@ -276,7 +281,8 @@ class VendorTransport:
             if self._deadline is not None:
                 left = self._deadline - time.monotonic()
                 if left <= 0:
-                    raise ActionError("upstream_timeout", f"{self._vendor} did not answer in time.")
+                    raise self._final(ActionError("upstream_timeout", f"{self._vendor} did not answer in time."),
+                                      uncertain)
                 # This attempt gets what is left of the budget if that is less than its own timeouts.
                 limits = dict(request.extensions.get("timeout") or dict.fromkeys(("connect", "read", "write", "pool")))
                 wire.extensions = {**request.extensions,
@@ -288,28 +294,39 @@ class VendorTransport:
                 nothing_sent = isinstance(exc, httpx.ConnectTimeout | httpx.PoolTimeout)
                 failure = ActionError("upstream_timeout", f"{self._vendor} did not answer in time.")
                 retryable = safe or nothing_sent
+                uncertain |= changes and not nothing_sent
             except httpx.TransportError as exc:
                 nothing_sent = isinstance(exc, httpx.ConnectError)
                 what = "could not connect" if nothing_sent else "closed the connection"
                 failure = ActionError("upstream_error", f"{self._vendor} {what}; try again later.")
                 retryable = safe or nothing_sent
+                uncertain |= changes and not nothing_sent
             if response is not None:
                 self.statuses.append(response.status_code)
                 failure, retryable, retry_wait = self._classify(response, safe)
                 if failure is None:
                     return response
+                uncertain |= changes and (response.status_code >= 500 or 200 <= response.status_code < 300)
             assert failure is not None
             if not retryable or attempt >= self._max_retries:
-                raise failure
+                raise self._final(failure, uncertain)
             if retry_wait is not None and retry_wait > MAX_WAIT:
-                raise failure
+                raise self._final(failure, uncertain)
             wait = self._backoff(attempt, retry_wait)
             if self._deadline is not None and time.monotonic() + wait >= self._deadline:
-                raise failure  # the retry could not be answered within the budget: report what we have
+                # The retry could not be answered within the budget: report what we have.
+                raise self._final(failure, uncertain)
             await self._sleep(wait)
             attempt += 1
 
     # -- helpers ----------------------------------------------------------------------------------
+
+    def _final(self, failure: ActionError, uncertain: bool) -> ActionError:
+        """The error the action ends with: `outcome_unknown` when a change may have been applied."""
+        if not uncertain:
+            return failure
+        return ActionError("outcome_unknown", f"{self._vendor} did not confirm the change; it may have been "
+                           "applied: check before trying again.", upstream_status=failure.upstream_status)
 
     def _retry_safe(self, request: httpx.Request) -> bool:
         if request.method in _SAFE_METHODS:

@@ -37,7 +37,7 @@ STATUS = {
     "identity_required": 401, "invalid_identity": 401, "forbidden": 403, "plan_required": 403,
     "unknown_workspace": 404, "unknown_action": 404, "not_found": 404, "not_connected": 409, "needs_reauth": 409,
     "invalid_params": 422, "missing_scope": 409, "rate_limited": 429, "upstream_error": 502,
-    "upstream_timeout": 504, "internal_error": 500,
+    "outcome_unknown": 502, "upstream_timeout": 504, "internal_error": 500,
 }
 PUBLIC_MESSAGE = {
     "invalid_identity": "The identity token was refused.",
