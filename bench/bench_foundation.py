@@ -33,6 +33,8 @@ def bench_startup(runs: int, home: Path) -> list[tuple[str, float, float, str]]:
     subprocess.run([exe, "workspace", "create", "acme", "--plan", "pro"], env=env, capture_output=True, check=True)
     cases = [
         ("python -c pass (baseline)", [sys.executable, "-c", "pass"], {}),
+        # The floor under every typer CLI: importing the framework, before any botctl code runs.
+        ("python -c 'import typer' (floor)", [sys.executable, "-c", "import typer"], {}),
         ("botctl --help", [exe, "--help"], {}),
         ("botctl workspace list --json", [exe, "workspace", "list", "--json"], {}),
         ("TAB completion (bash)", [exe], {"_BOTCTL_COMPLETE": "complete_bash", "COMP_WORDS": "botctl workspace l",

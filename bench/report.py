@@ -86,7 +86,8 @@ def render(results: dict[str, dict | None], failures: dict[str, str], took: dict
              f"Written by `make bench` (bench/report.py) on {now}.  ",
              f"Machine: {machine()}.", "",
              "Every figure is measured against its baseline in the same run, on the same machine. "
-             "Benchmarks report; they do not assert: the targets table below says what is met.", ""]
+             "Benchmarks report; they do not assert: the targets table below says what is met. "
+             "On this shared 2-core VM the baselines themselves move 20-40% between runs: compare the ratios.", ""]
     if quick:
         lines += ["**Quick run (`--quick`): shortened runs, not figures to compare or commit.**", ""]
     targets: list[tuple[str, str, bool | None, str]] = []
@@ -99,11 +100,13 @@ def render(results: dict[str, dict | None], failures: dict[str, str], took: dict
         lines += [f"| {r['name']} | {r['ms']:.1f} | {r['ratio']:.2f} |" for r in st]
         by = {r["name"]: r for r in st}
         lst, tab = by.get("botctl workspace list --json"), by.get("TAB completion (bash)")
+        floor = by.get("python -c 'import typer' (floor)")
         if lst and tab:
             worst = max(lst["ratio"], tab["ratio"])
+            why = (f"importing typer alone is {floor['ratio']:.2f}x here; botctl's own share of `workspace list` is "
+                   f"{lst['ms'] - floor['ms']:.0f} ms" if floor else "typer's own import")
             targets.append(("`workspace list --json` and TAB completion <= 6x a bare interpreter (#2)",
-                            f"{lst['ratio']:.2f}x / {tab['ratio']:.2f}x", worst <= 6.0,
-                            "typer's own import is ~5x a bare interpreter here; botctl's share is ~10 ms"))
+                            f"{lst['ratio']:.2f}x / {tab['ratio']:.2f}x", worst <= 6.0, why))
         a, v = f["append"], f["verify"]
         lines += ["", "## Audit log (bench/bench_foundation.py)", "",
                   "| measurement | records/s | baseline | baseline records/s | ratio |", "|---|---:|---|---:|---:|",
@@ -113,7 +116,8 @@ def render(results: dict[str, dict | None], failures: dict[str, str], took: dict
                   f"| audit verify ({v['records']:,} records: HMAC chain + checkpoint) | {fmt_rate(v['rate'])} | "
                   f"plain row scan | {fmt_rate(v['baseline_rate'])} | {v['ratio']:.2f} |"]
         targets.append(("batched durable audit append >= 20,000 records/s (#2)", f"{fmt_rate(a['rate'])}/s",
-                        a["rate"] >= 20_000, ""))
+                        a["rate"] >= 20_000, "one fsync per batch of 100: bound by this VM's disk, whose own baseline "
+                        "swings 87k-145k/s between runs (ours 15.9k-23.8k)"))
         targets.append(("audit verify >= 200,000 records/s (#2)", f"{fmt_rate(v['rate'])}/s", v["rate"] >= 200_000, ""))
 
     d = results.get("daemon")
@@ -128,9 +132,11 @@ def render(results: dict[str, dict | None], failures: dict[str, str], took: dict
                   f"latency one request at a time: **{d['added_p50_ms']:+.2f} ms**; audit chain after the run: "
                   f"{'intact' if d['audit_intact'] else 'BROKEN'}."]
         targets.append(("verified path >= 50% of the pass-through's throughput (#5)", f"{d['throughput_ratio']:.2f}",
-                        d["throughput_ratio"] >= 0.5, "the edge→provider hop is a second Python HTTP stack"))
+                        d["throughput_ratio"] >= 0.5, "two Python processes per action where the baseline has one; "
+                        "0.48-0.58 across this session's runs"))
         targets.append(("added p50 latency <= 2 ms (#5)", f"{d['added_p50_ms']:+.2f} ms", d["added_p50_ms"] <= 2.0,
-                        "edge→provider hop, durable audit write, JWT + lookups: see docs/architecture.md"))
+                        "a second process hop (~1.5 ms), the durable audit write (fsync, ~1 ms), JWT + vault "
+                        "lookups + decrypt (~1 ms); see the closing note of #8"))
 
     r = results.get("refresh")
     if r:
