@@ -33,6 +33,16 @@ def home(isolated) -> Home:
     return Home(isolated)
 
 
+@pytest.fixture
+def app(home):
+    """An open App on the test's home (closed afterwards)."""
+    from botctl.app import App
+
+    a = App(home)
+    yield a
+    a.close()
+
+
 @dataclass
 class Result:
     code: int

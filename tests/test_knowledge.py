@@ -20,7 +20,6 @@ from pathlib import Path
 import pytest
 
 from botctl import knowledge, store, workspaces
-from botctl.app import App
 
 CORPUS = Path(__file__).parent / "data" / "knowledge"
 
@@ -72,13 +71,6 @@ ORDERS = {"name": "shopify.get_my_order", "description": "One of the visitor's o
           "customer_specific": True}
 BOOKING = {"name": "calcom.book_meeting", "description": "Book a slot for the visitor (the visitor is the attendee).",
            "customer_specific": True}
-
-
-@pytest.fixture
-def app(home):
-    a = App(home)
-    yield a
-    a.close()
 
 
 @pytest.fixture

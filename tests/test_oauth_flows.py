@@ -19,7 +19,6 @@ import httpx
 import pytest
 
 from botctl import oauth, workspaces
-from botctl.app import App
 from botctl.connectors import registry
 from botctl.secret import Secret
 from test_oauth_as import (
@@ -34,13 +33,6 @@ from test_oauth_as import (
 
 CALENDLY = registry.get("calendly")
 CONFIG = {"base_url_resolved": "https://api.calendly.com"}
-
-
-@pytest.fixture
-def app(home):
-    a = App(home)
-    yield a
-    a.close()
 
 
 @pytest.fixture

@@ -19,7 +19,6 @@ from typing import Any
 import pytest
 
 from botctl import connections, oauth, oauth_apps, workspaces
-from botctl.app import App
 from botctl.connectors import registry
 from botctl.secret import Secret
 from test_oauth_as import CLIENT_ID, CLIENT_SECRET, InteropAS, browse
@@ -30,13 +29,6 @@ from test_oauth_flows import CALENDLY, CONFIG, BrowserUI, audit
 def peer():
     with InteropAS(access_ttl=60) as s:  # 60 s < the 300 s margin: every token is due at once
         yield s
-
-
-@pytest.fixture
-def app(home):
-    a = App(home)
-    yield a
-    a.close()
 
 
 @pytest.fixture

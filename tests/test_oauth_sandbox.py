@@ -20,7 +20,6 @@ import pytest
 
 from botctl import connections, oauth, workspaces
 from botctl.actions import run_action
-from botctl.app import App
 from botctl.connectors import registry
 from botctl.connectors.base import Visitor
 from test_oauth_as import browse
@@ -40,13 +39,6 @@ def sb(sandbox):
         pytest.skip("this sandbox has no OAuth authorization server yet")
     sandbox.configure(auto_approve=True, device_interval=1)
     return sandbox
-
-
-@pytest.fixture
-def app(home):
-    a = App(home)
-    yield a
-    a.close()
 
 
 @pytest.fixture
