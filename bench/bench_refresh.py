@@ -18,7 +18,6 @@ import asyncio
 import base64
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -28,6 +27,7 @@ import time
 from pathlib import Path
 
 import httpx
+from bench_daemon import free_port, wait_http
 
 CHILD = textwrap.dedent("""
     import asyncio, sys, time
@@ -50,12 +50,6 @@ CHILD = textwrap.dedent("""
 """)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--callers", type=int, default=200)
@@ -72,15 +66,7 @@ def main() -> None:
     sb = subprocess.Popen([sys.executable, "-m", "botctl", "sandbox", "serve", "--port", str(port), "-q",
                            "--auto-approve"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                httpx.get(sandbox + "/_sandbox/stats", timeout=1)
-                break
-            except httpx.HTTPError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.1)
+        wait_http(sandbox + "/_sandbox/stats")
         from botctl import connections, oauth, workspaces
         from botctl.app import App
         from botctl.demo import oauth_connect_via_sandbox
