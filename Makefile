@@ -1,5 +1,7 @@
 # The two commands in the README: `make demo` and `make test`. Each makes .venv itself with python3.
-PY ?= python3
+# Started as root, the daemon runs its edge as an unprivileged user, who must be able to run the venv's
+# interpreter: prefer the system's python3 (a pyenv or asdf one under /root is unreadable to others).
+PY ?= $(shell for p in /usr/bin/python3 python3; do $$p -c 'import sys, venv, ensurepip; sys.exit(sys.version_info < (3, 11))' 2>/dev/null && { echo $$p; break; }; done)
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed

@@ -272,8 +272,20 @@ def test_edge_holds_nothing_secret(d):
     assert "vault.db" not in maps and "audit.db" not in maps
     cmdline = Path(f"/proc/{edge_pid}/cmdline").read_bytes()
     assert d.env["BOTCTL_MASTER_KEY"].encode() not in cmdline
-    sock = d.home / "run" / "provider.sock"
-    assert (sock.stat().st_mode & 0o777) == 0o600 and ((d.home / "run").stat().st_mode & 0o777) == 0o700
+    sock = Path(st["socket"])
+    if st["isolation"]["edge_user"]:  # started as root: the edge is another user, sharing only the socket's group
+        import grp
+
+        group = grp.getgrnam(st["isolation"]["edge_user"]).gr_gid
+        assert (sock.stat().st_mode & 0o777) == 0o660 and sock.stat().st_gid == group
+        assert (sock.parent.stat().st_mode & 0o777) == 0o750 and sock.parent.stat().st_gid == group
+        assert not str(sock).startswith(str(d.home))
+    else:
+        assert (sock.stat().st_mode & 0o777) == 0o600 and ((d.home / "run").stat().st_mode & 0o777) == 0o700
+    # The master key reached the provider on a pipe: it is not in its environment, nor the supervisor's
+    # (only root can look: both are non-dumpable, so their /proc files are closed to their own uid).
+    for pid in (st["provider"]["pid"], st["supervisor_pid"]) if os.geteuid() == 0 else ():
+        assert d.env["BOTCTL_MASTER_KEY"].encode() not in Path(f"/proc/{pid}/environ").read_bytes()
 
 
 def test_status_and_audit_verify(d):

@@ -1,25 +1,68 @@
-"""`python -m botctld --socket PATH --host H --port P`: the edge process (started by the supervisor)."""
+"""`botctld --socket PATH --host H --port P`: the edge process (started by the supervisor or its own unit).
+
+Start-up order is the security boundary: parse the arguments, build the app and bind the listening
+socket, then confine the process (botctld.confine), and only then accept a connection. With
+`--sandbox landlock` (what the supervisor asks for wherever the kernel has Landlock) an edge that
+cannot confine itself exits instead of serving.
+"""
+
+from __future__ import annotations
 
 import argparse
+import json
 import logging
+import os
 import sys
+from typing import Any
+
+EXIT_CONFINEMENT = 78  # EX_CONFIG: asked to confine itself and could not
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="botctld")
+    p.add_argument("--socket", required=True, help="the provider's Unix socket")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8765)
+    p.add_argument("--trust-proxy", action="store_true", help="take the client IP from X-Forwarded-For")
+    p.add_argument("--ip-rate", type=float, default=20.0, help="requests/s per client IP (0: no limit)")
+    p.add_argument("--visitor-rate", type=float, default=5.0, help="action requests/s per visitor (0: no limit)")
+    p.add_argument("--sandbox", choices=("auto", "landlock", "none"), default="auto",
+                   help="confine the process with Landlock before serving: auto = where the kernel has it, "
+                        "landlock = or exit, none = never")
+    p.add_argument("--deny", action="append", default=[], metavar="PATH",
+                   help="a path the edge must never be able to read (the botctl home, a key's folder): "
+                        "an import root that contains it or lies inside it is left out of the sandbox")
+    return p
+
+
+def prepare(argv: list[str] | None = None) -> tuple[Any, Any, dict[str, Any]]:
+    """Everything up to serving: (server, listening socket, what confinement was applied)."""
+    from botctld.confine import ConfinementError, confine, no_dumps
+
+    args = parser().parse_args(argv)
+    no_dumps()
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s edge %(levelname)s %(message)s")
+    from botctld.app import build_server
+
+    server, sock = build_server(args.socket, args.host, args.port, trust_proxy=args.trust_proxy,
+                                ip_rate=args.ip_rate, ip_burst=max(1, int(args.ip_rate * 3)),
+                                visitor_rate=args.visitor_rate, visitor_burst=max(1, int(args.visitor_rate * 4)))
+    os.chdir("/")
+    info: dict[str, Any] = {"sandbox": "none", "uid": os.getuid()}
+    if args.sandbox != "none":
+        try:
+            info.update(confine(deny=args.deny, required=args.sandbox == "landlock"))
+        except (ConfinementError, OSError) as exc:
+            logging.getLogger("botctld").error("cannot confine the edge: %s; not serving", exc)
+            sys.exit(EXIT_CONFINEMENT)
+        info["sandbox"] = "landlock" if info.get("landlock") else "none"
+    logging.getLogger("botctld").info("confinement %s", json.dumps(info, sort_keys=True))
+    return server, sock, info
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(prog="botctld")
-    parser.add_argument("--socket", required=True, help="the provider's Unix socket")
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8765)
-    parser.add_argument("--trust-proxy", action="store_true", help="take the client IP from X-Forwarded-For")
-    parser.add_argument("--ip-rate", type=float, default=20.0, help="requests/s per client IP (0: no limit)")
-    parser.add_argument("--visitor-rate", type=float, default=5.0, help="action requests/s per visitor (0: no limit)")
-    args = parser.parse_args()
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s edge %(levelname)s %(message)s")
-    from botctld.app import serve
-
-    serve(args.socket, args.host, args.port, trust_proxy=args.trust_proxy, ip_rate=args.ip_rate,
-          ip_burst=max(1, int(args.ip_rate * 3)), visitor_rate=args.visitor_rate,
-          visitor_burst=max(1, int(args.visitor_rate * 4)))
+    server, sock, _ = prepare()
+    server.run(sockets=[sock])
 
 
 if __name__ == "__main__":

@@ -427,7 +427,9 @@ def _route_template(scope: dict[str, Any]) -> str:
     return path if isinstance(path, str) else "unmatched"
 
 
-def serve(socket_path: str, host: str, port: int, **opts: Any) -> None:
+def build_server(socket_path: str, host: str, port: int, **opts: Any) -> tuple[Any, Any]:
+    """The uvicorn server and its bound listening socket, with everything it imports already loaded:
+    after this the edge can confine itself and still serve (see botctld.confine)."""
     import uvicorn
 
     from botctld.protocol import EdgeProtocol
@@ -435,6 +437,11 @@ def serve(socket_path: str, host: str, port: int, **opts: Any) -> None:
     os.umask(0o077)
     app = create_app(socket_path, **opts)
     # EdgeProtocol: httptools with caps on the request head and deadlines on reading the request.
-    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False, lifespan="off",
-                timeout_graceful_shutdown=10, http=EdgeProtocol, limit_concurrency=1000, timeout_keep_alive=5,
-                server_header=False)
+    config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False, lifespan="off",
+                            timeout_graceful_shutdown=10, http=EdgeProtocol, limit_concurrency=1000,
+                            timeout_keep_alive=5, server_header=False)
+    config.load()
+    config.get_loop_factory()  # imports the event loop implementation now
+    sock = config.bind_socket()
+    return uvicorn.Server(config), sock
+

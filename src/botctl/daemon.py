@@ -3,9 +3,12 @@
 Files in `<home>/run/` (0700): `daemon.lock` (flock: one daemon per home), `supervisor.pid`,
 `state.json` (pids, start times, restarts, address), `provider.sock` (0600), `daemon.log`.
 
-The provider inherits the master-key source (env / systemd credential / keyring / file). The edge is
-started with a scrubbed environment (no BOTCTL_MASTER_KEY, no CREDENTIALS_DIRECTORY, no BOTCTL_*), its
-working directory in run/, and no inherited file descriptors: it can only talk to the socket.
+The supervisor and the provider make themselves non-dumpable first (their /proc files become root's,
+and no process of the same uid can ptrace them). A master key given in BOTCTL_MASTER_KEY is taken out of
+the supervisor's environment at once and handed to each provider through a pipe, never an environment.
+The edge is started with a scrubbed environment (no BOTCTL_*, no CREDENTIALS_DIRECTORY), `/` as its
+working directory, no inherited file descriptors, under the isolation `botctl.isolation` chose (its
+own user when started as root; Landlock otherwise): it can only talk to the provider's socket.
 """
 
 from __future__ import annotations
@@ -21,8 +24,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from botctl import isolation as isolation_mod
 from botctl.errors import BotctlError
 from botctl.home import Home
+from botctl.isolation import Isolation
 
 READY_TIMEOUT_S = 20.0
 STOP_TIMEOUT_S = 30.0
@@ -141,9 +146,25 @@ class Child:
     history: list[float] = field(default_factory=list)
     ready: bool = False  # came up (provider: answered /health; edge: accepts connections on its port)
 
+    user: tuple[int, int] | None = None  # (uid, gid) to run as: the edge under uid isolation
+    secret: bytes | None = None  # handed over on a pipe whose read end is the child's `--master-key-fd`
+
     def start(self, log_fd: int) -> None:
-        self.proc = subprocess.Popen(self.argv, env=self.env, cwd=self.cwd, stdin=subprocess.DEVNULL,
-                                     stdout=log_fd, stderr=log_fd, close_fds=True, start_new_session=False)
+        argv, pass_fds, read_fd = list(self.argv), (), None
+        if self.secret is not None:
+            read_fd, write_fd = os.pipe()
+            os.write(write_fd, self.secret)  # a few bytes: fits the pipe's buffer, never blocks
+            os.close(write_fd)
+            argv += ["--master-key-fd", str(read_fd)]
+            pass_fds = (read_fd,)
+        as_user = {"user": self.user[0], "group": self.user[1], "extra_groups": []} if self.user else {}
+        try:
+            self.proc = subprocess.Popen(argv, env=self.env, cwd=self.cwd, stdin=subprocess.DEVNULL, stdout=log_fd,
+                                         stderr=log_fd, close_fds=True, pass_fds=pass_fds, start_new_session=False,
+                                         **as_user)
+        finally:
+            if read_fd is not None:
+                os.close(read_fd)
         self.started = time.time()
         self.ready = False
 
@@ -152,25 +173,56 @@ class Child:
                 "restarts": self.restarts, "argv": self.argv[1:]}
 
 
+def edge_env() -> dict[str, str]:
+    """The edge's whole environment: enough to run Python, nothing of botctl's."""
+    return {k: v for k, v in os.environ.items() if k in EDGE_ENV_KEEP}
+
+
+def take_master_key_from_env() -> bytes | None:
+    """Remove BOTCTL_MASTER_KEY from this process's environment (children never inherit it) and return it."""
+    value = os.environ.pop("BOTCTL_MASTER_KEY", None)
+    return value.encode() if value else None
+
+
 class Supervisor:
     def __init__(self, home: Home, host: str, port: int, *, refresh_interval: float = 30.0,
-                 ip_rate: float = 20.0, visitor_rate: float = 5.0) -> None:
+                 ip_rate: float = 20.0, visitor_rate: float = 5.0, isolation: Isolation | None = None,
+                 socket_path: Path | None = None, socket_group: int | None = None, edge: bool = True,
+                 master_key: bytes | None = None) -> None:
         self.paths = Paths(home)
         self.host, self.port = host, port
         self.stopping = False
+        self.isolation = isolation or Isolation("none", 0)
+        if socket_path is None and self.isolation.separate_uid:
+            socket_path = isolation_mod.runtime_socket(home.path)
+        self.socket = socket_path or self.paths.socket
+        if socket_group is None and self.isolation.separate_uid:
+            socket_group = self.isolation.gid
+        self.socket_group = socket_group
         py = sys.executable
-        sock = str(self.paths.socket)
+        sock = str(self.socket)
         provider_env = dict(os.environ)
         provider_env["BOTCTL_HOME"] = str(home.path)
-        edge_env = {k: v for k, v in os.environ.items() if k in EDGE_ENV_KEEP}
+        provider_env.pop("BOTCTL_MASTER_KEY", None)
         self.provider = Child("provider", [py, "-m", "botctl.provider", "--home", str(home.path), "--socket", sock,
-                                           "--refresh-interval", str(refresh_interval)],
-                              provider_env, str(home.path))
-        self.edge = Child("edge", [py, "-m", "botctld", "--socket", sock, "--host", host, "--port", str(port),
-                                   "--ip-rate", str(ip_rate), "--visitor-rate", str(visitor_rate)],
-                          edge_env, str(self.paths.run))
+                                           "--refresh-interval", str(refresh_interval)]
+                              + (["--socket-group", str(socket_group)] if socket_group is not None else []),
+                              provider_env, str(home.path), secret=master_key)
+        deny = [str(home.path)] + [d for d in (os.environ.get("CREDENTIALS_DIRECTORY"),) if d]
+        self.edge: Child | None = None
+        if edge:
+            self.edge = Child("edge", [py, "-P", "-m", "botctld", "--socket", sock, "--host", host, "--port", str(port),
+                                       "--ip-rate", str(ip_rate), "--visitor-rate", str(visitor_rate),
+                                       "--sandbox", "landlock" if self.isolation.landlock else "none",
+                                       *[a for d in deny for a in ("--deny", d)]],
+                              edge_env(), "/",
+                              user=(self.isolation.uid, self.isolation.gid) if self.isolation.separate_uid else None)
         self._lock_fd: int | None = None
         self._log_fd: int | None = None
+
+    @property
+    def children(self) -> tuple[Child, ...]:
+        return (self.provider, self.edge) if self.edge else (self.provider,)
 
     def log(self, message: str) -> None:
         line = f"{time.strftime('%Y-%m-%dT%H:%M:%S')} supervisor {message}\n"
@@ -191,22 +243,26 @@ class Supervisor:
         self._lock_fd = fd
 
     def save_state(self, **extra: Any) -> None:
+        isolation = self.isolation.summary() if self.edge else {"mode": "external", "edge_user": None,
+                                                                   "meaning": isolation_mod.describe("external")}
         _write_json(self.paths.state, {"version": _version(), "supervisor_pid": os.getpid(), "host": self.host,
-                                       "port": self.port, "socket": str(self.paths.socket), "started": self.started,
-                                       "provider": self.provider.info(), "edge": self.edge.info(), **extra})
+                                       "port": self.port, "socket": str(self.socket), "started": self.started,
+                                       "isolation": isolation, "provider": self.provider.info(),
+                                       "edge": self.edge.info() if self.edge else {"external": True}, **extra})
 
     def _wait_provider(self) -> bool:
         deadline = time.monotonic() + READY_TIMEOUT_S
         while time.monotonic() < deadline:
             if self.provider.proc is None or self.provider.proc.poll() is not None:
                 return False
-            if self.paths.socket.exists() and _uds_get(self.paths.socket, "/health") is not None:
+            if self.socket.exists() and _uds_get(self.socket, "/health") is not None:
                 self.provider.ready = True
                 return True
             time.sleep(0.05)
         return False
 
     def run(self) -> int:
+        no_dumps()
         self.lock()
         self.started = time.time()
         self._log_fd = os.open(self.paths.log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
@@ -215,8 +271,10 @@ class Supervisor:
         signal.signal(signal.SIGTERM, self._on_signal)
         signal.signal(signal.SIGINT, self._on_signal)
         self.log(f"starting (pid {os.getpid()}) on {self.host}:{self.port}")
-        if self.paths.socket.exists():
-            self.paths.socket.unlink()
+        if self.socket_group is not None:
+            isolation_mod.prepare_socket_dir(self.socket, self.socket_group)
+        if self.socket.exists():
+            self.socket.unlink()
         self.provider.start(self._log_fd)
         if not self._wait_provider():
             self.log("provider failed to start")
@@ -224,15 +282,21 @@ class Supervisor:
             self.save_state(error="provider failed to start; see `botctl daemon logs`")
             self._cleanup(keep_state=True)
             return 1
-        self.edge.start(self._log_fd)
+        if self.edge:
+            self.edge.start(self._log_fd)
+            self.log(f"edge pid {self.edge.proc.pid}, isolation {self.isolation.mode}"  # type: ignore[union-attr]
+                     + (f" (user {self.isolation.edge_user})" if self.isolation.edge_user else ""))
+        else:
+            self.log("no edge here: it runs elsewhere and reaches the provider's socket")
         self.save_state()
-        self.log(f"provider pid {self.provider.proc.pid}, edge pid {self.edge.proc.pid}")  # type: ignore[union-attr]
+        self.log(f"provider pid {self.provider.proc.pid}")  # type: ignore[union-attr]
         while not self.stopping:
-            for child in (self.provider, self.edge):
+            for child in self.children:
                 self._watch(child)
             time.sleep(0.1)
         self.log("stopping: edge first (finishes in-flight requests), then provider (commits the audit log)")
-        self._terminate(self.edge)
+        if self.edge:
+            self._terminate(self.edge)
         self._terminate(self.provider)
         self._cleanup()
         self.log("stopped")
@@ -282,11 +346,22 @@ class Supervisor:
             proc.wait()
 
     def _cleanup(self, *, keep_state: bool = False) -> None:
-        for p in (self.paths.pid, self.paths.socket) + (() if keep_state else (self.paths.state,)):
+        for p in (self.paths.pid, self.socket) + (() if keep_state else (self.paths.state,)):
             try:
                 p.unlink()
             except FileNotFoundError:
                 pass
+        if self.socket.parent.parent == isolation_mod.RUNTIME_ROOT and self.isolation.separate_uid:
+            try:
+                self.socket.parent.rmdir()  # this home's folder under /run/botctl
+            except OSError:
+                pass
+
+
+def no_dumps() -> None:
+    from botctld.confine import no_dumps as apply
+
+    apply()
 
 
 def _version() -> str:
@@ -353,41 +428,107 @@ def _dechunk(body: bytes) -> bytes:
 # -- commands ---------------------------------------------------------------------------------------
 
 
-def start(home: Home, host: str, port: int, *, foreground: bool, wait: float = READY_TIMEOUT_S,
-          ip_rate: float = 20.0, visitor_rate: float = 5.0) -> dict[str, Any]:
+@dataclass(frozen=True)
+class Options:
+    """What `botctl daemon start` was asked for (the supervisor process gets the same on its command line)."""
+
+    host: str = "127.0.0.1"
+    port: int = 8765
+    ip_rate: float = 20.0
+    visitor_rate: float = 5.0
+    isolation: str = "auto"
+    edge_user: str = isolation_mod.DEFAULT_EDGE_USER
+    edge: bool = True  # False: provider only, the edge runs in its own unit or on another host
+    socket: str | None = None
+    socket_group: str | None = None
+
+    def argv(self) -> list[str]:
+        out = ["--host", self.host, "--port", str(self.port), "--ip-rate", str(self.ip_rate),
+               "--visitor-rate", str(self.visitor_rate), "--isolation", self.isolation, "--edge-user", self.edge_user]
+        out += [] if self.edge else ["--no-edge"]
+        out += ["--socket", self.socket] if self.socket else []
+        out += ["--socket-group", self.socket_group] if self.socket_group else []
+        return out
+
+
+def _group_id(name: str | None) -> int | None:
+    if name is None:
+        return None
+    import grp
+
+    try:
+        return int(name) if name.isdigit() else grp.getgrnam(name).gr_gid
+    except KeyError:
+        raise DaemonError(f"no group named {name!r}.", hint="Create it (groupadd --system NAME) or name another.") from None
+
+
+def supervisor_for(home: Home, opts: Options, *, check: bool, master_key: bytes | None) -> Supervisor:
+    iso = (isolation_mod.prepare(opts.isolation, opts.edge_user, sys.executable, edge_env(), check=check)
+           if opts.edge else Isolation("none", 0))
+    return Supervisor(home, opts.host, opts.port, ip_rate=opts.ip_rate, visitor_rate=opts.visitor_rate, isolation=iso,
+                      socket_path=Path(opts.socket) if opts.socket else None,
+                      socket_group=_group_id(opts.socket_group), edge=opts.edge, master_key=master_key)
+
+
+def start(home: Home, opts: Options, *, foreground: bool, wait: float = READY_TIMEOUT_S) -> dict[str, Any]:
     from botctl.vault import Vault
+
+    no_dumps()  # this process reads the master key too (and, in the foreground, becomes the supervisor)
 
     paths = Paths(home)
     running = read_pid(paths)
     if running:
         st = read_state(paths)
         return {"already_running": True, "pid": running, "host": st.get("host"), "port": st.get("port")}
-    # Fail here, in the user's terminal, rather than in a background process: key and home must work.
+    # Fail here, in the user's terminal, rather than in a background process: key, home and isolation must work.
     with Vault.open(home, create=False):
         pass
-    if not port_free(host, port):
-        raise PortInUse(f"{host}:{port} is already in use.", hint="Choose another with --port, or stop what holds it.")
+    if opts.edge and not port_free(opts.host, opts.port):
+        raise PortInUse(f"{opts.host}:{opts.port} is already in use.",
+                        hint="Choose another with --port, or stop what holds it.")
+    if _group_id(opts.socket_group) is not None and Path(opts.socket or paths.socket).parent == paths.run:
+        raise DaemonError("--socket-group needs --socket outside the home (the home is closed to every group).",
+                          hint="For example --socket /run/botctl/provider.sock (systemd: RuntimeDirectory=botctl).")
+    if opts.edge:
+        isolation_mod.prepare(opts.isolation, opts.edge_user, sys.executable, edge_env(), check=True)
     paths.ensure()
     for stale in (paths.pid, paths.socket):
         if stale.exists() and not running:
             stale.unlink()
+    master_key = take_master_key_from_env()
     if foreground:
-        code = Supervisor(home, host, port, ip_rate=ip_rate, visitor_rate=visitor_rate).run()
+        code = supervisor_for(home, opts, check=False, master_key=master_key).run()
         return {"foreground": True, "exit": code}
     log_fd = os.open(paths.log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-    proc = subprocess.Popen([sys.executable, "-m", "botctl.daemon", "--home", str(home.path), "--host", host,
-                             "--port", str(port), "--ip-rate", str(ip_rate), "--visitor-rate", str(visitor_rate)], stdin=subprocess.DEVNULL, stdout=log_fd, stderr=log_fd,
-                            start_new_session=True, close_fds=True, env={**os.environ, "BOTCTL_HOME": str(home.path)})
-    os.close(log_fd)
+    argv = [sys.executable, "-m", "botctl.daemon", "--home", str(home.path), *opts.argv()]
+    pass_fds: tuple[int, ...] = ()
+    if master_key is not None:
+        read_fd, write_fd = os.pipe()
+        os.write(write_fd, master_key)
+        os.close(write_fd)
+        argv += ["--master-key-fd", str(read_fd)]
+        pass_fds = (read_fd,)
+    try:
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log_fd, stderr=log_fd, start_new_session=True,
+                                close_fds=True, pass_fds=pass_fds, env={**os.environ, "BOTCTL_HOME": str(home.path)})
+    finally:
+        os.close(log_fd)
+        for fd in pass_fds:
+            os.close(fd)
     deadline = time.monotonic() + wait
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise DaemonError(f"the daemon failed to start: {_last_log_line(paths)}",
                               hint="See `botctl daemon logs`.")
         st = read_state(paths)
-        if st.get("edge", {}).get("pid") and _http_ok(host, port, "/readyz"):
-            return {"started": True, "pid": proc.pid, "host": host, "port": port,
-                    "provider_pid": st["provider"]["pid"], "edge_pid": st["edge"]["pid"]}
+        if opts.edge:
+            ready = bool(st.get("edge", {}).get("pid")) and _http_ok(opts.host, opts.port, "/readyz")
+        else:
+            ready = bool(st.get("provider", {}).get("pid")) and _uds_get(Path(st["socket"]), "/health") is not None
+        if ready:
+            return {"started": True, "pid": proc.pid, "host": opts.host, "port": opts.port,
+                    "provider_pid": st["provider"]["pid"], "edge_pid": st["edge"].get("pid"),
+                    "isolation": st.get("isolation")}
         time.sleep(0.05)
     raise DaemonError("the daemon did not become ready in time.", hint="See `botctl daemon logs`.")
 
@@ -426,8 +567,12 @@ def status(home: Home) -> dict[str, Any]:
         out[name] = {"pid": c.get("pid") if _alive(c.get("pid")) else None, "restarts": c.get("restarts", 0),
                      "uptime_s": round(now - c["started"], 1) if c.get("started") else None}
     out["provider"]["socket"] = st.get("socket")
-    out["edge"]["address"] = f"http://{st.get('host')}:{st.get('port')}"
-    detail = _uds_get(paths.socket, "/v1/status")
+    if st.get("edge", {}).get("external"):
+        out["edge"] = {"external": True}
+    else:
+        out["edge"]["address"] = f"http://{st.get('host')}:{st.get('port')}"
+    out["isolation"] = st.get("isolation")
+    detail = _uds_get(Path(st.get("socket") or paths.socket), "/v1/status")
     out["connections_needing_reauth"] = (detail or {}).get("connections_needing_reauth")
     out["provider"]["reachable"] = detail is not None
     return out
@@ -460,20 +605,41 @@ def _last_log_line(paths: Paths) -> str:
 def main() -> None:
     import argparse
 
+    no_dumps()
     parser = argparse.ArgumentParser(prog="botctl-supervisor")
     parser.add_argument("--home", required=True)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8765)
     parser.add_argument("--ip-rate", type=float, default=20.0)
     parser.add_argument("--visitor-rate", type=float, default=5.0)
+    parser.add_argument("--isolation", default="auto", choices=isolation_mod.CHOICES)
+    parser.add_argument("--edge-user", default=isolation_mod.DEFAULT_EDGE_USER)
+    parser.add_argument("--no-edge", action="store_true")
+    parser.add_argument("--socket")
+    parser.add_argument("--socket-group")
+    parser.add_argument("--master-key-fd", type=int)
     args = parser.parse_args()
     os.umask(0o077)
+    master_key = take_master_key_from_env()
+    if args.master_key_fd is not None:
+        master_key = read_secret_fd(args.master_key_fd)
+    opts = Options(host=args.host, port=args.port, ip_rate=args.ip_rate, visitor_rate=args.visitor_rate,
+                   isolation=args.isolation, edge_user=args.edge_user, edge=not args.no_edge, socket=args.socket,
+                   socket_group=args.socket_group)
     try:
-        sys.exit(Supervisor(Home.resolve(args.home), args.host, args.port, ip_rate=args.ip_rate,
-                            visitor_rate=args.visitor_rate).run())
+        sys.exit(supervisor_for(Home.resolve(args.home), opts, check=False, master_key=master_key).run())
     except BotctlError as exc:
         sys.stderr.write(f"supervisor: {exc.message}\n")
         sys.exit(exc.exit_code)
+
+
+def read_secret_fd(fd: int) -> bytes:
+    """Read a pipe to its end and close it (how a master key reaches the supervisor and the provider)."""
+    chunks = []
+    while chunk := os.read(fd, 4096):
+        chunks.append(chunk)
+    os.close(fd)
+    return b"".join(chunks).strip()
 
 
 if __name__ == "__main__":

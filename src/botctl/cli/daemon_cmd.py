@@ -13,23 +13,44 @@ def start(
     foreground: bool = typer.Option(False, "--foreground", help="Stay in the foreground (systemd, containers)."),
     ip_rate: float = typer.Option(20.0, "--ip-rate", metavar="N", help="Requests/s per client IP at the edge (0: off)."),
     visitor_rate: float = typer.Option(5.0, "--visitor-rate", metavar="N", help="Action requests/s per visitor (0: off)."),
+    isolation: str = typer.Option("auto", "--isolation", metavar="MODE",
+                                  help="How the edge is kept from the keys: auto (as root: its own user + Landlock; "
+                                       "otherwise Landlock where the kernel has it), uid, landlock, none."),
+    edge_user: str = typer.Option("botctl-edge", "--edge-user", metavar="USER",
+                                  help="As root: the unprivileged user the edge runs as (created if missing)."),
+    no_edge: bool = typer.Option(False, "--no-edge", help="Run only the provider; the edge runs in its own unit or host."),
+    socket: str = typer.Option(None, "--socket", metavar="PATH", help="Where the provider listens (default: in the home; "
+                               "as root: /run/botctl/ID/provider.sock)."),
+    socket_group: str = typer.Option(None, "--socket-group", metavar="GROUP",
+                                     help="A group that may connect to the provider's socket (the edge's), 0660."),
     json_out: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
-    """Start the provider (Unix socket, holds the keys) and then the edge (HTTP, holds nothing secret)."""
+    """Start the provider (Unix socket, holds the keys) and then the edge (HTTP, for visitors).
+
+    The edge holds no secret and, by default, cannot reach one: started as root it runs as its own
+    unprivileged user; otherwise it confines itself with Landlock. `botctl daemon status` says which.
+    """
     from botctl import daemon
 
     output.use_json(json_out)
     home = context.home(ctx)
+    opts = daemon.Options(host=host, port=port, ip_rate=ip_rate, visitor_rate=visitor_rate, isolation=isolation,
+                          edge_user=edge_user, edge=not no_edge, socket=socket, socket_group=socket_group)
     if foreground:
-        output.status(f"botctl daemon: edge on http://{host}:{port}, Ctrl-C to stop")
-    result = daemon.start(home, host, port, foreground=foreground, ip_rate=ip_rate, visitor_rate=visitor_rate)
+        output.status(f"botctl daemon: edge on http://{host}:{port}, Ctrl-C to stop" if not no_edge
+                      else "botctl daemon: provider only, Ctrl-C to stop")
+    result = daemon.start(home, opts, foreground=foreground)
     if json_out:
         output.emit_json(result)
     elif result.get("already_running"):
         output.status(f"already running (pid {result['pid']}) on http://{result['host']}:{result['port']}")
     elif result.get("started"):
-        output.status(f"started: edge http://{host}:{port} (pid {result['edge_pid']}), "
-                      f"provider pid {result['provider_pid']}; `botctl daemon status` for details")
+        iso = result.get("isolation") or {}
+        edge = f"edge http://{host}:{port} (pid {result['edge_pid']}), " if not no_edge else ""
+        output.status(f"started: {edge}provider pid {result['provider_pid']}; isolation {iso.get('mode')}; "
+                      "`botctl daemon status` for details")
+        if iso.get("mode") == "none":
+            output.warn(iso.get("meaning", ""))
     if foreground and result.get("exit"):
         raise typer.Exit(result["exit"])
 
@@ -61,13 +82,20 @@ def status(ctx: typer.Context, json_out: bool = typer.Option(False, "--json", he
         output.status("not running" + (f" (last error: {st['last_error']})" if st.get("last_error") else ""))
         raise typer.Exit(3)
     p, e = st["provider"], st["edge"]
+    iso = st.get("isolation") or {}
+    who = f", edge user {iso['edge_user']}" if iso.get("edge_user") else ""
+    abi = f", Landlock ABI {iso['landlock_abi']}" if iso.get("landlock_abi") else ""
     output.fields([
         ("version", st["version"]),
         ("supervisor", f"pid {st['supervisor']['pid']}, up {st['supervisor']['uptime_s']}s"),
         ("provider", f"pid {p['pid']}, {p['socket']}, up {p['uptime_s']}s, restarts {p['restarts']}"
                      + ("" if p.get("reachable") else " (NOT REACHABLE)")),
-        ("edge", f"pid {e['pid']}, {e['address']}, up {e['uptime_s']}s, restarts {e['restarts']}"),
+        ("edge", "external (its own unit or host)" if e.get("external")
+         else f"pid {e['pid']}, {e['address']}, up {e['uptime_s']}s, restarts {e['restarts']}"),
+        ("isolation", f"{iso.get('mode', 'unknown')}{who}{abi}"),
     ])
+    if iso.get("mode") == "none":
+        output.warn(iso.get("meaning", ""))
     for c in st.get("connections_needing_reauth") or []:
         output.warn(f"{c['connector']} in {c['workspace']} needs re-auth: botctl connect {c['connector']} -w {c['workspace']}")
 

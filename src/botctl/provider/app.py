@@ -63,6 +63,7 @@ class Provider:
 
         self.app = App(Home.resolve(home_path), actor={"type": "system"}, create=False)
         self.app.vault  # noqa: B018 - open now: a wrong or missing master key fails the start, not a request
+        os.environ.pop("BOTCTL_MASTER_KEY", None)  # read once: nothing this process starts inherits it
         self.app.use_group_commit()
         import httpx
 
