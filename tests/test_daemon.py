@@ -36,10 +36,17 @@ def sh(*args, env, input=None, check=True):
 
 
 class Daemon:
-    def __init__(self, home: Path, env: dict, port: int, secret: str, kid: str, sandbox) -> None:
+    def __init__(self, home: Path, env: dict, port: int, secret: str, kid: str, sandbox, metrics_port: int) -> None:
         self.home, self.env, self.port, self.secret, self.kid, self.sandbox = home, env, port, secret, kid, sandbox
         self.url = f"http://127.0.0.1:{port}"
         self.http = httpx.Client(base_url=self.url, timeout=30)
+        self.metrics_port = metrics_port
+
+    def metrics(self) -> str:
+        """/metrics, from the loopback listener that alone serves it."""
+        r = httpx.get(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=30)
+        assert r.status_code == 200, r.text
+        return r.text
 
     def token(self, sub="u-ada", email="ada@example.com", name="Ada Lovelace", aud="acme", ttl=600, **extra):
         now = int(time.time())
@@ -78,8 +85,9 @@ def _setup_home(tmp: Path, sandbox, *, port: int, daemon_args: tuple[str, ...] =
        input=creds["stripe"]["api_key"] + "\n")
     rot = json.loads(sh("identity", "rotate", "-w", "acme", "--json", env=env).stdout)
     sh("identity", "rotate", "-w", "other", env=env)
-    sh("daemon", "start", "--port", str(port), *daemon_args, env=env)
-    return Daemon(home, env, port, rot["secret"], rot["kid"], sandbox)
+    metrics_port = free_port()
+    sh("daemon", "start", "--port", str(port), "--metrics-port", str(metrics_port), *daemon_args, env=env)
+    return Daemon(home, env, port, rot["secret"], rot["kid"], sandbox, metrics_port)
 
 
 @pytest.fixture(scope="module")
@@ -108,20 +116,21 @@ def test_verified_visitor_sees_only_own_data_across_connectors(d):
     assert r.status_code == 200, r.text
 
 
-@pytest.mark.parametrize("action, params, code, status", [
-    ("shopify.get_my_order", {"order_id": "gid://shopify/Order/5000000003"}, "forbidden", 403),
-    ("zendesk.get_my_ticket", {"ticket_id": 103}, "forbidden", 403),
-    ("shopify.list_my_orders", {"email": "grace@example.com"}, "invalid_params", 422),
-    ("shopify.nope", {}, "unknown_action", 404),
-    ("calendly.list_my_bookings", {}, "not_connected", 409),
+@pytest.mark.parametrize("action, params, code, status, reason", [
+    # Someone else's object looks like no object to a visitor; the audit keeps the difference.
+    ("shopify.get_my_order", {"order_id": "gid://shopify/Order/5000000003"}, "not_found", 404, "forbidden"),
+    ("zendesk.get_my_ticket", {"ticket_id": 103}, "not_found", 404, "forbidden"),
+    ("shopify.list_my_orders", {"email": "grace@example.com"}, "invalid_params", 422, "invalid_params"),
+    ("shopify.nope", {}, "unknown_action", 404, "unknown_action"),
+    ("calendly.list_my_bookings", {}, "not_connected", 409, "not_connected"),
 ])
-def test_refusals_have_codes_and_one_audit_record(d, action, params, code, status):
+def test_refusals_have_codes_and_one_audit_record(d, action, params, code, status, reason):
     before = len(d.audit())
     r = d.act(action, params, token=d.token())
     assert r.status_code == status and r.json()["error"]["code"] == code, r.text
     assert "grace" not in r.text.lower()
     recs = d.audit()[before:]
-    assert len(recs) == 1 and recs[0]["reason"] == code and recs[0]["request_id"] == r.headers["x-request-id"]
+    assert len(recs) == 1 and recs[0]["reason"] == reason and recs[0]["request_id"] == r.headers["x-request-id"]
 
 
 def test_no_token_identity_required(d):
@@ -230,7 +239,11 @@ def test_unknown_route_and_method(d):
 def test_health_ready_metrics_openapi_widget(d):
     assert d.http.get("/healthz").json()["ok"] is True
     assert d.http.get("/readyz").json()["ok"] is True
-    m = d.http.get("/metrics").text
+    # /metrics is not on the visitors' listener; only on its own loopback one, which serves nothing else.
+    r = d.http.get("/metrics")
+    assert r.status_code == 404 and r.json()["error"]["code"] == "not_found"
+    assert httpx.get(f"http://127.0.0.1:{d.metrics_port}/healthz").status_code == 404
+    m = d.metrics()
     assert "botctl_edge_requests_total" in m and "botctl_edge_request_duration_seconds_bucket" in m
     assert "botctl_actions_total" in m and "botctl_provider_up 1.0" in m
     spec = d.http.get("/openapi.json").json()

@@ -87,7 +87,8 @@ def d(sandbox_server, tmp_path_factory):
     assert dm.act("shopify.list_my_orders", token=_good(dm)).status_code == 200
     assert dm.act("shopify.list_my_orders", token="x.y.z").status_code == 401
     assert dm.http.post("/v1/workspaces/acme/chat", json={"message": "shipping?"}).status_code == 200
-    for path in ("/readyz", "/metrics", "/openapi.json", "/widget.js", "/v1/workspaces/acme/actions",
+    assert "botctl_edge_requests_total" in dm.metrics()
+    for path in ("/readyz", "/openapi.json", "/widget.js", "/v1/workspaces/acme/actions",
                  "/v1/workspaces/acme/widget-config"):
         assert dm.http.get(path).status_code == 200
     dm.baseline = _memory(dm)

@@ -23,7 +23,15 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--socket", required=True, help="the provider's Unix socket")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8765)
-    p.add_argument("--trust-proxy", action="store_true", help="take the client IP from X-Forwarded-For")
+    p.add_argument("--trust-proxy", type=int, nargs="?", const=1, default=0, metavar="N",
+                   help="N proxies stand in front of the edge: the client is the Nth X-Forwarded-For entry "
+                        "from the right (bare flag: 1)")
+    p.add_argument("--trust-proxy-cidr", action="append", default=[], metavar="CIDR",
+                   help="proxies in this network are trusted: the client is the rightmost X-Forwarded-For "
+                        "entry outside the trusted networks (repeatable)")
+    p.add_argument("--metrics-port", type=int, metavar="PORT",
+                   help="serve /metrics on this port of --metrics-host only (default: /metrics is not served)")
+    p.add_argument("--metrics-host", default="127.0.0.1")
     p.add_argument("--ip-rate", type=float, default=20.0, help="requests/s per client IP (0: no limit)")
     p.add_argument("--visitor-rate", type=float, default=5.0, help="action requests/s per visitor (0: no limit)")
     p.add_argument("--sandbox", choices=("auto", "landlock", "none"), default="auto",
@@ -44,9 +52,15 @@ def prepare(argv: list[str] | None = None) -> tuple[Any, Any, dict[str, Any]]:
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s edge %(levelname)s %(message)s")
     from botctld.app import build_server
 
-    server, sock = build_server(args.socket, args.host, args.port, trust_proxy=args.trust_proxy,
-                                ip_rate=args.ip_rate, ip_burst=max(1, int(args.ip_rate * 3)),
-                                visitor_rate=args.visitor_rate, visitor_burst=max(1, int(args.visitor_rate * 4)))
+    try:
+        server, sockets = build_server(args.socket, args.host, args.port, trust_proxy=args.trust_proxy,
+                                       trust_proxy_cidrs=tuple(args.trust_proxy_cidr), metrics_port=args.metrics_port,
+                                       metrics_host=args.metrics_host, ip_rate=args.ip_rate,
+                                       ip_burst=max(1, int(args.ip_rate * 3)), visitor_rate=args.visitor_rate,
+                                       visitor_burst=max(1, int(args.visitor_rate * 4)))
+    except ValueError as exc:  # a bad --trust-proxy-cidr / --trust-proxy
+        logging.getLogger("botctld").error("%s", exc)
+        sys.exit(2)
     os.chdir("/")
     info: dict[str, Any] = {"sandbox": "none", "uid": os.getuid()}
     if args.sandbox != "none":
@@ -57,12 +71,12 @@ def prepare(argv: list[str] | None = None) -> tuple[Any, Any, dict[str, Any]]:
             sys.exit(EXIT_CONFINEMENT)
         info["sandbox"] = "landlock" if info.get("landlock") else "none"
     logging.getLogger("botctld").info("confinement %s", json.dumps(info, sort_keys=True))
-    return server, sock, info
+    return server, sockets, info
 
 
 def main() -> None:
-    server, sock, _ = prepare()
-    server.run(sockets=[sock])
+    server, sockets, _ = prepare()
+    server.run(sockets=sockets)
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import time
 import uuid
 from pathlib import Path
@@ -19,6 +20,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from botctld import __version__
+from botctld.clientip import ClientAddress
 from botctld.metrics import Metrics
 from botctld.openapi import spec
 from botctld.provider_client import ProviderClient, ProviderError
@@ -30,6 +32,9 @@ MAX_BODY = 64 * 1024
 MAX_TOKEN = 8 * 1024
 MAX_DEPTH = 32  # JSON nesting: the provider walks params recursively (schema checks, audit scrubbing)
 CORS_ALLOW_HEADERS = "Authorization, Content-Type, X-Request-Id"
+ACTION_NAME = re.compile(r"[a-z0-9_]{1,40}\.[a-z0-9_]{1,60}")
+REQUEST_ID = re.compile(r"req_[A-Za-z0-9]{8,36}")
+UNLIMITED = ("/healthz", "/readyz")  # load balancers' probes: never refused for a rate
 
 
 def _rid() -> str:
@@ -93,12 +98,13 @@ class ProviderDown(Exception):
 class Edge:
     def __init__(self, socket_path: str, *, ip_rate: float = 20.0, ip_burst: int = 60, visitor_rate: float = 5.0,
                  visitor_burst: int = 20, config_ttl: float = 5.0, provider_timeout: float = 30.0,
-                 trust_proxy: bool = False) -> None:
+                 trust_proxy: int = 0, trust_proxy_cidrs: tuple[str, ...] = (), metrics_port: int | None = None) -> None:
         self.socket_path = socket_path
         self.ip_limits = TokenBuckets(ip_rate, ip_burst)
         self.visitor_limits = TokenBuckets(visitor_rate, visitor_burst)
         self.config_ttl = config_ttl
-        self.trust_proxy = trust_proxy
+        self.addresses = ClientAddress(trust_proxy, trust_proxy_cidrs)
+        self.metrics_port = metrics_port  # /metrics is served only on this (loopback) listener
         self.metrics = Metrics()
         self._configs: dict[str, tuple[float, int, dict[str, Any]]] = {}
         self.client = ProviderClient(socket_path, timeout=provider_timeout, connect_timeout=2.0)
@@ -131,11 +137,7 @@ class Edge:
         return answer["status"], answer["body"]
 
     def client_ip(self, request: Request) -> str:
-        if self.trust_proxy:
-            fwd = request.headers.get("x-forwarded-for")
-            if fwd:
-                return fwd.split(",")[0].strip()[:64]
-        return request.client.host if request.client else "unknown"
+        return request.state.client_ip
 
 
 def create_app(socket_path: str, **opts: Any) -> Starlette:
@@ -169,13 +171,6 @@ def create_app(socket_path: str, **opts: Any) -> Starlette:
                         "Access-Control-Allow-Headers": CORS_ALLOW_HEADERS, "Access-Control-Max-Age": "600"})
         return Response(status_code=204, headers=headers)
 
-    def limited(request: Request, rid: str, cors: dict[str, str]) -> Response | None:
-        wait = edge.ip_limits.take(edge.client_ip(request))
-        if wait:
-            return err("rate_limited", "Too many requests; slow down.", 429, rid,
-                       {**cors, "Retry-After": str(max(1, int(wait + 0.999)))})
-        return None
-
     async def relay(answer: dict[str, Any], cors: dict[str, str]) -> JSONResponse:
         headers = {**cors, **(answer.get("headers") or {})}
         return JSONResponse(answer["body"], status_code=answer["status"], headers=headers)
@@ -195,11 +190,8 @@ def create_app(socket_path: str, **opts: Any) -> Starlette:
         return await relay(await edge.provider("GET", f"/v1/workspaces/{seg(ws)}/actions"), cors)
 
     async def guarded(request: Request, ws: str, rid: str) -> tuple[Response | None, dict[str, str]]:
-        """CORS for the workspace's origins, then the per-IP limit: (refusal or None, CORS headers)."""
-        refusal, cors = await cors_check(request, ws, rid)
-        if refusal is None:
-            refusal = limited(request, rid, cors)
-        return refusal, cors
+        """CORS for the workspace's origins (the per-IP limit came first, in the Envelope)."""
+        return await cors_check(request, ws, rid)
 
     async def json_object(request: Request, rid: str, cors: dict[str, str], fields: set[str], shape: str
                           ) -> tuple[dict[str, Any] | None, Response | None]:
@@ -257,7 +249,8 @@ def create_app(socket_path: str, **opts: Any) -> Starlette:
                                      {"params": params, "identity_token": token, "request_id": rid,
                                       "client_ip": edge.client_ip(request)})
         outcome = "ok" if answer["status"] == 200 else answer["body"].get("error", {}).get("code", "error")
-        edge.metrics.action(action if "." in action and len(action) < 80 else "unknown", outcome)
+        known = ACTION_NAME.fullmatch(action) and outcome not in ("unknown_action", "unknown_workspace")
+        edge.metrics.action(action if known else "unknown", outcome)  # invented names add no series
         return await relay(answer, cors)
 
     async def chat(request: Request) -> Response:
@@ -368,11 +361,21 @@ class Envelope:
     async def __call__(self, scope, receive, send):  # type: ignore[no-untyped-def]
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
-        incoming = dict(scope.get("headers") or []).get(b"x-request-id", b"").decode("latin-1")
-        rid = incoming if incoming.startswith("req_") and len(incoming) <= 40 and incoming[4:].isalnum() else _rid()
-        scope.setdefault("state", {})["rid"] = rid
+        headers_in = scope.get("headers") or []
+        incoming = dict(headers_in).get(b"x-request-id", b"").decode("latin-1")
+        rid = incoming if REQUEST_ID.fullmatch(incoming) else _rid()  # anything else never reaches the audit
+        peer = (scope.get("client") or (None,))[0]
+        forwarded = [v.decode("latin-1") for k, v in headers_in if k == b"x-forwarded-for"]
+        client_ip = self.edge.addresses.resolve(peer, forwarded)
+        scope.setdefault("state", {}).update(rid=rid, client_ip=client_ip)
         started = time.perf_counter()
         status_holder = {"status": 500, "sent": False}
+        refusal = self.screen(scope, rid, client_ip)
+        if refusal is not None:
+            status_holder["status"] = refusal.status_code
+            await refusal(scope, receive, send)
+            self.edge.metrics.request(_route_template(scope), refusal.status_code, time.perf_counter() - started)
+            return
 
         async def send_wrapped(message):  # type: ignore[no-untyped-def]
             if message["type"] == "http.response.start":
@@ -417,6 +420,23 @@ class Envelope:
             self.edge.metrics.request(route, status_holder["status"], time.perf_counter() - started)
 
 
+    def screen(self, scope, rid: str, client_ip: str) -> Response | None:  # type: ignore[no-untyped-def]
+        """Before any other work: the metrics listener serves only /metrics (and only it does), and every
+        other request pays the per-IP bucket first — unknown workspaces, wrong origins and preflights too."""
+        path = scope.get("path", "")
+        local_port = (scope.get("server") or (None, None))[1]
+        on_metrics = self.edge.metrics_port is not None and local_port == self.edge.metrics_port
+        if on_metrics != (path == "/metrics"):
+            return err("not_found", "No such route.", 404, rid, {"X-Request-Id": rid})
+        if on_metrics or path in UNLIMITED:
+            return None
+        wait = self.edge.ip_limits.take(client_ip)
+        if wait:
+            return err("rate_limited", "Too many requests; slow down.", 429, rid,
+                       {"Retry-After": str(max(1, int(wait + 0.999))), "X-Request-Id": rid})
+        return None
+
+
 def _has_json(headers: list[tuple[bytes, bytes]]) -> bool:
     return any(k.lower() == b"content-type" and v.startswith(b"application/json") for k, v in headers)
 
@@ -427,21 +447,33 @@ def _route_template(scope: dict[str, Any]) -> str:
     return path if isinstance(path, str) else "unmatched"
 
 
-def build_server(socket_path: str, host: str, port: int, **opts: Any) -> tuple[Any, Any]:
-    """The uvicorn server and its bound listening socket, with everything it imports already loaded:
-    after this the edge can confine itself and still serve (see botctld.confine)."""
+def build_server(socket_path: str, host: str, port: int, *, metrics_host: str = "127.0.0.1",
+                 metrics_port: int | None = None, **opts: Any) -> tuple[Any, list[Any]]:
+    """The uvicorn server and its bound listening sockets (the visitors' and, with `metrics_port`, the
+    metrics one), with everything it imports already loaded: after this the edge can confine itself
+    (no more binds) and still serve (see botctld.confine)."""
+    import socket
+
     import uvicorn
 
     from botctld.protocol import EdgeProtocol
 
     os.umask(0o077)
-    app = create_app(socket_path, **opts)
+    sockets = []
+    if metrics_port is not None:
+        family = socket.AF_INET6 if ":" in metrics_host else socket.AF_INET
+        msock = socket.socket(family, socket.SOCK_STREAM)
+        msock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        msock.bind((metrics_host, metrics_port))
+        msock.set_inheritable(True)
+        metrics_port = msock.getsockname()[1]
+        sockets.append(msock)
+    app = create_app(socket_path, metrics_port=metrics_port, **opts)
     # EdgeProtocol: httptools with caps on the request head and deadlines on reading the request.
     config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False, lifespan="off",
                             timeout_graceful_shutdown=10, http=EdgeProtocol, limit_concurrency=1000,
                             timeout_keep_alive=5, server_header=False)
     config.load()
     config.get_loop_factory()  # imports the event loop implementation now
-    sock = config.bind_socket()
-    return uvicorn.Server(config), sock
+    return uvicorn.Server(config), [config.bind_socket(), *sockets]
 

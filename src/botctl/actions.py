@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import json
 import os
+import re
 import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
@@ -43,6 +45,17 @@ MESSAGES = {
 }
 
 
+# What an action name and a request id may look like. Anything else is never written into an audit record as
+# given (a terminal reading the audit would interpret control characters): it is refused, and kept escaped.
+ACTION_NAME = re.compile(r"[a-z0-9_]{1,40}\.[a-z0-9_]{1,60}")
+REQUEST_ID = re.compile(r"req_[A-Za-z0-9]{8,36}")
+
+
+def escaped(value: Any, limit: int = 200) -> str:
+    """A caller-supplied string as a JSON string literal: controls, DEL and non-ASCII (bidi too) escaped."""
+    return json.dumps(str(value)[:limit], ensure_ascii=True)
+
+
 def new_request_id() -> str:
     return "req_" + os.urandom(8).hex()
 
@@ -64,7 +77,35 @@ def _validator(full_name: str):  # noqa: ANN202 - jsonschema type is imported la
     schema = found[1].params
     cls = jsonschema.validators.validator_for(schema)
     cls.check_schema(schema)
-    return cls(schema)
+    return jsonschema.validators.extend(cls, {"pattern": _full_pattern})(schema)
+
+
+def _full_pattern(validator, pattern: str, instance: Any, schema: dict[str, Any]):  # noqa: ANN001, ANN202
+    r"""`pattern` as the whole string, ASCII classes: Python's `$` also matches before a final newline, and
+    its `\d` matches every script's digits; JSON Schema (ECMA-262) means neither."""
+    from jsonschema.exceptions import ValidationError
+
+    if validator.is_type(instance, "string") and not re.fullmatch(pattern, instance, re.ASCII):
+        yield ValidationError(f"does not match {pattern!r}")
+
+
+# C0 controls but tab and line breaks, DEL, C1 controls: never part of a legitimate parameter.
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+
+
+def _control_in(value: Any) -> bool:
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if _CONTROL.search(item):
+                return True
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False
 
 
 def check_params(full_name: str, params: Any) -> dict[str, Any]:
@@ -72,6 +113,8 @@ def check_params(full_name: str, params: Any) -> dict[str, Any]:
         params = {}
     if not isinstance(params, dict):
         raise ActionError("invalid_params", "params must be a JSON object.")
+    if _control_in(params):
+        raise ActionError("invalid_params", "parameters may not contain control characters.")
     errors = sorted(_validator(full_name).iter_errors(params), key=lambda e: list(e.absolute_path))
     if errors:
         err = errors[0]
@@ -118,11 +161,19 @@ async def run_action(
     from botctl import connections, intents, workspaces
     from botctl.audit import scrub
     from botctl.connectors import registry
+    from botctl.workspaces import NAME_RE
 
-    request_id = request_id or new_request_id()
+    request_id = request_id if request_id and REQUEST_ID.fullmatch(request_id) else new_request_id()
     started = time.monotonic()
-    connector_name = action.split(".", 1)[0] if "." in action else None
     detail: dict[str, Any] = {"params": scrub(params) if isinstance(params, dict) else None}
+    # The names the record carries: the ones asked for when they are well-formed, else none (escaped in detail).
+    rec_action: str | None = action
+    rec_workspace: str | None = workspace
+    if not ACTION_NAME.fullmatch(action):
+        rec_action, detail["requested_action"] = None, escaped(action)
+    if not NAME_RE.fullmatch(workspace) or "--" in workspace:
+        rec_workspace, detail["requested_workspace"] = None, escaped(workspace)
+    connector_name = rec_action.split(".", 1)[0] if rec_action else None
     if client_ip:
         detail["client_ip"] = client_ip
     if actor is not None and actor.get("type") != "visitor" and visitor is not None:
@@ -134,21 +185,21 @@ async def run_action(
     async def record(outcome: str, reason: str | None, *, final: bool = True) -> None:
         detail["latency_ms"] = round((time.monotonic() - started) * 1000, 1)
         # Awaited: the caller gets its answer only once the record is durable (group commit in the daemon).
-        await app.aaudit("action.run", workspace=workspace, actor=actor or visitor_actor(visitor), action=action,
+        await app.aaudit("action.run", workspace=rec_workspace, actor=actor or visitor_actor(visitor), action=rec_action,
                   connector=connector_name, outcome=outcome, reason=reason, detail=detail, request_id=request_id)
         if final and pending_id is not None:
             intents.end(app, pending_id)  # the write's outcome is on record: nothing pending any more
 
     try:
-        ws = workspaces.find(app.vault.conn, workspace)
+        ws = workspaces.find(app.vault.conn, rec_workspace) if rec_workspace else None
         if ws is None:
             raise ActionError("unknown_workspace", MESSAGES["unknown_workspace"])
         if identity_error is not None:
             detail["identity_reason"] = identity_error
             raise ActionError("invalid_identity", MESSAGES["invalid_identity"])
-        found = registry.find_action(action)
+        found = registry.find_action(rec_action) if rec_action else None
         if found is None:
-            raise ActionError("unknown_action", f"No action named {action!r}.")
+            raise ActionError("unknown_action", f"No action named {escaped(action, 80)}.")
         connector, spec = found
         if not ws.actions_allowed:
             raise ActionError("plan_required", MESSAGES["plan_required"])

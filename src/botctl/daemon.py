@@ -186,7 +186,8 @@ def take_master_key_from_env() -> bytes | None:
 
 class Supervisor:
     def __init__(self, home: Home, host: str, port: int, *, refresh_interval: float = 30.0,
-                 ip_rate: float = 20.0, visitor_rate: float = 5.0, isolation: Isolation | None = None,
+                 ip_rate: float = 20.0, visitor_rate: float = 5.0, edge_options: list[str] | None = None,
+                 isolation: Isolation | None = None,
                  socket_path: Path | None = None, socket_group: int | None = None, edge: bool = True,
                  master_key: bytes | None = None) -> None:
         self.paths = Paths(home)
@@ -213,6 +214,7 @@ class Supervisor:
         if edge:
             self.edge = Child("edge", [py, "-P", "-m", "botctld", "--socket", sock, "--host", host, "--port", str(port),
                                        "--ip-rate", str(ip_rate), "--visitor-rate", str(visitor_rate),
+                                       *(edge_options or []),
                                        "--sandbox", "landlock" if self.isolation.landlock else "none",
                                        *[a for d in deny for a in ("--deny", d)]],
                               edge_env(), "/",
@@ -441,10 +443,21 @@ class Options:
     edge: bool = True  # False: provider only, the edge runs in its own unit or on another host
     socket: str | None = None
     socket_group: str | None = None
+    trust_proxy: int = 0
+    trust_proxy_cidrs: tuple[str, ...] = ()
+    metrics_port: int | None = None
+
+    def edge_options(self) -> list[str]:
+        """The edge's own options beyond address and rates (passed through to botctld as they are)."""
+        out = ["--trust-proxy", str(self.trust_proxy)] if self.trust_proxy else []
+        out += [a for c in self.trust_proxy_cidrs for a in ("--trust-proxy-cidr", c)]
+        out += ["--metrics-port", str(self.metrics_port)] if self.metrics_port is not None else []
+        return out
 
     def argv(self) -> list[str]:
         out = ["--host", self.host, "--port", str(self.port), "--ip-rate", str(self.ip_rate),
-               "--visitor-rate", str(self.visitor_rate), "--isolation", self.isolation, "--edge-user", self.edge_user]
+               "--visitor-rate", str(self.visitor_rate), "--isolation", self.isolation, "--edge-user", self.edge_user,
+               *self.edge_options()]
         out += [] if self.edge else ["--no-edge"]
         out += ["--socket", self.socket] if self.socket else []
         out += ["--socket-group", self.socket_group] if self.socket_group else []
@@ -462,10 +475,26 @@ def _group_id(name: str | None) -> int | None:
         raise DaemonError(f"no group named {name!r}.", hint="Create it (groupadd --system NAME) or name another.") from None
 
 
+def _check_edge_options(opts: Options) -> None:
+    """Refuse here what the edge would refuse at start (in the background, where nobody reads it)."""
+    import ipaddress
+
+    if opts.trust_proxy < 0:
+        raise DaemonError("--trust-proxy takes the number of proxies in front of the edge (0 or more).")
+    for cidr in opts.trust_proxy_cidrs:
+        try:
+            ipaddress.ip_network(cidr, strict=False)
+        except ValueError:
+            raise DaemonError(f"--trust-proxy-cidr {cidr!r} is not a network.", hint="For example 10.0.0.0/8 or ::1/128.") from None
+    if opts.metrics_port is not None and opts.edge and not port_free("127.0.0.1", opts.metrics_port):
+        raise PortInUse(f"127.0.0.1:{opts.metrics_port} (--metrics-port) is already in use.")
+
+
 def supervisor_for(home: Home, opts: Options, *, check: bool, master_key: bytes | None) -> Supervisor:
     iso = (isolation_mod.prepare(opts.isolation, opts.edge_user, sys.executable, edge_env(), check=check)
            if opts.edge else Isolation("none", 0))
-    return Supervisor(home, opts.host, opts.port, ip_rate=opts.ip_rate, visitor_rate=opts.visitor_rate, isolation=iso,
+    return Supervisor(home, opts.host, opts.port, ip_rate=opts.ip_rate, visitor_rate=opts.visitor_rate,
+                      edge_options=opts.edge_options(), isolation=iso,
                       socket_path=Path(opts.socket) if opts.socket else None,
                       socket_group=_group_id(opts.socket_group), edge=opts.edge, master_key=master_key)
 
@@ -486,6 +515,7 @@ def start(home: Home, opts: Options, *, foreground: bool, wait: float = READY_TI
     if opts.edge and not port_free(opts.host, opts.port):
         raise PortInUse(f"{opts.host}:{opts.port} is already in use.",
                         hint="Choose another with --port, or stop what holds it.")
+    _check_edge_options(opts)
     if _group_id(opts.socket_group) is not None and Path(opts.socket or paths.socket).parent == paths.run:
         raise DaemonError("--socket-group needs --socket outside the home (the home is closed to every group).",
                           hint="For example --socket /run/botctl/provider.sock (systemd: RuntimeDirectory=botctl).")
@@ -618,6 +648,9 @@ def main() -> None:
     parser.add_argument("--socket")
     parser.add_argument("--socket-group")
     parser.add_argument("--master-key-fd", type=int)
+    parser.add_argument("--trust-proxy", type=int, default=0)
+    parser.add_argument("--trust-proxy-cidr", action="append", default=[])
+    parser.add_argument("--metrics-port", type=int)
     args = parser.parse_args()
     os.umask(0o077)
     master_key = take_master_key_from_env()
@@ -625,7 +658,8 @@ def main() -> None:
         master_key = read_secret_fd(args.master_key_fd)
     opts = Options(host=args.host, port=args.port, ip_rate=args.ip_rate, visitor_rate=args.visitor_rate,
                    isolation=args.isolation, edge_user=args.edge_user, edge=not args.no_edge, socket=args.socket,
-                   socket_group=args.socket_group)
+                   socket_group=args.socket_group, trust_proxy=args.trust_proxy,
+                   trust_proxy_cidrs=tuple(args.trust_proxy_cidr), metrics_port=args.metrics_port)
     try:
         sys.exit(supervisor_for(Home.resolve(args.home), opts, check=False, master_key=master_key).run())
     except BotctlError as exc:

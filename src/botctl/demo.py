@@ -179,9 +179,9 @@ class Demo:
         if start:
             act("calcom.book_meeting", {"event_type_id": event_type, "start": start}, token=ada, expect=200)
 
-        self.step(4, "Ada asks for Grace's order by id: forbidden, nothing of it returned")
+        self.step(4, "Ada asks for Grace's order by id: to her it does not exist (the audit says forbidden)")
         grace_order = slots["shopify"]["grace@example.com"]["orders"][0]
-        act("shopify.get_my_order", {"order_id": grace_order}, token=ada, expect=403)
+        act("shopify.get_my_order", {"order_id": grace_order}, token=ada, expect=404)
 
         self.step(5, "A token signed for another workspace, and a free-plan workspace")
         other = self.token(globex["secret"], globex["kid"], sub="site-user-ada", email="ada@example.com",

@@ -57,7 +57,7 @@ def _row(r: tuple) -> Workspace:
 
 
 def validate_name(name: str) -> str:
-    if not NAME_RE.match(name or "") or "--" in name:
+    if not NAME_RE.fullmatch(name or "") or "--" in name:  # fullmatch: "$" alone lets a trailing newline in
         raise UsageError(
             f"invalid workspace name {name!r}.",
             hint="Use 2-63 characters: lowercase letters, digits and single hyphens, not at either end (e.g. acme-support).",

@@ -413,9 +413,9 @@ def test_refusals_are_explained_in_plain_language(page, stack):
     field.fill(seed["shopify"]["grace@example.com"]["orders"][0])  # Grace's order, asked by Ada
     assert field.get_attribute("aria-invalid") == "false"  # re-checked as it is fixed
     form.locator("button[type=submit]").click()
-    refused = page.w(".msg.err[data-code=forbidden]")
+    refused = page.w(".msg.err[data-code=not_found]")  # someone else's order looks like no order
     refused.wait_for()
-    assert "That doesn't belong to your account." in refused.inner_text()
+    assert "We couldn't find that." in refused.inner_text()
     assert "Reference: req_" in refused.inner_text()
     assert "#1003" not in page.w(".log").inner_text()
     page.shot("11-forbidden")

@@ -23,6 +23,14 @@ def start(
                                "as root: /run/botctl/ID/provider.sock)."),
     socket_group: str = typer.Option(None, "--socket-group", metavar="GROUP",
                                      help="A group that may connect to the provider's socket (the edge's), 0660."),
+    trust_proxy: int = typer.Option(0, "--trust-proxy", metavar="N",
+                                    help="N reverse proxies stand in front of the edge: the visitor's address is the "
+                                         "Nth X-Forwarded-For entry from the right (rate limits and the audit use it)."),
+    trust_proxy_cidr: list[str] = typer.Option(None, "--trust-proxy-cidr", metavar="CIDR",
+                                               help="Trust proxies in this network (repeatable): the visitor is the "
+                                                    "rightmost X-Forwarded-For entry outside them."),
+    metrics_port: int = typer.Option(None, "--metrics-port", metavar="PORT",
+                                     help="Serve /metrics on 127.0.0.1:PORT only (default: not served)."),
     json_out: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
     """Start the provider (Unix socket, holds the keys) and then the edge (HTTP, for visitors).
@@ -35,7 +43,9 @@ def start(
     output.use_json(json_out)
     home = context.home(ctx)
     opts = daemon.Options(host=host, port=port, ip_rate=ip_rate, visitor_rate=visitor_rate, isolation=isolation,
-                          edge_user=edge_user, edge=not no_edge, socket=socket, socket_group=socket_group)
+                          edge_user=edge_user, edge=not no_edge, socket=socket, socket_group=socket_group,
+                          trust_proxy=trust_proxy, trust_proxy_cidrs=tuple(trust_proxy_cidr or ()),
+                          metrics_port=metrics_port)
     if foreground:
         output.status(f"botctl daemon: edge on http://{host}:{port}, Ctrl-C to stop" if not no_edge
                       else "botctl daemon: provider only, Ctrl-C to stop")

@@ -135,9 +135,34 @@ async def list_my_bookings(ctx: ActionContext) -> dict[str, Any]:
         if not (org and e.code in ("missing_scope", "forbidden")):
             raise
         events, truncated = await _pages(client, "/scheduled_events", {**params, "user": me["uri"]})
-    out = [_event(ev) for ev in events]
+    # The vendor's invitee_email filter narrows the list; ownership is still checked here, one invitee
+    # lookup per event, like every other connector checks it (a dropped or changed filter would otherwise
+    # show a visitor everyone's bookings).
+    mine = await _owned_by_visitor(ctx, events)
+    if len(mine) < len(events):
+        ctx.audit["dropped_not_owned"] = len(events) - len(mine)
+    out = [_event(ev) for ev in mine]
     touched(ctx, (e["id"] for e in out))
     return {"bookings": out, "truncated": truncated}
+
+
+async def _owned_by_visitor(ctx: ActionContext, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    import asyncio
+
+    gate = asyncio.Semaphore(5)
+
+    async def owned(ev: dict[str, Any]) -> bool:
+        async with gate:
+            try:
+                await _my_invitee(ctx, _uuid(ev.get("uri")))
+            except ActionError as e:
+                if e.code in ("forbidden", "not_found"):
+                    return False
+                raise
+            return True
+
+    verdicts = await asyncio.gather(*(owned(ev) for ev in events))
+    return [ev for ev, ok in zip(events, verdicts, strict=True) if ok]
 
 
 async def _pages(

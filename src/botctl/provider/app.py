@@ -41,9 +41,29 @@ STATUS = {
 }
 PUBLIC_MESSAGE = {
     "invalid_identity": "The identity token was refused.",
+    "not_found": "Nothing with that id was found for you.",
     "internal_error": "Something went wrong on our side.",
 }
 GREETING = "Hi! How can we help?"
+
+
+def request_id_of(data: dict[str, Any]) -> str:
+    """The edge's request id when it has the documented shape; otherwise a new one (the edge is not trusted
+    to write into the audit log: it may be compromised)."""
+    from botctl.actions import REQUEST_ID, new_request_id
+
+    rid = data.get("request_id")
+    return rid if isinstance(rid, str) and REQUEST_ID.fullmatch(rid) else new_request_id()
+
+
+def client_ip_of(data: dict[str, Any]) -> str | None:
+    """The visitor's address as the edge resolved it, if it is an IP address (kept in the audit record)."""
+    import ipaddress
+
+    try:
+        return str(ipaddress.ip_address(str(data.get("client_ip") or "")))
+    except ValueError:
+        return None
 
 
 def error(code: str, message: str, request_id: str, *, retry_after: float | None = None) -> dict[str, Any]:
@@ -228,7 +248,7 @@ def create_app(home_path: str, **opts: Any) -> Starlette:
         from botctl.actions import run_action, visitor_actor
 
         data = await request.json()
-        rid = str(data.get("request_id") or "")[:64] or None
+        rid = request_id_of(data)
         ws_name, action = request.path_params["ws"], request.path_params["action"]
         prov = p()
         ws = prov.workspace(ws_name)
@@ -238,10 +258,13 @@ def create_app(home_path: str, **opts: Any) -> Starlette:
         try:
             result = await run_action(prov.app, ws_name, action, visitor=visitor, params=data.get("params"),
                                       request_id=rid, actor=visitor_actor(visitor), identity_error=bad,
-                                      client_ip=data.get("client_ip"))
+                                      client_ip=client_ip_of(data))
         except ActionError as exc:
-            msg = PUBLIC_MESSAGE.get(exc.code, exc.message)
-            return JSONResponse(error(exc.code, msg, rid or "", retry_after=exc.retry_after))
+            # "Not yours" and "does not exist" look the same to a visitor (ids are often sequential: the
+            # difference would tell which exist); the audit record keeps which it was.
+            code = "not_found" if exc.code == "forbidden" else exc.code
+            msg = PUBLIC_MESSAGE.get(code, exc.message)
+            return JSONResponse(error(code, msg, rid, retry_after=exc.retry_after))
         return JSONResponse({"status": 200, "body": result})
 
     async def chat(request: Request) -> JSONResponse:
@@ -249,7 +272,7 @@ def create_app(home_path: str, **opts: Any) -> Starlette:
         from botctl import knowledge
 
         data = await request.json()
-        rid = str(data.get("request_id") or "")[:64]
+        rid = request_id_of(data)
         prov = p()
         ws = prov.workspace(request.path_params["ws"])
         if ws is None:
@@ -257,8 +280,8 @@ def create_app(home_path: str, **opts: Any) -> Starlette:
         visitor, bad = prov.verify(ws, data.get("identity_token"))
         if bad is not None:
             await prov.app.aaudit("chat.refused", workspace=ws.name, actor={"type": "visitor"}, outcome="denied",
-                                  reason="invalid_identity", request_id=rid or None,
-                                  detail={"identity_reason": bad, "client_ip": data.get("client_ip")})
+                                  reason="invalid_identity", request_id=rid,
+                                  detail={"identity_reason": bad, "client_ip": client_ip_of(data)})
             return JSONResponse(error("invalid_identity", PUBLIC_MESSAGE["invalid_identity"], rid))
         actions = prov.available(ws)
         result = await knowledge.answer_async(prov.app.vault.conn, ws, str(data.get("message", "")),

@@ -217,6 +217,9 @@ class SandboxConfig:
     # RFC 8628 `interval` and `expires_in` of new device codes (seconds).
     device_interval: int = 5
     device_code_ttl: int = 600
+    # List filters the sandbox silently ignores, as "vendor.parameter" (e.g. "calendly.invitee_email"): a
+    # vendor that drops a filter it no longer supports must not show a visitor anyone else's objects.
+    ignored_filters: list[str] = field(default_factory=list)
 
     def update(self, values: dict[str, Any]) -> None:
         checked: dict[str, Any] = {}
@@ -231,6 +234,8 @@ class SandboxConfig:
                 raise ValueError("auto_approve must be a boolean")
             if key == "device_flow":
                 value = check_device_flow(value)
+            if key == "ignored_filters" and (not isinstance(value, list) or not all(isinstance(v, str) for v in value)):
+                raise ValueError("ignored_filters must be a list of 'vendor.parameter' strings")
             if key in ("device_interval", "device_code_ttl") and (
                 not isinstance(value, int) or isinstance(value, bool) or value < 0
             ):

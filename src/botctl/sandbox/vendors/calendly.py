@@ -527,7 +527,7 @@ async def list_events(ctx: Ctx) -> Response:
     events = list(ctx.store.events.values())
     if status:
         events = [e for e in events if e["status"] == status]
-    if q.get("invitee_email"):
+    if q.get("invitee_email") and "calendly.invitee_email" not in ctx.state.config.ignored_filters:
         owners = {i["event"] for i in ctx.store.invitees.values() if email_eq(i["email"], q["invitee_email"])}
         events = [e for e in events if e["uuid"] in owners]
     for name, cmp in (("min_start_time", lambda a, b: a >= b), ("max_start_time", lambda a, b: a < b)):
