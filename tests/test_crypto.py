@@ -115,7 +115,7 @@ def test_workspace_key_rotation_keeps_secrets_and_kills_old_key(home):
 def test_master_key_rotation_keeps_secrets_and_old_key_useless(home):
     app, ws = _setup(home)
     old_key = app.vault.master.key
-    new, version = app.vault.rotate_master_key()
+    new, version = app.vault.rotate_master_key(lambda detail: app.audit("vault.master_key_rotated", detail=detail))
     assert version == 2 and new.key != old_key and new.source == "file"
     app.close()
     # The stored key was replaced, and it opens everything.

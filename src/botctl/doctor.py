@@ -24,7 +24,7 @@ class Finding:
 
 
 def run(home: Home) -> list[Finding]:
-    from botctl import crypto, masterkey, store
+    from botctl import masterkey, store
     from botctl.errors import BotctlError
 
     out: list[Finding] = []
@@ -57,8 +57,9 @@ def run(home: Home) -> list[Finding]:
         out.append(Finding("schema", "ok" if version == latest else "warn", f"vault schema {version} (this botctl: {latest})",
                            None if version == latest else "run any botctl command that writes to upgrade, e.g. botctl init"))
         kcv = conn.execute("SELECT value FROM meta WHERE key = 'kcv'").fetchone()
+        rotation, opens = masterkey.inspect_pending(home, found, kcv[0] if kcv else None)
         if found is not None:
-            if kcv and crypto.key_check_value(found.key) != kcv[0]:
+            if kcv and not opens:
                 out.append(Finding("master key", "fail", f"the key from {found.location} does not open this vault",
                                    "use the current key (it may have been rotated)"))
             elif found.source == "file":
@@ -66,6 +67,11 @@ def run(home: Home) -> list[Finding]:
                                    "move it to BOTCTL_MASTER_KEY, a systemd credential, or the OS keyring"))
             else:
                 out.append(Finding("master key", "ok", f"from {found.source} ({found.location})"))
+            if rotation is not None and opens:
+                # A rotation left a pending key: where it is and what to do (never the key itself).
+                out.append(Finding("master-key rotation", "warn" if rotation.operator_must_act else "ok",
+                                   f"{rotation.message} (pending rotation: {rotation.state})",
+                                   rotation.what_to_do if rotation.operator_must_act else None))
         elif not any(f.check == "master key" for f in out):
             out.append(Finding("master key", "fail", "no master key found",
                                "set BOTCTL_MASTER_KEY or restore master.key / the keyring entry"))
@@ -93,7 +99,7 @@ def run(home: Home) -> list[Finding]:
         if not any(f.check == "connection" for f in out):
             out.append(Finding("connections", "ok", "none need re-authorisation"))
         # Audit chain.
-        if found is not None and kcv and crypto.key_check_value(found.key) == kcv[0]:
+        if found is not None and kcv and opens:
             from botctl import audit
             from botctl.vault import Vault
 

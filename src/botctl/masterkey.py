@@ -176,41 +176,174 @@ def store_new(home: Home, key: bytes, *, prefer: Literal["auto", "keyring", "fil
     return MasterKey(key, "file", str(home.master_key_file))
 
 
-# Rotation writes the new key beside the old one first ("pending"), commits the re-wrapped vault,
-# then promotes it. A crash in between leaves a vault that the pending key opens; `recover_pending`
-# finds it. No moment exists when neither stored key opens the vault.
+# Rotation (Vault.rotate_master_key) writes the new key beside the old one first ("pending"), then
+# re-wraps everything and records the rotation in one vault transaction, then promotes the pending key.
+#
+# * keyring / file sources: the pending key is the keyring entry `…:next` or `<home>/master.key.next`;
+#   promotion replaces the stored key with it.
+# * env / systemd sources: botctl cannot change BOTCTL_MASTER_KEY or a credential. A key botctl
+#   generates is kept in `<home>/master.key.next` (0600) and printed before anything is re-wrapped;
+#   the file stays until the key source holds the new key, and until then the vault is opened with it
+#   (with a warning). A key the operator supplied (--new-key-stdin / --new-key-file) is not written down.
+#
+# Opening the vault settles what an interrupted rotation left (`Vault._load_master_key`, under the
+# vault's write lock, which a rotation holds from before it stores its pending key until its COMMIT):
+# a pending key that does not open the vault never committed and is deleted; one that opens it while
+# the source's key does not is promoted (keyring/file) or used (env/systemd); one that the source
+# already holds too is deleted. No moment exists when none of the keys the operator holds opens the vault.
+
+ROTATION_SOURCES_KEPT = ("keyring", "file")  # sources botctl can update itself
+
 
 def pending_path(home: Home):
     return home.path / "master.key.next"
 
 
-def store_pending(home: Home, current: MasterKey, new_key: bytes) -> None:
+def pending_location(home: Home, current: MasterKey) -> str:
+    """Where the pending key of a rotation from `current`'s source lives (never the key itself)."""
+    if current.source == "keyring":
+        return f"keyring:{KEYRING_SERVICE}/{_keyring_user(home)}:next"
+    return str(pending_path(home))
+
+
+def source_description(current: MasterKey) -> str:
+    """The place the operator updates by hand, for env and systemd sources."""
+    if current.source == "env":
+        return ENV_VAR
+    if current.source == "systemd":
+        return f"the systemd credential {SYSTEMD_CREDENTIAL} ({current.location})"
+    return current.location
+
+
+def store_pending(home: Home, current: MasterKey, new_key: bytes) -> str:
+    """Keep `new_key` beside `current` until the rotation is settled; returns where (no key)."""
     if current.source == "keyring":
         keyring_set(_keyring_user(home) + ":next", encode(new_key))
-    elif current.source == "file":
+    else:
         write_private_file(pending_path(home), (encode(new_key) + "\n").encode())
+    return pending_location(home, current)
+
+
+def discard_pending(home: Home, current: MasterKey) -> None:
+    """Remove the pending key (a rotation that did not commit, or one the source already holds)."""
+    if current.source == "keyring":
+        keyring_delete(_keyring_user(home) + ":next")
+    else:
+        pending_path(home).unlink(missing_ok=True)
 
 
 def promote_pending(home: Home, current: MasterKey, new_key: bytes) -> MasterKey:
+    """After the COMMIT: the new key replaces the old one where botctl keeps it (keyring/file).
+
+    env/systemd: nothing botctl can replace; master.key.next stays until the source holds the new key.
+    """
     if current.source == "keyring":
         keyring_set(_keyring_user(home), encode(new_key))
         keyring_delete(_keyring_user(home) + ":next")
         return MasterKey(new_key, "keyring", current.location)
     if current.source == "file":
-        os.replace(pending_path(home), home.master_key_file)
+        try:
+            os.replace(pending_path(home), home.master_key_file)
+        except FileNotFoundError:
+            # Another process opening the vault meanwhile promoted it already; anything else is an error.
+            if decode(home.master_key_file.read_text(), origin=str(home.master_key_file)) != new_key:
+                raise
         return MasterKey(new_key, "file", current.location)
     return MasterKey(new_key, current.source, current.location)
 
 
-def recover_pending(home: Home, current: MasterKey) -> bytes | None:
-    """The pending key from an interrupted rotation, if any."""
+@dataclass(frozen=True)
+class Pending:
+    """A pending key found beside the master key: where it is, never shown."""
+
+    key: bytes
+    location: str
+
+    def __repr__(self) -> str:
+        return f"Pending(location={self.location!r})"
+
+
+def recover_pending(home: Home, current: MasterKey) -> Pending | None:
+    """The pending key left by a rotation, if any (an unreadable one counts as none)."""
     try:
         if current.source == "keyring":
             text = keyring_get(_keyring_user(home) + ":next")
-        elif current.source == "file" and pending_path(home).exists():
+        elif pending_path(home).exists():
             text = pending_path(home).read_text()
         else:
             return None
     except Exception:
         return None
-    return decode(text, origin="pending master key") if text else None
+    if not text:
+        return None
+    try:
+        return Pending(decode(text, origin="the pending master key"), pending_location(home, current))
+    except MasterKeyError:
+        return None
+
+
+@dataclass(frozen=True)
+class PendingRotation:
+    """What a pending key means for this vault (for `vault status`, `doctor`, and the open's warning).
+
+    state: ``committed`` — the rotation committed and the pending key is the one that opens the vault;
+    ``stale`` — it never committed (the current key still opens the vault); ``superseded`` — the
+    source already holds it. Only `committed` needs the operator (for env/systemd sources).
+    """
+
+    state: str
+    location: str
+    source: str
+    source_location: str
+
+    @property
+    def operator_must_act(self) -> bool:
+        return self.state == "committed" and self.source not in ROTATION_SOURCES_KEPT
+
+    @property
+    def message(self) -> str:
+        if self.state == "stale":
+            return (f"a pending master key from a rotation that never committed is in {self.location}; "
+                    "it is deleted the next time botctl opens the vault")
+        if self.state == "superseded":
+            return (f"a leftover pending master key is in {self.location} (the key source already holds it); "
+                    "it is deleted the next time botctl opens the vault")
+        if not self.operator_must_act:
+            return (f"a master-key rotation was committed but not finished; the new key in {self.location} "
+                    "is moved into place the next time botctl opens the vault")
+        return (f"{self.source_location} still holds the previous master key; a rotation was committed and "
+                f"botctl opens the vault with the new key in {self.location}")
+
+    @property
+    def what_to_do(self) -> str:
+        if self.operator_must_act:
+            return (f"Put the key from {self.location} in {self.source_location}; botctl deletes the file once "
+                    "it does. Do not delete it before.")
+        return "Nothing: any command that opens the vault settles it (e.g. botctl audit verify)."
+
+    def as_dict(self) -> dict[str, str]:
+        return {"state": self.state, "location": self.location, "message": self.message, "what_to_do": self.what_to_do}
+
+
+def inspect_pending(home: Home, found: MasterKey | None, kcv: str | None) -> tuple[PendingRotation | None, bool]:
+    """(what a pending key beside `found` means, does `found` or the pending key open the vault).
+
+    Reads only; `Vault._load_master_key` is what settles it.
+    """
+    from botctl.crypto import key_check_value
+
+    if found is None:
+        return None, False
+    found_opens = kcv is not None and key_check_value(found.key) == kcv
+    pending = recover_pending(home, found)
+    if pending is None:
+        return None, found_opens
+    pending_opens = kcv is not None and key_check_value(pending.key) == kcv
+    if found_opens:
+        state = "superseded" if pending_opens else "stale"
+    elif pending_opens:
+        state = "committed"
+    else:
+        state = "stale"
+    rotation = PendingRotation(state, pending.location, found.source, source_description(found))
+    return rotation, found_opens or pending_opens

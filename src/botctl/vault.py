@@ -6,16 +6,17 @@ Everything that decrypts goes through here. Plaintext secrets leave only as `Sec
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from botctl import store
-from botctl.errors import BotctlError, MasterKeyError
+from botctl.errors import BotctlError, Conflict, MasterKeyError, UsageError
 from botctl.home import Home
 from botctl.secret import Secret
 
 if TYPE_CHECKING:
-    from botctl.masterkey import MasterKey
+    from botctl.masterkey import MasterKey, PendingRotation
 
 # crypto and masterkey are imported inside the methods that use them: listing workspaces needs
 # neither, and every millisecond of start-up is paid on each TAB press.
@@ -37,7 +38,11 @@ class Vault:
         self.conn = conn
         self._master = master
         self._deks: dict[tuple[str, int], bytes] = {}
+        self._audit_key: bytes | None = None
         self.just_initialized = False  # this open created the vault's keys (first use)
+        # Set when an env/systemd source still holds the key a committed rotation replaced: the vault
+        # is open with the pending key (master.key.next) instead.
+        self.pending_rotation: PendingRotation | None = None
 
     # -- opening ---------------------------------------------------------------------------------
 
@@ -124,16 +129,53 @@ class Vault:
                 hint="Set BOTCTL_MASTER_KEY, provide the systemd credential botctl-master-key, "
                 "or restore master.key / the keyring entry.",
             )
-        if crypto.key_check_value(found.key) != kcv:
-            pending = masterkey.recover_pending(self.home, found)
-            if pending is not None and crypto.key_check_value(pending) == kcv:
-                found = masterkey.promote_pending(self.home, found, pending)  # finish an interrupted rotation
-            else:
-                raise MasterKeyError(
-                    f"the master key from {found.location} does not open this vault.",
-                    hint="It may have been rotated; use the current key (see `botctl vault status`).",
-                )
+        if masterkey.recover_pending(self.home, found) is not None:
+            found = self._settle_pending(found)
+        elif crypto.key_check_value(found.key) != kcv:
+            raise self._wrong_key(found)
         self._master = found
+
+    @staticmethod
+    def _wrong_key(found: MasterKey) -> MasterKeyError:
+        return MasterKeyError(
+            f"the master key from {found.location} does not open this vault.",
+            hint="It may have been rotated; use the current key (see `botctl vault status`).",
+        )
+
+    def _settle_pending(self, found: MasterKey) -> MasterKey:
+        """A pending key lies beside `found`: decide, under the vault's write lock, what it means.
+
+        A rotation holds that lock from before it stores its pending key until its COMMIT, so here the
+        KCV and the pending key are both final: never a rotation's key deleted while it is running.
+        """
+        import contextlib
+        import sys
+
+        from botctl import crypto, masterkey
+
+        lock = contextlib.nullcontext() if self.conn.in_transaction else store.transaction(self.conn)
+        with lock:
+            kcv = self._meta("kcv")
+            found = masterkey.find(self.home) or found  # a rotation may have promoted its key meanwhile
+            pending = masterkey.recover_pending(self.home, found)
+            found_opens = crypto.key_check_value(found.key) == kcv
+            if pending is None:
+                if found_opens:
+                    return found
+                raise self._wrong_key(found)
+            if found_opens:
+                # Never committed (stale), or the source already holds it (superseded): either way unused.
+                masterkey.discard_pending(self.home, found)
+                return found
+            if crypto.key_check_value(pending.key) != kcv:
+                raise self._wrong_key(found)
+            if found.source in masterkey.ROTATION_SOURCES_KEPT:
+                return masterkey.promote_pending(self.home, found, pending.key)  # finish an interrupted rotation
+            rotation = masterkey.PendingRotation("committed", pending.location, found.source,
+                                                 masterkey.source_description(found))
+            self.pending_rotation = rotation
+            sys.stderr.write(f"warning: {rotation.message}. {rotation.what_to_do}\n")
+            return masterkey.MasterKey(pending.key, found.source, pending.location)
 
     @property
     def master(self) -> MasterKey:
@@ -245,53 +287,110 @@ class Vault:
         for key in [k for k in self._deks if k[0] == ws.id]:
             del self._deks[key]
 
-    def rotate_master_key(self) -> tuple[MasterKey, int]:
-        """Re-wrap every DEK and the audit root under a new KEK in one transaction.
+    def rotate_master_key(
+        self, record: Callable[[dict[str, Any]], object], *, new_key: bytes | None = None,
+        announce: Callable[[bytes, str | None], None] | None = None,
+    ) -> tuple[MasterKey, int]:
+        """Re-wrap every DEK and wrapped key under a new KEK, recorded in the same vault transaction.
 
-        Returns the new MasterKey (already stored where the old one was, for keyring/file sources;
-        for env/systemd the caller must show it once) and the new KEK version.
+        `record({"key_version", "kcv"})` appends the audit record (`app.audit(...)`) with that detail;
+        it runs after the re-wrap, inside the still-open transaction, so a rotation that cannot be
+        recorded rolls back. `new_key`: the operator's key (None: generate one). `announce(key,
+        pending_location)` runs once the key is stored as pending and before anything is re-wrapped
+        (the CLI shows a generated env/systemd key there). Returns the new MasterKey (promoted where
+        botctl keeps keys) and the new KEK version. Failpoints (test-only, botctl/failpoints.py) mark
+        every step of the protocol; docs/architecture.md "Master-key rotation" has the whole of it.
         """
-        from botctl import crypto, masterkey
+        from botctl import crypto, failpoints, masterkey
 
         old = self.master
-        new_key = crypto.new_key()
-        masterkey.store_pending(self.home, old, new_key)
-        with store.transaction(self.conn):
-            for ws_id, name, version, wrapped in self.conn.execute(
-                "SELECT k.workspace_id, w.name, k.version, k.wrapped FROM workspace_keys k "
-                "JOIN workspaces w ON w.id = k.workspace_id"
-            ).fetchall():
-                aad = crypto.dek_aad(name, version)
-                dek = crypto.unwrap_key(old.key, wrapped, aad)
-                self.conn.execute(
-                    "UPDATE workspace_keys SET wrapped = ? WHERE workspace_id = ? AND version = ?",
-                    (crypto.wrap_key(new_key, dek, aad), ws_id, version),
-                )
-            for name, wrapped in self.conn.execute("SELECT name, wrapped FROM wrapped_keys").fetchall():
-                aad = crypto.AUDIT_ROOT_AAD if name == AUDIT_ROOT else name.encode()
-                key = crypto.unwrap_key(old.key, wrapped, aad)
-                self.conn.execute(
-                    "UPDATE wrapped_keys SET wrapped = ? WHERE name = ?", (crypto.wrap_key(new_key, key, aad), name)
-                )
-            kek_version = int(self._meta("kek_version") or "1") + 1
-            self._set_meta("kek_version", str(kek_version))
-            self._set_meta("kcv", crypto.key_check_value(new_key))
-            self._set_meta("kek_rotated_at", store.now_iso())
+        if self.pending_rotation is not None:
+            raise Conflict(
+                f"a previous master-key rotation is not finished: {self.pending_rotation.message}.",
+                hint=self.pending_rotation.what_to_do + " Then rotate again.",
+                code="rotation_pending",
+            )
+        generated = new_key is None
+        new_key = crypto.new_key() if new_key is None else new_key
+        if new_key == old.key:
+            raise UsageError("the new master key is the one in use.", hint="Give a different key, or none to generate one.")
+        # A key botctl made must be written down before it protects anything; a key the operator gave
+        # (env/systemd) is theirs to keep, and is not copied beside the vault.
+        keep_pending = generated or old.source in masterkey.ROTATION_SOURCES_KEPT
+        with store.transaction(self.conn):  # the write lock: held from before the pending key exists
+            if self._meta("kcv") != crypto.key_check_value(old.key):
+                # Another rotation committed since this vault was opened: its pending key must not be
+                # overwritten (or deleted) by this one.
+                raise Conflict("the master key was rotated by another process meanwhile; nothing was changed.",
+                               hint="Run the command again.", code="rotation_conflict")
+            self.audit_key()  # derived (and kept) now, while its root is still wrapped by the old key
+            try:
+                where = masterkey.store_pending(self.home, old, new_key) if keep_pending else None
+                if announce is not None:
+                    announce(new_key, where)
+                failpoints.hit("rotate.pending_stored")
+                for ws_id, name, version, wrapped in self.conn.execute(
+                    "SELECT k.workspace_id, w.name, k.version, k.wrapped FROM workspace_keys k "
+                    "JOIN workspaces w ON w.id = k.workspace_id"
+                ).fetchall():
+                    aad = crypto.dek_aad(name, version)
+                    dek = crypto.unwrap_key(old.key, wrapped, aad)
+                    self.conn.execute(
+                        "UPDATE workspace_keys SET wrapped = ? WHERE workspace_id = ? AND version = ?",
+                        (crypto.wrap_key(new_key, dek, aad), ws_id, version),
+                    )
+                for name, wrapped in self.conn.execute("SELECT name, wrapped FROM wrapped_keys").fetchall():
+                    aad = crypto.AUDIT_ROOT_AAD if name == AUDIT_ROOT else name.encode()
+                    key = crypto.unwrap_key(old.key, wrapped, aad)
+                    self.conn.execute(
+                        "UPDATE wrapped_keys SET wrapped = ? WHERE name = ?", (crypto.wrap_key(new_key, key, aad), name)
+                    )
+                kek_version = int(self._meta("kek_version") or "1") + 1
+                new_kcv = crypto.key_check_value(new_key)
+                self._set_meta("kek_version", str(kek_version))
+                self._set_meta("kcv", new_kcv)
+                self._set_meta("kek_rotated_at", store.now_iso())
+                failpoints.hit("rotate.rewrapped")
+                try:
+                    # Commits audit.db, then moves the checkpoint inside this transaction. A crash
+                    # between that and our COMMIT leaves a record of a rotation that did not happen:
+                    # its kcv is not the vault's (and its key_version may be above the vault's).
+                    record({"key_version": kek_version, "kcv": new_kcv})
+                except sqlite3.Error as exc:
+                    raise _audit_unavailable(exc) from None
+                failpoints.hit("rotate.audited")
+            except BaseException:
+                if keep_pending:
+                    masterkey.discard_pending(self.home, old)
+                raise
+        failpoints.hit("rotate.committed")
         # Old wrapped DEKs lived in pages that secure_delete zeroed; checkpoint so the WAL drops them too.
         self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        self._master = masterkey.promote_pending(self.home, old, new_key)
+        try:
+            self._master = masterkey.promote_pending(self.home, old, new_key)
+        except Exception as exc:  # e.g. the keyring timed out: the pending key still opens the vault
+            raise BotctlError(
+                f"the rotation was committed, but the new key could not replace the old one in {old.location} "
+                f"({type(exc).__name__}); it is kept in {masterkey.pending_location(self.home, old)}.",
+                hint="Run any command that opens the vault (e.g. `botctl audit verify`) to finish it.",
+                code="rotation_unfinished",
+            ) from None
+        failpoints.hit("rotate.promoted")
         return self._master, kek_version
 
     # -- audit key ---------------------------------------------------------------------------------
 
     def audit_key(self) -> bytes:
+        """The chain's MAC key. The audit root never changes (rotation re-wraps it), so it is kept."""
         from botctl import crypto
 
-        row = self.conn.execute("SELECT wrapped FROM wrapped_keys WHERE name = ?", (AUDIT_ROOT,)).fetchone()
-        if row is None:
-            raise BotctlError("this vault has no audit key.", hint="Run `botctl init`.", code="not_initialised")
-        root = crypto.unwrap_key(self.master.key, row[0], crypto.AUDIT_ROOT_AAD)
-        return crypto.hkdf(root, b"botctl/audit/v1")
+        if self._audit_key is None:
+            row = self.conn.execute("SELECT wrapped FROM wrapped_keys WHERE name = ?", (AUDIT_ROOT,)).fetchone()
+            if row is None:
+                raise BotctlError("this vault has no audit key.", hint="Run `botctl init`.", code="not_initialised")
+            root = crypto.unwrap_key(self.master.key, row[0], crypto.AUDIT_ROOT_AAD)
+            self._audit_key = crypto.hkdf(root, b"botctl/audit/v1")
+        return self._audit_key
 
     # -- status ------------------------------------------------------------------------------------
 
@@ -320,3 +419,17 @@ class Vault:
             "workspace_key_versions": key_versions,
             "created_at": self._meta("created_at"),
         }
+
+
+def _audit_unavailable(exc: sqlite3.Error) -> BotctlError:
+    """The rotation's audit record could not be written (fail closed: nothing was rotated)."""
+    if "locked" in str(exc) or "busy" in str(exc):
+        why = f"audit.db stayed locked by another process for {store.BUSY_TIMEOUT_MS // 1000} s"
+    else:
+        why = f"audit.db could not be written ({type(exc).__name__}: {exc})"
+    return BotctlError(
+        f"{why}, so the rotation could not be recorded; nothing was rotated.",
+        hint="The current master key still opens the vault. Retry once the other process writing to audit.db "
+        "is done; if it persists, run `botctl doctor`.",
+        code="audit_unavailable",
+    )
