@@ -199,6 +199,9 @@ def test_landlock_mode_edge_reaches_nothing(base):
         report = run_probe(d, state, tgt)
         print("edge-escape suite ran in mode: landlock as uid", report["uid"], "ABI", report["confinement"].get("abi"))
         assert report["confinement"]["sandbox"] == "landlock"
+        doctor = json.loads(d.run("doctor", "--json", check=False).stdout)
+        assert {"check": "isolation", "status": "ok"}.items() <= next(
+            f for f in doctor["findings"] if f["check"] == "isolation").items()
         found = escapes(report)
         if landlock_abi() < 6:  # signals are scoped from ABI 6 on: say so rather than fail on an older kernel
             found = {k: v for k, v in found.items() if not k.endswith(": signal")}
@@ -239,8 +242,11 @@ def test_probe_escapes_an_unconfined_edge(base):
         tgt = targets(d, status, state, [])
         leaked = escapes(run_probe(d, state, tgt))
         assert f"read {d.home / 'vault.db'}" in leaked and f"write {d.home / 'audit.db'}" in leaked
-        out = d.run("daemon", "status").stdout + d.run("daemon", "status").stderr
-        assert "isolation" in out and "none" in out and "could read the vault" in out
+        shown = d.run("daemon", "status")
+        assert "isolation" in shown.stdout and "none" in shown.stdout and "could read the vault" in shown.stderr
+        doctor = json.loads(d.run("doctor", "--json", check=False).stdout)
+        (finding,) = [f for f in doctor["findings"] if f["check"] == "isolation"]
+        assert finding["status"] == "warn" and finding["message"].startswith("none") and finding["fix"]
     finally:
         d.stop()
 

@@ -116,14 +116,36 @@ def run(home: Home) -> list[Finding]:
     st = daemon.status(home)
     if st["running"]:
         reachable = st.get("provider", {}).get("reachable")
+        edge = st["edge"].get("address") or "external"
         out.append(Finding("daemon", "ok" if reachable else "fail",
-                           f"running (provider pid {st['provider']['pid']}, edge {st['edge']['address']})",
+                           f"running (provider pid {st['provider']['pid']}, edge {edge})",
                            None if reachable else "botctl daemon logs; botctl daemon stop && botctl daemon start"))
     else:
         out.append(Finding("daemon", "warn" if st.get("last_error") else "ok",
                            "not running" + (f" (last error: {st['last_error']})" if st.get("last_error") else ""),
                            "botctl daemon start" if st.get("last_error") else None))
+    out.append(_isolation_finding(st))
     return out
+
+
+def _isolation_finding(st: dict) -> Finding:
+    """How the edge is kept from the keys: what the running daemon has, or what a start here would get."""
+    from botctl import isolation
+
+    if st["running"]:
+        mode = (st.get("isolation") or {}).get("mode", "none")
+        prefix = ""
+    else:
+        try:
+            mode = isolation.plan("auto").mode
+        except Exception:
+            mode = "none"
+        prefix = "a start here would get "
+    text = f"{prefix}{mode}: {isolation.describe(mode)}"
+    if mode == "none":
+        return Finding("isolation", "warn", text, "start the daemon as root (the edge then runs as its own user), "
+                       "use the systemd units, or run on Linux 5.13+ with Landlock enabled")
+    return Finding("isolation", "ok", text)
 
 
 def _secret_fields(conn, c) -> set[str]:  # noqa: ANN001
