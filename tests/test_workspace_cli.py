@@ -41,7 +41,7 @@ def test_crud_with_json(home, cli):
     r = cli("workspace", "rotate-key", "acme", "--json")
     assert r.json() == {"name": "acme", "key_version": 2}
     r = cli("workspace", "delete", "beta", "--yes", "--json")
-    assert r.json() == {"name": "beta", "deleted": True}
+    assert r.json() == {"name": "beta", "deleted": True, "shredding": "complete"}
     assert [w["name"] for w in cli("workspace", "list", "--json").json()] == ["acme"]
     events = [rec["event"] for rec in cli("audit", "-n", "100", "--json").ndjson()]
     assert events == ["vault.initialized", "workspace.created", "workspace.created", "workspace.plan_changed",

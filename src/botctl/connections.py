@@ -289,7 +289,7 @@ def delete(app: App, ws: Workspace, connection: Connection, *, detail: dict[str,
         vault.conn.execute("DELETE FROM connections WHERE id = ?", (connection.id,))
         app.audit("connection.deleted", workspace=ws.name, connector=connection.connector,
                   detail={**detail, "secrets_deleted": shredded})
-    vault.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    vault.shred()
 
 
 def describe_failure(exc: ActionError) -> dict[str, Any]:

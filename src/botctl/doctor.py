@@ -103,8 +103,13 @@ def run(home: Home) -> list[Finding]:
             from botctl import audit
             from botctl.vault import Vault
 
-            with Vault.open(home) as v:
+            with Vault.open(home) as v:  # opening finishes a shred a reader had blocked, if it can now
                 verdict = audit.verify(home, v.audit_key(), v.conn)
+                if v.shred_pending:
+                    out.append(Finding("shredding", "warn", "deleted key material is still on disk: another "
+                                       "process holds an old snapshot of vault.db",
+                                       "finish or stop what keeps the vault open (a long backup?), then run "
+                                       "botctl doctor again"))
             out.append(Finding("audit", "ok", f"chain intact ({verdict.records} records)") if verdict.ok else
                        Finding("audit", "fail", f"chain broken at record {verdict.first_bad_seq}: {verdict.problem}",
                                "botctl audit verify (keep copies of audit.db and vault.db before changing anything)"))

@@ -192,7 +192,7 @@ def remove(app: App, connector: str, ws: Workspace | None) -> StoredApp:
                            (connector, ws.id if ws else ""))
         app.audit("oauth_app.removed", workspace=ws.name if ws else None, connector=connector,
                   detail={"scope": ws.name if ws else "global", "client_id": existing.client_id})
-    vault.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    vault.shred()
     return existing
 
 

@@ -22,6 +22,8 @@ if TYPE_CHECKING:
 # neither, and every millisecond of start-up is paid on each TAB press.
 
 AUDIT_ROOT = "audit-root"
+SHRED_PENDING = "shred_pending"  # meta: a shred's checkpoint was blocked by a reader; finish it at the next open
+SHRED_DEADLINE_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -67,6 +69,8 @@ class Vault:
             vault = cls(home, conn, None)
             if need_key or vault._meta("kcv") is None:
                 vault._load_master_key(create=create, key_store=key_store)
+            if vault._meta(SHRED_PENDING):
+                vault.shred(deadline_s=1.0)  # a delete whose checkpoint a reader blocked: finish it now
         except BaseException:
             conn.close()
             raise
@@ -85,6 +89,43 @@ class Vault:
 
     def close(self) -> None:
         self.conn.close()
+
+    def shred(self, *, deadline_s: float = SHRED_DEADLINE_S) -> bool:
+        """Make deleted key material unrecoverable on disk: checkpoint the WAL into vault.db (whose freed
+        pages secure_delete zeroed) and truncate the WAL. A reader holding an older snapshot (the daemon
+        mid-query, a `.backup`) blocks that, so it is retried until `deadline_s`. Returns False when it
+        is still blocked: the vault then remembers it (meta `shred_pending`) and the next open finishes.
+        """
+        import time
+
+        conn = self.conn
+        timeout = conn.execute("PRAGMA busy_timeout").fetchone()[0]
+        conn.execute("PRAGMA busy_timeout = 100")
+        try:
+            end = time.monotonic() + deadline_s
+            while True:
+                busy, log, _moved = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+                if busy == 0 or log == -1:  # done (WAL emptied), or not in WAL mode at all
+                    if self._meta(SHRED_PENDING):
+                        with store.transaction(conn):
+                            conn.execute("DELETE FROM meta WHERE key = ?", (SHRED_PENDING,))
+                        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                    return True
+                if time.monotonic() >= end:
+                    break
+                time.sleep(0.05)
+            try:
+                with store.transaction(conn):
+                    self._set_meta(SHRED_PENDING, store.now_iso())
+            except sqlite3.OperationalError:
+                pass  # could not even note it: the caller still reports the shred as pending
+            return False
+        finally:
+            conn.execute(f"PRAGMA busy_timeout = {int(timeout)}")
+
+    @property
+    def shred_pending(self) -> bool:
+        return self._meta(SHRED_PENDING) is not None
 
     def __enter__(self) -> Vault:
         return self
@@ -365,7 +406,7 @@ class Vault:
                 raise
         failpoints.hit("rotate.committed")
         # Old wrapped DEKs lived in pages that secure_delete zeroed; checkpoint so the WAL drops them too.
-        self.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        self.shred()
         try:
             self._master = masterkey.promote_pending(self.home, old, new_key)
         except Exception as exc:  # e.g. the keyring timed out: the pending key still opens the vault

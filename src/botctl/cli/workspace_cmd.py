@@ -125,11 +125,17 @@ def delete(ctx: typer.Context, name: str = typer.Argument(..., metavar="NAME", a
     output.use_json(json_out)
     if not yes:
         raise UsageError(f"deleting {name!r} destroys its key and every secret in it.", hint=f"Re-run with --yes: botctl workspace delete {name} --yes")
-    ws = workspaces.delete(context.app(ctx, create=False), name)
+    a = context.app(ctx, create=False)
+    ws = workspaces.delete(a, name)
+    pending = a.vault.shred_pending
     if json_out:
-        output.emit_json({"name": ws.name, "deleted": True})
+        output.emit_json({"name": ws.name, "deleted": True, "shredding": "pending" if pending else "complete"})
     else:
         output.status(f"deleted workspace {ws.name}; its key is destroyed")
+    if pending:
+        output.warn("shredding is pending: another process (the daemon, a backup) holds an old snapshot of the "
+                    "vault, so the destroyed key's bytes are still on disk; the next botctl command that opens "
+                    "the vault finishes it (or run `botctl doctor` to check).")
 
 
 @app.command("set-identity")
