@@ -34,6 +34,7 @@ def _verify(cli):
 def test_intact_chain_verifies(logged, cli):
     code, v = _verify(cli)
     assert code == 0 and v["ok"] and v["records"] == 6 and v["checkpoint_seq"] == 6
+    assert v["sealed_breaks"] == [] and v["anchors"] == 0 and v["first_bad_seq"] is None
 
 
 def test_record_fields(logged, cli):

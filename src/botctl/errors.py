@@ -10,7 +10,10 @@ Exit statuses (also in README "Exit codes"):
     5   master key missing, wrong, or unusable
     6   home written by a newer botctl (schema too new)
     7   apply: partial failure (some objects failed; the rest were applied)
-    10  audit verify: the chain is broken (edited, deleted, reordered, inserted or truncated records)
+    10  audit verify: the chain is broken (edited, deleted, reordered, inserted or truncated records),
+        or does not reach an anchor (`--anchor`, `--expect-head`)
+    11  audit_chain_broken: nothing was written because the log's head disagrees with its checkpoint
+        (the change rolled back); `botctl audit seal-break` records the break and lets writes resume
     20  the vendor rejected the credential (bad key, revoked, missing permission)
     21  the connection needs re-authorisation (reconnect it)
     22  the vendor could not be reached or failed (network, timeout, 5xx, rate limit): try again later
@@ -31,6 +34,7 @@ EXIT_CONFLICT = 4
 EXIT_MASTER_KEY = 5
 EXIT_SCHEMA = 6
 EXIT_AUDIT_BROKEN = 10
+EXIT_AUDIT_CHAIN_BROKEN = 11
 EXIT_REJECTED = 20
 EXIT_NEEDS_REAUTH = 21
 EXIT_TRANSIENT = 22
@@ -82,6 +86,14 @@ class DecryptError(BotctlError):
 
     code = "decrypt_failed"
     exit_code = EXIT_MASTER_KEY
+
+
+class AuditChainBroken(BotctlError):
+    """A write refused: the audit log's head disagrees with the checkpoint in vault.db (tail deleted or
+    rewritten, checkpoint edited). Chaining onto it would let the next checkpoint cover the damage."""
+
+    code = "audit_chain_broken"
+    exit_code = EXIT_AUDIT_CHAIN_BROKEN
 
 
 class CredentialRejected(BotctlError):

@@ -92,23 +92,133 @@ def show(ctx: typer.Context, seq: int = typer.Argument(..., metavar="SEQ", help=
 
 
 @app.command("verify")
-def verify(ctx: typer.Context, json_out: bool = typer.Option(False, "--json", help="Print the verdict as JSON.")) -> None:
-    """Check the whole chain and its checkpoint; exit 10 at the first bad record."""
+def verify(
+    ctx: typer.Context,
+    anchor_file: str = typer.Option(None, "--anchor", metavar="FILE", help="Also check every anchor in FILE "
+                                    "(lines from `botctl audit anchor`): the chain must still reach each one."),
+    expect_head: str = typer.Option(None, "--expect-head", metavar="SEQ:HASH", help="Also check that record SEQ "
+                                    "exists with this hash (a head you noted earlier)."),
+    json_out: bool = typer.Option(False, "--json", help="Print the verdict as JSON."),
+) -> None:
+    """Check the whole chain, its checkpoint and any anchors; exit 10 at the first problem."""
     from botctl import audit
     from botctl.errors import EXIT_AUDIT_BROKEN
 
     output.use_json(json_out)
+    anchors = [audit.parse_expect_head(expect_head)] if expect_head is not None else []
     a = context.app(ctx, create=False)
-    verdict = audit.verify(a.home, a.vault.audit_key(), a.vault.conn)
+    key = a.vault.audit_key()
+    if anchor_file is not None:
+        anchors += audit.load_anchors(anchor_file, key)
+    verdict = audit.verify(a.home, key, a.vault.conn, anchors=anchors)
     if json_out:
         output.emit_json(verdict.as_dict())
     elif verdict.ok:
         output.status(f"audit log intact: {verdict.records} records, head {verdict.head_seq}"
-                      + (f", checkpoint {verdict.checkpoint_seq}" if verdict.checkpoint_seq is not None else ""))
+                      + (f", checkpoint {verdict.checkpoint_seq}" if verdict.checkpoint_seq is not None else "")
+                      + (f", {verdict.anchors} anchor(s) reached" if verdict.anchors else "")
+                      + (f", {len(verdict.sealed_breaks)} sealed break(s)" if verdict.sealed_breaks else ""))
         for note in verdict.notes:
             output.status(f"note: {note}")
     else:
-        output.error(f"audit log broken at record {verdict.first_bad_seq}: {verdict.problem}",
+        where = f" at record {verdict.first_bad_seq}" if verdict.first_bad_seq is not None else ""
+        output.error(f"audit log broken{where}: {verdict.problem}",
                      "Keep a copy of audit.db and vault.db for investigation before changing anything.")
     if not verdict.ok:
         raise typer.Exit(EXIT_AUDIT_BROKEN)
+
+
+@app.command("seal-break")
+def seal_break(
+    ctx: typer.Context,
+    reason: str = typer.Option(..., "--reason", metavar="TEXT", help="Why, in your words (kept in the record)."),
+    yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
+    json_out: bool = typer.Option(False, "--json", help="Print the new record as JSON."),
+) -> None:
+    """Record a break between the log's head and its checkpoint in the chain, so writes can resume."""
+    import sys
+
+    from botctl import audit
+    from botctl.errors import BotctlError, UsageError
+
+    output.use_json(json_out)
+    reason = reason.strip()
+    if not reason or len(reason) > 500:
+        raise UsageError("--reason must say why, in 1 to 500 characters.",
+                         hint='e.g. --reason "audit.db restored from the 02:00 backup after a disk failure"')
+    a = context.app(ctx, create=False)
+    state = audit.head_state(a.home, a.vault.audit_key(), a.vault.conn)
+    if state["chain"] == "ok":
+        raise BotctlError("nothing to seal: the audit log's head matches its checkpoint.",
+                          hint="`botctl audit verify` checks the whole chain.", code="audit_chain_intact")
+    if not yes:
+        if not sys.stdin.isatty():
+            raise UsageError(f"sealing records this break in the audit log for good: {state['problem']}.",
+                             hint="Re-run with --yes once copies of audit.db and vault.db are kept.")
+        output.status(f"the audit log's head disagrees with its checkpoint: {state['problem']}.")
+        if not typer.confirm("Record this break in the audit log (the evidence is kept) and resume writes?"):
+            raise typer.Exit(1)
+    rec = a.writer.seal_break(reason, actor=a.actor)
+    if json_out:
+        output.emit_json(rec)
+        return
+    output.status(f"sealed: record {rec['seq']} ({rec['event']}) keeps the break on record: "
+                  f"{rec['detail']['problem']}. Writes resume; `botctl audit verify` lists it.")
+
+
+@app.command("anchor")
+def anchor(
+    ctx: typer.Context,
+    out: str = typer.Option(None, "--out", metavar="FILE", help="Append the signed line to FILE instead of "
+                            "printing it (keep FILE where this machine cannot rewrite it)."),
+    public_key: bool = typer.Option(False, "--public-key", help="Print the public key that verifies anchors "
+                                    "(PEM) instead."),
+    json_out: bool = typer.Option(False, "--json", help="Print the anchor (or the key) as JSON."),
+) -> None:
+    """Sign the current head {seq, hash, ts}: later, `audit verify --anchor FILE` detects a rollback past it."""
+    from botctl import audit
+
+    output.use_json(json_out)
+    a = context.app(ctx, create=False)
+    key = a.vault.audit_key()
+    if public_key:
+        pub = audit.anchor_public_key(key)
+        if json_out:
+            output.emit_json(pub)
+        else:
+            import sys
+
+            sys.stdout.write(pub["public_key_pem"])
+        return
+    rec = audit.make_anchor(a.home, key, a.vault.conn)
+    import json
+
+    line = json.dumps(rec, separators=(",", ":"))
+    if out is not None:
+        _append_line(out, line)
+        output.status(f"anchored record {rec['seq']} in {out}")
+    if json_out:
+        output.emit_json(rec)
+    elif out is None:
+        import sys
+
+        sys.stdout.write(line + "\n")
+        output.status(f"anchored record {rec['seq']}: keep this line where this machine cannot change it; "
+                      "`botctl audit verify --anchor FILE` checks it")
+
+
+def _append_line(path: str, line: str) -> None:
+    import os
+
+    from botctl.errors import UsageError
+
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            os.write(fd, (line + "\n").encode())
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    except OSError as exc:
+        raise UsageError(f"cannot append to {path!r}: {exc.strerror or type(exc).__name__}.",
+                         hint="Give a writable file path for --out.") from None

@@ -4,6 +4,12 @@
 * a terminal: a rich table (rich imported only here, only then), markup off so user data is never
   read as markup.
 * a pipe: plain tab-separated lines, untruncated (like gh), so `cut`/`awk` work.
+
+Everything shown to a person goes through `escape`: audit records carry text from anonymous visitors
+(action names, token claims), and a terminal must never receive their control characters (ESC, CR,
+OSC, C1) or bidi overrides as such. They are shown as visible escapes (`\\x1b`, `\\r`, `\\u202e`); in
+TSV a tab or newline inside a cell is `\\t` / `\\n`, so no cell can forge a column or a row. JSON stays
+JSON: `json` escapes C0, and `emit_json` escapes DEL, C1 and bidi characters as `\\u` escapes too.
 """
 
 from __future__ import annotations
@@ -24,6 +30,36 @@ def use_json(flag: bool) -> bool:
     return flag
 
 
+# Bidi embeddings/overrides/isolates and marks, and the Unicode line/paragraph separators.
+_BIDI = (0x061C, 0x200E, 0x200F, *range(0x202A, 0x202F), *range(0x2066, 0x206A), 0x2028, 0x2029)
+_tables: dict[str, dict[int, str]] = {}
+
+
+def _table(kind: str) -> dict[int, str]:
+    t = _tables.get(kind)
+    if t is None:
+        if kind == "json":  # what json.dumps(ensure_ascii=False) leaves raw: DEL, C1, bidi
+            t = {c: f"\\u{c:04x}" for c in (0x7F, *range(0x80, 0xA0), *_BIDI)}
+        else:
+            t = {c: f"\\x{c:02x}" for c in (*range(0x20), *range(0x7F, 0xA0))}
+            t.update({0x09: "\\t", 0x0A: "\\n", 0x0D: "\\r"})
+            t.update({c: f"\\u{c:04x}" for c in _BIDI})
+            if kind == "lines":
+                del t[0x0A]
+        _tables[kind] = t
+    return t
+
+
+def escape(text: str, *, keep_newlines: bool = False) -> str:
+    """`text` safe for a terminal: C0/C1 controls, DEL and bidi controls as visible escapes.
+
+    Not reversible (a literal backslash is left alone): it is for display; `--json` is the exact form.
+    """
+    if text.isascii() and text.isprintable():
+        return text
+    return text.translate(_table("lines" if keep_newlines else "text"))
+
+
 def _default(o: Any) -> Any:
     if hasattr(o, "as_dict"):
         return o.as_dict()
@@ -32,22 +68,30 @@ def _default(o: Any) -> Any:
     return str(o)
 
 
+def dumps(data: Any, **kwargs: Any) -> str:
+    """json.dumps for output: UTF-8 text, but DEL, C1 and bidi controls \\u-escaped (still the same JSON)."""
+    text = json.dumps(data, default=_default, ensure_ascii=False, **kwargs)
+    if text.isascii() and "\x7f" not in text:
+        return text
+    return text.translate(_table("json"))
+
+
 def emit_json(data: Any, *, stream: bool = False) -> None:
     if stream:
-        sys.stdout.write(json.dumps(data, default=_default, ensure_ascii=False, separators=(",", ":")) + "\n")
+        sys.stdout.write(dumps(data, separators=(",", ":")) + "\n")
         sys.stdout.flush()
     else:
-        sys.stdout.write(json.dumps(data, default=_default, ensure_ascii=False, indent=2) + "\n")
+        sys.stdout.write(dumps(data, indent=2) + "\n")
 
 
 def status(message: str) -> None:
     """A human status line (stderr, so stdout stays clean data); silent under --quiet."""
     if not quiet:
-        sys.stderr.write(message + "\n")
+        sys.stderr.write(escape(message, keep_newlines=True) + "\n")
 
 
 def warn(message: str) -> None:
-    sys.stderr.write(f"warning: {message}\n")
+    sys.stderr.write(f"warning: {escape(message, keep_newlines=True)}\n")
 
 
 def _is_tty() -> bool:
@@ -55,13 +99,14 @@ def _is_tty() -> bool:
 
 
 def cell(value: Any) -> str:
+    """One value as one escaped line of text (see `escape`)."""
     if value is None:
         return "-"
     if isinstance(value, list | tuple):
-        return ", ".join(str(v) for v in value) or "-"
+        return escape(", ".join(str(v) for v in value)) or "-"
     if isinstance(value, dict):
-        return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
-    return str(value)
+        return escape(json.dumps(value, ensure_ascii=False, separators=(",", ":")))
+    return escape(str(value))
 
 
 def table(columns: Sequence[str], rows: Sequence[Sequence[Any]], *, title: str | None = None,
@@ -71,12 +116,12 @@ def table(columns: Sequence[str], rows: Sequence[Sequence[Any]], *, title: str |
         return
     if not _is_tty():
         for row in rows:
-            sys.stdout.write("\t".join(cell(v).replace("\t", " ").replace("\n", " ") for v in row) + "\n")
+            sys.stdout.write("\t".join(cell(v) for v in row) + "\n")
         return
     from rich.console import Console
     from rich.table import Table
 
-    t = Table(title=title, show_edge=False, header_style="bold", pad_edge=False)
+    t = Table(title=escape(title) if title else None, show_edge=False, header_style="bold", pad_edge=False)
     for c in columns:
         t.add_column(c, overflow="fold")
     for row in rows:
@@ -88,13 +133,13 @@ def fields(pairs: Sequence[tuple[str, Any]]) -> None:
     """`key: value` lines for `show` commands."""
     width = max(len(k) for k, _ in pairs) if pairs else 0
     for k, v in pairs:
-        sys.stdout.write(f"{k.ljust(width)}  {cell(v)}\n")
+        sys.stdout.write(f"{escape(k).ljust(width)}  {cell(v)}\n")
 
 
 def error(message: str, hint: str | None = None, *, code: str | None = None, as_json: bool | None = None) -> None:
     as_json = json_mode if as_json is None else as_json
-    sys.stderr.write(f"error: {message}\n")
+    sys.stderr.write(f"error: {escape(message, keep_newlines=True)}\n")
     if hint:
-        sys.stderr.write(f"hint: {hint}\n")
+        sys.stderr.write(f"hint: {escape(hint, keep_newlines=True)}\n")
     if as_json:
         emit_json({"error": {"code": code or "error", "message": message, "hint": hint}})

@@ -7,7 +7,9 @@ Protocol (JSON both ways; the edge adds nothing but transport facts):
     GET  /v1/workspaces/{ws}/widget-config         the public widget config (as the edge serves it)
     GET  /v1/workspaces/{ws}/actions               catalog of this workspace's available actions
     POST /v1/workspaces/{ws}/actions/{action}      {"params", "identity_token"?, "request_id", "client_ip"?}
-    GET  /v1/status                                {"connections_needing_reauth": [...], "refresh": {...}}
+    GET  /v1/status                                {"connections_needing_reauth": [...], "refresh": {...},
+                                                    "audit": {"batches", "records", "refused", "chain": "ok" |
+                                                    "broken", "problem"?, "head_seq", "checkpoint_seq"}}
 
 Answers: `{"status": <http status for the visitor>, "body": <JSON body>, "headers"?: {...}}` so the
 edge relays without interpreting. Errors carry the stable codes of DESIGN.md.
@@ -219,12 +221,23 @@ def create_app(home_path: str, **opts: Any) -> Starlette:
                              "uptime_s": round(time.time() - p().started, 1)})
 
     async def status(_: Request) -> JSONResponse:
-        from botctl import connections
+        from botctl import audit, connections
 
         reauth = [{"workspace": c.workspace, "connector": c.connector, "reason": c.status_reason}
                   for c in connections.list_all(p().app.vault.conn) if c.status != "active"]
+        committer = p().app._committer
+        # The chain as a writer would find it now (cheap: head vs checkpoint, no walk), plus what the
+        # committer refused since the last break: {"chain": "ok" | "broken", "problem"?, ...}.
+        vault = p().app.vault
+        try:
+            chain = audit.head_state(p().app.home, vault.audit_key(), vault.conn)
+        except Exception as exc:  # status must answer even when audit.db cannot be read
+            chain = {"chain": "unknown", "problem": type(exc).__name__}
+        chain.pop("head_hash", None)
+        chain.pop("checkpoint_hash", None)
         return JSONResponse({"connections_needing_reauth": reauth, "refresh": p().refresh_stats,
-                             "audit": {"batches": p().app._committer.batches, "records": p().app._committer.records}})
+                             "audit": {"batches": committer.batches, "records": committer.records,
+                                       "refused": committer.refused, **chain}})
 
     async def ws_config(request: Request) -> JSONResponse:
         ws = p().workspace(request.path_params["ws"])
