@@ -521,10 +521,12 @@ def test_real_daemon_fails_closed_on_a_broken_chain(tmp_path):
         _sql(home.audit_db, "DELETE FROM records WHERE seq = (SELECT max(seq) FROM records)")
         for _ in range(3):
             r = httpx.post(url, json={"params": {}}, timeout=30)
-            assert r.status_code >= 500 and r.json()["error"]["code"], r.text
+            assert r.status_code == 503 and r.json()["error"]["code"] == "audit_unavailable", r.text
         sock = Path(json.loads((home.path / "run" / "state.json").read_text())["socket"])
         st = daemon._uds_get(sock, "/v1/status")["audit"]
         assert st["chain"] == "broken" and st["refused"] == 3 and "tail deleted" in st["problem"]
+        assert "the audit log is broken" in sh("daemon", "status").stderr
+        assert json.loads(sh("daemon", "status", "--json").stdout)["audit_chain"]["chain"] == "broken"
         log = (home.path / "run" / "daemon.log").read_text()
         assert log.count("audit log refuses new records") == 1
         assert sh("audit", "seal-break", "--reason", "test", "--yes").returncode == 0

@@ -12,6 +12,7 @@ ERROR_CODES = [
     "not_found", "not_connected", "needs_reauth", "missing_scope", "invalid_params", "invalid_request",
     "rate_limited", "upstream_error", "outcome_unknown", "upstream_timeout", "origin_not_allowed", "payload_too_large",
     "unsupported_media_type", "method_not_allowed", "provider_unavailable", "internal_error",
+    "audit_unavailable",
     # From the HTTP layer (botctld/protocol.py), before any route: 431 and 414, the connection then closed.
     "headers_too_large", "uri_too_long",
 ]

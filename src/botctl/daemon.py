@@ -604,6 +604,9 @@ def status(home: Home) -> dict[str, Any]:
     out["isolation"] = st.get("isolation")
     detail = _uds_get(Path(st.get("socket") or paths.socket), "/v1/status")
     out["connections_needing_reauth"] = (detail or {}).get("connections_needing_reauth")
+    audit = (detail or {}).get("audit") or {}
+    out["audit_chain"] = {"chain": audit.get("chain"), "problem": audit.get("problem"),
+                          "refused": audit.get("refused")} if audit.get("chain") else None
     out["provider"]["reachable"] = detail is not None
     return out
 

@@ -112,7 +112,8 @@ def run(home: Home) -> list[Finding]:
                                        "botctl doctor again"))
             out.append(Finding("audit", "ok", f"chain intact ({verdict.records} records)") if verdict.ok else
                        Finding("audit", "fail", f"chain broken at record {verdict.first_bad_seq}: {verdict.problem}",
-                               "botctl audit verify (keep copies of audit.db and vault.db before changing anything)"))
+                               "botctl audit verify (keep copies of audit.db and vault.db first); to record the break "
+                               "and resume: botctl audit seal-break --reason TEXT"))
     finally:
         conn.close()
     # Daemon.

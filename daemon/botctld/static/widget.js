@@ -379,6 +379,7 @@
     origin_not_allowed: "This chat isn't enabled for this website.",
     unknown_workspace: "This chat isn't set up correctly on this website.",
     provider_unavailable: "The assistant is starting up or unavailable; try again in a moment.",
+    audit_unavailable: "This isn't available right now; please try again later.",
     payload_too_large: "That's too long; please shorten it.",
     headers_too_large: "Something went wrong; please try again.",
     uri_too_long: "Something went wrong; please try again.",

@@ -106,6 +106,10 @@ def status(ctx: typer.Context, json_out: bool = typer.Option(False, "--json", he
     ])
     if iso.get("mode") == "none":
         output.warn(iso.get("meaning", ""))
+    chain = st.get("audit_chain") or {}
+    if chain.get("chain") == "broken":
+        output.warn(f"the audit log is broken ({chain.get('problem')}): actions are refused until it is dealt with "
+                    "(botctl audit verify; then botctl audit seal-break --reason ...)")
     for c in st.get("connections_needing_reauth") or []:
         output.warn(f"{c['connector']} in {c['workspace']} needs re-auth: botctl connect {c['connector']} -w {c['workspace']}")
 
