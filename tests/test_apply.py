@@ -162,7 +162,11 @@ def test_prune_only_with_the_flag(home, cli, cfg, env):
     assert set(state(home)) == {"acme", "globex"}
     assert state(home)["acme"]["connections"] == {"stripe": "active", "zendesk": "active"}
 
-    r = apply(cli, p, "--prune", "--json")
+    r = apply(cli, p, "--prune", "--json")  # deleting needs --yes (tests/test_hostile_apply.py has the rest)
+    assert r.code == 2 and r.json()["error"]["code"] == "confirmation_required"
+    assert set(state(home)) == {"acme", "globex"}
+
+    r = apply(cli, p, "--prune", "--yes", "--json")
     assert r.code == 0, r.err
     acts = actions(r.json())
     assert acts[("workspace", "globex")] == "delete" and acts[("connection", "acme/zendesk")] == "delete"
@@ -170,7 +174,7 @@ def test_prune_only_with_the_flag(home, cli, cfg, env):
     assert set(s) == {"acme"} and s["acme"]["connections"] == {"stripe": "active"}
     events = [x["event"] for x in audit(cli)]
     assert "workspace.deleted" in events and "connection.deleted" in events
-    assert apply(cli, p, "--prune", "--json").json()["changed"] is False
+    assert apply(cli, p, "--prune", "--json").json()["changed"] is False  # nothing left to delete: no --yes needed
 
 
 def test_literal_secret_refused_with_line(home, cli, cfg):

@@ -15,22 +15,35 @@ Three phases, so a bad file never changes anything:
 
 Keys the file leaves out are left as they are (on create: the library defaults). Nothing is
 deleted unless `prune` is given: then workspaces, connections and workspace OAuth apps that are not
-in the file are removed. Identity keys and knowledge documents missing from the file are kept.
+in the file are removed, and only with `yes` (or a `confirm_destroy` that says yes). Identity keys and
+knowledge documents missing from the file are kept.
+
+The file is not trusted (CI applies what a pull request wrote), so `load` also refuses:
+
+* a `*_env` that is not an upper-case variable name (a pasted secret; never echoed), or that names
+  one of botctl's own variables (`reserved_env`: the master key, the home, the systemd credentials...);
+* a credential bound for a host the connector does not fix (a self-hosted `site` / `base_url`, an
+  OAuth endpoint override off the vendor's hosts, a `sandbox` URL in the file, a non-loopback
+  BOTCTL_SANDBOX) unless the caller allows that host (`allow_hosts`, or `confirm_hosts` says yes).
+  This is decided before any secret is read from the environment, so nothing is read or sent;
+* a path (knowledge, public key) outside the file's folder or through a symbolic link.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hmac
+import ipaddress
 import json
 import os
 import re
 import time
 import tomllib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from botctl.errors import BotctlError, UsageError
 from botctl.secret import Secret
@@ -45,7 +58,20 @@ ACTIONS = ("create", "update", "delete", "unchanged")
 # A key that names a secret; `*_env` (the variable holding it) does not match.
 _LITERAL_SECRET = re.compile(r"(?:^|_)(?:api_?key|api_?secret|secret|token|password|passwd|passphrase)$", re.I)
 _KID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
-_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_ENV_NAME = re.compile(r"[A-Z_][A-Z0-9_]*")
+# Environment variables botctl itself reads (README "Configuration", the systemd credential folder, the
+# CI switch, test hooks) or that hold a local database password: a file may never route one of them to
+# a vendor. Every BOTCTL_* name is reserved too, including ones added later.
+RESERVED_ENV = frozenset({
+    "BOTCTL_HOME", "BOTCTL_MASTER_KEY", "BOTCTL_NO_KEYRING", "BOTCTL_WORKSPACE", "BOTCTL_SANDBOX",
+    "BOTCTL_LLM_URL", "BOTCTL_LLM_MODEL", "BOTCTL_LLM_API_KEY", "BOTCTL_LLM_TIMEOUT", "BOTCTL_DEBUG",
+    "BOTCTL_QUIET", "BOTCTL_FAILPOINTS", "BOTCTL_HOST", "BOTCTL_PORT", "_BOTCTL_COMPLETE",
+    "CREDENTIALS_DIRECTORY", "CI", "PGPASSWORD", "PGPASSFILE",
+})
+_RESERVED_PREFIXES = ("BOTCTL_", "_BOTCTL_")
+_URL_CONFIG = ("site", "base_url")  # connector settings that choose the host the credential goes to
+_ENDPOINTS = ("authorize_url", "token_url", "revoke_url", "device_url", "metadata_url")
+MAX_PEM_BYTES = 64 * 1024
 _WS_KEYS = {"plan", "display_name", "origins", "identity", "knowledge", "oauth_apps", "connections"}
 _IDENTITY_KEYS = {"issuer", "max_lifetime", "hs256", "public_keys"}
 _PUBLIC_KEY_KEYS = {"kid", "alg", "path", "jwks_url"}
@@ -62,13 +88,100 @@ class ProvisionError(UsageError):
 
     code = "invalid_provision_file"
 
-    def __init__(self, problems: list[str]) -> None:
+    def __init__(self, problems: list[str], *, hint: str = "Fix the file and apply again; nothing was changed.",
+                 code: str | None = None) -> None:
         head = problems[0] if len(problems) == 1 else f"{len(problems)} problems in the file:\n  " + "\n  ".join(problems)
-        super().__init__(head, hint="Fix the file and apply again; nothing was changed.")
+        super().__init__(head, hint=hint, code=code)
         self.problems = problems
 
 
+class HostNotAllowed(ProvisionError):
+    """The file would send a credential to a host the connector does not fix, and nobody allowed it (exit 2)."""
+
+    code = "host_not_allowed"
+
+
+class ConfirmationRequired(UsageError):
+    """--prune would destroy something and neither --yes nor a terminal confirmed it (exit 2)."""
+
+    code = "confirmation_required"
+
+
+def reserved_env(name: str) -> bool:
+    """True for a variable botctl reads itself (or a local database password): never a connection's secret."""
+    return name in RESERVED_ENV or name.startswith(_RESERVED_PREFIXES)
+
+
+def _is_loopback(host: str | None) -> bool:
+    if not host:
+        return False
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+@dataclass(frozen=True)
+class HostUse:
+    """A host the file sends a credential to that no connector fixes, and where the file says so."""
+
+    host: str
+    port: int | None
+    explicit_port: bool
+    where: str  # "FILE:LINE: key.path", or "BOTCTL_SANDBOX"
+    allowed: bool = False
+
+    @property
+    def flag_value(self) -> str:
+        h = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{h}:{self.port}" if self.explicit_port and self.port is not None else h
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"host": self.host, "port": self.port, "where": self.where, "allowed": self.allowed}
+
+
+def parse_allow_host(value: str) -> tuple[str, int | None]:
+    """`--allow-host` value: HOST, HOST:PORT, [V6]:PORT or a URL (its host and port). UsageError otherwise."""
+    v = value.strip()
+    try:
+        parts = urlsplit(v if "://" in v else "//" + v)
+        host, port = parts.hostname, parts.port
+    except ValueError:
+        host, port = None, None
+    if not host or parts.path or parts.query or parts.fragment or parts.username or " " in v:
+        raise UsageError(f"--allow-host {value!r} is not a host name.",
+                         hint="Give HOST or HOST:PORT, e.g. --allow-host shop.example.com.", code="invalid_allow_host")
+    return host.lower(), port
+
+
+def _host_use(url: str, where: str) -> HostUse | None:
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return None
+    if not parts.hostname:
+        return None
+    default = {"https": 443, "http": 80}.get(parts.scheme)
+    return HostUse(parts.hostname.lower(), port or default, port is not None, where)
+
+
+def _allowed(use: HostUse, allow: Sequence[tuple[str, int | None]]) -> bool:
+    return any(h == use.host and (p is None or p == use.port) for h, p in allow)
+
+
 # -- spec --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _EnvRef:
+    """A `*_env` whose name passed the checks; its value is read only once the whole file is accepted."""
+
+    var: str
+    path: Path_
+    secret: Secret | None = None
 
 
 @dataclass
@@ -85,6 +198,7 @@ class AppSpec:
     client_id: str
     secret: Secret | None
     settings: dict[str, Any]
+    secret_ref: _EnvRef | None = None  # read into `secret` once the whole file is accepted
 
 
 @dataclass
@@ -92,6 +206,7 @@ class ConnSpec:
     connector: Connector
     config: dict[str, str]
     credential: dict[str, Secret]
+    refs: dict[str, _EnvRef] = field(default_factory=dict)  # read into `credential` likewise
 
 
 @dataclass
@@ -113,6 +228,8 @@ class Spec:
     file: Path
     workspaces: dict[str, WorkspaceSpec]
     global_apps: dict[str, AppSpec]
+    base: Path = Path(".")  # the file's folder (resolved): every path in the file stays inside it
+    hosts: list[HostUse] = field(default_factory=list)
 
 
 def _dotted(path: Path_) -> str:
@@ -170,9 +287,19 @@ class _Checker:
         self.file = file
         self.text = text
         self.problems: list[str] = []
+        self.refs: list[_EnvRef] = []
+        self.hosts: list[HostUse] = []
+
+    def where(self, path: Path_) -> str:
+        return f"{self.file}:{locate(self.text, path)}: {_dotted(path)}"
 
     def err(self, path: Path_, message: str) -> None:
-        self.problems.append(f"{self.file}:{locate(self.text, path)}: {_dotted(path)}: {message}")
+        self.problems.append(f"{self.where(path)}: {message}")
+
+    def host(self, url: str, path: Path_ | None, *, where: str | None = None) -> None:
+        use = _host_use(url, where or self.where(path or ()))
+        if use is not None and use not in self.hosts:
+            self.hosts.append(use)
 
     def table(self, value: Any, path: Path_, allowed: set[str] | None) -> dict[str, Any] | None:
         if not isinstance(value, dict):
@@ -203,18 +330,29 @@ class _Checker:
             return None
         return v
 
-    def env(self, t: dict, key: str, path: Path_) -> Secret | None:
+    def env(self, t: dict, key: str, path: Path_) -> _EnvRef | None:
         var = self.str_(t, key, path)
         if var is None:
             return None
-        if not _ENV_NAME.fullmatch(var):
-            self.err(path + (key,), f"{var!r} is not an environment variable name.")
+        if not _ENV_NAME.fullmatch(var):  # refused earlier by _literal_secrets; never echoed
+            self.err(path + (key,), _NOT_A_NAME)
             return None
-        value = os.environ.get(var, "").strip()
-        if not value:
-            self.err(path + (key,), f"environment variable {var} is empty or not set.")
+        if reserved_env(var):
+            self.err(path + (key,), f"{var} is botctl's own variable (or a local password), never a connection's "
+                                    "secret; name the variable that holds the vendor's secret.")
             return None
-        return Secret(value)
+        ref = _EnvRef(var, path + (key,))
+        self.refs.append(ref)
+        return ref
+
+    def read_env(self) -> None:
+        """Read every accepted `*_env` (only after the file, its hosts and paths were accepted)."""
+        for ref in self.refs:
+            value = os.environ.get(ref.var, "").strip()
+            if value:
+                ref.secret = Secret(value)
+            else:
+                self.err(ref.path, f"environment variable {ref.var} is empty or not set.")
 
     def usage(self, path: Path_, call: Callable[[], Any]) -> Any:
         try:
@@ -229,16 +367,24 @@ def _type(v: Any) -> str:
             dict: "a table"}.get(type(v), type(v).__name__)
 
 
-def _literal_secrets(value: Any, path: Path_, out: list[Path_]) -> None:
+_NOT_A_NAME = ("is not an environment variable name (A-Z, 0-9, _): it looks like a literal secret, which is not "
+               "allowed in the file (the value is not shown); put it in an environment variable and name that here.")
+
+
+def _literal_secrets(value: Any, path: Path_, out: list[Path_], names: list[Path_]) -> None:
+    """Keys that hold a secret itself (`out`), and `*_env` keys whose value is not a variable name (`names`:
+    most likely the secret pasted in place of the name)."""
     if isinstance(value, dict):
         for k, v in value.items():
             if isinstance(v, str) and _LITERAL_SECRET.search(k):
                 out.append(path + (k,))
+            elif k.endswith("_env") and isinstance(v, str) and not _ENV_NAME.fullmatch(v):
+                names.append(path + (k,))
             else:
-                _literal_secrets(v, path + (k,), out)
+                _literal_secrets(v, path + (k,), out, names)
     elif isinstance(value, list):
         for i, v in enumerate(value):
-            _literal_secrets(v, path + (i,), out)
+            _literal_secrets(v, path + (i,), out, names)
 
 
 def parse_duration(value: Any) -> int:
@@ -247,8 +393,15 @@ def parse_duration(value: Any) -> int:
     return parse(value)
 
 
-def load(file: str | os.PathLike[str], *, secrets_out: str | None = None) -> Spec:
-    """Parse and validate the whole file; raise ProvisionError listing every problem."""
+def load(file: str | os.PathLike[str], *, secrets_out: str | None = None,
+         allow_hosts: Sequence[tuple[str, int | None]] = (), check_hosts: bool = True,
+         confirm_hosts: Callable[[list[HostUse]], bool] | None = None) -> Spec:
+    """Parse and validate the whole file; raise ProvisionError listing every problem.
+
+    Hosts (see the module's doc): each use is marked allowed when `allow_hosts` ((host, port or None)
+    pairs) covers it. With `check_hosts`, uses left over are offered to `confirm_hosts` (a terminal's
+    yes/no) and, refused, raise HostNotAllowed before any environment variable is read; without it (a
+    dry run) they are only reported in `Spec.hosts`."""
     from botctl import connections, identity, knowledge, oauth, oauth_apps, workspaces
 
     path = Path(file)
@@ -260,19 +413,23 @@ def load(file: str | os.PathLike[str], *, secrets_out: str | None = None) -> Spe
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ProvisionError([f"{path}: not valid TOML: {exc}"]) from None
-    base = path.resolve().parent
+    base = path.absolute().parent.resolve()
+    inside = f"the file's folder ({base})"
     c = _Checker(path, text)
 
     literal: list[Path_] = []
-    _literal_secrets(data, (), literal)
+    pasted: list[Path_] = []
+    _literal_secrets(data, (), literal, pasted)
     for p in literal:
         c.err(p, f"a literal secret is not allowed in the file; name an environment variable with "
                  f"{p[-1]}_env = \"VAR\" instead.")
+    for p in pasted:
+        c.err(p, _NOT_A_NAME)
     if c.problems:
         raise ProvisionError(c.problems)
 
     c.table(data, (), {"workspaces", "oauth_apps"})
-    spec = Spec(path, {}, {})
+    spec = Spec(path, {}, {}, base)
 
     def app_spec(raw: Any, p: Path_, connector_name: str) -> AppSpec | None:
         t = c.table(raw, p, _OAUTH_APP_KEYS)
@@ -282,7 +439,7 @@ def load(file: str | os.PathLike[str], *, secrets_out: str | None = None) -> Spe
         if connector is None or c.usage(p, lambda: oauth.vendor(connector.name)) is None:
             return None
         client_id = c.str_(t, "client_id", p, required=True)
-        secret = c.env(t, "client_secret_env", p)
+        ref = c.env(t, "client_secret_env", p)
         settings = {k: t[k] for k in _OAUTH_APP_KEYS - {"client_id", "client_secret_env"} if k in t}
         for k, v in settings.items():
             if not isinstance(v, str):
@@ -293,10 +450,14 @@ def load(file: str | os.PathLike[str], *, secrets_out: str | None = None) -> Spe
             c.err(p + ("client_id",), "must be 1-512 printable characters without spaces.")
         if c.problems:
             return None
-        clean = c.usage(p, lambda: oauth_apps.validate_settings(connector, settings, has_secret=secret is not None))
+        clean = c.usage(p, lambda: oauth_apps.validate_settings(connector, settings, has_secret=ref is not None))
         if clean is None or client_id is None:
             return None
-        return AppSpec(connector, client_id.strip(), secret, clean)
+        own = _vendor_hosts(connector)
+        for k in _ENDPOINTS:
+            if k in clean and (urlsplit(clean[k]).hostname or "").lower() not in own:
+                c.host(clean[k], p + (k,))
+        return AppSpec(connector, client_id.strip(), None, clean, secret_ref=ref)
 
     raw_global = data.get("oauth_apps", {})
     if c.table(raw_global, ("oauth_apps",), None) is not None:
@@ -374,10 +535,8 @@ def load(file: str | os.PathLike[str], *, secrets_out: str | None = None) -> Spe
                         continue
                     pem = None
                     if key_path is not None:
-                        try:
-                            pem = (base / key_path).read_text(encoding="utf-8")
-                        except (OSError, UnicodeDecodeError) as exc:
-                            c.err(kp + ("path",), f"cannot read {base / key_path}: {exc.__class__.__name__}.")
+                        pem = c.usage(kp + ("path",), lambda kp_=key_path: _read_pem(base / kp_, base, inside))
+                        if pem is None:
                             continue
                         if alg is not None and c.usage(kp + ("path",),
                                                        lambda pem=pem, alg=alg: identity.check_public_key(pem, alg) or True) is None:
@@ -395,10 +554,12 @@ def load(file: str | os.PathLike[str], *, secrets_out: str | None = None) -> Spe
             paths = c.str_list(kt, "paths", kp) if kt is not None else None
             if paths is not None:
                 ws.knowledge_paths = [base / x for x in paths]
-                collected = c.usage(kp + ("paths",), lambda ps=ws.knowledge_paths: knowledge.collect(ps))
+                collected = c.usage(kp + ("paths",), lambda ps=ws.knowledge_paths: knowledge.collect(
+                    ps, within=base, label=inside))
                 if collected is not None:
-                    for f, doc_name in collected[0]:
-                        parsed = c.usage(kp + ("paths",), lambda f=f, n=doc_name: knowledge.parse_document(f, n))
+                    for f, doc_name, root in collected[0]:
+                        parsed = c.usage(kp + ("paths",), lambda f=f, n=doc_name, r=root: knowledge.parse_document(
+                            f, n, within=r, label=inside))
                         if parsed is not None:
                             ws.docs[parsed.name] = parsed.sha256
 
@@ -422,9 +583,51 @@ def load(file: str | os.PathLike[str], *, secrets_out: str | None = None) -> Spe
         problem = _check_secrets_out(Path(secrets_out))
         if problem:
             c.problems.append(f"--secrets-out {secrets_out}: {problem}")
+
+    # Hosts the connectors do not fix: allowed by the caller, or confirmed, or refused -- all before a
+    # single environment variable is read.
+    spec.hosts = [HostUse(u.host, u.port, u.explicit_port, u.where, _allowed(u, allow_hosts)) for u in c.hosts]
+    blocked = [u for u in spec.hosts if not u.allowed]
+    host_problems = [f"{u.where}: would send a credential to {u.flag_value}, a host the connector does not fix; "
+                     f"pass --allow-host {u.flag_value} if it is yours." for u in blocked] if check_hosts else []
+    if c.problems:
+        raise ProvisionError(c.problems + host_problems)
+    if host_problems:
+        if confirm_hosts is not None and confirm_hosts(blocked):
+            spec.hosts = [HostUse(u.host, u.port, u.explicit_port, u.where, True) for u in spec.hosts]
+        else:
+            raise HostNotAllowed(host_problems, hint="Nothing was read or sent. `botctl apply --dry-run` lists "
+                                                     "every such host; allow yours with --allow-host HOST.")
+
+    c.read_env()
     if c.problems:
         raise ProvisionError(c.problems)
+    for a in list(spec.global_apps.values()) + [a for w in spec.workspaces.values() for a in w.oauth_apps.values()]:
+        a.secret = a.secret_ref.secret if a.secret_ref is not None else None
+    for w in spec.workspaces.values():
+        for cs in w.connections.values():
+            cs.credential = {k: r.secret for k, r in cs.refs.items() if r.secret is not None}
     return spec
+
+
+def _vendor_hosts(connector: Connector) -> set[str]:
+    """The hosts a connector's OAuth defaults and API live on (placeholders kept, e.g. {subdomain}.zendesk.com)."""
+    from botctl import oauth
+
+    v = oauth.vendor(connector.name)
+    urls_ = [getattr(v, k, None) for k in _ENDPOINTS] + [connector.base_url]
+    return {(urlsplit(u).hostname or "").lower() for u in urls_ if u and u.startswith("https://")}
+
+
+def _read_pem(p: Path, base: Path, inside: str) -> str:
+    from botctl import knowledge
+
+    knowledge.check_path(p, within=base, label=inside)
+    data = knowledge.read_file(p, limit=MAX_PEM_BYTES, within=base, label=inside)
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise UsageError(f"{p}: not a PEM file (not UTF-8 text).") from None
 
 
 def _conn_spec(c: _Checker, raw: Any, p: Path_, name: str) -> ConnSpec | None:
@@ -451,24 +654,56 @@ def _conn_spec(c: _Checker, raw: Any, p: Path_, name: str) -> ConnSpec | None:
             if k in t:
                 c.err(p + (k,), f"{connector.vendor} connects with OAuth: give a vendor-issued token with "
                                 "access_token_env (run `botctl connect` for the browser flow).")
-    credential: dict[str, Secret] = {}
+    credential: dict[str, _EnvRef] = {}
     for k in needed:
         if k not in t:
             c.err(p + (k,), "is required.")
             continue
-        secret = c.env(t, k, p)
-        if secret is not None:
-            credential[_CONN_SECRET_KEYS[k]] = secret
+        ref = c.env(t, k, p)
+        if ref is not None:
+            credential[_CONN_SECRET_KEYS[k]] = ref
     config = c.usage(p, lambda: connections.resolve_config(connector, settings, sandbox))
-    if config is None or len(credential) != len(needed):
+    if config is None:
         return None
-    return ConnSpec(connector, config, credential)
+    # Where the credential will go, when the connector does not fix it.
+    if config.get("sandbox"):
+        if "sandbox" in t:
+            c.host(config["sandbox"], p + ("sandbox",))
+        elif not _is_loopback(urlsplit(config["sandbox"]).hostname):
+            c.host(config["sandbox"], None, where="BOTCTL_SANDBOX")
+    else:
+        from botctl.connectors import urls
+
+        for f in _URL_CONFIG:
+            if f in connector.config_fields:
+                default = urls.DEFAULTS.get(connector.name, {}).get(f)
+                if default is None or _host_use(config[f], "") != _host_use(default, ""):
+                    c.host(config[f], p + (f,))
+    if len(credential) != len(needed):
+        return None
+    return ConnSpec(connector, config, {}, refs=credential)
+
+
+def _read_secrets_file(path: Path) -> str:
+    """An existing secrets file's text, never through a symbolic link (one planted in a checkout could
+    point at another file, whose content would be merged into the output)."""
+    import stat
+
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
+    with os.fdopen(fd, "r", encoding="utf-8") as f:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise ValueError("not a regular file")
+        return f.read()
 
 
 def _check_secrets_out(path: Path) -> str | None:
+    if path.is_symlink():
+        return "is a symbolic link; give the path of a regular file (or of one to create)."
     if path.exists():
+        if not path.is_file():
+            return "exists but is not a regular file."
         try:
-            existing = json.loads(path.read_text(encoding="utf-8") or "{}")
+            existing = json.loads(_read_secrets_file(path) or "{}")
         except (OSError, ValueError) as exc:
             return f"exists but is not readable JSON ({exc.__class__.__name__})."
         if not isinstance(existing, dict):
@@ -483,8 +718,8 @@ def _check_secrets_out(path: Path) -> str | None:
 def write_secret(path: Path, workspace: str, entry: dict[str, str]) -> None:
     """Merge one workspace's new secret into the secrets file (JSON object, mode 0600)."""
     existing: dict[str, Any] = {}
-    if path.exists():
-        existing = json.loads(path.read_text(encoding="utf-8") or "{}")
+    if path.exists() or path.is_symlink():
+        existing = json.loads(_read_secrets_file(path) or "{}")
     existing.setdefault(workspace, {}).update(entry)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -510,8 +745,14 @@ class Step:
     status: str = "pending"  # pending | ok | failed | skipped | unchanged
     error: str | None = None
 
+    @property
+    def destructive(self) -> bool:
+        """Deletes something (a workspace and its key, a connection, an OAuth app): needs confirmation."""
+        return self.action == "delete"
+
     def as_dict(self) -> dict[str, Any]:
-        out = {"action": self.action, "kind": self.kind, "name": self.name, "detail": self.detail}
+        out = {"action": self.action, "kind": self.kind, "name": self.name, "detail": self.detail,
+               "destructive": self.destructive}
         if self.status in ("ok", "failed", "skipped"):
             out["status"] = self.status
         if self.error:
@@ -524,6 +765,11 @@ class Result:
     steps: list[Step]
     secrets: dict[str, dict[str, str]] = field(default_factory=dict)
     dry_run: bool = False
+    hosts: list[HostUse] = field(default_factory=list)
+
+    @property
+    def destructive(self) -> list[Step]:
+        return [s for s in self.steps if s.destructive]
 
     @property
     def changed(self) -> bool:
@@ -538,7 +784,8 @@ class Result:
         return [s for s in self.steps if s.status == "failed"]
 
     def as_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"changed": self.changed, "plan": [s.as_dict() for s in self.steps]}
+        out: dict[str, Any] = {"changed": self.changed, "plan": [s.as_dict() for s in self.steps],
+                               "hosts": [h.as_dict() for h in self.hosts]}
         if self.dry_run:
             out["dry_run"] = True
         if self.failed:
@@ -655,7 +902,7 @@ def plan(app: App | None, spec: Spec, *, prune: bool = False, reconnect: bool = 
                         try:
                             write_secret(secrets_out, n, entry)
                             written = True
-                        except OSError:  # the secret exists now: show it rather than lose it
+                        except (OSError, ValueError):  # the secret exists now: show it rather than lose it
                             written = False
                     if not written and result is not None:
                         result.secrets[n] = entry
@@ -670,8 +917,9 @@ def plan(app: App | None, spec: Spec, *, prune: bool = False, reconnect: bool = 
             batch: dict[str, Any] = {}
 
             def add_docs(g=get_ws, paths=ws_spec.knowledge_paths, batch=batch):
-                if "report" not in batch:
-                    batch["report"] = knowledge.add(app, g(), paths)
+                if "report" not in batch:  # read again, under the same rules as when the file was checked
+                    batch["report"] = knowledge.add(app, g(), paths, within=spec.base,
+                                                    label=f"the file's folder ({spec.base})")
                 return batch["report"]
 
             for doc, sha in sorted(ws_spec.docs.items()):
@@ -860,15 +1108,33 @@ def execute(app: App, steps: list[Step], *, file: Path, result: Result) -> Resul
     return result
 
 
+def destroy_summary(steps: Sequence[Step]) -> str:
+    """'workspace globex (its key is destroyed), connection acme/zendesk' for the confirmation."""
+    return ", ".join(f"{s.kind.replace('_', ' ')} {s.name}" + (" (its key is destroyed)" if s.kind == "workspace" else "")
+                     for s in steps)
+
+
 def apply(app_factory: Callable[[bool], App | None], file: str | os.PathLike[str], *, dry_run: bool = False,
-          prune: bool = False, reconnect: bool = False, secrets_out: str | None = None) -> Result:
+          prune: bool = False, reconnect: bool = False, secrets_out: str | None = None,
+          allow_hosts: Sequence[str] = (), confirm_hosts: Callable[[list[HostUse]], bool] | None = None,
+          yes: bool = False, confirm_destroy: Callable[[list[Step]], bool] | None = None) -> Result:
     """Load, plan and (unless dry_run) execute. `app_factory(create)` opens the App; with
-    `create=False` it may return None when there is no vault yet (a dry run on a new home)."""
-    spec = load(file, secrets_out=secrets_out)
+    `create=False` it may return None when there is no vault yet (a dry run on a new home).
+
+    `allow_hosts` (--allow-host values) and `confirm_hosts` decide the hosts the connectors do not fix
+    (a dry run only reports them). Deleting anything (--prune) needs `yes` or `confirm_destroy` to say
+    yes; otherwise ConfirmationRequired is raised before any step runs."""
+    allow = [parse_allow_host(h) for h in allow_hosts]
+    spec = load(file, secrets_out=secrets_out, allow_hosts=allow, check_hosts=not dry_run,
+                confirm_hosts=confirm_hosts)
     app = app_factory(not dry_run)
-    result = Result([], dry_run=dry_run)
+    result = Result([], dry_run=dry_run, hosts=spec.hosts)
     result.steps = plan(app, spec, prune=prune, reconnect=reconnect,
                         secrets_out=Path(secrets_out) if secrets_out else None, result=result)
     if dry_run or app is None:
         return result
+    doomed = result.destructive
+    if doomed and not yes and not (confirm_destroy is not None and confirm_destroy(doomed)):
+        raise ConfirmationRequired(f"--prune would delete {destroy_summary(doomed)}; nothing was changed.",
+                                   hint="Re-run with --yes to confirm (`--dry-run` shows the plan first).")
     return execute(app, result.steps, file=spec.file, result=result)

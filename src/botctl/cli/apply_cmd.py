@@ -1,5 +1,8 @@
 """`botctl apply`: provision workspaces, identity, knowledge, OAuth apps and connections from a TOML file."""
 
+import os
+import sys
+
 import typer
 
 from botctl.cli import context, output
@@ -19,13 +22,21 @@ def apply(
     secrets_out: str = typer.Option(None, "--secrets-out", metavar="FILE",
                                     help="Write new HS256 secrets to this JSON file (0600) instead of printing them."),
     json_out: bool = typer.Option(False, "--json", help="Print the plan and result as JSON (for CI)."),
+    allow_hosts: list[str] = typer.Option(None, "--allow-host", metavar="HOST",
+                                          help="Let credentials go to this host (HOST or HOST:PORT), which the "
+                                               "connector does not fix: a self-hosted site/base_url, an OAuth "
+                                               "endpoint override, a sandbox URL in the file. Repeatable."),
+    yes: bool = typer.Option(False, "--yes", "-y", help="Confirm the deletions --prune makes (workspace keys are "
+                                                        "destroyed)."),
 ) -> None:
     """Make the vault match a TOML file: create, update (and with --prune delete) what differs.
 
     Secrets never appear in the file: name environment variables (api_key_env = "VAR"). The whole
-    file is checked before anything changes (exit 2, FILE:LINE: key: problem). Re-applying the same
-    file changes nothing. Exit 0 applied or nothing to do, 2 invalid file, 7 some objects failed
-    (the rest were applied; the plan says which).
+    file is checked before anything changes (exit 2, FILE:LINE: key: problem). A credential bound
+    for a host the connector does not fix needs --allow-host HOST (or a yes on a terminal); deleting
+    with --prune needs --yes (or a yes on a terminal). Re-applying the same file changes nothing.
+    Exit 0 applied or nothing to do, 2 invalid file, host not allowed or deletion not confirmed,
+    7 some objects failed (the rest were applied; the plan says which).
     """
     from botctl import provision
 
@@ -36,8 +47,21 @@ def apply(
             return None
         return context.app(ctx, create=create)
 
+    ask = _interactive(json_out)
+
+    def confirm_hosts(blocked) -> bool:
+        for h in blocked:
+            sys.stderr.write(f"{h.where}: sends a credential to {h.flag_value}\n")
+        return _ask(f"Send credentials to {', '.join(dict.fromkeys(h.flag_value for h in blocked))}? "
+                    "These hosts are not the vendors' own. [y/N] ")
+
+    def confirm_destroy(steps) -> bool:
+        return _ask(f"--prune will delete {provision.destroy_summary(steps)}. Delete? [y/N] ")
+
     result = provision.apply(open_app, file, dry_run=dry_run, prune=prune, reconnect=reconnect,
-                             secrets_out=secrets_out)
+                             secrets_out=secrets_out, allow_hosts=allow_hosts or (),
+                             confirm_hosts=confirm_hosts if ask else None, yes=yes,
+                             confirm_destroy=confirm_destroy if ask else None)
     if json_out:
         output.emit_json(result.as_dict())
     else:
@@ -46,9 +70,29 @@ def apply(
         raise typer.Exit(provision.EXIT_PARTIAL)
 
 
+def _interactive(json_out: bool) -> bool:
+    """Whether a person can be asked: a terminal on both ends, not --json, not CI."""
+    if json_out or os.environ.get("CI", "").lower() in {"1", "true", "yes"}:
+        return False
+    return sys.stdin.isatty() and sys.stderr.isatty()
+
+
+def _ask(question: str) -> bool:
+    sys.stderr.write(question)
+    sys.stderr.flush()
+    return sys.stdin.readline().strip().lower() in {"y", "yes"}
+
+
 def _print(result, secrets_out) -> None:
+    for h in result.hosts:
+        if h.allowed:
+            output.status(f"{h.where}: credentials go to {h.flag_value} (allowed)")
+        else:
+            output.status(f"{h.where}: credentials would go to {h.flag_value}, a host the connector does not fix; "
+                          f"apply needs --allow-host {h.flag_value}")
     rows = [(s.action, s.kind, s.name, s.detail + (f" [FAILED: {s.error}]" if s.status == "failed" else "")
-             + (f" [skipped: {s.error}]" if s.status == "skipped" else ""))
+             + (f" [skipped: {s.error}]" if s.status == "skipped" else "")
+             + (" [DESTRUCTIVE]" if s.destructive else ""))
             for s in result.steps if s.action != "unchanged"]
     unchanged = sum(1 for s in result.steps if s.action == "unchanged")
     if not rows:
@@ -56,7 +100,10 @@ def _print(result, secrets_out) -> None:
         return
     output.table(["ACTION", "KIND", "NAME", "DETAIL"], rows)
     if result.dry_run:
-        output.status(f"dry run: {len(rows)} change(s) would be made, {unchanged} unchanged; nothing was changed")
+        doomed = len(result.destructive)
+        output.status(f"dry run: {len(rows)} change(s) would be made"
+                      + (f" ({doomed} destructive: apply them with --yes)" if doomed else "")
+                      + f", {unchanged} unchanged; nothing was changed")
         return
     done = sum(1 for s in result.steps if s.status == "ok")
     output.status(f"applied {done} change(s), {unchanged} unchanged"

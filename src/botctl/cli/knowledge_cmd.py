@@ -1,8 +1,8 @@
 """`botctl knowledge`: a workspace's documents, and the answers the bot gives from them.
 
 Exit codes: 0 ok (also when `ask` does not know: see "grounded"), 2 a path that cannot be added
-(missing, unsupported type, empty, too large, not text; nothing is added), 3 unknown workspace or
-document.
+(missing, unsupported type, empty, too large, not text, not a regular file, a symbolic link without
+--follow-symlinks; nothing is added), 3 unknown workspace or document.
 """
 
 import typer
@@ -32,15 +32,28 @@ def add(
     ctx: typer.Context,
     paths: list[str] = typer.Argument(..., metavar="PATH...", help="Files or folders (searched recursively)."),
     workspace: str = WS,
+    follow_symlinks: bool = typer.Option(False, "--follow-symlinks",
+                                         help="Follow symbolic links (named, or met in a folder) instead of "
+                                              "refusing them."),
     json_out: bool = JSON,
 ) -> None:
-    """Add or update documents. A changed file replaces its previous version; an unchanged one is skipped."""
+    """Add or update documents. A changed file replaces its previous version; an unchanged one is skipped.
+
+    Everything added is published to the workspace's visitors, so symbolic links are refused (a named
+    path that is one, or one met in a folder: nothing is added) unless --follow-symlinks is given.
+    """
     from botctl import knowledge, workspaces
 
     output.use_json(json_out)
     a = context.app(ctx, create=False)
     ws = workspaces.get(a.vault.conn, workspace)
-    report = knowledge.add(a, ws, paths)
+    try:
+        report = knowledge.add(a, ws, paths, follow_symlinks=follow_symlinks)
+    except knowledge.DocumentError as exc:
+        if exc.code == "symlink_refused":
+            exc.hint = ("Pass --follow-symlinks if you trust where it points (its target is published to "
+                        "visitors), or copy the document in place of the link.")
+        raise
     if json_out:
         output.emit_json(report.as_dict())
         return
