@@ -60,6 +60,25 @@ def new_request_id() -> str:
     return "req_" + os.urandom(8).hex()
 
 
+def catalogue(conn: Any, ws: Any) -> list[dict[str, Any]]:
+    """Every action, with whether this workspace can run it: `available`, or why not (`plan_required`,
+    `not_connected`, `needs_reauth`). What `botctl actions list -w` shows and the daemon offers."""
+    from botctl import connections
+    from botctl.connectors import registry
+
+    conns = {c.connector: c for c in connections.list_all(conn, ws)}
+    out = []
+    for c in registry.all_connectors():
+        row = conns.get(c.name)
+        status = ("plan_required" if not ws.actions_allowed else "not_connected" if row is None
+                  else "needs_reauth" if row.status != "active" else "available")
+        for a in c.actions:
+            out.append({"name": f"{c.name}.{a.name}", "connector": c.name, "vendor": c.vendor, "category": c.category,
+                        "description": a.description, "customer_specific": a.customer_specific,
+                        "idempotent": a.idempotent, "scopes": list(a.scopes), "params": a.params, "status": status})
+    return out
+
+
 def visitor_actor(visitor: Visitor | None) -> dict[str, Any]:
     if visitor is None:
         return {"type": "visitor"}

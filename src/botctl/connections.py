@@ -267,6 +267,29 @@ def save(app: App, ws: Workspace, connector: Connector, *, auth: str, config: Ma
     return get(vault.conn, ws, connector.name), existing is not None
 
 
+def connect_with_secret(app: App, ws: Workspace, connector: Connector, config: Mapping[str, str],
+                        credential: Mapping[str, Secret], *, check: bool = True) -> tuple[Connection, bool]:
+    """Connect with an API key (and secret) or a vendor-issued access token: the vendor's "who am I" call
+    through the same client the actions use, then the row and its encrypted credential in one audited
+    transaction. A refusal is audited as `connection.failed` and raised as a BotctlError (nothing stored).
+    `config` comes from `resolve_config`. Returns (connection, whether it replaced one)."""
+    import asyncio
+
+    from botctl.connectors.base import ActionError
+
+    label = None
+    if check:
+        try:
+            label = asyncio.run(validate(connector, config, credential))
+        except ActionError as exc:
+            err = error_for(exc, connector.vendor)
+            app.audit("connection.failed", workspace=ws.name, connector=connector.name,
+                      outcome="denied" if err.exit_code != 22 else "error", reason=err.code,
+                      detail={"upstream_status": exc.upstream_status, "message": exc.message})
+            raise err from None
+    return save(app, ws, connector, auth=connector.auth, config=config, credential=credential, account_label=label)
+
+
 def set_status(app: App, connection: Connection, status: str, reason: str | None) -> None:
     if status not in STATUSES:
         raise ValueError(status)

@@ -16,9 +16,9 @@ def list_(
     from botctl.connectors import registry
 
     output.use_json(json_out)
-    status: dict[str, str] = {}
     if workspace:
-        from botctl import connections, workspaces
+        from botctl import workspaces
+        from botctl.actions import catalogue
         from botctl.errors import NotFound
         from botctl.vault import Vault
 
@@ -26,22 +26,13 @@ def list_(
         if vault is None:
             raise NotFound(f"no workspace named {workspace!r}.", code="unknown_workspace")
         with vault:
-            ws = workspaces.get(vault.conn, workspace)
-            conns = {c.connector: c for c in connections.list_all(vault.conn, ws)}
-        for c in registry.all_connectors():
-            row = conns.get(c.name)
-            st = ("plan_required" if not ws.actions_allowed else "not_connected" if row is None
-                  else "needs_reauth" if row.status != "active" else "available")
-            status[c.name] = st
-    items = []
-    for c in registry.all_connectors():
-        for a in c.actions:
-            item = {"name": f"{c.name}.{a.name}", "connector": c.name, "description": a.description,
-                    "customer_specific": a.customer_specific, "idempotent": a.idempotent, "scopes": list(a.scopes),
-                    "params": a.params}
-            if workspace:
-                item["status"] = status[c.name]
-            items.append(item)
+            items = catalogue(vault.conn, workspaces.get(vault.conn, workspace))
+    else:
+        items = [{"name": f"{c.name}.{a.name}", "connector": c.name, "vendor": c.vendor, "category": c.category,
+                  "description": a.description, "customer_specific": a.customer_specific, "idempotent": a.idempotent,
+                  "scopes": list(a.scopes), "params": a.params} for c in registry.all_connectors() for a in c.actions]
+    keep = ("name", "connector", "description", "customer_specific", "idempotent", "scopes", "params", "status")
+    items = [{k: i[k] for k in keep if k in i} for i in items]
     if json_out:
         output.emit_json(items)
         return
