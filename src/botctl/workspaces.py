@@ -189,5 +189,5 @@ def rotate_key(app: App, name: str) -> tuple[Workspace, int]:
         ws = get(vault.conn, name)
         version = vault.rotate_workspace_key(ws.ref)
         app.audit("workspace.key_rotated", workspace=name, detail={"key_version": version})
-    vault.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    vault.shred()
     return ws, version

@@ -31,6 +31,7 @@ from starlette.routing import Route  # noqa: TID253
 
 from botctl import __version__
 from botctl.connectors.base import ActionError, Visitor
+from botctl.errors import AuditChainBroken
 
 log = logging.getLogger("botctl.provider")
 
@@ -39,11 +40,12 @@ STATUS = {
     "identity_required": 401, "invalid_identity": 401, "forbidden": 403, "plan_required": 403,
     "unknown_workspace": 404, "unknown_action": 404, "not_found": 404, "not_connected": 409, "needs_reauth": 409,
     "invalid_params": 422, "missing_scope": 409, "rate_limited": 429, "upstream_error": 502,
-    "outcome_unknown": 502, "upstream_timeout": 504, "internal_error": 500,
+    "outcome_unknown": 502, "upstream_timeout": 504, "internal_error": 500, "audit_unavailable": 503,
 }
 PUBLIC_MESSAGE = {
     "invalid_identity": "The identity token was refused.",
     "not_found": "Nothing with that id was found for you.",
+    "audit_unavailable": "Actions are paused until the operator checks the service; try again later.",
     "internal_error": "Something went wrong on our side.",
 }
 GREETING = "Hi! How can we help?"
