@@ -274,6 +274,10 @@ def create_app(home_path: str, **opts: Any) -> Starlette:
             result = await run_action(prov.app, ws_name, action, visitor=visitor, params=data.get("params"),
                                       request_id=rid, actor=visitor_actor(visitor), identity_error=bad,
                                       client_ip=client_ip_of(data))
+        except AuditChainBroken:
+            # Fail closed: nothing runs while it cannot be recorded (logged once by the committer; the
+            # operator seals or repairs the chain: `botctl audit verify`, `botctl audit seal-break`).
+            return JSONResponse(error("audit_unavailable", PUBLIC_MESSAGE["audit_unavailable"], rid))
         except ActionError as exc:
             # "Not yours" and "does not exist" look the same to a visitor (ids are often sequential: the
             # difference would tell which exist); the audit record keeps which it was.
