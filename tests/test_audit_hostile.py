@@ -155,7 +155,8 @@ def test_provider_status_reports_a_broken_chain(logged, cli):
         assert st["audit"]["chain"] == "ok" and "batches" in st["audit"] and "records" in st["audit"]
         _sql(logged.audit_db, "DELETE FROM records WHERE seq = 6")
         r = client.post("/v1/workspaces/acme/actions/nope.nothing", json={"params": {}, "request_id": "r1"})
-        assert r.status_code >= 500  # fail closed: no answer without its record
+        # Fail closed: no answer without its record; the visitor is told actions are paused (503).
+        assert r.json()["status"] == 503 and r.json()["body"]["error"]["code"] == "audit_unavailable"
         st = client.get("/v1/status").json()
         assert st["audit"]["chain"] == "broken" and st["audit"]["checkpoint_seq"] == 6
         assert st["audit"]["head_seq"] == 5 and st["audit"]["refused"] >= 1
