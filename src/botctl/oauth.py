@@ -4,7 +4,8 @@ Connect (RFC 6749, RFC 8252, RFC 7636, RFC 8628, RFC 9207):
 
 * browser: authorization code + PKCE S256 (a 32-byte verifier) for every vendor that takes it, a
   256-bit single-use `state`, and a one-shot listener on 127.0.0.1 (an ephemeral port unless the
-  app fixes one) that 404s every other path, answers the one callback, closes, and times out;
+  app fixes one) that 404s every other path, answers 400 to (and ignores) a request whose `state` is
+  not this login's, hands the one matching callback to the flow, closes, and times out;
   `iss` is compared with the server's metadata when the server sends it. `--no-browser` prints the
   URL instead of opening it; `--paste` reads the final redirect URL back from the terminal.
 * device (RFC 8628): user code + verification URL; polling honours `interval` (default 5 s),
@@ -21,6 +22,9 @@ Transient failures back off with jitter; the connection stays `active` while its
 
 Revoke: RFC 7009 with the client credentials where the vendor has such an endpoint, else the
 vendor's own endpoint (Zendesk, Shopify: `Connector.revoke`).
+
+Every answer of an authorization server is read up to 1 MiB (`MAX_RESPONSE_BYTES`) and within a
+total deadline; more is refused unread.
 
 Exit statuses added here (also in README "Exit codes"): 24 the authorization was denied, 25 the
 redirect failed a security check (state or iss mismatch, replay), 26 no approval before the timeout.
@@ -66,6 +70,8 @@ LEASE_POLL_S = 0.05
 BACKOFF_BASE_S = 5.0
 BACKOFF_CAP_S = 600.0
 REQUEST_TIMEOUT_S = 20.0
+MAX_RESPONSE_BYTES = 1 << 20  # token, device, revocation, metadata and sandbox answers: 1 MiB at most
+TOTAL_DEADLINE_S = 30.0  # one request to an authorization server, connect to last byte (a trickle ends here)
 DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
 TOKEN_AUTH_METHODS = ("client_secret_post", "client_secret_basic", "none")
 DEFAULT_REDIRECT_PATH = "/callback"
@@ -96,6 +102,35 @@ class AuthorizationTimeout(BotctlError):
 
     code = "timeout"
     exit_code = EXIT_TIMEOUT
+
+
+class ResponseTooLarge(Exception):
+    """An answer longer than the cap; the rest of it is never read."""
+
+
+async def read_capped(response: httpx.Response, limit: int = MAX_RESPONSE_BYTES) -> bytes:
+    """The body of a streamed response, refusing (ResponseTooLarge) past `limit` bytes: a declared
+    Content-Length over it is refused before reading, an undeclared or lying one when it crosses it."""
+    declared = response.headers.get("content-length")
+    if declared is not None and declared.strip().isdigit() and int(declared) > limit:
+        raise ResponseTooLarge()
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in response.aiter_bytes():
+        size += len(chunk)
+        if size > limit:
+            raise ResponseTooLarge()
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _json_body(raw: bytes) -> Any:
+    import json
+
+    try:
+        return json.loads(raw) if raw.strip() else None
+    except (ValueError, RecursionError):
+        return None
 
 
 class _ServerError(Exception):
@@ -506,6 +541,8 @@ def _client_auth(app_cfg: OAuthApp, data: dict[str, str], method: str) -> dict[s
 
 async def _post(url: str, data: dict[str, str], headers: dict[str, str], *, what: str,
                 client: httpx.AsyncClient | None = None) -> tuple[int, Any, httpx.Headers]:
+    import asyncio
+
     import httpx
 
     from botctl.connectors.http import parse_retry_after
@@ -513,10 +550,15 @@ async def _post(url: str, data: dict[str, str], headers: dict[str, str], *, what
     own = client is None
     http = client or _http()
     try:
-        response = await http.post(url, data=data, headers=headers)
+        async with asyncio.timeout(TOTAL_DEADLINE_S), http.stream("POST", url, data=data, headers=headers) as response:
+            raw = await read_capped(response)
+    except ResponseTooLarge:
+        # Sent and answered, but not readable within bounds: the server may have acted (rotated a token).
+        raise _EndpointError(f"the {what} sent an answer over 1 MiB; botctl did not read it", sent=True,
+                             unknown=True) from None
     except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
         raise _EndpointError(f"could not reach the {what} ({type(exc).__name__})", sent=False, unknown=False) from None
-    except httpx.TimeoutException:
+    except (httpx.TimeoutException, TimeoutError):
         raise _EndpointError(f"the {what} did not answer in time", sent=True, unknown=True) from None
     except httpx.HTTPError as exc:
         raise _EndpointError(f"the {what} dropped the connection ({type(exc).__name__})", sent=True,
@@ -524,10 +566,7 @@ async def _post(url: str, data: dict[str, str], headers: dict[str, str], *, what
     finally:
         if own:
             await http.aclose()
-    try:
-        body = response.json() if response.content.strip() else None
-    except ValueError:
-        body = None
+    body = _json_body(raw)
     if response.status_code == 429:
         raise _EndpointError(f"the {what} is rate limiting botctl", sent=True, unknown=False, status=429,
                              retry_after=parse_retry_after(response.headers.get("retry-after")))
@@ -615,13 +654,14 @@ async def exchange_code(req: AuthRequest, code: str, vendor_name: str) -> TokenS
 
 async def fetch_metadata(url: str) -> dict[str, Any] | None:
     """RFC 8414 metadata, best effort: None when it cannot be had."""
+    import asyncio
+
     import httpx
 
     try:
-        async with _http(10.0) as http:
-            response = await http.get(url)
-        body = response.json() if response.status_code == 200 else None
-    except (httpx.HTTPError, ValueError):
+        async with asyncio.timeout(15.0), _http(10.0) as http, http.stream("GET", url) as response:
+            body = _json_body(await read_capped(response)) if response.status_code == 200 else None
+    except (httpx.HTTPError, ResponseTooLarge, TimeoutError):
         return None
     return body if isinstance(body, dict) else None
 
@@ -659,13 +699,16 @@ def _has_own_revoke(connector_name: str) -> bool:
 
 async def sandbox_app(connector: Connector, sandbox_url: str) -> OAuthApp:
     """The sandbox's own OAuth client for `connector`, from GET /_sandbox/credentials."""
+    import asyncio
+    import json
+
     import httpx
 
     try:
-        async with _http(10.0) as http:
-            response = await http.get(sandbox_url.rstrip("/") + "/_sandbox/credentials")
-        creds = response.json()
-    except (httpx.HTTPError, ValueError):
+        async with asyncio.timeout(15.0), _http(10.0) as http, \
+                http.stream("GET", sandbox_url.rstrip("/") + "/_sandbox/credentials") as r:
+            creds = json.loads(await read_capped(r))
+    except (httpx.HTTPError, ValueError, RecursionError, ResponseTooLarge, TimeoutError):
         raise Transient(f"could not read the sandbox's credentials at {sandbox_url}.",
                         hint="Is `botctl sandbox serve` running there?", code="upstream_unavailable") from None
     entry = (creds.get(connector.name) or {}).get("oauth") if isinstance(creds, dict) else None
@@ -752,16 +795,27 @@ async def _write_page(writer: asyncio.StreamWriter, status: int, title: str, mes
 
 
 class LoopbackListener:
-    """Listens on 127.0.0.1 (never 0.0.0.0): 404 for every path but the redirect path; the first
-    request there is handed to the flow and the listener stops accepting connections."""
+    """Listens on 127.0.0.1 (never 0.0.0.0): 404 for every path but the redirect path. Once the flow
+    names the login's `state` (`expect_state`), a request on the path whose `state` differs is answered
+    400 and ignored — any web page can make the browser request a fixed redirect port, and must not be
+    able to end the login — and the first request carrying the right one is handed to the flow; then the
+    listener stops accepting connections."""
+
+    MAX_CONNECTIONS = 32  # at once; more are closed unanswered (a page cannot pile up idle connections)
 
     def __init__(self, path: str = DEFAULT_REDIRECT_PATH, port: int = 0) -> None:
         self.path = path or "/"
         self.port = port
         self.host = "127.0.0.1"
+        self.ignored = 0  # requests on the path that carried another state (or none)
+        self._state: str | None = None
         self._server: asyncio.Server | None = None
         self._future: asyncio.Future[Callback] | None = None
         self._writers: set[asyncio.StreamWriter] = set()
+
+    def expect_state(self, state: str) -> None:
+        """Only a request carrying this `state` ends the wait (call before showing the URL)."""
+        self._state = state
 
     async def start(self) -> LoopbackListener:
         import asyncio
@@ -781,30 +835,56 @@ class LoopbackListener:
         return f"http://{host}:{self.port}{self.path}"
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if len(self._writers) >= self.MAX_CONNECTIONS:
+            writer.close()
+            return
+        self._writers.add(writer)
+        handed_over = False
+        try:
+            handed_over = await self._serve(reader, writer)
+        finally:
+            if not handed_over:
+                self._writers.discard(writer)
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bool:
+        """Answer one request; True when it is the callback (its writer then belongs to the flow)."""
         import asyncio
 
-        self._writers.add(writer)
         try:
             head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10.0)
         except (TimeoutError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ConnectionError):
             writer.close()
-            return
+            return False
         parts = head.split(b"\r\n", 1)[0].decode("latin-1").split(" ")
         if len(parts) != 3:
             await _write_page(writer, 400, "Bad request", "botctl did not understand that request.")
-            return
+            return False
         method, target, _ = parts
         path, _, query = target.partition("?")
         assert self._future is not None
         if path != self.path or self._future.done():
             await _write_page(writer, 404, "Not found", "Nothing here.")
-            return
+            return False
         if method != "GET":
             await _write_page(writer, 405, "Method not allowed", "Only the browser's redirect belongs here.")
-            return
+            return False
+        if self._state is not None and not self._state_matches(query):
+            self.ignored += 1
+            await _write_page(writer, 400, "Not this sign-in",
+                              "This address does not belong to the sign-in botctl is waiting for; it was ignored.")
+            return False
         self._future.set_result(Callback(query, writer))
         if self._server is not None:
             self._server.close()  # exactly one callback: stop accepting connections now
+        return True
+
+    def _state_matches(self, query: str) -> bool:
+        assert self._state is not None
+        try:
+            got = parse_query(query).get("state") or ""
+        except CallbackRejected:
+            return False
+        return hmac.compare_digest(got.encode(), self._state.encode())
 
     async def wait(self, timeout: float) -> Callback:
         import asyncio
@@ -813,7 +893,11 @@ class LoopbackListener:
         try:
             return await asyncio.wait_for(asyncio.shield(self._future), timeout)
         except TimeoutError:
-            raise AuthorizationTimeout(f"no answer from the browser within {timeout:g} s; nothing was stored.",
+            n = self.ignored
+            ignored = (f" ({n} request{'s' if n != 1 else ''} to the redirect address carried another sign-in's "
+                       f"state and {'were' if n != 1 else 'was'} ignored)") if n else ""
+            raise AuthorizationTimeout(f"no answer from the browser within {timeout:g} s{ignored}; nothing was "
+                                       "stored.",
                                        hint="Run the connect command again (--timeout SECONDS for longer), or use "
                                             "--paste / --device when the browser is on another machine.") from None
 
@@ -934,6 +1018,7 @@ async def browser_flow(app_cfg: OAuthApp, *, ui: FlowUI, vendor_name: str, open_
     try:
         host = fixed.hostname if fixed and fixed.hostname != "::1" else "127.0.0.1"
         req = AuthRequest(app_cfg, listener.redirect_uri(host or "127.0.0.1"), app_cfg.scopes)
+        listener.expect_state(req.state)  # before the URL exists anywhere: other requests cannot end the wait
         opened = await _open_in_background(req.url) if open_it else False
         ui.show_url(req.url, opened=opened, mode="browser" if opened else "no_browser")
         with ui.waiting(f"Waiting for you to approve botctl at {vendor_name} (Ctrl-C to cancel)"):

@@ -176,6 +176,9 @@ def delete(app: App, name: str) -> Workspace:
         from botctl.knowledge import purge_workspace
 
         purge_workspace(vault.conn, ws.id)  # the FTS index is a virtual table: no ON DELETE CASCADE there
+        from botctl.identity import rules_key
+
+        vault.conn.execute("DELETE FROM meta WHERE key = ?", (rules_key(ws.id),))  # its identity rules
         vault.conn.execute("DELETE FROM workspaces WHERE id = ?", (ws.id,))
         app.audit("workspace.deleted", workspace=name, detail={"id": ws.id, "secrets_shredded": secrets_count})
     vault.forget_workspace_keys(ws.ref)

@@ -82,14 +82,56 @@ def list_(ctx: typer.Context, workspace: str = WS, json_out: bool = typer.Option
     with vault:
         ws = workspaces.get(vault.conn, workspace)
         keys = identity.list_keys(vault.conn, ws)
-        issuer, max_lifetime = identity.settings(vault.conn, ws)
+        rules = identity.rules(vault.conn, ws)
     if json_out:
-        output.emit_json({"workspace": ws.name, "issuer": issuer, "max_lifetime_s": max_lifetime,
-                          "keys": [k.as_dict() for k in keys]})
+        output.emit_json({"workspace": ws.name, "issuer": rules.issuer, "max_lifetime_s": rules.max_lifetime,
+                          "rules": rules.as_dict(), "keys": [k.as_dict() for k in keys]})
         return
     output.table(["KID", "ALG", "KIND", "CREATED", "VALID UNTIL"],
                  [(k.kid, k.alg, k.kind, k.created_at[:19], k.expires_at[:19] if k.expires_at else "-") for k in keys],
                  empty=f"no identity keys; create one with `botctl identity rotate -w {ws.name}`")
+
+
+def _describe(ws_name: str, rules) -> str:  # noqa: ANN001 - identity.Rules (imported lazily)
+    return (f"{ws_name}: issuer {rules.issuer or '(not required)'}, max lifetime {rules.max_lifetime}s, "
+            f"email_verified {'required' if rules.require_email_verified else 'not required (false refused)'}, "
+            f"emails {'Unicode allowed (compared exactly)' if rules.unicode_email else 'ASCII only'}, "
+            f"jti replay cache {'on' if rules.jti_replay else 'off'}")
+
+
+@app.command("rules")
+def rules_(
+    ctx: typer.Context,
+    workspace: str = WS,
+    issuer: str = typer.Option(None, "--issuer", metavar="ISS", help="Require exactly this iss claim."),
+    no_issuer: bool = typer.Option(False, "--no-issuer", help="Stop requiring an iss claim."),
+    max_lifetime: str = typer.Option(None, "--max-lifetime", metavar="DURATION", help="Longest exp - iat (e.g. 1h)."),
+    require_email_verified: bool = typer.Option(None, "--require-email-verified/--no-require-email-verified",
+                                                help="Refuse tokens with an email unless email_verified is true."),
+    unicode_email: bool = typer.Option(None, "--unicode-email/--ascii-email",
+                                       help="Accept non-ASCII emails (compared exactly; default: refused)."),
+    jti_replay: bool = typer.Option(None, "--jti-replay/--no-jti-replay",
+                                    help="Require a jti and accept each token once (in the daemon's memory)."),
+    json_out: bool = typer.Option(False, "--json", help="Print the rules as JSON."),
+) -> None:
+    """Show or change the workspace's token rules (issuer, lifetime, email, jti)."""
+    from botctl import identity, workspaces
+
+    output.use_json(json_out)
+    a = context.app(ctx, create=False)
+    ws = workspaces.get(a.vault.conn, workspace)
+    if any(v is not None for v in (issuer, max_lifetime, require_email_verified, unicode_email, jti_replay)) \
+            or no_issuer:
+        rules = identity.set_settings(
+            a, ws, issuer=issuer, clear_issuer=no_issuer,
+            max_lifetime=_parse_duration(max_lifetime, "--max-lifetime") if max_lifetime else None,
+            require_email_verified=require_email_verified, unicode_email=unicode_email, jti_replay=jti_replay)
+    else:
+        rules = identity.rules(a.vault.conn, ws)
+    if json_out:
+        output.emit_json({"workspace": ws.name, **rules.as_dict()})
+    else:
+        output.status(_describe(ws.name, rules))
 
 
 @app.command("remove")

@@ -34,9 +34,12 @@ def visitor_email(ctx: ActionContext) -> str:
 
 
 def same_email(a: object, b: object) -> bool:
-    return (
-        isinstance(a, str) and isinstance(b, str) and bool(a) and a.strip().casefold() == b.strip().casefold()
-    )
+    """Whether a vendor's address is the visitor's: ASCII case ignored, nothing else (no Unicode case
+    folding: KELVIN SIGN is not k, long s is not s); controls, bidi and spaces inside never match."""
+    from botctl.identity import email_key
+
+    key = email_key(a)
+    return key is not None and key == email_key(b)
 
 
 def split_name(name: str | None) -> tuple[str, str]:

@@ -140,14 +140,15 @@ class Provider:
 
     # -- identity -----------------------------------------------------------------------------------
 
-    def verify(self, ws, token: str | None) -> tuple[Visitor | None, str | None]:  # noqa: ANN001
+    async def verify(self, ws, token: str | None) -> tuple[Visitor | None, str | None]:  # noqa: ANN001
         """(visitor, None) for a good token, (None, None) without one, (None, reason) for a bad one."""
         if token is None:
             return None, None
         from botctl.identity import IdentityError, Verifier
 
         try:
-            return Verifier(self.app, ws).verify(token), None
+            # Awaited: a JWKS fetch runs on its own thread, never on this loop (other tenants).
+            return await Verifier(self.app, ws).averify(token), None
         except IdentityError as exc:
             return None, exc.reason
 
@@ -269,7 +270,7 @@ def create_app(home_path: str, **opts: Any) -> Starlette:
         ws = prov.workspace(ws_name)
         # A token that fails is a refusal (never a silent downgrade to anonymous); run_action audits it,
         # like an unknown workspace, as one action.run record.
-        visitor, bad = prov.verify(ws, data.get("identity_token")) if ws is not None else (None, None)
+        visitor, bad = await prov.verify(ws, data.get("identity_token")) if ws is not None else (None, None)
         try:
             result = await run_action(prov.app, ws_name, action, visitor=visitor, params=data.get("params"),
                                       request_id=rid, actor=visitor_actor(visitor), identity_error=bad,
@@ -296,7 +297,7 @@ def create_app(home_path: str, **opts: Any) -> Starlette:
         ws = prov.workspace(request.path_params["ws"])
         if ws is None:
             return JSONResponse(error("unknown_workspace", "No such workspace.", rid))
-        visitor, bad = prov.verify(ws, data.get("identity_token"))
+        visitor, bad = await prov.verify(ws, data.get("identity_token"))
         if bad is not None:
             await prov.app.aaudit("chat.refused", workspace=ws.name, actor={"type": "visitor"}, outcome="denied",
                                   reason="invalid_identity", request_id=rid,
