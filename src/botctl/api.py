@@ -150,10 +150,11 @@ class Botctl:
         import asyncio
 
         from botctl.actions import run_action
+        from botctl.identity import operator_email
 
         visitor = None
         if visitor_email:
-            visitor = Visitor(sub=visitor_sub or visitor_email, email=visitor_email.strip().lower(), name=visitor_name)
+            visitor = Visitor(sub=visitor_sub or visitor_email, email=operator_email(visitor_email), name=visitor_name)
         return asyncio.run(run_action(self._app, workspace, action, visitor=visitor, params=params or {},
                                       actor=self._app.actor))
 

@@ -291,6 +291,19 @@ _ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrst
 _BAD_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zs", "Zl", "Zp"})
 
 
+def operator_email(value: str) -> str:
+    """An address an operator gave (`actions run --as-email`, the Python API) in the form visitors'
+    addresses are compared (`email_key`); not one address is a usage error, shown escaped."""
+    import json
+
+    from botctl.errors import UsageError
+
+    key = email_key(value)
+    if key is None:
+        raise UsageError(f"{json.dumps(value, ensure_ascii=True)} is not one email address.")
+    return key
+
+
 def email_key(value: object) -> str | None:
     """The form in which two addresses are compared, or None for something that is not one address.
 

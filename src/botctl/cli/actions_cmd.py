@@ -59,6 +59,7 @@ def run(
     from botctl.actions import run_action
     from botctl.connectors.base import ActionError, Visitor
     from botctl.errors import ActionFailed, UsageError
+    from botctl.identity import operator_email
 
     output.use_json(json_out)
     try:
@@ -66,7 +67,7 @@ def run(
     except json.JSONDecodeError as exc:
         raise UsageError(f"--params is not valid JSON ({exc.msg} at column {exc.colno}).",
                          hint='Quote it for your shell: --params \'{"key": "value"}\'') from None
-    visitor = Visitor(sub=as_sub or as_email, email=as_email.strip().lower(), name=as_name) if as_email else None
+    visitor = Visitor(sub=as_sub or as_email, email=operator_email(as_email), name=as_name) if as_email else None
     if as_sub and not as_email:
         raise UsageError("--as-sub needs --as-email.")
     a = context.app(ctx, create=False)
