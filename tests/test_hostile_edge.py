@@ -59,9 +59,9 @@ def to_provider(d, path: str, payload: dict) -> bytes:
 # -- 6. rate limits: first, for everything, and per visitor behind a proxy ----------------------------------
 
 
-def test_the_ip_bucket_comes_before_any_other_work(sandbox_server, tmp_path):
+def test_the_ip_bucket_comes_before_any_other_work(sandbox, tmp_path):
     """Unknown workspaces, wrong origins and preflights used to cost a provider round trip each, unlimited."""
-    dm = _setup_home(tmp_path, sandbox_server, port=free_port(), daemon_args=("--ip-rate", "2"))
+    dm = _setup_home(tmp_path, sandbox, port=free_port(), daemon_args=("--ip-rate", "2"))
     try:
         attacks = {
             "unknown workspace": lambda: dm.http.get("/v1/workspaces/nope-nope/widget-config"),

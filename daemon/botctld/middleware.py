@@ -142,8 +142,10 @@ class Envelope:
             return None
         wait = self.edge.ip_limits.take(client_ip)
         if wait:
+            origin = dict(scope.get("headers") or []).get(b"origin")
+            cors = self.edge.cached_cors(path, origin.decode("latin-1") if origin else None)
             return err("rate_limited", "Too many requests; slow down.", 429, rid,
-                       {"Retry-After": str(max(1, int(wait + 0.999))), "X-Request-Id": rid})
+                       {**cors, "Retry-After": str(max(1, int(wait + 0.999))), "X-Request-Id": rid})
         return None
 
 

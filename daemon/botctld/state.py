@@ -70,6 +70,18 @@ class Edge:
             raise ProviderDown(f"HTTP {status}" if status != 200 else "bad answer")
         return answer
 
+    def cached_cors(self, path: str, origin: str | None) -> dict[str, str]:
+        """CORS headers for a refusal made before any other work (the per-IP limit): only from what is
+        already cached — the workspace's config, from an earlier request — never a provider round trip.
+        A widget being limited has just made requests, so its browser can read the 429 and wait."""
+        if origin is None or not path.startswith("/v1/workspaces/"):
+            return {}
+        hit = self._configs.get(path.split("/")[3])
+        if hit is None or hit[0] <= time.monotonic() or hit[1] != 200 or origin not in hit[2].get("origins", []):
+            return {}
+        return {"Access-Control-Allow-Origin": origin, "Vary": "Origin",
+                "Access-Control-Expose-Headers": "X-Request-Id, Retry-After"}
+
     async def ws_config(self, ws: str) -> tuple[int, dict[str, Any]]:
         hit = self._configs.get(ws)
         now = time.monotonic()
