@@ -42,12 +42,12 @@ ROUTES = [
 
 
 async def _provider_down(request: Request, _exc: Exception) -> Response:
-    return err("provider_unavailable", "The service is restarting or unavailable; try again shortly.", 503,
+    return err("provider_unavailable", "The service is restarting or unavailable; try again shortly.",
                request.state.rid, {"Retry-After": "1"})
 
 
 async def _internal_error(request: Request, _exc: Exception) -> Response:
-    return err("internal_error", "Something went wrong on our side.", 500, request.state.rid)
+    return err("internal_error", "Something went wrong on our side.", request.state.rid)
 
 
 def create_app(socket_path: str, **opts: Any) -> Envelope:

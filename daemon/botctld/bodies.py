@@ -59,22 +59,22 @@ async def json_object(request: Request, fields: set[str], shape: str) -> tuple[d
     rid, cors = request.state.rid, request.state.cors
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if ctype != "application/json":
-        return None, err("unsupported_media_type", "Send the body as application/json.", 415, rid, cors)
+        return None, err("unsupported_media_type", "Send the body as application/json.", rid, cors)
     try:
         raw = await read_body(request)
     except BodyTooLarge:
-        return None, err("payload_too_large", f"The request body is over {MAX_BODY // 1024} KiB.", 413, rid, cors)
+        return None, err("payload_too_large", f"The request body is over {MAX_BODY // 1024} KiB.", rid, cors)
     except ClientDisconnect:  # gone, or too slow to send the body (protocol.BODY_TIMEOUT): nobody reads this
-        return None, err("invalid_request", "The request body did not arrive.", 400, rid, cors)
+        return None, err("invalid_request", "The request body did not arrive.", rid, cors)
     try:
         body = json.loads(raw, parse_constant=_no_constant, parse_float=_finite) if raw else {}
         json.dumps(body, ensure_ascii=False, allow_nan=False).encode()  # lone surrogates ("\ud800") fail here
     except (ValueError, RecursionError):
-        return None, err("invalid_request", "The body is not valid JSON.", 400, rid, cors)
+        return None, err("invalid_request", "The body is not valid JSON.", rid, cors)
     if depth(body) > MAX_DEPTH:
-        return None, err("invalid_request", f"The body is nested over {MAX_DEPTH} levels deep.", 400, rid, cors)
+        return None, err("invalid_request", f"The body is nested over {MAX_DEPTH} levels deep.", rid, cors)
     if not isinstance(body, dict) or set(body) - fields:
-        return None, err("invalid_request", f"The body must be {shape} with no other fields.", 400, rid, cors)
+        return None, err("invalid_request", f"The body must be {shape} with no other fields.", rid, cors)
     return body, None
 
 

@@ -49,12 +49,12 @@ async def run_action(request: Request) -> Response:
         return bad
     params = body.get("params", {})  # type: ignore[union-attr]
     if not isinstance(params, dict):
-        return err("invalid_params", "params must be a JSON object.", 422, rid, cors)
+        return err("invalid_params", "params must be a JSON object.", rid, cors)
     token = identity_token(request)
     if token is not None:
         wait = edge.visitor_limits.take("v:" + hashlib.sha256(token.encode()).hexdigest())
         if wait:
-            return err("rate_limited", "Too many requests; slow down.", 429, rid,
+            return err("rate_limited", "Too many requests; slow down.", rid,
                        {**cors, "Retry-After": str(max(1, int(wait + 0.999)))})
     answer = await edge.provider("POST", f"/v1/workspaces/{seg(ws)}/actions/{seg(action)}",
                                  {"params": params, "identity_token": token, "request_id": rid,
@@ -72,10 +72,10 @@ async def chat(request: Request) -> Response:
         return bad
     message, conv = body.get("message"), body.get("conversation_id")  # type: ignore[union-attr]
     if not isinstance(message, str) or not message.strip() or len(message) > 2000:
-        return err("invalid_request", "message must be a non-empty string of at most 2000 characters.", 400,
+        return err("invalid_request", "message must be a non-empty string of at most 2000 characters.",
                    rid, cors)
     if conv is not None and (not isinstance(conv, str) or len(conv) > 64):
-        return err("invalid_request", "conversation_id must be a string of at most 64 characters.", 400, rid, cors)
+        return err("invalid_request", "conversation_id must be a string of at most 64 characters.", rid, cors)
     answer = await _edge(request).provider("POST", f"/v1/workspaces/{seg(ws)}/chat",
                                            {"message": message, "conversation_id": conv,
                                             "identity_token": identity_token(request), "request_id": rid,
@@ -92,7 +92,7 @@ async def readyz(request: Request) -> Response:
         answer = await _edge(request).provider("GET", "/health")
         return JSONResponse({"ok": True, "provider": {"version": answer.get("version")}})
     except ProviderDown:
-        return err("provider_unavailable", "The provider is not reachable.", 503, request.state.rid)
+        return err("provider_unavailable", "The provider is not reachable.", request.state.rid)
 
 
 async def metrics(request: Request) -> Response:

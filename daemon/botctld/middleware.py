@@ -53,14 +53,14 @@ async def _cors_check(edge: Edge, request: Request, ws: str, rid: str) -> tuple[
     try:
         status, body = await edge.ws_config(ws)
     except (ProviderDown, KeyError):
-        return err("provider_unavailable", "The service is starting or unavailable; try again shortly.", 503,
+        return err("provider_unavailable", "The service is starting or unavailable; try again shortly.",
                    rid), {}
     if status == 404:
-        return err("unknown_workspace", "No such workspace.", 404, rid), {}
+        return err("unknown_workspace", "No such workspace.", rid), {}
     if origin is None:
         return None, {}  # not a browser request (server-to-server, curl): CORS does not apply
     if origin not in body.get("origins", []):
-        return err("origin_not_allowed", "This site is not allowed to use this workspace.", 403, rid), {}
+        return err("origin_not_allowed", "This site is not allowed to use this workspace.", rid), {}
     return None, {"Access-Control-Allow-Origin": origin, "Vary": "Origin",
                   "Access-Control-Expose-Headers": "X-Request-Id, Retry-After"}
 
@@ -137,14 +137,14 @@ class Envelope:
         local_port = (scope.get("server") or (None, None))[1]
         on_metrics = self.edge.metrics_port is not None and local_port == self.edge.metrics_port
         if on_metrics != (path == "/metrics"):
-            return err("not_found", "No such route.", 404, rid, {"X-Request-Id": rid})
+            return err("not_found", "No such route.", rid, {"X-Request-Id": rid})
         if on_metrics or path in UNLIMITED:
             return None
         wait = self.edge.ip_limits.take(client_ip)
         if wait:
             origin = dict(scope.get("headers") or []).get(b"origin")
             cors = self.edge.cached_cors(path, origin.decode("latin-1") if origin else None)
-            return err("rate_limited", "Too many requests; slow down.", 429, rid,
+            return err("rate_limited", "Too many requests; slow down.", rid,
                        {**cors, "Retry-After": str(max(1, int(wait + 0.999))), "X-Request-Id": rid})
         return None
 

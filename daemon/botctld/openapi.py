@@ -6,16 +6,9 @@ from functools import cache
 from typing import Any
 
 from botctld import __version__
+from botctld.error_codes import ERRORS
 
-ERROR_CODES = [
-    "identity_required", "invalid_identity", "forbidden", "plan_required", "unknown_workspace", "unknown_action",
-    "not_found", "not_connected", "needs_reauth", "missing_scope", "invalid_params", "invalid_request",
-    "rate_limited", "upstream_error", "outcome_unknown", "upstream_timeout", "origin_not_allowed", "payload_too_large",
-    "unsupported_media_type", "method_not_allowed", "provider_unavailable", "internal_error",
-    "audit_unavailable",
-    # From the HTTP layer (botctld/protocol.py), before any route: 431 and 414, the connection then closed.
-    "headers_too_large", "uri_too_long",
-]
+ERROR_CODES = list(ERRORS)  # the one catalogue: botctld/error_codes.py
 
 
 def _err(description: str) -> dict[str, Any]:
@@ -156,8 +149,8 @@ def spec() -> dict[str, Any]:
                         "200": _ok("ActionResult", "The action ran."),
                         "400": _err("Malformed JSON or unknown body fields (invalid_request)."),
                         "401": _err("identity_required (no token, customer-specific action) or invalid_identity."),
-                        "403": _err("forbidden (not this visitor's object), plan_required, origin_not_allowed."),
-                        "404": _err("unknown_workspace, unknown_action or not_found."),
+                        "403": _err("plan_required or origin_not_allowed."),
+                        "404": _err("unknown_workspace, unknown_action or not_found (also for another customer's object)."),
                         "409": _err("not_connected, needs_reauth or missing_scope."),
                         "413": _err("Body over 64 KiB."),
                         "415": _err("Body is not application/json."),

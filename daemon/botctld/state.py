@@ -12,6 +12,7 @@ from urllib.parse import quote
 
 from starlette.responses import JSONResponse
 
+from botctld import error_codes
 from botctld.clientip import ClientAddress
 from botctld.metrics import Metrics
 from botctld.provider_client import ProviderClient, ProviderError
@@ -34,10 +35,11 @@ def seg(value: str) -> str:
     return {".": "%2E", "..": "%2E%2E"}.get(value) or quote(value, safe="")
 
 
-def err(code: str, message: str, status: int, rid: str, headers: dict[str, str] | None = None) -> JSONResponse:
-    """The stable error envelope: `{"error": {"code", "message"}, "request_id"}`."""
-    return JSONResponse({"error": {"code": code, "message": message}, "request_id": rid}, status_code=status,
-                        headers=headers)
+def err(code: str, message: str, rid: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    """The stable error envelope, `{"error": {"code", "message"}, "request_id"}`, with the code's status
+    from the one catalogue (botctld.error_codes)."""
+    return JSONResponse({"error": {"code": code, "message": message}, "request_id": rid},
+                        status_code=error_codes.status(code), headers=headers)
 
 
 class Edge:

@@ -30,9 +30,6 @@ if TYPE_CHECKING:
 # the daemon's edge waits 30 s for the provider's answer, and the audit record has to be written too.
 ACTION_BUDGET_S = 25.0
 
-# Refusals (the caller may not do this) vs errors (it was allowed and something failed).
-DENIED = frozenset({"unknown_workspace", "unknown_action", "plan_required", "identity_required", "invalid_identity",
-                    "forbidden", "not_connected", "invalid_params", "not_found"})
 
 MESSAGES = {
     "unknown_workspace": "No such workspace.",
@@ -298,7 +295,9 @@ async def run_action(
         if exc.retry_after is not None:
             detail["retry_after"] = exc.retry_after
         detail["message"] = exc.message
-        outcome = "unknown" if exc.code == "outcome_unknown" else "denied" if exc.code in DENIED else "error"
+        from botctld.error_codes import ERRORS
+
+        outcome = ERRORS[exc.code].outcome if exc.code in ERRORS else "error"  # denied / error / unknown
         await record(outcome, exc.code)
         raise
     except Exception as exc:

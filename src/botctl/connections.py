@@ -276,6 +276,7 @@ def connect_with_secret(app: App, ws: Workspace, connector: Connector, config: M
     import asyncio
 
     from botctl.connectors.base import ActionError
+    from botctl.errors import EXIT_TRANSIENT
 
     label = None
     if check:
@@ -284,7 +285,7 @@ def connect_with_secret(app: App, ws: Workspace, connector: Connector, config: M
         except ActionError as exc:
             err = error_for(exc, connector.vendor)
             app.audit("connection.failed", workspace=ws.name, connector=connector.name,
-                      outcome="denied" if err.exit_code != 22 else "error", reason=err.code,
+                      outcome="denied" if err.exit_code != EXIT_TRANSIENT else "error", reason=err.code,
                       detail={"upstream_status": exc.upstream_status, "message": exc.message})
             raise err from None
     return save(app, ws, connector, auth=connector.auth, config=config, credential=credential, account_label=label)

@@ -56,7 +56,7 @@ def test_widget_maps_every_documented_error_code():
     from botctld.openapi import ERROR_CODES
 
     code = WIDGET.read_text()
-    table = code[code.index("var ERRORS = {"):code.index("function humanError")]
+    table = code[code.index("var CODE_MESSAGES = {"):code.index("function humanError")]
     handled = set(re.findall(r"^\s*(\w+):", table, flags=re.M)) | {"rate_limited", "invalid_params", "invalid_request"}
     missing = set(ERROR_CODES) - handled - {"method_not_allowed"}  # the widget only sends GET/POST it knows
     assert not missing, f"no plain-language message for {sorted(missing)}"

@@ -75,11 +75,13 @@ def test(
         cred = connections.credential(a, ws, current) if current is not conn else credential
         return await connections.validate(connector, current.config, cred)
 
+    from botctl.errors import EXIT_REJECTED
+
     try:
         label = asyncio.run(check())
     except ActionError as exc:
         err = connections.error_for(exc, connector.vendor)
-        if err.exit_code == 20:
+        if err.exit_code == EXIT_REJECTED:
             connections.set_status(a, conn, "needs_reauth", f"credential rejected by {connector.vendor}")
         a.audit("connection.tested", workspace=ws.name, connector=connector.name,
                 outcome="error", reason=err.code, detail={"upstream_status": exc.upstream_status, "message": exc.message})

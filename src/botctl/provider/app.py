@@ -32,16 +32,10 @@ from starlette.routing import Route  # noqa: TID253
 from botctl import __version__
 from botctl.connectors.base import ActionError, Visitor
 from botctl.errors import AuditChainBroken
+from botctld import error_codes
 
 log = logging.getLogger("botctl.provider")
 
-# Visitor-facing HTTP status per stable code (DESIGN.md "The daemon's HTTP API").
-STATUS = {
-    "identity_required": 401, "invalid_identity": 401, "forbidden": 403, "plan_required": 403,
-    "unknown_workspace": 404, "unknown_action": 404, "not_found": 404, "not_connected": 409, "needs_reauth": 409,
-    "invalid_params": 422, "missing_scope": 409, "rate_limited": 429, "upstream_error": 502,
-    "outcome_unknown": 502, "upstream_timeout": 504, "internal_error": 500, "audit_unavailable": 503,
-}
 PUBLIC_MESSAGE = {
     "invalid_identity": "The identity token was refused.",
     "not_found": "Nothing with that id was found for you.",
@@ -71,7 +65,7 @@ def client_ip_of(data: dict[str, Any]) -> str | None:
 
 
 def error(code: str, message: str, request_id: str, *, retry_after: float | None = None) -> dict[str, Any]:
-    out: dict[str, Any] = {"status": STATUS.get(code, 500),
+    out: dict[str, Any] = {"status": error_codes.status(code),
                            "body": {"error": {"code": code, "message": message}, "request_id": request_id}}
     if retry_after is not None:
         out["headers"] = {"Retry-After": str(max(1, int(retry_after + 0.999)))}
