@@ -1,0 +1,118 @@
+"""The provider process's state (`app.state.provider`): the App (vault + group-committed audit), the vendor
+connection pool, identity verification, the background refresh loop and its counters."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from typing import Any
+
+from botctl.connectors.base import Visitor
+
+log = logging.getLogger("botctl.provider")
+GREETING = "Hi! How can we help?"
+
+
+class Provider:
+    """State of one provider process: the App (vault + group-committed audit), counters, refresh loop."""
+
+    def __init__(self, home_path: str, *, refresh_interval: float = 30.0, refresh_margin: float = 300.0) -> None:
+        from botctl.app import App
+        from botctl.home import Home
+
+        self.app = App(Home.resolve(home_path), actor={"type": "system"}, create=False)
+        self.app.vault  # noqa: B018 - open now: a wrong or missing master key fails the start, not a request
+        os.environ.pop("BOTCTL_MASTER_KEY", None)  # read once: nothing this process starts inherits it
+        self.app.use_group_commit()
+        import httpx
+
+        # Keep-alive connections to the vendors, shared by every action (credentials are injected per
+        # request by each action's own VendorTransport wrapped around this pool).
+        self.app.vendor_pool = httpx.AsyncHTTPTransport(retries=0, limits=httpx.Limits(max_connections=200,
+                                                                                       max_keepalive_connections=50))
+        self.started = time.time()
+        self.refresh_interval = refresh_interval
+        self.refresh_margin = refresh_margin
+        self.refresh_stats: dict[str, Any] = {"runs": 0, "refreshed": 0, "failed": 0, "last_run": None}
+        self._refresh_task: asyncio.Task | None = None
+
+    # -- lookups (fresh per request: the CLI may change the vault while the daemon runs) ----------
+
+    def workspace(self, name: str):  # -> Workspace | None
+        from botctl import workspaces
+
+        return workspaces.find(self.app.vault.conn, name)
+
+    def available(self, ws) -> list[dict[str, Any]]:  # noqa: ANN001
+        """The actions this workspace can run now (plan allows, connection active): the one catalogue."""
+        from botctl.actions import catalogue
+
+        keep = ("name", "connector", "vendor", "category", "description", "customer_specific", "params")
+        return [{k: a[k] for k in keep} for a in catalogue(self.app.vault.conn, ws) if a["status"] == "available"]
+
+    def widget_config(self, ws) -> dict[str, Any]:  # noqa: ANN001
+        actions = self.available(ws)
+        return {
+            "workspace": ws.name,
+            "display_name": ws.display_name or ws.name,
+            "greeting": GREETING,
+            "actions": {
+                "anonymous": [a["name"] for a in actions if not a["customer_specific"]],
+                "signed_in": [a["name"] for a in actions if a["customer_specific"]],
+            },
+            "features": {"chat": True, "actions": ws.actions_allowed},
+        }
+
+    # -- identity -----------------------------------------------------------------------------------
+
+    async def verify(self, ws, token: str | None) -> tuple[Visitor | None, str | None]:  # noqa: ANN001
+        """(visitor, None) for a good token, (None, None) without one, (None, reason) for a bad one."""
+        if token is None:
+            return None, None
+        from botctl.identity import IdentityError, Verifier
+
+        try:
+            # Awaited: a JWKS fetch runs on its own thread, never on this loop (other tenants).
+            return await Verifier(self.app, ws).averify(token), None
+        except IdentityError as exc:
+            return None, exc.reason
+
+    # -- refresh loop -------------------------------------------------------------------------------
+
+    async def refresh_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.refresh_interval)
+            await self.refresh_once()
+
+    async def refresh_once(self) -> None:
+        try:
+            from botctl import oauth
+        except ImportError:
+            return
+        fn = getattr(oauth, "refresh_due", None)
+        if fn is None:
+            return
+        self.refresh_stats["runs"] += 1
+        self.refresh_stats["last_run"] = time.time()
+        try:
+            results = await fn(self.app, margin_s=self.refresh_margin)
+        except Exception:
+            log.exception("refresh run failed")
+            self.refresh_stats["failed"] += 1
+            return
+        for r in results or []:
+            outcome = getattr(r, "outcome", None)
+            if outcome == "refreshed":
+                self.refresh_stats["refreshed"] += 1
+            elif outcome in ("needs_reauth", "failed"):
+                self.refresh_stats["failed"] += 1
+
+    def close(self) -> None:
+        self.app.close()
+
+    async def aclose(self) -> None:
+        if self.app.vendor_pool is not None:
+            await self.app.vendor_pool.aclose()
+        self.close()
