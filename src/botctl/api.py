@@ -163,7 +163,8 @@ class Botctl:
     def audit(self, *, limit: int = 20, workspace: str | None = None, event: str | None = None,
               action: str | None = None, outcome: str | None = None, since: str | None = None) -> list[dict[str, Any]]:
         """The latest `limit` audit records (oldest first), filtered; `since` like `2h`, `3d` or an ISO time."""
-        from botctl.audit import AuditReader, Filters, parse_since
+        from botctl.audit import AuditReader, Filters
+        from botctl.durations import parse_since
 
         reader = AuditReader(self._app.home)
         try:

@@ -34,10 +34,10 @@ import re
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from botctl import store
+from botctl.durations import parse_since  # noqa: F401 - re-exported: the one time-range parser
 from botctl.errors import AuditChainBroken, BotctlError, NotFound, UsageError
 from botctl.home import Home
 
@@ -349,31 +349,6 @@ def head_state(home: Home, key: bytes, vault_conn: sqlite3.Connection) -> dict[s
 
 
 # -- reading ---------------------------------------------------------------------------------------
-
-_SINCE = re.compile(r"^(\d+)\s*([smhdw])$")
-
-
-def parse_since(text: str, *, now: datetime | None = None) -> str:
-    """`10m`, `2h`, `3d`, `1w`, or an ISO date/time (taken as UTC when it has no offset)."""
-    now = now or datetime.now(UTC)
-    m = _SINCE.match(text.strip())
-    if m:
-        n, unit = int(m.group(1)), m.group(2)
-        delta = {"s": timedelta(seconds=n), "m": timedelta(minutes=n), "h": timedelta(hours=n),
-                 "d": timedelta(days=n), "w": timedelta(weeks=n)}[unit]
-        when = now - delta
-    else:
-        try:
-            when = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
-        except ValueError:
-            raise UsageError(
-                f"--since {text!r} is neither a duration nor a date.",
-                hint="Use e.g. 10m, 2h, 3d, or 2026-11-01T00:00.",
-            ) from None
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=UTC)
-    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
 
 @dataclass
 class Filters:

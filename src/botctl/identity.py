@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from botctl import store
 from botctl.connectors.base import Visitor
+from botctl.durations import parse_duration  # noqa: F401 - re-exported: the one duration parser
 from botctl.errors import Conflict, NotFound, UsageError
 from botctl.secret import Secret
 
@@ -75,21 +76,6 @@ def iso(ts: float) -> str:
     from datetime import UTC, datetime
 
     return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def parse_duration(value: Any, flag: str | None = None) -> int:
-    """Seconds from `90s`, `10m`, `1h`, `1d` or a plain number (CLI flags and `botctl apply` files)."""
-    what = f"{flag} {value!r}" if flag else repr(value)
-    if isinstance(value, bool):
-        raise UsageError(f"{what} is not a duration.", hint="Use e.g. 90s, 10m, 1h, 1d.")
-    if isinstance(value, int):
-        return value
-    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-    t = str(value).strip().lower()
-    try:
-        return int(t[:-1]) * units[t[-1]] if t and t[-1] in units else int(t)
-    except (ValueError, KeyError):
-        raise UsageError(f"{what} is not a duration.", hint="Use e.g. 90s, 10m, 1h, 1d.") from None
 
 
 def list_keys(conn: sqlite3.Connection, ws: Workspace) -> list[IdentityKey]:

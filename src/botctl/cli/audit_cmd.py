@@ -35,7 +35,8 @@ def tail(
     """Show the latest audit records (default 20), optionally following new ones."""
     if ctx.invoked_subcommand is not None:
         return
-    from botctl.audit import OUTCOMES, AuditReader, Filters, parse_since
+    from botctl.audit import OUTCOMES, AuditReader, Filters
+    from botctl.durations import parse_since
     from botctl.errors import UsageError
 
     output.use_json(json_out)

@@ -7,7 +7,7 @@ WS = typer.Option(..., "-w", "--workspace", envvar="BOTCTL_WORKSPACE", metavar="
 
 
 def _parse_duration(text: str, flag: str) -> int:
-    from botctl.identity import parse_duration
+    from botctl.durations import parse_duration
 
     return parse_duration(text, flag)
 
