@@ -56,8 +56,9 @@ def actions(result_json):
 
 
 def state(home):
-    from botctl import connections, identity, knowledge, oauth_apps, workspaces
+    from botctl import connections, identity, knowledge, workspaces
     from botctl.app import App
+    from botctl.oauth import apps as oauth_apps
 
     with App(home, create=False) as a:
         conn = a.vault.conn

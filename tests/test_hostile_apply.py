@@ -84,8 +84,9 @@ def line_of(text, needle):
 
 
 def state(home):
-    from botctl import connections, knowledge, oauth_apps, workspaces
+    from botctl import connections, knowledge, workspaces
     from botctl.app import App
+    from botctl.oauth import apps as oauth_apps
 
     if not home.vault_db.exists():
         return None

@@ -81,9 +81,10 @@ def test_oauth_app_set_list_remove_and_the_secret_stays_encrypted(home, cli, ws,
     # Both secrets survive both kinds of key rotation.
     assert cli("vault", "rotate-master-key", "--yes").code == 0
     assert cli("workspace", "rotate-key", "acme").code == 0
-    from botctl import oauth_apps, workspaces
+    from botctl import workspaces
     from botctl.app import App
     from botctl.connectors import registry
+    from botctl.oauth import apps as oauth_apps
 
     with App(home) as a:
         w = workspaces.get(a.vault.conn, "acme")

@@ -18,8 +18,9 @@ from typing import Any
 
 import pytest
 
-from botctl import connections, oauth, oauth_apps, workspaces
+from botctl import connections, oauth, workspaces
 from botctl.connectors import registry
+from botctl.oauth import apps as oauth_apps
 from botctl.secret import Secret
 from test_oauth_as import CLIENT_ID, CLIENT_SECRET, InteropAS, browse
 from test_oauth_flows import CALENDLY, CONFIG, BrowserUI, audit

@@ -36,9 +36,10 @@ def set_(
     The secret never comes from an argument: a hidden prompt, --client-secret-stdin or
     --client-secret-env VAR. --token-auth none registers a public client (PKCE, no secret).
     """
-    from botctl import connections, oauth, oauth_apps, workspaces
+    from botctl import connections, oauth, workspaces
     from botctl.cli import secrets_input
     from botctl.errors import UsageError
+    from botctl.oauth import apps as oauth_apps
 
     output.use_json(json_out)
     connector = connections.resolve_connector(connector_name)
@@ -79,7 +80,7 @@ def list_(
     json_out: bool = typer.Option(False, "--json", help="Print as JSON."),
 ) -> None:
     """The OAuth apps: global defaults and per-workspace overrides (never the secrets)."""
-    from botctl import oauth_apps
+    from botctl.oauth import apps as oauth_apps
     from botctl.vault import Vault
 
     output.use_json(json_out)
@@ -108,7 +109,8 @@ def remove(
 ) -> None:
     """Remove an OAuth app and its encrypted secret. Existing connections keep working (they keep
     a copy of the client they were made with) until they need re-authorising."""
-    from botctl import connections, oauth_apps, workspaces
+    from botctl import connections, workspaces
+    from botctl.oauth import apps as oauth_apps
 
     output.use_json(json_out)
     connector = connections.resolve_connector(connector_name)
