@@ -20,6 +20,8 @@ from pathlib import Path
 import pytest
 
 from botctl import knowledge, store, workspaces
+from botctl.knowledge import index as knowledge_index
+from botctl.knowledge.retrieve import _retrieve
 
 CORPUS = Path(__file__).parent / "data" / "knowledge"
 
@@ -350,7 +352,7 @@ def test_bad_inputs_add_nothing(app, tmp_path):
 def test_a_failure_inside_the_transaction_rolls_everything_back(app, tmp_path, monkeypatch):
     ws = workspaces.create(app, "acme")
     calls = {"n": 0}
-    real = knowledge._insert_chunks
+    real = knowledge_index._insert_chunks
 
     def flaky(conn, ws_id, doc_id, doc):
         calls["n"] += 1
@@ -358,7 +360,7 @@ def test_a_failure_inside_the_transaction_rolls_everything_back(app, tmp_path, m
             raise RuntimeError("disk on fire")
         real(conn, ws_id, doc_id, doc)
 
-    monkeypatch.setattr(knowledge, "_insert_chunks", flaky)
+    monkeypatch.setattr(knowledge_index, "_insert_chunks", flaky)
     with pytest.raises(RuntimeError):
         knowledge.add(app, ws, [CORPUS])
     conn = app.vault.conn
@@ -528,14 +530,14 @@ def test_thresholds_keep_a_margin_on_the_corpus(app, acme):
     conn = app.vault.conn
 
     def best(q):
-        _, ps = knowledge._retrieve(conn, acme.id, q, knowledge.CANDIDATES)
+        _, ps = _retrieve(conn, acme.id, q, knowledge.CANDIDATES)
         return ps[0] if ps else None
 
     tops = [best(q) for q, _, _ in ANSWERABLE]
     assert min(p.coverage for p in tops) >= knowledge.MIN_COVERAGE + 0.05
     assert min(p.strength for p in tops) >= knowledge.MIN_STRENGTH + 0.1
     for q in UNANSWERABLE:  # answer() takes any candidate that passes, so check them all
-        _, passages = knowledge._retrieve(conn, acme.id, q, knowledge.CANDIDATES)
+        _, passages = _retrieve(conn, acme.id, q, knowledge.CANDIDATES)
         for p in passages:
             assert p.coverage <= knowledge.MIN_COVERAGE - 0.04 or p.strength <= knowledge.MIN_STRENGTH - 0.1, q
 

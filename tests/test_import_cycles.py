@@ -1,0 +1,182 @@
+"""botctl's internal import graph: the knowledge package is in no import cycle.
+
+The graph is read from the source with `ast`, not by importing anything: every `import` / `from ... import`
+of a botctl module anywhere in src/botctl, at module level and inside functions alike (a function-level
+import is a deferred edge, not an absent one), relative imports resolved. `from botctl import knowledge`
+is an edge to botctl.knowledge, `from botctl.knowledge import add` one to the package's ``__init__``.
+Imports under ``if TYPE_CHECKING:`` never run: they are left out of the runtime graph and kept in the
+typing graph. Modules named in strings (cli/lazy.py's table, importlib) are not seen.
+
+    python tests/test_import_cycles.py      # lists every cycle (strongly connected component) found
+"""
+
+from __future__ import annotations
+
+import ast
+import sys
+from collections.abc import Iterable
+from pathlib import Path
+
+SRC = Path(__file__).resolve().parent.parent / "src"
+PACKAGE = "botctl.knowledge"
+
+
+def _modules() -> dict[str, tuple[Path, bool]]:
+    """dotted name -> (file, is a package's __init__)."""
+    out = {}
+    for path in sorted((SRC / "botctl").rglob("*.py")):
+        if "__pycache__" in path.parts:
+            continue
+        parts = list(path.relative_to(SRC).with_suffix("").parts)
+        is_pkg = parts[-1] == "__init__"
+        if is_pkg:
+            parts.pop()
+        out[".".join(parts)] = (path, is_pkg)
+    return out
+
+
+def _is_type_checking(test: ast.expr) -> bool:
+    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING")
+
+
+def _imports(tree: ast.AST) -> Iterable[tuple[ast.Import | ast.ImportFrom, bool]]:
+    """Every import statement of the tree, and whether it sits under `if TYPE_CHECKING:`."""
+    def walk(node: ast.AST, typing_only: bool) -> Iterable[tuple[ast.Import | ast.ImportFrom, bool]]:
+        if isinstance(node, ast.Import | ast.ImportFrom):
+            yield node, typing_only
+        if isinstance(node, ast.If) and _is_type_checking(node.test):
+            for child in node.body:
+                yield from walk(child, True)
+            for child in node.orelse:
+                yield from walk(child, typing_only)
+            return
+        for child in ast.iter_child_nodes(node):
+            yield from walk(child, typing_only)
+
+    yield from walk(tree, False)
+
+
+def _known(name: str, modules: dict[str, tuple[Path, bool]]) -> str | None:
+    """The deepest module of a dotted name that exists (``botctl.x.y`` -> ``botctl.x`` when y is a name)."""
+    parts = name.split(".")
+    while parts:
+        candidate = ".".join(parts)
+        if candidate in modules:
+            return candidate
+        parts.pop()
+    return None
+
+
+def import_graph(*, typing: bool = False) -> dict[str, set[str]]:
+    """module -> the botctl modules it imports (with `typing`, also those imported only for type checking)."""
+    modules = _modules()
+    graph: dict[str, set[str]] = {m: set() for m in modules}
+    for mod, (path, is_pkg) in modules.items():
+        tree = ast.parse(path.read_text(), filename=str(path))
+        for node, typing_only in _imports(tree):
+            if typing_only and not typing:
+                continue
+            targets: list[str | None] = []
+            if isinstance(node, ast.Import):
+                targets = [_known(a.name, modules) for a in node.names if a.name.split(".")[0] == "botctl"]
+            else:
+                if node.level:
+                    package = mod.split(".") if is_pkg else mod.split(".")[:-1]
+                    base_parts = package[: len(package) - (node.level - 1)]
+                    base = ".".join(base_parts + ([node.module] if node.module else []))
+                else:
+                    base = node.module or ""
+                if base.split(".")[0] != "botctl":
+                    continue
+                for a in node.names:
+                    sub = f"{base}.{a.name}"
+                    targets.append(sub if sub in modules else _known(base, modules))
+            graph[mod].update(t for t in targets if t is not None and t != mod)
+    return graph
+
+
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The strongly connected components of more than one module (Tarjan), each sorted, largest first."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    out: list[list[str]] = []
+    counter = 0
+
+    def visit(v: str) -> None:
+        nonlocal counter
+        index[v] = low[v] = counter
+        counter += 1
+        stack.append(v)
+        on_stack.add(v)
+        for w in sorted(graph.get(v, ())):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            component = []
+            while True:
+                w = stack.pop()
+                on_stack.discard(w)
+                component.append(w)
+                if w == v:
+                    break
+            if len(component) > 1:
+                out.append(sorted(component))
+
+    sys.setrecursionlimit(max(sys.getrecursionlimit(), 10 * len(graph) + 100))
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return sorted(out, key=lambda c: (-len(c), c))
+
+
+def _in_package(module: str) -> bool:
+    return module == PACKAGE or module.startswith(PACKAGE + ".")
+
+
+def _collapsed(graph: dict[str, set[str]]) -> dict[str, set[str]]:
+    """The graph with the whole knowledge package as one node."""
+    def node(m: str) -> str:
+        return PACKAGE if _in_package(m) else m
+
+    out: dict[str, set[str]] = {}
+    for m, targets in graph.items():
+        out.setdefault(node(m), set()).update(node(t) for t in targets if node(t) != node(m))
+    return out
+
+
+def test_the_graph_sees_both_kinds_of_import():
+    graph = import_graph()
+    # module level (botctl.store imports botctl.errors at the top) and inside a function
+    # (workspaces.delete imports the knowledge package to purge the index)
+    assert "botctl.errors" in graph["botctl.store"]
+    assert PACKAGE in graph["botctl.workspaces"]
+    assert any(_in_package(m) for m in graph), "the knowledge package was not found"
+
+
+def test_knowledge_is_in_no_import_cycle():
+    for typing in (False, True):
+        graph = import_graph(typing=typing)
+        found = [c for c in cycles(graph) + cycles(_collapsed(graph)) if any(_in_package(m) for m in c)]
+        assert found == [], f"import cycles through {PACKAGE} ({'with' if typing else 'without'} " \
+                            f"TYPE_CHECKING imports): {found}"
+
+
+def test_knowledge_does_not_import_workspaces():
+    graph = import_graph(typing=True)
+    offenders = {m: sorted(t for t in targets if t == "botctl.workspaces")
+                 for m, targets in graph.items() if _in_package(m)}
+    assert not any(offenders.values()), offenders
+
+
+if __name__ == "__main__":
+    for label, typing in (("runtime imports", False), ("with TYPE_CHECKING imports", True)):
+        found = cycles(import_graph(typing=typing))
+        print(f"{label}: {len(found)} cycle(s)")
+        for c in found:
+            print("  " + " <-> ".join(c))
