@@ -42,6 +42,7 @@ from botctl.oauth.flows import (
     browser_available,
     browser_flow,
     device_flow,
+    exchange_code,
     open_browser,
     paste_flow,
 )
@@ -71,7 +72,6 @@ from botctl.oauth.protocol import (
     ServerError,
     TokenSet,
     apply_metadata,
-    exchange_code,
     fetch_metadata,
     read_capped,
     revoke_request,

@@ -50,9 +50,6 @@ if TYPE_CHECKING:
     from botctl.workspaces import Workspace
 
 
-# -- connect --------------------------------------------------------------------------------------------
-
-
 @dataclass
 class ConnectResult:
     connection: Connection

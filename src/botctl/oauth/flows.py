@@ -24,7 +24,6 @@ from botctl.oauth.protocol import (
     ServerError,
     TokenSet,
     clean_text,
-    exchange_code,
     exchange_error,
     token_request,
     token_set,
@@ -128,6 +127,19 @@ class Authorization:
         else:
             await self.callback.respond(400, "botctl could not connect", (message or "See the terminal.")
                                         + " You can close this tab.")
+
+
+async def exchange_code(req: AuthRequest, code: str, vendor_name: str) -> TokenSet:
+    data = {"grant_type": "authorization_code", "code": code, "redirect_uri": req.redirect_uri}
+    if req.verifier:
+        data["code_verifier"] = req.verifier
+    if req.app.scope_in_token_request:
+        data["scope"] = req.app.scope_separator.join(req.scopes)
+    data.update(dict(req.app.token_params))
+    try:
+        return token_set(await token_request(req.app, data))
+    except (ServerError, EndpointError) as exc:
+        raise exchange_error(exc, vendor_name, "exchanging the authorization code failed") from None
 
 
 async def browser_flow(app_cfg: OAuthApp, *, ui: FlowUI, vendor_name: str, open_it: bool,

@@ -25,8 +25,6 @@ from botctl.secret import Secret
 if TYPE_CHECKING:
     import httpx
 
-    from botctl.oauth.listener import AuthRequest
-
 EXIT_DENIED = 24
 EXIT_MISMATCH = 25
 EXIT_TIMEOUT = 26
@@ -276,19 +274,6 @@ def exchange_error(exc: ServerError | EndpointError, vendor_name: str, step: str
                                   code=exc.error)
     return CredentialRejected(f"{step}: {vendor_name} answered {exc.error}{said}.",
                               hint="Run the connect command again.", code=exc.error)
-
-
-async def exchange_code(req: AuthRequest, code: str, vendor_name: str) -> TokenSet:
-    data = {"grant_type": "authorization_code", "code": code, "redirect_uri": req.redirect_uri}
-    if req.verifier:
-        data["code_verifier"] = req.verifier
-    if req.app.scope_in_token_request:
-        data["scope"] = req.app.scope_separator.join(req.scopes)
-    data.update(dict(req.app.token_params))
-    try:
-        return token_set(await token_request(req.app, data))
-    except (ServerError, EndpointError) as exc:
-        raise exchange_error(exc, vendor_name, "exchanging the authorization code failed") from None
 
 
 async def fetch_metadata(url: str) -> dict[str, Any] | None:
