@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import shutil
 import sqlite3
 from pathlib import Path
@@ -296,3 +297,47 @@ def test_apply_does_not_store_env_secret_in_plain(home, cli, cfg, env):
     raw = home.vault_db.read_bytes()
     assert env["stripe"]["api_key"].encode() not in raw
     assert sqlite3.connect(home.vault_db).execute("SELECT count(*) FROM secrets").fetchone()[0] >= 3
+
+
+# -- errors in the file's words: a TOML user is never told about a command-line flag ----------------------
+
+FLAG = re.compile(r"(?<![\w-])--[a-z]")
+
+
+@pytest.mark.parametrize("extra, key, needle", [
+    ('[workspaces.shop.oauth_apps.hubspot]\nclient_id = "abc"\ntoken_auth = "magic"\n',
+     "workspaces.shop.oauth_apps.hubspot.token_auth", "token_auth must be one of"),
+    ('[workspaces.shop.connections.stripe]\napi_key_env = "STRIPE_KEY"\nsandbox = "nowhere"\n',
+     "workspaces.shop.connections.stripe.sandbox", "sandbox 'nowhere' is not a URL"),
+    ('[workspaces.shop.connections.zendesk]\naccess_token_env = "ZENDESK_TOKEN"\n',
+     "workspaces.shop.connections.zendesk.subdomain", "needs subdomain"),
+    ('[workspaces.shop.identity]\nissuer = " https://shop.example"\n',
+     "workspaces.shop.identity.issuer", "invalid issuer"),
+])
+def test_library_errors_name_the_toml_key_not_a_flag(home, cli, cfg, extra, key, needle):
+    p = write(cfg, SMALL + extra)
+    r = apply(cli, p)
+    assert r.code == 2, r.err
+    assert f"{key}:" in r.err and needle in r.err and f"{p}:" in r.err
+    assert not FLAG.search(r.err), r.err
+    assert not home.vault_db.exists()
+
+
+def test_a_vendor_without_that_account_points_at_the_key(home, cli, cfg, env, monkeypatch):
+    from botctl import connections
+    from botctl.connectors.base import ActionError
+
+    async def no_such_account(connector, config, credential):
+        raise ActionError("not_found", "no account here", upstream_status=404)
+
+    monkeypatch.setattr(connections, "validate", no_such_account)
+    text = SMALL + '[workspaces.shop.connections.zendesk]\nsubdomain = "acme"\naccess_token_env = "ZENDESK_TOKEN"\n'
+    p = write(cfg, text)
+    r = apply(cli, p, "--json")
+    assert r.code == 7, r.err
+    step = next(s for s in r.json()["plan"] if s["name"] == "shop/zendesk")
+    assert step["status"] == "failed" and "no account" in step["error"]
+    assert f"check subdomain at {p}:5: workspaces.shop.connections.zendesk" in step["error"]
+    assert not FLAG.search(r.out + r.err)
+    failed = [x for x in audit(cli) if x["event"] == "connection.failed"]  # audited by the library call
+    assert len(failed) == 1 and failed[0]["reason"] == "wrong_account"

@@ -38,15 +38,14 @@ def connect(app: App | None, get_ws: GetWs, cs: ConnSpec) -> Callable[[], Any]:
 
 
 def _connect_error(exc: BotctlError, cs: ConnSpec) -> BotctlError:
-    """The library's error, with its flags turned into the connection's keys; an account the vendor does
-    not know points at the settings that chose it (`subdomain`, `shop`, ... of this table)."""
+    """The library's error (same class and code), its settings named as the connection's keys; an account
+    the vendor does not know points at the keys that chose it (`subdomain`, `shop`, ... of this table)."""
     fields = [f for f in cs.connector.config_fields if f in cs.config]
     message, hint, _ = in_file_words(exc, {f: f for f in fields} | {"sandbox": "sandbox"})
-    if exc.code == "wrong_account":
-        hint = None
-        if fields:
-            message = f"{message.rstrip('.')}; check {' / '.join(fields)} at {cs.where}."
-    return type(exc)(message, hint=hint, code=exc.code)
+    if exc.code == "wrong_account" and fields:
+        message, hint = f"{message.rstrip('.')}; check {' / '.join(fields)} at {cs.where}.", None
+    exc.args, exc.message, exc.hint = (message,), message, hint
+    return exc
 
 
 def disconnect(app: App | None, get_ws: GetWs, have: Any) -> Callable[[], Any]:

@@ -75,10 +75,19 @@ def type_name(v: Any) -> str:
 
 
 def in_file_words(exc: BotctlError, words: Mapping[str, str]) -> tuple[str, str | None, str | None]:
-    """A library error as the file's reader should see it: each `--flag` whose key (`flag_name`) is in
-    `words` becomes that word (the key, or e.g. BOTCTL_SANDBOX); a hint that still speaks a flag is
-    dropped. Returns (message, hint, the first key named, when it is a key of the file)."""
+    """A library error as the file's reader should see it, naming keys of the file (`words`: key -> the
+    word the reader knows it by, the key itself or e.g. BOTCTL_SANDBOX). An error that can word its
+    settings again (`worded(word, listed)`, with `fields`) is asked to; otherwise each `--flag` whose key
+    (`flag_name`) is in `words` becomes that word. A hint that still speaks a flag is dropped. Returns
+    (message, hint, the first key of the file named)."""
     named: list[str] = []
+    worded = getattr(exc, "worded", None)
+    if callable(worded):
+        fields = [f for f in getattr(exc, "fields", ()) if words.get(f) == f]
+        named += fields
+        message, hint = worded(lambda f: words.get(f, f), lambda f: words.get(f, f))
+    else:
+        message, hint = exc.message, exc.hint
 
     def swap(m: re.Match[str]) -> str:
         key = m.group(1).replace("-", "_")
@@ -88,8 +97,8 @@ def in_file_words(exc: BotctlError, words: Mapping[str, str]) -> tuple[str, str 
             named.append(key)
         return words[key]
 
-    message = _FLAG.sub(swap, exc.message)
-    hint = _FLAG.sub(swap, exc.hint) if exc.hint else None
+    message = _FLAG.sub(swap, message)
+    hint = _FLAG.sub(swap, hint) if hint else None
     if hint is not None and _FLAG.search(hint):
         hint = None
     return message, hint, (named[0] if named else None)
