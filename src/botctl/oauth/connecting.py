@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from botctl.errors import BotctlError, Transient, UsageError
-from botctl.oauth.apps import resolve as resolve_app
 from botctl.oauth.clients import (
     TOKEN_AUTH_METHODS,
     OAuthApp,
@@ -117,11 +116,13 @@ async def sandbox_app(connector: Connector, sandbox_url: str) -> OAuthApp:
 async def app_for(app: App, ws: Workspace, connector: Connector, config: Mapping[str, str], *,
                   sandbox: str | None = None, redirect_port: int | None = None) -> OAuthApp:
     """The OAuth client to connect with: the sandbox's (with --sandbox), else the workspace's, else the global one."""
+    from botctl.oauth.apps import resolve  # the vault's tables: only when a stored app is wanted
+
     vendor(connector.name)
     if sandbox:
         app_cfg = await sandbox_app(connector, sandbox)
     else:
-        found = resolve_app(app, ws, connector, config)
+        found = resolve(app, ws, connector, config)
         if found is None:
             raise UsageError(
                 f"no OAuth app is configured for {connector.vendor}.",

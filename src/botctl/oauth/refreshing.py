@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from botctl.errors import BotctlError, NeedsReauth, NotFound, Transient
-from botctl.oauth.apps import stored_secret_for
 from botctl.oauth.clients import OAuthApp
 from botctl.oauth.protocol import (
     EndpointError,
@@ -110,6 +109,7 @@ def stored_app(app: App, ws: Workspace, c: Connection) -> OAuthApp:
     the configured app when that is still the same client (so a rotated secret applies), else from
     the copy stored with the connection."""
     from botctl import connections
+    from botctl.oauth.apps import stored_secret_for
 
     cfg = c.oauth_config()
     if not cfg.get("client_id") or not cfg.get("token_url"):
