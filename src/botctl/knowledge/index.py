@@ -197,6 +197,8 @@ def remove(app: App, ws: WorkspaceLike, doc: str) -> Document:
 
 
 def _workspace_phrase(workspace_id: str) -> str:
+    """The workspace's rows in a MATCH: its id as the index tokenises it, less the "ws" every row shares
+    (retrieve.scoped_match scopes every query with it; _delete_document finds a document's rows by it)."""
     parts = _TOKEN.findall(workspace_id.lower())
     if len(parts) > 1 and parts[0] == "ws":
         parts = parts[1:]

@@ -9,9 +9,6 @@ from __future__ import annotations
 import re
 from html.parser import HTMLParser
 
-# -- parsing documents into blocks ----------------------------------------------------------------
-# A block is ("h", level, text), ("p", 0, text) or ("li", 0, text).
-
 Block = tuple[str, int, str]
 _WS = re.compile(r"[ \t\r\f\v\u00a0]+")
 
