@@ -271,3 +271,34 @@ def test_every_action_refuses_unknown_params(home, cli, sandbox, ws):
     assert sandbox.stats()["total"] == 0  # refused before any vendor call
     recs = audit_records(cli, event="action.run")
     assert len(recs) == len(actions) and {r["reason"] for r in recs} == {"invalid_params"}
+
+
+def test_settings_by_config_or_by_their_alias_flag(home, cli, sandbox, ws):
+    key = sandbox.credentials()["freshdesk"]["api_key"] + "\n"
+    base = ["connect", "freshdesk", "-w", "acme", "--sandbox", sandbox.url, "--api-key-stdin", "--json"]
+    r = cli(*base, "--config", "domain=acme", input=key)
+    assert r.code == 0, r.err
+    assert r.json()["config"]["domain"] == "acme"
+    assert cli(*base, "--config", "domain=acme", "--domain", "acme", input=key).code == 0  # the same value twice
+    for extra, needle in ((["--config", "domain=acme", "--domain", "other"], "given twice"),
+                          (["--config", "domain"], "NAME=VALUE"),
+                          (["--config", "region=eu", "--domain", "acme"], "does not take --config region="),
+                          (["--config", "domain=evil.example/x#"], "--domain must be a name like")):
+        r = cli(*base, *extra, input=key)
+        assert r.code == 2 and needle in r.err, (extra, r.err)
+    assert cli("connections", "list", "--json").json()[0]["config"]["domain"] == "acme"
+
+
+def test_library_settings_errors_name_the_setting_not_a_flag():
+    from botctl import connections
+    from botctl.connectors import registry
+
+    cases = [("freshdesk", {}, "Freshdesk needs the domain setting (acme for acme.freshdesk.com).", None),
+             ("stripe", {"subdomain": "x"}, "Stripe does not take the subdomain setting.", "It takes no settings."),
+             ("shopify", {"shop": "a.b.example"}, "Shopify: the shop setting must be a name like 'acme', "
+                                                   "not 'a.b.example'.", None)]
+    for name, config, message, hint in cases:
+        with pytest.raises(connections.SettingsError) as e:
+            connections.resolve_config(registry.get(name), config, None)
+        assert (e.value.message, e.value.hint, e.value.exit_code) == (message, hint, 2)
+        assert "--" not in e.value.message

@@ -121,8 +121,7 @@ class Botctl:
         c = connections.resolve_connector(connector)
         given = {"api_key": api_key, "api_secret": api_secret, "access_token": access_token}
         credential = {k: Secret(v) for k, v in given.items() if v}
-        wanted = {"api_key": ["api_key"] + (["api_secret"] if c.auth_style == "basic_key_secret" else []),
-                  "oauth": ["access_token"]}[c.auth]
+        wanted = list(c.key_fields) if c.auth == "api_key" else ["access_token"]
         if sorted(credential) != sorted(wanted):
             raise UsageError(f"{c.vendor} connects with {' and '.join(wanted)}.", code="invalid_input")
         resolved = connections.resolve_config(c, dict(config or {}), sandbox)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -28,6 +28,7 @@ from botctl.secret import Secret
 if TYPE_CHECKING:
     from botctl.app import App
     from botctl.connectors.base import ActionError, Connector
+    from botctl.connectors.urls import ConfigError, Word
     from botctl.workspaces import Workspace
 
 STATUSES = ("active", "needs_reauth", "error")
@@ -104,9 +105,10 @@ class Connection:
 
         parts = ["botctl", "connect", self.connector, "-w", self.workspace]
         connector = registry.get(self.connector)
-        for name in connector.config_fields if connector else ():
-            if self.config.get(name):
-                parts += ["--" + name.replace("_", "-"), self.config[name]]
+        for field in connector.config if connector else ():
+            value = self.config.get(field.name)
+            if value:
+                parts += [field.alias, value] if field.alias else ["--config", f"{field.name}={value}"]
         if self.config.get("sandbox"):
             parts += ["--sandbox", self.config["sandbox"]]
         return " ".join(parts)
@@ -181,17 +183,36 @@ def resolve_connector(name: str) -> Connector:
     return c
 
 
+class SettingsError(UsageError):
+    """A usage error about a connector's settings. Its message names them neutrally ("the subdomain
+    setting"); `worded(word, listed)` words it again for a front end that names settings its own way
+    (the CLI: `--subdomain`): `word` for a setting in a sentence, `listed` for one in a list."""
+
+    def __init__(self, compose: Callable[[Word], str], *, hint: Callable[[Word], str] | None = None,
+                 fields: Sequence[str] = (), code: str | None = None) -> None:
+        from botctl.connectors.urls import setting_word
+
+        self._compose, self._hint, self.fields = compose, hint, tuple(fields)
+        message, hint_text = self.worded(setting_word, lambda name: name)
+        super().__init__(message, hint=hint_text, code=code)
+
+    @classmethod
+    def of(cls, exc: ConfigError) -> SettingsError:
+        return cls(lambda w: exc.worded(w, w)[0], hint=lambda w: exc.worded(w, w)[1] or "", fields=exc.fields)
+
+    def worded(self, word: Word, listed: Word) -> tuple[str, str | None]:
+        return self._compose(word), (self._hint(listed) or None if self._hint else None)
+
+
 def resolve_config(connector: Connector, config: Mapping[str, str | None], sandbox: str | None) -> dict[str, str]:
-    """Normalised config plus the resolved base URL (sandbox or the vendor's)."""
+    """Normalised config plus the resolved base URL (sandbox or the vendor's). A setting the connector
+    does not take, a missing or malformed one: SettingsError."""
     from botctl.connectors import urls
     from botctl.connectors.base import ActionError
 
     given = {k: v for k, v in config.items() if v}
-    extra = sorted(set(given) - set(connector.config_fields))
-    if extra:
-        raise UsageError(f"{connector.vendor} does not take --{extra[0].replace('_', '-')}.",
-                         hint=f"It takes: {', '.join('--' + f.replace('_', '-') for f in connector.config_fields) or 'no settings'}.")
     try:
+        urls.check_given(connector, given)
         clean = urls.normalize_config(connector, given)
         if sandbox:
             sandbox = sandbox.rstrip("/")
@@ -201,6 +222,8 @@ def resolve_config(connector: Connector, config: Mapping[str, str | None], sandb
             clean["sandbox"] = sandbox
         else:
             resolved = urls.base_url_for(connector, clean)
+    except urls.ConfigError as exc:
+        raise SettingsError.of(exc) from None
     except ActionError as exc:
         raise UsageError(exc.message) from None
     clean["base_url_resolved"] = resolved
@@ -214,8 +237,12 @@ def error_for(exc: ActionError, vendor: str) -> BotctlError:
         return CredentialRejected(f"{vendor} rejected the credential: {exc.message}",
                                   hint="Check the key (and its permissions), then connect again.")
     if code == "not_found":
-        return UsageError(f"{vendor} has no account at that address: {exc.message}",
-                          hint="Check --subdomain / --domain / --shop / --site.", code="wrong_account")
+        from botctl.connectors import registry
+
+        fields = next((c.config_fields for c in registry.all_connectors() if c.vendor == vendor), ())
+        message = f"{vendor} has no account at that address: {exc.message}"
+        return SettingsError(lambda w: message, hint=lambda w: f"Check the settings: {', '.join(w(f) for f in fields)}."
+                             if fields else "", fields=fields, code="wrong_account")
     if code == "invalid_params":
         return UsageError(exc.message)
     wait = f" (retry after {exc.retry_after:.0f}s)" if exc.retry_after else ""

@@ -1,22 +1,76 @@
+import functools
+import inspect
+
 import typer
 
 from botctl.cli import context, output
+from botctl.connectors import registry  # import-light: no HTTP library
 
 app = context.group(no_args_is_help=True)
 
 WS = typer.Option(..., "-w", "--workspace", envvar="BOTCTL_WORKSPACE", metavar="NAME", autocompletion=context.complete_workspace, help="Workspace.")
 
 
+def _aliases() -> dict[str, tuple[str, str, str]]:
+    """Alias flag -> (setting name, metavar, help), from the settings the connectors declare with an alias."""
+    found: dict[str, tuple[str, str, list[str]]] = {}
+    for c in registry.all_connectors():
+        for f in c.config:
+            if f.alias:
+                name, metavar, helps = found.setdefault(f.alias, (f.name, f.metavar, []))
+                if name != f.name:
+                    raise ValueError(f"{f.alias} names two settings: {name} and {f.name}")
+                helps.append(f"{c.vendor}: {f.help}.")
+    return {flag: (name, metavar, " ".join(helps) + f" (= --config {name}=...)")
+            for flag, (name, metavar, helps) in found.items()}
+
+
+ALIASES = _aliases()
+
+
+def _alias_param(flag: str) -> str:
+    return "setting_" + flag.lstrip("-").replace("-", "_")
+
+
+def _flag(name: str) -> str:
+    """How the command line spells a setting: its alias flag, else --config NAME=VALUE."""
+    return next((flag for flag, (n, _, _) in ALIASES.items() if n == name), f"--config {name}=VALUE")
+
+
+def _settings_from_registry(func):
+    """One option per alias flag the connectors declare (their values reach `func` in **aliases, by
+    setting name), and the library's neutral settings errors worded with the flags."""
+    from botctl.errors import UsageError
+
+    @functools.wraps(func)
+    def wrapper(**kwargs):
+        aliases = {ALIASES[flag][0]: kwargs.pop(_alias_param(flag), None) for flag in ALIASES}
+        from botctl.connections import SettingsError
+
+        try:
+            return func(**kwargs, **aliases)
+        except SettingsError as exc:
+            message, hint = exc.worded(_flag, _flag)
+            raise UsageError(message, hint=hint, code=exc.code) from None
+
+    params = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in inspect.signature(func).parameters.values()
+              if p.kind is not inspect.Parameter.VAR_KEYWORD]
+    extra = [inspect.Parameter(_alias_param(flag), inspect.Parameter.KEYWORD_ONLY, annotation=str,
+                               default=typer.Option(None, flag, metavar=metavar, help=help_text))
+             for flag, (_, metavar, help_text) in ALIASES.items()]
+    after = [p.name for p in params].index("settings") + 1
+    wrapper.__signature__ = inspect.Signature(params[:after] + extra + params[after:])
+    return wrapper
+
+
 @app.command("connect")
+@_settings_from_registry
 def connect(
     ctx: typer.Context,
     connector_name: str = typer.Argument(..., metavar="CONNECTOR", autocompletion=context.complete_connector, help="e.g. stripe, zendesk (see `botctl connectors list`)."),
     workspace: str = WS,
-    subdomain: str = typer.Option(None, "--subdomain", metavar="NAME", help="Zendesk: acme for acme.zendesk.com."),
-    domain: str = typer.Option(None, "--domain", metavar="NAME", help="Freshdesk: acme for acme.freshdesk.com."),
-    shop: str = typer.Option(None, "--shop", metavar="NAME", help="Shopify: acme for acme.myshopify.com."),
-    site: str = typer.Option(None, "--site", metavar="URL", help="WooCommerce: the store's site URL."),
-    base_url: str = typer.Option(None, "--base-url", metavar="URL", help="Cal.com: self-hosted API host."),
+    settings: list[str] = typer.Option(None, "--config", metavar="NAME=VALUE",
+                                       help="A setting of the connector (`botctl connectors show NAME` lists them); repeatable."),
     api_key_stdin: bool = typer.Option(False, "--api-key-stdin", help="Read the API key from standard input."),
     api_key_env: str = typer.Option(None, "--api-key-env", metavar="VAR", help="Read the API key from $VAR."),
     api_secret_stdin: bool = typer.Option(False, "--api-secret-stdin", help="WooCommerce: read the consumer secret from stdin."),
@@ -35,9 +89,11 @@ def connect(
     skip_check: bool = typer.Option(False, "--skip-check",
                                     help="OAuth: store the token without the vendor's account check."),
     json_out: bool = typer.Option(False, "--json", help="Print the connection as JSON."),
+    **aliases: str | None,
 ) -> None:
     """Connect a tool to a workspace: the credential is checked with the vendor, then stored encrypted.
 
+    Settings (a tenant, a site URL) come from --config NAME=VALUE or their alias flags.
     The secret never comes from an argument: a hidden prompt, --api-key-stdin, or --api-key-env VAR.
     OAuth tools (Calendly, Zendesk, HubSpot, Shopify) open the browser by default (authorization code
     + PKCE, redirect to 127.0.0.1); --no-browser, --paste and --device are for SSH and headless use.
@@ -59,8 +115,7 @@ def connect(
             f"{connector.vendor} connects with OAuth, not an API key.",
             hint="Pass an access token the vendor issued (e.g. a personal or private-app token) with "
                  "--access-token-stdin or --access-token-env VAR.")
-    config = connections.resolve_config(
-        connector, {"subdomain": subdomain, "domain": domain, "shop": shop, "site": site, "base_url": base_url}, sandbox)
+    config = connections.resolve_config(connector, _given(settings, aliases), sandbox)
     secrets_input.reset()
     if connector.auth == "api_key":
         if token_stdin or token_env:
@@ -68,7 +123,7 @@ def connect(
                              hint="Use --api-key-stdin or --api-key-env VAR.")
         credential = {"api_key": secrets_input.read(f"{connector.vendor} API key", flag="--api-key",
                                                     from_stdin=api_key_stdin, env_var=api_key_env)}
-        if connector.auth_style == "basic_key_secret":
+        if "api_secret" in connector.key_fields:
             credential["api_secret"] = secrets_input.read(
                 f"{connector.vendor} consumer secret", flag="--api-secret",
                 from_stdin=api_secret_stdin or (api_key_stdin and not api_secret_env), env_var=api_secret_env,
@@ -99,6 +154,24 @@ def connect(
         verb = "reconnected" if replaced else "connected"
         output.status(f"{verb} {connector.name} in {ws.name} as {label!r}"
                       + (f" (sandbox {config['sandbox']})" if config.get("sandbox") else ""))
+
+
+def _given(settings: list[str] | None, aliases: dict[str, str | None]) -> dict[str, str]:
+    """--config NAME=VALUE items and alias flags, as one {setting: value}; a setting given twice with
+    two values is refused."""
+    from botctl.errors import UsageError
+
+    given = {name: value for name, value in aliases.items() if value}
+    for item in settings or ():
+        name, eq, value = item.partition("=")
+        name = name.strip()
+        if not eq or not name:
+            raise UsageError(f"--config takes NAME=VALUE, not {item!r}.",
+                             hint="e.g. --config subdomain=acme (`botctl connectors show NAME` lists the settings).")
+        if given.get(name, value) != value:
+            raise UsageError(f"the setting {name} is given twice, with two values.")
+        given[name] = value
+    return given
 
 
 @app.command("disconnect")

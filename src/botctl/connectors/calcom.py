@@ -22,7 +22,8 @@ from botctl.connectors._common import (
     touched,
     visitor_email,
 )
-from botctl.connectors.base import Action, ActionContext, ActionError, Connector
+from botctl.connectors.base import Action, ActionContext, ActionError, ConfigField, Connector
+from botctl.connectors.scopes import write_implies_read
 
 if TYPE_CHECKING:
     import httpx
@@ -178,7 +179,15 @@ CONNECTOR = Connector(
     # Cal.com API keys carry no scopes; these name the OAuth scopes the same calls would need.
     scopes=("PROFILE_READ", "BOOKING_READ", "BOOKING_WRITE", "SCHEDULE_READ"),
     base_url="{base_url}",
-    config_fields=("base_url",),
+    config=(
+        ConfigField(
+            "base_url",
+            "url",
+            "the API host of a self-hosted Cal.com",
+            default="https://api.cal.com",
+            alias="--base-url",
+        ),
+    ),
     sandbox_path="/calcom",
     default_headers={"cal-api-version": BOOKINGS_VERSION},
     validate=validate,
@@ -246,4 +255,5 @@ CONNECTOR = Connector(
         ),
     ),
     docs_url="https://cal.com/docs/api-reference/v2",
+    broader_scopes=write_implies_read("_READ", "_WRITE"),
 )

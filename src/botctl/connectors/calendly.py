@@ -21,6 +21,7 @@ from botctl.connectors._common import (
     visitor_email,
 )
 from botctl.connectors.base import Action, ActionContext, ActionError, Connector
+from botctl.connectors.scopes import also_covered_by, any_of, write_implies_read
 
 if TYPE_CHECKING:
     import httpx
@@ -234,7 +235,7 @@ CONNECTOR = Connector(
         "availability:read",
     ),
     base_url="https://api.calendly.com",
-    config_fields=(),
+    config=(),
     sandbox_path="/calendly",
     default_headers={},
     validate=validate,
@@ -286,4 +287,9 @@ CONNECTOR = Connector(
         ),
     ),
     docs_url="https://developer.calendly.com/api-docs",
+    # A write scope covers its read; the scope catalog files available times under event_types.
+    broader_scopes=any_of(
+        write_implies_read(":read", ":write"),
+        also_covered_by({"availability:read": ("event_types:read", "event_types:write")}),
+    ),
 )

@@ -20,7 +20,7 @@ from botctl.connectors._common import (
     touched,
     visitor_email,
 )
-from botctl.connectors.base import Action, ActionContext, ActionError, Connector
+from botctl.connectors.base import Action, ActionContext, ActionError, ConfigField, Connector
 
 if TYPE_CHECKING:
     import httpx
@@ -143,7 +143,9 @@ CONNECTOR = Connector(
     # API keys carry the agent's role, not scopes; these name what the agent's role must allow.
     scopes=("tickets:read", "tickets:write", "contacts:read"),
     base_url="https://{domain}.freshdesk.com",
-    config_fields=("domain",),
+    config=(
+        ConfigField("domain", "label", "acme for acme.freshdesk.com", suffix=".freshdesk.com", alias="--domain"),
+    ),
     sandbox_path="/freshdesk/{domain}",
     default_headers={},
     validate=validate,

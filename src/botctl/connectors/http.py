@@ -133,25 +133,22 @@ def _origin(url: httpx.URL) -> tuple[str, str, int]:
 
 
 def _auth_headers(connector: Connector, credential: Mapping[str, Secret]) -> dict[str, str]:
-    def need(*names: str) -> str:
+    """The connector's declared `AuthStyle` applied to the stored credential."""
+
+    def need(names: tuple[str, ...]) -> str:
+        if len(names) == 1 and names[0].startswith("="):
+            return names[0][1:]  # a literal part, e.g. Freshdesk's password "X"
         for n in names:
             s = credential.get(n)
             if s:
                 return s.reveal()
         raise ActionError("not_connected", f"{connector.vendor}: the stored credential has no {names[0]}.")
 
-    style = connector.auth_style
-    if style == "bearer":
-        return {"Authorization": "Bearer " + need("access_token", "api_key")}
-    if style == "basic_key_x":
-        pair = need("api_key") + ":X"
-        return {"Authorization": "Basic " + base64.b64encode(pair.encode()).decode()}
-    if style == "basic_key_secret":
-        pair = need("api_key") + ":" + need("api_secret")
-        return {"Authorization": "Basic " + base64.b64encode(pair.encode()).decode()}
-    if style == "shopify_header":
-        return {"X-Shopify-Access-Token": need("access_token", "api_key")}
-    raise ActionError("internal_error", f"unknown auth style {style!r}")
+    style = connector.wire_style
+    value = ":".join(need(part) for part in style.parts)
+    if style.scheme == "Basic":
+        value = base64.b64encode(value.encode()).decode()
+    return {style.header: f"{style.scheme} {value}" if style.scheme else value}
 
 
 def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:

@@ -21,6 +21,7 @@ from botctl.connectors._common import (
     visitor_email,
 )
 from botctl.connectors.base import Action, ActionContext, ActionError, Connector
+from botctl.connectors.scopes import write_implies_read
 
 if TYPE_CHECKING:
     import httpx
@@ -134,7 +135,7 @@ CONNECTOR = Connector(
     auth_style="bearer",
     scopes=("oauth", READ, WRITE),
     base_url="https://api.hubapi.com",
-    config_fields=(),
+    config=(),
     sandbox_path="/hubspot",
     default_headers={},
     validate=validate,
@@ -177,4 +178,5 @@ CONNECTOR = Connector(
         ),
     ),
     docs_url="https://developers.hubspot.com/docs/api-reference",
+    broader_scopes=write_implies_read(".read", ".write"),
 )

@@ -1,37 +1,50 @@
-"""Does a connection's granted scope set cover what an action needs? Vendor by vendor.
+"""Does a connection's granted scope set cover what an action needs?
 
-A plain `needed in granted` check is wrong for most of the eight: a broader grant covers the
-narrow scope an action names. Zendesk's `read`/`write` cover every `<resource>:read`/`:write`;
-Calendly, HubSpot, Stripe, Cal.com and Shopify let a write permission imply the matching read;
-WooCommerce keys are `read`, `write` or `read_write`.
+A plain `needed in granted` check is wrong for most vendors: a broader grant covers the narrow
+scope an action names (Zendesk's `read` covers `tickets:read`; a write permission usually implies
+the matching read). Each connector declares its rule as `Connector.broader_scopes`, usually built
+with the helpers below; this module only loops over it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
+
+ScopeRule = Callable[[str], Iterable[str]]
+
+
+def write_implies_read(read: str, write: str, *, prefix: bool = False) -> ScopeRule:
+    """`x<read>` is covered by `x<write>` (suffixes), or `<read>x` by `<write>x` with `prefix`."""
+
+    def rule(needed: str) -> tuple[str, ...]:
+        if prefix and needed.startswith(read):
+            return (write + needed[len(read) :],)
+        if not prefix and needed.endswith(read):
+            return (needed[: -len(read)] + write,)
+        return ()
+
+    return rule
+
+
+def also_covered_by(extra: Mapping[str, Iterable[str]]) -> ScopeRule:
+    """Named scopes covered by other named scopes, e.g. {"read": ["read_write"]}."""
+    frozen = {k: tuple(v) for k, v in extra.items()}
+    return lambda needed: frozen.get(needed, ())
+
+
+def any_of(*rules: ScopeRule) -> ScopeRule:
+    """Every scope any of `rules` says covers `needed`."""
+    return lambda needed: tuple(s for rule in rules for s in rule(needed))
 
 
 def _alternatives(connector: str, needed: str) -> set[str]:
     """Every granted scope that would cover `needed` (including itself)."""
+    from botctl.connectors import registry
+
     alt = {needed, "*"}
-    if connector == "zendesk" and ":" in needed:
-        alt.add(needed.split(":", 1)[1])  # "tickets:read" is covered by "read"
-    elif connector == "calendly":
-        if needed.endswith(":read"):
-            alt.add(needed[: -len(":read")] + ":write")
-        if needed == "availability:read":
-            # The scope catalog files available times under event_types (CONNECTORS.md §1.1).
-            alt |= {"event_types:read", "event_types:write"}
-    elif connector == "hubspot" and needed.endswith(".read"):
-        alt.add(needed[: -len(".read")] + ".write")
-    elif connector == "stripe" and needed.endswith("_read"):
-        alt.add(needed[: -len("_read")] + "_write")
-    elif connector == "calcom" and needed.endswith("_READ"):
-        alt.add(needed[: -len("_READ")] + "_WRITE")
-    elif connector == "shopify" and needed.startswith("read_"):
-        alt.add("write_" + needed[len("read_") :])
-    elif connector == "woocommerce" and needed in ("read", "write"):
-        alt.add("read_write")
+    c = registry.get(connector)
+    if c is not None:
+        alt.update(c.broader_scopes(needed))
     return alt
 
 

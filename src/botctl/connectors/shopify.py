@@ -23,7 +23,8 @@ from botctl.connectors._common import (
     touched,
     visitor_email,
 )
-from botctl.connectors.base import Action, ActionContext, ActionError, Connector
+from botctl.connectors.base import Action, ActionContext, ActionError, ConfigField, Connector
+from botctl.connectors.scopes import write_implies_read
 
 if TYPE_CHECKING:
     import httpx
@@ -158,7 +159,9 @@ CONNECTOR = Connector(
     auth_style="shopify_header",
     scopes=("read_orders",),
     base_url="https://{shop}.myshopify.com",
-    config_fields=("shop",),
+    config=(
+        ConfigField("shop", "label", "acme for acme.myshopify.com", suffix=".myshopify.com", alias="--shop"),
+    ),
     sandbox_path="/shopify/{shop}",
     default_headers={},
     validate=validate,
@@ -187,4 +190,5 @@ CONNECTOR = Connector(
         ),
     ),
     docs_url="https://shopify.dev/docs/api/admin-graphql",
+    broader_scopes=write_implies_read("read_", "write_", prefix=True),
 )

@@ -22,6 +22,7 @@ from botctl.connectors._common import (
     visitor_email,
 )
 from botctl.connectors.base import Action, ActionContext, ActionError, Connector
+from botctl.connectors.scopes import write_implies_read
 
 if TYPE_CHECKING:
     import httpx
@@ -183,7 +184,7 @@ CONNECTOR = Connector(
     # 'rak_invoice_read' permission would allow this request to continue."). Write implies read.
     scopes=("rak_customer_read", "rak_invoice_read", "rak_subscription_read", "rak_subscription_write"),
     base_url="https://api.stripe.com",
-    config_fields=(),
+    config=(),
     sandbox_path="/stripe",
     default_headers={"Stripe-Version": API_VERSION},
     validate=validate,
@@ -221,4 +222,5 @@ CONNECTOR = Connector(
         ),
     ),
     docs_url="https://docs.stripe.com/api",
+    broader_scopes=write_implies_read("_read", "_write"),
 )

@@ -23,7 +23,8 @@ from botctl.connectors._common import (
     touched,
     visitor_email,
 )
-from botctl.connectors.base import Action, ActionContext, ActionError, Connector
+from botctl.connectors.base import Action, ActionContext, ActionError, ConfigField, Connector
+from botctl.connectors.scopes import also_covered_by
 
 if TYPE_CHECKING:
     import httpx
@@ -158,7 +159,11 @@ CONNECTOR = Connector(
     # Key permissions (wc-auth scope read / write; read_write grants both).
     scopes=("read", "write"),
     base_url="{site}",
-    config_fields=("site",),
+    config=(
+        ConfigField(
+            "site", "url", "the store's site URL", alias="--site", sandbox_tenant="store"
+        ),
+    ),
     sandbox_path="/woocommerce/{store}",
     default_headers={},
     validate=validate,
@@ -195,4 +200,5 @@ CONNECTOR = Connector(
         ),
     ),
     docs_url="https://woocommerce.github.io/woocommerce-rest-api-docs/",
+    broader_scopes=also_covered_by({"read": ("read_write",), "write": ("read_write",)}),
 )

@@ -22,7 +22,7 @@ from botctl.connectors._common import (
     touched,
     visitor_email,
 )
-from botctl.connectors.base import Action, ActionContext, ActionError, Connector
+from botctl.connectors.base import Action, ActionContext, ActionError, ConfigField, Connector
 
 if TYPE_CHECKING:
     import httpx
@@ -30,6 +30,11 @@ if TYPE_CHECKING:
 VENDOR = "Zendesk"
 _TICKET_ID = {"type": "integer", "minimum": 1}
 _TICKET_FIELDS = ("id", "subject", "status", "priority", "created_at", "updated_at")
+
+
+def _broader_scopes(needed: str) -> tuple[str, ...]:
+    """OAuth `read` / `write` cover every `<resource>:read` / `<resource>:write`."""
+    return (needed.split(":", 1)[1],) if ":" in needed else ()
 
 
 async def validate(client: httpx.AsyncClient, config: Mapping[str, str]) -> str:
@@ -154,7 +159,11 @@ CONNECTOR = Connector(
     auth_style="bearer",
     scopes=("tickets:read", "tickets:write", "users:read"),
     base_url="https://{subdomain}.zendesk.com",
-    config_fields=("subdomain",),
+    config=(
+        ConfigField(
+            "subdomain", "label", "acme for acme.zendesk.com", suffix=".zendesk.com", alias="--subdomain"
+        ),
+    ),
     sandbox_path="/zendesk/{subdomain}",
     default_headers={},
     validate=validate,
@@ -208,4 +217,5 @@ CONNECTOR = Connector(
         ),
     ),
     docs_url="https://developer.zendesk.com/api-reference/ticketing/",
+    broader_scopes=_broader_scopes,
 )
