@@ -135,6 +135,23 @@ def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
     return sorted(out, key=lambda c: (-len(c), c))
 
 
+def shortest_cycle(graph: dict[str, set[str]], start: str) -> list[str]:
+    """The shortest import chain from `start` back to itself (breadth first), [] if there is none."""
+    parent: dict[str, str] = {}
+    queue = [start]
+    for v in queue:
+        for w in sorted(graph.get(v, ())):
+            if w == start:
+                path = [v]
+                while path[-1] != start:
+                    path.append(parent[path[-1]])
+                return [start, *reversed(path[:-1]), start] if v != start else [start, start]
+            if w not in parent and w != start:
+                parent[w] = v
+                queue.append(w)
+    return []
+
+
 def _in_package(module: str) -> bool:
     return module == PACKAGE or module.startswith(PACKAGE + ".")
 
@@ -162,9 +179,10 @@ def test_the_graph_sees_both_kinds_of_import():
 def test_knowledge_is_in_no_import_cycle():
     for typing in (False, True):
         graph = import_graph(typing=typing)
-        found = [c for c in cycles(graph) + cycles(_collapsed(graph)) if any(_in_package(m) for m in c)]
+        found = sorted({" -> ".join(shortest_cycle(g, next(m for m in c if _in_package(m))))
+                        for g in (graph, _collapsed(graph)) for c in cycles(g) if any(_in_package(m) for m in c)})
         assert found == [], f"import cycles through {PACKAGE} ({'with' if typing else 'without'} " \
-                            f"TYPE_CHECKING imports): {found}"
+                            f"TYPE_CHECKING imports), e.g.: {found}"
 
 
 def test_knowledge_does_not_import_workspaces():
@@ -179,4 +197,5 @@ if __name__ == "__main__":
         found = cycles(import_graph(typing=typing))
         print(f"{label}: {len(found)} cycle(s)")
         for c in found:
-            print("  " + " <-> ".join(c))
+            print(f"  {len(c)} modules: " + ", ".join(c))
+            print("    e.g. " + " -> ".join(shortest_cycle(import_graph(typing=typing), c[0])))
