@@ -27,7 +27,6 @@ from starlette.types import ASGIApp  # noqa: TID253
 
 from . import credentials, seed
 from .middleware import SandboxMiddleware
-from .oauth.profiles import DEFAULT_DEVICE_FLOW
 from .state import FAULT_KINDS, SandboxState
 from .vendors import all_vendors
 from .wire import json_response, read_json
@@ -42,7 +41,7 @@ def _bad(message: str) -> Response:
 
 
 async def index(request: Request) -> Response:
-    described = credentials.describe(str(request.base_url))
+    described = credentials.describe(str(request.base_url), vendors=_state(request).vendors.values())
     return json_response(
         {
             "sandbox": "botctl",
@@ -68,7 +67,9 @@ async def index(request: Request) -> Response:
 
 async def get_credentials(request: Request) -> Response:
     state = _state(request)
-    return json_response(credentials.describe(str(request.base_url), device_flow=state.config.device_flow))
+    return json_response(
+        credentials.describe(str(request.base_url), device_flow=state.config.device_flow, vendors=state.vendors.values())
+    )
 
 
 async def get_seed(request: Request) -> Response:
@@ -263,7 +264,7 @@ def create_app(
     *,
     token_ttl: int | None = None,
     auto_approve: bool = False,
-    device_flow: Iterable[str] = DEFAULT_DEVICE_FLOW,
+    device_flow: Iterable[str] | None = None,
 ) -> Starlette:
     """A new sandbox with its own state.
 
@@ -271,7 +272,8 @@ def create_app(
     None: OAuth tokens get each vendor's real lifetime, `/_sandbox/tokens` ones never expire).
     `auto_approve`: the OAuth authorization endpoints approve at once (302 to the redirect URI)
     instead of showing the consent page. `device_flow`: OAuth vendors whose sandbox server offers
-    the RFC 8628 device flow (a test affordance; none of the real vendors has it).
+    the RFC 8628 device flow (a test affordance; none of the real vendors has it; None: the vendors
+    whose profile sets `device_flow_default`).
     Both are the start-up (and reset) values of the runtime config (`POST /_sandbox/config`).
     """
     state = SandboxState(

@@ -116,7 +116,7 @@ class SandboxMiddleware:
             await self._malformed(vendor, scope, receive, send)
             return
         await _drain(receive)
-        if kind == "throttled" and vendor.name != "shopify":
+        if kind == "throttled" and not vendor.throttles_in_body:
             kind = "429"
         reply = vendor.fault(kind, 429 if kind in ("429", "throttled") else int(kind), vendor_path)
         headers = dict(reply.headers)

@@ -1,8 +1,10 @@
 """The seed: who the customers are and the stable ids of everything they own, in every vendor.
 
 `plan()` is what `GET /_sandbox/seed` returns: per vendor, customer email -> ids of that customer's
-objects, plus `_meta` (tenant, customer names, per-vendor account ids). Vendor modules build their
-stores from this plan, so the ids a test reads here are the ids the vendor endpoints serve.
+objects (`Vendor.seed_plan`), plus `_meta` (tenant, customer names, per-vendor account ids from
+`Vendor.seed_account`). Vendor modules build their stores from the same id functions, so the ids a
+test reads here are the ids the vendor endpoints serve. (A vendor may keep its id functions in its
+own module; the eight here predate that.)
 
 Ada owns more objects than fit on one small page (5 of each main list), Grace a few, Linus nothing
 (he exists as a customer record where the vendor has one, so "found, but has no orders" is testable).
@@ -169,78 +171,20 @@ def woo_order_id(c: Customer, i: int) -> int:
     return 100 + seq_no(c, i)
 
 
-def _owned(c: Customer) -> range:
-    return range(c.items)
-
-
 def plan() -> dict[str, Any]:
-    """The JSON of `GET /_sandbox/seed`."""
-    out: dict[str, Any] = {v: {} for v in VENDORS}
-    for c in CUSTOMERS:
-        owned = _owned(c)
-        out["calendly"][c.email] = {
-            "scheduled_events": [calendly_event_uuid(c, i) for i in owned],
-            "invitees": [calendly_invitee_uuid(c, i) for i in owned],
-        }
-        out["calcom"][c.email] = {
-            "bookings": [calcom_booking_uid(c, i) for i in owned],
-            "booking_ids": [calcom_booking_id(c, i) for i in owned],
-        }
-        out["zendesk"][c.email] = {
-            "user_id": zendesk_user_id(c),
-            "tickets": [zendesk_ticket_id(c, i) for i in owned],
-        }
-        out["freshdesk"][c.email] = {
-            "contact_id": freshdesk_contact_id(c),
-            "tickets": [freshdesk_ticket_id(c, i) for i in owned],
-        }
-        out["hubspot"][c.email] = {
-            "contact_id": hubspot_contact_id(c),
-            "notes": hubspot_note_ids(c),
-            "tickets": hubspot_ticket_ids(c),
-        }
-        out["stripe"][c.email] = {
-            "customer_id": stripe_customer_id(c),
-            "invoices": [stripe_invoice_id(c, i) for i in owned],
-            "subscriptions": stripe_subscription_ids(c),
-        }
-        out["shopify"][c.email] = {
-            "customer_id": f"gid://shopify/Customer/{shopify_customer_id(c)}",
-            "orders": [f"gid://shopify/Order/{shopify_order_id(c, i)}" for i in owned],
-            "order_names": [shopify_order_name(c, i) for i in owned],
-        }
-        out["woocommerce"][c.email] = {
-            "customer_id": woo_customer_id(c),
-            "orders": [woo_order_id(c, i) for i in owned],
-        }
+    """The JSON of `GET /_sandbox/seed`: each vendor's `seed_plan` per customer, its `seed_account`."""
+    from botctl.sandbox.vendors import all_vendors
+
+    vendors = all_vendors()
+    out: dict[str, Any] = {v.name: {c.email: v.seed_plan(c) for c in CUSTOMERS} for v in vendors}
     out["_meta"] = {
         "tenant": TENANT,
         "customers": {c.email: c.name for c in CUSTOMERS},
-        "accounts": {
-            "calendly": {
-                "user": CALENDLY_USER,
-                "organization": CALENDLY_ORG,
-                "event_types": list(CALENDLY_EVENT_TYPES),
-            },
-            "calcom": {"user_id": CALCOM_USER_ID, "event_types": list(CALCOM_EVENT_TYPES)},
-            "zendesk": {"agent_id": ZENDESK_AGENT_ID, "agent_email": ACCOUNT_EMAIL},
-            "freshdesk": {"agent_id": FRESHDESK_AGENT_ID, "agent_email": ACCOUNT_EMAIL},
-            "hubspot": {"portal_id": HUBSPOT_PORTAL_ID},
-            "stripe": {"account_id": STRIPE_ACCOUNT_ID},
-            "shopify": {"shop": f"{TENANT}.myshopify.com"},
-            "woocommerce": {"store": TENANT},
-        },
+        "accounts": {v.name: v.seed_account() for v in vendors},
     }
     return out
 
 
-VENDORS: tuple[str, ...] = (
-    "calendly",
-    "calcom",
-    "zendesk",
-    "freshdesk",
-    "hubspot",
-    "stripe",
-    "shopify",
-    "woocommerce",
-)
+def owned(c: Customer) -> range:
+    """The indexes of a customer's main objects (`items` of them)."""
+    return range(c.items)

@@ -9,7 +9,6 @@ from typing import Any
 import uvicorn  # noqa: TID253
 
 from .app import create_app
-from .oauth.profiles import DEFAULT_DEVICE_FLOW
 from .state import SandboxState
 
 
@@ -36,7 +35,7 @@ def make_server(
     *,
     token_ttl: int | None = None,
     auto_approve: bool = False,
-    device_flow: Iterable[str] = DEFAULT_DEVICE_FLOW,
+    device_flow: Iterable[str] | None = None,
     log_level: str = "warning",
     access_log: bool = False,
     **uvicorn_options: Any,

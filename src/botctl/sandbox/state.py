@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from . import credentials, seed
-from .oauth.profiles import DEFAULT_DEVICE_FLOW, OAUTH_VENDORS
+from .oauth.profiles import default_device_flow, oauth_vendor_names
 from .tokens import TokenRegistry
 
 if TYPE_CHECKING:
@@ -212,8 +212,8 @@ class SandboxConfig:
     # OAuth authorization servers: approve authorization requests without the consent page.
     auto_approve: bool = False
     # Vendors whose sandbox authorization server offers the RFC 8628 device flow. None of the real
-    # vendors does (CONNECTORS.md §0): a test affordance, on for zendesk and hubspot by default.
-    device_flow: list[str] = field(default_factory=lambda: list(DEFAULT_DEVICE_FLOW))
+    # vendors does: a test affordance, on by default where the vendor's profile says so.
+    device_flow: list[str] = field(default_factory=lambda: list(default_device_flow()))
     # RFC 8628 `interval` and `expires_in` of new device codes (seconds).
     device_interval: int = 5
     device_code_ttl: int = 600
@@ -246,8 +246,9 @@ class SandboxConfig:
 
 
 def check_device_flow(value: Any) -> list[str]:
-    if not isinstance(value, list | tuple) or not all(v in OAUTH_VENDORS for v in value):
-        raise ValueError(f"device_flow must be a list of OAuth vendors ({', '.join(OAUTH_VENDORS)})")
+    names = oauth_vendor_names()
+    if not isinstance(value, list | tuple) or not all(v in names for v in value):
+        raise ValueError(f"device_flow must be a list of OAuth vendors ({', '.join(names)})")
     return list(dict.fromkeys(value))
 
 
@@ -258,7 +259,7 @@ class SandboxState:
         vendors: Iterable[Vendor],
         token_ttl: int | None = None,
         auto_approve: bool = False,
-        device_flow: Iterable[str] = DEFAULT_DEVICE_FLOW,
+        device_flow: Iterable[str] | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         from .oauth.server import OAuthHub  # authlib: only when a sandbox is actually built
@@ -268,7 +269,7 @@ class SandboxState:
         # What `reset` (and start-up) restores in `config`.
         self.config_defaults = {
             "auto_approve": auto_approve,
-            "device_flow": check_device_flow(list(device_flow)),
+            "device_flow": check_device_flow(list(default_device_flow() if device_flow is None else device_flow)),
         }
         self.tenant = seed.TENANT
         self.vendors: dict[str, Vendor] = {v.name: v for v in vendors}
@@ -289,7 +290,7 @@ class SandboxState:
     def reset(self) -> None:
         """Back to the state at start-up: seed data, static credentials only, no faults, default config."""
         self.tokens.clear()
-        credentials.install(self.tokens)
+        credentials.install(self.tokens, self.vendors.values())
         self.stores = {name: vendor.new_store(self) for name, vendor in self.vendors.items()}
         self.oauth.reset()
         self.faults.clear()

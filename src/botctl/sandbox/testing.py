@@ -70,10 +70,7 @@ class RunningSandbox:
 
     def vendor_url(self, vendor: str, tenant: str | None = None) -> str:
         """Base URL standing in for the vendor's, e.g. vendor_url("zendesk") -> {url}/zendesk/acme."""
-        v = self.state.vendors[vendor]
-        if v.tenant_param:
-            return f"{self.url}/{vendor}/{tenant or self.state.tenant}"
-        return f"{self.url}/calcom/v2" if vendor == "calcom" else f"{self.url}/{vendor}"
+        return self.url + self.state.vendors[vendor].base_path(tenant or self.state.tenant)
 
     def _call(self, method: str, path: str, json: Any = None) -> Any:
         response = self._client.request(method, path, json=json)

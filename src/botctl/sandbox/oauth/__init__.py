@@ -1,8 +1,11 @@
-"""OAuth 2.0 authorization servers for the four OAuth vendors (Calendly, Zendesk, HubSpot, Shopify).
+"""OAuth 2.0 authorization servers for the vendors that declare one (`Vendor.oauth_profile`: Calendly,
+Zendesk, HubSpot, Shopify).
 
 Built on authlib's framework-agnostic server core, wired to Starlette here:
 
-* `profiles`: what differs per vendor (paths, client authentication, lifetimes, token extras, clients).
+* `profiles`: the `Profile` a vendor declares (paths, client authentication, lifetimes, clients) and
+  what the vendors share; the rest a vendor does its own way is its `oauth_*` hooks (token extras,
+  callback parameters, error bodies, token-management routes).
 * `models`: the stored objects (clients, codes, grant families, refresh tokens, device codes).
 * `server`: the authlib integration (request/response adapters, grants, endpoints, RFC 9207 `iss`).
 * `routes`: the Starlette endpoints and the HTML consent / device-verification pages.

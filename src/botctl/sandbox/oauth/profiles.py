@@ -1,5 +1,5 @@
-# ruff: noqa: S105  (sandbox-only fake client secrets: they open nothing but this local fake)
-"""What differs between the four vendors' OAuth servers (CONNECTORS.md §1.1, §3.1, §5.1, §7.1).
+"""What differs between the vendors' OAuth servers: the `Profile` each vendor module declares
+(`Vendor.oauth_profile`), and what is shared (redirect URIs, the consenting user, metadata path).
 
 Paths are relative to the vendor's sandbox prefix (`/calendly`, `/zendesk/{subdomain}`, `/hubspot`,
 `/shopify/{shop}`), mirroring the real hosts:
@@ -15,9 +15,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from botctl.sandbox import credentials, seed
+from botctl.sandbox import seed
+
+if TYPE_CHECKING:
+    from botctl.sandbox.vendors.base import Vendor
 
 DAY = 86400
 METADATA_PATH = "/.well-known/oauth-authorization-server"
@@ -77,8 +80,19 @@ class Profile:
     # Shopify's code exchange has no grant_type parameter.
     implicit_code_grant_type: bool = False
     access_token_prefix: str = ""
-    access_token_hex: bool = False
+    # Access tokens as this many random bytes in hex; 0: URL-safe base64 of 48 bytes.
+    access_token_hex_bytes: int = 0
     extra_paths: dict[str, str] = field(default_factory=dict)
+    # The sandbox offers its device flow here unless configured otherwise (no real vendor has one).
+    device_flow_default: bool = False
+    # The real vendor publishes RFC 8414 metadata (elsewhere the sandbox's is an extension).
+    publishes_metadata: bool = False
+    # Zendesk: the token request may set lifetimes, clamped to (access (min, max), refresh (min, max)).
+    requested_lifetimes: tuple[tuple[int, int], tuple[int, int]] | None = None
+    # Shopify: a code exchange without `expiring=1` gets a legacy non-expiring offline token.
+    offline_unless_expiring: bool = False
+    # The token response carries `refresh_token_expires_in`.
+    refresh_expiry_in_response: bool = False
 
     @property
     def device_authorization_path(self) -> str:
@@ -93,115 +107,6 @@ class Profile:
 
     def format_scope(self, scopes: Iterable[str]) -> str:
         return self.scope_separator.join(scopes)
-
-
-PROFILES: dict[str, Profile] = {
-    "calendly": Profile(
-        vendor="calendly",
-        title="Calendly",
-        authorize_path="/oauth/authorize",
-        token_path="/oauth/token",
-        revoke_path="/oauth/revoke",
-        # "Web clients send client_id:client_secret as Basic auth; native clients send client_id in
-        # the body"; revoke takes client_id/client_secret in the body.
-        token_auth_methods=("client_secret_basic",),
-        revocation_auth_methods=("client_secret_basic", "client_secret_post"),
-        scopes=credentials.CALENDLY_SCOPES,
-        access_ttl=2 * 3600,
-        refresh_ttl=None,  # "don't expire until they are used"
-        confidential=ClientSpec(
-            "sbx-calendly-web-6b1f2c9d4e7a",
-            "sbx-calendly-secret-3f8e1d2c7b6a5940e1d2c3b4a5968778",
-            "botctl (web)",
-        ),
-        public=ClientSpec("sbx-calendly-native-0d9c8b7a6f5e", None, "botctl (native)"),
-    ),
-    "zendesk": Profile(
-        vendor="zendesk",
-        title="Zendesk",
-        authorize_path="/oauth/authorizations/new",
-        token_path="/oauth/tokens",
-        revoke_path="/oauth/revoke",
-        revoke_is_extension=True,
-        token_auth_methods=("client_secret_post",),
-        revocation_auth_methods=("client_secret_post",),
-        scopes=(
-            "read",
-            "write",
-            "impersonate",
-            "tickets:read",
-            "tickets:write",
-            "users:read",
-            "users:write",
-            "organizations:read",
-            "organizations:write",
-        ),
-        access_ttl=30 * 60,
-        refresh_ttl=30 * DAY,
-        confidential=ClientSpec(
-            "botctl_sandbox",
-            "5c1b0e8f2d4a6c9e1b3d5f7a9c0e2b4d6f8a0c2e4b6d8f0a2c4e6b8d0f2a4c6e",
-            "botctl",
-            numeric_id=360000001,
-        ),
-        public=ClientSpec("botctl_sandbox_native", None, "botctl (native)", numeric_id=360000002),
-        token_type="bearer",
-        refresh_revokes_previous_access=True,
-        json_token_body=True,
-        access_token_hex=True,
-    ),
-    "hubspot": Profile(
-        vendor="hubspot",
-        title="HubSpot",
-        authorize_path="/oauth/authorize",
-        token_path="/oauth/v3/token",
-        token_aliases=("/oauth/v1/token",),
-        revoke_path="/oauth/v3/token/revoke",
-        token_auth_methods=("client_secret_post",),
-        revocation_auth_methods=("client_secret_post",),
-        scopes=(
-            "oauth",
-            "crm.objects.contacts.read",
-            "crm.objects.contacts.write",
-            "crm.objects.companies.read",
-            "tickets",
-        ),
-        access_ttl=30 * 60,
-        refresh_ttl=None,
-        confidential=ClientSpec(
-            "5f0c7e2a-3b1d-4c8e-9a6f-0d2b4e6a8c1f", "9e8d7c6b-5a4f-4e3d-8c2b-1a0f9e8d7c6b", "botctl"
-        ),
-        token_type="bearer",
-        access_token_prefix="COx",
-        extra_paths={"refresh_tokens_v1": "/oauth/v1/refresh-tokens"},
-    ),
-    "shopify": Profile(
-        vendor="shopify",
-        title="Shopify",
-        authorize_path="/admin/oauth/authorize",
-        token_path="/admin/oauth/access_token",
-        revoke_path="/admin/oauth/revoke",
-        revoke_is_extension=True,
-        token_auth_methods=("client_secret_post",),
-        revocation_auth_methods=("client_secret_post",),
-        scopes=(*credentials.SHOPIFY_SCOPES, "write_orders", "read_returns"),
-        access_ttl=3600,
-        refresh_ttl=90 * DAY,  # refresh_token_expires_in: 7776000
-        confidential=ClientSpec(
-            "0a1b2c3d4e5f60718293a4b5c6d7e8f9", "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", "botctl"
-        ),
-        scope_separator=",",
-        token_type=None,  # Shopify's token response has no token_type
-        rotation_grace=True,
-        implicit_code_grant_type=True,
-        access_token_prefix="shpat_",
-        access_token_hex=True,
-        extra_paths={"uninstall": "/admin/api_permissions/current.json"},
-    ),
-}
-
-OAUTH_VENDORS = tuple(PROFILES)
-DEFAULT_DEVICE_FLOW = ("zendesk", "hubspot")
 
 
 @dataclass(frozen=True)
@@ -219,16 +124,35 @@ class SandboxUser:
 USER = SandboxUser()
 
 
+def oauth_vendors(vendors: Iterable[Vendor] | None = None) -> list[Vendor]:
+    """The vendors with an OAuth authorization server, in the registry's order."""
+    from botctl.sandbox.vendors import all_vendors
+
+    return [v for v in (all_vendors() if vendors is None else vendors) if v.oauth_profile is not None]
+
+
+def oauth_vendor_names() -> tuple[str, ...]:
+    return tuple(v.name for v in oauth_vendors())
+
+
+def default_device_flow() -> tuple[str, ...]:
+    """The vendors whose sandbox server offers the device flow unless configured otherwise."""
+    return tuple(v.name for v in oauth_vendors() if v.oauth_profile and v.oauth_profile.device_flow_default)
+
+
 def vendor_prefix(vendor: str) -> str:
     """The sandbox path standing in for the vendor's host (tenant vendors: the seeded tenant)."""
-    return f"/{vendor}/{seed.TENANT}" if vendor in ("zendesk", "shopify") else f"/{vendor}"
+    from botctl.sandbox.vendors import get
+
+    return get(vendor).prefix(seed.TENANT)
 
 
-def describe(base_url: str, vendor: str, *, device_enabled: bool) -> dict[str, Any]:
+def describe(base_url: str, vendor: Vendor, *, device_enabled: bool) -> dict[str, Any]:
     """The `oauth` block of `GET /_sandbox/credentials` for one vendor."""
-    p = PROFILES[vendor]
-    root = base_url.rstrip("/") + vendor_prefix(vendor)
-    extensions = ["metadata_url"] if vendor != "calendly" else []
+    p = vendor.oauth_profile
+    assert p is not None
+    root = base_url.rstrip("/") + vendor.prefix(seed.TENANT)
+    extensions = [] if p.publishes_metadata else ["metadata_url"]
     if p.revoke_is_extension:
         extensions.append("revoke_url")
     out: dict[str, Any] = {
@@ -253,14 +177,6 @@ def describe(base_url: str, vendor: str, *, device_enabled: bool) -> dict[str, A
         out["device_url"] = root + p.device_authorization_path
         out["device_verification_url"] = root + p.device_verification_path
         extensions += ["device_url", "device_verification_url"]
-    if vendor == "zendesk":
-        out["token_info_url"] = root + "/api/v2/oauth/tokens/current.json"
-        out["token_delete_url"] = root + "/api/v2/oauth/tokens/{id}.json"
-    elif vendor == "hubspot":
-        out["token_url_v1"] = root + "/oauth/v1/token"
-        out["refresh_token_url_v1"] = root + p.extra_paths["refresh_tokens_v1"] + "/{refresh_token}"
-        out["introspect_url"] = root + "/oauth/v3/token/introspect"
-    elif vendor == "shopify":
-        out["uninstall_url"] = root + p.extra_paths["uninstall"]
+    out.update(vendor.oauth_describe(root))
     out["sandbox_extensions"] = extensions
     return out

@@ -18,10 +18,10 @@ from starlette.responses import HTMLResponse, Response  # noqa: TID253
 from starlette.routing import Route  # noqa: TID253
 
 from botctl.sandbox import seed
-from botctl.sandbox.wire import dumps, empty_response, iso, json_response, new_uuid
+from botctl.sandbox.wire import dumps, json_response
 
 from .models import PendingConsent
-from .profiles import GRANT_NAMES, METADATA_PATH, PROFILES, USER, Profile
+from .profiles import GRANT_NAMES, METADATA_PATH, USER, Profile
 from .server import OAuthResponse, SandboxOAuth2Request, VendorAuthorizationServer
 
 if TYPE_CHECKING:
@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 
 def routes_for(vendor: Vendor) -> list[Route]:
     """The OAuth routes of one vendor (none for vendors without OAuth in the sandbox)."""
-    profile = PROFILES.get(vendor.name)
+    profile = vendor.oauth_profile
     if profile is None:
         return []
     h = OAuthRoutes(vendor, profile)
@@ -52,31 +52,7 @@ def routes_for(vendor: Vendor) -> list[Route]:
             methods=["GET", "POST"],
         ),
     ]
-    if vendor.name == "zendesk":
-        routes += [
-            Route(
-                "/api/v2/oauth/tokens/current.json",
-                vendor.endpoint(h.zendesk_current_token),
-                methods=["GET", "DELETE"],
-            ),
-            Route(
-                "/api/v2/oauth/tokens/{token_id:int}.json",
-                vendor.endpoint(h.zendesk_delete_token),
-                methods=["DELETE"],
-            ),
-        ]
-    elif vendor.name == "hubspot":
-        routes.append(
-            Route(
-                profile.extra_paths["refresh_tokens_v1"] + "/{token}",
-                vendor.endpoint(h.hubspot_refresh_token, **public),
-                methods=["GET", "DELETE"],
-            )
-        )
-    elif vendor.name == "shopify":
-        routes.append(
-            Route(profile.extra_paths["uninstall"], vendor.endpoint(h.shopify_uninstall), methods=["DELETE"])
-        )
+    routes += vendor.oauth_routes(h)  # its own token management, where it has some
     return routes
 
 
@@ -136,8 +112,8 @@ class OAuthRoutes:
         body = response.body
         headers = dict(response.headers)
         if isinstance(body, dict):
-            if self.name == "hubspot" and "error" in body:
-                body = _hubspot_error(body, grant_type)
+            if "error" in body:
+                body = self.vendor.oauth_error(body, grant_type)
             content = dumps(body)
         else:
             content = (body or "").encode() if isinstance(body, str) else (body or b"")
@@ -262,117 +238,13 @@ class OAuthRoutes:
             return _device_page(self.profile, ctx, user_code, error="That code was already used.")
         return _device_done(self.profile, credential.status == "approved")
 
-    # -- vendor-specific token management -------------------------------------------------------------------
-
-    async def zendesk_current_token(self, ctx: Ctx) -> Response:
-        """`GET|DELETE /api/v2/oauth/tokens/current.json`: the OAuth token making the request."""
-        record = ctx.principal
-        assert record is not None
-        if record.subject.get("kind") == "api_token":
-            return json_response({"error": "RecordNotFound", "description": "Not found"}, 404)
-        store = ctx.state.oauth.stores["zendesk"]
-        if "zendesk_token_id" not in record.subject:
-            record.subject["zendesk_token_id"] = store.next_token_id
-            store.next_token_id += 1
-        if ctx.request.method == "DELETE":
-            self._revoke_record(ctx, record)
-            return empty_response(204)
-        base = _origin(ctx.request) + f"/zendesk/{ctx.tenant}"
-        tid = record.subject["zendesk_token_id"]
-        return json_response(
-            {
-                "token": {
-                    "id": tid,
-                    "url": f"{base}/api/v2/oauth/tokens/{tid}.json",
-                    "user_id": seed.ZENDESK_AGENT_ID,
-                    "client_id": record.subject.get("zendesk_client_id", 360000000),
-                    "token": record.token[:10],
-                    "refresh_token": None,
-                    "created_at": iso(record.issued_at),
-                    "expires_at": iso(record.expires_at) if record.expires_at else None,
-                    "used_at": iso(ctx.now),
-                    "scopes": sorted(record.scopes),
-                }
-            }
-        )
-
-    async def zendesk_delete_token(self, ctx: Ctx) -> Response:
-        """`DELETE /api/v2/oauth/tokens/{id}.json`: revoke a token (and its refresh token)."""
-        wanted = ctx.request.path_params["token_id"]
-        found = ctx.state.tokens.find("zendesk", lambda r: r.subject.get("zendesk_token_id") == wanted)
-        if not found:
-            return json_response({"error": "RecordNotFound", "description": "Not found"}, 404)
-        for record in found:
-            self._revoke_record(ctx, record)
-        return empty_response(204)
-
-    async def shopify_uninstall(self, ctx: Ctx) -> Response:
-        """`DELETE /admin/api_permissions/current.json`: the app uninstalls itself from the shop,
-        which revokes every token the app holds for it."""
-        record = ctx.principal
-        assert record is not None
-        client_id = record.subject.get("client_id")
-        if client_id:
-            ctx.state.oauth.revoke_client("shopify", client_id)
-        ctx.state.tokens.revoke(record.token, "shopify")
-        ctx.state.stats.record_oauth_event("shopify", "uninstall")
-        return json_response({})
-
-    async def hubspot_refresh_token(self, ctx: Ctx) -> Response:
-        """v1 `GET|DELETE /oauth/v1/refresh-tokens/{token}`. DELETE removes only the refresh token:
-        "access tokens live until expiry and the app stays installed" (CONNECTORS.md §5.1)."""
-        store = ctx.state.oauth.stores["hubspot"]
-        record = store.refresh_tokens.get(ctx.request.path_params["token"])
-        family = store.families.get(record.family_id) if record else None
-        if record is None or family is None or record.status != "active" or family.revoked:
-            return json_response(
-                {
-                    "status": "error",
-                    "message": "refresh token not found",
-                    "correlationId": new_uuid(),
-                    "category": "OBJECT_NOT_FOUND",
-                },
-                404,
-            )
-        if ctx.request.method == "DELETE":
-            record.status = "revoked"
-            ctx.state.stats.record_oauth_event("hubspot", "revocation")
-            return empty_response(204)
-        return json_response(
-            {
-                "token": record.token,
-                "user": seed.ACCOUNT_EMAIL,
-                "hub_domain": "acme.example",
-                "scopes": record.scope.split(),
-                "hub_id": seed.HUBSPOT_PORTAL_ID,
-                "client_id": record.client_id,
-                "user_id": 9001,
-                "token_type": "refresh",
-            }
-        )
-
-    def _revoke_record(self, ctx: Ctx, record: Any) -> None:
+    def revoke_record(self, ctx: Ctx, record: Any) -> None:
+        """Revoke an access token and, when it came from a grant, the grant's whole family."""
         family_id = record.subject.get("family_id")
         if family_id:
             ctx.state.oauth.revoke_family(self.name, family_id, "revoked")
         ctx.state.tokens.revoke(record.token, self.name)
         ctx.state.stats.record_oauth_event(self.name, "revocation")
-
-
-_HUBSPOT_STATUS = {
-    ("invalid_grant", "authorization_code"): ("BAD_AUTH_CODE", "missing or unknown auth code"),
-    ("invalid_grant", "refresh_token"): ("BAD_REFRESH_TOKEN", "missing or unknown refresh token"),
-    ("invalid_client", None): ("BAD_CLIENT_ID", "missing or unknown client id"),
-}
-
-
-def _hubspot_error(body: dict[str, Any], grant_type: str | None) -> dict[str, Any]:
-    """HubSpot's token errors carry `status`/`message`/`correlationId`; keep the RFC 6749 fields too."""
-    key = (body["error"], grant_type if body["error"] == "invalid_grant" else None)
-    status, message = _HUBSPOT_STATUS.get(
-        key, (body["error"].upper(), body.get("error_description") or body["error"])
-    )
-    return {**body, "status": status, "message": message, "correlationId": new_uuid()}
 
 
 # --- HTML pages: plain, no external assets -------------------------------------------------------------

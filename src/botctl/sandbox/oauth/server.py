@@ -17,14 +17,10 @@ authlib pieces used: `AuthorizationCodeGrant` + `CodeChallenge` (RFC 7636, narro
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
 import secrets
 from collections import defaultdict
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from authlib.oauth2 import AuthorizationServer, OAuth2Request
 from authlib.oauth2.rfc6749 import (
@@ -54,16 +50,15 @@ from .models import (
 )
 from .profiles import (
     DEVICE_GRANT,
-    OAUTH_VENDORS,
-    PROFILES,
     USER,
     Profile,
     SandboxUser,
-    vendor_prefix,
+    oauth_vendors,
 )
 
 if TYPE_CHECKING:
     from botctl.sandbox.state import SandboxState
+    from botctl.sandbox.vendors.base import Vendor
 
 
 # --- request / response adapters -------------------------------------------------------------------
@@ -371,14 +366,15 @@ class DeviceAuthorization(DeviceAuthorizationEndpoint):
 
 
 class SandboxIssuerParameter(IssuerParameter):
-    """RFC 9207 `iss` on every authorization response (success and error redirects). For Shopify
-    also the callback parameters Shopify adds (`shop`, `host`, `timestamp`) and its `hmac`."""
+    """RFC 9207 `iss` on every authorization response (success and error redirects), then what the
+    vendor adds to its callback (`Vendor.oauth_redirect`: Shopify's `shop`, `host`, `timestamp`, `hmac`)."""
 
     def add_issuer_parameter(self, authorization_server: Any, response: Any) -> None:
         self._server = authorization_server
         super().add_issuer_parameter(authorization_server, response)
-        if authorization_server.vendor == "shopify" and response.location:
-            response.location = authorization_server.sign_shopify_redirect(response.location)
+        if response.location:
+            vendor = authorization_server.hub.vendor(authorization_server.vendor)
+            response.location = vendor.oauth_redirect(authorization_server, response.location)
 
     def get_issuer(self) -> str | None:
         return self._server.current_issuer
@@ -393,7 +389,7 @@ class VendorAuthorizationServer(AuthorizationServer):
         self.hub = hub
         self.profile = profile
         self.vendor = profile.vendor
-        self.prefix = vendor_prefix(profile.vendor)
+        self.prefix = hub.vendor(profile.vendor).prefix(seed.TENANT)
         self.current_issuer: str | None = None
         self.current_request: SandboxOAuth2Request | None = None
         self.pending_child: str | None = None
@@ -458,11 +454,7 @@ class VendorAuthorizationServer(AuthorizationServer):
 
     def _new_access_token(self, **_: Any) -> str:
         p = self.profile
-        body = (
-            secrets.token_hex(16 if p.vendor == "shopify" else 32)
-            if p.access_token_hex
-            else secrets.token_urlsafe(48)
-        )
+        body = secrets.token_hex(p.access_token_hex_bytes) if p.access_token_hex_bytes else secrets.token_urlsafe(48)
         return p.access_token_prefix + body
 
     def _new_refresh_token(self, **_: Any) -> str:
@@ -494,19 +486,18 @@ class VendorAuthorizationServer(AuthorizationServer):
 
         ttl: int | None = self._expires_in(request.client, request.payload.grant_type)
         refresh_ttl = p.refresh_ttl
-        if p.vendor == "zendesk":
-            # Zendesk lets the token request set lifetimes: access 5 min..48 h, refresh 7..90 days.
-            ttl = _clamped(data.get("expires_in"), 300, 172800, ttl)
-            refresh_ttl = _clamped(data.get("refresh_token_expires_in"), 7 * 86400, 90 * 86400, refresh_ttl)
+        if p.requested_lifetimes is not None:
+            # The token request may set the lifetimes, within the vendor's bounds.
+            (low, high), (refresh_low, refresh_high) = p.requested_lifetimes
+            ttl = _clamped(data.get("expires_in"), low, high, ttl)
+            refresh_ttl = _clamped(data.get("refresh_token_expires_in"), refresh_low, refresh_high, refresh_ttl)
         expiring = True
-        if p.vendor == "shopify" and request.authorization_code is not None and data.get("expiring") != "1":
+        if p.offline_unless_expiring and request.authorization_code is not None and data.get("expiring") != "1":
             expiring = False  # a legacy non-expiring offline token: no expiry, no refresh token
 
+        vendor = self.hub.vendor(p.vendor)
         subject: dict[str, Any] = {"client_id": client_id, "family_id": family.id, "email": USER.email}
-        if p.vendor == "zendesk":
-            subject["zendesk_token_id"] = store.next_token_id
-            subject["zendesk_client_id"] = request.client.spec.numeric_id
-            store.next_token_id += 1
+        subject.update(vendor.oauth_token_subject(self, request.client))
         record = self.state.tokens.issue_access_token(
             p.vendor,
             scope.split(),
@@ -546,13 +537,9 @@ class VendorAuthorizationServer(AuthorizationServer):
         else:
             token["token_type"] = p.token_type
         token["scope"] = p.format_scope(scope.split())
-        if refresh and refresh_ttl is not None and p.vendor in ("zendesk", "shopify"):
+        if refresh and refresh_ttl is not None and p.refresh_expiry_in_response:
             token["refresh_token_expires_in"] = int(refresh_ttl)
-        if p.vendor == "calendly":
-            api = request.origin + "/calendly"
-            token["created_at"] = int(now)
-            token["owner"] = f"{api}/users/{seed.CALENDLY_USER}"
-            token["organization"] = f"{api}/organizations/{seed.CALENDLY_ORG}"
+        token.update(vendor.oauth_token_extras(request.origin, now))
 
     # -- RFC 9207 / Shopify ----------------------------------------------------------------------------
 
@@ -562,23 +549,6 @@ class VendorAuthorizationServer(AuthorizationServer):
         if isinstance(request, SandboxOAuth2Request):
             self.bind(request)
         return super().create_authorization_response(request, grant_user, grant)
-
-    def sign_shopify_redirect(self, location: str) -> str:
-        """Shopify's callback carries `code`, `hmac`, `host`, `shop`, `state`, `timestamp`; `hmac` is
-        HMAC-SHA256 (hex) with the client secret over the other parameters, sorted, `k=v` joined by `&`."""
-        parts = urlsplit(location)
-        params = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k != "hmac"]
-        if not any(k == "code" for k, _ in params):
-            return location
-        shop = f"{self.hub.tenant_for('shopify')}.myshopify.com"
-        host = base64.urlsafe_b64encode(f"admin.shopify.com/store/{self.hub.tenant_for('shopify')}".encode())
-        params += [("shop", shop), ("host", host.decode().rstrip("=")), ("timestamp", str(int(self.now())))]
-        request = self.current_request
-        client = self.query_client(request.payload.client_id) if request is not None else None
-        secret = (client.spec.client_secret or "") if client is not None else ""
-        message = "&".join(f"{k}={v}" for k, v in sorted(params))
-        digest = hmac.new(secret.encode(), message.encode(), hashlib.sha256).hexdigest()
-        return urlunsplit(parts._replace(query=urlencode([*params, ("hmac", digest)])))
 
     # -- RFC 8414 ---------------------------------------------------------------------------------------
 
@@ -616,16 +586,20 @@ def _clamped(value: str | None, low: int, high: int, default: int | None) -> int
 
 
 class OAuthHub:
-    """The four vendors' authorization servers and their data, for one sandbox app."""
+    """The authorization servers of the app's vendors that have one, and their data."""
 
     def __init__(self, state: SandboxState) -> None:
         self.state = state
-        self.servers = {v: VendorAuthorizationServer(self, PROFILES[v]) for v in OAUTH_VENDORS}
+        self.profiles = {v.name: v.oauth_profile for v in oauth_vendors(state.vendors.values()) if v.oauth_profile}
+        self.servers = {name: VendorAuthorizationServer(self, p) for name, p in self.profiles.items()}
         self.stores: dict[str, OAuthStore] = {}
         self.reset()
 
     def reset(self) -> None:
-        self.stores = {v: OAuthStore(PROFILES[v]) for v in OAUTH_VENDORS}
+        self.stores = {name: OAuthStore(p) for name, p in self.profiles.items()}
+
+    def vendor(self, name: str) -> Vendor:
+        return self.state.vendors[name]
 
     def event(self, vendor: str, name: str) -> None:
         self.state.stats.record_oauth_event(vendor, name)

@@ -1,4 +1,4 @@
-"""One module per vendor; `all_vendors()` lists them in a stable order."""
+"""One module per vendor; `all_vendors()` lists them in a stable order (the connector registry's)."""
 
 from __future__ import annotations
 
@@ -21,3 +21,11 @@ def all_vendors() -> list[Vendor]:
         shopify.VENDOR,
         woocommerce.VENDOR,
     ]
+
+
+def get(name: str) -> Vendor:
+    """The vendor named `name` (KeyError when there is none)."""
+    for vendor in all_vendors():
+        if vendor.name == name:
+            return vendor
+    raise KeyError(name)

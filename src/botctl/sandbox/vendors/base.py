@@ -3,6 +3,12 @@
 A vendor is stateless: its data lives in `SandboxState.stores[name]`, built by `new_store`. The
 wrapper checks the tenant (real vendors answer an unknown subdomain before looking at credentials),
 then the credential, then the scope, then calls the handler with a `Ctx`.
+
+A vendor also declares everything the rest of the sandbox needs to know about it — its static
+credentials (`static_credentials`, `describe_credentials`), its seed plan (`seed_plan`,
+`seed_account`), how a botctl connection reaches its seeded tenant (`connect_config`,
+`connect_credential`) and its OAuth authorization server (`oauth_profile` and the `oauth_*`
+hooks) — so `credentials.py`, `seed.py` and `oauth/` loop over `all_vendors()` and name none.
 """
 
 from __future__ import annotations
@@ -20,6 +26,11 @@ from botctl.sandbox.tokens import AccessToken
 from botctl.sandbox.wire import json_response, new_uuid
 
 if TYPE_CHECKING:
+    from botctl.sandbox.credentials import StaticCredential
+    from botctl.sandbox.oauth.profiles import Profile
+    from botctl.sandbox.oauth.routes import OAuthRoutes
+    from botctl.sandbox.oauth.server import VendorAuthorizationServer
+    from botctl.sandbox.seed import Customer
     from botctl.sandbox.state import SandboxState
 
 ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
@@ -54,9 +65,71 @@ class Vendor:
     # Path parameter naming the tenant ("subdomain", "shop", ...); None for global vendors.
     tenant_param: ClassVar[str | None] = None
     request_id_header: ClassVar[str] = "X-Request-Id"
+    # Where the API's base URL sits below the vendor's prefix (e.g. "/v2"): `base_path`.
+    api_path: ClassVar[str] = ""
+    # An injected "throttled" fault is answered in the body (HTTP 200, GraphQL THROTTLED) rather
+    # than as a 429.
+    throttles_in_body: ClassVar[bool] = False
+    # The vendor's OAuth authorization server (botctl/sandbox/oauth), None when it has none here.
+    oauth_profile: ClassVar[Profile | None] = None
+    # The settings a botctl connection gives to reach the seeded tenant, e.g. {"subdomain": "acme"}.
+    connect_config: ClassVar[dict[str, str]] = {}
 
     def __init__(self) -> None:
         self._routes: list[Route] | None = None
+
+    # --- declarations (credentials, seed, connecting, OAuth) ----------------------------------------
+
+    def static_credentials(self) -> list[StaticCredential]:
+        """The credentials the sandbox accepts from start-up (and after a reset)."""
+        raise NotImplementedError
+
+    def describe_credentials(self) -> dict[str, Any]:
+        """Its block of `GET /_sandbox/credentials` (base_path, base_url and the tenant are added)."""
+        raise NotImplementedError
+
+    def connect_credential(self, described: dict[str, Any], *, limited: bool = False) -> dict[str, str] | None:
+        """The credential fields a botctl connection stores (`api_key`, `api_secret`, `access_token`),
+        from this vendor's block of `/_sandbox/credentials`; `limited`: its narrower credential, if any."""
+        block = described.get("limited") if limited else described
+        if not isinstance(block, dict):
+            return None
+        for field in ("access_token", "api_key"):
+            if block.get(field):
+                return {field: block[field]}
+        return None
+
+    def seed_plan(self, customer: Customer) -> dict[str, Any]:
+        """The ids of one customer's objects at this vendor (`GET /_sandbox/seed`)."""
+        raise NotImplementedError
+
+    def seed_account(self) -> dict[str, Any]:
+        """The seeded account's ids at this vendor (`_meta.accounts` of `GET /_sandbox/seed`)."""
+        raise NotImplementedError
+
+    def oauth_routes(self, routes: OAuthRoutes) -> list[Route]:
+        """OAuth routes of this vendor's own, besides the standard ones (token management...)."""
+        return []
+
+    def oauth_describe(self, root: str) -> dict[str, Any]:
+        """Extra entries of this vendor's `oauth` block in `/_sandbox/credentials`."""
+        return {}
+
+    def oauth_token_subject(self, server: VendorAuthorizationServer, client: Any) -> dict[str, Any]:
+        """Extra subject fields of an access token this vendor's server issues."""
+        return {}
+
+    def oauth_token_extras(self, origin: str, now: float) -> dict[str, Any]:
+        """Extra fields of this vendor's token response."""
+        return {}
+
+    def oauth_redirect(self, server: VendorAuthorizationServer, location: str) -> str:
+        """The authorization response's redirect as the vendor sends it (extra parameters, a signature)."""
+        return location
+
+    def oauth_error(self, body: dict[str, Any], grant_type: str | None) -> dict[str, Any]:
+        """A token-endpoint error body as the vendor words it."""
+        return body
 
     # --- to implement ----------------------------------------------------------------------------
 
@@ -96,6 +169,14 @@ class Vendor:
 
     def mount_path(self) -> str:
         return f"/{self.name}/{{{self.tenant_param}}}" if self.tenant_param else f"/{self.name}"
+
+    def prefix(self, tenant: str) -> str:
+        """The sandbox path standing in for the vendor's host, e.g. /zendesk/acme."""
+        return f"/{self.name}/{tenant}" if self.tenant_param else f"/{self.name}"
+
+    def base_path(self, tenant: str) -> str:
+        """The sandbox path standing in for the API's base URL, e.g. /calcom/v2."""
+        return self.prefix(tenant) + self.api_path
 
     def routes(self) -> list[Route]:
         if self._routes is None:

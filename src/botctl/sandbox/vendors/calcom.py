@@ -17,6 +17,7 @@ from starlette.responses import Response  # noqa: TID253
 from starlette.routing import Route  # noqa: TID253
 
 from botctl.sandbox import seed
+from botctl.sandbox.credentials import StaticCredential
 from botctl.sandbox.state import DAY, SandboxState
 from botctl.sandbox.tokens import AccessToken
 from botctl.sandbox.wire import (
@@ -150,8 +151,40 @@ def _booking(
     }
 
 
+# Sandbox-only credential: it opens nothing but this local fake (the real key's shape).
+API_KEY = "cal_test_5a4e1b0c8d2f4e6a9b7c3d1e0f2a4b6c"
+
+
 class Calcom(Vendor):
     name = "calcom"
+
+    api_path = "/v2"
+
+    def static_credentials(self) -> list[StaticCredential]:
+        return [StaticCredential(API_KEY, ("*",), subject={"kind": "api_key"})]
+
+    def describe_credentials(self) -> dict[str, Any]:
+        return {
+            "auth": "bearer",
+            "kind": "api_key",
+            "api_key": API_KEY,
+            "api_versions": {
+                "bookings": "2024-08-13",
+                "bookings_cursor": "2026-05-01",
+                "slots": "2024-09-04",
+                "event_types": "2024-06-14",
+            },
+        }
+
+    def seed_plan(self, customer: seed.Customer) -> dict[str, Any]:
+        owned = seed.owned(customer)
+        return {
+            "bookings": [seed.calcom_booking_uid(customer, i) for i in owned],
+            "booking_ids": [seed.calcom_booking_id(customer, i) for i in owned],
+        }
+
+    def seed_account(self) -> dict[str, Any]:
+        return {"user_id": seed.CALCOM_USER_ID, "event_types": list(seed.CALCOM_EVENT_TYPES)}
 
     def new_store(self, state: SandboxState) -> CalcomStore:
         store = CalcomStore()

@@ -18,6 +18,8 @@ from starlette.responses import Response  # noqa: TID253
 from starlette.routing import Route  # noqa: TID253
 
 from botctl.sandbox import seed
+from botctl.sandbox.credentials import StaticCredential
+from botctl.sandbox.oauth.profiles import ClientSpec, Profile
 from botctl.sandbox.state import DAY, SandboxState
 from botctl.sandbox.tokens import AccessToken
 from botctl.sandbox.wire import (
@@ -76,8 +78,80 @@ def _event_type(uuid: str, name: str, slug: str, duration: int, ts: float) -> di
     }
 
 
+# Sandbox-only credentials: they open nothing but this local fake (each has the real one's shape).
+SCOPES = (
+    "users:read",
+    "scheduled_events:read",
+    "scheduled_events:write",
+    "event_types:read",
+    "availability:read",
+    "organizations:read",
+)
+LIMITED_SCOPES = ("users:read", "scheduled_events:read")
+PAT = "eyJraWQiOiJzYW5kYm94IiwiYWxnIjoiSFMyNTYifQ.sandbox-calendly-pat-acme.c2FuZGJveA"
+PAT_LIMITED = "eyJraWQiOiJzYW5kYm94IiwiYWxnIjoiSFMyNTYifQ.sandbox-calendly-pat-readonly.c2FuZGJveA"
+
+OAUTH = Profile(
+    vendor="calendly",
+    title="Calendly",
+    authorize_path="/oauth/authorize",
+    token_path="/oauth/token",
+    revoke_path="/oauth/revoke",
+    # "Web clients send client_id:client_secret as Basic auth; native clients send client_id in
+    # the body"; revoke takes client_id/client_secret in the body.
+    token_auth_methods=("client_secret_basic",),
+    revocation_auth_methods=("client_secret_basic", "client_secret_post"),
+    scopes=SCOPES,
+    access_ttl=2 * 3600,
+    refresh_ttl=None,  # "don't expire until they are used"
+    confidential=ClientSpec(
+        "sbx-calendly-web-6b1f2c9d4e7a",
+        "sbx-calendly-secret-3f8e1d2c7b6a5940e1d2c3b4a5968778",
+        "botctl (web)",
+    ),
+    public=ClientSpec("sbx-calendly-native-0d9c8b7a6f5e", None, "botctl (native)"),
+    publishes_metadata=True,
+)
+
+
 class Calendly(Vendor):
     name = "calendly"
+
+    oauth_profile = OAUTH
+
+    def static_credentials(self) -> list[StaticCredential]:
+        return [StaticCredential(PAT, SCOPES), StaticCredential(PAT_LIMITED, LIMITED_SCOPES)]
+
+    def describe_credentials(self) -> dict[str, Any]:
+        return {
+            "auth": "bearer",
+            "kind": "personal_access_token",
+            "access_token": PAT,
+            "scopes": list(SCOPES),
+            "limited": {"access_token": PAT_LIMITED, "scopes": list(LIMITED_SCOPES)},
+        }
+
+    def seed_plan(self, customer: seed.Customer) -> dict[str, Any]:
+        owned = seed.owned(customer)
+        return {
+            "scheduled_events": [seed.calendly_event_uuid(customer, i) for i in owned],
+            "invitees": [seed.calendly_invitee_uuid(customer, i) for i in owned],
+        }
+
+    def seed_account(self) -> dict[str, Any]:
+        return {
+            "user": seed.CALENDLY_USER,
+            "organization": seed.CALENDLY_ORG,
+            "event_types": list(seed.CALENDLY_EVENT_TYPES),
+        }
+
+    def oauth_token_extras(self, origin: str, now: float) -> dict[str, Any]:
+        api = origin + self.prefix(seed.TENANT)
+        return {
+            "created_at": int(now),
+            "owner": f"{api}/users/{seed.CALENDLY_USER}",
+            "organization": f"{api}/organizations/{seed.CALENDLY_ORG}",
+        }
 
     def new_store(self, state: SandboxState) -> CalendlyStore:
         store = CalendlyStore()

@@ -15,6 +15,7 @@ from starlette.responses import Response  # noqa: TID253
 from starlette.routing import Route  # noqa: TID253
 
 from botctl.sandbox import seed
+from botctl.sandbox.credentials import StaticCredential
 from botctl.sandbox.state import DAY, SandboxState
 from botctl.sandbox.tokens import AccessToken
 from botctl.sandbox.wire import (
@@ -115,9 +116,30 @@ def _ticket(
     }
 
 
+# Sandbox-only credential: it opens nothing but this local fake.
+API_KEY = "fdSandboxAcmeKey0123"
+
+
 class Freshdesk(Vendor):
     name = "freshdesk"
     tenant_param = "domain"
+
+    connect_config = {"domain": seed.TENANT}
+
+    def static_credentials(self) -> list[StaticCredential]:
+        return [StaticCredential(API_KEY, ("*",), tenant=True)]
+
+    def describe_credentials(self) -> dict[str, Any]:
+        return {"auth": "basic_key_x", "kind": "api_key", "api_key": API_KEY}
+
+    def seed_plan(self, customer: seed.Customer) -> dict[str, Any]:
+        return {
+            "contact_id": seed.freshdesk_contact_id(customer),
+            "tickets": [seed.freshdesk_ticket_id(customer, i) for i in seed.owned(customer)],
+        }
+
+    def seed_account(self) -> dict[str, Any]:
+        return {"agent_id": seed.FRESHDESK_AGENT_ID, "agent_email": seed.ACCOUNT_EMAIL}
 
     def new_store(self, state: SandboxState) -> FreshdeskStore:
         store = FreshdeskStore()

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl
 
 from starlette.requests import Request  # noqa: TID253
@@ -17,11 +17,14 @@ from starlette.responses import Response  # noqa: TID253
 from starlette.routing import Route  # noqa: TID253
 
 from botctl.sandbox import seed
+from botctl.sandbox.credentials import StaticCredential
+from botctl.sandbox.oauth.profiles import ClientSpec, Profile
 from botctl.sandbox.state import DAY, SandboxState
 from botctl.sandbox.tokens import AccessToken
 from botctl.sandbox.wire import (
     bearer_token,
     dumps,
+    empty_response,
     int_param,
     iso,
     json_response,
@@ -31,6 +34,9 @@ from botctl.sandbox.wire import (
 )
 
 from .base import Ctx, FaultReply, Vendor, email_eq
+
+if TYPE_CHECKING:
+    from botctl.sandbox.oauth.routes import OAuthRoutes
 
 TYPE_ALIASES = {
     "contacts": "contacts",
@@ -176,9 +182,127 @@ def _stamp_props(otype: str, obj: dict[str, Any], ts: float, *, created: bool) -
     obj["updatedAt"] = stamp
 
 
+# Sandbox-only credentials: they open nothing but this local fake (each has the real one's shape).
+TOKEN_SCOPES = ("oauth", "crm.objects.contacts.read", "crm.objects.contacts.write", "tickets")
+TOKEN_LIMITED_SCOPES = ("oauth", "crm.objects.contacts.read")
+TOKEN = "pat-na1-5d3c1e2f-0a4b-4c6d-8e9f-0123456789ab"
+TOKEN_LIMITED = "pat-na1-0f1e2d3c-4b5a-4968-8776-a5b4c3d2e1f0"
+
+OAUTH = Profile(
+    vendor="hubspot",
+    title="HubSpot",
+    authorize_path="/oauth/authorize",
+    token_path="/oauth/v3/token",
+    token_aliases=("/oauth/v1/token",),
+    revoke_path="/oauth/v3/token/revoke",
+    token_auth_methods=("client_secret_post",),
+    revocation_auth_methods=("client_secret_post",),
+    scopes=(
+        "oauth",
+        "crm.objects.contacts.read",
+        "crm.objects.contacts.write",
+        "crm.objects.companies.read",
+        "tickets",
+    ),
+    access_ttl=30 * 60,
+    refresh_ttl=None,
+    confidential=ClientSpec(
+        "5f0c7e2a-3b1d-4c8e-9a6f-0d2b4e6a8c1f", "9e8d7c6b-5a4f-4e3d-8c2b-1a0f9e8d7c6b", "botctl"
+    ),
+    token_type="bearer",
+    access_token_prefix="COx",
+    extra_paths={"refresh_tokens_v1": "/oauth/v1/refresh-tokens"},
+    device_flow_default=True,
+)
+# HubSpot's token errors carry `status` / `message` / `correlationId` (the RFC 6749 fields are kept).
+_OAUTH_STATUS = {
+    ("invalid_grant", "authorization_code"): ("BAD_AUTH_CODE", "missing or unknown auth code"),
+    ("invalid_grant", "refresh_token"): ("BAD_REFRESH_TOKEN", "missing or unknown refresh token"),
+    ("invalid_client", None): ("BAD_CLIENT_ID", "missing or unknown client id"),
+}
+
+
 class Hubspot(Vendor):
     name = "hubspot"
     request_id_header = "X-HubSpot-Correlation-Id"
+
+    oauth_profile = OAUTH
+
+    def static_credentials(self) -> list[StaticCredential]:
+        return [StaticCredential(TOKEN, TOKEN_SCOPES), StaticCredential(TOKEN_LIMITED, TOKEN_LIMITED_SCOPES)]
+
+    def describe_credentials(self) -> dict[str, Any]:
+        return {
+            "auth": "bearer",
+            "kind": "private_app_token",
+            "access_token": TOKEN,
+            "scopes": list(TOKEN_SCOPES),
+            "hub_id": seed.HUBSPOT_PORTAL_ID,
+            "limited": {"access_token": TOKEN_LIMITED, "scopes": list(TOKEN_LIMITED_SCOPES)},
+        }
+
+    def seed_plan(self, customer: seed.Customer) -> dict[str, Any]:
+        return {
+            "contact_id": seed.hubspot_contact_id(customer),
+            "notes": seed.hubspot_note_ids(customer),
+            "tickets": seed.hubspot_ticket_ids(customer),
+        }
+
+    def seed_account(self) -> dict[str, Any]:
+        return {"portal_id": seed.HUBSPOT_PORTAL_ID}
+
+    # -- OAuth: the v1 endpoints, HubSpot's error bodies ------------------------------------------------
+
+    def oauth_describe(self, root: str) -> dict[str, Any]:
+        return {
+            "token_url_v1": root + "/oauth/v1/token",
+            "refresh_token_url_v1": root + OAUTH.extra_paths["refresh_tokens_v1"] + "/{refresh_token}",
+            "introspect_url": root + "/oauth/v3/token/introspect",
+        }
+
+    def oauth_error(self, body: dict[str, Any], grant_type: str | None) -> dict[str, Any]:
+        key = (body["error"], grant_type if body["error"] == "invalid_grant" else None)
+        status, message = _OAUTH_STATUS.get(
+            key, (body["error"].upper(), body.get("error_description") or body["error"])
+        )
+        return {**body, "status": status, "message": message, "correlationId": new_uuid()}
+
+    def oauth_routes(self, routes: OAuthRoutes) -> list[Route]:
+        async def refresh_token(ctx: Ctx) -> Response:
+            """v1 `GET|DELETE /oauth/v1/refresh-tokens/{token}`. DELETE removes only the refresh token:
+            access tokens live until expiry and the app stays installed."""
+            store = ctx.state.oauth.stores[self.name]
+            record = store.refresh_tokens.get(ctx.request.path_params["token"])
+            family = store.families.get(record.family_id) if record else None
+            if record is None or family is None or record.status != "active" or family.revoked:
+                return json_response(
+                    {
+                        "status": "error",
+                        "message": "refresh token not found",
+                        "correlationId": new_uuid(),
+                        "category": "OBJECT_NOT_FOUND",
+                    },
+                    404,
+                )
+            if ctx.request.method == "DELETE":
+                record.status = "revoked"
+                ctx.state.stats.record_oauth_event(self.name, "revocation")
+                return empty_response(204)
+            return json_response(
+                {
+                    "token": record.token,
+                    "user": seed.ACCOUNT_EMAIL,
+                    "hub_domain": "acme.example",
+                    "scopes": record.scope.split(),
+                    "hub_id": seed.HUBSPOT_PORTAL_ID,
+                    "client_id": record.client_id,
+                    "user_id": 9001,
+                    "token_type": "refresh",
+                }
+            )
+
+        path = OAUTH.extra_paths["refresh_tokens_v1"] + "/{token}"
+        return [Route(path, self.endpoint(refresh_token, auth=False), methods=["GET", "DELETE"])]
 
     def new_store(self, state: SandboxState) -> HubspotStore:
         store = HubspotStore()

@@ -11,9 +11,13 @@ Shopify's rules roughly (object 1, connection 2 + n × node cost).
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from starlette.requests import Request  # noqa: TID253
 from starlette.responses import Response  # noqa: TID253
@@ -21,11 +25,17 @@ from starlette.routing import Route  # noqa: TID253
 
 from botctl.sandbox import graphql as gql
 from botctl.sandbox import seed
+from botctl.sandbox.credentials import StaticCredential
+from botctl.sandbox.oauth.profiles import ClientSpec, Profile
 from botctl.sandbox.state import DAY, SandboxState
 from botctl.sandbox.tokens import AccessToken
 from botctl.sandbox.wire import decode_cursor, dumps, encode_cursor, iso, json_response, parse_time, read_json
 
 from .base import Ctx, FaultReply, Vendor
+
+if TYPE_CHECKING:
+    from botctl.sandbox.oauth.routes import OAuthRoutes
+    from botctl.sandbox.oauth.server import VendorAuthorizationServer
 
 MAX_PAGE = 250
 VERSION_RE = re.compile(r"^(\d{4}-(01|04|07|10)|unstable)$")
@@ -57,9 +67,111 @@ class ShopifyStore:
     buckets: dict[str, tuple[float, float]] = field(default_factory=dict)
 
 
+# Sandbox-only credentials: they open nothing but this local fake (each has the real one's shape).
+TOKEN_SCOPES = ("read_orders", "read_all_orders", "read_customers", "read_fulfillments")
+TOKEN_LIMITED_SCOPES = ("read_orders",)
+TOKEN = "shpat_0123456789abcdef0123456789abcdef"
+TOKEN_LIMITED = "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"
+DESCRIBED_API_VERSION = "2026-07"
+
+OAUTH = Profile(
+    vendor="shopify",
+    title="Shopify",
+    authorize_path="/admin/oauth/authorize",
+    token_path="/admin/oauth/access_token",
+    revoke_path="/admin/oauth/revoke",
+    revoke_is_extension=True,
+    token_auth_methods=("client_secret_post",),
+    revocation_auth_methods=("client_secret_post",),
+    scopes=(*TOKEN_SCOPES, "write_orders", "read_returns"),
+    access_ttl=3600,
+    refresh_ttl=90 * DAY,  # refresh_token_expires_in: 7776000
+    confidential=ClientSpec("0a1b2c3d4e5f60718293a4b5c6d7e8f9", "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", "botctl"),
+    scope_separator=",",
+    token_type=None,  # Shopify's token response has no token_type
+    rotation_grace=True,
+    implicit_code_grant_type=True,
+    access_token_prefix="shpat_",
+    access_token_hex_bytes=16,
+    extra_paths={"uninstall": "/admin/api_permissions/current.json"},
+    offline_unless_expiring=True,
+    refresh_expiry_in_response=True,
+)
+
+
 class Shopify(Vendor):
     name = "shopify"
     tenant_param = "shop"
+
+    oauth_profile = OAUTH
+    connect_config = {"shop": seed.TENANT}
+    throttles_in_body = True  # a throttled GraphQL query is HTTP 200 with errors[].extensions.code THROTTLED
+
+    def static_credentials(self) -> list[StaticCredential]:
+        return [
+            StaticCredential(TOKEN, TOKEN_SCOPES, tenant=True),
+            StaticCredential(TOKEN_LIMITED, TOKEN_LIMITED_SCOPES, tenant=True),
+        ]
+
+    def describe_credentials(self) -> dict[str, Any]:
+        return {
+            "auth": "shopify_header",
+            "kind": "admin_api_access_token",
+            "access_token": TOKEN,
+            "scopes": list(TOKEN_SCOPES),
+            "api_version": DESCRIBED_API_VERSION,
+            "graphql_path": f"/admin/api/{DESCRIBED_API_VERSION}/graphql.json",
+            "limited": {"access_token": TOKEN_LIMITED, "scopes": list(TOKEN_LIMITED_SCOPES)},
+        }
+
+    def seed_plan(self, customer: seed.Customer) -> dict[str, Any]:
+        owned = seed.owned(customer)
+        return {
+            "customer_id": f"gid://shopify/Customer/{seed.shopify_customer_id(customer)}",
+            "orders": [f"gid://shopify/Order/{seed.shopify_order_id(customer, i)}" for i in owned],
+            "order_names": [seed.shopify_order_name(customer, i) for i in owned],
+        }
+
+    def seed_account(self) -> dict[str, Any]:
+        return {"shop": f"{seed.TENANT}.myshopify.com"}
+
+    # -- OAuth: the signed callback, the app's uninstall ------------------------------------------------
+
+    def oauth_describe(self, root: str) -> dict[str, Any]:
+        return {"uninstall_url": root + OAUTH.extra_paths["uninstall"]}
+
+    def oauth_redirect(self, server: VendorAuthorizationServer, location: str) -> str:
+        """Shopify's callback carries `code`, `hmac`, `host`, `shop`, `state`, `timestamp`; `hmac` is
+        HMAC-SHA256 (hex) with the client secret over the other parameters, sorted, `k=v` joined by `&`."""
+        parts = urlsplit(location)
+        params = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k != "hmac"]
+        if not any(k == "code" for k, _ in params):
+            return location
+        tenant = server.hub.tenant_for(self.name)
+        host = base64.urlsafe_b64encode(f"admin.shopify.com/store/{tenant}".encode())
+        params += [("shop", f"{tenant}.myshopify.com"), ("host", host.decode().rstrip("=")),
+                   ("timestamp", str(int(server.now())))]
+        request = server.current_request
+        client = server.query_client(request.payload.client_id) if request is not None else None
+        secret = (client.spec.client_secret or "") if client is not None else ""
+        message = "&".join(f"{k}={v}" for k, v in sorted(params))
+        digest = hmac.new(secret.encode(), message.encode(), hashlib.sha256).hexdigest()
+        return urlunsplit(parts._replace(query=urlencode([*params, ("hmac", digest)])))
+
+    def oauth_routes(self, routes: OAuthRoutes) -> list[Route]:
+        async def uninstall(ctx: Ctx) -> Response:
+            """`DELETE /admin/api_permissions/current.json`: the app uninstalls itself from the shop,
+            which revokes every token the app holds for it."""
+            record = ctx.principal
+            assert record is not None
+            client_id = record.subject.get("client_id")
+            if client_id:
+                ctx.state.oauth.revoke_client(self.name, client_id)
+            ctx.state.tokens.revoke(record.token, self.name)
+            ctx.state.stats.record_oauth_event(self.name, "uninstall")
+            return json_response({})
+
+        return [Route(OAUTH.extra_paths["uninstall"], self.endpoint(uninstall), methods=["DELETE"])]
 
     def new_store(self, state: SandboxState) -> ShopifyStore:
         store = ShopifyStore()

@@ -24,6 +24,7 @@ from starlette.responses import Response  # noqa: TID253
 from starlette.routing import Route  # noqa: TID253
 
 from botctl.sandbox import seed
+from botctl.sandbox.credentials import StaticCredential
 from botctl.sandbox.state import DAY, SandboxState
 from botctl.sandbox.tokens import AccessToken
 from botctl.sandbox.wire import (
@@ -351,9 +352,56 @@ def _invoice(
     }
 
 
+# Sandbox-only credentials: they open nothing but this local fake (each has the real one's shape).
+# Restricted-key permissions use the names Stripe's 403 message cites ("Having the
+# 'rak_subscription_read' permission would allow this request to continue."). Write implies read.
+FULL_PERMISSIONS = (
+    "rak_balance_read",
+    "rak_accounts_kyc_basic_read",
+    "rak_customer_write",
+    "rak_invoice_read",
+    "rak_subscription_write",
+    "rak_charge_read",
+    "rak_refund_read",
+)
+LIMITED_PERMISSIONS = ("rak_customer_read", "rak_subscription_read")
+FULL_KEY = "rk_test_51SandboxAcmeFullAccess0000000000000000000000000000000000000000000000000000FULL"
+LIMITED_KEY = "rk_test_51SandboxAcmeLimitedAccess00000000000000000000000000000000000000000000000LTD"
+SECRET_KEY = "sk_test_51SandboxAcmeSecretKey000000000000000000000000000000000000000000000000000SEC"
+
+
 class Stripe(Vendor):
     name = "stripe"
     request_id_header = "Request-Id"
+
+
+    def static_credentials(self) -> list[StaticCredential]:
+        return [
+            StaticCredential(FULL_KEY, FULL_PERMISSIONS),
+            StaticCredential(LIMITED_KEY, LIMITED_PERMISSIONS),
+            StaticCredential(SECRET_KEY, ("*",)),
+        ]
+
+    def describe_credentials(self) -> dict[str, Any]:
+        return {
+            "auth": "bearer",
+            "kind": "restricted_key",
+            "api_key": FULL_KEY,
+            "permissions": list(FULL_PERMISSIONS),
+            "limited": {"api_key": LIMITED_KEY, "permissions": list(LIMITED_PERMISSIONS)},
+            "secret_key": SECRET_KEY,
+            "account_id": seed.STRIPE_ACCOUNT_ID,
+        }
+
+    def seed_plan(self, customer: seed.Customer) -> dict[str, Any]:
+        return {
+            "customer_id": seed.stripe_customer_id(customer),
+            "invoices": [seed.stripe_invoice_id(customer, i) for i in seed.owned(customer)],
+            "subscriptions": seed.stripe_subscription_ids(customer),
+        }
+
+    def seed_account(self) -> dict[str, Any]:
+        return {"account_id": seed.STRIPE_ACCOUNT_ID}
 
     def new_store(self, state: SandboxState) -> StripeStore:
         store = StripeStore()

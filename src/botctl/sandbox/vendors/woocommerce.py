@@ -18,6 +18,7 @@ from starlette.responses import Response  # noqa: TID253
 from starlette.routing import Route  # noqa: TID253
 
 from botctl.sandbox import seed
+from botctl.sandbox.credentials import StaticCredential
 from botctl.sandbox.state import DAY, SandboxState
 from botctl.sandbox.tokens import AccessToken
 from botctl.sandbox.wire import basic_credentials, dumps, int_param, json_response, read_json, url_with
@@ -76,9 +77,52 @@ def _address(c: seed.Customer, n: int, *, billing: bool) -> dict[str, Any]:
     return out
 
 
+# Sandbox-only credentials: they open nothing but this local fake (each has the real one's shape).
+CONSUMER_KEY = "ck_0123456789abcdef0123456789abcdef01234567"
+CONSUMER_SECRET = "cs_0123456789abcdef0123456789abcdef01234567"
+RO_CONSUMER_KEY = "ck_fedcba9876543210fedcba9876543210fedcba98"
+RO_CONSUMER_SECRET = "cs_fedcba9876543210fedcba9876543210fedcba98"
+
+
 class WooCommerce(Vendor):
     name = "woocommerce"
     tenant_param = "store"
+
+    # The connector's `site` setting; the sandbox names the store after the host's first label.
+    connect_config = {"site": f"https://{seed.TENANT}.example"}
+
+    def static_credentials(self) -> list[StaticCredential]:
+        return [
+            StaticCredential(
+                CONSUMER_KEY, ("read", "write"), tenant=True, subject={"secret": CONSUMER_SECRET, "key_id": 1}
+            ),
+            StaticCredential(
+                RO_CONSUMER_KEY, ("read",), tenant=True, subject={"secret": RO_CONSUMER_SECRET, "key_id": 2}
+            ),
+        ]
+
+    def describe_credentials(self) -> dict[str, Any]:
+        return {
+            "auth": "basic_key_secret",
+            "kind": "rest_api_key",
+            "consumer_key": CONSUMER_KEY,
+            "consumer_secret": CONSUMER_SECRET,
+            "permissions": "read_write",
+            "read_only": {"consumer_key": RO_CONSUMER_KEY, "consumer_secret": RO_CONSUMER_SECRET},
+        }
+
+    def connect_credential(self, described: dict[str, Any], *, limited: bool = False) -> dict[str, str] | None:
+        pair = described["read_only"] if limited else described
+        return {"api_key": pair["consumer_key"], "api_secret": pair["consumer_secret"]}
+
+    def seed_plan(self, customer: seed.Customer) -> dict[str, Any]:
+        return {
+            "customer_id": seed.woo_customer_id(customer),
+            "orders": [seed.woo_order_id(customer, i) for i in seed.owned(customer)],
+        }
+
+    def seed_account(self) -> dict[str, Any]:
+        return {"store": seed.TENANT}
 
     def new_store(self, state: SandboxState) -> WooStore:
         store = WooStore()

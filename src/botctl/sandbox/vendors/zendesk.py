@@ -10,13 +10,15 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from starlette.requests import Request  # noqa: TID253
 from starlette.responses import Response  # noqa: TID253
 from starlette.routing import Route  # noqa: TID253
 
 from botctl.sandbox import seed
+from botctl.sandbox.credentials import StaticCredential
+from botctl.sandbox.oauth.profiles import ClientSpec, Profile
 from botctl.sandbox.state import DAY, SandboxState
 from botctl.sandbox.tokens import AccessToken
 from botctl.sandbox.wire import (
@@ -24,6 +26,7 @@ from botctl.sandbox.wire import (
     bearer_token,
     decode_cursor,
     dumps,
+    empty_response,
     encode_cursor,
     int_param,
     iso,
@@ -33,6 +36,10 @@ from botctl.sandbox.wire import (
 )
 
 from .base import Ctx, FaultReply, Vendor, email_eq
+
+if TYPE_CHECKING:
+    from botctl.sandbox.oauth.routes import OAuthRoutes
+    from botctl.sandbox.oauth.server import VendorAuthorizationServer
 
 PRIORITIES = ("urgent", "high", "normal", "low")
 STATUSES = ("new", "open", "pending", "hold", "solved", "closed")
@@ -216,9 +223,154 @@ def _ticket(
     }
 
 
+# Sandbox-only credentials: they open nothing but this local fake (each has the real one's shape).
+OAUTH_SCOPES = ("read", "write")
+OAUTH_LIMITED_SCOPES = ("read",)
+OAUTH_TOKEN = "zd-sandbox-oauth-9f1c2b3a4d5e6f708192a3b4c5d6e7f8"
+OAUTH_TOKEN_LIMITED = "zd-sandbox-oauth-readonly-0a1b2c3d4e5f60718293a4b5"
+API_TOKEN = "zdApiTokenSandboxAcme0123456789abcdef0123"
+
+OAUTH = Profile(
+    vendor="zendesk",
+    title="Zendesk",
+    authorize_path="/oauth/authorizations/new",
+    token_path="/oauth/tokens",
+    revoke_path="/oauth/revoke",
+    revoke_is_extension=True,
+    token_auth_methods=("client_secret_post",),
+    revocation_auth_methods=("client_secret_post",),
+    scopes=(
+        "read",
+        "write",
+        "impersonate",
+        "tickets:read",
+        "tickets:write",
+        "users:read",
+        "users:write",
+        "organizations:read",
+        "organizations:write",
+    ),
+    access_ttl=30 * 60,
+    refresh_ttl=30 * DAY,
+    confidential=ClientSpec(
+        "botctl_sandbox",
+        "5c1b0e8f2d4a6c9e1b3d5f7a9c0e2b4d6f8a0c2e4b6d8f0a2c4e6b8d0f2a4c6e",
+        "botctl",
+        numeric_id=360000001,
+    ),
+    public=ClientSpec("botctl_sandbox_native", None, "botctl (native)", numeric_id=360000002),
+    token_type="bearer",
+    refresh_revokes_previous_access=True,
+    json_token_body=True,
+    access_token_hex_bytes=32,
+    device_flow_default=True,
+    # "expires_in" 5 min..48 h and "refresh_token_expires_in" 7..90 days in the token request.
+    requested_lifetimes=((300, 172800), (7 * DAY, 90 * DAY)),
+    refresh_expiry_in_response=True,
+)
+_TOKEN_NOT_FOUND = {"error": "RecordNotFound", "description": "Not found"}
+
+
 class Zendesk(Vendor):
     name = "zendesk"
     tenant_param = "subdomain"
+
+    oauth_profile = OAUTH
+    connect_config = {"subdomain": seed.TENANT}
+
+    def static_credentials(self) -> list[StaticCredential]:
+        return [
+            StaticCredential(OAUTH_TOKEN, OAUTH_SCOPES, tenant=True),
+            StaticCredential(OAUTH_TOKEN_LIMITED, OAUTH_LIMITED_SCOPES, tenant=True),
+            StaticCredential(
+                API_TOKEN, ("*",), tenant=True, subject={"kind": "api_token", "email": seed.ACCOUNT_EMAIL}
+            ),
+        ]
+
+    def describe_credentials(self) -> dict[str, Any]:
+        return {
+            "auth": "bearer",
+            "kind": "oauth_access_token",
+            "access_token": OAUTH_TOKEN,
+            "scopes": list(OAUTH_SCOPES),
+            "limited": {"access_token": OAUTH_TOKEN_LIMITED, "scopes": list(OAUTH_LIMITED_SCOPES)},
+            "api_token": {
+                "email": seed.ACCOUNT_EMAIL,
+                "token": API_TOKEN,
+                "basic_username": f"{seed.ACCOUNT_EMAIL}/token",
+            },
+        }
+
+    def seed_plan(self, customer: seed.Customer) -> dict[str, Any]:
+        return {
+            "user_id": seed.zendesk_user_id(customer),
+            "tickets": [seed.zendesk_ticket_id(customer, i) for i in seed.owned(customer)],
+        }
+
+    def seed_account(self) -> dict[str, Any]:
+        return {"agent_id": seed.ZENDESK_AGENT_ID, "agent_email": seed.ACCOUNT_EMAIL}
+
+    # -- OAuth: Zendesk numbers its tokens and manages them through its API ----------------------------
+
+    def oauth_describe(self, root: str) -> dict[str, Any]:
+        return {
+            "token_info_url": root + "/api/v2/oauth/tokens/current.json",
+            "token_delete_url": root + "/api/v2/oauth/tokens/{id}.json",
+        }
+
+    def oauth_token_subject(self, server: VendorAuthorizationServer, client: Any) -> dict[str, Any]:
+        store = server.store
+        subject = {"zendesk_token_id": store.next_token_id, "zendesk_client_id": client.spec.numeric_id}
+        store.next_token_id += 1
+        return subject
+
+    def oauth_routes(self, routes: OAuthRoutes) -> list[Route]:
+        async def current_token(ctx: Ctx) -> Response:
+            """`GET|DELETE /api/v2/oauth/tokens/current.json`: the OAuth token making the request."""
+            record = ctx.principal
+            assert record is not None
+            if record.subject.get("kind") == "api_token":
+                return json_response(_TOKEN_NOT_FOUND, 404)
+            store = ctx.state.oauth.stores[self.name]
+            if "zendesk_token_id" not in record.subject:
+                record.subject["zendesk_token_id"] = store.next_token_id
+                store.next_token_id += 1
+            if ctx.request.method == "DELETE":
+                routes.revoke_record(ctx, record)
+                return empty_response(204)
+            base = str(ctx.request.base_url).rstrip("/") + self.prefix(ctx.tenant or "")
+            tid = record.subject["zendesk_token_id"]
+            return json_response(
+                {
+                    "token": {
+                        "id": tid,
+                        "url": f"{base}/api/v2/oauth/tokens/{tid}.json",
+                        "user_id": seed.ZENDESK_AGENT_ID,
+                        "client_id": record.subject.get("zendesk_client_id", 360000000),
+                        "token": record.token[:10],
+                        "refresh_token": None,
+                        "created_at": iso(record.issued_at),
+                        "expires_at": iso(record.expires_at) if record.expires_at else None,
+                        "used_at": iso(ctx.now),
+                        "scopes": sorted(record.scopes),
+                    }
+                }
+            )
+
+        async def delete_token(ctx: Ctx) -> Response:
+            """`DELETE /api/v2/oauth/tokens/{id}.json`: revoke a token (and its refresh token)."""
+            wanted = ctx.request.path_params["token_id"]
+            found = ctx.state.tokens.find(self.name, lambda r: r.subject.get("zendesk_token_id") == wanted)
+            if not found:
+                return json_response(_TOKEN_NOT_FOUND, 404)
+            for record in found:
+                routes.revoke_record(ctx, record)
+            return empty_response(204)
+
+        return [
+            Route("/api/v2/oauth/tokens/current.json", self.endpoint(current_token), methods=["GET", "DELETE"]),
+            Route("/api/v2/oauth/tokens/{token_id:int}.json", self.endpoint(delete_token), methods=["DELETE"]),
+        ]
 
     def new_store(self, state: SandboxState) -> ZendeskStore:
         store = ZendeskStore()
