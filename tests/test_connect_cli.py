@@ -5,21 +5,23 @@ import json
 
 import pytest
 
-API_KEY = {"calcom": "api_key", "freshdesk": "api_key", "stripe": "api_key", "woocommerce": None}
-TOKEN = ("calendly", "zendesk", "hubspot", "shopify")
-SETTINGS = {"zendesk": ["--subdomain", "acme"], "freshdesk": ["--domain", "acme"], "shopify": ["--shop", "acme"],
-            "woocommerce": ["--site", "https://acme.example"]}
+from botctl.connectors import registry
+
+ALL = [c.name for c in registry.all_connectors()]
 
 
 def connect(cli, sandbox, name, ws="acme", *, key=None, extra=()):
-    creds = sandbox.credentials()[name]
-    args = ["connect", name, "-w", ws, "--sandbox", sandbox.url, *SETTINGS.get(name, []), *extra, "--json"]
-    if name == "woocommerce":
-        stdin = f"{key or creds['consumer_key']}\n{creds['consumer_secret']}\n"
-        return cli(*args, "--api-key-stdin", input=stdin)
-    if name in TOKEN:
-        return cli(*args, "--access-token-stdin", input=(key or creds["access_token"]) + "\n")
-    return cli(*args, "--api-key-stdin", input=(key or creds["api_key"]) + "\n")
+    """`botctl connect` as the sandbox says to reach its seeded tenant (settings and credential); `key`
+    replaces the key or token (the first credential field)."""
+    plan = sandbox.credentials()[name]["connect"]
+    settings = [arg for k, v in plan["config"].items() for arg in ("--config", f"{k}={v}")]
+    credential = dict(plan["credential"])
+    first = next(iter(credential))
+    if key:
+        credential[first] = key
+    flag = "--access-token-stdin" if first == "access_token" else "--api-key-stdin"
+    args = ["connect", name, "-w", ws, "--sandbox", sandbox.url, *settings, *extra, "--json", flag]
+    return cli(*args, input="".join(v + "\n" for v in credential.values()))
 
 
 @pytest.fixture
@@ -42,9 +44,6 @@ def audit_records(cli, **filters):
     for k, v in filters.items():
         args += [f"--{k}", v]
     return cli(*args).ndjson()
-
-
-ALL = ["calendly", "calcom", "zendesk", "freshdesk", "hubspot", "stripe", "shopify", "woocommerce"]
 
 
 @pytest.mark.parametrize("name", ALL)
@@ -243,11 +242,7 @@ def test_no_secret_at_rest_or_in_output(home, cli, sandbox, ws):
     outputs.append(cli("connections", "list", "--json").out)
     outputs.append(cli("audit", "--json", "-n", "1000").out)
     creds = sandbox.credentials()
-    needles = []
-    for name in ALL:
-        for field in ("api_key", "access_token", "consumer_key", "consumer_secret"):
-            if creds[name].get(field):
-                needles.append(creds[name][field])
+    needles = [v for name in ALL for v in creds[name]["connect"]["credential"].values()]
     blobs = {p.name: p.read_bytes() for p in home.path.rglob("*") if p.is_file()}
     for needle in needles:
         for variant in (needle.encode(), base64.b64encode(needle.encode())):

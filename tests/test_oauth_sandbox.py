@@ -22,14 +22,17 @@ from botctl import connections, oauth, workspaces
 from botctl.actions import run_action
 from botctl.connectors import registry
 from botctl.connectors.base import Visitor
+from botctl.sandbox.vendors import get as sandbox_vendor
 from test_oauth_as import browse
 from test_oauth_cli import _read_url, _spawn, fake_browser_env
 from test_oauth_flows import BrowserUI, audit
 
-SETTINGS = {"calendly": {}, "zendesk": {"subdomain": "acme"}, "hubspot": {}, "shopify": {"shop": "acme"}}
-FLAGS = {"zendesk": ["--subdomain", "acme"], "shopify": ["--shop", "acme"]}
-ACTION = {"calendly": "calendly.list_my_bookings", "zendesk": "zendesk.list_my_tickets",
-          "hubspot": "hubspot.get_my_contact", "shopify": "shopify.list_my_orders"}
+OAUTH = [c.name for c in registry.all_connectors() if c.auth == "oauth"]
+# The settings reaching the sandbox's seeded tenant, as each sandbox vendor declares them.
+SETTINGS = {name: dict(sandbox_vendor(name).connect_config) for name in OAUTH}
+# Per connector, its first read of the visitor's own data that needs no parameter.
+ACTION = {c.name: next(f"{c.name}.{a.name}" for a in c.actions if a.customer_specific and a.idempotent
+                       and not a.params.get("required")) for c in registry.all_connectors() if c.name in OAUTH}
 ADA = Visitor(sub="u-ada", email="ada@example.com", name="Ada Lovelace")
 
 
@@ -59,7 +62,7 @@ def token_of(app, ws, conn) -> str:
     return connections.credential(app, ws, conn)["access_token"].reveal()
 
 
-@pytest.mark.parametrize("name", ["calendly", "zendesk", "hubspot", "shopify"])
+@pytest.mark.parametrize("name", OAUTH)
 def test_vendor_connects_acts_refreshes_and_revokes(app, ws, sb, name):
     conn = lib_connect(app, ws, sb, name)
     connector = registry.get(name)

@@ -115,29 +115,30 @@ class Demo:
         self.botctl("workspace", "create", "acme", "--plan", "pro", "--display-name", "Acme Store",
                     "--origin", "http://127.0.0.1:3000")
         self.botctl("workspace", "create", "globex", "--plan", "free")
-        connects = [
-            ("calcom", ["--api-key-stdin"], creds["calcom"]["api_key"]),
-            ("stripe", ["--api-key-stdin"], creds["stripe"]["api_key"]),
-            ("freshdesk", ["--domain", "acme", "--api-key-stdin"], creds["freshdesk"]["api_key"]),
-            ("woocommerce", ["--site", "https://acme.example", "--api-key-stdin"],
-             creds["woocommerce"]["consumer_key"] + "\n" + creds["woocommerce"]["consumer_secret"]),
-        ]
-        for name, flags, secret in connects:
-            self.botctl("connect", name, "-w", "acme", "--sandbox", self.sandbox_url, *flags, input=secret + "\n")
+        # Every connector, as the sandbox says to reach its seeded tenant: API keys on stdin; OAuth tools
+        # by authorization code + PKCE through botctl's loopback listener.
+        from botctl.connectors import registry
+
+        connectors = registry.all_connectors()
+        for c in connectors:
+            plan = creds[c.name]["connect"]
+            settings = [arg for k, v in plan["config"].items() for arg in ("--config", f"{k}={v}")]
+            if c.auth == "oauth":
+                self.oauth_connect(c.name, *settings)
+                continue
+            secret = "\n".join(plan["credential"][f] for f in c.key_fields)
+            self.botctl("connect", c.name, "-w", "acme", "--sandbox", self.sandbox_url, *settings, "--api-key-stdin",
+                        input=secret + "\n")
         self.botctl("connect", "stripe", "-w", "globex", "--sandbox", self.sandbox_url, "--api-key-stdin",
                     input=creds["stripe"]["api_key"] + "\n")
-        # The four OAuth tools: authorization code + PKCE through botctl's loopback listener.
-        self.oauth_connect("zendesk", "--subdomain", "acme")
-        self.oauth_connect("shopify", "--shop", "acme")
-        self.oauth_connect("hubspot")
-        self.oauth_connect("calendly")
         self.botctl("knowledge", "add", "-w", "acme", str(Path(__file__).parent / "demo_kb"))
         acme = json.loads(self.botctl("identity", "rotate", "-w", "acme", "--json"))
         globex = json.loads(self.botctl("identity", "rotate", "-w", "globex", "--json"))
         self.botctl("daemon", "start", "--port", str(self.port))
+        by_oauth = sum(c.auth == "oauth" for c in connectors)
         self.note(f"home {self.env['BOTCTL_HOME']}; sandbox {self.sandbox_url}; edge {self.edge}; "
-                  f"8 tools connected to workspace acme (4 by API key, 4 by OAuth; all encrypted in vault.db); "
-                  "a small help center loaded as knowledge")
+                  f"{len(connectors)} tools connected to workspace acme ({len(connectors) - by_oauth} by API key, "
+                  f"{by_oauth} by OAuth; all encrypted in vault.db); a small help center loaded as knowledge")
         http = httpx.Client(base_url=self.edge, timeout=30)
 
         def act(action: str, params: dict | None = None, token: str | None = None, ws: str = "acme",

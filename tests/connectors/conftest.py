@@ -18,33 +18,24 @@ from botctl.connectors import registry
 from botctl.connectors.base import ActionContext, ActionError, Visitor
 from botctl.connectors.http import build_client, upstream_statuses
 from botctl.connectors.urls import sandbox_url_for
+from botctl.sandbox.vendors import get as sandbox_vendor
 from botctl.secret import Secret
 
 ADA = Visitor(sub="site-user-ada", email="ada@example.com", name="Ada Lovelace")
 GRACE = Visitor(sub="site-user-grace", email="grace@example.com", name="Grace Hopper")
 LINUS = Visitor(sub="site-user-linus", email="linus@example.com", name="Linus Torvalds")
 
-CONFIG: dict[str, dict[str, str]] = {
-    "calendly": {},
-    "calcom": {},  # base_url defaults to https://api.cal.com
-    "zendesk": {"subdomain": "acme"},
-    "freshdesk": {"domain": "acme"},
-    "hubspot": {},
-    "stripe": {},
-    "shopify": {"shop": "acme"},
-    "woocommerce": {"site": "https://acme.example"},
-}
+# Each connector's settings for the sandbox's seeded tenant, as its sandbox vendor declares them.
+CONFIG: dict[str, dict[str, str]] = {c.name: dict(sandbox_vendor(c.name).connect_config) for c in registry.all_connectors()}
 
 
 def credential_for(creds: Mapping[str, Any], name: str, *, limited: bool = False) -> dict[str, Secret]:
-    c = creds[name]
-    if name == "woocommerce":
-        src = c["read_only"] if limited else c
-        return {"api_key": Secret(src["consumer_key"]), "api_secret": Secret(src["consumer_secret"])}
-    src = c["limited"] if limited else c
-    if "access_token" in src:
-        return {"access_token": Secret(src["access_token"])}
-    return {"api_key": Secret(src["api_key"])}
+    """The credential a connection would store, from the sandbox's `connect` block (`limited`: the
+    vendor's narrower credential)."""
+    plan = creds[name]["connect"]
+    fields = plan["limited" if limited else "credential"]
+    assert fields, (name, "no limited credential in the sandbox")
+    return {k: Secret(v) for k, v in fields.items()}
 
 
 @dataclass
