@@ -37,11 +37,17 @@ def test_every_command_is_in_the_readme_reference():
 
 
 def test_every_module_is_in_the_architecture_doc():
+    from botctl.connectors import registry
+
     doc = (REPO / "docs" / "architecture.md").read_text()
+    # One module per connector: listed in docs/adding-a-connector.md (tests/test_connector_registry_complete.py).
+    connector_modules = {c.validate.__module__.rsplit(".", 1)[1] + ".py" for c in registry.all_connectors()}
     missing = []
     for path in sorted((REPO / "src" / "botctl").rglob("*.py")):
         rel = path.relative_to(REPO / "src" / "botctl")
         if rel.name == "__init__.py" or "sandbox" in rel.parts[:-1] or "vendors" in rel.parts:
+            continue
+        if rel.parts[0] == "connectors" and rel.name in connector_modules:
             continue
         if rel.name not in doc and rel.stem not in doc:
             missing.append(str(rel))

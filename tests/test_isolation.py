@@ -43,7 +43,7 @@ def _actions(d):
 # registered connector without one). `by_id`: its actions that take one of the visitor's objects, with the
 # params naming Grace's object (from her part of the sandbox seed) -- Ada must be told not_found and the
 # audit must say forbidden; `lists`: its actions listing the visitor's objects -- Ada's answer must carry
-# none of Grace's ids. An empty entry says the connector has neither.
+# none of Grace's ids. A connector with neither says `why`.
 MATRIX = {
     "calendly": {"by_id": {"cancel_my_booking": lambda g: {"booking_id": g["scheduled_events"][0]}},
                  "lists": ["list_my_bookings"]},
@@ -54,7 +54,7 @@ MATRIX = {
                 "lists": ["list_my_tickets"]},
     "freshdesk": {"by_id": {"get_my_ticket": lambda g: {"ticket_id": g["tickets"][0]}},
                   "lists": ["list_my_tickets"]},
-    "hubspot": {},  # only the visitor's own contact, found by their email: no object ids, no lists
+    "hubspot": {"why": "only the visitor's own contact, found by their email: no object ids, no lists"},
     "stripe": {"by_id": {"cancel_my_subscription": lambda g: {"subscription_id": g["subscriptions"][0]}},
                "lists": ["list_my_subscriptions"]},
     "shopify": {"by_id": {"get_my_order": lambda g: {"order_id": g["orders"][0]}},

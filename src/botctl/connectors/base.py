@@ -188,6 +188,10 @@ class Connector:
     # The granted scopes, besides `needed` itself and "*", that cover `needed` (a write scope that
     # implies its read, a broad "read" covering "tickets:read"). Default: none.
     broader_scopes: Callable[[str], Iterable[str]] = _no_broader_scopes
+    # Seam for botctl.oauth: the vendor's authorization-server defaults (a `botctl.oauth.clients.VendorOAuth`)
+    # declared here, read through `registry.oauth_clients()`. The eight keep theirs in oauth/clients.py's
+    # VENDORS until that module reads the registry (docs/adding-a-connector.md, "OAuth connectors").
+    oauth_client: Any = None
 
     def __post_init__(self) -> None:
         if self.auth_style not in AUTH_STYLES:

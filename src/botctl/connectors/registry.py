@@ -1,6 +1,10 @@
-"""The eight connectors by name. Importing this module imports no HTTP library."""
+"""The connectors by name, in listing order. Importing this module imports no HTTP library.
+
+Adding a connector: its module and one line here (docs/adding-a-connector.md)."""
 
 from __future__ import annotations
+
+from typing import Any
 
 from botctl.connectors import calcom, calendly, freshdesk, hubspot, shopify, stripe, woocommerce, zendesk
 from botctl.connectors.base import Action, Connector
@@ -24,6 +28,11 @@ def all_connectors() -> list[Connector]:
 
 def get(name: str) -> Connector | None:
     return _BY_NAME.get(name)
+
+
+def oauth_clients() -> dict[str, Any]:
+    """Connector name -> the OAuth authorization-server defaults it declares (`Connector.oauth_client`)."""
+    return {c.name: c.oauth_client for c in _CONNECTORS if c.oauth_client is not None}
 
 
 def find_action(full_name: str) -> tuple[Connector, Action] | None:
