@@ -26,6 +26,8 @@ def _aliases() -> dict[str, tuple[str, str, str]]:
 
 
 ALIASES = _aliases()
+# The connectors whose API key comes with a secret (their names, for the help text).
+WITH_SECRET = ", ".join(c.vendor for c in registry.all_connectors() if "api_secret" in c.key_fields) or "none"
 
 
 def _alias_param(flag: str) -> str:
@@ -73,8 +75,8 @@ def connect(
                                        help="A setting of the connector (`botctl connectors show NAME` lists them); repeatable."),
     api_key_stdin: bool = typer.Option(False, "--api-key-stdin", help="Read the API key from standard input."),
     api_key_env: str = typer.Option(None, "--api-key-env", metavar="VAR", help="Read the API key from $VAR."),
-    api_secret_stdin: bool = typer.Option(False, "--api-secret-stdin", help="WooCommerce: read the consumer secret from stdin."),
-    api_secret_env: str = typer.Option(None, "--api-secret-env", metavar="VAR", help="WooCommerce: consumer secret from $VAR."),
+    api_secret_stdin: bool = typer.Option(False, "--api-secret-stdin", help=f"{WITH_SECRET}: read the key's secret from stdin."),
+    api_secret_env: str = typer.Option(None, "--api-secret-env", metavar="VAR", help=f"{WITH_SECRET}: the key's secret from $VAR."),
     token_stdin: bool = typer.Option(False, "--access-token-stdin", help="OAuth tools: a vendor-issued access token from stdin."),
     token_env: str = typer.Option(None, "--access-token-env", metavar="VAR", help="OAuth tools: access token from $VAR."),
     sandbox: str = typer.Option(None, "--sandbox", metavar="URL", envvar="BOTCTL_SANDBOX",
