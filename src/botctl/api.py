@@ -160,15 +160,20 @@ class Botctl:
     # -- audit ---------------------------------------------------------------------------------------
 
     def audit(self, *, limit: int = 20, workspace: str | None = None, event: str | None = None,
-              action: str | None = None, outcome: str | None = None, since: str | None = None) -> list[dict[str, Any]]:
-        """The latest `limit` audit records (oldest first), filtered; `since` like `2h`, `3d` or an ISO time."""
+              action: str | None = None, outcome: str | None = None, since: str | None = None,
+              until: str | None = None, visitor: str | None = None, request_id: str | None = None,
+              actor: str | None = None, connector: str | None = None) -> list[dict[str, Any]]:
+        """The latest `limit` audit records (oldest first), filtered as `botctl audit` filters them;
+        `since` / `until` like `2h`, `3d` or an ISO time (since <= ts < until)."""
         from botctl.audit import AuditReader, Filters
         from botctl.durations import parse_since
 
         reader = AuditReader(self._app.home)
         try:
             return reader.latest(Filters(workspace=workspace, event=event, action=action, outcome=outcome,
-                                         since=parse_since(since) if since else None), limit)
+                                         visitor=visitor, since=parse_since(since) if since else None,
+                                         until=parse_since(until, flag="until") if until else None,
+                                         request_id=request_id, actor=actor, connector=connector), limit)
         finally:
             reader.close()
 

@@ -8,19 +8,42 @@ from dataclasses import dataclass
 from typing import Any
 
 from botctl import store
-from botctl.audit.records import _RECORD_COLUMNS, to_record
+from botctl.audit.records import _RECORD_COLUMNS, ACTOR_TYPES, to_record
 from botctl.errors import NotFound
 from botctl.home import Home
 
 
 @dataclass
 class Filters:
+    """Which records to show: every field given must match (None: any). The CLI's `botctl audit` flags,
+    the console's form and the Python API all build this one object, so they select the same records.
+
+    `actor` is a type (`operator`, `ci`, `visitor`, `system`), `TYPE:WHO`, or `WHO` alone, WHO being the
+    actor's email or sub as `botctl audit` shows it (`visitor:ada@example.com`, `operator:alice`).
+    `since` / `until` are ISO timestamps already parsed (`durations.parse_since`): since <= ts < until.
+    """
+
     workspace: str | None = None
     event: str | None = None
     action: str | None = None
     outcome: str | None = None
     visitor: str | None = None
-    since: str | None = None  # ISO, already parsed
+    since: str | None = None
+    until: str | None = None
+    request_id: str | None = None
+    actor: str | None = None
+    connector: str | None = None
+
+    def _actor_parts(self) -> tuple[str | None, str | None]:
+        """(type, who) from `actor`."""
+        if self.actor is None:
+            return None, None
+        kind, sep, who = self.actor.partition(":")
+        if sep and kind in ACTOR_TYPES:
+            return kind, who
+        if not sep and self.actor in ACTOR_TYPES:
+            return self.actor, None
+        return None, self.actor
 
     def where(self) -> tuple[str, list[Any]]:
         clauses, args = [], []
@@ -29,10 +52,44 @@ class Filters:
             if value is not None:
                 clauses.append(f"{column} = ?")
                 args.append(value.lower() if column == "visitor_email" else value)
+        # No generated columns for these (the schema is the chain's): json_extract on the MACed body.
+        for path, value in (("$.request_id", self.request_id), ("$.connector", self.connector)):
+            if value is not None:
+                clauses.append(f"json_extract(body, '{path}') = ?")
+                args.append(value)
+        kind, who = self._actor_parts()
+        if kind is not None:
+            clauses.append("json_extract(body, '$.actor.type') = ?")
+            args.append(kind)
+        if who is not None:
+            clauses.append("(json_extract(body, '$.actor.email') = ? OR json_extract(body, '$.actor.sub') = ?)")
+            args += [who.lower(), who]
         if self.since is not None:
             clauses.append("ts >= ?")
             args.append(self.since)
+        if self.until is not None:
+            clauses.append("ts < ?")
+            args.append(self.until)
         return (" AND ".join(clauses) or "1"), args
+
+    def matches(self, rec: dict[str, Any]) -> bool:
+        """The same test as `where()`, on a record already read (`follow` reads every new record)."""
+        actor = rec.get("actor") or {}
+        kind, who = self._actor_parts()
+        ts = rec.get("ts", "")
+        return (
+            (self.workspace is None or rec.get("workspace") == self.workspace)
+            and (self.event is None or rec.get("event") == self.event)
+            and (self.action is None or rec.get("action") == self.action)
+            and (self.outcome is None or rec.get("outcome") == self.outcome)
+            and (self.visitor is None or actor.get("email") == self.visitor.lower())
+            and (self.request_id is None or rec.get("request_id") == self.request_id)
+            and (self.connector is None or rec.get("connector") == self.connector)
+            and (kind is None or actor.get("type") == kind)
+            and (who is None or actor.get("email") == who.lower() or actor.get("sub") == who)
+            and (self.since is None or ts >= self.since)
+            and (self.until is None or ts < self.until)
+        )
 
 
 class AuditReader:
@@ -99,23 +156,9 @@ class AuditReader:
             batch = self.after(last, Filters(), limit=1000)
             if batch:
                 last = batch[-1]["seq"]
-                where_ok = _matcher(filters)
                 for rec in batch:
-                    if where_ok(rec):
+                    if filters.matches(rec):
                         yield rec
                 continue
             time.sleep(interval)
 
-
-def _matcher(f: Filters):
-    def ok(rec: dict[str, Any]) -> bool:
-        return (
-            (f.workspace is None or rec.get("workspace") == f.workspace)
-            and (f.event is None or rec.get("event") == f.event)
-            and (f.action is None or rec.get("action") == f.action)
-            and (f.outcome is None or rec.get("outcome") == f.outcome)
-            and (f.visitor is None or (rec.get("actor") or {}).get("email") == f.visitor.lower())
-            and (f.since is None or rec.get("ts", "") >= f.since)
-        )
-
-    return ok

@@ -30,6 +30,12 @@ def tail(
     outcome: str = typer.Option(None, "--outcome", metavar="OUTCOME", help="ok | denied | error | pending | unknown"),
     visitor: str = typer.Option(None, "--visitor", metavar="EMAIL", help="Only this visitor's records."),
     since: str = typer.Option(None, "--since", metavar="WHEN", help="10m, 2h, 3d, or a date like 2026-11-01T00:00."),
+    until: str = typer.Option(None, "--until", metavar="WHEN", help="Only records before WHEN (same forms as --since)."),
+    request_id: str = typer.Option(None, "--request-id", metavar="REQ", help="Only this request, e.g. the "
+                                   "req_… a visitor was shown as \"Reference\"."),
+    actor: str = typer.Option(None, "--actor", metavar="ACTOR", help="operator | ci | visitor | system, "
+                              "TYPE:WHO, or WHO (an email or sub), as the ACTOR column shows it."),
+    connector: str = typer.Option(None, "--connector", metavar="NAME", help="Only this connector, e.g. zendesk."),
     json_out: bool = JSON,
 ) -> None:
     """Show the latest audit records (default 20), optionally following new ones."""
@@ -42,7 +48,13 @@ def tail(
     output.use_json(json_out)
     if outcome is not None and outcome not in OUTCOMES:
         raise UsageError(f"unknown outcome {outcome!r}.", hint="Use ok, denied, error, pending or unknown.")
-    filters = Filters(workspace, event, action, outcome, visitor, parse_since(since) if since else None)
+    filters = Filters(workspace=workspace, event=event, action=action, outcome=outcome, visitor=visitor,
+                      since=parse_since(since) if since else None,
+                      until=parse_since(until, flag="--until") if until else None,
+                      request_id=request_id, actor=actor, connector=connector)
+    if filters.since is not None and filters.until is not None and filters.until <= filters.since:
+        raise UsageError(f"--until {until!r} is not after --since {since!r}: no record can match.",
+                         hint="Give an --until later than --since.")
     reader = AuditReader(context.home(ctx))
     try:
         records = reader.latest(filters, n)
