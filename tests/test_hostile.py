@@ -1,5 +1,5 @@
 """Hostile input (issue #8): the edge's own /openapi.json turned into a fuzzer, the JWT attack list of
-SECURITY.md §2.4 / §6 one case at a time, and raw HTTP abuse (oversized and lying bodies, deep JSON, bad
+docs/design.md §3.3 one case at a time, and raw HTTP abuse (oversized and lying bodies, deep JSON, bad
 UTF-8, header floods, long URLs, slow clients) against one real daemon. Every answer is a 4xx in the
 documented shape (or the server closing a connection it will not serve), every bad identity token is
 refused as `invalid_identity` and audited once, memory stays bounded and the daemon keeps serving."""

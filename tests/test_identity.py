@@ -1,4 +1,4 @@
-"""Visitor identity tokens: the happy path and the attack list of SECURITY.md §2.4 / §6."""
+"""Visitor identity tokens: the happy path and the attack list of docs/design.md §3.3."""
 
 import base64
 import json

@@ -1,7 +1,7 @@
 """An independent authorization server for interop tests: oauthlib's server components (not authlib,
 which the sandbox's server is built on), served by http.server on 127.0.0.1.
 
-`InteropAS` is a standards-compliant peer configured the way SECURITY.md §3.7 asks of one: exact
+`InteropAS` is a standards-compliant peer configured the way docs/design.md §4.2 asks of one: exact
 redirect matching except the loopback port, single-use codes, PKCE S256 enforced (and no verifier
 without a challenge), refresh-token rotation with reuse detection that revokes the whole family
 (RFC 9700 §4.14.2), RFC 7009 revocation, RFC 8414 metadata and the RFC 9207 `iss` parameter.

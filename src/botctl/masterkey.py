@@ -1,4 +1,4 @@
-"""Where the master key (KEK) comes from, in this order (DESIGN.md "Keys"):
+"""Where the master key (KEK) comes from, in this order (docs/design.md §2):
 
 1. ``BOTCTL_MASTER_KEY`` — base64 of 32 bytes, for CI and containers;
 2. the systemd credential ``$CREDENTIALS_DIRECTORY/botctl-master-key`` (``LoadCredential=``);

@@ -4,7 +4,7 @@ Per workspace, botctl holds HS256 secrets (generated here, shown once, stored en
 site's public keys (RS256 / ES256 / EdDSA, PEM or a pinned JWKS URL). `verify` is the only way a
 `Visitor` comes to exist: `{sub, email, name}` are taken from verified claims and nowhere else.
 
-Rules (SECURITY.md §2, RFC 8725): size cap and compact-form check before any decoding; `crit`,
+Rules (docs/design.md §3, RFC 8725): size cap and compact-form check before any decoding; `crit`,
 `jku`, `x5u`, `x5c` and embedded `jwk` refused; `kid` selects among this workspace's keys only; each
 key has exactly one algorithm; required `sub`, `exp`, `iat`, `aud` (= workspace name, exact),
 `iss` (exact) when configured; lifetime `exp - iat` capped per workspace; leeway 60 s at most; a

@@ -20,7 +20,7 @@ TOKEN_AUTH_METHODS = ("client_secret_post", "client_secret_basic", "none")
 DEFAULT_REDIRECT_PATH = "/callback"
 
 
-# -- the vendors' authorization servers (CONNECTORS.md §1.1, §3.1, §5.1, §7.1) ------------------------
+# -- the vendors' authorization servers (docs/vendors.md §1.1, §3.1, §5.1, §7.1) ------------------------
 
 
 @dataclass(frozen=True)

@@ -303,7 +303,7 @@ def apply_metadata(app_cfg: OAuthApp, meta: Mapping[str, Any] | None) -> OAuthAp
         value = meta.get(key)
         if isinstance(value, str) and value and getattr(app_cfg, attr) is None:
             if key == "revocation_endpoint" and _has_own_revoke(app_cfg.connector):
-                continue  # the vendor revokes through its own API (CONNECTORS.md)
+                continue  # the vendor revokes through its own API (docs/vendors.md)
             try:
                 changes[attr] = check_endpoint(value, key)
             except UsageError:

@@ -12,7 +12,7 @@ Protocol (JSON both ways; the edge adds nothing but transport facts):
                                                     "broken", "problem"?, "head_seq", "checkpoint_seq"}}
 
 Answers: `{"status": <http status for the visitor>, "body": <JSON body>, "headers"?: {...}}` so the
-edge relays without interpreting. Errors carry the stable codes of DESIGN.md.
+edge relays without interpreting. Errors carry the stable codes of daemon/botctld/error_codes.py (docs/design.md §8).
 """
 
 from __future__ import annotations

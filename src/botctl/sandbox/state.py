@@ -206,7 +206,7 @@ class Stats:
 class SandboxConfig:
     # Silently cap every list endpoint's page size (pagination tests with few objects).
     max_page_size: int | None = None
-    # Shopify GraphQL leaky bucket (points): Standard plan numbers (CONNECTORS.md §7.4).
+    # Shopify GraphQL leaky bucket (points): Standard plan numbers (docs/vendors.md §7.4).
     shopify_max_available: float = 1000.0
     shopify_restore_rate: float = 50.0
     # OAuth authorization servers: approve authorization requests without the consent page.

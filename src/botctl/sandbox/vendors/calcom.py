@@ -1,4 +1,4 @@
-"""Cal.com API v2 (CONNECTORS.md §2): me, event types, slots, bookings (list, get, create, cancel).
+"""Cal.com API v2 (docs/vendors.md §2): me, event types, slots, bookings (list, get, create, cancel).
 
 Endpoint versions follow the `cal-api-version` header. The real API silently falls back to an
 older version when the header is missing; the sandbox refuses instead (400), so a client that

@@ -1,4 +1,4 @@
-"""Calendly API v2 (CONNECTORS.md §1): users, event types, available times, scheduled events,
+"""Calendly API v2 (docs/vendors.md §1): users, event types, available times, scheduled events,
 invitees, cancellation, and the Scheduling API's `POST /invitees`.
 
 Resources are addressed by full URIs, as in the real API; here the URIs point at the sandbox
@@ -39,7 +39,7 @@ from .base import Ctx, FaultReply, Vendor, email_eq
 
 SLOT_MINUTES = 30
 MAX_COUNT = 100
-# CONNECTORS.md §1.3/§10.4: the current reference allows ranges up to 31 days (an older guide said 7).
+# docs/vendors.md §1.3/§10.4: the current reference allows ranges up to 31 days (an older guide said 7).
 MAX_AVAILABILITY_DAYS = 31
 
 
@@ -217,7 +217,7 @@ class Calendly(Vendor):
         # A :write scope implies the matching :read (developer.calendly.com/docs/authentication/scopes).
         options = {scope, scope.replace(":read", ":write")}
         if scope == "availability:read":
-            options |= {"event_types:read"}  # CONNECTORS.md §1.1: the catalog lists it under event_types
+            options |= {"event_types:read"}  # docs/vendors.md §1.1: the catalog lists it under event_types
         if "*" in granted or options & granted:
             return None
         return json_response(

@@ -1,4 +1,4 @@
-"""Freshdesk API v2 (CONNECTORS.md §4): agents/me, contacts, tickets, replies and notes.
+"""Freshdesk API v2 (docs/vendors.md §4): agents/me, contacts, tickets, replies and notes.
 
 Auth is HTTP Basic with the API key as username and any password (conventionally `X`). Lists use
 `page`/`per_page` (≤100) and a `Link: <…>; rel="next"` header when another page exists.
@@ -170,7 +170,7 @@ class Freshdesk(Vendor):
         return store
 
     def rate_limit_headers(self, used: int, reset_in: int) -> dict[str, str]:
-        # CONNECTORS.md §4.4; per account, shared by every key.
+        # docs/vendors.md §4.4; per account, shared by every key.
         return {
             "X-RateLimit-Total": "400",
             "X-RateLimit-Remaining": str(max(0, 400 - used)),
@@ -444,7 +444,7 @@ async def list_tickets(ctx: Ctx) -> Response:
             )
         tickets = [t for t in tickets if (parse_time(t["updated_at"]) or 0) >= since]
     else:
-        # Without updated_since only tickets created in the last 30 days are listed (CONNECTORS.md §4.3).
+        # Without updated_since only tickets created in the last 30 days are listed (docs/vendors.md §4.3).
         tickets = [t for t in tickets if (parse_time(t["created_at"]) or 0) >= ctx.now - 30 * DAY]
     order_by = q.get("order_by", "created_at")
     if order_by not in ("created_at", "due_by", "updated_at", "status"):

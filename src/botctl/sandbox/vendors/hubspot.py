@@ -1,4 +1,4 @@
-"""HubSpot (CONNECTORS.md §5): account info, token introspection, and CRM v3 objects (contacts,
+"""HubSpot (docs/vendors.md §5): account info, token introspection, and CRM v3 objects (contacts,
 notes, tickets) with search, associations and cursor paging (`after` -> `paging.next.after`).
 
 Object ids are strings on the wire. Error bodies follow HS-SPEC `components.schemas.Error`.
@@ -361,7 +361,7 @@ class Hubspot(Vendor):
         return new_uuid()
 
     def rate_limit_headers(self, used: int, reset_in: int) -> dict[str, str]:
-        # CONNECTORS.md §5.4 (usage-details doc): per-10-second burst plus daily.
+        # docs/vendors.md §5.4 (usage-details doc): per-10-second burst plus daily.
         return {
             "X-HubSpot-RateLimit-Daily": "500000",
             "X-HubSpot-RateLimit-Daily-Remaining": str(max(0, 500000 - used)),

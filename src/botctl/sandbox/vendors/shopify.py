@@ -1,4 +1,4 @@
-"""Shopify Admin API (CONNECTORS.md §7): GraphQL `POST /admin/api/{version}/graphql.json` over a
+"""Shopify Admin API (docs/vendors.md §7): GraphQL `POST /admin/api/{version}/graphql.json` over a
 subset of the Admin schema (shop, orders, order, customers, customer, node/nodes), plus REST
 `GET /admin/oauth/access_scopes.json` and `GET /admin/api/{version}/shop.json`.
 
@@ -39,7 +39,7 @@ if TYPE_CHECKING:
 
 MAX_PAGE = 250
 VERSION_RE = re.compile(r"^(\d{4}-(01|04|07|10)|unstable)$")
-# read_orders alone shows only the last 60 days of orders (CONNECTORS.md §7.1).
+# read_orders alone shows only the last 60 days of orders (docs/vendors.md §7.1).
 RECENT_ORDER_WINDOW = 60 * DAY
 
 PRODUCTS = (

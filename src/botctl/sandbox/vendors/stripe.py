@@ -1,4 +1,4 @@
-"""Stripe API v1 (CONNECTORS.md §6): balance, account, customers (list + search), invoices,
+"""Stripe API v1 (docs/vendors.md §6): balance, account, customers (list + search), invoices,
 subscriptions (list, get, update, cancel).
 
 Like the real API: form-encoded request bodies with bracket notation, restricted keys with
@@ -816,7 +816,7 @@ async def list_customers(ctx: Ctx) -> Response:
     q = _query(ctx)
     customers = list(ctx.store.customers.values())
     if "email" in q:
-        # Exact and case-sensitive (CONNECTORS.md §6.3).
+        # Exact and case-sensitive (docs/vendors.md §6.3).
         customers = [c for c in customers if c["email"] == q["email"]]
     return _list(ctx, "customer", customers, "/v1/customers")
 

@@ -1,4 +1,4 @@
-"""WooCommerce REST API v3 (CONNECTORS.md §8): system status, customers, orders, order notes.
+"""WooCommerce REST API v3 (docs/vendors.md §8): system status, customers, orders, order notes.
 
 Auth: consumer key/secret as HTTP Basic, or as `consumer_key`/`consumer_secret` query params (the
 real API accepts those over HTTPS; the sandbox is plain HTTP on loopback and accepts them too; it
@@ -257,7 +257,7 @@ class WooCommerce(Vendor):
             }
             return FaultReply(500, {"content-type": "application/json; charset=UTF-8"}, dumps(body))
         # 429/502/503 come from the host, CDN or WAF in front of WordPress, not from WooCommerce
-        # (CONNECTORS.md §8.4: no rate limiting in the core REST API).
+        # (docs/vendors.md §8.4: no rate limiting in the core REST API).
         titles = {
             429: "429 Too Many Requests",
             502: "502 Bad Gateway",

@@ -1,4 +1,4 @@
-"""Zendesk Support API v2 (CONNECTORS.md §3): users, tickets, comments.
+"""Zendesk Support API v2 (docs/vendors.md §3): users, tickets, comments.
 
 Auth: `Authorization: Bearer <OAuth token>` or Basic `{email}/token:{api_token}`. Lists support both
 offset pagination (`page`, `per_page`, `next_page`) and cursor pagination (`page[size]`,
@@ -127,7 +127,7 @@ def _user(uid: int, name: str, email: str, role: str, ts: float) -> dict[str, An
 
 
 ANONYMOUS_USER: dict[str, Any] = {
-    # users/me.json "is allowed for anonymous users" (CONNECTORS.md §3.2): a 200 with a null id.
+    # users/me.json "is allowed for anonymous users" (docs/vendors.md §3.2): a 200 with a null id.
     "id": None,
     "url": None,
     "name": "Anonymous user",
