@@ -6,7 +6,7 @@
 
 Everything else derives from this table: the provider's statuses (botctl.provider.app), which refusals
 the action engine records as denied (botctl.actions), the OpenAPI document's list of codes
-(botctld.openapi), and the widget's messages (static/widget.js, the block between the `error-codes`
+(botctld.openapi), and the widget's messages (static/widget/api.js, the block between the `error-codes`
 markers, regenerated with `python -m botctld.error_codes --widget` and checked by a test). It lives in
 the edge's package because the edge imports nothing from botctl; botctl imports it from here.
 The CLI's exit codes are per error class (botctl.errors); an action refused in the CLI exits 23.

@@ -6,19 +6,16 @@ import gzip
 import hashlib
 import time
 import uuid
-from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 from starlette.responses import JSONResponse
 
-from botctld import error_codes
+from botctld import error_codes, widget_bundle
 from botctld.clientip import ClientAddress
 from botctld.metrics import Metrics
 from botctld.provider_client import ProviderClient, ProviderError
 from botctld.ratelimit import TokenBuckets
-
-STATIC = Path(__file__).parent / "static"
 
 
 class ProviderDown(Exception):
@@ -55,7 +52,7 @@ class Edge:
         self.metrics = Metrics()
         self._configs: dict[str, tuple[float, int, dict[str, Any]]] = {}
         self.client = ProviderClient(socket_path, timeout=provider_timeout, connect_timeout=2.0)
-        self.widget_js = (STATIC / "widget.js").read_bytes()
+        self.widget_js = widget_bundle.bundle()
         self.widget_etag = '"' + hashlib.sha256(self.widget_js).hexdigest()[:16] + '"'
         # Compressed once (55 KB → ~16 KB); its own ETag, as a different representation (RFC 9110 §8.8.3).
         self.widget_gz = gzip.compress(self.widget_js, 9, mtime=0)

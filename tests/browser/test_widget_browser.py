@@ -21,6 +21,7 @@ import httpx
 import pytest
 
 from botctl import crypto
+from botctld.widget_bundle import bundle
 
 pytestmark = pytest.mark.slow
 
@@ -505,4 +506,4 @@ def test_widget_script_headers(stack):
     r = httpx.get(stack.edge + "/widget.js")
     assert r.status_code == 200 and r.headers["content-type"].startswith("application/javascript")
     assert r.headers["cross-origin-resource-policy"] == "cross-origin"
-    assert r.content == (REPO / "daemon" / "botctld" / "static" / "widget.js").read_bytes()
+    assert r.content == bundle()

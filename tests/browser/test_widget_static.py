@@ -16,8 +16,9 @@ import httpx
 import jwt
 import pytest
 
+from botctld.widget_bundle import bundle
+
 REPO = Path(__file__).resolve().parents[2]
-WIDGET = REPO / "daemon" / "botctld" / "static" / "widget.js"
 SITE = REPO / "examples" / "site"
 SECRET = "s3cr3t-" + "x" * 40
 EDGE = "http://127.0.0.1:8765"
@@ -41,11 +42,11 @@ def _code(src: str) -> str:
     (r"mode\s*:\s*['\"]closed['\"]", "the shadow root stays open (tests and assistive tech)"),
 ])
 def test_widget_avoids_what_a_strict_csp_blocks(pattern, why):
-    assert not re.search(pattern, _code(WIDGET.read_text())), why
+    assert not re.search(pattern, _code(bundle().decode())), why
 
 
 def test_widget_talks_only_to_its_own_origin():
-    code = _code(WIDGET.read_text())
+    code = _code(bundle().decode())
     urls = set(re.findall(r"https?://[^\s\"')]+", code))
     assert urls == {"http://www.w3.org/2000/svg"}, urls  # a namespace name, never fetched
     assert "credentials: \"omit\"" in code  # no cookies to the edge
@@ -55,7 +56,7 @@ def test_widget_talks_only_to_its_own_origin():
 def test_widget_maps_every_documented_error_code():
     from botctld.openapi import ERROR_CODES
 
-    code = WIDGET.read_text()
+    code = bundle().decode()
     table = code[code.index("var CODE_MESSAGES = {"):code.index("function humanError")]
     handled = set(re.findall(r"^\s*(\w+):", table, flags=re.M)) | {"rate_limited", "invalid_params", "invalid_request"}
     missing = set(ERROR_CODES) - handled - {"method_not_allowed"}  # the widget only sends GET/POST it knows

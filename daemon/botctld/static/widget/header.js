@@ -1,0 +1,33 @@
+/*! botctl widget: the embeddable support chat of a self-hosted botctl daemon.
+
+  One tag on any page (the daemon's edge serves this file):
+
+    <script src="https://BOT_HOST/widget.js" data-workspace="acme" async></script>
+
+  Attributes
+    data-workspace           the workspace name (required)
+    data-identity-endpoint   a same-origin URL of the site's own backend answering {"token": "<identity token>"}
+                             for its signed-in visitor ({"token": null} when nobody is); fetched with the
+                             visitor's cookies, again when the token is about to expire
+    data-sign-in-url         where "Sign in" links point (the site's sign-in page)
+    data-open                "true" to start with the panel open
+
+  JavaScript (calls made before this script loads are queued):
+
+    window.botctl = window.botctl || {q: []};
+    botctl.q.push(["identify", token]);    // or, once loaded: botctl.identify(token)
+    botctl.identify(token)                 // a signed identity token (HS256/RS256/ES256/EdDSA JWT, aud = workspace)
+    botctl.identify(() => fetchToken())    // a function returning a token (or a promise of one), re-asked on expiry
+    botctl.identify()                      // ask data-identity-endpoint again (after an in-page sign-in)
+    botctl.logout()                        // forget the token (in memory only; never stored)
+    botctl.open() / botctl.close()
+
+  Theming: the site's own stylesheet may set `#botctl-widget { --botctl-accent: #1f5f4a; }`.
+  State, for the site's own scripts and styles: #botctl-widget[data-state=loading|ready|error],
+  [data-identity=anonymous|signed-in], [data-open].
+
+  Security: no third-party requests (only this script's origin, plus the same-origin identity endpoint),
+  no eval, no innerHTML, no inline styles or handlers: styles are a constructed stylesheet adopted by a
+  Shadow DOM, so the widget runs under a strict CSP (style-src without 'unsafe-inline', Trusted Types).
+  Everything coming from the daemon, the vendors or the visitor is rendered as text.
+*/

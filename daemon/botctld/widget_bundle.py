@@ -1,0 +1,40 @@
+"""The widget script (`/widget.js`) as one file, assembled from its parts in static/widget/.
+
+Each part has one job; they share one scope: the bundle is header.js (the licence-style comment a
+site sees first), then the parts below, in this order, inside one strict-mode function. A part uses
+what the parts before it declare (function declarations are hoisted, so the UI may call a function a
+later part declares; `var` values are not, so a part reads another's values only when it runs). A new
+part (a dialog, a panel) is a file here and one entry in PARTS.
+
+Assembled once when the edge starts (botctld.state.Edge), byte for byte the same every time: the
+ETag, the gzip copy and a site's `integrity=` pin stay stable across restarts of the same release.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+WIDGET_DIR = Path(__file__).parent / "static" / "widget"
+
+PARTS = (
+    "boot.js",        # the script tag's settings, URL checks
+    "styles.js",      # the constructed stylesheet adopted by the shadow root
+    "dom.js",         # DOM helpers (text only, never HTML), icons
+    "identity.js",    # the visitor's identity token (memory only)
+    "api.js",         # the edge's API, error messages
+    "results.js",     # action results in plain language
+    "forms.js",       # action forms from JSON Schema
+    "ui.js",          # the launcher, panel, conversation, tray
+    "main.js",        # the public API (window.botctl) and start-up
+)
+
+
+def part_paths() -> list[Path]:
+    return [WIDGET_DIR / "header.js", *(WIDGET_DIR / p for p in PARTS)]
+
+
+def bundle() -> bytes:
+    """The whole script, as the edge serves it."""
+    body = "".join((WIDGET_DIR / p).read_text(encoding="utf-8") for p in PARTS)
+    head = (WIDGET_DIR / "header.js").read_text(encoding="utf-8")
+    return (head + "(function () {\n" + body + "})();\n").encode("utf-8")
