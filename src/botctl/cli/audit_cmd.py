@@ -76,7 +76,7 @@ def tail(
                     sys.stdout.write("\t".join(output.cell(v) for v in _row(rec)) + "\n")
                     sys.stdout.flush()
         except KeyboardInterrupt:
-            return  # Ctrl-C is how --follow ends: not an error
+            raise typer.Exit(130) from None  # the shell's convention for a command stopped by Ctrl-C
     finally:
         reader.close()
 
