@@ -39,7 +39,7 @@ def test_intact_chain_verifies(logged, cli):
 
 def test_record_fields(logged, cli):
     rec = cli("audit", "show", "2", "--json").json()
-    assert set(rec) == {"seq", "ts", "workspace", "actor", "event", "action", "connector", "outcome", "reason",
+    assert set(rec) == {"seq", "v", "ts", "workspace", "actor", "event", "action", "connector", "outcome", "reason",
                         "detail", "request_id", "prev_hash", "hash"}
     assert rec["actor"] == {"type": "operator", "sub": rec["actor"]["sub"]}
     assert rec["ts"].endswith("Z") and len(rec["ts"]) == len("2026-11-28T00:00:00.000000Z")

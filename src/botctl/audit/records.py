@@ -10,11 +10,18 @@ import re
 from typing import Any
 
 from botctl import store
+from botctl.audit.jcs import canonicalize, interoperable
 
 SEAL_EVENT = "audit.seal_break"
+# Format 2 (`"v": 2` in the body): the body is RFC 8785 canonical JSON (audit/jcs.py). Records without
+# `v` are format 1: Python's json.dumps(sort_keys=True, separators=(",", ":"), ensure_ascii=False). Both
+# verify as they were written: the MAC covers the stored bytes (docs/audit-format.md).
+FORMAT_VERSION = 2
 # pending: an intent recorded before a vendor write (action.started); unknown: a write whose process died
 # before its outcome was recorded (botctl/intents.py).
-OUTCOMES = ("ok", "denied", "error", "pending", "unknown")
+# retried: an attempt that failed in a way botctl repaired and then retried (a 401 answered by a token
+# refresh); the retry's own record, next in the chain, carries the action's outcome.
+OUTCOMES = ("ok", "denied", "error", "pending", "unknown", "retried")
 ACTOR_TYPES = ("operator", "ci", "visitor", "system")
 _SECRET_KEY = re.compile(r"secret|token|passw|api_?key|authori[sz]ation|credential|private|cookie", re.I)
 _RECORD_COLUMNS = "seq, body, prev_hash, hash"
@@ -62,7 +69,8 @@ def make_record(
         actor["email"] = actor["email"].lower()
     if actor.get("type") not in ACTOR_TYPES:
         raise ValueError(f"actor type must be one of {ACTOR_TYPES}")
-    return {
+    return interoperable({
+        "v": FORMAT_VERSION,
         "ts": ts or store.now_iso(),
         "workspace": workspace,
         "actor": {k: v for k, v in actor.items() if v is not None},
@@ -73,14 +81,16 @@ def make_record(
         "reason": reason,
         "detail": scrub(detail or {}),
         "request_id": request_id,
-    }
+    })
 
 
 _CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
 def canonical(body: dict[str, Any]) -> str:
-    """Sorted keys, no whitespace, UTF-8: the exact bytes the chain MACs."""
+    """The exact text the chain MACs (as UTF-8): RFC 8785 for format 2, the legacy rendering for format 1."""
+    if body.get("v") == FORMAT_VERSION:
+        return canonicalize(body)
     return _CANONICAL.encode(body)
 
 

@@ -235,3 +235,8 @@ def _append_line(path: str, line: str) -> None:
     except OSError as exc:
         raise UsageError(f"cannot append to {path!r}: {exc.strerror or type(exc).__name__}.",
                          hint="Give a writable file path for --out.") from None
+
+
+from botctl.cli import audit_export_cmd  # noqa: E402 - export / export-key live in their own module
+
+audit_export_cmd.register(app)
