@@ -314,7 +314,7 @@ def test_action_refreshes_once_on_401_and_retries(app, ws, minted, sandbox):
     out = asyncio.run(run_action(app, "acme", "hubspot.get_my_contact", visitor=ada, params={}))
     assert out["ok"] and minted.token_requests["refresh_token"] == 1
     runs = audit(app, "action.run")
-    assert [(r["outcome"], r["reason"]) for r in runs] == [("ok", None), ("error", "needs_reauth"), ("ok", None)]
+    assert [(r["outcome"], r["reason"]) for r in runs] == [("ok", None), ("retried", "token_refreshed"), ("ok", None)]
     assert runs[1]["detail"]["retried"] is True and runs[2]["detail"]["attempt"] == 2
     assert runs[1]["request_id"] == runs[2]["request_id"]
     assert connections.get(app.vault.conn, ws, "hubspot").status == "active"

@@ -282,7 +282,9 @@ async def run_action(
                     raise ActionError("upstream_error", f"{connector.vendor} refused the expired credential; it "
                                       "has been refreshed: retry the action.", upstream_status=401) from None
                 detail |= {"upstream_status": 401, "message": exc.message, "retried": True}
-                await record("error", exc.code, final=False)  # one record per attempt: this one, then the retry's
+                # One record per attempt: this one, then the retry's. This attempt is not the action's
+                # outcome: it reads `retried` (the token was refreshed), and the next record says how it went.
+                await record("retried", "token_refreshed", final=False)
                 detail = {k: v for k, v in detail.items() if k in ("params", "as_visitor", "pending_id")} | {"attempt": 2}
         connections.touch(app, conn_row)
     except ActionError as exc:

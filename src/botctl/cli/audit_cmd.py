@@ -27,7 +27,7 @@ def tail(
     workspace: str = typer.Option(None, "-w", "--workspace", envvar="BOTCTL_WORKSPACE", metavar="NAME", autocompletion=context.complete_workspace, help="Only this workspace."),
     event: str = typer.Option(None, "--event", metavar="EVENT", help="Only this event, e.g. workspace.created."),
     action: str = typer.Option(None, "--action", metavar="ACTION", help="Only this action, e.g. zendesk.create_ticket."),
-    outcome: str = typer.Option(None, "--outcome", metavar="OUTCOME", help="ok | denied | error | pending | unknown"),
+    outcome: str = typer.Option(None, "--outcome", metavar="OUTCOME", help="ok | denied | error | pending | unknown | retried"),
     visitor: str = typer.Option(None, "--visitor", metavar="EMAIL", help="Only this visitor's records."),
     since: str = typer.Option(None, "--since", metavar="WHEN", help="10m, 2h, 3d, or a date like 2026-11-01T00:00."),
     until: str = typer.Option(None, "--until", metavar="WHEN", help="Only records before WHEN (same forms as --since)."),
@@ -47,7 +47,7 @@ def tail(
 
     output.use_json(json_out)
     if outcome is not None and outcome not in OUTCOMES:
-        raise UsageError(f"unknown outcome {outcome!r}.", hint="Use ok, denied, error, pending or unknown.")
+        raise UsageError(f"unknown outcome {outcome!r}.", hint="Use ok, denied, error, pending, unknown or retried.")
     filters = Filters(workspace=workspace, event=event, action=action, outcome=outcome, visitor=visitor,
                       since=parse_since(since) if since else None,
                       until=parse_since(until, flag="--until") if until else None,
