@@ -32,7 +32,7 @@ def _documented() -> list[str]:
 
 @pytest.fixture(scope="module")
 def plan():
-    return seed.plan()
+    return seed.plan(all_vendors())
 
 
 @pytest.mark.parametrize("connector", CONNECTORS, ids=NAMES)

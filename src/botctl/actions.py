@@ -229,7 +229,7 @@ async def run_action(
         from botctl.connectors.scopes import missing_scopes
 
         # Scopes are known for OAuth grants; an API key's permissions show up as a 403 at call time.
-        missing = missing_scopes(connector.name, conn_row.scopes, spec.scopes) if conn_row.scopes else []
+        missing = missing_scopes(connector, conn_row.scopes, spec.scopes) if conn_row.scopes else []
         if missing:
             detail["missing_scopes"] = missing
             raise ActionError("needs_reauth", f"The {connector.vendor} connection lacks the permission this "

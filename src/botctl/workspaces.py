@@ -176,7 +176,7 @@ def delete(app: App, name: str) -> Workspace:
         from botctl.knowledge import purge_workspace
 
         purge_workspace(vault.conn, ws.id)  # the FTS index is a virtual table: no ON DELETE CASCADE there
-        from botctl.identity import rules_key
+        from botctl.identity.workspace_rules import rules_key
 
         vault.conn.execute("DELETE FROM meta WHERE key = ?", (rules_key(ws.id),))  # its identity rules
         vault.conn.execute("DELETE FROM workspaces WHERE id = ?", (ws.id,))

@@ -188,7 +188,7 @@ def test_customer_actions_need_a_visitor_before_any_vendor_call(h, name, action)
 def test_missing_scopes(name, granted, required, missing):
     from botctl.connectors.scopes import missing_scopes
 
-    assert missing_scopes(name, granted, required) == missing
+    assert missing_scopes(registry.get(name), granted, required) == missing
 
 
 def test_sandbox_full_credentials_cover_every_action(h):
@@ -201,4 +201,4 @@ def test_sandbox_full_credentials_cover_every_action(h):
         if isinstance(granted, str):  # WooCommerce: "read_write"
             granted = [granted]
         for a in c.actions:
-            assert missing_scopes(c.name, granted, a.scopes) == [], (c.name, a.name)
+            assert missing_scopes(c, granted, a.scopes) == [], (c.name, a.name)

@@ -6,6 +6,7 @@ import httpx
 
 from botctl.sandbox import seed as seed_module
 from botctl.sandbox.app import create_app
+from botctl.sandbox.vendors import all_vendors
 
 VENDORS = ("calendly", "calcom", "zendesk", "freshdesk", "hubspot", "stripe", "shopify", "woocommerce")
 
@@ -34,7 +35,7 @@ def test_credentials_name_every_vendor_with_absolute_base_urls(sandbox, creds):
 
 
 def test_seed_maps_each_customer_to_stable_ids(sandbox, seed):
-    assert seed == seed_module.plan()
+    assert seed == seed_module.plan(all_vendors())
     for vendor in VENDORS:
         assert set(seed[vendor]) == {"ada@example.com", "grace@example.com", "linus@example.com"}
     assert seed["zendesk"]["ada@example.com"]["tickets"] == [101, 102, 104, 106, 107]

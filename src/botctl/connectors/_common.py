@@ -6,6 +6,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from botctl.connectors.base import ActionContext, ActionError
+from botctl.email_addresses import email_key
 
 if TYPE_CHECKING:
     import httpx
@@ -36,8 +37,6 @@ def visitor_email(ctx: ActionContext) -> str:
 def same_email(a: object, b: object) -> bool:
     """Whether a vendor's address is the visitor's: ASCII case ignored, nothing else (no Unicode case
     folding: KELVIN SIGN is not k, long s is not s); controls, bidi and spaces inside never match."""
-    from botctl.identity import email_key
-
     key = email_key(a)
     return key is not None and key == email_key(b)
 

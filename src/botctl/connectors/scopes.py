@@ -9,6 +9,10 @@ with the helpers below; this module only loops over it.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from botctl.connectors.base import Connector
 
 ScopeRule = Callable[[str], Iterable[str]]
 
@@ -37,18 +41,12 @@ def any_of(*rules: ScopeRule) -> ScopeRule:
     return lambda needed: tuple(s for rule in rules for s in rule(needed))
 
 
-def _alternatives(connector: str, needed: str) -> set[str]:
+def _alternatives(connector: Connector, needed: str) -> set[str]:
     """Every granted scope that would cover `needed` (including itself)."""
-    from botctl.connectors import registry
-
-    alt = {needed, "*"}
-    c = registry.get(connector)
-    if c is not None:
-        alt.update(c.broader_scopes(needed))
-    return alt
+    return {needed, "*", *connector.broader_scopes(needed)}
 
 
-def missing_scopes(connector: str, granted: Iterable[str], required: Iterable[str]) -> list[str]:
+def missing_scopes(connector: Connector, granted: Iterable[str], required: Iterable[str]) -> list[str]:
     """The required scopes that `granted` does not cover, in order (empty: the action may run)."""
     have = set(granted)
     return [s for s in required if not (_alternatives(connector, s) & have)]

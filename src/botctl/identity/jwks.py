@@ -251,7 +251,7 @@ class JwksCache:
 
         import httpx
 
-        from botctl.oauth import ResponseTooLarge, read_capped
+        from botctl.oauth.protocol import ResponseTooLarge, read_capped
 
         if not (url.startswith("https://") or is_loopback_url(url)):
             raise _JwksFetchError("not_https")

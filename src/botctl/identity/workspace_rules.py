@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import sqlite3
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from botctl import store
 from botctl.errors import UsageError
 
 if TYPE_CHECKING:
     from botctl.app import App
-    from botctl.workspaces import Workspace
 
 
 # -- per-workspace rules -------------------------------------------------------------------------------
@@ -21,6 +20,18 @@ if TYPE_CHECKING:
 # workspaces table has a column for them; `workspaces.delete` removes that row with the workspace.
 
 _RULES_KEY = "identity_rules:{ws_id}"
+
+
+class WorkspaceLike(Protocol):
+    """What the rules need of a workspace (a botctl.workspaces.Workspace). Not that class itself, even for
+    type checking: workspaces.delete imports this module to remove the rules, and that would be a cycle."""
+
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def name(self) -> str: ...
+
 RULE_DEFAULTS: dict[str, bool] = {"require_email_verified": False, "unicode_email": False, "jti_replay": False}
 
 
@@ -42,7 +53,7 @@ def rules_key(ws_id: str) -> str:
     return _RULES_KEY.format(ws_id=ws_id)
 
 
-def _stored_rules(conn: sqlite3.Connection, ws: Workspace) -> dict[str, bool]:
+def _stored_rules(conn: sqlite3.Connection, ws: WorkspaceLike) -> dict[str, bool]:
     import json
 
     row = conn.execute("SELECT value FROM meta WHERE key = ?", (rules_key(ws.id),)).fetchone()
@@ -53,7 +64,7 @@ def _stored_rules(conn: sqlite3.Connection, ws: Workspace) -> dict[str, bool]:
     return {k: stored.get(k) is True for k in RULE_DEFAULTS}
 
 
-def rules(conn: sqlite3.Connection, ws: Workspace) -> Rules:
+def rules(conn: sqlite3.Connection, ws: WorkspaceLike) -> Rules:
     issuer, max_lifetime = settings(conn, ws)
     return Rules(issuer, max_lifetime, **_stored_rules(conn, ws))
 
@@ -66,7 +77,7 @@ def check_issuer(issuer: str) -> str:
     return issuer
 
 
-def set_settings(app: App, ws: Workspace, *, issuer: str | None = None, max_lifetime: int | None = None,
+def set_settings(app: App, ws: WorkspaceLike, *, issuer: str | None = None, max_lifetime: int | None = None,
                  clear_issuer: bool = False, require_email_verified: bool | None = None,
                  unicode_email: bool | None = None, jti_replay: bool | None = None) -> Rules:
     """Change a workspace's token rules (one transaction, one `workspace.identity_changed` record)."""
@@ -101,6 +112,6 @@ def set_settings(app: App, ws: Workspace, *, issuer: str | None = None, max_life
     return rules(conn, ws)
 
 
-def settings(conn: sqlite3.Connection, ws: Workspace) -> tuple[str | None, int]:
+def settings(conn: sqlite3.Connection, ws: WorkspaceLike) -> tuple[str | None, int]:
     row = conn.execute("SELECT identity_issuer, identity_max_lifetime FROM workspaces WHERE id = ?", (ws.id,)).fetchone()
     return row[0], int(row[1])

@@ -176,7 +176,7 @@ async def connect(app: App, ws: Workspace, connector: Connector, config: Mapping
             raise UsageError(f"unknown flow {mode!r}.")
         tokens = auth.tokens
         granted = tokens.scopes if tokens.scopes is not None else app_cfg.scopes
-        fewer = missing_scopes(connector.name, granted, app_cfg.scopes)
+        fewer = missing_scopes(connector, granted, app_cfg.scopes)
         if fewer:
             warnings.append(f"{connector.vendor} granted fewer scopes than requested (missing: {', '.join(fewer)}); "
                             "actions that need them will be refused.")

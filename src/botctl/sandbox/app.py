@@ -29,6 +29,7 @@ from . import credentials, seed
 from .middleware import SandboxMiddleware
 from .state import FAULT_KINDS, SandboxState
 from .vendors import all_vendors
+from .vendors.base import ALL_METHODS, CATCH_ALL, Vendor
 from .wire import json_response, read_json
 
 
@@ -68,12 +69,12 @@ async def index(request: Request) -> Response:
 async def get_credentials(request: Request) -> Response:
     state = _state(request)
     return json_response(
-        credentials.describe(str(request.base_url), device_flow=state.config.device_flow, vendors=state.vendors.values())
+        credentials.describe(str(request.base_url), vendors=state.vendors.values(), device_flow=state.config.device_flow)
     )
 
 
 async def get_seed(request: Request) -> Response:
-    return json_response(seed.plan())
+    return json_response(seed.plan(_state(request).vendors.values()))
 
 
 async def get_stats(request: Request) -> Response:
@@ -132,7 +133,7 @@ async def config(request: Request) -> Response:
         if not ok or not isinstance(body, dict):
             return _bad("body must be a JSON object")
         try:
-            state.config.update(body)
+            state.config.update(body, oauth_vendors=state.oauth_vendor_names)
         except ValueError as exc:
             return _bad(str(exc))
     return json_response(state.config.__dict__)
@@ -260,6 +261,19 @@ class SandboxApp(Starlette):
         return SandboxMiddleware(super().build_middleware_stack(), self.state.sandbox)
 
 
+def vendor_routes(vendor: Vendor) -> list[Route]:
+    """What is mounted under a vendor's prefix: its API, its OAuth authorization server where it has one
+    (composed here: the vendor declares a profile and hooks, it does not mount the server itself),
+    and a catch-all answering the vendor's own 404."""
+    from .oauth.routes import routes_for  # authlib: only when a sandbox is actually built
+
+    return [
+        *vendor.build_routes(),
+        *routes_for(vendor),
+        Route("/{rest:path}", vendor.catch_all, methods=ALL_METHODS, name=CATCH_ALL),
+    ]
+
+
 def create_app(
     *,
     token_ttl: int | None = None,
@@ -306,7 +320,9 @@ def create_app(
         Route("/_sandbox/reset", reset, methods=["POST"]),
         Route("/.well-known/oauth-authorization-server/{issuer_path:path}", well_known_metadata),
     ]
-    routes += [Mount(v.mount_path(), routes=v.routes()) for v in state.vendors.values()]
+    for vendor in state.vendors.values():
+        state.routes[vendor.name] = vendor_routes(vendor)
+        routes.append(Mount(vendor.mount_path(), routes=state.routes[vendor.name]))
     app = SandboxApp(routes=routes, lifespan=lifespan)
     app.state.sandbox = state
     return app

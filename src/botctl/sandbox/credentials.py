@@ -2,8 +2,8 @@
 
 Each vendor module declares its own (`Vendor.static_credentials`, `Vendor.describe_credentials`,
 with the values next to them: sandbox-only, they open nothing but this local fake, and each has the
-prefix/shape of the real thing so prefix checks in clients behave); this module installs them in
-the token registry and builds `GET /_sandbox/credentials`, vendor by vendor.
+prefix/shape of the real thing so prefix checks in clients behave); this module installs the vendors
+it is given (the sandbox's, never a list of its own) in the token registry and builds `GET /_sandbox/credentials`, vendor by vendor.
 """
 
 from __future__ import annotations
@@ -29,24 +29,16 @@ class StaticCredential:
     subject: Mapping[str, Any] = field(default_factory=dict)
 
 
-def _vendors(vendors: Iterable[Vendor] | None) -> list[Vendor]:
-    from .vendors import all_vendors
-
-    return list(all_vendors() if vendors is None else vendors)
-
-
-def install(registry: TokenRegistry, vendors: Iterable[Vendor] | None = None) -> None:
-    """Put every static credential in the registry (at start-up and on reset)."""
-    for vendor in _vendors(vendors):
+def install(registry: TokenRegistry, vendors: Iterable[Vendor]) -> None:
+    """Put every static credential of `vendors` in the registry (at start-up and on reset)."""
+    for vendor in vendors:
         for c in vendor.static_credentials():
             registry.add_static(
                 vendor.name, c.token, c.scopes, tenant=TENANT if c.tenant else None, subject=dict(c.subject)
             )
 
 
-def describe(
-    base_url: str, *, device_flow: Iterable[str] = (), vendors: Iterable[Vendor] | None = None
-) -> dict[str, Any]:
+def describe(base_url: str, *, vendors: Iterable[Vendor], device_flow: Iterable[str] = ()) -> dict[str, Any]:
     """The JSON of `GET /_sandbox/credentials`; `base_url` is the sandbox's own origin.
 
     Per vendor: where it is (`base_path`, `base_url`, its tenant parameter), its credentials, how
@@ -57,7 +49,7 @@ def describe(
 
     enabled = set(device_flow)
     out: dict[str, Any] = {"tenant": TENANT}
-    for vendor in _vendors(vendors):
+    for vendor in vendors:
         path = vendor.base_path(TENANT)
         block: dict[str, Any] = {"base_path": path, "base_url": base_url.rstrip("/") + path}
         if vendor.tenant_param:

@@ -12,16 +12,28 @@ import asyncio
 import contextlib
 import socket
 import struct
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from .vendors.base import Vendor
+from .vendors.base import CATCH_ALL, Vendor
 
 if TYPE_CHECKING:
+    from starlette.routing import Route  # noqa: TID253
     from starlette.types import ASGIApp, Message, Receive, Scope, Send  # noqa: TID253
 
     from .state import Fault, SandboxState
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def route_template(routes: Iterable[Route], method: str, path: str) -> str:
+    """The route a vendor path matched, as "METHOD /template" (stats), the catch-all left out."""
+    for route in routes:
+        if route.name == CATCH_ALL:
+            continue
+        if route.path_regex.match(path) and (route.methods is None or method in route.methods):
+            return f"{method} {route.path_format}"
+    return f"{method} (unmatched)"
 
 
 class SandboxMiddleware:
@@ -78,7 +90,7 @@ class SandboxMiddleware:
                 tenant=tenant,
                 method=method,
                 path=scope["path"],
-                route=vendor.route_template(method, vendor_path),
+                route=route_template(self.state.routes.get(vendor.name, ()), method, vendor_path),
                 status=status.get("code"),
                 fault=fault.kind if fault else None,
                 request_id=request_id,

@@ -12,8 +12,12 @@ Ada owns more objects than fit on one small page (5 of each main list), Grace a 
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from botctl.sandbox.vendors.base import Vendor
 
 TENANT = "acme"
 ACCOUNT_NAME = "Acme Support"
@@ -171,11 +175,9 @@ def woo_order_id(c: Customer, i: int) -> int:
     return 100 + seq_no(c, i)
 
 
-def plan() -> dict[str, Any]:
+def plan(vendors: Iterable[Vendor]) -> dict[str, Any]:
     """The JSON of `GET /_sandbox/seed`: each vendor's `seed_plan` per customer, its `seed_account`."""
-    from botctl.sandbox.vendors import all_vendors
-
-    vendors = all_vendors()
+    vendors = list(vendors)
     out: dict[str, Any] = {v.name: {c.email: v.seed_plan(c) for c in CUSTOMERS} for v in vendors}
     out["_meta"] = {
         "tenant": TENANT,

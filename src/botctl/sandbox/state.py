@@ -15,6 +15,8 @@ from .oauth.profiles import default_device_flow, oauth_vendor_names
 from .tokens import TokenRegistry
 
 if TYPE_CHECKING:
+    from starlette.routing import Route  # noqa: TID253
+
     from .vendors.base import Vendor
 
 FAULT_KINDS = (
@@ -213,7 +215,7 @@ class SandboxConfig:
     auto_approve: bool = False
     # Vendors whose sandbox authorization server offers the RFC 8628 device flow. None of the real
     # vendors does: a test affordance, on by default where the vendor's profile says so.
-    device_flow: list[str] = field(default_factory=lambda: list(default_device_flow()))
+    device_flow: list[str] = field(default_factory=list)
     # RFC 8628 `interval` and `expires_in` of new device codes (seconds).
     device_interval: int = 5
     device_code_ttl: int = 600
@@ -221,7 +223,8 @@ class SandboxConfig:
     # vendor that drops a filter it no longer supports must not show a visitor anyone else's objects.
     ignored_filters: list[str] = field(default_factory=list)
 
-    def update(self, values: dict[str, Any]) -> None:
+    def update(self, values: dict[str, Any], *, oauth_vendors: Iterable[str]) -> None:
+        """Set `values` after checking them all (`oauth_vendors`: the names `device_flow` may list)."""
         checked: dict[str, Any] = {}
         for key, value in values.items():
             if not hasattr(self, key):
@@ -233,7 +236,7 @@ class SandboxConfig:
             if key == "auto_approve" and not isinstance(value, bool):
                 raise ValueError("auto_approve must be a boolean")
             if key == "device_flow":
-                value = check_device_flow(value)
+                value = check_device_flow(value, oauth_vendors)
             if key == "ignored_filters" and (not isinstance(value, list) or not all(isinstance(v, str) for v in value)):
                 raise ValueError("ignored_filters must be a list of 'vendor.parameter' strings")
             if key in ("device_interval", "device_code_ttl") and (
@@ -245,8 +248,8 @@ class SandboxConfig:
             setattr(self, key, value)
 
 
-def check_device_flow(value: Any) -> list[str]:
-    names = oauth_vendor_names()
+def check_device_flow(value: Any, oauth_vendors: Iterable[str]) -> list[str]:
+    names = tuple(oauth_vendors)
     if not isinstance(value, list | tuple) or not all(v in names for v in value):
         raise ValueError(f"device_flow must be a list of OAuth vendors ({', '.join(names)})")
     return list(dict.fromkeys(value))
@@ -266,13 +269,19 @@ class SandboxState:
 
         self.clock = clock
         self.token_ttl = token_ttl
+        self.tenant = seed.TENANT
+        self.vendors: dict[str, Vendor] = {v.name: v for v in vendors}
+        self.oauth_vendor_names = oauth_vendor_names(self.vendors.values())
+        # Vendor name -> the routes mounted under its prefix (sandbox.app.vendor_routes).
+        self.routes: dict[str, list[Route]] = {}
         # What `reset` (and start-up) restores in `config`.
         self.config_defaults = {
             "auto_approve": auto_approve,
-            "device_flow": check_device_flow(list(default_device_flow() if device_flow is None else device_flow)),
+            "device_flow": check_device_flow(
+                list(default_device_flow(self.vendors.values()) if device_flow is None else device_flow),
+                self.oauth_vendor_names,
+            ),
         }
-        self.tenant = seed.TENANT
-        self.vendors: dict[str, Vendor] = {v.name: v for v in vendors}
         # Seed times are relative to the start of the day the app was created, so every reset
         # rebuilds exactly the same data.
         now = clock()

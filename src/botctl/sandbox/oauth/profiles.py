@@ -124,27 +124,18 @@ class SandboxUser:
 USER = SandboxUser()
 
 
-def oauth_vendors(vendors: Iterable[Vendor] | None = None) -> list[Vendor]:
-    """The vendors with an OAuth authorization server, in the registry's order."""
-    from botctl.sandbox.vendors import all_vendors
-
-    return [v for v in (all_vendors() if vendors is None else vendors) if v.oauth_profile is not None]
+def oauth_vendors(vendors: Iterable[Vendor]) -> list[Vendor]:
+    """The vendors with an OAuth authorization server, in the order given."""
+    return [v for v in vendors if v.oauth_profile is not None]
 
 
-def oauth_vendor_names() -> tuple[str, ...]:
-    return tuple(v.name for v in oauth_vendors())
+def oauth_vendor_names(vendors: Iterable[Vendor]) -> tuple[str, ...]:
+    return tuple(v.name for v in oauth_vendors(vendors))
 
 
-def default_device_flow() -> tuple[str, ...]:
+def default_device_flow(vendors: Iterable[Vendor]) -> tuple[str, ...]:
     """The vendors whose sandbox server offers the device flow unless configured otherwise."""
-    return tuple(v.name for v in oauth_vendors() if v.oauth_profile and v.oauth_profile.device_flow_default)
-
-
-def vendor_prefix(vendor: str) -> str:
-    """The sandbox path standing in for the vendor's host (tenant vendors: the seeded tenant)."""
-    from botctl.sandbox.vendors import get
-
-    return get(vendor).prefix(seed.TENANT)
+    return tuple(v.name for v in oauth_vendors(vendors) if v.oauth_profile and v.oauth_profile.device_flow_default)
 
 
 def describe(base_url: str, vendor: Vendor, *, device_enabled: bool) -> dict[str, Any]:

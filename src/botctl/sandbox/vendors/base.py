@@ -8,7 +8,8 @@ A vendor also declares everything the rest of the sandbox needs to know about it
 credentials (`static_credentials`, `describe_credentials`), its seed plan (`seed_plan`,
 `seed_account`), how a botctl connection reaches its seeded tenant (`connect_config`,
 `connect_credential`) and its OAuth authorization server (`oauth_profile` and the `oauth_*`
-hooks) — so `credentials.py`, `seed.py` and `oauth/` loop over `all_vendors()` and name none.
+hooks) — so `credentials.py`, `seed.py` and `oauth/` loop over the vendors they are given and name
+none. The vendor does not mount its OAuth server: `app.vendor_routes` puts it beside the vendor's API.
 """
 
 from __future__ import annotations
@@ -74,9 +75,6 @@ class Vendor:
     oauth_profile: ClassVar[Profile | None] = None
     # The settings a botctl connection gives to reach the seeded tenant, e.g. {"subdomain": "acme"}.
     connect_config: ClassVar[dict[str, str]] = {}
-
-    def __init__(self) -> None:
-        self._routes: list[Route] | None = None
 
     # --- declarations (credentials, seed, connecting, OAuth) ----------------------------------------
 
@@ -178,18 +176,6 @@ class Vendor:
         """The sandbox path standing in for the API's base URL, e.g. /calcom/v2."""
         return self.prefix(tenant) + self.api_path
 
-    def routes(self) -> list[Route]:
-        if self._routes is None:
-            from botctl.sandbox.oauth.routes import routes_for
-
-            self._routes = [
-                *self.build_routes(),
-                # The vendor's OAuth authorization server, where it has one (botctl/sandbox/oauth).
-                *routes_for(self),
-                Route("/{rest:path}", self._catch_all, methods=ALL_METHODS, name=CATCH_ALL),
-            ]
-        return self._routes
-
     def split(self, path: str) -> tuple[str | None, str] | None:
         """(tenant, vendor path) for a request path under this vendor's prefix, else None."""
         parts = path.split("/", 3 if self.tenant_param else 2)
@@ -200,14 +186,6 @@ class Vendor:
                 return None
             return parts[2], "/" + (parts[3] if len(parts) > 3 else "")
         return None, "/" + (parts[2] if len(parts) > 2 else "")
-
-    def route_template(self, method: str, path: str) -> str:
-        for route in self.routes():
-            if route.name == CATCH_ALL:
-                continue
-            if route.path_regex.match(path) and (route.methods is None or method in route.methods):
-                return f"{method} {route.path_format}"
-        return f"{method} (unmatched)"
 
     def route(self, path: str, handler: Handler, methods: list[str], *, scope: str | None = None) -> Route:
         return Route(path, self.endpoint(handler, scope=scope), methods=methods)
@@ -237,7 +215,8 @@ class Vendor:
         run.__name__ = getattr(handler, "__name__", "endpoint")
         return run
 
-    async def _catch_all(self, request: Request) -> Response:
+    async def catch_all(self, request: Request) -> Response:
+        """Any path under the vendor's prefix that no route of its own matches: the vendor's 404."""
         state: SandboxState = request.app.state.sandbox
         if self.tenant_param and request.path_params.get(self.tenant_param) != state.tenant:
             return self.tenant_not_found(request, request.path_params[self.tenant_param])
