@@ -196,7 +196,8 @@ ACTIVITY_SERIES = (("actions", "actions (ok)"), ("refusals", "refusals (denied)"
 
 def activity(home: Home, days: int, *, today: datetime | None = None) -> dict[str, Any]:
     """`action.run` records per day per workspace over the last `days` days (UTC): actions that ran (ok),
-    refusals (denied) and errors (error, unknown). Zero-filled, oldest day first."""
+    refusals (denied) and errors (error, unknown); `retried` attempts are left out (the retry that
+    followed has its own record). Zero-filled, oldest day first."""
     today = (today or datetime.now(UTC)).date()
     day_list = [(today - timedelta(days=i)).isoformat() for i in range(days - 1, -1, -1)]
     counts: dict[str, dict[str, list[int]]] = {}
@@ -218,6 +219,8 @@ def activity(home: Home, days: int, *, today: datetime | None = None) -> dict[st
             if day not in index:
                 continue
             series = counts.setdefault(visible(ws) or "(none)", {name: [0] * days for name, _ in ACTIVITY_SERIES})
+            if outcome in ("retried", "pending"):
+                continue  # an attempt answered by a refresh and retried: the retry has its own record
             name = {"ok": "actions", "denied": "refusals"}.get(outcome, "errors")
             series[name][index[day]] += n
     return {"days": day_list, "series": [name for name, _ in ACTIVITY_SERIES],
