@@ -7,7 +7,7 @@ import sys
 import pytest
 
 HEAVY = {"httpx", "rich", "keyring", "uvicorn", "starlette", "jsonschema", "cryptography", "jwt",
-         "sqlite_utils", "platformdirs", "pydantic"}
+         "sqlite_utils", "platformdirs", "pydantic", "psycopg", "psycopg_pool"}
 
 PROBE = """
 import json, sys

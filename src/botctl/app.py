@@ -23,6 +23,7 @@ class App:
         self._create = create
         self._key_store = key_store
         self._vault: Vault | None = None
+        self.initialized_now = False  # this invocation created the vault's keys (first use)
         self._writer = None
         self._committer = None  # set by the daemon's provider: group-committed audit appends
         self.vendor_pool = None  # set by the provider: one keep-alive pool for all vendor calls
@@ -33,6 +34,7 @@ class App:
             self._vault = Vault.open(self.home, create=self._create, key_store=self._key_store)
             if self._vault.just_initialized:
                 self._vault.just_initialized = False
+                self.initialized_now = True
                 self.audit("vault.initialized", detail={"key_source": self._vault.master.source,
                                                         "schema": self._vault.status()["schema_version"]})
         return self._vault
@@ -60,7 +62,7 @@ class App:
         from botctl.audit import AuditWriter, GroupCommitter
 
         if self._committer is None:
-            writer = AuditWriter(self.home, self.vault.audit_key(), store.connect(self.home.vault_db, secure_delete=True))
+            writer = AuditWriter(self.home, self.vault.audit_key(), store.open_vault(self.home))
             self._committer = GroupCommitter(writer)
 
     async def aaudit(self, event: str, **fields: Any) -> dict[str, Any]:

@@ -50,10 +50,17 @@ def run(home: Home) -> list[Finding]:
     except BotctlError as exc:
         found = None
         out.append(Finding("master key", "fail", exc.message, exc.hint))
-    conn = store.connect(home.vault_db, secure_delete=True)
     try:
-        version = store.check_version(conn, store.VAULT_MIGRATIONS, what=str(home.vault_db))
+        conn = store.open_vault(home, migrate_to_latest=False)
+    except BotctlError as exc:
+        if exc.code != "database_unavailable":
+            raise
+        out.append(Finding("database", "fail", exc.message, exc.hint))
+        return out
+    try:
+        version = store.check_version(conn, store.VAULT_MIGRATIONS, what=store.where(home))
         latest = len(store.VAULT_MIGRATIONS)
+        out.append(_database_finding(home, conn))
         out.append(Finding("schema", "ok" if version == latest else "warn", f"vault schema {version} (this botctl: {latest})",
                            None if version == latest else "run any botctl command that writes to upgrade, e.g. botctl init"))
         kcv = conn.execute("SELECT value FROM meta WHERE key = 'kcv'").fetchone()
@@ -152,6 +159,15 @@ def _isolation_finding(st: dict) -> Finding:
         return Finding("isolation", "warn", text, "start the daemon as root (the edge then runs as its own user), "
                        "use the systemd units, or run on Linux 5.13+ with Landlock enabled")
     return Finding("isolation", "ok", text)
+
+
+def _database_finding(home: Home, conn) -> Finding:  # noqa: ANN001
+    from botctl import store
+    from botctl.vault import Vault
+
+    db = Vault(home, conn, None).database()
+    text = f"{db['backend']} {db['server_version']} at {db['location']}, schema vault {store.schema_version(conn)}"
+    return Finding("database", "ok", text)
 
 
 def _secret_fields(conn, c) -> set[str]:  # noqa: ANN001

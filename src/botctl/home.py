@@ -13,6 +13,7 @@ VAULT_DB = "vault.db"
 AUDIT_DB = "audit.db"
 MASTER_KEY_FILE = "master.key"
 RUN_DIR = "run"
+DATABASE_URL_FILE = "database.url"
 
 
 def default_home() -> Path:
@@ -49,8 +50,16 @@ class Home:
     def run_dir(self) -> Path:
         return self.path / RUN_DIR
 
+    @property
+    def database_url_file(self) -> Path:
+        """Present when the home's database is PostgreSQL (botctl/database.py): its URL, never a password."""
+        return self.path / DATABASE_URL_FILE
+
     def exists(self) -> bool:
-        return self.vault_db.exists()
+        if self.vault_db.exists() or self.database_url_file.exists():
+            return True
+        # BOTCTL_DATABASE_URL names the database for any initialised home (its master key stays here).
+        return bool(os.environ.get("BOTCTL_DATABASE_URL", "").startswith("postgres")) and self.path.is_dir()
 
     def ensure(self) -> Path:
         """Create the home (0700) if needed and tighten its mode if someone loosened it."""

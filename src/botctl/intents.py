@@ -43,11 +43,12 @@ def owner() -> str:
 def begin(app: App, *, workspace: str, action: str, connector: str | None, actor: dict[str, Any],
           request_id: str | None) -> int:
     """Make the write pending (before its `action.started` record); returns the pending id."""
-    cur = app.vault.conn.execute(
+    row = app.vault.conn.execute(
         "INSERT INTO pending_actions (workspace, action, connector, actor, request_id, owner, started_at) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?)",
-        (workspace, action, connector, json.dumps(actor, sort_keys=True), request_id, owner(), store.now_iso()))
-    return int(cur.lastrowid)  # type: ignore[arg-type]
+        "VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
+        (workspace, action, connector, json.dumps(actor, sort_keys=True), request_id, owner(), store.now_iso())
+    ).fetchone()
+    return int(row[0])
 
 
 def started(app: App, pending_id: int, seq: int) -> None:
@@ -87,9 +88,9 @@ def abandoned(app: App) -> list[dict[str, Any]]:
 def _recorded(app: App, pending_id: int, after_seq: int) -> bool:
     """Whether the write's outcome record exists (the process died after writing it, before clearing the
     row). Only records after its `action.started` are read: few, right after a crash."""
-    import sqlite3
-
-    conn = sqlite3.connect(f"file:{app.home.audit_db}?mode=ro", uri=True, timeout=10)
+    conn = store.open_audit_reader(app.home)
+    if conn is None:
+        return False
     try:
         rows = conn.execute("SELECT body FROM records WHERE event = 'action.run' AND seq > ? ORDER BY seq",
                             (after_seq,))

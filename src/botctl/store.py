@@ -1,4 +1,10 @@
-"""SQLite files, their PRAGMAs and numbered migrations.
+"""The storage seam: which database a home uses, its connections, transactions and numbered migrations.
+
+SQLite (the default): `vault.db` and `audit.db` in the home. PostgreSQL (the home's `database.url` or
+`BOTCTL_DATABASE_URL`, see botctl/database.py): one database holding both schemas, through
+`botctl.postgres` (imported only then). Library modules open connections with `open_vault` /
+`open_audit` / `open_audit_reader`, write inside `transaction(conn)`, and ask `dialect(conn)` where a
+statement must differ; the connection object answers `execute` / `executemany` the same way on both.
 
 Standard-library `sqlite3` on purpose: sqlite-utils costs 125-165 ms to import (it pulls in click,
 dateutil and pluggy), which alone would break the CLI start-up budget (see docs/architecture.md).
@@ -18,9 +24,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from botctl.errors import BotctlError, SchemaTooNew
-from botctl.home import create_private_file
+from botctl.home import Home, create_private_file
 
 BUSY_TIMEOUT_MS = 10_000
+
+# The DB-API error classes callers catch: PostgreSQL's errors are raised as these too (postgres/connection.py).
+Error = sqlite3.Error
+IntegrityError = sqlite3.IntegrityError
+OperationalError = sqlite3.OperationalError
 
 VAULT_MIGRATIONS: list[str] = [
     # 1: workspaces, their wrapped keys, and encrypted secrets
@@ -222,7 +233,12 @@ def connect(path: Path, *, durable: bool = False, secure_delete: bool = False) -
 
 @contextmanager
 def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
-    """BEGIN IMMEDIATE ... COMMIT; rolls back on any exception, so a failed command leaves nothing."""
+    """BEGIN IMMEDIATE ... COMMIT; rolls back on any exception, so a failed command leaves nothing.
+    On PostgreSQL: the connection's own (one write transaction at a time; nested, a savepoint)."""
+    if not isinstance(conn, sqlite3.Connection):
+        with conn.transaction():  # type: ignore[attr-defined]
+            yield conn
+        return
     conn.execute("BEGIN IMMEDIATE")
     try:
         yield conn
@@ -233,11 +249,23 @@ def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
 
 
 def schema_version(conn: sqlite3.Connection) -> int:
+    if not isinstance(conn, sqlite3.Connection):
+        return _pg_version(conn, conn.schema)  # type: ignore[attr-defined]
     return int(conn.execute("PRAGMA user_version").fetchone()[0])
+
+
+def _pg_version(conn, which: str) -> int:  # noqa: ANN001
+    row = conn.execute("SELECT to_regclass('schema_versions') IS NOT NULL").fetchone()
+    if not row[0]:
+        return 0
+    row = conn.execute("SELECT version FROM schema_versions WHERE name = ?", (which,)).fetchone()
+    return int(row[0]) if row else 0
 
 
 def migrate(conn: sqlite3.Connection, migrations: list[str], *, what: str, target: int | None = None) -> int:
     """Bring `conn` up to `target` (default: latest). Refuses a schema newer than this botctl knows."""
+    if not isinstance(conn, sqlite3.Connection):
+        return _pg_migrate(conn, migrations, what=what, target=target)
     latest = len(migrations)
     target = latest if target is None else target
     current = schema_version(conn)
@@ -259,6 +287,38 @@ def migrate(conn: sqlite3.Connection, migrations: list[str], *, what: str, targe
     return current
 
 
+def _pg_migrate(conn, migrations: list[str], *, what: str, target: int | None) -> int:  # noqa: ANN001
+    from botctl.postgres import schema
+
+    which = conn.schema
+    steps = schema.migrations(which, migrations)
+    latest = len(steps)
+    target = latest if target is None else target
+    current = schema_version(conn)
+    _refuse_newer(current, latest, what)
+    while current < target:
+        with transaction(conn):  # the write lock: one process migrates, the others then find it done
+            conn.execute(schema.VERSIONS_TABLE)
+            current = schema_version(conn)
+            _refuse_newer(current, latest, what)
+            if current >= target:
+                break
+            for statement in _statements(steps[current]):
+                conn.execute(statement)
+            conn.execute("INSERT INTO schema_versions (name, version) VALUES (?, ?) ON CONFLICT (name) "
+                         "DO UPDATE SET version = excluded.version", (which, current + 1))
+        current += 1
+    return current
+
+
+def _refuse_newer(current: int, latest: int, what: str) -> None:
+    if current > latest:
+        raise SchemaTooNew(
+            f"{what} has schema version {current}, but this botctl only knows versions up to {latest}.",
+            hint="Upgrade botctl (pip install -U botctl); this home was written by a newer release.",
+        )
+
+
 def _statements(script: str) -> list[str]:
     # executescript() would COMMIT our transaction; split on ';' instead (our DDL has no ';' in literals).
     return [s.strip() for s in script.split(";") if s.strip()]
@@ -273,3 +333,86 @@ def check_version(conn: sqlite3.Connection, migrations: list[str], *, what: str)
             hint="Upgrade botctl; this home was written by a newer release.",
         )
     return current
+
+
+# -- the seam: which database a home uses, and its connections --------------------------------------------
+
+
+def database_url(home: Home) -> str | None:
+    """The home's PostgreSQL URL, or None: SQLite files in the home."""
+    from botctl import database
+
+    return database.configured(home.path)
+
+
+def dialect(conn: object) -> str:
+    """"sqlite" or "postgresql": for the few statements that must differ."""
+    return "sqlite" if isinstance(conn, sqlite3.Connection) else "postgresql"
+
+
+def where(home: Home, which: str = "vault") -> str:
+    """How messages name a home's database: a file, or the URL without its password."""
+    url = database_url(home)
+    if url is None:
+        return str(home.vault_db if which == "vault" else home.audit_db)
+    from botctl import database
+
+    return f"{database.redacted(url)} ({which} schema)"
+
+
+def _pg(url: str, schema: str):  # noqa: ANN202 - a PgConnection
+    from botctl.postgres.connection import connect as pg_connect
+
+    return pg_connect(url, schema=schema)
+
+
+def open_vault(home: Home, *, migrate_to_latest: bool = True):  # noqa: ANN201 - sqlite3.Connection | PgConnection
+    """The vault's connection; migrated to this botctl's schema unless `migrate_to_latest` is False (then
+    a newer schema is still refused)."""
+    url = database_url(home)
+    conn = _pg(url, "vault") if url else connect(home.vault_db, secure_delete=True)
+    try:
+        if migrate_to_latest:
+            migrate(conn, VAULT_MIGRATIONS, what=where(home))
+        else:
+            check_version(conn, VAULT_MIGRATIONS, what=where(home))
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+def open_audit(home: Home):  # noqa: ANN201
+    """A connection that writes the audit chain, migrated. On PostgreSQL the chain lives beside the vault."""
+    url = database_url(home)
+    if url:
+        conn = _pg(url, "audit")
+    else:
+        home.ensure()
+        conn = connect(home.audit_db, durable=True)
+    try:
+        migrate(conn, AUDIT_MIGRATIONS, what=where(home, "audit"))
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+def open_audit_reader(home: Home):  # noqa: ANN201
+    """A connection to read the chain, or None while no record has ever been written (no audit schema)."""
+    url = database_url(home)
+    if url:
+        conn = _pg(url, "audit")
+    elif home.audit_db.exists():
+        conn = connect(home.audit_db, durable=True)
+    else:
+        return None
+    try:
+        check_version(conn, AUDIT_MIGRATIONS, what=where(home, "audit"))
+        if schema_version(conn) == 0:
+            conn.close()
+            return None
+    except BaseException:
+        conn.close()
+        raise
+    return conn

@@ -5,7 +5,6 @@ Everything that decrypts goes through here. Plaintext secrets leave only as `Sec
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -35,7 +34,7 @@ class WorkspaceRef:
 
 
 class Vault:
-    def __init__(self, home: Home, conn: sqlite3.Connection, master: MasterKey | None) -> None:
+    def __init__(self, home: Home, conn: Any, master: MasterKey | None) -> None:
         self.home = home
         self.conn = conn
         self._master = master
@@ -63,9 +62,8 @@ class Vault:
                     code="not_initialised",
                 )
             home.ensure()
-        conn = store.connect(home.vault_db, secure_delete=True)
+        conn = store.open_vault(home)
         try:
-            store.migrate(conn, store.VAULT_MIGRATIONS, what=str(home.vault_db))
             vault = cls(home, conn, None)
             if need_key or vault._meta("kcv") is None:
                 vault._load_master_key(create=create, key_store=key_store)
@@ -81,11 +79,7 @@ class Vault:
         """For listings: None when there is no home yet; never creates, migrates or needs the key."""
         if not home.exists():
             return None
-        conn = store.connect(home.vault_db, secure_delete=True)
-        store.check_version(conn, store.VAULT_MIGRATIONS, what=str(home.vault_db))
-        if store.schema_version(conn) < len(store.VAULT_MIGRATIONS):
-            store.migrate(conn, store.VAULT_MIGRATIONS, what=str(home.vault_db))
-        return cls(home, conn, None)
+        return cls(home, store.open_vault(home), None)
 
     def close(self) -> None:
         self.conn.close()
@@ -99,6 +93,8 @@ class Vault:
         import time
 
         conn = self.conn
+        if store.dialect(conn) == "postgresql":
+            return self._vacuum(deadline_s)
         timeout = conn.execute("PRAGMA busy_timeout").fetchone()[0]
         conn.execute("PRAGMA busy_timeout = 100")
         try:
@@ -117,11 +113,29 @@ class Vault:
             try:
                 with store.transaction(conn):
                     self._set_meta(SHRED_PENDING, store.now_iso())
-            except sqlite3.OperationalError:
+            except store.OperationalError:
                 pass  # could not even note it: the caller still reports the shred as pending
             return False
         finally:
             conn.execute(f"PRAGMA busy_timeout = {int(timeout)}")
+
+    def _vacuum(self, deadline_s: float) -> bool:
+        """PostgreSQL: rewrite the key and secret tables without their dead rows (VACUUM FULL: new files,
+        the old ones unlinked). What PostgreSQL may still hold (WAL, base backups, replicas) is in README."""
+        conn = self.conn
+        try:
+            conn.execute(f"SET lock_timeout = {max(int(deadline_s * 1000), 100)}")
+            for table in ("workspace_keys", "secrets", "wrapped_keys"):
+                conn.execute(f"VACUUM FULL {table}")
+        except store.OperationalError:
+            with store.transaction(conn):
+                self._set_meta(SHRED_PENDING, store.now_iso())
+            return False
+        finally:
+            conn.execute("SET lock_timeout = 0")
+        if self._meta(SHRED_PENDING):
+            conn.execute("DELETE FROM meta WHERE key = ?", (SHRED_PENDING,))
+        return True
 
     @property
     def shred_pending(self) -> bool:
@@ -397,7 +411,7 @@ class Vault:
                     # between that and our COMMIT leaves a record of a rotation that did not happen:
                     # its kcv is not the vault's (and its key_version may be above the vault's).
                     record({"key_version": kek_version, "kcv": new_kcv})
-                except sqlite3.Error as exc:
+                except store.Error as exc:
                     raise _audit_unavailable(exc) from None
                 failpoints.hit("rotate.audited")
             except BaseException:
@@ -435,6 +449,15 @@ class Vault:
 
     # -- status ------------------------------------------------------------------------------------
 
+    def database(self) -> dict[str, Any]:
+        """Which backend holds this vault: {"backend", "location", "server_version"}."""
+        if store.dialect(self.conn) == "sqlite":
+            import sqlite3
+
+            return {"backend": "sqlite", "location": str(self.home.vault_db), "server_version": sqlite3.sqlite_version}
+        return {"backend": "postgresql", "location": store.where(self.home).rsplit(" (", 1)[0],
+                "server_version": self.conn.server_version()}
+
     def status(self) -> dict[str, Any]:
         c = self.conn
         key_versions = {
@@ -446,6 +469,7 @@ class Vault:
         }
         return {
             "home": str(self.home.path),
+            "database": self.database(),
             "initialized": self._meta("kcv") is not None,
             "schema_version": store.schema_version(c),
             "schema_latest": len(store.VAULT_MIGRATIONS),
@@ -462,7 +486,7 @@ class Vault:
         }
 
 
-def _audit_unavailable(exc: sqlite3.Error) -> BotctlError:
+def _audit_unavailable(exc: Exception) -> BotctlError:
     """The rotation's audit record could not be written (fail closed: nothing was rotated)."""
     if "locked" in str(exc) or "busy" in str(exc):
         why = f"audit.db stayed locked by another process for {store.BUSY_TIMEOUT_MS // 1000} s"

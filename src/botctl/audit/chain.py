@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import hmac
-import sqlite3
 from dataclasses import dataclass
 from typing import Any
 
@@ -80,7 +79,7 @@ class HeadProblem:
         return exc
 
 
-def head_problem(conn: sqlite3.Connection | None, cp: tuple[int, str, str] | None, key: bytes, head_seq: int,
+def head_problem(conn: Any, cp: tuple[int, str, str] | None, key: bytes, head_seq: int,
                  head_hash: str, *, trusted: tuple | None = None) -> HeadProblem | None:
     """Hold the head (`head_seq`, `head_hash`, read from `conn`) against the checkpoint row `cp`.
 
@@ -114,16 +113,16 @@ def head_problem(conn: sqlite3.Connection | None, cp: tuple[int, str, str] | Non
 _HEAD_SQL = "SELECT seq, hash FROM records ORDER BY seq DESC LIMIT 1"
 
 
-def head_state(home: Home, key: bytes, vault_conn: sqlite3.Connection) -> dict[str, Any]:
+def head_state(home: Home, key: bytes, vault_conn: Any) -> dict[str, Any]:
     """Whether a writer would accept the head now (`{"chain": "ok" | "broken", ...}`), without writing."""
     cp = vault_conn.execute(_CHECKPOINT_SQL).fetchone()  # first: records always commit before their checkpoint
-    if not home.audit_db.exists():
+    conn = store.open_audit_reader(home)
+    if conn is None:
         problem = head_problem(None, cp, key, 0, GENESIS)
         return problem.state() if problem else {"chain": "ok", "head_seq": 0, "head_hash": GENESIS,
                                                  "checkpoint_seq": None}
-    conn = store.connect(home.audit_db, durable=True)
     try:
-        row = conn.execute(_HEAD_SQL).fetchone() if store.schema_version(conn) else None
+        row = conn.execute(_HEAD_SQL).fetchone()
         seq, prev = (row[0], row[1]) if row else (0, GENESIS)
         problem = head_problem(conn, cp, key, seq, prev)
     finally:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -70,7 +69,7 @@ class Filters:
         if self.until is not None:
             clauses.append("ts < ?")
             args.append(self.until)
-        return (" AND ".join(clauses) or "1"), args
+        return (" AND ".join(clauses) or "1 = 1"), args
 
     def matches(self, rec: dict[str, Any]) -> bool:
         """The same test as `where()`, on a record already read (`follow` reads every new record)."""
@@ -97,18 +96,13 @@ class AuditReader:
 
     def __init__(self, home: Home) -> None:
         self.home = home
-        self._conn: sqlite3.Connection | None = None
+        self._conn: Any = None
         self._open()
 
-    def _open(self) -> sqlite3.Connection | None:
+    def _open(self) -> Any:
         """Connect once the log exists (a reader may start before the first record is written)."""
-        if self._conn is None and self.home.audit_db.exists():
-            conn = store.connect(self.home.audit_db, durable=True)
-            store.check_version(conn, store.AUDIT_MIGRATIONS, what=str(self.home.audit_db))
-            if store.schema_version(conn) == 0:
-                conn.close()
-            else:
-                self._conn = conn
+        if self._conn is None:
+            self._conn = store.open_audit_reader(self.home)
         return self._conn
 
     def close(self) -> None:
@@ -149,8 +143,15 @@ class AuditReader:
         return to_record(row)
 
     def follow(self, filters: Filters, *, start_after: int, interval: float = 0.25) -> Iterator[dict[str, Any]]:
+        """New records as they are written: polled every `interval` on SQLite; on PostgreSQL woken by the
+        writers' NOTIFY (`interval` is then only the longest wait between checks)."""
         import time
 
+        if store.database_url(self.home):
+            from botctl.postgres.follow import follow
+
+            yield from follow(self, filters, start_after=start_after)
+            return
         last = start_after
         while True:
             batch = self.after(last, Filters(), limit=1000)

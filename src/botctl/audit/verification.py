@@ -4,7 +4,6 @@ are listed, not failed."""
 from __future__ import annotations
 
 import hmac
-import sqlite3
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -44,7 +43,7 @@ class Verdict:
         }
 
 
-def verify(home: Home, key: bytes, vault_conn: sqlite3.Connection, *, anchors: Iterable[Anchor] = ()) -> Verdict:
+def verify(home: Home, key: bytes, vault_conn: Any, *, anchors: Iterable[Anchor] = ()) -> Verdict:
     """Walk the whole chain, hold its head against the checkpoint in vault.db, then against each anchor.
 
     Sealed breaks (`audit.seal_break` records) do not make the chain fail: they are part of it, and are
@@ -56,20 +55,21 @@ def verify(home: Home, key: bytes, vault_conn: sqlite3.Connection, *, anchors: I
         return Verdict(False, checkpoint_seq=cp[0], first_bad_seq=cp[0],
                        problem="the checkpoint in vault.db does not authenticate (edited or forged)")
     cp_seq = cp[0] if cp else None
-    if not home.audit_db.exists():
+    conn = store.open_audit_reader(home)
+    if conn is None:
         if cp is not None:
             return Verdict(False, checkpoint_seq=cp_seq, first_bad_seq=1,
                            problem=f"audit.db is missing but the checkpoint says {cp_seq} records were written")
         return _check_anchors(Verdict(True, notes=["no audit records yet"]), anchors, lambda seq: None)
-    conn = store.connect(home.audit_db, durable=True)
     try:
-        store.check_version(conn, store.AUDIT_MIGRATIONS, what=str(home.audit_db))
-        empty = store.schema_version(conn) == 0
-        if empty:
-            rows: Iterable[tuple[int, bytes, str, str]] = ()
-        else:
+        rows: Iterable[tuple[int, bytes, str, str]]
+        if store.dialect(conn) == "sqlite":
             # body as bytes straight from SQLite: no per-row encode in the hot loop.
             rows = conn.execute("SELECT seq, CAST(body AS BLOB), prev_hash, hash FROM records ORDER BY seq")
+        else:
+            from botctl.postgres.follow import chain_rows
+
+            rows = chain_rows(conn)
         expected, prev, count = 1, GENESIS, 0
         link = ChainMac(key).link
         for seq, body, prev_hash, hash_ in rows:
@@ -87,7 +87,7 @@ def verify(home: Home, key: bytes, vault_conn: sqlite3.Connection, *, anchors: I
             count += 1
 
         def hash_at(seq: int) -> str | None:
-            row = None if empty else conn.execute("SELECT hash FROM records WHERE seq = ?", (seq,)).fetchone()
+            row = conn.execute("SELECT hash FROM records WHERE seq = ?", (seq,)).fetchone()
             return row[0] if row else None
 
         head_seq = expected - 1
@@ -106,8 +106,7 @@ def verify(home: Home, key: bytes, vault_conn: sqlite3.Connection, *, anchors: I
             if head_seq > cp[0]:
                 verdict.notes.append(f"{head_seq - cp[0]} record(s) after the last checkpoint (a write was "
                                      "interrupted)")
-        if not empty:
-            verdict.sealed_breaks = _sealed_breaks(conn)
+        verdict.sealed_breaks = _sealed_breaks(conn)
         verdict = _check_anchors(verdict, anchors, hash_at)
     finally:
         conn.close()
@@ -126,7 +125,7 @@ def describe_break(b: dict[str, Any]) -> str:
             + (f"; note: {b['note']}" if b.get("note") else ""))
 
 
-def _sealed_breaks(conn: sqlite3.Connection) -> list[dict[str, Any]]:
+def _sealed_breaks(conn: Any) -> list[dict[str, Any]]:
     """The `audit.seal_break` records (the index on `event` finds them; the walk has MAC-checked them)."""
     out = []
     for row in conn.execute(f"SELECT {_RECORD_COLUMNS} FROM records WHERE event = ? ORDER BY seq", (SEAL_EVENT,)):

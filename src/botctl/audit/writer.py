@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterable
 from typing import Any
 
@@ -21,11 +20,8 @@ from botctl.errors import BotctlError
 from botctl.home import Home
 
 
-def open_audit_db(home: Home) -> sqlite3.Connection:
-    home.ensure()
-    conn = store.connect(home.audit_db, durable=True)
-    store.migrate(conn, store.AUDIT_MIGRATIONS, what=str(home.audit_db))
-    return conn
+def open_audit_db(home: Home):  # noqa: ANN201 - sqlite3.Connection | PgConnection
+    return store.open_audit(home)
 
 
 class AuditWriter:
@@ -35,7 +31,7 @@ class AuditWriter:
     transaction and raises `AuditChainBroken` instead of chaining onto a broken head.
     """
 
-    def __init__(self, home: Home, key: bytes, vault_conn: sqlite3.Connection) -> None:
+    def __init__(self, home: Home, key: bytes, vault_conn: Any) -> None:
         import threading
 
         self.home = home
@@ -43,11 +39,19 @@ class AuditWriter:
         self._mac = ChainMac(key)
         self._vault = vault_conn
         self._conn = open_audit_db(home)
+        # PostgreSQL: one database, so the records are written on the vault's connection, inside the
+        # caller's transaction when there is one: a change, its records and the checkpoint commit together,
+        # and the write lock that transaction holds is the chain head's lock (docs/architecture.md).
+        self._shared = store.dialect(vault_conn) == "postgresql"
+        if self._shared:
+            self._conn.close()
+            self._conn = vault_conn
         self._lock = threading.Lock()
         self._trusted: tuple | None = None  # the last checkpoint row this writer authenticated or wrote
 
     def close(self) -> None:
-        self._conn.close()
+        if not self._shared:
+            self._conn.close()
 
     def append(self, record: dict[str, Any]) -> dict[str, Any]:
         return self.append_many([record])[0]
@@ -79,7 +83,11 @@ class AuditWriter:
                     rows.append((seq, body, prev, h))
                     prev = h
                 self._conn.executemany("INSERT INTO records (seq, body, prev_hash, hash) VALUES (?, ?, ?, ?)", rows)
-            self._checkpoint(seq, prev)
+                if self._shared:  # inside the transaction: commits with it; `audit -f` listens
+                    self._checkpoint(seq, prev)
+                    self._conn.execute("SELECT pg_notify('botctl_audit', ?)", (str(seq),))
+            if not self._shared:
+                self._checkpoint(seq, prev)
         return [{"seq": r[0], **rec, "prev_hash": r[2], "hash": r[3]} for r, rec in zip(rows, records, strict=True)]
 
     def seal_break(self, note: str, *, actor: dict[str, Any] | None = None) -> dict[str, Any]:

@@ -43,7 +43,7 @@ def apply(
     output.use_json(json_out)
 
     def open_app(create: bool):
-        if not create and not context.home(ctx).vault_db.exists():
+        if not create and not context.home(ctx).exists():
             return None
         return context.app(ctx, create=create)
 

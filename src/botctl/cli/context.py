@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING
 
 import typer
@@ -43,10 +44,16 @@ def complete_workspace(incomplete: str) -> list[str]:
 
         from botctl.home import Home
 
-        db = Home.resolve(None).vault_db
-        if not db.exists():
+        home = Home.resolve(None)
+        db = home.vault_db
+        if home.database_url_file.exists() or os.environ.get("BOTCTL_DATABASE_URL", "").startswith("postgres"):
+            from botctl import store
+
+            conn = store.open_vault(home, migrate_to_latest=False)
+        elif not db.exists():
             return []
-        conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=0.5)
+        else:
+            conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=0.5)
         try:
             rows = conn.execute("SELECT name FROM workspaces WHERE name LIKE ? ORDER BY name",
                                 (incomplete.replace("%", "") + "%",)).fetchall()

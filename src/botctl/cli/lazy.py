@@ -28,6 +28,8 @@ COMMANDS: dict[str, tuple[str, str, str | None]] = {
     "identity": ("botctl.cli.identity_cmd", "Visitor identity keys: HS256 secrets or your site's public keys.", None),
     "daemon": ("botctl.cli.daemon_cmd", "Start, stop and inspect the daemon (provider + edge).", None),
     "vault": ("botctl.cli.vault_cmd", "The encrypted vault: status and master-key rotation.", None),
+    "db": ("botctl.cli.db_cmd", "Where the tables live (SQLite or PostgreSQL): copy a home to another database.",
+           None),
     "audit": ("botctl.cli.audit_cmd", "Read, follow and verify the tamper-evident audit log.", None),
     "console": ("botctl.cli.console_cmd", "A read-only web console on 127.0.0.1: audit timeline, connections, "
                 "activity.", "console"),

@@ -48,6 +48,8 @@ def status(ctx: typer.Context, json_out: bool = typer.Option(False, "--json", he
     mk = data["master_key"]
     output.fields([
         ("home", data["home"]),
+        ("database", f"{data['database']['backend']} {data['database']['server_version']} "
+                     f"({data['database']['location']})"),
         ("schema", f"{data['schema_version']} (this botctl: {data['schema_latest']})"),
         ("master key", f"{mk['source'] or 'missing'} ({mk['location'] or '-'}), version {mk['version']}"),
         ("workspaces", data["workspaces"]),

@@ -90,7 +90,7 @@ def _adjust_df(conn: sqlite3.Connection, ws_id: str, chunk_terms: Iterable[set[s
         df.update(ts)
     conn.executemany(
         "INSERT INTO knowledge_terms (workspace_id, term, df) VALUES (?, ?, ?) "
-        "ON CONFLICT (workspace_id, term) DO UPDATE SET df = df + excluded.df",
+        "ON CONFLICT (workspace_id, term) DO UPDATE SET df = knowledge_terms.df + excluded.df",
         [(ws_id, t, sign * n) for t, n in df.items()])
     if sign < 0:
         conn.execute("DELETE FROM knowledge_terms WHERE workspace_id = ? AND df <= 0", (ws_id,))
@@ -98,6 +98,11 @@ def _adjust_df(conn: sqlite3.Connection, ws_id: str, chunk_terms: Iterable[set[s
 
 def _delete_document(conn: sqlite3.Connection, ws_id: str, doc_id: int) -> int:
     # Found through the index (document_id is an indexed column), then checked exactly.
+    if store.dialect(conn) == "postgresql":  # a plain table there: (workspace_id, document_id) is indexed
+        rows = conn.execute("DELETE FROM knowledge_fts WHERE workspace_id = ? AND document_id = ? RETURNING id, terms",
+                            (ws_id, doc_id)).fetchall()
+        _adjust_df(conn, ws_id, (set(r[1].split()) - {"|"} for r in rows), -1)
+        return len(rows)
     rows = conn.execute(
         "SELECT rowid, terms FROM knowledge_fts WHERE knowledge_fts MATCH ? AND workspace_id = ? AND document_id = ?",
         (f'{_workspace_phrase(ws_id)} AND document_id : "{int(doc_id)}"', ws_id, doc_id)).fetchall()
@@ -156,8 +161,8 @@ def add(app: App, ws: WorkspaceLike, paths: Sequence[str | os.PathLike[str]], *,
             if row is None:
                 doc_id = conn.execute(
                     "INSERT INTO knowledge_documents (workspace_id, name, title, kind, source, sha256, bytes, "
-                    "chunks, words, tokens, updated_at, added_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (w.id, doc.name, *values, now)).lastrowid
+                    "chunks, words, tokens, updated_at, added_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                    "RETURNING id", (w.id, doc.name, *values, now)).fetchone()[0]
                 report.added.append(doc.name)
             else:
                 doc_id = row[0]

@@ -16,6 +16,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from botctl import store
 from botctl.knowledge.chunk import HEADING_WEIGHT, _words
 from botctl.knowledge.index import WorkspaceLike, _workspace, _workspace_phrase
 from botctl.knowledge.text import (
@@ -86,6 +87,22 @@ _CANDIDATES_SQL = (
 )
 
 
+# PostgreSQL: the same candidates from the tsvector of the chunks' stems (GIN index), inside the workspace,
+# heading stems weighted as the section column is above; then the same checks on the rows returned.
+_PG_CANDIDATES_SQL = (
+    "WITH top AS (SELECT id, ts_rank(tsv, q, 1) AS rank FROM knowledge_fts, to_tsquery('simple', ?) AS q "
+    "WHERE workspace_id = ? AND tsv @@ q ORDER BY rank DESC, id LIMIT ?) "
+    "SELECT d.name, d.title, f.section, f.body, f.terms FROM top JOIN knowledge_fts AS f ON f.id = top.id "
+    "JOIN knowledge_documents AS d ON d.id = f.document_id AND d.workspace_id = f.workspace_id "
+    "WHERE f.workspace_id = ? ORDER BY top.rank DESC, top.id"
+)
+
+
+def pg_tsquery(stems: Iterable[str]) -> str:
+    """An OR of the stems, each a quoted lexeme (a quote doubled): nothing in them is an operator."""
+    return " | ".join("'" + s.replace("\\", "\\\\").replace("'", "''") + "'" for s in dict.fromkeys(stems))
+
+
 def scoped_match(workspace_id: str, words: Iterable[str]) -> str:
     """The MATCH expression: the workspace's rows only, and the words in the text columns only.
 
@@ -102,8 +119,9 @@ def _idf(n: float, df: float) -> float:
 
 def _retrieve(conn: sqlite3.Connection, ws_id: str, question: str, k: int) -> tuple[_Query, list[Passage]]:
     qterms = query_terms(question)
-    n, total = conn.execute("SELECT total(chunks), total(tokens) FROM knowledge_documents WHERE workspace_id = ?",
-                            (ws_id,)).fetchone()
+    n, total = conn.execute("SELECT CAST(coalesce(sum(chunks), 0) AS DOUBLE PRECISION), "
+                            "CAST(coalesce(sum(tokens), 0) AS DOUBLE PRECISION) FROM knowledge_documents "
+                            "WHERE workspace_id = ?", (ws_id,)).fetchone()
     if not qterms or not n:
         return _Query(qterms, {s: 0.0 for _, s in qterms}, 0.0), []
     stems = [s for _, s in qterms]
@@ -112,8 +130,12 @@ def _retrieve(conn: sqlite3.Connection, ws_id: str, question: str, k: int) -> tu
                            (ws_id, *stems)).fetchall())
     q = _Query(qterms, {s: _idf(n, df.get(s, 0)) for s in stems}, _idf(n, 0))
     try:
-        rows = conn.execute(_CANDIDATES_SQL, (scoped_match(ws_id, (w for w, _ in qterms)), k, ws_id, ws_id)).fetchall()
-    except sqlite3.OperationalError:  # defensive: the expression is built from quoted words only
+        if store.dialect(conn) == "postgresql":
+            rows = conn.execute(_PG_CANDIDATES_SQL, (pg_tsquery(stems), ws_id, k, ws_id)).fetchall()
+        else:
+            rows = conn.execute(_CANDIDATES_SQL, (scoped_match(ws_id, (w for w, _ in qterms)), k, ws_id,
+                                                  ws_id)).fetchall()
+    except store.OperationalError:  # defensive: the expression is built from quoted words only
         return q, []
     avgdl = (total / n) or 1.0
     parsed = []

@@ -166,7 +166,7 @@ def set_app(app: App, connector: Connector, *, ws: Workspace | None, client_id: 
             blob = crypto.encrypt(_global_key(app, create=True), client_secret.reveal().encode(),
                                   _global_aad(connector.name))
         if existing is not None:
-            vault.conn.execute("DELETE FROM oauth_apps WHERE connector = ? AND ifnull(workspace_id, '') = ?",
+            vault.conn.execute("DELETE FROM oauth_apps WHERE connector = ? AND coalesce(workspace_id, '') = ?",
                                (connector.name, ws.id if ws else ""))
         vault.conn.execute(
             "INSERT INTO oauth_apps (workspace_id, connector, client_id, settings, client_secret, created_at, "
@@ -193,7 +193,7 @@ def remove(app: App, connector: str, ws: Workspace | None) -> StoredApp:
                            code="no_oauth_app")
         if ws is not None:
             vault.delete_secrets(ws.ref, owner(connector))
-        vault.conn.execute("DELETE FROM oauth_apps WHERE connector = ? AND ifnull(workspace_id, '') = ?",
+        vault.conn.execute("DELETE FROM oauth_apps WHERE connector = ? AND coalesce(workspace_id, '') = ?",
                            (connector, ws.id if ws else ""))
         app.audit("oauth_app.removed", workspace=ws.name if ws else None, connector=connector,
                   detail={"scope": ws.name if ws else "global", "client_id": existing.client_id})
