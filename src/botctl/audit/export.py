@@ -45,13 +45,10 @@ def checkpoint_line(cp: tuple[int, str, str] | None) -> str | None:
 def iter_rows(home: Home, *, since: str | None = None, until: str | None = None,
               after_seq: int = 0) -> Iterator[tuple[int, str, str, str]]:
     """(seq, body, prev_hash, hash) in seq order, `since <= ts < until`, one row at a time."""
-    if not home.audit_db.exists():
+    conn = store.open_audit_reader(home)
+    if conn is None:
         return
-    conn = store.connect(home.audit_db, durable=True)
     try:
-        store.check_version(conn, store.AUDIT_MIGRATIONS, what=str(home.audit_db))
-        if store.schema_version(conn) == 0:
-            return
         clauses, args = ["seq > ?"], [after_seq]
         if since is not None:
             clauses.append("ts >= ?")

@@ -147,10 +147,12 @@ class AuditReader:
         writers' NOTIFY (`interval` is then only the longest wait between checks)."""
         import time
 
-        if store.database_url(self.home):
+        url = store.database_url(self.home)
+        if url:
             from botctl.postgres.follow import follow
 
-            yield from follow(self, filters, start_after=start_after)
+            yield from follow(url, lambda seq, limit: self.after(seq, Filters(), limit=limit), filters.matches,
+                              start_after=start_after)
             return
         last = start_after
         while True:

@@ -85,6 +85,9 @@ class PgCursor:
     def fetchall(self) -> list[tuple]:
         return self._cur.fetchall() if self._cur.description else []
 
+    def fetchmany(self, size: int) -> list[tuple]:
+        return self._cur.fetchmany(size) if self._cur.description else []
+
     def __iter__(self) -> Iterator[tuple]:
         return iter(self.fetchall())
 

@@ -2,37 +2,32 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterator
+from typing import Any
 
-from botctl.postgres.connection import NOTIFY_CHANNEL, PgConnection
-
-if TYPE_CHECKING:
-    from botctl.audit.reader import AuditReader, Filters
+from botctl.postgres.connection import NOTIFY_CHANNEL, PgConnection, connect
 
 WAIT_S = 5.0  # the longest sleep between checks, should a notification ever be lost (a reconnect)
 BATCH = 1000
 
 
-def follow(reader: AuditReader, filters: Filters, *, start_after: int) -> Iterator[dict[str, Any]]:
-    """Every record after `start_after` that matches, as it commits.
+def follow(url: str, after: Callable[[int, int], list[dict[str, Any]]], matches: Callable[[dict[str, Any]], bool],
+           *, start_after: int) -> Iterator[dict[str, Any]]:
+    """Every record after `start_after` that `matches`, as it commits (`after(seq, limit)` reads them).
 
     A dedicated connection LISTENs first, then reads: a record committed between the two is read, one
     committed after is announced (every append NOTIFYs inside its transaction, delivered at its commit).
     """
-    from botctl import store
-    from botctl.audit.reader import Filters as AllRecords
-
-    listener = store._pg(store.database_url(reader.home), "audit")  # type: ignore[arg-type]
+    listener = connect(url, schema="audit")
     try:
         listener.execute(f"LISTEN {NOTIFY_CHANNEL}")
         last = start_after
         while True:
-            batch = reader.after(last, AllRecords(), limit=BATCH)
+            batch = after(last, BATCH)
             if batch:
                 last = batch[-1]["seq"]
                 for rec in batch:
-                    if filters.matches(rec):
+                    if matches(rec):
                         yield rec
                 continue
             for _ in listener.raw.notifies(timeout=WAIT_S, stop_after=1):
