@@ -201,17 +201,14 @@ def activity(home: Home, days: int, *, today: datetime | None = None) -> dict[st
     today = (today or datetime.now(UTC)).date()
     day_list = [(today - timedelta(days=i)).isoformat() for i in range(days - 1, -1, -1)]
     counts: dict[str, dict[str, list[int]]] = {}
-    if home.audit_db.exists():
-        from botctl import store
+    from botctl import store
 
-        conn = store.connect(home.audit_db)
+    conn = store.open_audit_reader(home)
+    if conn is not None:
         try:
-            if store.schema_version(conn) > 0:
-                rows = conn.execute(
-                    "SELECT substr(ts, 1, 10), workspace, outcome, count(*) FROM records "
-                    "WHERE event = 'action.run' AND ts >= ? GROUP BY 1, 2, 3", (day_list[0],)).fetchall()
-            else:
-                rows = []
+            rows = conn.execute(
+                "SELECT substr(ts, 1, 10), workspace, outcome, count(*) FROM records "
+                "WHERE event = 'action.run' AND ts >= ? GROUP BY 1, 2, 3", (day_list[0],)).fetchall()
         finally:
             conn.close()
         index = {d: i for i, d in enumerate(day_list)}
