@@ -20,9 +20,10 @@ from starlette.routing import Route  # noqa: TID253
 from botctl.sandbox import seed
 from botctl.sandbox.wire import dumps, json_response
 
+from .adapters import OAuthResponse, SandboxOAuth2Request
 from .models import PendingConsent
 from .profiles import GRANT_NAMES, METADATA_PATH, USER, Profile
-from .server import OAuthResponse, SandboxOAuth2Request, VendorAuthorizationServer
+from .server import VendorAuthorizationServer
 
 if TYPE_CHECKING:
     from botctl.sandbox.vendors.base import Ctx, Vendor

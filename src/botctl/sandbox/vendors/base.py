@@ -44,6 +44,7 @@ class Ctx:
     state: SandboxState
     store: Any
     tenant: str | None
+    vendor: Vendor  # the vendor whose endpoint this is (its handlers need not import their own module)
     principal: AccessToken | None = None
 
     @property
@@ -200,7 +201,7 @@ class Vendor:
                 tenant = request.path_params[self.tenant_param]
                 if tenant != state.tenant:
                     return self.tenant_not_found(request, tenant)
-            ctx = Ctx(request=request, state=state, store=state.stores[self.name], tenant=tenant)
+            ctx = Ctx(request=request, state=state, store=state.stores[self.name], tenant=tenant, vendor=self)
             if auth:
                 result = self.authenticate(ctx)
                 if isinstance(result, Response):

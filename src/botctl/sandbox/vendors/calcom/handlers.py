@@ -1,29 +1,20 @@
-"""Cal.com API v2 (docs/vendors.md §2): me, event types, slots, bookings (list, get, create, cancel).
-
-Endpoint versions follow the `cal-api-version` header. The real API silently falls back to an
-older version when the header is missing; the sandbox refuses instead (400), so a client that
-forgets the header is caught in tests rather than getting differently-shaped data in production.
-"""
+"""Cal.com's endpoints: me, event types, slots, bookings (list, get, create, cancel), with its versions and
+errors."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from starlette.requests import Request  # noqa: TID253
 from starlette.responses import Response  # noqa: TID253
-from starlette.routing import Route  # noqa: TID253
 
 from botctl.sandbox import seed
-from botctl.sandbox.credentials import StaticCredential
-from botctl.sandbox.state import DAY, SandboxState
-from botctl.sandbox.tokens import AccessToken
+from botctl.sandbox.state import DAY
+from botctl.sandbox.vendors.base import Ctx, email_eq
 from botctl.sandbox.wire import (
-    bearer_token,
     decode_cursor,
-    dumps,
     encode_cursor,
     int_param,
     iso,
@@ -32,256 +23,19 @@ from botctl.sandbox.wire import (
     read_json,
 )
 
-from .base import Ctx, FaultReply, Vendor, email_eq
-
-BOOKINGS_VERSION = "2024-08-13"
-BOOKINGS_CURSOR_VERSION = "2026-05-01"
-SLOTS_VERSION = "2024-09-04"
-EVENT_TYPES_VERSION = "2024-06-14"
-MAX_TAKE = 250
-BOOKING_STATUSES = ("upcoming", "recurring", "past", "cancelled", "unconfirmed")
-
-HOST = {
-    "id": seed.CALCOM_USER_ID,
-    "name": seed.ACCOUNT_NAME,
-    "email": seed.ACCOUNT_EMAIL,
-    "username": "acme",
-    "timeZone": "Europe/London",
-}
+from .data import (
+    BOOKING_STATUSES,
+    BOOKINGS_CURSOR_VERSION,
+    BOOKINGS_VERSION,
+    EVENT_TYPES_VERSION,
+    MAX_TAKE,
+    SLOTS_VERSION,
+    CalcomStore,
+    booking_record,
+)
 
 
-@dataclass
-class CalcomStore:
-    bookings: dict[str, dict[str, Any]] = field(default_factory=dict)
-    event_types: dict[int, dict[str, Any]] = field(default_factory=dict)
-    next_id: int = 6000
-
-
-def _event_type(eid: int, title: str, slug: str, minutes: int) -> dict[str, Any]:
-    return {
-        "id": eid,
-        "lengthInMinutes": minutes,
-        "lengthInMinutesOptions": [],
-        "title": title,
-        "slug": slug,
-        "description": f"{title} with {seed.ACCOUNT_NAME}",
-        "locations": [{"type": "integration", "integration": "cal-video"}],
-        "bookingFields": [],
-        "disableGuests": False,
-        "slotInterval": None,
-        "minimumBookingNotice": 120,
-        "beforeEventBuffer": 0,
-        "afterEventBuffer": 0,
-        "recurrence": None,
-        "metadata": {},
-        "price": 0,
-        "currency": "usd",
-        "lockTimeZoneToggleOnBookingPage": False,
-        "seatsPerTimeSlot": None,
-        "forwardParamsSuccessRedirect": None,
-        "successRedirectUrl": None,
-        "isInstantEvent": False,
-        "seatsShowAvailabilityCount": True,
-        "scheduleId": 4001,
-        "ownerId": seed.CALCOM_USER_ID,
-        "users": [
-            {
-                "id": seed.CALCOM_USER_ID,
-                "name": seed.ACCOUNT_NAME,
-                "username": "acme",
-                "avatarUrl": None,
-                "weekStart": "Monday",
-                "brandColor": None,
-                "darkBrandColor": None,
-                "metadata": {},
-            }
-        ],
-        "hidden": False,
-        "bookingUrl": f"https://cal.com/acme/{slug}",
-    }
-
-
-def _booking(
-    bid: int,
-    uid: str,
-    et: dict[str, Any],
-    start: float,
-    name: str,
-    email: str,
-    created: float,
-    tz: str = "Europe/London",
-) -> dict[str, Any]:
-    end = start + et["lengthInMinutes"] * 60
-    return {
-        "id": bid,
-        "uid": uid,
-        "title": f"{et['title']} between {seed.ACCOUNT_NAME} and {name}",
-        "description": "",
-        "hosts": [dict(HOST)],
-        "status": "accepted",
-        "cancellationReason": None,
-        "cancelledByEmail": None,
-        "reschedulingReason": None,
-        "rescheduledFromUid": None,
-        "start": start,
-        "end": end,
-        "duration": et["lengthInMinutes"],
-        "eventTypeId": et["id"],
-        "eventType": {"id": et["id"], "slug": et["slug"]},
-        "meetingUrl": f"https://app.cal.com/video/{uid}",
-        "location": f"https://app.cal.com/video/{uid}",
-        "absentHost": False,
-        "createdAt": created,
-        "updatedAt": created,
-        "metadata": {},
-        "rating": None,
-        "icsUid": f"{uid}@Cal.com",
-        "attendees": [
-            {
-                "name": name,
-                "email": email,
-                "timeZone": tz,
-                "phoneNumber": None,
-                "language": "en",
-                "absent": False,
-            }
-        ],
-        "guests": [],
-        "bookingFieldsResponses": {"name": name, "email": email, "guests": []},
-    }
-
-
-# Sandbox-only credential: it opens nothing but this local fake (the real key's shape).
-API_KEY = "cal_test_5a4e1b0c8d2f4e6a9b7c3d1e0f2a4b6c"
-
-
-class Calcom(Vendor):
-    name = "calcom"
-
-    api_path = "/v2"
-
-    def static_credentials(self) -> list[StaticCredential]:
-        return [StaticCredential(API_KEY, ("*",), subject={"kind": "api_key"})]
-
-    def describe_credentials(self) -> dict[str, Any]:
-        return {
-            "auth": "bearer",
-            "kind": "api_key",
-            "api_key": API_KEY,
-            "api_versions": {
-                "bookings": "2024-08-13",
-                "bookings_cursor": "2026-05-01",
-                "slots": "2024-09-04",
-                "event_types": "2024-06-14",
-            },
-        }
-
-    def seed_plan(self, customer: seed.Customer) -> dict[str, Any]:
-        owned = seed.owned(customer)
-        return {
-            "bookings": [seed.calcom_booking_uid(customer, i) for i in owned],
-            "booking_ids": [seed.calcom_booking_id(customer, i) for i in owned],
-        }
-
-    def seed_account(self) -> dict[str, Any]:
-        return {"user_id": seed.CALCOM_USER_ID, "event_types": list(seed.CALCOM_EVENT_TYPES)}
-
-    def new_store(self, state: SandboxState) -> CalcomStore:
-        store = CalcomStore()
-        first, second = seed.CALCOM_EVENT_TYPES
-        store.event_types[first] = _event_type(first, "Intro call", "intro-call", 30)
-        store.event_types[second] = _event_type(second, "Support session", "support-session", 60)
-        for n, (c, i) in enumerate(seed.sequence()):
-            et = store.event_types[first if n % 2 == 0 else second]
-            # Ada: three upcoming, one cancelled, one past; Grace: two upcoming.
-            if c is seed.ADA and i == 4:
-                start = state.anchor - 4 * DAY + 11 * 3600
-            else:
-                start = state.anchor + (3 + n) * DAY + (10 + n % 5) * 3600
-            uid = seed.calcom_booking_uid(c, i)
-            b = _booking(seed.calcom_booking_id(c, i), uid, et, start, c.name, c.email, start - 10 * DAY)
-            if c is seed.ADA and i == 3:
-                b.update(
-                    status="cancelled", cancellationReason="Customer cancelled", cancelledByEmail=c.email
-                )
-            store.bookings[uid] = b
-        return store
-
-    def rate_limit_headers(self, used: int, reset_in: int) -> dict[str, str]:
-        # CALCOM throttler-guard.ts: default throttler, 120 per 60 s for API keys.
-        return {
-            "X-RateLimit-Limit-Default": "120",
-            "X-RateLimit-Remaining-Default": str(max(0, 120 - used)),
-            "X-RateLimit-Reset-Default": str(reset_in),
-        }
-
-    def fault(self, kind: str, status: int, request_path: str) -> FaultReply:
-        codes = {
-            429: ("ThrottlerException", "Too many requests. Please try again later."),
-            500: ("InternalServerErrorException", "Internal server error"),
-            502: ("BadGatewayException", "Bad Gateway"),
-            503: ("ServiceUnavailableException", "Service Unavailable"),
-        }
-        code, message = codes[status]
-        return FaultReply(
-            status,
-            {"content-type": "application/json; charset=utf-8"},
-            dumps(_error_body(request_path, code, message)),
-        )
-
-    def not_found(self, request: Request) -> Response:
-        path = self.vendor_path(request)
-        return _error(request, 404, "NotFoundException", f"Cannot {request.method} {path}")
-
-    def authenticate(self, ctx: Ctx) -> AccessToken | Response:
-        token = bearer_token(ctx.request)
-        if token is None:
-            return _error(
-                ctx.request,
-                401,
-                "UnauthorizedException",
-                "ApiAuthStrategy - Invalid Authentication method provided. Either pass an API key as 'Bearer' "
-                "header or OAuth client credentials as 'x-cal-secret-key' and 'x-cal-client-id' headers",
-            )
-        check = ctx.state.tokens.check(self.name, token)
-        if check.ok and check.token is not None:
-            return check.token
-        if token.startswith("cal_"):
-            message = "ApiAuthStrategy - api key - Invalid API Key"
-        elif check.status == "expired":
-            message = "ApiAuthStrategy - access token - Access token is expired"
-        else:
-            message = "ApiAuthStrategy - access token - Invalid access token"
-        return _error(ctx.request, 401, "UnauthorizedException", message)
-
-    def require(self, ctx: Ctx, scope: str) -> Response | None:
-        granted = ctx.principal.scopes if ctx.principal else frozenset()
-        write = scope.replace("_READ", "_WRITE")
-        if "*" in granted or scope in granted or write in granted:
-            return None
-        return _error(
-            ctx.request, 403, "ForbiddenException", f"insufficient_scope: required scope {scope} not granted"
-        )
-
-    def build_routes(self) -> list[Route]:
-        return [
-            self.route("/v2/me", get_me, ["GET"], scope="PROFILE_READ"),
-            self.route("/v2/event-types", list_event_types, ["GET"], scope="EVENT_TYPE_READ"),
-            self.route(
-                "/v2/event-types/{event_type_id:int}", get_event_type, ["GET"], scope="EVENT_TYPE_READ"
-            ),
-            Route("/v2/slots", self.endpoint(get_slots, auth=False), methods=["GET"]),
-            self.route("/v2/bookings", list_bookings, ["GET"], scope="BOOKING_READ"),
-            self.route("/v2/bookings", create_booking, ["POST"], scope="BOOKING_WRITE"),
-            self.route("/v2/bookings/{uid}", get_booking, ["GET"], scope="BOOKING_READ"),
-            self.route("/v2/bookings/{uid}/cancel", cancel_booking, ["POST"], scope="BOOKING_WRITE"),
-        ]
-
-
-VENDOR = Calcom()
-
-
-def _error_body(path: str, code: str, message: str) -> dict[str, Any]:
+def error_body(path: str, code: str, message: str) -> dict[str, Any]:
     # CALCOM apps/api/v2/src/filters/http-exception.filter.ts
     return {
         "status": "error",
@@ -291,12 +45,13 @@ def _error_body(path: str, code: str, message: str) -> dict[str, Any]:
     }
 
 
-def _error(request: Request, status: int, code: str, message: str) -> Response:
-    return json_response(_error_body(VENDOR.vendor_path(request), code, message), status)
+def error_response(request: Request, status: int, code: str, message: str) -> Response:
+    vendor = request.app.state.sandbox.vendors["calcom"]
+    return json_response(error_body(vendor.vendor_path(request), code, message), status)
 
 
 def _bad(ctx: Ctx, message: str) -> Response:
-    return _error(ctx.request, 400, "BadRequestException", message)
+    return error_response(ctx.request, 400, "BadRequestException", message)
 
 
 def _version(ctx: Ctx, minimum: str) -> str | Response:
@@ -373,7 +128,7 @@ async def get_event_type(ctx: Ctx) -> Response:
         return version
     et = ctx.store.event_types.get(ctx.request.path_params["event_type_id"])
     if et is None:
-        return _error(ctx.request, 404, "NotFoundException", "Event type not found")
+        return error_response(ctx.request, 404, "NotFoundException", "Event type not found")
     return _ok(et)
 
 
@@ -418,7 +173,7 @@ def _free_slots(store: CalcomStore, et: dict[str, Any], start: float, end: float
 async def get_slots(ctx: Ctx) -> Response:
     # Slots of a public event type need no credential; a credential, when sent, must be valid.
     if "authorization" in ctx.request.headers:
-        result = VENDOR.authenticate(ctx)
+        result = ctx.vendor.authenticate(ctx)
         if isinstance(result, Response):
             return result
     version = _version(ctx, SLOTS_VERSION)
@@ -437,7 +192,7 @@ async def get_slots(ctx: Ctx) -> Response:
     else:
         return _bad(ctx, "Either eventTypeId or eventTypeSlug + username must be provided")
     if et is None:
-        return _error(ctx.request, 404, "NotFoundException", "Event Type not found")
+        return error_response(ctx.request, 404, "NotFoundException", "Event Type not found")
     if not q.get("start") or not q.get("end"):
         return _bad(ctx, "start and end are required")
     tz = _zone(q.get("timeZone"))
@@ -552,7 +307,7 @@ async def get_booking(ctx: Ctx) -> Response:
     uid = ctx.request.path_params["uid"]
     b = ctx.store.bookings.get(uid)
     if b is None:
-        return _error(
+        return error_response(
             ctx.request, 404, "NotFoundException", f"Booking with uid={uid} was not found in the database"
         )
     return _ok(_render_booking(b))
@@ -589,7 +344,7 @@ async def create_booking(ctx: Ctx) -> Response:
     if problems:
         return _bad(ctx, ", ".join(problems))
     if et is None:
-        return _error(ctx.request, 404, "NotFoundException", "Event type not found")
+        return error_response(ctx.request, 404, "NotFoundException", "Event type not found")
     assert start is not None and attendee is not None
     if start < ctx.now:
         return _bad(ctx, "Attempting to book a meeting in the past.")
@@ -598,7 +353,7 @@ async def create_booking(ctx: Ctx) -> Response:
     bid = ctx.store.next_id
     ctx.store.next_id += 1
     uid = f"bkNew{bid}".ljust(22, "x")
-    b = _booking(
+    b = booking_record(
         bid,
         uid,
         et,
@@ -625,7 +380,7 @@ async def cancel_booking(ctx: Ctx) -> Response:
     uid = ctx.request.path_params["uid"]
     b = ctx.store.bookings.get(uid)
     if b is None:
-        return _error(
+        return error_response(
             ctx.request, 404, "NotFoundException", f"Booking with uid={uid} was not found in the database"
         )
     body, ok = await read_json(ctx.request)

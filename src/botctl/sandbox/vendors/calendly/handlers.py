@@ -1,31 +1,18 @@
-"""Calendly API v2 (docs/vendors.md §1): users, event types, available times, scheduled events,
-invitees, cancellation, and the Scheduling API's `POST /invitees`.
-
-Resources are addressed by full URIs, as in the real API; here the URIs point at the sandbox
-(`{sandbox}/calendly/...`). Query params that take a URI (`user=`, `event_type=`) are matched on the
-trailing id, so a URI built for another host still works.
-"""
+"""Calendly's endpoints: users, event types, available times, scheduled events, invitees, cancellations."""
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
 
-from starlette.requests import Request  # noqa: TID253
 from starlette.responses import Response  # noqa: TID253
-from starlette.routing import Route  # noqa: TID253
 
 from botctl.sandbox import seed
-from botctl.sandbox.credentials import StaticCredential
-from botctl.sandbox.oauth.profiles import ClientSpec, Profile
-from botctl.sandbox.state import DAY, SandboxState
-from botctl.sandbox.tokens import AccessToken
+from botctl.sandbox.state import DAY
+from botctl.sandbox.vendors.base import Ctx, email_eq
 from botctl.sandbox.wire import (
-    bearer_token,
     decode_cursor,
-    dumps,
     encode_cursor,
     int_param,
     iso,
@@ -35,231 +22,10 @@ from botctl.sandbox.wire import (
     url_with,
 )
 
-from .base import Ctx, FaultReply, Vendor, email_eq
-
-SLOT_MINUTES = 30
-MAX_COUNT = 100
-# docs/vendors.md §1.3/§10.4: the current reference allows ranges up to 31 days (an older guide said 7).
-MAX_AVAILABILITY_DAYS = 31
+from .data import MAX_AVAILABILITY_DAYS, MAX_COUNT, SLOT_MINUTES, CalendlyStore
 
 
-@dataclass
-class CalendlyStore:
-    events: dict[str, dict[str, Any]] = field(default_factory=dict)
-    invitees: dict[str, dict[str, Any]] = field(default_factory=dict)
-    event_types: dict[str, dict[str, Any]] = field(default_factory=dict)
-    counter: int = 1
-
-
-def _event_type(uuid: str, name: str, slug: str, duration: int, ts: float) -> dict[str, Any]:
-    return {
-        "uuid": uuid,
-        "name": name,
-        "active": True,
-        "booking_method": "instant",
-        "slug": slug,
-        "duration": duration,
-        "duration_options": None,
-        "kind": "solo",
-        "pooling_type": None,
-        "type": "StandardEventType",
-        "color": "#0069ff",
-        "created_at": iso(ts, fraction=6),
-        "updated_at": iso(ts, fraction=6),
-        "internal_note": None,
-        "description_plain": f"{name} with {seed.ACCOUNT_NAME}",
-        "description_html": f"<p>{name} with {seed.ACCOUNT_NAME}</p>",
-        "secret": False,
-        "deleted_at": None,
-        "admin_managed": False,
-        "locale": "en",
-        "position": 0,
-        "custom_questions": [],
-    }
-
-
-# Sandbox-only credentials: they open nothing but this local fake (each has the real one's shape).
-SCOPES = (
-    "users:read",
-    "scheduled_events:read",
-    "scheduled_events:write",
-    "event_types:read",
-    "availability:read",
-    "organizations:read",
-)
-LIMITED_SCOPES = ("users:read", "scheduled_events:read")
-PAT = "eyJraWQiOiJzYW5kYm94IiwiYWxnIjoiSFMyNTYifQ.sandbox-calendly-pat-acme.c2FuZGJveA"
-PAT_LIMITED = "eyJraWQiOiJzYW5kYm94IiwiYWxnIjoiSFMyNTYifQ.sandbox-calendly-pat-readonly.c2FuZGJveA"
-
-OAUTH = Profile(
-    vendor="calendly",
-    title="Calendly",
-    authorize_path="/oauth/authorize",
-    token_path="/oauth/token",
-    revoke_path="/oauth/revoke",
-    # "Web clients send client_id:client_secret as Basic auth; native clients send client_id in
-    # the body"; revoke takes client_id/client_secret in the body.
-    token_auth_methods=("client_secret_basic",),
-    revocation_auth_methods=("client_secret_basic", "client_secret_post"),
-    scopes=SCOPES,
-    access_ttl=2 * 3600,
-    refresh_ttl=None,  # "don't expire until they are used"
-    confidential=ClientSpec(
-        "sbx-calendly-web-6b1f2c9d4e7a",
-        "sbx-calendly-secret-3f8e1d2c7b6a5940e1d2c3b4a5968778",
-        "botctl (web)",
-    ),
-    public=ClientSpec("sbx-calendly-native-0d9c8b7a6f5e", None, "botctl (native)"),
-    publishes_metadata=True,
-)
-
-
-class Calendly(Vendor):
-    name = "calendly"
-
-    oauth_profile = OAUTH
-
-    def static_credentials(self) -> list[StaticCredential]:
-        return [StaticCredential(PAT, SCOPES), StaticCredential(PAT_LIMITED, LIMITED_SCOPES)]
-
-    def describe_credentials(self) -> dict[str, Any]:
-        return {
-            "auth": "bearer",
-            "kind": "personal_access_token",
-            "access_token": PAT,
-            "scopes": list(SCOPES),
-            "limited": {"access_token": PAT_LIMITED, "scopes": list(LIMITED_SCOPES)},
-        }
-
-    def seed_plan(self, customer: seed.Customer) -> dict[str, Any]:
-        owned = seed.owned(customer)
-        return {
-            "scheduled_events": [seed.calendly_event_uuid(customer, i) for i in owned],
-            "invitees": [seed.calendly_invitee_uuid(customer, i) for i in owned],
-        }
-
-    def seed_account(self) -> dict[str, Any]:
-        return {
-            "user": seed.CALENDLY_USER,
-            "organization": seed.CALENDLY_ORG,
-            "event_types": list(seed.CALENDLY_EVENT_TYPES),
-        }
-
-    def oauth_token_extras(self, origin: str, now: float) -> dict[str, Any]:
-        api = origin + self.prefix(seed.TENANT)
-        return {
-            "created_at": int(now),
-            "owner": f"{api}/users/{seed.CALENDLY_USER}",
-            "organization": f"{api}/organizations/{seed.CALENDLY_ORG}",
-        }
-
-    def new_store(self, state: SandboxState) -> CalendlyStore:
-        store = CalendlyStore()
-        t0 = state.anchor - 90 * DAY
-        intro, support = seed.CALENDLY_EVENT_TYPES
-        store.event_types[intro] = _event_type(intro, "Intro call", "intro-call", 30, t0)
-        store.event_types[support] = _event_type(support, "Support session", "support-session", 60, t0)
-        for n, (c, i) in enumerate(seed.sequence()):
-            uuid = seed.calendly_event_uuid(c, i)
-            # Ada: three upcoming active, one upcoming canceled, one past; Grace: two upcoming.
-            if c is seed.ADA and i == 4:
-                start = state.anchor - 3 * DAY + 10 * 3600
-            else:
-                start = state.anchor + (2 + n) * DAY + (9 + n % 4) * 3600
-            et = store.event_types[intro if n % 2 == 0 else support]
-            ev = _event(uuid, et, start, start - 7 * DAY)
-            store.events[uuid] = ev
-            inv_uuid = seed.calendly_invitee_uuid(c, i)
-            store.invitees[inv_uuid] = _invitee(inv_uuid, uuid, c.email, c.name, start - 7 * DAY)
-            if c is seed.ADA and i == 3:
-                _cancel(store, ev, "Customer asked to cancel", "invitee", c.name, start - 2 * DAY)
-        return store
-
-    def rate_limit_headers(self, used: int, reset_in: int) -> dict[str, str]:
-        # https://developer.calendly.com/api-docs/overview/rate-limits
-        return {
-            "X-RateLimit-Limit": "500",
-            "X-RateLimit-Remaining": str(max(0, 500 - used)),
-            "X-RateLimit-Reset": str(reset_in),
-        }
-
-    def fault(self, kind: str, status: int, request_path: str) -> FaultReply:
-        bodies = {
-            429: {
-                "title": "Too Many Requests",
-                "message": "You have exceeded the rate limit. Please try again later.",
-            },
-            500: {
-                "title": "Internal Server Error",
-                "message": "The server encountered an unexpected condition.",
-            },
-            502: {"title": "Bad Gateway", "message": "The server received an invalid response."},
-            503: {"title": "Service Unavailable", "message": "The service is temporarily unavailable."},
-        }
-        return FaultReply(status, {"content-type": "application/json; charset=utf-8"}, dumps(bodies[status]))
-
-    def not_found(self, request: Request) -> Response:
-        return _not_found()
-
-    def authenticate(self, ctx: Ctx) -> AccessToken | Response:
-        token = bearer_token(ctx.request)
-        check = ctx.state.tokens.check(self.name, token)
-        if check.ok and check.token is not None:
-            return check.token
-        message = {
-            "expired": "The access token expired",
-            "revoked": "The access token is revoked",
-        }.get(check.status, "The access token is invalid")
-        return json_response({"title": "Unauthenticated", "message": message}, 401)
-
-    def require(self, ctx: Ctx, scope: str) -> Response | None:
-        granted = ctx.principal.scopes if ctx.principal else frozenset()
-        # A :write scope implies the matching :read (developer.calendly.com/docs/authentication/scopes).
-        options = {scope, scope.replace(":read", ":write")}
-        if scope == "availability:read":
-            options |= {"event_types:read"}  # docs/vendors.md §1.1: the catalog lists it under event_types
-        if "*" in granted or options & granted:
-            return None
-        return json_response(
-            {
-                "title": "Permission Denied",
-                "message": f"This request requires the {scope} scope, which the access token does not have.",
-            },
-            403,
-        )
-
-    def build_routes(self) -> list[Route]:
-        return [
-            self.route("/users/me", get_me, ["GET"], scope="users:read"),
-            self.route("/users/{uuid}", get_user, ["GET"], scope="users:read"),
-            self.route("/event_types", list_event_types, ["GET"], scope="event_types:read"),
-            self.route("/event_types/{uuid}", get_event_type, ["GET"], scope="event_types:read"),
-            self.route("/event_type_available_times", available_times, ["GET"], scope="availability:read"),
-            self.route("/scheduled_events", list_events, ["GET"], scope="scheduled_events:read"),
-            self.route("/scheduled_events/{uuid}", get_event, ["GET"], scope="scheduled_events:read"),
-            self.route(
-                "/scheduled_events/{uuid}/invitees", list_invitees, ["GET"], scope="scheduled_events:read"
-            ),
-            self.route(
-                "/scheduled_events/{uuid}/invitees/{invitee}",
-                get_invitee,
-                ["GET"],
-                scope="scheduled_events:read",
-            ),
-            self.route(
-                "/scheduled_events/{uuid}/cancellation",
-                cancel_event,
-                ["POST"],
-                scope="scheduled_events:write",
-            ),
-            self.route("/invitees", create_invitee, ["POST"], scope="scheduled_events:write"),
-        ]
-
-
-VENDOR = Calendly()
-
-
-def _event(uuid: str, et: dict[str, Any], start: float, created: float) -> dict[str, Any]:
+def event_record(uuid: str, et: dict[str, Any], start: float, created: float) -> dict[str, Any]:
     return {
         "uuid": uuid,
         "name": et["name"],
@@ -282,7 +48,7 @@ def _event(uuid: str, et: dict[str, Any], start: float, created: float) -> dict[
     }
 
 
-def _invitee(uuid: str, event_uuid: str, email: str, name: str, created: float) -> dict[str, Any]:
+def invitee_record(uuid: str, event_uuid: str, email: str, name: str, created: float) -> dict[str, Any]:
     first, _, last = name.partition(" ")
     return {
         "uuid": uuid,
@@ -318,7 +84,7 @@ def _invitee(uuid: str, event_uuid: str, email: str, name: str, created: float) 
     }
 
 
-def _cancel(
+def cancellation_record(
     store: CalendlyStore, ev: dict[str, Any], reason: str, canceler_type: str, by: str, ts: float
 ) -> None:
     cancellation = {"canceled_by": by, "reason": reason, "canceler_type": canceler_type, "created_at": ts}
@@ -427,7 +193,7 @@ def _render_invitee(ctx: Ctx, inv: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _not_found() -> Response:
+def not_found_response() -> Response:
     return json_response(
         {"title": "Resource Not Found", "message": "The server could not find the requested resource."}, 404
     )
@@ -513,7 +279,7 @@ async def get_me(ctx: Ctx) -> Response:
 
 async def get_user(ctx: Ctx) -> Response:
     if ctx.request.path_params["uuid"] != seed.CALENDLY_USER:
-        return _not_found()
+        return not_found_response()
     return json_response({"resource": _user_resource(ctx)})
 
 
@@ -530,7 +296,7 @@ async def list_event_types(ctx: Ctx) -> Response:
 
 async def get_event_type(ctx: Ctx) -> Response:
     et = ctx.store.event_types.get(ctx.request.path_params["uuid"])
-    return json_response({"resource": _render_event_type(ctx, et)}) if et else _not_found()
+    return json_response({"resource": _render_event_type(ctx, et)}) if et else not_found_response()
 
 
 def _free_slots(store: CalendlyStore, et: dict[str, Any], start: float, end: float) -> list[float]:
@@ -622,13 +388,13 @@ async def list_events(ctx: Ctx) -> Response:
 
 async def get_event(ctx: Ctx) -> Response:
     ev = ctx.store.events.get(ctx.request.path_params["uuid"])
-    return json_response({"resource": _render_event(ctx, ev)}) if ev else _not_found()
+    return json_response({"resource": _render_event(ctx, ev)}) if ev else not_found_response()
 
 
 async def list_invitees(ctx: Ctx) -> Response:
     uuid = ctx.request.path_params["uuid"]
     if uuid not in ctx.store.events:
-        return _not_found()
+        return not_found_response()
     q = ctx.request.query_params
     invitees = [i for i in ctx.store.invitees.values() if i["event"] == uuid]
     if q.get("email"):
@@ -645,14 +411,14 @@ async def list_invitees(ctx: Ctx) -> Response:
 async def get_invitee(ctx: Ctx) -> Response:
     inv = ctx.store.invitees.get(ctx.request.path_params["invitee"])
     if inv is None or inv["event"] != ctx.request.path_params["uuid"]:
-        return _not_found()
+        return not_found_response()
     return json_response({"resource": _render_invitee(ctx, inv)})
 
 
 async def cancel_event(ctx: Ctx) -> Response:
     ev = ctx.store.events.get(ctx.request.path_params["uuid"])
     if ev is None:
-        return _not_found()
+        return not_found_response()
     body, ok = await read_json(ctx.request)
     if not ok or (body is not None and not isinstance(body, dict)):
         return _invalid([{"message": "The request body is not valid JSON."}])
@@ -665,7 +431,7 @@ async def cancel_event(ctx: Ctx) -> Response:
         return json_response(
             {"title": "Permission Denied", "message": "Event in the past cannot be canceled"}, 403
         )
-    _cancel(ctx.store, ev, reason or "", "host", seed.ACCOUNT_NAME, ctx.now)
+    cancellation_record(ctx.store, ev, reason or "", "host", seed.ACCOUNT_NAME, ctx.now)
     return json_response({"resource": _render_cancellation(ev["cancellation"])}, 201)
 
 
@@ -701,12 +467,12 @@ async def create_invitee(ctx: Ctx) -> Response:
     n = ctx.store.counter
     ctx.store.counter += 1
     uuid = f"NEWEVENT{n:08d}"
-    ev = _event(uuid, et, start, ctx.now)
+    ev = event_record(uuid, et, start, ctx.now)
     ctx.store.events[uuid] = ev
     name = invitee.get("name") or " ".join(
         p for p in (invitee.get("first_name"), invitee.get("last_name")) if p
     )
-    inv = _invitee(f"NEWINVITEE{n:06d}", uuid, str(invitee["email"]), name, ctx.now)
+    inv = invitee_record(f"NEWINVITEE{n:06d}", uuid, str(invitee["email"]), name, ctx.now)
     inv["timezone"] = invitee.get("timezone") or inv["timezone"]
     ctx.store.invitees[inv["uuid"]] = inv
     return json_response({"resource": _render_invitee(ctx, inv)}, 201)

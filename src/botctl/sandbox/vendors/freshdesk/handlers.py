@@ -1,26 +1,16 @@
-"""Freshdesk API v2 (docs/vendors.md §4): agents/me, contacts, tickets, replies and notes.
-
-Auth is HTTP Basic with the API key as username and any password (conventionally `X`). Lists use
-`page`/`per_page` (≤100) and a `Link: <…>; rel="next"` header when another page exists.
-"""
+"""Freshdesk's endpoints: agents/me, contacts, tickets, replies and notes."""
 
 from __future__ import annotations
 
 import html
-from dataclasses import dataclass, field
 from typing import Any
 
-from starlette.requests import Request  # noqa: TID253
 from starlette.responses import Response  # noqa: TID253
-from starlette.routing import Route  # noqa: TID253
 
 from botctl.sandbox import seed
-from botctl.sandbox.credentials import StaticCredential
-from botctl.sandbox.state import DAY, SandboxState
-from botctl.sandbox.tokens import AccessToken
+from botctl.sandbox.state import DAY
+from botctl.sandbox.vendors.base import Ctx, email_eq
 from botctl.sandbox.wire import (
-    basic_credentials,
-    dumps,
     int_param,
     iso,
     json_response,
@@ -29,202 +19,10 @@ from botctl.sandbox.wire import (
     url_with,
 )
 
-from .base import Ctx, FaultReply, Vendor, email_eq
-
-STATUSES = (2, 3, 4, 5)  # open, pending, resolved, closed
-PRIORITIES = (1, 2, 3, 4)  # low .. urgent
-SOURCES = (1, 2, 3, 5, 6, 7, 9, 10)
-MAX_PER_PAGE = 100
-SUBJECTS = ("Order arrived damaged", "Invoice question", "Password reset", "Delivery delay", "Cancel my plan")
+from .data import MAX_PER_PAGE, PRIORITIES, SOURCES, STATUSES, FreshdeskStore, contact_record, ticket
 
 
-@dataclass
-class FreshdeskStore:
-    contacts: dict[int, dict[str, Any]] = field(default_factory=dict)
-    tickets: dict[int, dict[str, Any]] = field(default_factory=dict)
-    conversations: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
-    next_contact_id: int = 43000000201
-    next_ticket_id: int = 100
-    next_conversation_id: int = 43000900001
-
-    def contact_by_email(self, email: str) -> dict[str, Any] | None:
-        return next((c for c in self.contacts.values() if email_eq(c["email"], email)), None)
-
-
-def _contact(cid: int, name: str, email: str, ts: float) -> dict[str, Any]:
-    return {
-        "active": True,
-        "address": None,
-        "company_id": None,
-        "description": None,
-        "email": email,
-        "id": cid,
-        "job_title": None,
-        "language": "en",
-        "mobile": None,
-        "name": name,
-        "phone": None,
-        "time_zone": "London",
-        "twitter_id": None,
-        "other_emails": [],
-        "facebook_id": None,
-        "unique_external_id": None,
-        "custom_fields": {},
-        "tags": [],
-        "created_at": iso(ts),
-        "updated_at": iso(ts),
-    }
-
-
-def _ticket(
-    tid: int, subject: str, text: str, requester_id: int, status: int, priority: int, source: int, ts: float
-) -> dict[str, Any]:
-    return {
-        "cc_emails": [],
-        "fwd_emails": [],
-        "reply_cc_emails": [],
-        "ticket_cc_emails": [],
-        "fr_escalated": False,
-        "spam": False,
-        "email_config_id": None,
-        "group_id": None,
-        "priority": priority,
-        "requester_id": requester_id,
-        "responder_id": None,
-        "source": source,
-        "company_id": None,
-        "status": status,
-        "subject": subject,
-        "association_type": None,
-        "support_email": None,
-        "to_emails": None,
-        "product_id": None,
-        "id": tid,
-        "type": None,
-        "due_by": iso(ts + 3 * DAY),
-        "fr_due_by": iso(ts + DAY),
-        "is_escalated": False,
-        "description": f"<div>{html.escape(text)}</div>",
-        "description_text": text,
-        "custom_fields": {},
-        "created_at": iso(ts),
-        "updated_at": iso(ts),
-        "tags": [],
-        "attachments": [],
-        "nr_due_by": None,
-        "nr_escalated": False,
-    }
-
-
-# Sandbox-only credential: it opens nothing but this local fake.
-API_KEY = "fdSandboxAcmeKey0123"
-
-
-class Freshdesk(Vendor):
-    name = "freshdesk"
-    tenant_param = "domain"
-
-    connect_config = {"domain": seed.TENANT}
-
-    def static_credentials(self) -> list[StaticCredential]:
-        return [StaticCredential(API_KEY, ("*",), tenant=True)]
-
-    def describe_credentials(self) -> dict[str, Any]:
-        return {"auth": "basic_key_x", "kind": "api_key", "api_key": API_KEY}
-
-    def seed_plan(self, customer: seed.Customer) -> dict[str, Any]:
-        return {
-            "contact_id": seed.freshdesk_contact_id(customer),
-            "tickets": [seed.freshdesk_ticket_id(customer, i) for i in seed.owned(customer)],
-        }
-
-    def seed_account(self) -> dict[str, Any]:
-        return {"agent_id": seed.FRESHDESK_AGENT_ID, "agent_email": seed.ACCOUNT_EMAIL}
-
-    def new_store(self, state: SandboxState) -> FreshdeskStore:
-        store = FreshdeskStore()
-        t0 = state.anchor - 200 * DAY
-        for c in seed.CUSTOMERS:
-            cid = seed.freshdesk_contact_id(c)
-            store.contacts[cid] = _contact(cid, c.name, c.email, t0)
-        for n, (c, i) in enumerate(seed.sequence()):
-            tid = seed.freshdesk_ticket_id(c, i)
-            # Within the last 30 days: GET /tickets only lists those unless updated_since is given.
-            ts = state.anchor - (15 - 2 * n) * DAY + 9 * 3600
-            status = (2, 3, 2, 4, 5)[i] if c is seed.ADA else (2, 3)[i]
-            subject = SUBJECTS[i % len(SUBJECTS)]
-            text = f"Hi, {c.first_name} here. {subject}."
-            store.tickets[tid] = _ticket(
-                tid, subject, text, seed.freshdesk_contact_id(c), status, 1 + n % 4, 2, ts
-            )
-            if status != 2:
-                _conversation(
-                    store,
-                    tid,
-                    seed.FRESHDESK_AGENT_ID,
-                    "We are on it.",
-                    private=False,
-                    source=0,
-                    ts=ts + 3600,
-                )
-        return store
-
-    def rate_limit_headers(self, used: int, reset_in: int) -> dict[str, str]:
-        # docs/vendors.md §4.4; per account, shared by every key.
-        return {
-            "X-RateLimit-Total": "400",
-            "X-RateLimit-Remaining": str(max(0, 400 - used)),
-            "X-RateLimit-Used-CurrentRequest": "1",
-            "X-Freshdesk-API-Version": "latest=v2; requested=v2",
-        }
-
-    def fault(self, kind: str, status: int, request_path: str) -> FaultReply:
-        bodies = {
-            429: {
-                "code": "rate_limit_exceeded",
-                "message": "You have exceeded the limit of requests per minute",
-            },
-            500: {"code": "internal_error", "message": "We're sorry, but something went wrong."},
-            502: {"code": "bad_gateway", "message": "Bad Gateway"},
-            503: {"code": "service_unavailable", "message": "Service is temporarily unavailable"},
-        }
-        return FaultReply(status, {"content-type": "application/json; charset=utf-8"}, dumps(bodies[status]))
-
-    def not_found(self, request: Request) -> Response:
-        return json_response({"code": "invalid_url", "message": "The requested URL is not supported"}, 404)
-
-    def tenant_not_found(self, request: Request, tenant: str) -> Response:
-        return json_response({"code": "account_not_found", "message": "There is no helpdesk here!"}, 404)
-
-    def authenticate(self, ctx: Ctx) -> AccessToken | Response:
-        basic = basic_credentials(ctx.request)
-        if basic is not None:
-            check = ctx.state.tokens.check(self.name, basic[0])
-            if check.ok and check.token and check.token.tenant == ctx.tenant:
-                return check.token
-        return json_response(
-            {"code": "invalid_credentials", "message": "You have to be logged in to perform this action."},
-            401,
-        )
-
-    def build_routes(self) -> list[Route]:
-        return [
-            self.route("/api/v2/agents/me", agents_me, ["GET"]),
-            self.route("/api/v2/contacts", list_contacts, ["GET"]),
-            self.route("/api/v2/contacts/{contact_id:int}", get_contact, ["GET"]),
-            self.route("/api/v2/tickets", list_tickets, ["GET"]),
-            self.route("/api/v2/tickets", create_ticket, ["POST"]),
-            self.route("/api/v2/tickets/{ticket_id:int}", get_ticket, ["GET"]),
-            self.route("/api/v2/tickets/{ticket_id:int}/conversations", list_conversations, ["GET"]),
-            self.route("/api/v2/tickets/{ticket_id:int}/reply", reply, ["POST"]),
-            self.route("/api/v2/tickets/{ticket_id:int}/notes", note, ["POST"]),
-        ]
-
-
-VENDOR = Freshdesk()
-
-
-def _conversation(
+def conversation(
     store: FreshdeskStore,
     tid: int,
     user_id: int,
@@ -566,7 +364,7 @@ async def create_ticket(ctx: Ctx) -> Response:
         if requester is None:
             cid = store.next_contact_id
             store.next_contact_id += 1
-            requester = _contact(cid, body.get("name") or email.split("@")[0], email, ctx.now)
+            requester = contact_record(cid, body.get("name") or email.split("@")[0], email, ctx.now)
             store.contacts[cid] = requester
     if requester is None:
         return _validation(
@@ -582,7 +380,7 @@ async def create_ticket(ctx: Ctx) -> Response:
     store.next_ticket_id += 1
     desc = body["description"]
     text = html.unescape(desc) if desc.lstrip().startswith("<") else desc
-    t = _ticket(
+    t = ticket(
         tid,
         body["subject"].strip(),
         text,
@@ -631,7 +429,7 @@ async def reply(ctx: Ctx) -> Response:
     if isinstance(body, Response):
         return body
     tid = ctx.request.path_params["ticket_id"]
-    conv = _conversation(
+    conv = conversation(
         ctx.store,
         tid,
         body.get("user_id") or seed.FRESHDESK_AGENT_ID,
@@ -652,7 +450,7 @@ async def note(ctx: Ctx) -> Response:
     if isinstance(body, Response):
         return body
     tid = ctx.request.path_params["ticket_id"]
-    conv = _conversation(
+    conv = conversation(
         ctx.store,
         tid,
         body.get("user_id") or seed.FRESHDESK_AGENT_ID,
