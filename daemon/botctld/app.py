@@ -16,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from botctld import endpoints
+from botctld import endpoints, mcp
 from botctld.middleware import Envelope, WorkspaceGuard
 from botctld.state import Edge, ProviderDown, err
 
@@ -38,6 +38,11 @@ ROUTES = [
     _guarded("/actions", endpoints.actions, "GET"),
     _guarded("/chat", endpoints.chat, "POST"),
     _guarded("/actions/{action}", endpoints.run_action, "POST"),
+    # MCP (botctld.mcp): the transport, the visitor's confirmations, the RFC 9728 metadata.
+    _guarded("/mcp", mcp.endpoint, "POST"),
+    Route(WS + "/confirmations/{cid}", mcp.confirmation, methods=["GET", "POST", "OPTIONS"],
+          middleware=[Middleware(WorkspaceGuard)]),
+    Route("/.well-known/oauth-protected-resource" + WS + "/mcp", mcp.protected_resource),
 ]
 
 

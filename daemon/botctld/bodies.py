@@ -56,6 +56,17 @@ async def read_body(request: Request) -> bytes:
 
 async def json_object(request: Request, fields: set[str], shape: str) -> tuple[dict[str, Any] | None, Response | None]:
     """The body as a JSON object with only `fields`, or the stable 4xx that explains what is wrong."""
+    body, bad = await json_value(request)
+    if bad is not None:
+        return None, bad
+    if not isinstance(body, dict) or set(body) - fields:
+        return None, err("invalid_request", f"The body must be {shape} with no other fields.", request.state.rid,
+                         request.state.cors)
+    return body, None
+
+
+async def json_value(request: Request) -> tuple[Any, Response | None]:
+    """The body as strict JSON within the limits (size, nesting), or the stable 4xx that explains what is wrong."""
     rid, cors = request.state.rid, request.state.cors
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if ctype != "application/json":
@@ -73,8 +84,6 @@ async def json_object(request: Request, fields: set[str], shape: str) -> tuple[d
         return None, err("invalid_request", "The body is not valid JSON.", rid, cors)
     if depth(body) > MAX_DEPTH:
         return None, err("invalid_request", f"The body is nested over {MAX_DEPTH} levels deep.", rid, cors)
-    if not isinstance(body, dict) or set(body) - fields:
-        return None, err("invalid_request", f"The body must be {shape} with no other fields.", rid, cors)
     return body, None
 
 

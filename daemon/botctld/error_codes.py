@@ -41,6 +41,10 @@ ERRORS: dict[str, ErrorCode] = {
     "uri_too_long": ErrorCode(414, "denied", "Something went wrong; please try again."),
     "unsupported_media_type": ErrorCode(415, "denied", "Something went wrong; please try again."),
     "headers_too_large": ErrorCode(431, "denied", "Something went wrong; please try again."),
+    # A change asked for over MCP waits for the visitor's own confirmation (botctl/mcp/confirmations.py).
+    "confirmation_expired": ErrorCode(410, "denied", "This request expired before it was confirmed; please ask again."),
+    "confirmation_used": ErrorCode(409, "denied", "This request was already answered."),
+    "confirmation_refused": ErrorCode(403, "denied", "This change was not confirmed, so nothing was done."),
     # The tool behind the action.
     "not_connected": ErrorCode(409, "denied", "This isn't available right now."),
     "needs_reauth": ErrorCode(409, "error", "This isn't available right now."),

@@ -24,7 +24,7 @@ from botctld.state import Edge, ProviderDown, err, new_request_id
 log = logging.getLogger("botctld")
 REQUEST_ID = re.compile(r"req_[A-Za-z0-9]{8,36}")
 UNLIMITED = ("/healthz", "/readyz")  # load balancers' probes: never refused for a rate
-CORS_ALLOW_HEADERS = "Authorization, Content-Type, X-Request-Id"
+CORS_ALLOW_HEADERS = "Authorization, Content-Type, X-Request-Id, MCP-Protocol-Version"
 
 
 class WorkspaceGuard:

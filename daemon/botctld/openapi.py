@@ -95,6 +95,36 @@ def spec() -> dict[str, Any]:
                                               "suggested_actions": {"type": "array", "items": {"type": "object"}},
                                               "conversation_id": {"type": ["string", "null"]},
                                               "request_id": {"type": "string"}}},
+                "JsonRpcMessage": {"type": "object", "required": ["jsonrpc"],
+                                   "description": "One JSON-RPC 2.0 message of the MCP protocol (no batches).",
+                                   "properties": {"jsonrpc": {"const": "2.0"}, "id": {"type": ["string", "integer"]},
+                                                  "method": {"type": "string", "maxLength": 100},
+                                                  "params": {"type": "object"}}},
+                "JsonRpcAnswer": {"type": "object", "required": ["jsonrpc", "id"],
+                                  "properties": {"jsonrpc": {"const": "2.0"},
+                                                 "id": {"type": ["string", "integer", "null"]},
+                                                 "result": {"type": "object"},
+                                                 "error": {"type": "object", "required": ["code", "message"],
+                                                           "properties": {"code": {"type": "integer"},
+                                                                          "message": {"type": "string"},
+                                                                          "data": {}}}}},
+                "ConfirmationAnswer": {"type": "object", "required": ["decision"], "additionalProperties": False,
+                                       "properties": {"decision": {"enum": ["confirm", "cancel"]}}},
+                "Confirmation": {"type": "object", "required": ["request_id"],
+                                 "description": "The summary of a change waiting for the visitor (GET), or the "
+                                                "outcome of their answer (POST: the action's result when confirmed).",
+                                 "properties": {"confirmation_id": {"type": "string"}, "action": {"type": "string"},
+                                                "status": {"type": "string"}, "title": {"type": "string"},
+                                                "summary": {"type": "string"}, "details": {"type": "array"},
+                                                "expires_in_s": {"type": "integer"}, "ok": {"type": "boolean"},
+                                                "result": {}, "request_id": {"type": "string"}}},
+                "ProtectedResource": {"type": "object", "required": ["resource", "bearer_methods_supported"],
+                                      "properties": {"resource": {"type": "string"},
+                                                     "authorization_servers": {"type": "array",
+                                                                               "items": {"type": "string"}},
+                                                     "bearer_methods_supported": {"type": "array",
+                                                                                  "items": {"type": "string"}},
+                                                     "resource_name": {"type": "string"}}},
                 "Health": {"type": "object", "required": ["ok"], "properties": {"ok": {"type": "boolean"},
                                                                                  "version": {"type": "string"},
                                                                                  "provider": {"type": "object"}}},
@@ -168,6 +198,7 @@ def spec() -> dict[str, Any]:
                             "responses": {"204": {"description": "Allowed."}, "403": COMMON["403"], "404": COMMON["404"],
                                           "503": COMMON["503"]}},
             },
+            **_mcp_paths(),
             "/healthz": {"get": {"operationId": "healthz", "summary": "The edge is up",
                                  "responses": {"200": _ok("Health", "Up.")}}},
             "/readyz": {"get": {"operationId": "readyz", "summary": "The provider is reachable",
@@ -179,5 +210,74 @@ def spec() -> dict[str, Any]:
                                    "responses": {"200": {"description": "JavaScript.",
                                                          "content": {"application/javascript": {"schema": {"type": "string"}}}},
                                                  "304": {"description": "Not modified."}}}},
+        },
+    }
+
+
+def _preflight(operation_id: str, params: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"operationId": operation_id, "summary": "CORS preflight", "parameters": params,
+            "responses": {"204": {"description": "Allowed."}, "403": COMMON["403"], "404": COMMON["404"],
+                          "503": COMMON["503"]}}
+
+
+def _mcp_paths() -> dict[str, Any]:
+    """The MCP endpoint (botctld.mcp), the visitor's confirmations, and the endpoint's RFC 9728 metadata."""
+    either = {"description": "A malformed message: the JSON-RPC error, or the error envelope for a body that is "
+                             "not JSON.",
+              "headers": {"X-Request-Id": {"$ref": "#/components/headers/RequestId"}},
+              "content": {"application/json": {"schema": {"anyOf": [{"$ref": "#/components/schemas/JsonRpcAnswer"},
+                                                                    {"$ref": "#/components/schemas/Error"}]}}}}
+    cid = {"name": "cid", "in": "path", "required": True, "schema": {"type": "string", "maxLength": 64},
+           "description": "The confirmation id the bot was given (cnf_...)."}
+    answered = {"401": _err("identity_required or invalid_identity: only the visitor it was asked for answers."),
+                "404": _err("unknown_workspace, or not_found: no such confirmation for this visitor."),
+                "409": _err("confirmation_used (already answered), or the action's not_connected / needs_reauth."),
+                "410": _err("confirmation_expired."), "403": _err("origin_not_allowed or plan_required."),
+                "429": COMMON["429"], "503": COMMON["503"]}
+    return {
+        "/v1/workspaces/{ws}/mcp": {
+            "post": {
+                "operationId": "mcp", "summary": "MCP (Streamable HTTP, JSON answers): the workspace's actions as "
+                                                 "tools for the verified visitor",
+                "parameters": [WS, ORIGIN, {"name": "MCP-Protocol-Version", "in": "header", "required": False,
+                                            "schema": {"type": "string"}}],
+                "security": [{}, {"identityToken": []}],
+                "requestBody": {"required": True, "content": {"application/json": {
+                    "schema": {"$ref": "#/components/schemas/JsonRpcMessage"}}}},
+                "responses": {
+                    "200": _ok("JsonRpcAnswer", "The JSON-RPC answer (tool errors carry the stable code)."),
+                    "202": {"description": "A notification or response: accepted, no body."},
+                    "400": either,
+                    "401": {**_ok("JsonRpcAnswer", "invalid_identity: the token was refused (never downgraded)."),
+                            "headers": {"WWW-Authenticate": {"schema": {"type": "string"}},
+                                        "X-Request-Id": {"$ref": "#/components/headers/RequestId"}}},
+                    "403": COMMON["403"], "404": COMMON["404"], "413": _err("Body over 64 KiB."),
+                    "415": _err("Body is not application/json."), "429": COMMON["429"], "503": COMMON["503"]},
+            },
+            "options": _preflight("preflightMcp", [WS, ORIGIN]),
+        },
+        "/v1/workspaces/{ws}/confirmations/{cid}": {
+            "get": {"operationId": "showConfirmation", "summary": "What a change waiting for this visitor will do",
+                    "parameters": [WS, ORIGIN, cid], "security": [{"identityToken": []}],
+                    "responses": {"200": _ok("Confirmation", "The summary."), **answered}},
+            "post": {"operationId": "answerConfirmation",
+                     "summary": "The visitor confirms (the action runs with the params shown) or cancels",
+                     "parameters": [WS, ORIGIN, cid], "security": [{"identityToken": []}],
+                     "requestBody": {"required": True, "content": {"application/json": {
+                         "schema": {"$ref": "#/components/schemas/ConfirmationAnswer"}}}},
+                     "responses": {"200": _ok("Confirmation", "Confirmed and run, or cancelled."), **answered,
+                                   "400": _err("Malformed body (invalid_request)."),
+                                   "413": _err("Body over 64 KiB."), "415": _err("Body is not application/json."),
+                                   "422": _err("invalid_params."), "500": _err("internal_error."),
+                                   "502": _err("upstream_error or outcome_unknown."),
+                                   "504": _err("upstream_timeout.")}},
+            "options": _preflight("preflightConfirmation", [WS, ORIGIN, cid]),
+        },
+        "/.well-known/oauth-protected-resource/v1/workspaces/{ws}/mcp": {
+            "get": {"operationId": "protectedResourceMetadata",
+                    "summary": "RFC 9728 metadata of the workspace's MCP endpoint (its identity issuer, if set)",
+                    "parameters": [WS],
+                    "responses": {"200": _ok("ProtectedResource", "The metadata."), "404": COMMON["404"],
+                                  "429": COMMON["429"], "503": COMMON["503"]}},
         },
     }

@@ -166,12 +166,20 @@ async def run_action(
     sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
     identity_error: str | None = None,
     client_ip: str | None = None,
+    hold: Callable[[Any, str, Any, dict[str, Any]], Awaitable[dict[str, Any] | None]] | None = None,
+    note: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Run `action` for `visitor` in `workspace`; returns {"ok", "action", "result", "request_id"}.
 
     `identity_error`: the caller's identity token was refused (the verifier's reason): the request is
     refused as `invalid_identity` and audited here like every other refusal — never run anonymously.
     `client_ip`: where the request came from (the daemon's edge), kept in the record.
+    `hold(ws, action, spec, params)`: asked for a write once every check has passed, before anything is
+    sent (botctl.mcp: the visitor's confirmation, or the operator's on a terminal). A dict with `public`
+    stops the action there (recorded as `action.confirmation_requested`, outcome `pending`, with the dict's
+    `audit` part in detail) and is returned as `confirmation_required`; a dict without it (its `audit` part
+    kept in the record) or None lets the write go on; an ActionError it raises is a refusal like any other.
+    `note`: more detail for the record (the confirmation an action runs on).
     Raises ActionError (after auditing it) on any refusal or failure.
     """
     from botctl import connections, intents, workspaces
@@ -192,6 +200,8 @@ async def run_action(
     connector_name = rec_action.split(".", 1)[0] if rec_action else None
     if client_ip:
         detail["client_ip"] = client_ip
+    if note:
+        detail.update(note)
     if actor is not None and actor.get("type") != "visitor" and visitor is not None:
         detail["as_visitor"] = {"sub": visitor.sub, "email": visitor.email}
     conn_row = None
@@ -235,6 +245,19 @@ async def run_action(
             raise ActionError("needs_reauth", f"The {connector.vendor} connection lacks the permission this "
                                               f"action needs ({', '.join(missing)}); reconnect it.")
         params = check_params(action, params)
+        if hold is not None and spec.is_write:
+            held = await hold(ws, action, spec, params)
+            if held is not None and "public" not in held:  # go on (confirmed on a terminal, or waived)
+                detail.update(held.get("audit") or {})
+            elif held is not None:
+                detail.update(held.get("audit") or {})
+                detail["latency_ms"] = round((time.monotonic() - started) * 1000, 1)
+                await app.aaudit("action.confirmation_requested", workspace=rec_workspace,
+                                 actor=actor or visitor_actor(visitor), action=rec_action, connector=connector_name,
+                                 outcome="pending", reason="confirmation_required", detail=detail,
+                                 request_id=request_id)
+                return {"ok": False, "action": action, "confirmation_required": held["public"],
+                        "request_id": request_id}
         from botctl import oauth
         from botctl.connectors.base import ActionContext
         from botctl.connectors.http import build_client, upstream_statuses
@@ -285,7 +308,8 @@ async def run_action(
                 # One record per attempt: this one, then the retry's. This attempt is not the action's
                 # outcome: it reads `retried` (the token was refreshed), and the next record says how it went.
                 await record("retried", "token_refreshed", final=False)
-                detail = {k: v for k, v in detail.items() if k in ("params", "as_visitor", "pending_id")} | {"attempt": 2}
+                kept = ("params", "as_visitor", "pending_id", "confirmation_id", "confirmation")
+                detail = {k: v for k, v in detail.items() if k in kept} | {"attempt": 2}
         connections.touch(app, conn_row)
     except ActionError as exc:
         if exc.code == "needs_reauth" and conn_row is not None and exc.upstream_status == 401:

@@ -183,6 +183,31 @@ VAULT_MIGRATIONS: list[str] = [
         started_seq INTEGER
     );
     """,
+    # 8: the visitor's confirmation of a write asked for over MCP (botctl/mcp/confirmations.py): the exact
+    # params shown, bound to the visitor and the workspace, short-lived, answered once; and per workspace
+    # the actions whose confirmation the operator waived.
+    """
+    CREATE TABLE mcp_confirmations (
+        id TEXT PRIMARY KEY,
+        workspace_id TEXT NOT NULL REFERENCES workspaces(id) ON DELETE CASCADE,
+        action TEXT NOT NULL,
+        params TEXT,
+        params_sha256 TEXT NOT NULL,
+        visitor_sub TEXT NOT NULL,
+        visitor_email TEXT,
+        summary TEXT NOT NULL,
+        request_id TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        expires_at REAL NOT NULL,
+        status TEXT NOT NULL DEFAULT 'pending',
+        decided_at TEXT,
+        outcome TEXT
+    );
+    CREATE TABLE mcp_settings (
+        workspace_id TEXT PRIMARY KEY REFERENCES workspaces(id) ON DELETE CASCADE,
+        waived_actions TEXT NOT NULL DEFAULT '[]'
+    );
+    """,
 ]
 
 AUDIT_MIGRATIONS: list[str] = [

@@ -25,6 +25,7 @@ COMMANDS: dict[str, tuple[str, str, str | None]] = {
     "disconnect": ("botctl.cli.connect_cmd", "Revoke and delete a connection's credential.", "disconnect"),
     "knowledge": ("botctl.cli.knowledge_cmd", "Documents the bot answers from, per workspace; ask and search.", None),
     "actions": ("botctl.cli.actions_cmd", "List actions; run one as an operator.", None),
+    "mcp": ("botctl.cli.mcp_cmd", "The workspace's actions as MCP tools: serve on stdio, waive confirmations.", None),
     "identity": ("botctl.cli.identity_cmd", "Visitor identity keys: HS256 secrets or your site's public keys.", None),
     "daemon": ("botctl.cli.daemon_cmd", "Start, stop and inspect the daemon (provider + edge).", None),
     "vault": ("botctl.cli.vault_cmd", "The encrypted vault: status and master-key rotation.", None),

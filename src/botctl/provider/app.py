@@ -7,6 +7,8 @@ Protocol (JSON both ways; the edge adds nothing but transport facts):
     GET  /v1/workspaces/{ws}/widget-config         the public widget config (as the edge serves it)
     GET  /v1/workspaces/{ws}/actions               catalog of this workspace's available actions
     POST /v1/workspaces/{ws}/actions/{action}      {"params", "identity_token"?, "request_id", "client_ip"?}
+    POST /v1/workspaces/{ws}/mcp                   one MCP JSON-RPC message (botctl.provider.mcp)
+    POST /v1/workspaces/{ws}/confirmations/{id}    the visitor's answer to a change an MCP bot asked for
     GET  /v1/status                                {"connections_needing_reauth": [...], "refresh": {...},
                                                     "audit": {"batches", "records", "refused", "chain": "ok" |
                                                     "broken", "problem"?, "head_seq", "checkpoint_seq"}}
@@ -26,7 +28,7 @@ from typing import Any
 from starlette.applications import Starlette  # noqa: TID253 - the provider is a daemon, not the CLI
 from starlette.routing import Route  # noqa: TID253
 
-from botctl.provider import endpoints
+from botctl.provider import endpoints, mcp
 from botctl.provider.state import Provider
 
 log = logging.getLogger("botctl.provider")
@@ -39,6 +41,8 @@ ROUTES = [
     Route("/v1/workspaces/{ws}/widget-config", endpoints.widget_config),
     Route("/v1/workspaces/{ws}/actions", endpoints.catalog),
     Route("/v1/workspaces/{ws}/actions/{action}", endpoints.run, methods=["POST"]),
+    Route("/v1/workspaces/{ws}/mcp", mcp.mcp, methods=["POST"]),
+    Route("/v1/workspaces/{ws}/confirmations/{cid}", mcp.confirmation, methods=["POST"]),
 ]
 
 

@@ -49,7 +49,11 @@ async def ws_config(request: Request) -> JSONResponse:
     ws = _provider(request).workspace(request.path_params["ws"])
     if ws is None:
         return JSONResponse(error("unknown_workspace", "No such workspace.", ""))
-    return JSONResponse({"status": 200, "body": {**_provider(request).widget_config(ws), "origins": list(ws.origins)}})
+    from botctl.identity.workspace_rules import settings
+
+    issuer = settings(_provider(request).app.vault.conn, ws)[0]  # named in the MCP endpoint's RFC 9728 metadata
+    return JSONResponse({"status": 200, "body": {**_provider(request).widget_config(ws), "origins": list(ws.origins),
+                                                 "identity_issuer": issuer}})
 
 
 async def widget_config(request: Request) -> JSONResponse:
