@@ -126,9 +126,9 @@ def decide(app: App, ws: Workspace, cid: str, visitor: Visitor | None, decision:
         return row, "confirmation_used"  # the stored params were tampered with: never run them
     status = "confirmed" if decision == "confirm" else "cancelled"
     cur = app.vault.conn.execute(
-        "UPDATE mcp_confirmations SET status = ?, decided_at = ?, params = CASE WHEN ? THEN params END "
+        "UPDATE mcp_confirmations SET status = ?, decided_at = ?, params = CASE WHEN ? = 'confirmed' THEN params END "
         "WHERE id = ? AND status = 'pending' AND expires_at > ?",
-        (status, store.now_iso(), status == "confirmed", cid, time.time()))
+        (status, store.now_iso(), status, cid, time.time()))
     if cur.rowcount != 1:
         return row, "confirmation_used"
     return row, None
