@@ -123,6 +123,20 @@ def run(home: Home) -> list[Finding]:
                                "and resume: botctl audit seal-break --reason TEXT"))
     finally:
         conn.close()
+    # Audit sinks and alert webhooks: a backlog that is not draining.
+    from botctl.audit import alerting, shipping
+    from botctl.audit.reporting import shipping_problems
+
+    try:
+        sinks, hooks = shipping.backlog(home), alerting.status(home)
+    except BotctlError as exc:
+        out.append(Finding("audit shipping", "fail", exc.message, exc.hint))
+    else:
+        problems = shipping_problems(sinks, hooks)
+        for message, fix in problems:
+            out.append(Finding("audit shipping", "warn", message, fix))
+        if (sinks or hooks) and not problems:
+            out.append(Finding("audit shipping", "ok", f"{len(sinks)} sink(s), {len(hooks)} alert webhook(s) delivering"))
     # Daemon.
     from botctl import daemon
 

@@ -62,8 +62,6 @@ def anchor_public_key(key: bytes) -> dict[str, str]:
 
 def make_anchor(home: Home, key: bytes, vault_conn: sqlite3.Connection) -> dict[str, Any]:
     """A signed `{v, seq, hash, ts, key_id, sig}` for the current head (refused on a broken head)."""
-    import base64
-
     state = head_state(home, key, vault_conn)
     if state["chain"] != "ok":
         raise AuditChainBroken(f"not anchoring a broken head: {state['problem']}.",
@@ -71,10 +69,17 @@ def make_anchor(home: Home, key: bytes, vault_conn: sqlite3.Connection) -> dict[
                                     "the break.")
     if state["head_seq"] == 0:
         raise NotFound("nothing to anchor yet: the audit log has no records.", hint="Run `botctl init` first.")
+    return sign_anchor(key, state["head_seq"], state["head_hash"])
+
+
+def sign_anchor(key: bytes, seq: int, head: str) -> dict[str, Any]:
+    """A signed `{v, seq, hash, ts, key_id, sig}` for record `seq` (the caller has checked the chain to it)."""
+    import base64
+
     ts = store.now_iso()
-    sig = _anchor_signer(key).sign(anchor_message(state["head_seq"], state["head_hash"], ts))
-    return {"v": 1, "seq": state["head_seq"], "hash": state["head_hash"], "ts": ts,
-            "key_id": anchor_public_key(key)["key_id"], "sig": base64.b64encode(sig).decode()}
+    sig = _anchor_signer(key).sign(anchor_message(seq, head, ts))
+    return {"v": 1, "seq": seq, "hash": head, "ts": ts, "key_id": anchor_public_key(key)["key_id"],
+            "sig": base64.b64encode(sig).decode()}
 
 
 def load_anchors(path: str, key: bytes) -> list[Anchor]:

@@ -35,6 +35,7 @@ class GroupCommitter:
         self.records = 0
         self.refused = 0  # records refused because the chain's head disagreed with its checkpoint
         self._broken: dict[str, Any] | None = None  # the last refusal's state, until an append succeeds again
+        self.on_commit = None  # called (no arguments) after each committed batch: the shipper's wake-up
         self._thread = threading.Thread(target=self._run, name="botctl-audit-writer", daemon=True)
         self._thread.start()
 
@@ -92,6 +93,8 @@ class GroupCommitter:
                 self.records += len(batch)
                 for (_, fut), rec in zip(batch, written, strict=True):
                     fut.set_result(rec)
+                if self.on_commit is not None:
+                    self.on_commit()
             if stop:
                 return
 

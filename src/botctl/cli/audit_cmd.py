@@ -240,3 +240,7 @@ def _append_line(path: str, line: str) -> None:
 from botctl.cli import audit_export_cmd  # noqa: E402 - export / export-key live in their own module
 
 audit_export_cmd.register(app)
+
+from botctl.cli import audit_sink_cmd  # noqa: E402 - `audit sink ...` lives in its own module
+
+audit_sink_cmd.register(app)

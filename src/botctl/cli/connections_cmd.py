@@ -81,10 +81,12 @@ def test(
         label = asyncio.run(check())
     except ActionError as exc:
         err = connections.error_for(exc, connector.vendor)
+        detail = {"upstream_status": exc.upstream_status, "message": exc.message}
         if err.exit_code == EXIT_REJECTED:
             connections.set_status(a, conn, "needs_reauth", f"credential rejected by {connector.vendor}")
+            detail["connection_status"] = "needs_reauth"  # the needs_reauth alert keys on this
         a.audit("connection.tested", workspace=ws.name, connector=connector.name,
-                outcome="error", reason=err.code, detail={"upstream_status": exc.upstream_status, "message": exc.message})
+                outcome="error", reason=err.code, detail=detail)
         raise err from None
     if conn.status != "active" or conn.account_label != label:
         a.vault.conn.execute("UPDATE connections SET account_label = ? WHERE id = ?", (label, conn.id))

@@ -112,6 +112,10 @@ def status(ctx: typer.Context, json_out: bool = typer.Option(False, "--json", he
                     "(botctl audit verify; then botctl audit seal-break --reason ...)")
     for c in st.get("connections_needing_reauth") or []:
         output.warn(f"{c['connector']} in {c['workspace']} needs re-auth: botctl connect {c['connector']} -w {c['workspace']}")
+    from botctl.audit.reporting import shipping_warnings
+
+    for line in shipping_warnings(st.get("audit_sinks") or [], st.get("alert_webhooks") or []):
+        output.warn(line)
 
 
 @app.command("logs")

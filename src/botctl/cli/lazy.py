@@ -34,6 +34,8 @@ COMMANDS: dict[str, tuple[str, str, str | None]] = {
     "audit": ("botctl.cli.audit_cmd", "Read, follow and verify the tamper-evident audit log.", None),
     "console": ("botctl.cli.console_cmd", "A read-only web console on 127.0.0.1: audit timeline, connections, "
                 "activity.", "console"),
+    "alert": ("botctl.cli.alert_cmd", "Signed webhooks for needs_reauth, refresh failures, a broken chain, restarts.",
+              None),
     "completions": ("botctl.cli.completions_cmd", "Print the bash, zsh or fish completion script.", "completions"),
     "doctor": ("botctl.cli.doctor_cmd", "Check the home, keys, daemon, connections and audit chain; say what to fix.",
                "doctor"),

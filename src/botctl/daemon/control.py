@@ -206,6 +206,8 @@ def status(home: Home) -> dict[str, Any]:
     audit = (detail or {}).get("audit") or {}
     out["audit_chain"] = {"chain": audit.get("chain"), "problem": audit.get("problem"),
                           "refused": audit.get("refused")} if audit.get("chain") else None
+    out["audit_sinks"] = (detail or {}).get("audit_sinks")
+    out["alert_webhooks"] = (detail or {}).get("alert_webhooks")
     out["provider"]["reachable"] = detail is not None
     return out
 

@@ -91,6 +91,7 @@ class Supervisor:
                  socket_path: Path | None = None, socket_group: int | None = None, edge: bool = True,
                  master_key: bytes | None = None) -> None:
         self.paths = Paths(home)
+        self.home = home
         self.host, self.port = host, port
         self.stopping = False
         self.isolation = isolation or Isolation("none", 0)
@@ -221,6 +222,8 @@ class Supervisor:
                 child.backoff = BACKOFF_START_S
             child.next_start = now + child.backoff
             self.log(f"{child.name} exited with {code}; restarting in {child.backoff:.1f}s")
+            if child is self.provider:
+                self._alert_restart(code, child)
             child.backoff = min(BACKOFF_MAX_S, child.backoff * 2)
             self.save_state()
             return
@@ -231,6 +234,17 @@ class Supervisor:
                 self.log("provider failed to come back")
             self.log(f"{child.name} restarted (pid {child.proc.pid}, restart #{child.restarts})")  # type: ignore[union-attr]
             self.save_state()
+
+    def _alert_restart(self, code: int | None, child: Child) -> None:
+        """The `provider.restarted` alert (docs/alerts.md); the provider that comes back delivers it."""
+        try:
+            from botctl.audit import alerting
+
+            alerting.raise_now(self.home, "provider.restarted", {
+                "exit_code": code, "restarts": child.restarts + 1, "restart_in_s": round(child.backoff, 1),
+                "log": "botctl daemon logs"})
+        except Exception as exc:  # an alert must never stop the supervision it reports on
+            self.log(f"could not raise the provider.restarted alert: {type(exc).__name__}")
 
     def _on_signal(self, signum: int, _frame: Any) -> None:
         self.stopping = True

@@ -40,9 +40,16 @@ async def status(request: Request) -> JSONResponse:
         chain = {"chain": "unknown", "problem": type(exc).__name__}
     chain.pop("head_hash", None)
     chain.pop("checkpoint_hash", None)
+    from botctl.audit import alerting, shipping
+
+    try:
+        sinks, hooks = shipping.backlog(_provider(request).app.home), alerting.status(_provider(request).app.home)
+    except Exception as exc:  # status must answer even when shipping.db cannot be read
+        sinks, hooks = [{"name": "?", "last_error": type(exc).__name__, "backlog": None}], []
     return JSONResponse({"connections_needing_reauth": reauth, "refresh": _provider(request).refresh_stats,
                          "audit": {"batches": committer.batches, "records": committer.records,
-                                   "refused": committer.refused, **chain}})
+                                   "refused": committer.refused, **chain},
+                         "audit_sinks": sinks, "alert_webhooks": hooks})
 
 
 async def ws_config(request: Request) -> JSONResponse:

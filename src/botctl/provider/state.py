@@ -26,6 +26,14 @@ class Provider:
         self.app.vault  # noqa: B018 - open now: a wrong or missing master key fails the start, not a request
         os.environ.pop("BOTCTL_MASTER_KEY", None)  # read once: nothing this process starts inherits it
         self.app.use_group_commit()
+        from botctl.audit.shipping import Shipper
+
+        # Audit sinks and alerts: read after commit on their own thread (never in the write path).
+        committer = self.app._committer
+        self.shipper = Shipper(self.app.home, self.app.vault.audit_key(), chain_state=committer.chain_state,
+                               poll=float(os.environ.get("BOTCTL_SHIP_POLL_S", "1")),
+                               anchor_every=float(os.environ.get("BOTCTL_SHIP_ANCHOR_S", "60"))).start()
+        committer.on_commit = self.shipper.wake
         import httpx
 
         # Keep-alive connections to the vendors, shared by every action (credentials are injected per
@@ -110,6 +118,7 @@ class Provider:
                 self.refresh_stats["failed"] += 1
 
     def close(self) -> None:
+        self.shipper.close()
         self.app.close()
 
     async def aclose(self) -> None:
