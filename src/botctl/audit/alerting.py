@@ -98,7 +98,7 @@ def check_chain(home: Home, key: bytes, conn) -> dict[str, Any]:  # noqa: ANN001
     from botctl import store
     from botctl.audit.chain import head_state
 
-    vault = store.connect(home.vault_db)
+    vault = store.open_vault(home, migrate_to_latest=False)
     try:
         state = head_state(home, key, vault)
     finally:

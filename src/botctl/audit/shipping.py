@@ -74,12 +74,10 @@ def head(home: Home) -> tuple[int, str]:
 def _rows(home: Home, sql: str, args: tuple = ()) -> list[tuple]:
     from botctl import store
 
-    if not home.audit_db.exists():
+    conn = store.open_audit_reader(home)  # SQLite file or PostgreSQL schema; None before the first record
+    if conn is None:
         return []
-    conn = store.connect(home.audit_db, durable=True)
     try:
-        if store.schema_version(conn) == 0:
-            return []
         return conn.execute(sql, args).fetchall()
     finally:
         conn.close()
