@@ -25,6 +25,7 @@ PARTS = (
     "results.js",     # action results in plain language
     "forms.js",       # action forms from JSON Schema
     "ui.js",          # the launcher, panel, conversation, tray
+    "confirm.js",     # a change an MCP bot asked for, confirmed or cancelled by the visitor (botctl.confirm)
     "main.js",        # the public API (window.botctl) and start-up
 )
 

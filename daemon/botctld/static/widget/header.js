@@ -21,6 +21,7 @@
     botctl.identify()                      // ask data-identity-endpoint again (after an in-page sign-in)
     botctl.logout()                        // forget the token (in memory only; never stored)
     botctl.open() / botctl.close()
+    botctl.confirm(id)                     // show a change an MCP bot asked for (its confirmation id) with Confirm / Cancel
 
   Theming: the site's own stylesheet may set `#botctl-widget { --botctl-accent: #1f5f4a; }`.
   State, for the site's own scripts and styles: #botctl-widget[data-state=loading|ready|error],

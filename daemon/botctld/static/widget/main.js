@@ -25,6 +25,7 @@
       identity.fetcher = null;
       setToken(null);
     },
+    confirm: function (id) { return showConfirmation(id); },
     open: function () { ui.open(); },
     close: function () { ui.close(); },
     q: { push: function () { Array.prototype.forEach.call(arguments, dispatch); } }
