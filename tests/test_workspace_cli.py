@@ -59,8 +59,8 @@ def test_human_output_is_plain_when_piped(home, cli):
 
 
 def test_list_on_fresh_machine_creates_nothing(home, cli):
-    r = cli("workspace", "list", "--json")
-    assert r.code == 0 and r.json() == []
+    r = cli("workspace", "list", "--json")  # a mistyped --home must not read as "no workspaces yet" (issue #20)
+    assert r.code == 1 and r.json()["error"]["code"] == "not_initialised" and "botctl init" in r.err
     assert not home.path.exists()
 
 

@@ -230,12 +230,24 @@ def resolve_config(connector: Connector, config: Mapping[str, str | None], sandb
     return clean
 
 
-def error_for(exc: ActionError, vendor: str) -> BotctlError:
-    """Map a vendor-call failure at connect/test time to a CLI error with a documented exit code."""
+def error_for(exc: ActionError, vendor: str, *, given: bool = False) -> BotctlError:
+    """Map a vendor-call failure at connect/test time to a CLI error with a documented exit code.
+
+    `given`: the credential was just given (connect, apply), not the stored one (connections test), so a
+    refusal is worded as "this credential" with what to check, not as a stored one to reconnect."""
     code = exc.code
     if code in ("needs_reauth", "forbidden", "missing_scope"):
-        return CredentialRejected(f"{vendor} rejected the credential: {exc.message}",
-                                  hint="Check the key (and its permissions), then connect again.")
+        status = f" (HTTP {exc.upstream_status})" if exc.upstream_status else ""
+        if given and code == "missing_scope":
+            return CredentialRejected(f"{vendor} knows the credential you gave, but it lacks a permission "
+                                      f"botctl needs{status}.", hint="Give it the scopes `botctl connectors show` "
+                                      "lists for this tool, then connect again.")
+        if given:
+            return CredentialRejected(f"{vendor} rejected the credential you gave{status}.",
+                                      hint=f"Check that it is the whole {vendor} key or token, for the right account, "
+                                           "and not revoked, then connect again.")
+        message = exc.message if exc.message.startswith(vendor) else f"{vendor} rejected the credential: {exc.message}"
+        return CredentialRejected(message, hint="Check the key (and its permissions), then connect again.")
     if code == "not_found":
         from botctl.connectors import registry
 
@@ -246,6 +258,11 @@ def error_for(exc: ActionError, vendor: str) -> BotctlError:
     if code == "invalid_params":
         return UsageError(exc.message)
     wait = f" (retry after {exc.retry_after:.0f}s)" if exc.retry_after else ""
+    where = getattr(exc, "where", None)
+    if where:
+        return Transient(f"could not reach {vendor} at {where}.",
+                         hint="Check the address (--sandbox URL, or the connection's settings) and that it answers, "
+                              "then try again.", code="upstream_unavailable")
     return Transient(f"could not reach {vendor}: {exc.message}{wait}", hint="Try again in a moment.",
                      code="upstream_unavailable")
 
@@ -310,7 +327,7 @@ def connect_with_secret(app: App, ws: Workspace, connector: Connector, config: M
         try:
             label = asyncio.run(validate(connector, config, credential))
         except ActionError as exc:
-            err = error_for(exc, connector.vendor)
+            err = error_for(exc, connector.vendor, given=True)
             app.audit("connection.failed", workspace=ws.name, connector=connector.name,
                       outcome="denied" if err.exit_code != EXIT_TRANSIENT else "error", reason=err.code,
                       detail={"upstream_status": exc.upstream_status, "message": exc.message})

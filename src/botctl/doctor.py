@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 import stat
 import time
 from dataclasses import dataclass
@@ -56,6 +57,9 @@ def run(home: Home) -> list[Finding]:
         if exc.code != "database_unavailable":
             raise
         out.append(Finding("database", "fail", exc.message, exc.hint))
+        return out
+    except sqlite3.DatabaseError as exc:
+        out.append(_corrupt_vault(home, exc))
         return out
     try:
         version = store.check_version(conn, store.VAULT_MIGRATIONS, what=store.where(home))
@@ -121,6 +125,11 @@ def run(home: Home) -> list[Finding]:
                        Finding("audit", "fail", f"chain broken at record {verdict.first_bad_seq}: {verdict.problem}",
                                "botctl audit verify (keep copies of audit.db and vault.db first); to record the break "
                                "and resume: botctl audit seal-break --reason TEXT"))
+        else:  # never silently skipped: checking the chain needs a key that opens the vault
+            out.append(Finding("audit", "warn", "chain not checked: that needs a master key that opens the vault "
+                               "(see \"master key\"); fix it and run botctl doctor again"))
+    except sqlite3.DatabaseError as exc:
+        out.append(_corrupt_vault(home, exc))
     finally:
         conn.close()
     # Audit sinks and alert webhooks: a backlog that is not draining.
@@ -189,5 +198,12 @@ def _secret_fields(conn, c) -> set[str]:  # noqa: ANN001
                                        (c.workspace_id, c.id))}
 
 
-def needs_action(findings: list[Finding]) -> bool:
-    return any(f.status in ("warn", "fail") and f.fix for f in findings)
+def _corrupt_vault(home: Home, exc: Exception) -> Finding:
+    return Finding("vault", "fail", f"{home.vault_db} cannot be read as a database ({exc})",
+                   "restore vault.db from your backup (it opens with the same master key); keep the damaged file "
+                   "for inspection")
+
+
+def needs_action(findings: list[Finding], *, strict: bool = False) -> bool:
+    """A failure needs action; a warning only under --strict (a file key on a headless server is a choice)."""
+    return any(f.status == "fail" or (strict and f.status == "warn" and f.fix) for f in findings)

@@ -46,7 +46,12 @@ def encode(key: bytes) -> str:
     return base64.b64encode(key).decode()
 
 
-def decode(text: str, *, origin: str) -> bytes:
+RESTORE_HINT = ("A new key cannot open the existing vault: restore the key this vault was set up with "
+                "(from your backup or password manager).")
+
+
+def decode(text: str, *, origin: str, vault_exists: bool = False) -> bytes:
+    """`vault_exists`: the key is for a vault that exists, so a bad one is restored, never regenerated."""
     raw = text.strip()
     try:
         key = base64.b64decode(raw + "=" * (-len(raw) % 4), altchars=b"-_" if ("-" in raw or "_" in raw) else None, validate=True)
@@ -55,7 +60,7 @@ def decode(text: str, *, origin: str) -> bytes:
     if len(key) != KEY_BYTES:
         raise MasterKeyError(
             f"{origin} is not a base64-encoded {KEY_BYTES}-byte key.",
-            hint="Generate one with: openssl rand -base64 32",
+            hint=RESTORE_HINT if vault_exists else "Generate one with: openssl rand -base64 32",
         )
     return key
 
@@ -128,16 +133,17 @@ def keyring_usable() -> tuple[bool, str]:
 
 def find(home: Home, *, warn: bool = False) -> MasterKey | None:
     """The first master key source that has a key, or None when none has."""
+    exists = home.vault_db.exists()
     env = os.environ.get(ENV_VAR)
     if env:
-        return MasterKey(decode(env, origin=ENV_VAR), "env", ENV_VAR)
+        return MasterKey(decode(env, origin=ENV_VAR, vault_exists=exists), "env", ENV_VAR)
     creds = os.environ.get("CREDENTIALS_DIRECTORY")
     if creds:
         path = os.path.join(creds, SYSTEMD_CREDENTIAL)
         if os.path.exists(path):
             with open(path, "rb") as fh:
                 data = fh.read()
-            key = data if len(data) == KEY_BYTES else decode(data.decode("ascii", "replace"), origin=path)
+            key = data if len(data) == KEY_BYTES else decode(data.decode("ascii", "replace"), origin=path, vault_exists=exists)
             return MasterKey(key, "systemd", path)
     if not keyring_disabled():
         try:
@@ -145,7 +151,7 @@ def find(home: Home, *, warn: bool = False) -> MasterKey | None:
         except Exception:
             stored = None
         if stored:
-            return MasterKey(decode(stored, origin="the OS keyring entry"), "keyring", f"keyring:{KEYRING_SERVICE}/{_keyring_user(home)}")
+            return MasterKey(decode(stored, origin="the OS keyring entry", vault_exists=exists), "keyring", f"keyring:{KEYRING_SERVICE}/{_keyring_user(home)}")
     path = home.master_key_file
     if path.exists():
         mode = path.stat().st_mode & 0o777
@@ -154,7 +160,7 @@ def find(home: Home, *, warn: bool = False) -> MasterKey | None:
                 f"{path} is readable by other users (mode {mode:o}); refusing to use it.",
                 hint=f"Run: chmod 600 {path}",
             )
-        key = decode(path.read_text(), origin=str(path))
+        key = decode(path.read_text(), origin=str(path), vault_exists=exists)
         if warn:
             print(FILE_WARNING.format(path=path), file=sys.stderr)
         return MasterKey(key, "file", str(path))

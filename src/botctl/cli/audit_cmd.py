@@ -76,7 +76,7 @@ def tail(
                     sys.stdout.write("\t".join(output.cell(v) for v in _row(rec)) + "\n")
                     sys.stdout.flush()
         except KeyboardInterrupt:
-            raise typer.Exit(130) from None  # the shell's convention for a command stopped by Ctrl-C
+            raise  # how --follow ends, still an interruption: "interrupted", exit 130 (botctl.cli.main)
     finally:
         reader.close()
 

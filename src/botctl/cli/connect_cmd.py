@@ -143,7 +143,7 @@ def connect(
     try:
         label = asyncio.run(connections.validate(connector, config, credential))
     except ActionError as exc:
-        err = connections.error_for(exc, connector.vendor)
+        err = connections.error_for(exc, connector.vendor, given=True)
         a.audit("connection.failed", workspace=ws.name, connector=connector.name,
                 outcome="denied" if err.exit_code != 22 else "error", reason=err.code,
                 detail={"upstream_status": exc.upstream_status, "message": exc.message})

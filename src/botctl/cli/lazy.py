@@ -43,7 +43,23 @@ COMMANDS: dict[str, tuple[str, str, str | None]] = {
 }
 
 
+class Interrupted(Exception):
+    """Ctrl-C, carried past typer's own handler (which would exit 130 without a word) to `main.run`."""
+
+
+class OutputClosed(Exception):
+    """stdout's reader went away (`botctl audit | head -1`): not an error, carried past typer to `main.run`."""
+
+
 class LazyGroup(TyperGroup):
+    def invoke(self, ctx):  # type: ignore[no-untyped-def]
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt as exc:
+            raise Interrupted() from exc
+        except BrokenPipeError as exc:
+            raise OutputClosed() from exc
+
     def list_commands(self, ctx):  # type: ignore[no-untyped-def]
         return list(COMMANDS) + [c for c in super().list_commands(ctx) if c not in COMMANDS]
 

@@ -52,7 +52,7 @@ def run(argv: list[str] | None = None) -> None:
     """Entry point: run the CLI; turn our errors into one or two lines and a documented exit code."""
     import os
 
-    from botctl.cli import output
+    from botctl.cli import lazy, output
     from botctl.errors import EXIT_INTERRUPTED, EXIT_USAGE, BotctlError
 
     os.umask(0o077)  # every file botctl creates is private, whatever the caller's umask
@@ -67,17 +67,21 @@ def run(argv: list[str] | None = None) -> None:
     command = typer.main.get_command(app)
     try:
         code = command.main(args=args, prog_name="botctl", standalone_mode=False)
+        try:
+            sys.stdout.flush()  # what is still buffered, while a closed pipe can still be told apart
+        except BrokenPipeError:
+            raise lazy.OutputClosed() from None
     except BotctlError as exc:
         if debug:
             raise
         output.error(exc.message, exc.hint, code=exc.code)
         sys.exit(exc.exit_code)
-    except typer.Abort:
-        sys.stderr.write("interrupted\n")
+    except (typer.Abort, KeyboardInterrupt, lazy.Interrupted):
+        sys.stderr.write("\ninterrupted\n")
         sys.exit(EXIT_INTERRUPTED)
-    except KeyboardInterrupt:
-        sys.stderr.write("interrupted\n")
-        sys.exit(EXIT_INTERRUPTED)
+    except lazy.OutputClosed:  # the reader of our stdout is gone: the rest has nowhere to go, and that is fine
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(0)
     except Exception as exc:  # usage errors (typer's vendored click) and anything unexpected
         if isinstance(exc, typer.TyperException) and hasattr(exc, "show"):
             exc.show()

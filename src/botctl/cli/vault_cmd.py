@@ -21,50 +21,62 @@ def status(ctx: typer.Context, json_out: bool = typer.Option(False, "--json", he
         data = {"home": str(home.path), "initialized": False}
         if json_out:
             output.emit_json(data)
-        else:
-            output.status(f"no vault at {home.path}; run `botctl init`.")
-        return
+        raise BotctlError(f"no botctl home at {home.path}.", code="not_initialised",
+                          hint="Run `botctl init` (or pass --home / set BOTCTL_HOME to an existing home).")
     with vault:
         data = vault.status()
-        problem = None
+        problem = hint = None
         try:
             found = masterkey.find(home, warn=False)
-        except BotctlError as exc:
-            found, problem = None, exc.message
+        except BotctlError as exc:  # there is a key, but it cannot be used (loose permissions, garbled)
+            found, problem, hint = None, exc.message, exc.hint
         rotation, opens = masterkey.inspect_pending(home, found, vault._meta("kcv"))
         if found is None:
-            problem = problem or "no master key found"
+            if problem is None:
+                problem = "no master key found"
+                hint = "Set BOTCTL_MASTER_KEY, or restore master.key / the keyring entry this vault was set up with."
         elif not opens:
             problem = f"the master key from {found.location} does not open this vault"
+            hint = "Use the current key (it may have been rotated)."
+
         data["master_key"].update(
             source=found.source if found else None, location=found.location if found else None,
             opens_vault=found is not None and problem is None,
         )
         data["pending_rotation"] = rotation.as_dict() if rotation else None
         data["problem"] = problem
+    from botctl.errors import MasterKeyError
+
+    unusable = MasterKeyError(problem, hint=hint) if problem else None
     if json_out:
         output.emit_json(data)
+        if unusable:
+            raise typer.Exit(unusable.exit_code)
         return
     mk = data["master_key"]
+    if mk["source"]:
+        key_line = f"{mk['source']} ({mk['location']}), version {mk['version']}"
+    else:
+        key_line = f"{'not usable' if problem and problem != 'no master key found' else 'missing'}, version {mk['version']}"
     output.fields([
         ("home", data["home"]),
         ("database", f"{data['database']['backend']} {data['database']['server_version']} "
                      f"({data['database']['location']})"),
         ("schema", f"{data['schema_version']} (this botctl: {data['schema_latest']})"),
-        ("master key", f"{mk['source'] or 'missing'} ({mk['location'] or '-'}), version {mk['version']}"),
+        ("master key", key_line),
         ("workspaces", data["workspaces"]),
         ("secrets", data["secrets"]),
         ("workspace keys", ", ".join(f"{k} v{v}" for k, v in data["workspace_key_versions"].items()) or "-"),
         *([("pending rotation", f"{rotation.state} ({rotation.location})")] if rotation is not None else []),
     ])
-    if problem:
-        output.warn(problem)
     if rotation is not None and rotation.state == "committed":
         output.warn(f"{rotation.message}. {rotation.what_to_do}")
     elif rotation is not None:
         output.status(f"{rotation.message}.")
     if not problem and mk["source"] == "file":
         output.warn("the master key is in a plain file; an OS keyring or BOTCTL_MASTER_KEY is safer")
+    if unusable:
+        raise unusable  # exit 5, what is wrong and what to do
 
 
 @app.command("rotate-master-key")

@@ -47,10 +47,15 @@ def list_(ctx: typer.Context, json_out: bool = JSON) -> None:
     from botctl.vault import Vault
 
     output.use_json(json_out)
-    vault = Vault.open_readonly(context.home(ctx))
-    items = [] if vault is None else workspaces.list_all(vault.conn)
-    if vault is not None:
-        vault.close()
+    home = context.home(ctx)
+    vault = Vault.open_readonly(home)
+    if vault is None:  # a mistyped --home / BOTCTL_HOME is not "no workspaces yet"
+        from botctl.errors import BotctlError
+
+        raise BotctlError(f"no botctl home at {home.path}.", code="not_initialised",
+                          hint="Run `botctl init` (or pass --home / set BOTCTL_HOME to an existing home).")
+    items = workspaces.list_all(vault.conn)
+    vault.close()
     if json_out:
         output.emit_json([w.as_dict() for w in items])
         return

@@ -113,12 +113,15 @@ class ActionError(Exception):
         *,
         retry_after: float | None = None,
         upstream_status: int | None = None,
+        where: str | None = None,
     ) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
         self.retry_after = retry_after
         self.upstream_status = upstream_status
+        # For the operator only (connect / test), never a visitor: the URL tried and why it failed.
+        self.where = where
 
 
 @dataclass

@@ -22,6 +22,7 @@ import base64
 import email.utils
 import functools
 import json
+import os
 import random
 import re
 import time
@@ -289,13 +290,15 @@ class VendorTransport:
             except httpx.TimeoutException as exc:
                 # Nothing reached the vendor if the connection never opened: safe to retry any method.
                 nothing_sent = isinstance(exc, httpx.ConnectTimeout | httpx.PoolTimeout)
-                failure = ActionError("upstream_timeout", f"{self._vendor} did not answer in time.")
+                failure = ActionError("upstream_timeout", f"{self._vendor} did not answer in time.",
+                                      where=_where(wire.url, exc))
                 retryable = safe or nothing_sent
                 uncertain |= changes and not nothing_sent
             except httpx.TransportError as exc:
                 nothing_sent = isinstance(exc, httpx.ConnectError)
                 what = "could not connect" if nothing_sent else "closed the connection"
-                failure = ActionError("upstream_error", f"{self._vendor} {what}; try again later.")
+                failure = ActionError("upstream_error", f"{self._vendor} {what}; try again later.",
+                                      where=_where(wire.url, exc))
                 retryable = safe or nothing_sent
                 uncertain |= changes and not nothing_sent
             if response is not None:
@@ -447,6 +450,19 @@ class VendorTransport:
         values |= {quote(v, safe="") for v in values}
         # Longest first, so a value that contains another is replaced whole.
         return sorted((v for v in values if len(v) >= 4), key=len, reverse=True)
+
+
+def _where(url: httpx.URL, exc: Exception) -> str:
+    """The address tried (no query: it may carry a customer's details) and the cause, for the operator."""
+    cause: BaseException | None = exc
+    reason = ""
+    while cause is not None and not reason:
+        if isinstance(cause, OSError) and cause.errno:  # ECONNREFUSED, EHOSTUNREACH, a DNS failure...
+            reason = os.strerror(cause.errno) if cause.errno > 0 else (cause.strerror or "")
+        cause = cause.__cause__ or cause.__context__
+    if not reason:
+        reason = re.sub(r"^\[Errno -?\d+\]\s*", "", str(exc)) or type(exc).__name__
+    return f"{url.copy_with(query=None)} ({reason[:1].lower() + reason[1:]})"
 
 
 def _is_permission_401(body: Any) -> bool:

@@ -188,7 +188,7 @@ async def connect(app: App, ws: Workspace, connector: Connector, config: Mapping
                 label = await connections.validate(connector, config, {"access_token": tokens.access_token})
             except ActionError as exc:
                 await revoke_quietly(app_cfg, tokens)  # nothing will be stored: do not leave a live grant
-                raise connections.error_for(exc, connector.vendor) from None
+                raise connections.error_for(exc, connector.vendor, given=True) from None
         stored = dict(config)
         stored.update({f"oauth_{k}": v for k, v in {
             "app": app_cfg.source, "client_id": app_cfg.client_id, "token_url": app_cfg.token_url,

@@ -271,6 +271,9 @@ class LoopbackListener:
         try:
             return await asyncio.wait_for(asyncio.shield(self._future), timeout)
         except TimeoutError:
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():  # Ctrl-C: asyncio.run cancelled us; not a timeout
+                raise asyncio.CancelledError from None
             n = self.ignored
             ignored = (f" ({n} request{'s' if n != 1 else ''} to the redirect address carried another sign-in's "
                        f"state and {'were' if n != 1 else 'was'} ignored)") if n else ""

@@ -49,8 +49,16 @@ def load(file: str | os.PathLike[str], *, secrets_out: str | None = None, allow_
 def _parse(path: Path) -> tuple[str, dict[str, Any]]:
     try:
         text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ProvisionError([f"{path}: cannot read the file ({exc.__class__.__name__}: {exc})."]) from None
+    except FileNotFoundError:
+        raise ProvisionError([f"{path}: no such file."], hint="Give the path of your botctl.toml: "
+                             "botctl apply -f FILE") from None
+    except IsADirectoryError:
+        raise ProvisionError([f"{path}: is a folder, not a TOML file."], hint="Give the path of your botctl.toml: "
+                             "botctl apply -f FILE") from None
+    except UnicodeDecodeError:
+        raise ProvisionError([f"{path}: is not UTF-8 text."]) from None
+    except OSError as exc:
+        raise ProvisionError([f"{path}: cannot read the file ({exc.strerror or 'unreadable'})."]) from None
     try:
         return text, tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
