@@ -60,7 +60,7 @@ def run(home: Home) -> list[Finding]:
         return out
     except sqlite3.DatabaseError as exc:
         out.append(_corrupt_vault(home, exc))
-        return out
+        return out + _daemon_findings(home)
     try:
         version = store.check_version(conn, store.VAULT_MIGRATIONS, what=store.where(home))
         latest = len(store.VAULT_MIGRATIONS)
@@ -146,7 +146,11 @@ def run(home: Home) -> list[Finding]:
             out.append(Finding("audit shipping", "warn", message, fix))
         if (sinks or hooks) and not problems:
             out.append(Finding("audit shipping", "ok", f"{len(sinks)} sink(s), {len(hooks)} alert webhook(s) delivering"))
-    # Daemon.
+    return out + _daemon_findings(home)
+
+
+def _daemon_findings(home: Home) -> list[Finding]:
+    out: list[Finding] = []
     from botctl import daemon
 
     st = daemon.status(home)
