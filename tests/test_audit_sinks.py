@@ -225,7 +225,27 @@ def test_webhook_secret_only_by_env_name_and_urls_checked(logged, cli, hook):
     assert added["detail"]["signed_with_env"] == "BOTCTL_TEST_SINK_SECRET"
 
 
-def test_log_rewritten_under_a_sink_raises_the_chain_alert(logged, cli, tmp_path, hook):
+def _snapshot(home, where):
+    import sqlite3
+
+    for name in ("audit.db", "vault.db"):
+        src = sqlite3.connect(home.path / name)
+        dst = sqlite3.connect(where / name)
+        src.backup(dst)
+        src.close()
+        dst.close()
+
+
+def _restore(home, where):
+    import shutil as sh
+
+    for name in ("audit.db", "vault.db"):
+        for suffix in ("-wal", "-shm"):
+            (home.path / (name + suffix)).unlink(missing_ok=True)
+        sh.copyfile(where / name, home.path / name)
+
+
+def test_log_truncated_under_a_sink_raises_the_chain_alert(logged, cli, tmp_path, hook):
     path = tmp_path / "sink.ndjson"
     assert cli("audit", "sink", "add", "file", str(path)).code == 0
     assert cli("alert", "add", hook.url, "--secret-env", "BOTCTL_TEST_SINK_SECRET").code == 0
@@ -233,12 +253,32 @@ def test_log_rewritten_under_a_sink_raises_the_chain_alert(logged, cli, tmp_path
     head = _chain(logged)[-1][0]
     sqlite_utils.Database(logged.audit_db)["records"].delete(head)  # roll the tail back under the sink
     assert cli("audit", "sink", "flush").code == 0
-    alerts = [json.loads(body) for _, body in hook.bodies]
-    problems = [a["data"]["problem"] for a in alerts if a["type"] == "audit.chain_broken"]
-    assert any("tail deleted" in p for p in problems), alerts  # the head held against the checkpoint
-    assert any(f"rewritten under sink file-1: record {head} is gone" in p for p in problems), alerts
+    problems = [json.loads(b)["data"]["problem"] for _, b in hook.bodies if json.loads(b)["type"] == "audit.chain_broken"]
+    assert len(problems) == 1 and "tail deleted" in problems[0]  # the head held against the checkpoint
     assert cli("audit", "sink", "flush").code == 0
-    assert len([json.loads(b) for _, b in hook.bodies]) == len(alerts)  # raised once per break, not per pass
+    assert len(hook.bodies) == 1  # raised once per break, not once per pass
+
+
+def test_both_files_restored_from_a_backup_only_the_sink_catches_it(logged, cli, tmp_path, hook):
+    """audit.db and vault.db rolled back together agree with each other: `audit verify` says intact.
+    The sink still holds the lost record, and the shipper tells."""
+    path = tmp_path / "sink.ndjson"
+    backup = tmp_path / "backup"
+    backup.mkdir()
+    assert cli("audit", "sink", "add", "file", str(path)).code == 0
+    assert cli("alert", "add", hook.url, "--secret-env", "BOTCTL_TEST_SINK_SECRET").code == 0
+    _snapshot(logged, backup)
+    assert cli("workspace", "delete", "acme", "--yes").code == 0  # what the rollback will hide
+    assert cli("audit", "sink", "flush").code == 0
+    lost = _chain(logged)[-1][0]
+    _restore(logged, backup)
+    assert cli("audit", "verify").code == 0
+    assert cli("audit", "sink", "flush").code == 0
+    alerts = [json.loads(b) for _, b in hook.bodies]
+    assert [a["type"] for a in alerts] == ["audit.chain_broken"], alerts
+    assert f"rewritten under sink file-1: record {lost} is gone" in alerts[0]["data"]["problem"]
+    seqs = [r["seq"] for r in _records(path.read_text().split("\n"))]
+    assert seqs.count(lost) == 1 and lost > _chain(logged)[-1][0]  # the sink kept the record the log lost
 
 
 def test_sink_remove_and_unknown(logged, cli, tmp_path):

@@ -100,8 +100,9 @@ def ship_sink(home: Home, conn, sink: shipstate.Sink, *, key: bytes | None, chai
             head_seq, head_hash = head(home)
             what = (f"record {cursor} is gone (the log now ends at {head_seq})" if found is None else
                     f"record {cursor} no longer has the hash it was shipped with")
-            alerting.chain_broken(conn, f"the audit log was rewritten under sink {sink.name}: {what}",
-                                  kind="rewritten_under_sink", key=f"sink:{sink.name}:{cursor}:{found}")
+            if chain_ok:  # else the head-vs-checkpoint alert already tells of this break
+                alerting.chain_broken(conn, f"the audit log was rewritten under sink {sink.name}: {what}",
+                                      kind="rewritten_under_sink", key=f"sink:{sink.name}:{cursor}:{found}")
             # Ship what the log holds now from the point the two agree on at most: the sink then holds
             # both versions, which is the evidence.
             cursor = min(cursor, head_seq)

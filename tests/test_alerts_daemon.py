@@ -1,0 +1,124 @@
+"""Alerts and sinks with the real daemon: the provider ships records to a file sink as they are written
+(no flush), and signed webhooks arrive for a connection that falls to needs_reauth, a provider restart
+and a chain broken under the running provider (which used to keep going and say nothing)."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import os
+import signal
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+import sqlite_utils
+from test_daemon import _setup_home, free_port, sh
+
+pytestmark = pytest.mark.slow
+SECRET = "alert-secret-for-the-daemon-test"
+
+
+class _Receiver:
+    def __init__(self) -> None:
+        self.alerts: list[dict] = []
+        self.bad = 0
+        rx = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                sig = dict(p.split("=", 1) for p in self.headers["X-Botctl-Signature"].split(","))
+                want = hmac.new(SECRET.encode(), sig["t"].encode() + b"." + body, hashlib.sha256).hexdigest()
+                if not hmac.compare_digest(want, sig["v1"]) or abs(time.time() - int(sig["t"])) > 300:
+                    rx.bad += 1
+                    self.send_response(401)
+                else:
+                    alert = json.loads(body)
+                    assert self.headers["X-Botctl-Event"] == alert["type"]
+                    rx.alerts.append(alert)
+                    self.send_response(200)
+                self.end_headers()
+
+            def log_message(self, *args) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/alerts"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def wait_for(self, type_: str, timeout: float = 15.0) -> dict:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for a in self.alerts:
+                if a["type"] == type_:
+                    return a
+            time.sleep(0.1)
+        raise AssertionError(f"no {type_} alert; got {[a['type'] for a in self.alerts]}")
+
+
+def _wait(predicate, timeout: float = 15.0):  # noqa: ANN001, ANN202
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError("timed out")
+
+
+def test_daemon_ships_and_alerts(sandbox_server, tmp_path, monkeypatch):
+    sandbox_server.reset()
+    monkeypatch.setenv("BOTCTL_ALERT_SECRET", SECRET)  # the daemon inherits it: the secret never touches argv
+    rx = _Receiver()
+    d = _setup_home(tmp_path, sandbox_server, port=free_port())
+    try:
+        sink = tmp_path / "offsite.ndjson"
+        sh("audit", "sink", "add", "file", str(sink), env=d.env)
+        sh("alert", "add", rx.url, "--secret-env", "BOTCTL_ALERT_SECRET", env=d.env)
+
+        # 1. Records reach the sink as they are committed: no flush, the provider's shipper.
+        r = d.act("zendesk.list_my_tickets", token=d.token())
+        assert r.status_code == 200
+        rid = r.headers["X-Request-Id"]
+
+        def shipped():
+            lines = sink.read_text().split("\n") if sink.exists() else []
+            return [json.loads(x) for x in lines if x.startswith('{"seq":') and rid in x]
+
+        rec = _wait(shipped)[0]
+        assert rec["action"] == "zendesk.list_my_tickets" and rec["outcome"] == "ok" and len(rec["hash"]) == 64
+
+        # 2. The vendor refuses the token: the connection falls to needs_reauth, and the webhook says so.
+        assert sandbox_server.revoke_token(sandbox_server.credentials()["zendesk"]["access_token"])
+        assert d.act("zendesk.list_my_tickets", token=d.token()).status_code != 200
+        alert = rx.wait_for("connection.needs_reauth")
+        assert alert["data"]["workspace"] == "acme" and alert["data"]["connector"] == "zendesk"
+        assert alert["data"]["reconnect"] == "botctl connect zendesk -w acme" and alert["id"].startswith("alt_")
+        st = json.loads(sh("daemon", "status", "--json", env=d.env).stdout)
+        assert {"workspace": "acme", "connector": "zendesk"}.items() <= st["connections_needing_reauth"][0].items()
+
+        # 3. The provider dies: the supervisor restarts it and the alert arrives.
+        pid = d.state()["provider"]["pid"]
+        os.kill(pid, signal.SIGKILL)
+        alert = rx.wait_for("provider.restarted", timeout=30)
+        assert alert["data"]["restarts"] >= 1 and alert["data"]["exit_code"] == -signal.SIGKILL
+
+        # 4. The tail of the log is deleted under the running provider: alerted within seconds, no write.
+        _wait(lambda: d.http.get("/readyz").status_code == 200)
+        head = sqlite_utils.Database(d.home / "audit.db").execute("SELECT max(seq) FROM records").fetchone()[0]
+        sqlite_utils.Database(d.home / "audit.db").execute("DELETE FROM records WHERE seq = ?", [head])
+        alert = rx.wait_for("audit.chain_broken")
+        assert alert["data"]["kind"] == "truncated" and alert["data"]["checkpoint_seq"] == head
+        assert d.act("shopify.list_my_orders", token=d.token()).status_code == 503
+        st = json.loads(sh("daemon", "status", "--json", env=d.env).stdout)
+        assert st["audit_chain"]["chain"] == "broken" and st["audit_sinks"][0]["name"] == "file-1"
+        assert st["alert_webhooks"][0]["failures"] == 0
+        assert rx.bad == 0
+        assert len([a for a in rx.alerts if a["type"] == "audit.chain_broken"]) == 1  # once per break
+    finally:
+        sh("daemon", "stop", env=d.env, check=False)
+        rx.server.shutdown()
+        sandbox_server.reset()
