@@ -15,6 +15,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import sqlite_utils
+
 from test_daemon import _setup_home, free_port, sh
 
 pytestmark = pytest.mark.slow
