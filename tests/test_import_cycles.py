@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import ast
 import concurrent.futures
+import functools
 import os
 import subprocess
 import sys
@@ -50,6 +51,7 @@ TYPING_CYCLES_ALLOWED = "botctl.sandbox."
 CONNECTORS_MAY_IMPORT = {"botctl.errors", "botctl.secret", "botctl.email_addresses"}
 
 
+@functools.cache
 def _modules() -> dict[str, tuple[Path, bool]]:
     """dotted name -> (file, is a package's __init__)."""
     out = {}
@@ -98,12 +100,18 @@ def _known(name: str, modules: dict[str, tuple[Path, bool]]) -> str | None:
     return None
 
 
+@functools.cache
+def _parsed(path: Path) -> ast.Module:
+    return ast.parse(path.read_text(), filename=str(path))
+
+
+@functools.cache
 def import_graph(*, typing: bool = False) -> dict[str, set[str]]:
     """module -> the botctl and botctld modules it imports (with `typing`, also those imported only for type checking)."""
     modules = _modules()
     graph: dict[str, set[str]] = {m: set() for m in modules}
     for mod, (path, is_pkg) in modules.items():
-        tree = ast.parse(path.read_text(), filename=str(path))
+        tree = _parsed(path)
         for node, typing_only in _imports(tree):
             if typing_only and not typing:
                 continue
@@ -245,6 +253,51 @@ def test_connectors_import_no_domain_module():
         if m.startswith("botctl.connectors")
     }
     assert not any(offenders.values()), {m: t for m, t in offenders.items() if t}
+
+
+def _top_level_names(tree: ast.Module) -> set[str] | None:
+    """The names a module defines at its top level (None: it has a module `__getattr__`, anything goes)."""
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            if node.name == "__getattr__" and node in tree.body:
+                return None
+            names.add(node.name)
+        elif isinstance(node, ast.Import | ast.ImportFrom):
+            names.update((a.asname or a.name).split(".")[0] for a in node.names)
+        elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+            names.add(node.id)
+    return names
+
+
+def test_every_import_of_ours_names_something_that_exists():
+    """`from botctl.x import y` with no module botctl.x.y and no y in botctl.x, or an import of a module that
+    is gone: the graph would silently point at the package and a function-level import fail only when run."""
+    modules = _modules()
+    trees = {m: _parsed(path) for m, (path, _) in modules.items()}
+    defined = {m: _top_level_names(tree) for m, tree in trees.items()}
+    missing = []
+    for mod, (_path, is_pkg) in modules.items():
+        for node, _ in _imports(trees[mod]):
+            if isinstance(node, ast.Import):
+                missing += [f"{mod}: import {a.name}" for a in node.names
+                            if a.name.split(".")[0] in TREES and a.name not in modules]
+                continue
+            if node.level:
+                package = mod.split(".") if is_pkg else mod.split(".")[:-1]
+                base = ".".join(package[: len(package) - (node.level - 1)] + ([node.module] if node.module else []))
+            else:
+                base = node.module or ""
+            if base.split(".")[0] not in TREES:
+                continue
+            if base not in modules:
+                missing.append(f"{mod}: from {base} import ...")
+                continue
+            names = defined[base]
+            missing += [f"{mod}: from {base} import {a.name}" for a in node.names
+                        if a.name != "*" and f"{base}.{a.name}" not in modules and names is not None
+                        and a.name not in names]
+    assert not missing, missing
 
 
 @pytest.mark.slow

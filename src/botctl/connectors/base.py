@@ -84,6 +84,28 @@ class ConfigField:
         return "URL" if self.kind == "url" else "NAME"
 
 
+@dataclass(frozen=True)
+class VendorOAuth:
+    """A vendor's OAuth authorization server as botctl's client uses it by default (docs/vendors.md); an
+    operator's registered app can override any of it (`botctl oauth-app set`, botctl.oauth.apps)."""
+
+    authorize_url: str  # {subdomain} / {shop} are filled from the connection's config
+    token_url: str
+    revoke_url: str | None  # an RFC 7009-style endpoint; None: the vendor's own (Connector.revoke)
+    metadata_url: str | None
+    token_auth: str  # client authentication at the token endpoint
+    revoke_auth: str
+    pkce: bool
+    scope_separator: str = " "
+    # Extra parameters on the code exchange (Shopify: expiring offline tokens).
+    token_params: tuple[tuple[str, str], ...] = ()
+    scope_in_token_request: bool = False
+    device_url: str | None = None
+    rotates_refresh_tokens: str = "yes"
+    access_ttl: str = ""
+    redirect_note: str = ""
+
+
 def _no_broader_scopes(needed: str) -> tuple[str, ...]:
     return ()
 
@@ -191,10 +213,9 @@ class Connector:
     # The granted scopes, besides `needed` itself and "*", that cover `needed` (a write scope that
     # implies its read, a broad "read" covering "tickets:read"). Default: none.
     broader_scopes: Callable[[str], Iterable[str]] = _no_broader_scopes
-    # Seam for botctl.oauth: the vendor's authorization-server defaults (a `botctl.oauth.clients.VendorOAuth`)
-    # declared here, read through `registry.oauth_clients()`. The eight keep theirs in oauth/clients.py's
-    # VENDORS until that module reads the registry (docs/adding-a-connector.md, "OAuth connectors").
-    oauth_client: Any = None
+    # An OAuth connector's authorization-server defaults, read by botctl.oauth through
+    # `registry.oauth_clients()`; None for an API-key connector.
+    oauth_client: VendorOAuth | None = None
 
     def __post_init__(self) -> None:
         if self.auth_style not in AUTH_STYLES:

@@ -20,7 +20,7 @@ from botctl.connectors._common import (
     touched,
     visitor_email,
 )
-from botctl.connectors.base import Action, ActionContext, ActionError, Connector
+from botctl.connectors.base import Action, ActionContext, ActionError, Connector, VendorOAuth
 from botctl.connectors.scopes import also_covered_by, any_of, write_implies_read
 
 if TYPE_CHECKING:
@@ -221,6 +221,19 @@ async def cancel_my_booking(ctx: ActionContext) -> dict[str, Any]:
     return {"id": uuid, "status": "canceled"}
 
 
+# docs/vendors.md §1.1: web clients authenticate with Basic; PKCE recommended; single-use refresh tokens; 2 h tokens;
+# POST /oauth/revoke takes client_id, client_secret and token in the body.
+OAUTH_CLIENT = VendorOAuth(
+    authorize_url="https://auth.calendly.com/oauth/authorize",
+    token_url="https://auth.calendly.com/oauth/token",
+    revoke_url="https://auth.calendly.com/oauth/revoke",
+    metadata_url="https://calendly.com/.well-known/oauth-authorization-server",
+    token_auth="client_secret_basic", revoke_auth="client_secret_post", pkce=True,
+    rotates_refresh_tokens="yes (single use)", access_ttl="2 h",
+    redirect_note="register http://127.0.0.1:PORT/callback and set --redirect-port PORT",
+)
+
+
 CONNECTOR = Connector(
     name="calendly",
     vendor=VENDOR,
@@ -287,6 +300,7 @@ CONNECTOR = Connector(
         ),
     ),
     docs_url="https://developer.calendly.com/api-docs",
+    oauth_client=OAUTH_CLIENT,
     # A write scope covers its read; the scope catalog files available times under event_types.
     broader_scopes=any_of(
         write_implies_read(":read", ":write"),

@@ -20,7 +20,7 @@ from botctl.connectors._common import (
     touched,
     visitor_email,
 )
-from botctl.connectors.base import Action, ActionContext, ActionError, Connector
+from botctl.connectors.base import Action, ActionContext, ActionError, Connector, VendorOAuth
 from botctl.connectors.scopes import write_implies_read
 
 if TYPE_CHECKING:
@@ -127,6 +127,20 @@ async def add_note(ctx: ActionContext) -> dict[str, Any]:
     return {"id": created.get("id"), "contact_id": contact["id"], "created_at": created.get("createdAt")}
 
 
+# docs/vendors.md §5.1: v3 token endpoints, parameters in the body, PKCE supported, 30 min tokens, rotation not
+# documented (whatever refresh_token comes back is stored); POST /oauth/v3/token/revoke.
+OAUTH_CLIENT = VendorOAuth(
+    authorize_url="https://app.hubspot.com/oauth/authorize",
+    token_url="https://api.hubapi.com/oauth/v3/token",
+    revoke_url="https://api.hubapi.com/oauth/v3/token/revoke",
+    metadata_url=None,
+    token_auth="client_secret_post", revoke_auth="client_secret_post", pkce=True,
+    rotates_refresh_tokens="not documented", access_ttl="30 min",
+    redirect_note="register http://localhost:PORT/callback (HubSpot matches exactly) and set "
+                  "--redirect-uri http://localhost:PORT/callback",
+)
+
+
 CONNECTOR = Connector(
     name="hubspot",
     vendor=VENDOR,
@@ -178,5 +192,6 @@ CONNECTOR = Connector(
         ),
     ),
     docs_url="https://developers.hubspot.com/docs/api-reference",
+    oauth_client=OAUTH_CLIENT,
     broader_scopes=write_implies_read(".read", ".write"),
 )

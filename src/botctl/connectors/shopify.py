@@ -23,7 +23,7 @@ from botctl.connectors._common import (
     touched,
     visitor_email,
 )
-from botctl.connectors.base import Action, ActionContext, ActionError, ConfigField, Connector
+from botctl.connectors.base import Action, ActionContext, ActionError, ConfigField, Connector, VendorOAuth
 from botctl.connectors.scopes import write_implies_read
 
 if TYPE_CHECKING:
@@ -151,6 +151,21 @@ async def get_my_order(ctx: ActionContext) -> dict[str, Any]:
     return {**_order(order), "closed_at": order.get("closedAt"), "items": items, "tracking": tracking}
 
 
+# docs/vendors.md §7.1: no PKCE in the Admin OAuth flow; comma-separated scopes; client_secret in the body;
+# expiring offline tokens (expiring=1): 1 h access + rotating refresh token. Revocation is the
+# app uninstalling itself: DELETE /admin/api_permissions/current.json (this module's `revoke`).
+OAUTH_CLIENT = VendorOAuth(
+    authorize_url="https://{shop}.myshopify.com/admin/oauth/authorize",
+    token_url="https://{shop}.myshopify.com/admin/oauth/access_token",
+    revoke_url=None, metadata_url=None,
+    token_auth="client_secret_post", revoke_auth="client_secret_post", pkce=False,
+    scope_separator=",", token_params=(("expiring", "1"),),
+    rotates_refresh_tokens="yes", access_ttl="1 h",
+    redirect_note="add http://127.0.0.1:PORT/callback to the app's allowed redirection URLs and set "
+                  "--redirect-port PORT",
+)
+
+
 CONNECTOR = Connector(
     name="shopify",
     vendor=VENDOR,
@@ -190,5 +205,6 @@ CONNECTOR = Connector(
         ),
     ),
     docs_url="https://shopify.dev/docs/api/admin-graphql",
+    oauth_client=OAUTH_CLIENT,
     broader_scopes=write_implies_read("read_", "write_", prefix=True),
 )

@@ -22,7 +22,7 @@ from botctl.connectors._common import (
     touched,
     visitor_email,
 )
-from botctl.connectors.base import Action, ActionContext, ActionError, ConfigField, Connector
+from botctl.connectors.base import Action, ActionContext, ActionError, ConfigField, Connector, VendorOAuth
 
 if TYPE_CHECKING:
     import httpx
@@ -151,6 +151,19 @@ async def add_comment(ctx: ActionContext) -> dict[str, Any]:
     return pick(data.get("ticket") or ticket, "id", "status", "updated_at")
 
 
+# docs/vendors.md §3.1: PKCE supported; client_id/client_secret in the body; refresh rotates and deletes the old
+# pair; 30 min tokens. No RFC 7009 endpoint: DELETE /api/v2/oauth/tokens/{id}.json (this module's
+# `revoke`).
+OAUTH_CLIENT = VendorOAuth(
+    authorize_url="https://{subdomain}.zendesk.com/oauth/authorizations/new",
+    token_url="https://{subdomain}.zendesk.com/oauth/tokens",
+    revoke_url=None, metadata_url=None,
+    token_auth="client_secret_post", revoke_auth="client_secret_post", pkce=True,
+    scope_in_token_request=True, rotates_refresh_tokens="yes", access_ttl="30 min",
+    redirect_note="register http://127.0.0.1:PORT/callback exactly and set --redirect-port PORT",
+)
+
+
 CONNECTOR = Connector(
     name="zendesk",
     vendor=VENDOR,
@@ -217,5 +230,6 @@ CONNECTOR = Connector(
         ),
     ),
     docs_url="https://developer.zendesk.com/api-reference/ticketing/",
+    oauth_client=OAUTH_CLIENT,
     broader_scopes=_broader_scopes,
 )

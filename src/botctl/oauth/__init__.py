@@ -2,7 +2,7 @@
 
 One job per module; everything is re-exported here, so `from botctl import oauth; oauth.X` works:
 
-* `clients`: the vendors' defaults (`VENDORS`) and `OAuthApp`, the client resolved for one connection;
+* `clients`: the vendors' defaults (`vendors()`, declared by the connectors) and `OAuthApp`, the client resolved for one connection;
 * `protocol`: token / device / revocation requests, RFC 8414 metadata, the 1 MiB answer cap, what an
   answer means (`ServerError`, `EndpointError`), and the exit statuses 24 (denied), 25 (state or iss
   mismatch, replay), 26 (no approval before the timeout);
@@ -12,7 +12,7 @@ One job per module; everything is re-exported here, so `from botctl import oauth
 * `refreshing`: single-flight, leased, rotation-safe refresh; `ensure_fresh`, `refresh_due` and the
   action engine's two entry points;
 * `revoking`: `revoke` (RFC 7009, else the vendor's own endpoint);
-* `apps`: bring-your-own OAuth apps (`botctl.oauth_apps` re-exports it).
+* `apps`: bring-your-own OAuth apps.
 
 Module constants (timeouts, lease, backoff) are read where they are defined: patch them there.
 httpx and rich are imported inside functions only (start-up time is a feature).
@@ -22,7 +22,6 @@ from botctl.errors import BotctlError, CredentialRejected, NeedsReauth, NotFound
 from botctl.oauth.clients import (
     DEFAULT_REDIRECT_PATH,
     TOKEN_AUTH_METHODS,
-    VENDORS,
     OAuthApp,
     VendorOAuth,
     check_endpoint,
@@ -30,6 +29,7 @@ from botctl.oauth.clients import (
     effective_app,
     split_scopes,
     vendor,
+    vendors,
     with_redirect_port,
 )
 from botctl.oauth.connecting import ConnectResult, app_for, connect, sandbox_app
@@ -103,7 +103,7 @@ _token_request = token_request
 __all__ = [
     "BACKOFF_BASE_S", "BACKOFF_CAP_S", "DEFAULT_MARGIN_S", "DEFAULT_REDIRECT_PATH", "DEFAULT_TIMEOUT_S",
     "DEVICE_GRANT", "EXIT_DENIED", "EXIT_MISMATCH", "EXIT_TIMEOUT", "LEASE_POLL_S", "LEASE_TTL_S",
-    "MAX_RESPONSE_BYTES", "REQUEST_TIMEOUT_S", "TOKEN_AUTH_METHODS", "TOTAL_DEADLINE_S", "VENDORS",
+    "MAX_RESPONSE_BYTES", "REQUEST_TIMEOUT_S", "TOKEN_AUTH_METHODS", "TOTAL_DEADLINE_S",
     "AuthRequest", "Authorization", "AuthorizationDenied", "AuthorizationTimeout", "BotctlError", "Callback",
     "CallbackRejected", "Clock", "ConnectResult", "CredentialRejected", "EndpointError", "FlowUI",
     "LoopbackListener", "NeedsReauth", "NotFound", "OAuthApp", "RefreshOutcome", "ResponseTooLarge", "Secret",
@@ -113,5 +113,5 @@ __all__ = [
     "effective_app", "ensure_fresh", "exchange_code", "fetch_metadata", "fresh_for_action", "new_state",
     "new_verifier", "open_browser", "parse_pasted", "parse_query", "paste_flow", "read_capped", "refresh",
     "refresh_after_401", "refresh_due", "revoke", "revoke_request", "s256", "sandbox_app", "split_scopes",
-    "token_request", "vendor", "with_redirect_port",
+    "token_request", "vendor", "vendors", "with_redirect_port",
 ]

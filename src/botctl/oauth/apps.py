@@ -1,8 +1,9 @@
 """Bring-your-own OAuth apps: the client a self-hoster registered at each vendor.
 
 One app per connector globally (the default), optionally overridden per workspace. A row holds the
-client id and the non-secret overrides of the vendor defaults in `clients.VENDORS` (endpoints,
-redirect URI, token endpoint authentication, scopes); the client secret is always encrypted:
+client id and the non-secret overrides of the vendor defaults the connectors declare
+(`clients.vendors()`: endpoints, redirect URI, token endpoint authentication, scopes); the client secret
+is always encrypted:
 
 * **workspace app**: a `secrets` row (the workspace's DEK; owner `oauth-app:<connector>`, field
   `client_secret`), so `workspace rotate-key` re-encrypts it and deleting the workspace shreds it.
@@ -28,13 +29,13 @@ from botctl import store
 from botctl.errors import NotFound, UsageError
 from botctl.oauth.clients import (
     TOKEN_AUTH_METHODS,
-    VENDORS,
     OAuthApp,
     check_endpoint,
     check_redirect_uri,
     effective_app,
     split_scopes,
     vendor,
+    vendors,
 )
 from botctl.secret import Secret
 
@@ -71,7 +72,7 @@ class StoredApp:
 
     def as_dict(self) -> dict[str, Any]:
         """The effective app (vendor defaults + overrides), never the secret."""
-        v = VENDORS.get(self.connector)
+        v = vendors().get(self.connector)
         s = self.settings
 
         def pick(name: str) -> Any:

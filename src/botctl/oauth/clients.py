@@ -1,5 +1,5 @@
-"""The OAuth client model: each vendor's authorization-server defaults (`VENDORS`) and `OAuthApp`, a
-client fully resolved for one connection (defaults + a registered app's overrides + the tenant filled
+"""The OAuth client model: each vendor's authorization-server defaults (`vendors()`, declared by the
+connectors as `Connector.oauth_client`) and `OAuthApp`, a client fully resolved for one connection (defaults + a registered app's overrides + the tenant filled
 in), with the URL checks every endpoint and redirect URI passes. Imports nothing else of the package.
 """
 
@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
+from botctl.connectors.base import VendorOAuth
 from botctl.errors import UsageError
 from botctl.secret import Secret
 
@@ -18,78 +19,6 @@ if TYPE_CHECKING:
 
 TOKEN_AUTH_METHODS = ("client_secret_post", "client_secret_basic", "none")
 DEFAULT_REDIRECT_PATH = "/callback"
-
-
-# -- the vendors' authorization servers (docs/vendors.md §1.1, §3.1, §5.1, §7.1) ------------------------
-
-
-@dataclass(frozen=True)
-class VendorOAuth:
-    authorize_url: str  # {subdomain} / {shop} are filled from the connection's config
-    token_url: str
-    revoke_url: str | None  # an RFC 7009-style endpoint; None: the vendor's own (Connector.revoke)
-    metadata_url: str | None
-    token_auth: str  # client authentication at the token endpoint
-    revoke_auth: str
-    pkce: bool
-    scope_separator: str = " "
-    # Extra parameters on the code exchange (Shopify: expiring offline tokens).
-    token_params: tuple[tuple[str, str], ...] = ()
-    scope_in_token_request: bool = False
-    device_url: str | None = None
-    rotates_refresh_tokens: str = "yes"
-    access_ttl: str = ""
-    redirect_note: str = ""
-
-
-VENDORS: dict[str, VendorOAuth] = {
-    # §1.1: web clients authenticate with Basic; PKCE recommended; single-use refresh tokens; 2 h tokens;
-    # POST /oauth/revoke takes client_id, client_secret and token in the body.
-    "calendly": VendorOAuth(
-        authorize_url="https://auth.calendly.com/oauth/authorize",
-        token_url="https://auth.calendly.com/oauth/token",
-        revoke_url="https://auth.calendly.com/oauth/revoke",
-        metadata_url="https://calendly.com/.well-known/oauth-authorization-server",
-        token_auth="client_secret_basic", revoke_auth="client_secret_post", pkce=True,
-        rotates_refresh_tokens="yes (single use)", access_ttl="2 h",
-        redirect_note="register http://127.0.0.1:PORT/callback and set --redirect-port PORT",
-    ),
-    # §3.1: PKCE supported; client_id/client_secret in the body; refresh rotates and deletes the old
-    # pair; 30 min tokens. No RFC 7009 endpoint: DELETE /api/v2/oauth/tokens/{id}.json (connector).
-    "zendesk": VendorOAuth(
-        authorize_url="https://{subdomain}.zendesk.com/oauth/authorizations/new",
-        token_url="https://{subdomain}.zendesk.com/oauth/tokens",
-        revoke_url=None, metadata_url=None,
-        token_auth="client_secret_post", revoke_auth="client_secret_post", pkce=True,
-        scope_in_token_request=True, rotates_refresh_tokens="yes", access_ttl="30 min",
-        redirect_note="register http://127.0.0.1:PORT/callback exactly and set --redirect-port PORT",
-    ),
-    # §5.1: v3 token endpoints, parameters in the body, PKCE supported, 30 min tokens, rotation not
-    # documented (whatever refresh_token comes back is stored); POST /oauth/v3/token/revoke.
-    "hubspot": VendorOAuth(
-        authorize_url="https://app.hubspot.com/oauth/authorize",
-        token_url="https://api.hubapi.com/oauth/v3/token",
-        revoke_url="https://api.hubapi.com/oauth/v3/token/revoke",
-        metadata_url=None,
-        token_auth="client_secret_post", revoke_auth="client_secret_post", pkce=True,
-        rotates_refresh_tokens="not documented", access_ttl="30 min",
-        redirect_note="register http://localhost:PORT/callback (HubSpot matches exactly) and set "
-                      "--redirect-uri http://localhost:PORT/callback",
-    ),
-    # §7.1: no PKCE in the Admin OAuth flow; comma-separated scopes; client_secret in the body;
-    # expiring offline tokens (expiring=1): 1 h access + rotating refresh token. Revocation is the
-    # app uninstalling itself: DELETE /admin/api_permissions/current.json (connector).
-    "shopify": VendorOAuth(
-        authorize_url="https://{shop}.myshopify.com/admin/oauth/authorize",
-        token_url="https://{shop}.myshopify.com/admin/oauth/access_token",
-        revoke_url=None, metadata_url=None,
-        token_auth="client_secret_post", revoke_auth="client_secret_post", pkce=False,
-        scope_separator=",", token_params=(("expiring", "1"),),
-        rotates_refresh_tokens="yes", access_ttl="1 h",
-        redirect_note="add http://127.0.0.1:PORT/callback to the app's allowed redirection URLs and set "
-                      "--redirect-port PORT",
-    ),
-}
 
 
 @dataclass(frozen=True)
@@ -117,10 +46,17 @@ class OAuthApp:
     iss_required: bool = False
 
 
+def vendors() -> dict[str, VendorOAuth]:
+    """Connector name -> the authorization-server defaults that connector declares (`Connector.oauth_client`)."""
+    from botctl.connectors import registry  # the eight connector modules: only when OAuth is used
+
+    return registry.oauth_clients()
+
+
 def vendor(connector: str) -> VendorOAuth:
-    found = VENDORS.get(connector)
+    found = vendors().get(connector)
     if found is None:
-        names = ", ".join(VENDORS)
+        names = ", ".join(vendors())
         raise UsageError(f"{connector} does not connect with OAuth.", hint=f"OAuth connectors: {names}.",
                          code="not_oauth")
     return found
@@ -188,7 +124,7 @@ def split_scopes(value: Any) -> tuple[str, ...] | None:
 
 def effective_app(connector: Connector, *, source: str, client_id: str, client_secret: Secret | None,
                   settings: Mapping[str, Any], config: Mapping[str, str]) -> OAuthApp:
-    """Defaults from VENDORS, overridden by `settings`, with the connection's tenant filled in."""
+    """Defaults the connector declares, overridden by `settings`, with the connection's tenant filled in."""
     v = vendor(connector.name)
 
     def fill(url: str | None, what: str) -> str | None:

@@ -14,10 +14,9 @@ from botctl.errors import UsageError
 from botctl.provision.errors import HostNotAllowed
 
 if TYPE_CHECKING:
-    from botctl.connectors.base import Connector
+    from botctl.connectors.base import ConfigField, Connector
 
 ENDPOINTS = ("authorize_url", "token_url", "revoke_url", "device_url", "metadata_url")  # OAuth app overrides
-URL_CONFIG = ("site", "base_url")  # connector settings that choose the host the credential goes to
 Allow = Sequence[tuple[str, int | None]]  # parsed --allow-host values
 
 
@@ -76,6 +75,12 @@ def host_use(url: str, where: str) -> HostUse | None:
         return None
     default = {"https": 443, "http": 80}.get(parts.scheme)
     return HostUse(parts.hostname.lower(), port or default, port is not None, where)
+
+
+def url_settings(connector: Connector) -> list[ConfigField]:
+    """The connector's settings that choose the host its credential goes to: every `url` setting it
+    declares, whatever its name (a `label` only fills a host the connector fixes)."""
+    return [f for f in connector.config if f.kind == "url"]
 
 
 def vendor_hosts(connector: Connector) -> set[str]:

@@ -178,7 +178,7 @@ def _knowledge_steps(t: _Target) -> list[Step]:
 def plan_apps(app: App | None, cur: Workspace | None, ws_name: str | None, apps: dict[str, AppSpec], *,
               prune: bool) -> list[Step]:
     """The global OAuth apps (`ws_name` None) or one workspace's; with `prune`, that workspace's others go."""
-    from botctl import oauth_apps
+    from botctl.oauth import apps as oauth_apps
 
     conn = app.vault.conn if app is not None else None
     steps = []
@@ -194,7 +194,8 @@ def plan_apps(app: App | None, cur: Workspace | None, ws_name: str | None, apps:
 
 
 def _app_step(app: App | None, cur: Workspace | None, ws_name: str | None, a: AppSpec, have: Any) -> Step:
-    from botctl import oauth_apps, workspaces
+    from botctl import workspaces
+    from botctl.oauth import apps as oauth_apps
 
     label = f"{ws_name or 'global'}/{a.connector.name}"
 
@@ -218,7 +219,8 @@ def _app_step(app: App | None, cur: Workspace | None, ws_name: str | None, a: Ap
 
 
 def _remove_app(app: App | None, ws_name: str | None, connector: str) -> Any:
-    from botctl import oauth_apps, workspaces
+    from botctl import workspaces
+    from botctl.oauth import apps as oauth_apps
 
     return lambda: oauth_apps.remove(app, connector, workspaces.get(app.vault.conn, ws_name))  # type: ignore[union-attr,arg-type]
 

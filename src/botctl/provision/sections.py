@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 from botctl.durations import parse_duration
 from botctl.errors import UsageError
 from botctl.provision.envvars import EnvRef, Path_
-from botctl.provision.hosts import ENDPOINTS, URL_CONFIG, host_use, is_loopback, vendor_hosts
+from botctl.provision.hosts import ENDPOINTS, host_use, is_loopback, url_settings, vendor_hosts
 from botctl.provision.spec import AppSpec, ConnSpec, KeySpec, WorkspaceSpec
 from botctl.provision.tomlfile import Checker, type_name
 
@@ -189,7 +189,8 @@ def knowledge_docs(c: Checker, raw: Any, p: Path_, ws: WorkspaceSpec, base: Path
 
 def oauth_app(c: Checker, raw: Any, p: Path_, connector_name: str) -> AppSpec | None:
     """[oauth_apps.X] or [workspaces.W.oauth_apps.X]: client id, the secret's variable, endpoint overrides."""
-    from botctl import connections, oauth, oauth_apps
+    from botctl import connections, oauth
+    from botctl.oauth import apps as oauth_apps
 
     t = c.table(raw, p, _OAUTH_APP_KEYS)
     if t is None:
@@ -273,7 +274,6 @@ def _credential_keys(c: Checker, connector: Any, t: dict, p: Path_) -> list[str]
 
 def _connection_hosts(c: Checker, connector: Any, config: dict[str, str], t: dict, p: Path_) -> None:
     """Where the credential will go, when the connector does not fix it."""
-    from botctl.connectors import urls
 
     if config.get("sandbox"):
         if "sandbox" in t:
@@ -281,8 +281,6 @@ def _connection_hosts(c: Checker, connector: Any, config: dict[str, str], t: dic
         elif not is_loopback(urlsplit(config["sandbox"]).hostname):
             c.host(config["sandbox"], None, where="BOTCTL_SANDBOX")
         return
-    for f in URL_CONFIG:
-        if f in connector.config_fields:
-            default = urls.DEFAULTS.get(connector.name, {}).get(f)
-            if default is None or host_use(config[f], "") != host_use(default, ""):
-                c.host(config[f], p + (f,))
+    for f in url_settings(connector):
+        if f.name in config and (f.default is None or host_use(config[f.name], "") != host_use(f.default, "")):
+            c.host(config[f.name], p + (f.name,))
