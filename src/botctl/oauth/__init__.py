@@ -89,6 +89,7 @@ from botctl.oauth.refreshing import (
     fresh_for_action,
     refresh,
     refresh_after_401,
+    refresh_attempts,
     refresh_due,
 )
 from botctl.oauth.revoking import revoke
@@ -112,6 +113,6 @@ __all__ = [
     "browser_flow", "can_refresh", "check_endpoint", "check_redirect_uri", "connect", "device_flow",
     "effective_app", "ensure_fresh", "exchange_code", "fetch_metadata", "fresh_for_action", "new_state",
     "new_verifier", "open_browser", "parse_pasted", "parse_query", "paste_flow", "read_capped", "refresh",
-    "refresh_after_401", "refresh_due", "revoke", "revoke_request", "s256", "sandbox_app", "split_scopes",
-    "token_request", "vendor", "vendors", "with_redirect_port",
+    "refresh_after_401", "refresh_attempts", "refresh_due", "revoke", "revoke_request", "s256", "sandbox_app",
+    "split_scopes", "token_request", "vendor", "vendors", "with_redirect_port",
 ]

@@ -43,6 +43,19 @@ BACKOFF_CAP_S = 600.0
 
 
 _inflight: dict[tuple[str, str], asyncio.Task[Connection]] = {}
+# Token requests this process made to refresh, by (connector, "ok" | "failed"): every refresh goes
+# through `_do_refresh`, whoever asked (the daemon's loop, an action before or after a 401, the CLI), so
+# failures are counted where they happen. The provider reports them as botctl_oauth_refreshes_total.
+_attempts: dict[tuple[str, str], int] = {}
+
+
+def refresh_attempts() -> dict[tuple[str, str], int]:
+    """A copy of this process's refresh counts: {(connector, "ok" | "failed"): n}."""
+    return dict(_attempts)
+
+
+def _count(connector: str, result: str) -> None:
+    _attempts[(connector, result)] = _attempts.get((connector, result), 0) + 1
 
 
 def _host() -> str:
@@ -234,6 +247,7 @@ async def _do_refresh(app: App, ws: Workspace, c: Connection, owner: str) -> Con
         body = await token_request(app_cfg, {"grant_type": "refresh_token", "refresh_token": refresh_token.reveal()})
         tokens = token_set(body)
     except ServerError as exc:
+        _count(c.connector, "failed")
         said = f": {exc.description}" if exc.description else ""
         if exc.error == "invalid_grant":
             reason = f"{vendor_name} refused the refresh token (invalid_grant{said})"
@@ -255,6 +269,7 @@ async def _do_refresh(app: App, ws: Workspace, c: Connection, owner: str) -> Con
                                  "upstream_status": exc.status})
         raise exchange_error(exc, vendor_name, f"refreshing the {vendor_name} token failed") from None
     except EndpointError as exc:
+        _count(c.connector, "failed")
         unknown = exc.unknown or (previous_unknown and not exc.sent)
         connections.record_refresh_failure(app, c, owner, sent=exc.sent, outcome_unknown=unknown,
                                            retry_at=time.time() + _backoff(c.refresh_failures + 1, exc.retry_after))
@@ -267,6 +282,7 @@ async def _do_refresh(app: App, ws: Workspace, c: Connection, owner: str) -> Con
         raise Transient(f"refreshing the {vendor_name} token failed: {exc.message}.{more}",
                         hint="It is retried with backoff; the connection stays usable while its token is valid.",
                         code="refresh_outcome_unknown" if exc.unknown else "upstream_unavailable") from None
+    _count(c.connector, "ok")
     rotated = tokens.refresh_token is not None and tokens.refresh_token != refresh_token
     expires_at = connections.epoch_to_iso(time.time() + tokens.expires_in) if tokens.expires_in is not None else None
     try:

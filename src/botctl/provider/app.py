@@ -9,9 +9,13 @@ Protocol (JSON both ways; the edge adds nothing but transport facts):
     POST /v1/workspaces/{ws}/actions/{action}      {"params", "identity_token"?, "request_id", "client_ip"?}
     POST /v1/workspaces/{ws}/mcp                   one MCP JSON-RPC message (botctl.provider.mcp)
     POST /v1/workspaces/{ws}/confirmations/{id}    the visitor's answer to a change an MCP bot asked for
-    GET  /v1/status                                {"connections_needing_reauth": [...], "refresh": {...},
-                                                    "audit": {"batches", "records", "refused", "chain": "ok" |
-                                                    "broken", "problem"?, "head_seq", "checkpoint_seq"}}
+    GET  /v1/status                                {"connections_needing_reauth": [...], "refresh": {"runs",
+                                                    "errors", "refreshed", "failed", "attempts": [{"connector",
+                                                    "result", "count"}]}, "connections": [{"workspace",
+                                                    "connector", "state"}], "audit": {"batches", "records",
+                                                    "refused", "chain": "ok" | "broken", "problem"?, "head_seq",
+                                                    "checkpoint_seq"}, "audit_sinks": [{"name", "backlog", ...}],
+                                                    "alert_webhooks": [...]}
 
 Answers: `{"status": <http status for the visitor>, "body": <JSON body>, "headers"?: {...}}` so the
 edge relays without interpreting. Errors carry the stable codes of daemon/botctld/error_codes.py (docs/design.md §8).

@@ -42,11 +42,13 @@ async def status(request: Request) -> JSONResponse:
     chain.pop("checkpoint_hash", None)
     from botctl.audit import alerting, shipping
 
+    prov = _provider(request)
     try:
-        sinks, hooks = shipping.backlog(_provider(request).app.home), alerting.status(_provider(request).app.home)
+        sinks, hooks = shipping.backlog(prov.app.home), alerting.status(prov.app.home)
     except Exception as exc:  # status must answer even when shipping.db cannot be read
         sinks, hooks = [{"name": "?", "last_error": type(exc).__name__, "backlog": None}], []
-    return JSONResponse({"connections_needing_reauth": reauth, "refresh": _provider(request).refresh_stats,
+    return JSONResponse({"connections_needing_reauth": reauth, "refresh": prov.refresh_report(),
+                         "connections": prov.connection_states(),
                          "audit": {"batches": committer.batches, "records": committer.records,
                                    "refused": committer.refused, **chain},
                          "audit_sinks": sinks, "alert_webhooks": hooks})

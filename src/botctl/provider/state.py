@@ -43,7 +43,9 @@ class Provider:
         self.started = time.time()
         self.refresh_interval = refresh_interval
         self.refresh_margin = refresh_margin
-        self.refresh_stats: dict[str, Any] = {"runs": 0, "refreshed": 0, "failed": 0, "last_run": None}
+        # The background loop's own runs (and runs that raised); refresh attempts are counted by the
+        # library wherever they are made, the loop's and the actions' alike (`refresh_report`).
+        self.refresh_stats: dict[str, Any] = {"runs": 0, "errors": 0, "last_run": None}
         self._refresh_task: asyncio.Task | None = None
 
     # -- lookups (fresh per request: the CLI may change the vault while the daemon runs) ----------
@@ -108,14 +110,26 @@ class Provider:
             results = await fn(self.app, margin_s=self.refresh_margin)
         except Exception:
             log.exception("refresh run failed")
-            self.refresh_stats["failed"] += 1
+            self.refresh_stats["errors"] += 1
             return
-        for r in results or []:
-            outcome = getattr(r, "outcome", None)
-            if outcome == "refreshed":
-                self.refresh_stats["refreshed"] += 1
-            elif outcome in ("needs_reauth", "failed"):
-                self.refresh_stats["failed"] += 1
+        del results  # each refresh attempt is counted where it is made (oauth.refresh_attempts)
+
+    def refresh_report(self) -> dict[str, Any]:
+        """The loop's runs plus every refresh attempt this process made, by connector and result (the
+        loop's and the on-demand ones before an action or after a vendor's 401)."""
+        from botctl import oauth
+
+        attempts = oauth.refresh_attempts()
+        return {**self.refresh_stats,
+                "refreshed": sum(n for (_, result), n in attempts.items() if result == "ok"),
+                "failed": sum(n for (_, result), n in attempts.items() if result == "failed"),
+                "attempts": [{"connector": c, "result": r, "count": n} for (c, r), n in sorted(attempts.items())]}
+
+    def connection_states(self) -> list[dict[str, str]]:
+        from botctl import connections
+
+        return [{"workspace": c.workspace, "connector": c.connector, "state": c.status}
+                for c in connections.list_all(self.app.vault.conn)]
 
     def close(self) -> None:
         self.shipper.close()
