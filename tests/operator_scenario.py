@@ -39,8 +39,8 @@ def botctl(*args: str, env: dict[str, str], input: str | None = None, check: boo
 
 class Scenario:
     def __init__(self, home: Path, env: dict[str, str], sandbox_url: str, port: int, metrics_port: int,
-                 secret: str, kid: str) -> None:
-        self.home, self.env, self.sandbox_url = home, env, sandbox_url
+                 secret: str, kid: str, shipped: Path) -> None:
+        self.home, self.env, self.sandbox_url, self.shipped = home, env, sandbox_url, shipped
         self.edge = f"http://127.0.0.1:{port}"
         self.metrics_url = f"http://127.0.0.1:{metrics_port}/metrics"
         self.secret, self.kid = secret, kid
@@ -107,9 +107,15 @@ def running_scenario(tmp: Path) -> Iterator[Scenario]:
         zendesk = [arg for k, v in creds["zendesk"]["connect"]["config"].items() for arg in ("--config", f"{k}={v}")]
         oauth_connect_via_sandbox(env, sandbox.url, "zendesk", "acme", *zendesk)
         rot = json.loads(botctl("identity", "rotate", "-w", "acme", "--json", env=env).stdout)
+        # Two audit sinks: a file that takes every record, and a webhook nobody listens on (its backlog grows).
+        env["SCENARIO_SINK_SECRET"] = "s" * 32
+        botctl("audit", "sink", "add", "file", str(tmp / "shipped.ndjson"), "--name", "offsite", env=env)
+        botctl("audit", "sink", "add", "webhook", f"http://127.0.0.1:{free_port()}/hook", "--secret-env",
+               "SCENARIO_SINK_SECRET", "--name", "down", env=env)
         port, metrics_port = free_port(), free_port()
         botctl("daemon", "start", "--port", str(port), "--metrics-port", str(metrics_port), env=env)
-        scenario = Scenario(home, env, sandbox.url, port, metrics_port, rot["secret"], rot["kid"])
+        scenario = Scenario(home, env, sandbox.url, port, metrics_port, rot["secret"], rot["kid"],
+                            tmp / "shipped.ndjson")
         try:
             yield scenario
         finally:

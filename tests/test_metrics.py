@@ -4,8 +4,10 @@ refused), every value checked against what happened; counters are counters (`_to
 
 from __future__ import annotations
 
+import json
 import re
 import sqlite3
+import time
 
 import pytest
 
@@ -82,6 +84,16 @@ def test_metrics_after_a_scripted_day(tmp_path):
         assert value(after, "botctl_audit_chain_ok") == 1.0 and value(after, "botctl_provider_up") == 1.0
         assert value(after, "botctl_edge_requests_total", route="/v1/workspaces/{ws}/actions/{action}",
                      code="200") == 4
+
+        # Sinks: the file catches up (backlog 0, every record in it); the webhook nobody answers holds all.
+        deadline = time.monotonic() + 30
+        while value(after, "botctl_audit_sink_backlog", sink="offsite") != 0 and time.monotonic() < deadline:
+            time.sleep(0.5)
+            after, _ = parse(s.metrics())
+        assert value(after, "botctl_audit_sink_backlog", sink="offsite") == 0
+        shipped = [json.loads(line) for line in s.shipped.read_text().splitlines() if line.strip()]
+        assert head_after in {rec.get("seq") for rec in shipped}
+        assert value(after, "botctl_audit_sink_backlog", sink="down") == s.audit()[-1]["seq"]
 
         # The chain breaks (the newest record deleted behind the provider's back): the gauge says so.
         db = sqlite3.connect(s.home / "audit.db")
