@@ -57,9 +57,8 @@ def scan_records(home: Home, conn) -> int:  # noqa: ANN001 - the shipping.db con
     """Raise the alerts of records not read yet; returns how many were raised."""
     from botctl import store
     from botctl.audit.export import iter_rows
-    from botctl.audit.shipping import head
 
-    head_seq, _ = head(home)
+    head_seq, _ = shipstate.head(home)
     raised = 0
     with store.transaction(conn):
         seen = shipstate.get_meta(conn, _SCAN_KEY)
@@ -130,8 +129,6 @@ def payload(event: dict[str, Any]) -> bytes:
 
 def deliver(conn, *, force: bool = False) -> list[dict[str, Any]]:  # noqa: ANN001
     """POST each hook's pending alerts in order; stop a hook at its first failure (backoff)."""
-    from botctl.audit.shipping import backoff
-
     now = time.time()
     results = []
     for hook in shipstate.list_hooks(conn):
@@ -144,7 +141,7 @@ def deliver(conn, *, force: bool = False) -> list[dict[str, Any]]:  # noqa: ANN0
                                   headers={"Content-Type": "application/json", "X-Botctl-Event": event["type"],
                                            "X-Botctl-Delivery": event["id"]})
             except destinations.DeliveryFailed as exc:
-                shipstate.failed(conn, "alert_hooks", hook.name, str(exc), now + backoff(hook.failures + 1))
+                shipstate.failed(conn, "alert_hooks", hook.name, str(exc), now + shipstate.backoff(hook.failures + 1))
                 results.append({"hook": hook.name, "sent": sent, "error": str(exc)})
                 break
             shipstate.hook_delivered(conn, hook.name, event["n"])

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import random
 import threading
 import time
 from collections.abc import Iterator
@@ -27,17 +26,11 @@ from typing import Any
 from botctl.audit import destinations, shipstate
 from botctl.audit.chain import GENESIS, ChainMac
 from botctl.audit.export import iter_rows, record_line
+from botctl.audit.shipstate import MAX_BACKOFF_S, audit_rows, backoff, head  # noqa: F401 - shipping.X
 from botctl.home import Home
 
 log = logging.getLogger("botctl.audit.shipping")
 BATCH = 500
-MAX_BACKOFF_S = 300.0
-
-
-def backoff(failures: int) -> float:
-    return min(MAX_BACKOFF_S, 2.0 ** max(0, failures - 1)) * random.uniform(0.8, 1.2)
-
-
 @contextlib.contextmanager
 def shipping_lock(home: Home, *, wait: float = 0.0) -> Iterator[bool]:
     """An exclusive flock on `shipping.lock`: True if this process holds it (else another one ships)."""
@@ -65,26 +58,8 @@ def shipping_lock(home: Home, *, wait: float = 0.0) -> Iterator[bool]:
         os.close(fd)
 
 
-def head(home: Home) -> tuple[int, str]:
-    for row in _rows(home, "SELECT seq, hash FROM records ORDER BY seq DESC LIMIT 1"):
-        return row
-    return 0, GENESIS
-
-
-def _rows(home: Home, sql: str, args: tuple = ()) -> list[tuple]:
-    from botctl import store
-
-    conn = store.open_audit_reader(home)  # SQLite file or PostgreSQL schema; None before the first record
-    if conn is None:
-        return []
-    try:
-        return conn.execute(sql, args).fetchall()
-    finally:
-        conn.close()
-
-
 def hash_at(home: Home, seq: int) -> str | None:
-    rows = _rows(home, "SELECT hash FROM records WHERE seq = ?", (seq,))
+    rows = audit_rows(home, "SELECT hash FROM records WHERE seq = ?", (seq,))
     return rows[0][0] if rows else None
 
 

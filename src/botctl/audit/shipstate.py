@@ -57,6 +57,38 @@ MIGRATIONS = [
 ]
 
 
+MAX_BACKOFF_S = 300.0
+
+
+def backoff(failures: int) -> float:
+    """Seconds before the next attempt after `failures` in a row (sinks and alert hooks alike)."""
+    import random
+
+    return min(MAX_BACKOFF_S, 2.0 ** max(0, failures - 1)) * random.uniform(0.8, 1.2)
+
+
+def head(home: Home) -> tuple[int, str]:
+    """The audit log's last (seq, hash); (0, GENESIS) before the first record. Here rather than in
+    shipping.py, so that alerting.py and shipping.py, which call each other's work, need not import each
+    other."""
+    from botctl.audit.chain import GENESIS
+
+    for row in audit_rows(home, "SELECT seq, hash FROM records ORDER BY seq DESC LIMIT 1"):
+        return row
+    return 0, GENESIS
+
+
+def audit_rows(home: Home, sql: str, args: tuple = ()) -> list[tuple]:
+    """Rows of a query on the audit log (SQLite file or PostgreSQL schema; none before the first record)."""
+    conn = store.open_audit_reader(home)
+    if conn is None:
+        return []
+    try:
+        return conn.execute(sql, args).fetchall()
+    finally:
+        conn.close()
+
+
 def db_path(home: Home):  # noqa: ANN201 - Path
     return home.path / "shipping.db"
 
