@@ -304,3 +304,30 @@ def test_cli_start_up_does_not_import_the_web_stack():
             "print(sorted(m for m in ('jinja2', 'starlette', 'uvicorn') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30).stdout.strip()
     assert out == "[]"
+
+
+def test_opens_the_browser_with_the_one_time_link(populated, tmp_path):
+    """Without --no-browser the link goes to the browser (here $BROWSER: a script that notes what it got)."""
+    opened = tmp_path / "opened.txt"
+    script = tmp_path / "browser.sh"
+    script.write_text(f"#!/bin/sh\nprintf '%s\\n' \"$1\" > {opened}\n")
+    script.chmod(0o755)
+    proc = subprocess.Popen([sys.executable, "-m", "botctl", "console"], env={**os.environ, "BROWSER": str(script)},
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 20
+        while not (opened.exists() and opened.read_text().strip()) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        url = opened.read_text().strip()
+        assert re.fullmatch(r"http://127\.0\.0\.1:\d+/login\?token=[A-Za-z0-9_-]{43}", url), url
+        while True:
+            try:
+                r = httpx.get(url, follow_redirects=False)
+                break
+            except httpx.ConnectError:
+                assert time.monotonic() < deadline
+                time.sleep(0.05)
+        assert r.status_code == 303 and "HttpOnly" in r.headers["set-cookie"]
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)

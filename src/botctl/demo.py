@@ -222,7 +222,7 @@ class Demo:
             self.out.print(f"Still running: edge {self.edge}  (widget: {self.edge}/widget.js — see examples/site/ for "
                            f"a page that embeds it), sandbox "
                            f"{self.sandbox_url}\n  export BOTCTL_HOME={self.env['BOTCTL_HOME']} "
-                           f"BOTCTL_MASTER_KEY={'<yours>' if self.own_key else '<printed nowhere: set one before the demo to reuse the home>'}\n  botctl daemon status; botctl audit -f\n"
+                           f"BOTCTL_MASTER_KEY={'<yours>' if self.own_key else '<printed nowhere: set one before the demo to reuse the home>'}\n  botctl daemon status; botctl audit -f; botctl console  (the timeline, connections, activity in a browser)\n"
                            f"  stop with: BOTCTL_HOME={self.env['BOTCTL_HOME']} botctl daemon stop; "
                            f"kill {self.sandbox_proc.pid if self.sandbox_proc else ''}")
         self.out.print(f"demo finished in {elapsed:.1f}s" + (f" with {len(self.failures)} unexpected result(s)"
