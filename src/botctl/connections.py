@@ -178,8 +178,11 @@ def resolve_connector(name: str) -> Connector:
 
     c = registry.get(name)
     if c is None:
-        names = ", ".join(x.name for x in registry.all_connectors())
-        raise NotFound(f"unknown connector {name!r}.", hint=f"Known connectors: {names}.", code="unknown_connector")
+        from botctl.suggest import hint
+
+        names = [x.name for x in registry.all_connectors()]
+        raise NotFound(f"unknown connector {name!r}.", hint=hint(name, names, f"Known connectors: {', '.join(names)}."),
+                       code="unknown_connector")
     return c
 
 

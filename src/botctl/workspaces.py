@@ -114,7 +114,11 @@ def find(conn: sqlite3.Connection, name: str) -> Workspace | None:
 def get(conn: sqlite3.Connection, name: str) -> Workspace:
     ws = find(conn, name)
     if ws is None:
-        raise NotFound(f"no workspace named {name!r}.", hint="See `botctl workspace list`.", code="unknown_workspace")
+        from botctl.suggest import hint
+
+        names = [r[0] for r in conn.execute("SELECT name FROM workspaces")]
+        raise NotFound(f"no workspace named {name!r}.", hint=hint(name, names, "See `botctl workspace list`."),
+                       code="unknown_workspace")
     return ws
 
 

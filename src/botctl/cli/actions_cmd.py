@@ -36,8 +36,10 @@ def list_(
     if json_out:
         output.emit_json(items)
         return
-    cols = ["ACTION", "CUSTOMER-SPECIFIC", "IDEMPOTENT"] + (["STATUS"] if workspace else []) + ["DESCRIPTION"]
-    output.table(cols, [[i["name"], "yes" if i["customer_specific"] else "no", "yes" if i["idempotent"] else "no"]
+    # Cells that say what they mean, so a tab-separated line reads without its header (--header adds one).
+    cols = ["ACTION", "FOR", "RETRY"] + (["STATUS"] if workspace else []) + ["DESCRIPTION"]
+    output.table(cols, [[i["name"], "customer" if i["customer_specific"] else "anyone",
+                         "idempotent" if i["idempotent"] else "not-idempotent"]
                         + ([i["status"]] if workspace else []) + [i["description"]] for i in items])
 
 
@@ -84,7 +86,7 @@ def run(
         hint = {"not_connected": f"Connect it: botctl connect {action.split('.')[0]} -w {workspace}",
                 "plan_required": f"Upgrade: botctl workspace set-plan {workspace} pro",
                 "identity_required": "Name the customer with --as-email.",
-                "unknown_action": "See `botctl actions list`.",
+                "unknown_action": _unknown_action_hint(action),
                 "needs_reauth": f"Reconnect: botctl connect {action.split('.')[0]} -w {workspace}",
                 "unknown_workspace": "See `botctl workspace list`.",
                 "outcome_unknown": "Check at the vendor whether it was applied before running it again."}.get(exc.code)
@@ -94,3 +96,11 @@ def run(
     else:
         output.status(f"{action}: ok (request {result['request_id']})")
         output.emit_json(result["result"])
+
+
+def _unknown_action_hint(action: str) -> str:
+    from botctl.connectors import registry
+    from botctl.suggest import hint
+
+    return hint(action, [f"{c.name}.{a.name}" for c in registry.all_connectors() for a in c.actions],
+                "See `botctl actions list`.")

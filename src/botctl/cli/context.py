@@ -30,7 +30,9 @@ def app(ctx: typer.Context, *, create: bool = True) -> App:
 
 def group(**kwargs) -> typer.Typer:
     """A command group with botctl's settings: plain help (no rich import), no typer completion flags."""
-    settings = {"no_args_is_help": True, "add_completion": False, "rich_markup_mode": None,
+    from botctl.cli.lazy import SuggestingGroup
+
+    settings = {"cls": SuggestingGroup, "no_args_is_help": True, "add_completion": False, "rich_markup_mode": None,
                 "pretty_exceptions_enable": False,
                 "context_settings": {"help_option_names": ["-h", "--help"], "max_content_width": 100}}
     settings.update(kwargs)

@@ -43,6 +43,9 @@ COMMANDS: dict[str, tuple[str, str, str | None]] = {
 }
 
 
+help_asked = False  # set by main.run when -h/--help is on the command line: only then are examples loaded
+
+
 class Interrupted(Exception):
     """Ctrl-C, carried past typer's own handler (which would exit 130 without a word) to `main.run`."""
 
@@ -51,7 +54,47 @@ class OutputClosed(Exception):
     """stdout's reader went away (`botctl audit | head -1`): not an error, carried past typer to `main.run`."""
 
 
-class LazyGroup(TyperGroup):
+class SuggestingGroup(TyperGroup):
+    """Every botctl group, the root and its subgroups: a mistyped command gets "Did you mean ...?", each
+    command's --help ends with its examples (botctl.cli.examples), and the command list is not cut short."""
+
+    def get_command(self, ctx, cmd_name):  # type: ignore[no-untyped-def]
+        command = super().get_command(ctx, cmd_name)
+        if command is not None and not command.epilog and help_asked:
+            from botctl.cli.examples import epilog
+
+            parent = ctx.command_path.split(" ", 1)[1] + " " if ctx is not None and " " in ctx.command_path else ""
+            command.epilog = epilog(parent + cmd_name)
+        return command
+
+    def format_commands(self, ctx, formatter):  # type: ignore[no-untyped-def]
+        rows = []
+        for name in self.list_commands(ctx):
+            command = self.get_command(ctx, name)
+            if command is not None and not command.hidden:
+                rows.append((name, command.get_short_help_str(limit=10_000)))  # the whole first paragraph
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
+    def resolve_command(self, ctx, args):  # type: ignore[no-untyped-def]
+        from typer import _click
+
+        try:
+            return super().resolve_command(ctx, args)
+        except _click.exceptions.UsageError as exc:
+            name = args[0] if args else ""
+            if name.startswith("-") or self.get_command(ctx, name) is not None:
+                raise
+            from botctl.suggest import did_you_mean
+
+            guess = did_you_mean(name, self.list_commands(ctx))
+            if guess is None:
+                raise
+            raise _click.exceptions.UsageError(f"No such command {name!r}. {guess}", ctx=exc.ctx) from None
+
+
+class LazyGroup(SuggestingGroup):
     def invoke(self, ctx):  # type: ignore[no-untyped-def]
         try:
             return super().invoke(ctx)

@@ -36,13 +36,16 @@ def main(
     debug: bool = typer.Option(False, "--debug", envvar="BOTCTL_DEBUG", help="Show tracebacks on errors."),
     quiet: bool = typer.Option(False, "--quiet", "-q", envvar="BOTCTL_QUIET",
                                help="No status lines on stderr (data and errors still print)."),
+    header: bool = typer.Option(False, "--header", help="Tab-separated output (piped) starts with a line of column names."),
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version."),
 ) -> None:
+    """Global options may also follow the command: `botctl workspace list -q --home PATH`."""
     ctx.obj = {"home": home, "debug": debug}
-    if quiet:
+    if quiet or header:
         from botctl.cli import output
 
-        output.quiet = True
+        output.quiet = output.quiet or quiet
+        output.header = header
 
 
 # Command groups are registered in botctl.cli.lazy.COMMANDS and imported on first use.
@@ -52,13 +55,16 @@ def run(argv: list[str] | None = None) -> None:
     """Entry point: run the CLI; turn our errors into one or two lines and a documented exit code."""
     import os
 
+    from botctl.cli import argv as argv_mod
     from botctl.cli import lazy, output
     from botctl.errors import EXIT_INTERRUPTED, EXIT_USAGE, BotctlError
 
     os.umask(0o077)  # every file botctl creates is private, whatever the caller's umask
     output.use_json(False)
     output.quiet = False
-    args = sys.argv[1:] if argv is None else argv
+    output.header = False
+    args = argv_mod.hoist(sys.argv[1:] if argv is None else list(argv))
+    lazy.help_asked = "-h" in args or "--help" in args or len(args) <= 1
     debug = "--debug" in args or os.environ.get("BOTCTL_DEBUG", "") not in ("", "0")
     if os.environ.get("_BOTCTL_COMPLETE"):  # a TAB press: register typer's shell classes (only then)
         from typer.completion import completion_init

@@ -22,6 +22,7 @@ from typing import Any
 
 json_mode = False  # set by commands given --json, so errors are also reported as JSON on stdout
 quiet = False  # --quiet / BOTCTL_QUIET: no status lines (data and errors still print)
+header = False  # --header: tab-separated output starts with the column names
 
 
 def use_json(flag: bool) -> bool:
@@ -115,6 +116,8 @@ def table(columns: Sequence[str], rows: Sequence[Sequence[Any]], *, title: str |
         status(empty)
         return
     if not _is_tty():
+        if header:
+            sys.stdout.write("\t".join(columns) + "\n")
         for row in rows:
             sys.stdout.write("\t".join(cell(v) for v in row) + "\n")
         return

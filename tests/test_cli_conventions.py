@@ -1,0 +1,108 @@
+"""CLI conventions users expect from gh, hatch, httpie (issue #20): examples in every --help, whole
+summaries, "Did you mean ...?", global options anywhere, a TSV header on request."""
+
+from __future__ import annotations
+
+import typer.main
+
+from botctl.cli import argv, examples, lazy
+from botctl.cli.main import app
+
+
+def _paths() -> list[str]:
+    """Every command path, groups included ("workspace", "workspace create", "audit sink add")."""
+    root = typer.main.get_command(app)
+    out: list[str] = []
+
+    def walk(group, prefix: str) -> None:  # noqa: ANN001
+        for name in group.list_commands(None):
+            cmd = group.get_command(None, name)
+            path = f"{prefix}{name}"
+            out.append(path)
+            if getattr(cmd, "commands", None):
+                walk(cmd, path + " ")
+
+    walk(root, "")
+    return out
+
+
+def test_every_command_has_examples(cli):
+    paths = _paths()
+    assert len(paths) > 50
+    missing = [p for p in paths if p not in examples.EXAMPLES]
+    assert missing == [], f"add examples for these in botctl/cli/examples.py: {missing}"
+    stale = [p for p in examples.EXAMPLES if p not in paths]
+    assert stale == [], f"examples for commands that do not exist: {stale}"
+    for path in ("workspace delete", "connect", "audit", "audit sink add", "doctor"):
+        r = cli(*path.split(), "--help")
+        assert r.code == 0 and "Examples:\n" in r.out, path
+        assert examples.EXAMPLES[path][0] in r.out  # as typed, not re-wrapped
+
+
+def test_examples_run_commands_that_exist():
+    paths = set(_paths())
+    for path, lines in examples.EXAMPLES.items():
+        for line in lines:
+            words = line.split("botctl ", 1)[1].split()
+            named = " ".join(w for w in words[:3] if not w.startswith("-"))
+            assert any(named == p or named.startswith(p + " ") for p in paths), (path, line)
+
+
+def test_command_summaries_are_not_cut(cli):
+    for group in ("workspace", "connections", "daemon", "vault", "audit", "identity", "connectors"):
+        r = cli(group, "--help")
+        listing = r.out[r.out.index("Commands:"):]
+        assert "..." not in listing and "…" not in listing.replace("req_…", ""), group
+
+
+def test_did_you_mean(home, cli):
+    r = cli("workspce", "list")
+    assert r.code == 2 and "Did you mean 'workspace'?" in r.err
+    r = cli("workspace", "lsit")
+    assert r.code == 2 and "Did you mean 'list'?" in r.err
+    r = cli("frobnicate")
+    assert r.code == 2 and "Did you mean" not in r.err
+    assert cli("workspace", "create", "acme").code == 0
+    r = cli("workspace", "show", "acm")
+    assert r.code == 3 and "Did you mean 'acme'?" in r.err
+    r = cli("connectors", "show", "strpe")
+    assert r.code == 3 and "Did you mean 'stripe'?" in r.err
+    r = cli("actions", "run", "stripe.list_invoices", "-w", "acme")
+    assert r.code == 23 and "Did you mean 'stripe.list_my_invoices'?" in r.err
+
+
+def test_global_options_after_the_subcommand(cli, tmp_path):
+    other = tmp_path / "elsewhere"
+    assert cli("workspace", "create", "acme", "--home", str(other), "-q").code == 0
+    r = cli("workspace", "list", "--json", f"--home={other}")
+    assert r.code == 0 and [w["name"] for w in r.json()] == ["acme"]
+    r = cli("--json", "--home", str(other), "workspace", "list")
+    assert r.code == 0 and [w["name"] for w in r.json()] == ["acme"]
+    r = cli("workspace", "create", "beta", "--home", str(other), "--quiet")
+    assert r.code == 0 and r.err == ""
+    # after `--` nothing moves; a subcommand's own -q stays its own
+    assert argv.hoist(["knowledge", "ask", "-w", "acme", "--", "-q"]) == ["knowledge", "ask", "-w", "acme", "--", "-q"]
+    assert argv.hoist(["sandbox", "serve", "-q"]) == ["sandbox", "serve", "-q"]
+    assert argv.hoist(["--home", "h", "audit", "-q"]) == ["--home", "h", "-q", "audit"]
+
+
+def test_tsv_header_on_request(home, cli):
+    assert cli("workspace", "create", "acme").code == 0
+    r = cli("workspace", "list")
+    assert r.out.startswith("acme\t")
+    r = cli("workspace", "list", "--header")
+    assert r.out.splitlines()[0] == "NAME\tPLAN\tORIGINS\tCREATED" and r.out.splitlines()[1].startswith("acme\t")
+
+
+def test_actions_list_cells_say_what_they_mean(home, cli):
+    r = cli("actions", "list", "--header")
+    lines = [line.split("\t") for line in r.out.splitlines()]
+    assert lines[0][:3] == ["ACTION", "FOR", "RETRY"]
+    invoices = next(cells for cells in lines if cells[0] == "stripe.list_my_invoices")
+    assert invoices[1] == "customer" and invoices[2] in ("idempotent", "not-idempotent")
+    assert not any(cells[1] in ("yes", "no") for cells in lines[1:])
+
+
+def test_help_only_loads_examples_when_asked(cli):
+    assert cli("workspace", "list", "--json").code in (0, 1)
+    assert lazy.help_asked is False
