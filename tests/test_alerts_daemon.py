@@ -106,6 +106,8 @@ def test_daemon_ships_and_alerts(sandbox_server, tmp_path, monkeypatch):
         os.kill(pid, signal.SIGKILL)
         alert = rx.wait_for("provider.restarted", timeout=30)
         assert alert["data"]["restarts"] >= 1 and alert["data"]["exit_code"] == -signal.SIGKILL
+        st = json.loads(sh("daemon", "status", "--json", env=d.env).stdout)
+        assert [e["type"] for e in st["recent_alerts"]] == ["provider.restarted"]
 
         # 4. The tail of the log is deleted under the running provider: alerted within seconds, no write.
         _wait(lambda: d.http.get("/readyz").status_code == 200)

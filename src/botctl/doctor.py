@@ -144,6 +144,12 @@ def run(home: Home) -> list[Finding]:
         problems = shipping_problems(sinks, hooks)
         for message, fix in problems:
             out.append(Finding("audit shipping", "warn", message, fix))
+        recent = alerting.recent(home)
+        if recent:
+            more = f" (and {len(recent) - 3} more)" if len(recent) > 3 else ""
+            out.append(Finding("recent alerts", "warn", f"{len(recent)} in the last 24 h: "
+                               + "; ".join(e["summary"] for e in recent[-3:]) + more,
+                               "botctl daemon logs; botctl audit --event connection.refresh_failed"))
         if (sinks or hooks) and not problems:
             out.append(Finding("audit shipping", "ok", f"{len(sinks)} sink(s), {len(hooks)} alert webhook(s) delivering"))
     return out + _daemon_findings(home)

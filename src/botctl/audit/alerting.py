@@ -163,3 +163,40 @@ def status(home: Home) -> list[dict[str, Any]]:
                  "delivered_at": h.delivered_at} for h in shipstate.list_hooks(conn)]
     finally:
         conn.close()
+
+
+# Shown by doctor and daemon status beside their own findings (needs_reauth connections and a broken chain
+# already have theirs): what happened recently that left no standing state behind.
+TRANSIENT_TYPES = ("connection.refresh_failed", "provider.restarted")
+
+
+def describe(event: dict[str, Any]) -> str:
+    d = event["data"]
+    if event["type"] == "connection.refresh_failed":
+        return f"refresh of {d.get('connector')} in {d.get('workspace')} failed ({d.get('reason')}) at {event['created_at']}"
+    if event["type"] == "provider.restarted":
+        return f"the provider died (exit {d.get('exit_code')}) and was restarted at {event['created_at']}"
+    if event["type"] == "connection.needs_reauth":
+        return f"{d.get('connector')} in {d.get('workspace')} needs re-authorisation: {d.get('reconnect')}"
+    if event["type"] == "audit.chain_broken":
+        return f"audit chain broken: {d.get('problem')}"
+    return f"{event['type']} at {event['created_at']}"
+
+
+def recent(home: Home, *, hours: float = 24.0, types: tuple[str, ...] = TRANSIENT_TYPES) -> list[dict[str, Any]]:
+    """Alerts of `types` raised in the last `hours`, newest last, each with a `summary` line."""
+    from datetime import UTC, datetime, timedelta
+
+    if not shipstate.db_path(home).exists():
+        return []
+    since = (datetime.now(UTC) - timedelta(hours=hours)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    conn = shipstate.connect(home)
+    try:
+        rows = conn.execute(f"SELECT id FROM alert_events WHERE created_at >= ? AND type IN "
+                            f"({','.join('?' * len(types))}) ORDER BY id LIMIT 1", (since, *types)).fetchone()
+        if rows is None:
+            return []
+        events = [e for e in shipstate.events_after(conn, rows[0] - 1, limit=1000) if e["type"] in types]
+    finally:
+        conn.close()
+    return [{**e, "summary": describe(e)} for e in events]

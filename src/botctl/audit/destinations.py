@@ -40,6 +40,13 @@ def check_webhook_url(url: str, flag: str = "URL") -> str:
         raise UsageError(f"{flag} {url!r} is not an http(s) URL.", hint=hint)
     if parts.username is not None or parts.password is not None:
         raise UsageError(f"{flag} {url!r} carries credentials; they would be stored in plain text.", hint=hint)
+    from urllib.parse import parse_qsl
+
+    from botctl.audit.records import _SECRET_KEY
+
+    if any(_SECRET_KEY.search(k) for k, _ in parse_qsl(parts.query, keep_blank_values=True)):
+        raise UsageError(f"{flag} carries a secret-looking query parameter; it would be stored in plain text.",
+                         hint="Drop it: the receiver authenticates the X-Botctl-Signature made with --secret-env.")
     if parts.scheme == "http" and not _loopback(host):
         raise UsageError(f"{flag} {url!r} is plain http to a host that is not loopback: records and alerts "
                          "would cross the network unencrypted.", hint=hint)

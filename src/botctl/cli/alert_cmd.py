@@ -38,6 +38,9 @@ def add(
         a.audit("alert.webhook_added", actor=a.actor, detail={"name": name, "url": destinations.redact_url(url),
                                                                "signed_with_env": secret_env})
         shipstate.add_hook(conn, name, url, secret_env)
+        from botctl.audit import alerting
+
+        alerting.scan_records(context.home(ctx), conn)  # alerts are read from the records written from now on
     finally:
         conn.close()
     if not os.environ.get(secret_env):

@@ -116,6 +116,8 @@ def status(ctx: typer.Context, json_out: bool = typer.Option(False, "--json", he
 
     for line in shipping_warnings(st.get("audit_sinks") or [], st.get("alert_webhooks") or []):
         output.warn(line)
+    for e in (st.get("recent_alerts") or [])[-3:]:
+        output.warn(f"in the last 24 h: {e['summary']}")
 
 
 @app.command("logs")

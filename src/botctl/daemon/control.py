@@ -206,6 +206,13 @@ def status(home: Home) -> dict[str, Any]:
     audit = (detail or {}).get("audit") or {}
     out["audit_chain"] = {"chain": audit.get("chain"), "problem": audit.get("problem"),
                           "refused": audit.get("refused")} if audit.get("chain") else None
+    try:
+        from botctl.audit import alerting
+
+        out["recent_alerts"] = [{"type": e["type"], "created_at": e["created_at"], "summary": e["summary"]}
+                                for e in alerting.recent(home)]
+    except Exception as exc:  # status answers whatever state shipping.db is in
+        out["recent_alerts"] = [{"type": "unknown", "summary": f"cannot read shipping.db ({type(exc).__name__})"}]
     out["audit_sinks"] = (detail or {}).get("audit_sinks")
     out["alert_webhooks"] = (detail or {}).get("alert_webhooks")
     out["provider"]["reachable"] = detail is not None
