@@ -28,6 +28,9 @@ def apply(
                                                "endpoint override, a sandbox URL in the file. Repeatable."),
     yes: bool = typer.Option(False, "--yes", "-y", help="Confirm the deletions --prune makes (workspace keys are "
                                                         "destroyed)."),
+    detailed_exitcode: bool = typer.Option(False, "--detailed-exitcode",
+                                           help="Like Terraform's: exit 0 nothing to change, 2 changes (made, or to "
+                                                "make with --dry-run), 1 an error (an invalid file too), 7 partial."),
 ) -> None:
     """Make the vault match a TOML file: create, update (and with --prune delete) what differs.
 
@@ -36,7 +39,8 @@ def apply(
     for a host the connector does not fix needs --allow-host HOST (or a yes on a terminal); deleting
     with --prune needs --yes (or a yes on a terminal). Re-applying the same file changes nothing.
     Exit 0 applied or nothing to do, 2 invalid file, host not allowed or deletion not confirmed,
-    7 some objects failed (the rest were applied; the plan says which).
+    7 some objects failed (the rest were applied; the plan says which). With --json, an invalid
+    file's problems are listed as {file, line, key, message} under error.problems.
     """
     from botctl import provision
 
@@ -58,16 +62,38 @@ def apply(
     def confirm_destroy(steps) -> bool:
         return _ask(f"--prune will delete {provision.destroy_summary(steps)}. Delete? [y/N] ")
 
-    result = provision.apply(open_app, file, dry_run=dry_run, prune=prune, reconnect=reconnect,
-                             secrets_out=secrets_out, allow_hosts=allow_hosts or (),
-                             confirm_hosts=confirm_hosts if ask else None, yes=yes,
-                             confirm_destroy=confirm_destroy if ask else None)
+    from botctl.errors import BotctlError
+
+    try:
+        result = provision.apply(open_app, file, dry_run=dry_run, prune=prune, reconnect=reconnect,
+                                 secrets_out=secrets_out, allow_hosts=allow_hosts or (),
+                                 confirm_hosts=confirm_hosts if ask else None, yes=yes,
+                                 confirm_destroy=confirm_destroy if ask else None)
+    except BotctlError as exc:
+        if not (json_out or detailed_exitcode):
+            raise
+        _report(exc, json_out)
+        raise typer.Exit(1 if detailed_exitcode else exc.exit_code) from None
     if json_out:
         output.emit_json(result.as_dict())
     else:
         _print(result, secrets_out)
     if result.failed:
         raise typer.Exit(provision.EXIT_PARTIAL)
+    if detailed_exitcode and any(s.action != "unchanged" for s in result.steps):
+        raise typer.Exit(2)
+
+
+def _report(exc, json_out: bool) -> None:  # noqa: ANN001
+    """The error as main.run would print it; with --json, an invalid file's problems one by one, for CI."""
+    from botctl.provision.errors import problem_fields
+
+    output.error(exc.message, exc.hint, code=exc.code, as_json=False)
+    if json_out:
+        error = {"code": exc.code, "message": exc.message, "hint": exc.hint}
+        if getattr(exc, "problems", None):
+            error["problems"] = [problem_fields(p) for p in exc.problems]
+        output.emit_json({"error": error})
 
 
 def _interactive(json_out: bool) -> bool:

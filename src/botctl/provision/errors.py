@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+from typing import Any
+
 from botctl.errors import UsageError
 
 EXIT_PARTIAL = 7  # some objects failed, the rest were applied
@@ -29,3 +32,17 @@ class ConfirmationRequired(UsageError):
     """--prune would destroy something and neither --yes nor a terminal confirmed it (exit 2)."""
 
     code = "confirmation_required"
+
+
+_WHERE = re.compile(r"^(?P<file>.+?):(?P<line>\d+): (?P<key>[A-Za-z0-9_.\[\]-]+): (?P<message>.*)$", re.S)
+
+
+def problem_fields(problem: str) -> dict[str, Any]:
+    """One problem as CI annotates it: {file, line, key, message} (line and key null when not about a key)."""
+    m = _WHERE.match(problem)
+    if m:
+        return {"file": m["file"], "line": int(m["line"]), "key": m["key"], "message": m["message"]}
+    file, sep, message = problem.partition(": ")
+    if sep and not file.startswith("-") and " " not in file.strip():
+        return {"file": file, "line": None, "key": None, "message": message}
+    return {"file": None, "line": None, "key": None, "message": problem}
