@@ -17,6 +17,7 @@ What RFC 8785 asks, and how it is met here (docs/audit-format.md repeats it for 
 
 from __future__ import annotations
 
+import json
 import math
 from json.encoder import encode_basestring  # ensure_ascii=False escaping == JSON.stringify's
 from typing import Any
@@ -24,10 +25,58 @@ from typing import Any
 MAX_SAFE_INTEGER = 2**53 - 1
 
 
+# For the common record (strings, safe integers, null, booleans; member names below U+D800) RFC 8785's
+# text is exactly what the C JSON encoder writes with sorted keys: same escapes, and code-point order is
+# UTF-16 order below the surrogates. `_plain` checks that cheaply; anything else takes `_emit`.
+_FAST = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
 def canonicalize(value: Any) -> str:
+    if _plain(value):
+        return _FAST.encode(value)
     parts: list[str] = []
     _emit(value, parts.append)
     return "".join(parts)
+
+
+def _plain(v: Any) -> bool:
+    t = type(v)
+    if t is dict:
+        for k, x in v.items():
+            if type(k) is not str or not (k.isascii() or max(k) < "\ud800"):
+                return False
+            tx = type(x)
+            if tx is str:
+                if not (x.isascii() or _well_formed(x)):
+                    return False
+            elif tx is int:
+                if not -MAX_SAFE_INTEGER <= x <= MAX_SAFE_INTEGER:
+                    return False
+            elif tx is float:
+                # Python's repr and ECMAScript agree on a non-integral double in fixed notation, which
+                # both use from 1e-4 to below 1e16 (latency_ms and the like).
+                if x.is_integer() or not 1e-4 <= abs(x) < 1e16:
+                    return False
+            elif not (x is None or tx is bool or _plain(x)):
+                return False
+        return True
+    if t is str:
+        return v.isascii() or _well_formed(v)
+    if v is None or t is bool:
+        return True
+    if t is int:
+        return -MAX_SAFE_INTEGER <= v <= MAX_SAFE_INTEGER
+    if t is list:
+        return all(_plain(x) for x in v)
+    return False
+
+
+def _well_formed(s: str) -> bool:
+    try:
+        s.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _emit(value: Any, out) -> None:  # noqa: ANN001 - list.append
@@ -119,7 +168,7 @@ def interoperable(value: Any) -> Any:
         try:
             value.encode("utf-8")
         except UnicodeEncodeError:
-            return value.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+            return "".join("\ufffd" if "\ud800" <= c <= "\udfff" else c for c in value)
         return value
     if isinstance(value, dict):
         return {interoperable(str(k)) if not isinstance(k, str) else interoperable(k): interoperable(v)
