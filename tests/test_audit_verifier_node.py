@@ -205,3 +205,49 @@ def test_jcs_objects_match_the_node_verifier(tmp_path):
     js = subprocess.run([NODE, str(script), json.dumps(value)], capture_output=True, text=True, timeout=30)
     assert js.returncode == 0, js.stderr
     assert js.stdout == ours
+
+
+# -- the same agreement when the home keeps its tables in PostgreSQL -------------------------------------
+
+PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
+
+
+@pytest.fixture
+def pg_home(home, cli):
+    psycopg = pytest.importorskip("psycopg")
+    import uuid
+
+    name = f"botctl_verifier_{uuid.uuid4().hex[:12]}"
+    try:
+        admin = psycopg.connect(PG_ADMIN, autocommit=True, connect_timeout=3)
+    except psycopg.OperationalError:
+        pytest.skip("no PostgreSQL at 127.0.0.1:5432")
+    admin.execute(f'CREATE DATABASE "{name}"')
+    url = f"postgresql://postgres@127.0.0.1:5432/{name}"
+    try:
+        assert cli("init", "--database", url).code == 0
+        assert cli("workspace", "create", "acme", "--plan", "pro").code == 0
+        assert cli("workspace", "set-plan", "acme", "business").code == 0
+        yield home, url
+    finally:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.close()
+
+
+def test_postgresql_log_agrees_intact_edited_truncated(pg_home, cli, tmp_path):
+    import psycopg
+
+    home, url = pg_home
+    key = tmp_path / "pg.key"
+    assert cli("audit", "export-key", "--out", str(key)).code == 0
+    assert _agree(cli, key, tmp_path)["ok"]
+    with psycopg.connect(url, autocommit=True) as db:
+        body = json.loads(db.execute("SELECT body FROM records WHERE seq = 2").fetchone()[0])
+        body["outcome"] = "denied"
+        db.execute("UPDATE records SET body = %s WHERE seq = 2", (canonicalize(body),))
+    v = _agree(cli, key, tmp_path)
+    assert not v["ok"] and v["first_bad_seq"] == 2
+    with psycopg.connect(url, autocommit=True) as db:
+        db.execute("DELETE FROM records WHERE seq >= 2")
+    v = _agree(cli, key, tmp_path)
+    assert not v["ok"] and v["first_bad_seq"] == 2 and "truncated" in v["problem"]
