@@ -28,7 +28,8 @@ ANON_ACTION = "calendly.available_times"  # runs without a visitor: a downgraded
 REFUSED = "The identity token was refused."
 RSA_KID, EC_KID = "site-rs256", "site-es256"
 # Fuzzing budget per operation and generation mode (the module's CI budget is ~3 minutes on 2 cores).
-EXAMPLES = {"runAction": 450, "chat": 350, "getWidgetConfig": 150, "listActions": 150}
+EXAMPLES = {"runAction": 450, "chat": 350, "getWidgetConfig": 150, "listActions": 150, "mcp": 200,
+            "answerConfirmation": 60, "showConfirmation": 30}
 PREFLIGHT_EXAMPLES, PLAIN_EXAMPLES = 70, 10
 MIN_TOTAL_CASES = 2500
 RSS_GROWTH_MB = 50
@@ -464,6 +465,34 @@ def test_good_token_accepted(d, auth):
     assert len(rec) == 1 and rec[0]["actor"]["email"] == "ada@example.com" and rec[0]["outcome"] == "ok"
 
 
+@pytest.mark.parametrize("name", JWT_ATTACK_NAMES)
+def test_jwt_attack_refused_on_mcp(d, attacks, trap, name):
+    """The same attack list on the MCP endpoint (issue #18): a tool call that an anonymous caller could make is
+    refused (HTTP 401, JSON-RPC error with the stable code), audited once, never run anonymously."""
+    case = attacks[name]
+    headers = [("Content-Type", "application/json"), *(("Authorization", v) for v in case["auth"])]
+    message = {"jsonrpc": "2.0", "id": 7, "method": "tools/call",
+               "params": {"name": ANON_ACTION.replace(".", "__"), "arguments": {}}}
+    status, resp_headers, body = _send_raw(d, "POST", f"/v1/workspaces/{case['ws']}/mcp", headers,
+                                           json.dumps(message).encode())
+    answer = json.loads(body)
+    assert status == 401, (name, status, answer)
+    assert answer["id"] == 7 and answer["error"]["data"] == {"code": "invalid_identity"}, answer
+    assert "resource_metadata=" in resp_headers["www-authenticate"]
+    records = _records(d, resp_headers["x-request-id"])
+    assert len(records) == 1, (name, records)
+    rec = records[0]
+    assert (rec["event"], rec["outcome"], rec["reason"]) == ("action.run", "denied", "invalid_identity"), rec
+    assert rec["actor"] == {"type": "visitor", "channel": "mcp"}  # nothing taken from the refused token
+    assert rec["detail"]["identity_reason"] in case["reasons"], (name, rec["detail"])
+    # tools/list too: refused, not listed as for an anonymous caller.
+    message = {"jsonrpc": "2.0", "id": 8, "method": "tools/list"}
+    status, resp_headers, body = _send_raw(d, "POST", f"/v1/workspaces/{case['ws']}/mcp", headers,
+                                           json.dumps(message).encode())
+    assert status == 401 and "result" not in json.loads(body), (name, body[:200])
+    assert not trap.hits
+
+
 def test_bad_token_on_chat_refused_and_audited(d, attacks):
     r = d.http.post("/v1/workspaces/acme/chat", json={"message": "How long does shipping take?"},
                     headers={"Authorization": attacks["alg_none_kept_sig"]["auth"][0]})
@@ -537,8 +566,23 @@ def test_schemathesis(d, schema, operation_id, mode):
               None, f"Bearer {_good(d, iat=now - 900, exp=now - 300)}", f"Bearer {h}.{p}.{s[::-1]}", "Bearer x.y.z",
               "Bearer", f"Bearer {other}"]
     positive = mode == "positive"
+    anon_tool = ANON_ACTION.replace(".", "__")
     bodies = {"runAction": [{"params": {}}, None], "chat": [{"message": "How long does shipping take?"}, None,
-                                                           {"message": "Can I pay with goats?"}]}
+                                                           {"message": "Can I pay with goats?"}],
+              # JSON-RPC bodies: the real methods first, then what the generator makes of the schema.
+              "mcp": [{"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+                       "params": {"name": anon_tool, "arguments": {}}},
+                      {"jsonrpc": "2.0", "id": 2, "method": "tools/list"}, None,
+                      {"jsonrpc": "2.0", "id": "x", "method": "initialize",
+                       "params": {"protocolVersion": "2025-06-18", "capabilities": {},
+                                  "clientInfo": {"name": "fuzz", "version": "0"}}},
+                      {"jsonrpc": "2.0", "method": "notifications/initialized"},
+                      {"jsonrpc": "2.0", "id": 3, "method": "tools/call",
+                       "params": {"name": "shopify__list_my_orders", "arguments": {"email": 1}}},
+                      {"jsonrpc": "2.0", "id": 4, "method": "tools/call",
+                       "params": {"name": "zendesk__create_ticket", "arguments": {"subject": "s", "description": "d"}}},
+                      {"jsonrpc": "2.0", "id": 5, "method": "ping", "params": []}],
+              "answerConfirmation": [{"decision": "confirm"}, None, {"decision": "cancel"}]}
     failures: dict[tuple, str] = {}
     statuses: collections.Counter = collections.Counter()
 
@@ -583,6 +627,7 @@ def test_schemathesis_total(d):
     # The authenticated paths were exercised: actions ran for real visitors, chat answered, tokens were refused.
     assert FUZZ_STATUSES["runAction 200"] > 0 and FUZZ_STATUSES["runAction 401"] > 0, FUZZ_STATUSES
     assert FUZZ_STATUSES["chat 200"] > 0 and FUZZ_STATUSES["chat 401"] > 0, FUZZ_STATUSES
+    assert FUZZ_STATUSES["mcp 200"] > 0 and FUZZ_STATUSES["mcp 401"] > 0, FUZZ_STATUSES
     assert sh("audit", "verify", env=d.env).returncode == 0
 
 

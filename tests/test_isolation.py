@@ -150,3 +150,86 @@ def test_knowledge_of_one_workspace_is_not_reachable_from_another(d):
     out = sh("knowledge", "search", "-w", "other", "standard shipping", "--json", env=d.env).stdout
     assert json.loads(out) in ([], {"results": []}) or "shipping.md" not in out
     assert sh("audit", "verify", env=d.env).returncode == 0
+
+
+# -- the same matrix over MCP (issue #18): tools/call with the same tokens, writes through the visitor's
+# confirmation. JSON-RPC by hand here (tests/test_mcp.py drives the endpoint with the SDK's client).
+
+
+def _mcp(d, method, params=None, token=None, ws="acme"):
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    return d.http.post(f"/v1/workspaces/{ws}/mcp", headers=headers,
+                       json={"jsonrpc": "2.0", "id": 1, "method": method, "params": params or {}})
+
+
+def _tool(d, action, args, token=None):
+    r = _mcp(d, "tools/call", {"name": action.replace(".", "__"), "arguments": args}, token)
+    return r, (r.json().get("result") or {})
+
+
+def test_mcp_token_for_another_workspace_refused_for_every_tool(d):
+    import time
+
+    import jwt
+
+    now = int(time.time())
+    foreign = jwt.encode({"sub": "u-ada", "email": "ada@example.com", "aud": "other", "iat": now, "exp": now + 300},
+                         d.other_secret, algorithm="HS256", headers={"kid": d.other_kid})
+    before = len(d.audit())
+    actions = _actions(d)
+    for a in actions:
+        r, _ = _tool(d, a["name"], {}, foreign)
+        assert r.status_code == 401 and r.json()["error"]["data"]["code"] == "invalid_identity", a["name"]
+    r = _mcp(d, "tools/list", token=foreign)
+    assert r.status_code == 401 and "result" not in r.json()
+    recs = d.audit()[before:]
+    assert len(recs) == len(actions) + 1 and {x["reason"] for x in recs} == {"invalid_identity"}
+
+
+def test_mcp_ada_never_reaches_grace_objects(d):
+    seed = d.sandbox.seed()
+    grace = _grace_params(seed)
+    before_stats = d.sandbox.stats()
+    before = len(d.audit())
+    for action, params in grace.items():
+        r, result = _tool(d, action, params, d.token())
+        assert r.status_code == 200, (action, r.text)
+        if registry.find_action(action)[1].is_write:
+            # A write waits for Ada's confirmation; confirmed, it is refused like any other attempt.
+            cid = result["structuredContent"]["confirmation_required"]["confirmation_id"]
+            r = d.http.post(f"/v1/workspaces/acme/confirmations/{cid}", json={"decision": "confirm"},
+                            headers={"Authorization": f"Bearer {d.token()}"})
+            assert r.status_code == 404 and r.json()["error"]["code"] == "not_found", (action, r.text)
+        else:
+            assert result["isError"] and result["structuredContent"]["error"]["code"] == "not_found", (action, result)
+        text = r.text.lower()
+        assert "grace" not in text and "hopper" not in text, action
+    runs = [x for x in d.audit()[before:] if x["event"] == "action.run"]
+    assert len(runs) == len(grace) and {x["reason"] for x in runs} == {"forbidden"}
+    assert {x["actor"]["channel"] for x in runs} == {"mcp"}
+    after_stats = d.sandbox.stats()
+    writes = [r for r in after_stats["requests"][len(before_stats["requests"]):]
+              if r["method"] in ("POST", "PUT", "PATCH", "DELETE") and r["status"] < 400
+              and not r["path"].endswith("graphql.json")]
+    assert writes == [], writes
+    for action in [f"{name}.{a}" for name, entry in MATRIX.items() for a in entry.get("lists", ())]:
+        r, result = _tool(d, action, {}, d.token())
+        assert result.get("isError") is False, (action, r.text)
+        for values in seed[action.split(".")[0]]["grace@example.com"].values():
+            for v in values if isinstance(values, list) else [values]:
+                if isinstance(v, str | int) and len(str(v)) > 3:
+                    assert str(v) not in r.text, (action, v)
+
+
+def test_mcp_anonymous_caller_gets_only_anonymous_reads(d):
+    tools = {t["name"] for t in _mcp(d, "tools/list").json()["result"]["tools"]}
+    actions = _actions(d)
+    assert tools == {a["name"].replace(".", "__") for a in actions
+                     if not a["customer_specific"] and not registry.find_action(a["name"])[1].is_write}
+    before = len(d.audit())
+    for a in actions:
+        _, result = _tool(d, a["name"], {})
+        if a["customer_specific"]:
+            assert result["structuredContent"]["error"]["code"] == "identity_required", a["name"]
+    assert len([x for x in d.audit()[before:] if x["event"] == "action.run"]) == len(actions)
+    assert not [x for x in d.audit()[before:] if x["event"] == "action.started"]  # nothing was sent anywhere

@@ -264,7 +264,16 @@ def test_cancel_expiry_and_tampered_params(d):
     r = _answer(d, cid, d.token())
     assert r.status_code == 410 and r.json()["error"]["code"] == "confirmation_expired"
     assert _records(d, r.headers["x-request-id"], "action.confirmation")[0]["reason"] == "confirmation_expired"
-    assert _answer(d, cid, d.token()).status_code in (409, 410)
+    assert _answer(d, cid, d.token()).json()["error"]["code"] == "confirmation_expired"
+    # Expired with nobody coming back: the provider records it by itself (here: on the next MCP request).
+    cid = _ask_cancel(d, d.token(), booking)["confirmation_id"]
+    with sqlite3.connect(d.home / "vault.db") as conn:
+        conn.execute("UPDATE mcp_confirmations SET expires_at = ? WHERE id = ?", (time.time() - 1, cid))
+    run(d.mcp_url, None, lambda s: s.send_ping())
+    expired = [r for r in _records(d, event="action.confirmation") if r["detail"].get("confirmation_id") == cid]
+    assert len(expired) == 1 and expired[0]["reason"] == "confirmation_expired"
+    assert expired[0]["actor"] == {"type": "system"}
+    assert _answer(d, cid, d.token()).status_code == 410
     # Params altered in the store after the ask (an attacker with the file): never run.
     cid = _ask_cancel(d, d.token(), booking)["confirmation_id"]
     with sqlite3.connect(d.home / "vault.db") as conn:

@@ -202,7 +202,12 @@ class Demo:
         if refreshed != 1:
             self.failures.append(f"expected one refresh, saw {refreshed}")
 
-        self.step(7, "The audit trail of all of it, verified")
+        self.step(7, "A bot over MCP: Ada's tools; it asks to cancel her booking; only Ada's confirmation runs it")
+        from botctl import demo_mcp
+
+        demo_mcp.run(self, http, ada, slots["calcom"]["ada@example.com"]["bookings"][0])
+
+        self.step(8, "The audit trail of all of it, verified")
         out = self.botctl("audit", "--json", "-n", "200")
         for line in out.splitlines():
             rec = json.loads(line)

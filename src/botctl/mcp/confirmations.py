@@ -115,11 +115,9 @@ def decide(app: App, ws: Workspace, cid: str, visitor: Visitor | None, decision:
     if row is None or not row.belongs_to(visitor):
         return None, "not_found"
     if row.status == "expired" or (row.status == "pending" and row.expires_at <= time.time()):
-        if row.status == "pending":
-            app.vault.conn.execute("UPDATE mcp_confirmations SET status = 'expired', params = NULL, decided_at = ? "
-                                   "WHERE id = ? AND status = 'pending'", (store.now_iso(), cid))
-            return row, "confirmation_expired"
-        return row, "confirmation_used"
+        app.vault.conn.execute("UPDATE mcp_confirmations SET status = 'expired', params = NULL, decided_at = ? "
+                               "WHERE id = ? AND status = 'pending'", (store.now_iso(), cid))
+        return row, "confirmation_expired"
     if row.status != "pending":
         return row, "confirmation_used"
     if row.params is None or digest(row.action, row.params) != row.params_sha256:
@@ -132,6 +130,28 @@ def decide(app: App, ws: Workspace, cid: str, visitor: Visitor | None, decision:
     if cur.rowcount != 1:
         return row, "confirmation_used"
     return row, None
+
+
+async def expire_due(app: App) -> int:
+    """Record every confirmation that expired unanswered (`action.confirmation`, denied, confirmation_expired,
+    actor system): the chain shows the request's end even when nobody came back. Returns how many."""
+    from botctl import workspaces
+
+    rows = app.vault.conn.execute(
+        "SELECT c.id, w.name, c.action, c.request_id FROM mcp_confirmations c JOIN workspaces w "
+        "ON w.id = c.workspace_id WHERE c.status = 'pending' AND c.expires_at <= ?", (time.time(),)).fetchall()
+    done = 0
+    for cid, ws_name, action, request_id in rows:
+        cur = app.vault.conn.execute("UPDATE mcp_confirmations SET status = 'expired', params = NULL, decided_at = ? "
+                                     "WHERE id = ? AND status = 'pending'", (store.now_iso(), cid))
+        if cur.rowcount != 1:
+            continue  # answered meanwhile
+        await app.aaudit("action.confirmation", workspace=ws_name if workspaces.NAME_RE.fullmatch(ws_name) else None,
+                         actor={"type": "system"}, action=action, connector=action.split(".")[0],
+                         outcome="denied", reason="confirmation_expired",
+                         detail={"confirmation_id": cid, "requested_in": request_id})
+        done += 1
+    return done
 
 
 def finish(app: App, cid: str, outcome: str) -> None:

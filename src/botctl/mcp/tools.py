@@ -95,7 +95,7 @@ def tools_for(conn: Any, ws: Any, *, signed_in: bool, operator: bool, waived: li
         found = registry.find_action(entry["name"])
         entry["is_write"] = bool(found and found[1].is_write)
         scopes = granted.get(entry["connector"])
-        if scopes and missing_scopes(entry["connector"], scopes, entry["scopes"]):
+        if found and scopes and missing_scopes(found[0], scopes, entry["scopes"]):
             continue  # the connection's grant does not cover it: calling it would only be refused
         if visible(entry, signed_in=signed_in, operator=operator):
             out.append(as_tool(entry, confirm=not operator and entry["name"] not in waived))

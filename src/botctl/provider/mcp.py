@@ -44,10 +44,12 @@ def visitor_hold(app: Any, visitor: Any, request_id: str):  # noqa: ANN201
 
 
 async def mcp(request: Request) -> JSONResponse:
+    from botctl.mcp.confirmations import expire_due
     from botctl.mcp.server import Caller, handle, mcp_actor
 
     data = await request.json()
     prov = request.app.state.provider
+    await expire_due(prov.app)  # also every refresh interval (Provider.refresh_loop): the bot may not come back
     rid = request_id_of(data)
     ws = prov.workspace(request.path_params["ws"])
     if ws is None:

@@ -95,6 +95,16 @@ class Provider:
         while True:
             await asyncio.sleep(self.refresh_interval)
             await self.refresh_once()
+            await self.expire_confirmations()
+
+    async def expire_confirmations(self) -> None:
+        """MCP confirmations that expired unanswered: on record (botctl.mcp.confirmations.expire_due)."""
+        from botctl.mcp.confirmations import expire_due
+
+        try:
+            await expire_due(self.app)
+        except Exception:
+            log.exception("recording expired confirmations failed")
 
     async def refresh_once(self) -> None:
         try:
