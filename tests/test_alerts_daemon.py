@@ -16,6 +16,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 import sqlite_utils
 
+from test_audit_sinks import _Hook
 from test_daemon import _setup_home, free_port, sh
 
 pytestmark = pytest.mark.slow
@@ -79,6 +80,9 @@ def test_daemon_ships_and_alerts(sandbox_server, tmp_path, monkeypatch):
         sink = tmp_path / "offsite.ndjson"
         sh("audit", "sink", "add", "file", str(sink), env=d.env)
         sh("alert", "add", rx.url, "--secret-env", "BOTCTL_ALERT_SECRET", env=d.env)
+        collector = _Hook(SECRET.encode())  # a webhook sink that is down at first
+        collector.up = False
+        sh("audit", "sink", "add", "webhook", collector.url, "--secret-env", "BOTCTL_ALERT_SECRET", env=d.env)
 
         # 1. Records reach the sink as they are committed: no flush, the provider's shipper.
         r = d.act("zendesk.list_my_tickets", token=d.token())
@@ -91,6 +95,22 @@ def test_daemon_ships_and_alerts(sandbox_server, tmp_path, monkeypatch):
 
         rec = _wait(shipped)[0]
         assert rec["action"] == "zendesk.list_my_tickets" and rec["outcome"] == "ok" and len(rec["hash"]) == 64
+
+        # 1b. The webhook sink was down: the provider retried with backoff, kept the backlog (reported), and
+        # delivers all of it, in order, once the collector is up: no flush, no lost or repeated record.
+        st = json.loads(sh("daemon", "status", "--json", env=d.env).stdout)
+        down = [s for s in st["audit_sinks"] if s["kind"] == "webhook"][0]
+        assert down["delivered_seq"] == 0 and down["backlog"] >= rec["seq"] and down["failures"] >= 1
+        collector.up = True
+
+        def collected():
+            got = [json.loads(x) for _, body in collector.bodies for x in body.decode().split("\n")
+                   if x.startswith('{"seq":')]
+            return got if got and got[-1]["seq"] >= rec["seq"] else None
+
+        got = _wait(collected, timeout=30)
+        assert [r["seq"] for r in got] == list(range(1, len(got) + 1)) and collector.bad_signatures == 0
+        collector.close()
 
         # 2. The vendor refuses the token: the connection falls to needs_reauth, and the webhook says so.
         assert sandbox_server.revoke_token(sandbox_server.credentials()["zendesk"]["access_token"])
