@@ -106,3 +106,62 @@ def test_actions_list_cells_say_what_they_mean(home, cli):
 def test_help_only_loads_examples_when_asked(cli):
     assert cli("workspace", "list", "--json").code in (0, 1)
     assert lazy.help_asked is False
+
+
+def _on_a_terminal(args: list[str], answer: str) -> tuple[int, str]:
+    """Run botctl with stdin and stderr on a pseudo-terminal, answer its question, return (code, what it said)."""
+    import os
+    import pty
+    import select
+    import subprocess
+    import sys
+    import time
+
+    master, slave = pty.openpty()
+    proc = subprocess.Popen([sys.executable, "-m", "botctl", *args], stdin=slave, stderr=slave,
+                            stdout=subprocess.PIPE, env=os.environ.copy())
+    os.close(slave)
+    said = b""
+    deadline = time.monotonic() + 30
+    try:
+        while b"[y/N]" not in said and time.monotonic() < deadline and proc.poll() is None:
+            if select.select([master], [], [], 0.2)[0]:
+                said += os.read(master, 4096)
+        os.write(master, answer.encode() + b"\n")
+        proc.wait(timeout=30)
+        while select.select([master], [], [], 0.2)[0]:
+            try:
+                chunk = os.read(master, 4096)
+            except OSError:
+                break
+            if not chunk:
+                break
+            said += chunk
+    finally:
+        os.close(master)
+        if proc.poll() is None:
+            proc.kill()
+    return proc.returncode, said.decode(errors="replace")
+
+
+def test_destructive_commands_ask_on_a_terminal_and_need_yes_without_one(home, cli):
+    assert cli("workspace", "create", "acme").code == 0
+    assert cli("workspace", "create", "beta").code == 0
+    # No terminal: refused, nothing changed, the command to re-run named.
+    r = cli("workspace", "delete", "acme")
+    assert r.code == 2 and "botctl workspace delete acme --yes" in r.err
+    r = cli("vault", "rotate-master-key")
+    assert r.code == 2 and "botctl vault rotate-master-key --yes" in r.err
+    assert cli("vault", "status", "--json").json()["master_key"]["version"] == 1
+    # A terminal: asked; "n" changes nothing, "y" goes ahead.
+    code, said = _on_a_terminal(["workspace", "delete", "acme"], "n")
+    assert code == 2 and "Delete workspace 'acme'" in said and "[y/N]" in said and "not confirmed" in said
+    assert [w["name"] for w in cli("workspace", "list", "--json").json()] == ["acme", "beta"]
+    code, said = _on_a_terminal(["workspace", "delete", "acme"], "y")
+    assert code == 0, said
+    assert [w["name"] for w in cli("workspace", "list", "--json").json()] == ["beta"]
+    code, said = _on_a_terminal(["vault", "rotate-master-key"], "y")
+    assert code == 0 and "rotation complete" in said
+    assert cli("vault", "status", "--json").json()["master_key"]["version"] == 2
+    # --yes never asks; --json never asks either (a script reads the answer)
+    assert cli("workspace", "delete", "beta", "--yes").code == 0

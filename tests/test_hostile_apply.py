@@ -260,7 +260,7 @@ def test_oauth_override_on_the_vendors_own_host_needs_no_flag(home, cli, cfg, ci
 def test_a_terminal_may_confirm_the_hosts(home, cli, cfg, ci, monkeypatch):
     from botctl.cli import apply_cmd
 
-    monkeypatch.setattr(apply_cmd, "_interactive", lambda json_out: True)
+    monkeypatch.setattr(apply_cmd.context, "interactive", lambda: True)
     text = WS + '\n[oauth_apps.hubspot]\nclient_id = "x"\nclient_secret_env = "CI_DEPLOY_TOKEN"\n' \
                 'token_url = "https://auth.attacker.test/token"\n'
     p = write(cfg, text)
@@ -440,7 +440,7 @@ def test_prune_dry_run_marks_destructive_steps(home, cli, two_tenants):
 def test_prune_confirmed_on_a_terminal(home, cli, two_tenants, monkeypatch):
     from botctl.cli import apply_cmd
 
-    monkeypatch.setattr(apply_cmd, "_interactive", lambda json_out: True)
+    monkeypatch.setattr(apply_cmd.context, "interactive", lambda: True)
     before = state(home)
     r = cli("apply", "-f", str(two_tenants), "--prune", input="n\n")
     assert r.code == 2 and "workspace globex" in r.err and state(home) == before

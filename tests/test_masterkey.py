@@ -187,16 +187,20 @@ def test_rotate_env_key_from_stdin_or_file(home, cli, monkeypatch, tmp_path):
     # Refused: not a key, the current key, both sources at once, an unreadable file. Nothing changes.
     r = cli("vault", "rotate-master-key", "--new-key-stdin", input="not-a-key\n")
     assert r.code == 5 and "the key on stdin is not a base64-encoded 32-byte key" in r.err
-    r = cli("vault", "rotate-master-key", "--new-key-stdin", input=_b64(key) + "\n")
+    r = cli("vault", "rotate-master-key", "--new-key-stdin", "--yes", input=_b64(key) + "\n")
     assert r.code == 2 and "the one in use" in r.err
     r = cli("vault", "rotate-master-key", "--new-key-stdin", "--new-key-file", "x")
     assert r.code == 2
     r = cli("vault", "rotate-master-key", "--new-key-file", str(tmp_path / "missing"))
     assert r.code == 2 and "cannot read" in r.err
     assert cli("vault", "status", "--json").json()["master_key"]["version"] == 1
-    # No --yes needed: the operator already holds the key; nothing is printed or written beside the vault.
+    # Without a terminal to ask, a rotation needs --yes (as every destructive command: issue #20)...
     new = crypto.new_key()
     r = cli("vault", "rotate-master-key", "--new-key-stdin", input=_b64(new) + "\n")
+    assert r.code == 2 and "--yes" in r.err
+    assert cli("vault", "status", "--json").json()["master_key"]["version"] == 1
+    # ... and with it: the operator already holds the key; nothing is printed or written beside the vault.
+    r = cli("vault", "rotate-master-key", "--new-key-stdin", "--yes", input=_b64(new) + "\n")
     assert r.code == 0, r.err
     assert r.out == "" and "rotation complete" in r.err and _b64(new) not in r.err
     assert not masterkey.pending_path(home).exists()
@@ -206,7 +210,7 @@ def test_rotate_env_key_from_stdin_or_file(home, cli, monkeypatch, tmp_path):
     newer = crypto.new_key()
     key_file = tmp_path / "next.key"
     key_file.write_text(_b64(newer) + "\n")
-    r = cli("vault", "rotate-master-key", "--new-key-file", str(key_file), "--json")
+    r = cli("vault", "rotate-master-key", "--new-key-file", str(key_file), "--yes", "--json")
     assert r.code == 0 and r.json()["key_version"] == 3 and r.json()["new_master_key"] is None
     monkeypatch.setenv("BOTCTL_MASTER_KEY", _b64(newer))
     assert cli("audit", "verify").code == 0

@@ -82,9 +82,7 @@ class Case:
         return Result(proc.returncode, proc.stdout, proc.stderr)
 
     def rotate(self, *extra: str, new_key: str | None = None, failpoints: str | None = None) -> Result:
-        args = ["vault", "rotate-master-key", *extra]
-        if self.source in ("env-generated", "systemd"):
-            args.append("--yes")
+        args = ["vault", "rotate-master-key", *extra, "--yes"]  # no terminal here: a rotation needs --yes
         if self.source == "env-stdin":
             args.append("--new-key-stdin")
         return self.run(*args, input=(new_key + "\n") if new_key else None, failpoints=failpoints)

@@ -1,6 +1,5 @@
 """`botctl apply`: provision workspaces, identity, knowledge, OAuth apps and connections from a TOML file."""
 
-import os
 import sys
 
 import typer
@@ -51,7 +50,7 @@ def apply(
             return None
         return context.app(ctx, create=create)
 
-    ask = _interactive(json_out)
+    ask = context.interactive()  # as every destructive command asks (botctl.cli.context.confirm)
 
     def confirm_hosts(blocked) -> bool:
         for h in blocked:
@@ -94,13 +93,6 @@ def _report(exc, json_out: bool) -> None:  # noqa: ANN001
         if getattr(exc, "problems", None):
             error["problems"] = [problem_fields(p) for p in exc.problems]
         output.emit_json({"error": error})
-
-
-def _interactive(json_out: bool) -> bool:
-    """Whether a person can be asked: a terminal on both ends, not --json, not CI."""
-    if json_out or os.environ.get("CI", "").lower() in {"1", "true", "yes"}:
-        return False
-    return sys.stdin.isatty() and sys.stderr.isatty()
 
 
 def _ask(question: str) -> bool:

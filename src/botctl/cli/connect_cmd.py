@@ -181,23 +181,21 @@ def disconnect(
     ctx: typer.Context,
     connector_name: str = typer.Argument(..., metavar="CONNECTOR", autocompletion=context.complete_connector),
     workspace: str = WS,
-    yes: bool = typer.Option(False, "--yes", "-y", help="Confirm."),
+    yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask (needed without a terminal)."),
     json_out: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
     """Revoke the credential at the vendor where it can be revoked, then delete it here (even if revocation failed)."""
     import asyncio
 
     from botctl import connections, workspaces
-    from botctl.errors import UsageError
 
     output.use_json(json_out)
     a = context.app(ctx, create=False)
     ws = workspaces.get(a.vault.conn, workspace)
     connector = connections.resolve_connector(connector_name)
     conn = connections.get(a.vault.conn, ws, connector.name)
-    if not yes:
-        raise UsageError(f"this deletes the {connector.name} credential of {ws.name}.",
-                         hint=f"Re-run with --yes: botctl disconnect {connector.name} -w {ws.name} --yes")
+    context.confirm(f"Revoke and delete the {connector.name} credential of {ws.name}?", yes=yes,
+                    command=f"botctl disconnect {connector.name} -w {ws.name}")
     from botctl import oauth
 
     revoked = asyncio.run(oauth.revoke(a, ws, conn, connector))["revoked"]

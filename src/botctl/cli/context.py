@@ -70,3 +70,34 @@ def complete_connector(incomplete: str) -> list[str]:
     from botctl.connectors import registry
 
     return [c.name for c in registry.all_connectors() if c.name.startswith(incomplete)]
+
+
+def interactive() -> bool:
+    """Whether a person can be asked: a terminal on stdin and stderr, not --json, not CI."""
+    import os
+    import sys
+
+    from botctl.cli import output
+
+    if output.json_mode or os.environ.get("CI", "").lower() in {"1", "true", "yes"}:
+        return False
+    return sys.stdin.isatty() and sys.stderr.isatty()
+
+
+def confirm(question: str, *, yes: bool, command: str) -> None:
+    """Every destructive command the same way: --yes, or a yes typed at a terminal; otherwise nothing is
+    done (exit 2, `confirmation_required`). `command`: the command line to re-run with --yes."""
+    import sys
+
+    from botctl.errors import UsageError
+
+    if yes:
+        return
+    if interactive():
+        sys.stderr.write(f"{question} [y/N] ")
+        sys.stderr.flush()
+        if sys.stdin.readline().strip().lower() in {"y", "yes"}:
+            return
+        raise UsageError("not confirmed; nothing was changed.", code="confirmation_required")
+    raise UsageError(f"{question.rstrip('?')}: that needs a yes, and there is no terminal to ask.",
+                     hint=f"Re-run with --yes: {command} --yes", code="confirmation_required")

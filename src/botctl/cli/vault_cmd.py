@@ -82,7 +82,7 @@ def status(ctx: typer.Context, json_out: bool = typer.Option(False, "--json", he
 @app.command("rotate-master-key")
 def rotate_master_key(
     ctx: typer.Context,
-    yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation (needed when a key is generated and printed)."),
+    yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask (needed without a terminal, and when a key is generated and printed)."),
     new_key_stdin: bool = typer.Option(False, "--new-key-stdin", help="Read the new key (base64, one line) from stdin."),
     new_key_file: str = typer.Option(None, "--new-key-file", metavar="PATH", help="Read the new key (base64) from a file."),
     json_out: bool = typer.Option(False, "--json", help="Print the result as JSON."),
@@ -111,6 +111,8 @@ def rotate_master_key(
             hint="Re-run with --yes when you are ready to store it, or give your own key with "
             "--new-key-stdin / --new-key-file.",
         )
+    context.confirm(f"Re-wrap every workspace key under a new master key (the old key in {where} will no longer "
+                    "open this vault)?", yes=yes, command="botctl vault rotate-master-key")
     shown: dict[str, object] = {}
 
     def announce(key: bytes, pending: str | None) -> None:

@@ -121,16 +121,17 @@ def rotate_key(ctx: typer.Context, name: str = typer.Argument(..., metavar="NAME
 
 @app.command("delete")
 def delete(ctx: typer.Context, name: str = typer.Argument(..., metavar="NAME", autocompletion=context.complete_workspace),
-           yes: bool = typer.Option(False, "--yes", "-y", help="Confirm: this destroys the workspace's key."),
+           yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask (needed without a terminal): this destroys "
+                                                               "the workspace's key."),
            json_out: bool = JSON) -> None:
     """Delete a workspace and its key: its secrets become unreadable for good (crypto-shredding)."""
     from botctl import workspaces
-    from botctl.errors import UsageError
 
     output.use_json(json_out)
-    if not yes:
-        raise UsageError(f"deleting {name!r} destroys its key and every secret in it.", hint=f"Re-run with --yes: botctl workspace delete {name} --yes")
     a = context.app(ctx, create=False)
+    workspaces.get(a.vault.conn, name)  # a typo is "no workspace named", before any question
+    context.confirm(f"Delete workspace {name!r}, destroying its key and every secret in it?", yes=yes,
+                    command=f"botctl workspace delete {name}")
     ws = workspaces.delete(a, name)
     pending = a.vault.shred_pending
     if json_out:
