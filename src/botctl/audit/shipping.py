@@ -9,7 +9,7 @@ after a checked batch appends a signed anchor (`{"anchor": {...}}`) at most ever
 A log rewritten or truncated under a sink (its last delivered record changed or gone) raises the
 `audit.chain_broken` alert (alerting.py).
 
-The daemon's provider runs a `Shipper` thread (woken by each group commit, polling every second for
+The daemon's provider runs a `Shipper` thread (woken by each group commit, polling every 2 s for
 records other processes wrote); `botctl audit sink flush` runs one pass from the CLI. A file lock keeps
 two processes from shipping the same records at once.
 """
@@ -172,7 +172,7 @@ def backlog(home: Home) -> list[dict[str, Any]]:
 class Shipper:
     """The daemon's shipping thread: a pass after each commit (`wake`) and every `poll` seconds."""
 
-    def __init__(self, home: Home, key: bytes | None, *, poll: float = 1.0, anchor_every: float = 60.0,
+    def __init__(self, home: Home, key: bytes | None, *, poll: float = 2.0, anchor_every: float = 60.0,
                  chain_state=None) -> None:  # noqa: ANN001 - () -> dict
         self.home = home
         self._key = key

@@ -15,6 +15,19 @@ log = logging.getLogger("botctl.provider")
 GREETING = "Hi! How can we help?"
 
 
+def _seconds(var: str, default: float) -> float:
+    """A positive number of seconds from the environment, else `default` (a typo must not stop the provider)."""
+    try:
+        value = float(os.environ.get(var, default))
+    except ValueError:
+        value = default
+    if not 0.05 <= value <= 86400:
+        value = default
+    if value != default:
+        log.info("%s=%s", var, value)
+    return value
+
+
 class Provider:
     """State of one provider process: the App (vault + group-committed audit), counters, refresh loop."""
 
@@ -31,8 +44,8 @@ class Provider:
         # Audit sinks and alerts: read after commit on their own thread (never in the write path).
         committer = self.app._committer
         self.shipper = Shipper(self.app.home, self.app.vault.audit_key(), chain_state=committer.chain_state,
-                               poll=float(os.environ.get("BOTCTL_SHIP_POLL_S", "1")),
-                               anchor_every=float(os.environ.get("BOTCTL_SHIP_ANCHOR_S", "60"))).start()
+                               poll=_seconds("BOTCTL_SHIP_POLL_S", 2.0),
+                               anchor_every=_seconds("BOTCTL_SHIP_ANCHOR_S", 60.0)).start()
         committer.on_commit = self.shipper.wake
         import httpx
 
