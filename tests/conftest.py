@@ -23,6 +23,9 @@ def isolated(tmp_path, monkeypatch):
     monkeypatch.setenv("BOTCTL_NO_KEYRING", "1")
     monkeypatch.setenv("NO_COLOR", "1")
     monkeypatch.setenv("COLUMNS", "160")
+    # Knowledge retrieval is FTS5 alone unless a test turns the embedding model on (tests/test_knowledge_hybrid.py
+    # does): embedding every test's corpus would cost minutes.
+    monkeypatch.setenv("BOTCTL_KNOWLEDGE_DENSE", "0")
     for var in ("BOTCTL_MASTER_KEY", "CREDENTIALS_DIRECTORY", "CI", "BOTCTL_DEBUG", "BOTCTL_WORKSPACE"):
         monkeypatch.delenv(var, raising=False)
     yield home

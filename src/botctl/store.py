@@ -208,6 +208,24 @@ VAULT_MIGRATIONS: list[str] = [
         waived_actions TEXT NOT NULL DEFAULT '[]'
     );
     """,
+    # 9: knowledge vectors (botctl/knowledge/vectors.py): one embedding per passage (the knowledge_fts
+    # rowid), float32 little-endian in a BLOB, with the model that made it and a hash of the text it was
+    # made from (a reused rowid or another model means: recompute); a per-workspace generation, bumped
+    # on every change, so a process can keep the workspace's matrix in memory and know when to reload.
+    """
+    CREATE TABLE knowledge_vectors (
+        passage_id INTEGER PRIMARY KEY,
+        workspace_id TEXT NOT NULL REFERENCES workspaces(id) ON DELETE CASCADE,
+        model TEXT NOT NULL,
+        text_sha256 TEXT NOT NULL,
+        vector BLOB NOT NULL
+    );
+    CREATE INDEX knowledge_vectors_workspace ON knowledge_vectors (workspace_id);
+    CREATE TABLE knowledge_vector_state (
+        workspace_id TEXT PRIMARY KEY REFERENCES workspaces(id) ON DELETE CASCADE,
+        generation INTEGER NOT NULL
+    );
+    """,
 ]
 
 AUDIT_MIGRATIONS: list[str] = [

@@ -59,8 +59,9 @@ def add(
         return
     for s in report.skipped:
         output.warn(f"skipped {s['path']}: {s['reason']}")
+    embedded = f", {report.embedded} embedded" if report.embedded else ""
     output.status(f"{ws.name}: {len(report.added)} added, {len(report.replaced)} replaced, "
-                  f"{len(report.unchanged)} unchanged ({report.chunks} passages indexed)")
+                  f"{len(report.unchanged)} unchanged ({report.chunks} passages indexed{embedded})")
 
 
 @app.command("list")
@@ -119,15 +120,25 @@ def ask(
     question: str = typer.Argument(..., metavar="QUESTION"),
     workspace: str = WS,
     json_out: bool = typer.Option(False, "--json", help='Print {"answer", "grounded", "citations"} as JSON.'),
+    explain: bool = typer.Option(False, "--explain",
+                                 help="Also show why: the FTS5 and dense rankings, the fused scores and the "
+                                      "threshold decision (with --json: an \"explain\" object)."),
 ) -> None:
     """Answer QUESTION as the bot would: only from the documents, citing them, or say it does not know."""
     from botctl import knowledge
 
     output.use_json(json_out)
     vault, ws = _readonly(ctx, workspace)
-    result = knowledge.answer(vault.conn, ws, question)
+    if explain:
+        got = knowledge.explain(vault.conn, ws, question)
+        result, decision = got["result"], got["decision"]
+    else:
+        result, decision = knowledge.answer(vault.conn, ws, question), None
     if json_out:
-        output.emit_json({k: result[k] for k in ("answer", "grounded", "citations")})
+        out = {k: result[k] for k in ("answer", "grounded", "citations")}
+        if decision is not None:
+            out["explain"] = decision
+        output.emit_json(out)
         return
     print(result["answer"])
     if result["citations"]:
@@ -135,3 +146,30 @@ def ask(
         print("Sources:")
         for i, c in enumerate(result["citations"], 1):
             print(f"  [{i}] {c['document']} — {c['section']}")
+    if decision is not None:
+        _print_explain(decision)
+
+
+def _print_explain(d: dict) -> None:
+    print()
+    mode = f"hybrid: FTS5 + {d['model']}" if d["dense"] else "FTS5 only"
+    print(f"Retrieval: {mode}" + (f" ({d['note']})" if d.get("note") else ""))
+    if d["dense"]:
+        print(f"Fused score = cosine + {d['coverage_weight']} x coverage + {d['strength_weight']} x "
+              f"min(strength, 1.5); grounded at >= {d['threshold']}.")
+    print(f"Decision: {'grounded' if d['grounded'] else 'not grounded'} — {d['reason']}")
+    rows = d.get("ranking") or []
+    if not rows:
+        return
+    print()
+
+    def rank(x: int | None) -> str:
+        return "-" if x is None else str(x)
+
+    head = ("FUSED", "FTS5#", "BM25", "COVER", "STRENGTH", "DENSE#", "COSINE", "PASSAGE")
+    print("  ".join(f"{h:>8}" for h in head[:-1]) + "  " + head[-1])
+    for r in rows[:10]:
+        cells = (f"{r['fused']:.3f}" if d["dense"] else "-", rank(r["fts_rank"]), f"{r['bm25']:.2f}",
+                 f"{r['coverage']:.2f}", f"{r['strength']:.2f}", rank(r["dense_rank"]),
+                 f"{r['cosine']:.3f}" if d["dense"] else "-")
+        print("  ".join(f"{c:>8}" for c in cells) + f"  {r['document']} — {r['section']}")

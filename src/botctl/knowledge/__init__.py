@@ -44,7 +44,7 @@ The package does not import `botctl.workspaces` (which imports it to purge a del
 index): it takes a workspace as anything with an ``id`` and a ``name`` (WorkspaceLike).
 """
 
-from botctl.knowledge.answers import SECOND_PASSAGE_RATIO, answer, answer_async
+from botctl.knowledge.answers import SECOND_PASSAGE_RATIO, answer, answer_async, explain
 from botctl.knowledge.chunk import (
     CHUNK_MAX_WORDS,
     CHUNK_MIN_WORDS,
@@ -63,6 +63,7 @@ from botctl.knowledge.files import (
     parse_document,
     read_file,
 )
+from botctl.knowledge.hybrid import search
 from botctl.knowledge.index import (
     AddReport,
     Document,
@@ -87,7 +88,6 @@ from botctl.knowledge.retrieve import (
     Passage,
     is_grounded,
     scoped_match,
-    search,
 )
 from botctl.knowledge.text import (
     MAX_QUERY_TERMS,
@@ -109,6 +109,7 @@ __all__ = [
     "MAX_DOCUMENT_BYTES", "MAX_QUERY_TERMS", "MAX_QUESTION_CHARS", "MIN_COVERAGE", "MIN_STRENGTH",
     "SECOND_PASSAGE_RATIO", "STOP_WORDS", "AddReport", "Block", "Chunk", "Document", "DocumentError",
     "ParsedDocument", "Passage", "WorkspaceLike", "add", "answer", "answer_async", "check_path", "chunk_section",
+    "explain",
     "collect", "content_words", "fold", "is_grounded", "list_docs", "match_expression", "parse_document",
     "parse_html", "parse_markdown", "parse_text", "purge_orphans", "purge_workspace", "query_terms", "read_file",
     "remove", "scoped_match", "search", "split_sentences", "stem", "terms", "tokens",

@@ -13,9 +13,10 @@ import os
 import sqlite3
 from typing import Any
 
+from botctl.knowledge import hybrid
 from botctl.knowledge.index import WorkspaceLike, _workspace
 from botctl.knowledge.phrase import _phrase_with_llm, _phrase_with_llm_async, _with_phrasing
-from botctl.knowledge.retrieve import CANDIDATES, Passage, _best_sentences, _join, _retrieve, is_grounded
+from botctl.knowledge.retrieve import CANDIDATES, Passage, _best_sentences, _join
 from botctl.knowledge.text import query_terms, terms
 
 # A further passage joins the answer only when it is nearly as good as the best one.
@@ -64,16 +65,25 @@ def _unknown(question: str, actions: list[dict[str, Any]] | None) -> dict[str, A
 
 
 def _grounded_answer(conn: sqlite3.Connection, ws: WorkspaceLike, question: str,
-                     available_actions: list[dict[str, Any]] | None) -> tuple[dict[str, Any], list[Passage]]:
-    """The extractive result, and the passages it cites (what an LLM may phrase from)."""
+                     available_actions: list[dict[str, Any]] | None,
+                     decision: list[hybrid.Decision] | None = None) -> tuple[dict[str, Any], list[Passage]]:
+    """The extractive result, and the passages it cites (what an LLM may phrase from); the retrieval
+    decision (both rankings, fused scores, threshold) is appended to `decision` when given."""
     w = _workspace(ws)
     question = question or ""
-    q, passages = _retrieve(conn, w.id, question, CANDIDATES)
-    good = [p for p in passages if is_grounded(p)]
+    q, good, why = hybrid.retrieve(conn, w.id, question, CANDIDATES)
+    if decision is not None:
+        decision.append(why)
     if not good:
         return _unknown(question, available_actions), []
     best = good[0]
-    sentences, covered = _best_sentences(q, best)
+
+    def pick(p: Passage, max_sentences: int = 3) -> tuple[list[str], set[str]]:
+        if why.dense:
+            return hybrid.best_sentences(q, p, why.question_vector, max_sentences=max_sentences)
+        return _best_sentences(q, p, max_sentences=max_sentences)
+
+    sentences, covered = pick(best)
     used: list[tuple[Passage, list[str]]] = [(best, sentences)]
     uncovered = {s for _, s in q.terms} - covered
     for p in good[1:3]:
@@ -81,7 +91,7 @@ def _grounded_answer(conn: sqlite3.Connection, ws: WorkspaceLike, question: str,
             break
         if any((p.document, p.section) == (u.document, u.section) for u, _ in used):
             continue
-        more, got = _best_sentences(q, p, max_sentences=2)
+        more, got = pick(p, 2)
         if got & uncovered:
             used.append((p, more))
             uncovered -= got
@@ -109,6 +119,14 @@ def answer(conn: sqlite3.Connection, ws: WorkspaceLike, question: str, *,
     if used and os.environ.get("BOTCTL_LLM_URL"):
         result = _with_phrasing(result, _phrase_with_llm(question, used))
     return result
+
+
+def explain(conn: sqlite3.Connection, ws: WorkspaceLike, question: str) -> dict[str, Any]:
+    """`answer` (extractive, no LLM) and why: ``{"result", "decision"}``, the decision holding the FTS5
+    and dense rankings, the fused scores and the threshold decision (`botctl knowledge ask --explain`)."""
+    why: list[hybrid.Decision] = []
+    result, _ = _grounded_answer(conn, ws, question, None, why)
+    return {"result": result, "decision": why[0].as_dict()}
 
 
 async def answer_async(conn: sqlite3.Connection, ws: WorkspaceLike, question: str, *,

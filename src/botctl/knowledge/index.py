@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from botctl import store
 from botctl.errors import NotFound
+from botctl.knowledge import embed, vectors
 from botctl.knowledge.files import ParsedDocument, collect, parse_document
 from botctl.knowledge.text import _TOKEN
 
@@ -63,10 +64,12 @@ class AddReport:
     unchanged: list[str] = field(default_factory=list)
     skipped: list[dict[str, str]] = field(default_factory=list)
     chunks: int = 0
+    embedded: int = 0  # passages (re)embedded for dense retrieval: new, changed, or made by another model
 
     def as_dict(self) -> dict[str, Any]:
         return {"workspace": self.workspace, "added": self.added, "replaced": self.replaced,
-                "unchanged": self.unchanged, "skipped": self.skipped, "chunks": self.chunks}
+                "unchanged": self.unchanged, "skipped": self.skipped, "chunks": self.chunks,
+                "embedded": self.embedded}
 
 
 _DOC_COLUMNS = "name, title, kind, source, sha256, bytes, chunks, words, added_at, updated_at"
@@ -102,12 +105,14 @@ def _delete_document(conn: sqlite3.Connection, ws_id: str, doc_id: int) -> int:
         rows = conn.execute("DELETE FROM knowledge_fts WHERE workspace_id = ? AND document_id = ? RETURNING id, terms",
                             (ws_id, doc_id)).fetchall()
         _adjust_df(conn, ws_id, (set(r[1].split()) - {"|"} for r in rows), -1)
+        vectors.forget(conn, [r[0] for r in rows], ws_id)
         return len(rows)
     rows = conn.execute(
         "SELECT rowid, terms FROM knowledge_fts WHERE knowledge_fts MATCH ? AND workspace_id = ? AND document_id = ?",
         (f'{_workspace_phrase(ws_id)} AND document_id : "{int(doc_id)}"', ws_id, doc_id)).fetchall()
     _adjust_df(conn, ws_id, (set(r[1].split()) - {"|"} for r in rows), -1)
     conn.executemany("DELETE FROM knowledge_fts WHERE rowid = ?", [(r[0],) for r in rows])
+    vectors.forget(conn, [r[0] for r in rows], ws_id)
     return len(rows)
 
 
@@ -122,8 +127,11 @@ def _insert_chunks(conn: sqlite3.Connection, ws_id: str, doc_id: int, doc: Parse
 def purge_orphans(conn: sqlite3.Connection) -> int:
     """Drop index rows whose document is gone (a deleted workspace cascades its documents and terms,
     but an FTS5 table cannot take part in a foreign key). Call inside a transaction."""
-    return conn.execute(
+    n = conn.execute(
         "DELETE FROM knowledge_fts WHERE document_id NOT IN (SELECT id FROM knowledge_documents)").rowcount
+    if n:
+        vectors.purge_orphans(conn)
+    return n
 
 
 def purge_workspace(conn: sqlite3.Connection, workspace_id: str) -> int:
@@ -131,6 +139,7 @@ def purge_workspace(conn: sqlite3.Connection, workspace_id: str) -> int:
     workspace row goes; its documents and terms rows follow by ON DELETE CASCADE)."""
     n = conn.execute("DELETE FROM knowledge_fts WHERE workspace_id = ?", (workspace_id,)).rowcount
     conn.execute("DELETE FROM knowledge_terms WHERE workspace_id = ?", (workspace_id,))
+    vectors.purge_workspace(conn, workspace_id)
     conn.execute("DELETE FROM knowledge_documents WHERE workspace_id = ?", (workspace_id,))
     return n
 
@@ -175,6 +184,8 @@ def add(app: App, ws: WorkspaceLike, paths: Sequence[str | os.PathLike[str]], *,
             report.chunks += len(doc.chunks)
             changes.append({"name": doc.name, "change": "replaced" if row else "added", "kind": doc.kind,
                             "sha256": doc.sha256, "bytes": doc.size, "chunks": len(doc.chunks)})
+        if embed.enabled():  # also recomputes vectors of unchanged documents made by another model
+            report.embedded = vectors.sync(conn, w.id, _workspace_phrase(w.id))
         if changes:
             app.audit("knowledge.added", workspace=w.name,
                       detail={"documents": changes, "added": len(report.added), "replaced": len(report.replaced),

@@ -58,6 +58,7 @@ class Passage:
     strength: float = 0.0
     text: str = field(default="", repr=False)
     matched: frozenset[str] = field(default_factory=frozenset, repr=False)
+    id: int = field(default=0, repr=False)  # the knowledge_fts rowid (dense.py joins its vectors on it)
 
     def as_dict(self) -> dict[str, Any]:
         return {"document": self.document, "title": self.title, "section": self.section,
@@ -81,7 +82,7 @@ class _Query:
 _CANDIDATES_SQL = (
     "WITH top AS (SELECT rowid AS id, bm25(knowledge_fts, " + FTS_WEIGHTS + ") AS rank FROM knowledge_fts "
     "WHERE knowledge_fts MATCH ? ORDER BY rank LIMIT ?) "
-    "SELECT d.name, d.title, f.section, f.body, f.terms FROM top CROSS JOIN knowledge_fts AS f ON f.rowid = top.id "
+    "SELECT d.name, d.title, f.section, f.body, f.terms, f.rowid FROM top CROSS JOIN knowledge_fts AS f ON f.rowid = top.id "
     "CROSS JOIN knowledge_documents AS d ON d.id = f.document_id AND d.workspace_id = ? "
     "WHERE f.workspace_id = ? ORDER BY top.rank"
 )
@@ -92,7 +93,7 @@ _CANDIDATES_SQL = (
 _PG_CANDIDATES_SQL = (
     "WITH top AS (SELECT id, ts_rank(tsv, q, 1) AS rank FROM knowledge_fts, to_tsquery('simple', ?) AS q "
     "WHERE workspace_id = ? AND tsv @@ q ORDER BY rank DESC, id LIMIT ?) "
-    "SELECT d.name, d.title, f.section, f.body, f.terms FROM top JOIN knowledge_fts AS f ON f.id = top.id "
+    "SELECT d.name, d.title, f.section, f.body, f.terms, f.id FROM top JOIN knowledge_fts AS f ON f.id = top.id "
     "JOIN knowledge_documents AS d ON d.id = f.document_id AND d.workspace_id = f.workspace_id "
     "WHERE f.workspace_id = ? ORDER BY top.rank DESC, top.id"
 )
@@ -139,9 +140,9 @@ def _retrieve(conn: sqlite3.Connection, ws_id: str, question: str, k: int) -> tu
         return q, []
     avgdl = (total / n) or 1.0
     parsed = []
-    for name, title, section, body, stored in rows:
+    for name, title, section, body, stored, rowid in rows:
         heading, _, text_terms = stored.partition(" | ")
-        parsed.append((name, title, section, body, f" {heading} ", f" {text_terms} "))
+        parsed.append((rowid, name, title, section, body, f" {heading} ", f" {text_terms} "))
     # A pair of adjacent question words that this workspace's passages use as a phrase ("delivery
     # address") names one thing: a passage with only half of it ("email address") is not about it.
     qseq = [stem(w) for w in content_words(question[:MAX_QUESTION_CHARS])]
@@ -149,7 +150,7 @@ def _retrieve(conn: sqlite3.Connection, ws_id: str, question: str, k: int) -> tu
     phrases = {ph for ph in phrases if any(f" {ph[0]} {ph[1]} " in h or f" {ph[0]} {ph[1]} " in t
                                            for *_, h, t in parsed)}
     out = []
-    for name, title, section, body, heading, text_terms in parsed:
+    for rowid, name, title, section, body, heading, text_terms in parsed:
         heading_list, text_list = heading.split(), text_terms.split()
         dl = HEADING_WEIGHT * len(heading_list) + len(text_list)
         tf = {s: text_list.count(s) + HEADING_WEIGHT * heading_list.count(s) for s in stems}
@@ -161,7 +162,7 @@ def _retrieve(conn: sqlite3.Connection, ws_id: str, question: str, k: int) -> tu
         coverage = sum(q.idf[s] for s in matched) / q.mass if q.mass else 0.0
         strength = score / q.idf_max if q.idf_max else 0.0
         out.append(Passage(document=name, section=section, excerpt="", score=score, title=title,
-                           coverage=coverage, strength=strength, text=body, matched=frozenset(matched)))
+                           coverage=coverage, strength=strength, text=body, matched=frozenset(matched), id=rowid))
     # Coordination: a passage that covers more of the question outranks one that repeats part of it.
     out.sort(key=lambda p: (-p.score * p.coverage ** 2, -p.coverage))
     return q, out
