@@ -85,3 +85,21 @@ def test_serve_needs_stdio_and_a_workspace(cli, acme):
     assert r.code != 0 and "--stdio" in r.err
     r = cli("mcp", "serve", "--stdio", "-w", "nope")
     assert r.code != 0 and "nope" in r.err and "Traceback" not in r.err
+
+
+def test_a_grant_without_the_scope_is_no_tool(acme, home):
+    """Tools follow the connection's granted scopes: an action the grant does not cover is not offered."""
+    from botctl import workspaces
+    from botctl.app import App
+    from botctl.mcp.tools import tools_for
+
+    a = App(home, create=False)
+    try:
+        a.vault.conn.execute("UPDATE connections SET scopes = ? WHERE connector = 'calcom'",
+                             (json.dumps(["BOOKING_READ"]),))
+        ws = workspaces.get(a.vault.conn, "acme")
+        names = {t["name"] for t in tools_for(a.vault.conn, ws, signed_in=True, operator=False, waived=[])}
+    finally:
+        a.close()
+    assert "calcom__list_my_bookings" in names  # BOOKING_READ covers it
+    assert "calcom__cancel_my_booking" not in names and "calcom__book_meeting" not in names  # need BOOKING_WRITE
