@@ -45,7 +45,7 @@ def test_metrics_after_a_scripted_day(tmp_path):
         assert value(before, "botctl_audit_chain_ok") == 1.0
         assert value(before, "botctl_connections", workspace="acme", connector="zendesk", state="active") == 1.0
 
-        s.play_the_day()
+        ids = s.play_the_day()
         text = s.metrics()
         after, types = parse(text)
 
@@ -72,6 +72,11 @@ def test_metrics_after_a_scripted_day(tmp_path):
         refresh_records = s.audit("--connector", "zendesk", "--event", "connection.refreshed")
         failed_records = s.audit("--connector", "zendesk", "--event", "connection.refresh_failed")
         assert len(refresh_records) == 1 and len(failed_records) == 1  # the audit log agrees
+        # ...and each refresh record carries the request that needed it: the id the visitor was shown.
+        assert [r["event"] for r in s.audit("--request-id", ids["needs_reauth"])] == \
+            ["connection.refresh_failed", "action.run"]
+        assert [(r["event"], r["outcome"]) for r in s.audit("--request-id", ids["retried"])] == \
+            [("connection.refreshed", "ok"), ("action.run", "retried"), ("action.run", "ok")]
 
         # Connections per state: zendesk fell to needs_reauth, stripe is still active.
         assert value(after, "botctl_connections", workspace="acme", connector="zendesk", state="needs_reauth") == 1

@@ -264,7 +264,7 @@ async def run_action(
 
         refreshable = oauth.can_refresh(app, ws, conn_row)
         if refreshable:  # OAuth: refresh first if the token expires within the margin
-            conn_row = await oauth.fresh_for_action(app, ws, conn_row)
+            conn_row = await oauth.fresh_for_action(app, ws, conn_row, request_id=request_id)
         if spec.is_write:
             # Write-ahead: pending in the vault, then `action.started` durably in the chain, and only then
             # the vendor. A process killed before the outcome record leaves the pending row, which the next
@@ -299,7 +299,7 @@ async def run_action(
                 # cannot repeat a write: an idempotent action, or the 401 was the only thing sent.
                 refreshable = False
                 retry = spec.idempotent or detail.get("upstream_statuses") == [401]
-                conn_row = await oauth.refresh_after_401(app, ws, conn_row)
+                conn_row = await oauth.refresh_after_401(app, ws, conn_row, request_id=request_id)
                 detail["refreshed_after_401"] = True
                 if not retry:
                     raise ActionError("upstream_error", f"{connector.vendor} refused the expired credential; it "

@@ -11,6 +11,7 @@ stays `active` while its token is valid.
 
 from __future__ import annotations
 
+import contextvars
 import os
 import secrets
 import time
@@ -43,6 +44,10 @@ BACKOFF_CAP_S = 600.0
 
 
 _inflight: dict[tuple[str, str], asyncio.Task[Connection]] = {}
+# The visitor's request that made an action refresh (`fresh_for_action`, `refresh_after_401`): its id goes
+# on the refresh's audit records, so `botctl audit --request-id` shows why that request needed one. The
+# refresh task copies the context it was started in; callers that join it record under their own ids.
+_request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("refresh_request_id", default=None)
 # Token requests this process made to refresh, by (connector, "ok" | "failed"): every refresh goes
 # through `_do_refresh`, whoever asked (the daemon's loop, an action before or after a 401, the CLI), so
 # failures are counted where they happen. The provider reports them as botctl_oauth_refreshes_total.
@@ -256,14 +261,16 @@ async def _do_refresh(app: App, ws: Workspace, c: Connection, owner: str) -> Con
                 # cannot be recovered, and retrying would only loop.
                 reason += "; an earlier refresh's outcome was unknown"
             connections.mark_needs_reauth(app, ws, c, reason)
-            await app.aaudit("connection.refresh_failed", workspace=ws.name, connector=c.connector, outcome="error",
+            await app.aaudit("connection.refresh_failed", workspace=ws.name, connector=c.connector,
+                             request_id=_request_id.get(), outcome="error",
                              reason="needs_reauth",
                              detail={**detail, "error": exc.error, "error_description": exc.description,
                                      "upstream_status": exc.status, "connection_status": "needs_reauth"})
             raise NeedsReauth(reason + ".", hint=f"Reconnect: {c.reconnect_command()}") from None
         connections.record_refresh_failure(app, c, owner, sent=True, outcome_unknown=False,
                                            retry_at=time.time() + _backoff(c.refresh_failures + 1))
-        await app.aaudit("connection.refresh_failed", workspace=ws.name, connector=c.connector, outcome="error",
+        await app.aaudit("connection.refresh_failed", workspace=ws.name, connector=c.connector,
+                         request_id=_request_id.get(), outcome="error",
                          reason=exc.error,
                          detail={**detail, "error": exc.error, "error_description": exc.description,
                                  "upstream_status": exc.status})
@@ -273,7 +280,8 @@ async def _do_refresh(app: App, ws: Workspace, c: Connection, owner: str) -> Con
         unknown = exc.unknown or (previous_unknown and not exc.sent)
         connections.record_refresh_failure(app, c, owner, sent=exc.sent, outcome_unknown=unknown,
                                            retry_at=time.time() + _backoff(c.refresh_failures + 1, exc.retry_after))
-        await app.aaudit("connection.refresh_failed", workspace=ws.name, connector=c.connector, outcome="error",
+        await app.aaudit("connection.refresh_failed", workspace=ws.name, connector=c.connector,
+                         request_id=_request_id.get(), outcome="error",
                          reason="refresh_outcome_unknown" if exc.unknown else "upstream_unavailable",
                          detail={**detail, "message": exc.message, "upstream_status": exc.status,
                                  "outcome_unknown": unknown})
@@ -297,6 +305,7 @@ async def _do_refresh(app: App, ws: Workspace, c: Connection, owner: str) -> Con
             raise NotFound(f"{c.connector} in {c.workspace} was disconnected meanwhile.", code="not_connected") from None
         return found
     await app.aaudit("connection.refreshed", workspace=ws.name, connector=c.connector,
+                     request_id=_request_id.get(),
                      detail={**detail, "expires_in": tokens.expires_in, "rotated": rotated,
                              "generation": saved.token_generation})
     return saved
@@ -377,19 +386,27 @@ def _action_error(exc: BotctlError, vendor_name: str) -> Exception:
     return ActionError("upstream_error", f"Could not refresh the {vendor_name} credential; try again later.")
 
 
-async def fresh_for_action(app: App, ws: Workspace, connection: Connection) -> Connection:
+async def fresh_for_action(app: App, ws: Workspace, connection: Connection, *,
+                           request_id: str | None = None) -> Connection:
+    token = _request_id.set(request_id)
     try:
         return await ensure_fresh(app, ws, connection)
     except BotctlError as exc:
         raise _action_error(exc, _vendor_name(connection.connector)) from None
+    finally:
+        _request_id.reset(token)
 
 
-async def refresh_after_401(app: App, ws: Workspace, connection: Connection) -> Connection:
+async def refresh_after_401(app: App, ws: Workspace, connection: Connection, *,
+                            request_id: str | None = None) -> Connection:
     """The vendor refused the token: refresh once (joined with any refresh already under way)."""
+    token = _request_id.set(request_id)
     try:
         return await refresh(app, ws, connection, force=True)
     except BotctlError as exc:
         raise _action_error(exc, _vendor_name(connection.connector)) from None
+    finally:
+        _request_id.reset(token)
 
 
 def can_refresh(app: App, ws: Workspace, connection: Connection) -> bool:
