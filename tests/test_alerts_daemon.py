@@ -74,6 +74,7 @@ def _wait(predicate, timeout: float = 15.0):  # noqa: ANN001, ANN202
 def test_daemon_ships_and_alerts(sandbox_server, tmp_path, monkeypatch):
     sandbox_server.reset()
     monkeypatch.setenv("BOTCTL_ALERT_SECRET", SECRET)  # the daemon inherits it: the secret never touches argv
+    monkeypatch.setenv("BOTCTL_AUDIT_VERIFY_EVERY_S", "1")  # the provider walks the whole chain every second
     rx = _Receiver()
     d = _setup_home(tmp_path, sandbox_server, port=free_port())
     try:
@@ -129,18 +130,33 @@ def test_daemon_ships_and_alerts(sandbox_server, tmp_path, monkeypatch):
         st = json.loads(sh("daemon", "status", "--json", env=d.env).stdout)
         assert [e["type"] for e in st["recent_alerts"]] == ["provider.restarted"]
 
-        # 4. The tail of the log is deleted under the running provider: alerted within seconds, no write.
+        # 4. An old record is edited under an intact head: every write's head check passes, so only the
+        # provider's walk of the whole chain can see it; it alerts (writes go on: the head is sound).
         _wait(lambda: d.http.get("/readyz").status_code == 200)
+        db = sqlite_utils.Database(d.home / "audit.db")
+        body = json.loads(db.execute("SELECT body FROM records WHERE seq = 3").fetchone()[0])
+        body["outcome"] = "denied"
+        db.execute("UPDATE records SET body = ? WHERE seq = 3", [json.dumps(body, sort_keys=True)])
+        db.conn.commit()
+        alert = rx.wait_for("audit.chain_broken")
+        assert alert["data"]["kind"] == "verify_failed" and alert["data"]["first_bad_seq"] == 3
+        st = json.loads(sh("daemon", "status", "--json", env=d.env).stdout)
+        assert st["audit_chain"]["last_verify"]["ok"] is False and st["audit_chain"]["last_verify"]["first_bad_seq"] == 3
+
+        # 5. The tail of the log is deleted under the running provider: alerted within seconds, no write.
         head = sqlite_utils.Database(d.home / "audit.db").execute("SELECT max(seq) FROM records").fetchone()[0]
         sqlite_utils.Database(d.home / "audit.db").execute("DELETE FROM records WHERE seq = ?", [head])
-        alert = rx.wait_for("audit.chain_broken")
-        assert alert["data"]["kind"] == "truncated" and alert["data"]["checkpoint_seq"] == head
+        _wait(lambda: [a for a in rx.alerts if a["data"].get("kind") == "truncated"])
+        alert = [a for a in rx.alerts if a["data"].get("kind") == "truncated"][0]
+        assert alert["data"]["checkpoint_seq"] == head
         assert d.act("shopify.list_my_orders", token=d.token()).status_code == 503
         st = json.loads(sh("daemon", "status", "--json", env=d.env).stdout)
         assert st["audit_chain"]["chain"] == "broken" and st["audit_sinks"][0]["name"] == "file-1"
         assert st["alert_webhooks"][0]["failures"] == 0
         assert rx.bad == 0
-        assert len([a for a in rx.alerts if a["type"] == "audit.chain_broken"]) == 1  # once per break
+        time.sleep(2.5)  # more walks and head checks: they find the same two breaks, and say nothing new
+        kinds = [a["data"]["kind"] for a in rx.alerts if a["type"] == "audit.chain_broken"]
+        assert kinds == ["verify_failed", "truncated"]  # once per break
     finally:
         sh("daemon", "stop", env=d.env, check=False)
         rx.server.shutdown()

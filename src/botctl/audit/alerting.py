@@ -112,6 +112,27 @@ def check_chain(home: Home, key: bytes, conn) -> dict[str, Any]:  # noqa: ANN001
     return state
 
 
+def verify_walk(home: Home, key: bytes, conn) -> dict[str, Any]:  # noqa: ANN001
+    """Walk the whole chain (`audit verify`), and alert when it is broken somewhere the head check cannot
+    see (an edited old record under an intact head). Returns {"ok", "records", "first_bad_seq", "problem", "at"}."""
+    from botctl import store
+    from botctl.audit.verification import verify
+
+    vault = store.open_vault(home, migrate_to_latest=False)
+    try:
+        verdict = verify(home, key, vault)
+        state = check_chain(home, key, conn) if not verdict.ok else {"chain": "ok"}
+    finally:
+        vault.close()
+    if not verdict.ok and state.get("chain") == "ok":  # else the head alert already tells of this break
+        chain_broken(conn, f"audit verify: broken at record {verdict.first_bad_seq}: {verdict.problem}",
+                     kind="verify_failed", key=f"verify:{verdict.first_bad_seq}:{verdict.problem}",
+                     extra={"first_bad_seq": verdict.first_bad_seq,
+                            "fix": "botctl audit verify (keep copies of the log first)"})
+    return {"ok": verdict.ok, "records": verdict.records, "first_bad_seq": verdict.first_bad_seq,
+            "problem": verdict.problem, "at": store.now_iso()}
+
+
 def raise_now(home: Home, type_: str, data: dict[str, Any]) -> int:
     """Raise one alert from any process (the supervisor, the CLI)."""
     conn = shipstate.connect(home)

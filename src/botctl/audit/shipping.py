@@ -173,8 +173,11 @@ class Shipper:
     """The daemon's shipping thread: a pass after each commit (`wake`) and every `poll` seconds."""
 
     def __init__(self, home: Home, key: bytes | None, *, poll: float = 2.0, anchor_every: float = 60.0,
-                 chain_state=None) -> None:  # noqa: ANN001 - () -> dict
+                 verify_every: float = 3600.0, chain_state=None) -> None:  # noqa: ANN001 - () -> dict
         self.home = home
+        self._verify_every = verify_every
+        self._verified_at = 0.0
+        self.last_verify: dict[str, Any] | None = None  # the last whole-chain walk (daemon status shows it)
         self._key = key
         self._poll = poll
         self._anchor_every = anchor_every
@@ -204,9 +207,23 @@ class Shipper:
                     chain_ok = self._chain_state().get("chain") == "ok"
                 ship_once(self.home, key=self._key, chain_ok=chain_ok, anchor_every=self._anchor_every)
                 self.passes += 1
+                if self._key is not None and time.monotonic() - self._verified_at >= self._verify_every:
+                    self._verified_at = time.monotonic()
+                    self._walk()
             except Exception:
                 self.errors += 1
                 log.exception("audit shipping pass failed")
+
+    def _walk(self) -> None:
+        """The whole chain, at start and every `verify_every` s: an edited old record under an intact head
+        is invisible to the per-write head check, so without this the provider would chain on regardless."""
+        from botctl.audit import alerting
+
+        conn = shipstate.connect(self.home)
+        try:
+            self.last_verify = alerting.verify_walk(self.home, self._key, conn)
+        finally:
+            conn.close()
 
     def close(self, timeout: float = 5.0) -> None:
         self._stop.set()

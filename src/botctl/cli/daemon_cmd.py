@@ -114,6 +114,10 @@ def status(ctx: typer.Context, json_out: bool = typer.Option(False, "--json", he
         output.warn(f"{c['connector']} in {c['workspace']} needs re-auth: botctl connect {c['connector']} -w {c['workspace']}")
     from botctl.audit.reporting import shipping_warnings
 
+    walked = chain.get("last_verify") or {}
+    if walked and not walked.get("ok"):
+        output.warn(f"the provider's last walk of the audit chain ({walked.get('at')}) found it broken at record "
+                    f"{walked.get('first_bad_seq')}: {walked.get('problem')} (botctl audit verify)")
     for line in shipping_warnings(st.get("audit_sinks") or [], st.get("alert_webhooks") or []):
         output.warn(line)
     for e in (st.get("recent_alerts") or [])[-3:]:

@@ -205,7 +205,8 @@ def status(home: Home) -> dict[str, Any]:
     out["connections_needing_reauth"] = (detail or {}).get("connections_needing_reauth")
     audit = (detail or {}).get("audit") or {}
     out["audit_chain"] = {"chain": audit.get("chain"), "problem": audit.get("problem"),
-                          "refused": audit.get("refused")} if audit.get("chain") else None
+                          "refused": audit.get("refused"), "last_verify": audit.get("last_verify")} \
+        if audit.get("chain") else None
     try:
         from botctl.audit import alerting
 

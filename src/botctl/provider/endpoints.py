@@ -50,7 +50,8 @@ async def status(request: Request) -> JSONResponse:
     return JSONResponse({"connections_needing_reauth": reauth, "refresh": prov.refresh_report(),
                          "connections": prov.connection_states(),
                          "audit": {"batches": committer.batches, "records": committer.records,
-                                   "refused": committer.refused, **chain},
+                                   "refused": committer.refused, **chain,
+                                   "last_verify": _provider(request).shipper.last_verify},
                          "audit_sinks": sinks, "alert_webhooks": hooks})
 
 

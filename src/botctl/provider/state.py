@@ -45,7 +45,8 @@ class Provider:
         committer = self.app._committer
         self.shipper = Shipper(self.app.home, self.app.vault.audit_key(), chain_state=committer.chain_state,
                                poll=_seconds("BOTCTL_SHIP_POLL_S", 2.0),
-                               anchor_every=_seconds("BOTCTL_SHIP_ANCHOR_S", 60.0)).start()
+                               anchor_every=_seconds("BOTCTL_SHIP_ANCHOR_S", 60.0),
+                               verify_every=_seconds("BOTCTL_AUDIT_VERIFY_EVERY_S", 3600.0)).start()
         committer.on_commit = self.shipper.wake
         import httpx
 
