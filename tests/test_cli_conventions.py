@@ -165,3 +165,40 @@ def test_destructive_commands_ask_on_a_terminal_and_need_yes_without_one(home, c
     assert cli("vault", "status", "--json").json()["master_key"]["version"] == 2
     # --yes never asks; --json never asks either (a script reads the answer)
     assert cli("workspace", "delete", "beta", "--yes").code == 0
+
+
+def _complete(words: str) -> list[str]:
+    import os
+    import subprocess
+    import sys
+
+    cword = len(words.split()) - (0 if words.endswith(" ") else 1)
+    env = {**os.environ, "_BOTCTL_COMPLETE": "complete_bash", "COMP_WORDS": words, "COMP_CWORD": str(cword)}
+    return subprocess.run([sys.executable, "-m", "botctl"], env=env, capture_output=True, text=True).stdout.split()
+
+
+def test_completion_of_actions_outcomes_events_documents_and_home(home, cli, tmp_path):
+    from pathlib import Path
+
+    mine = _complete("botctl actions run stripe.list_my")
+    assert "stripe.list_my_invoices" in mine and all(a.startswith("stripe.list_my") for a in mine)
+    stripe = _complete("botctl actions run stripe.")
+    assert "stripe.list_my_invoices" in stripe and all(a.startswith("stripe.") for a in stripe)
+    assert _complete("botctl audit --outcome de") == ["denied"]
+    assert cli("workspace", "create", "acme").code == 0
+    assert cli("workspace", "set-plan", "acme", "pro").code == 0
+    assert _complete("botctl audit --event workspace.") == ["workspace.created", "workspace.plan_changed"]
+    help_center = Path(__file__).resolve().parent.parent / "examples" / "help-center"
+    assert cli("knowledge", "add", "-w", "acme", str(help_center)).code == 0
+    assert _complete("botctl knowledge remove -w acme s") == ["shipping.md"]
+    assert _complete("botctl knowledge remove -w acme ") == ["returns.md", "shipping.md"]
+    # --home on the line wins over BOTCTL_HOME, before the command or after it
+    other = tmp_path / "other-home"
+    assert cli("--home", str(other), "workspace", "create", "elsewhere").code == 0
+    assert _complete("botctl workspace show ") == ["acme"]
+    assert _complete(f"botctl --home {other} workspace show ") == ["elsewhere"]
+    assert _complete(f"botctl workspace show --home {other} ") == ["elsewhere"]
+    assert _complete(f"botctl --home {other} audit --event workspace.") == ["workspace.created"]
+    assert not other.joinpath("nothing").exists()
+    assert _complete(f"botctl --home {tmp_path / 'missing'} workspace show ") == []
+    assert not (tmp_path / "missing").exists()

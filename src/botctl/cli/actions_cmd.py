@@ -46,7 +46,7 @@ def list_(
 @app.command("run")
 def run(
     ctx: typer.Context,
-    action: str = typer.Argument(..., metavar="CONNECTOR.ACTION"),
+    action: str = typer.Argument(..., metavar="CONNECTOR.ACTION", autocompletion=context.complete_action),
     workspace: str = typer.Option(..., "-w", "--workspace", envvar="BOTCTL_WORKSPACE", metavar="NAME", autocompletion=context.complete_workspace),
     as_email: str = typer.Option(None, "--as-email", metavar="EMAIL", help="Act for this customer (verified by you)."),
     as_sub: str = typer.Option(None, "--as-sub", metavar="ID", help="The customer's id at your site (default: the email)."),

@@ -39,31 +39,85 @@ def group(**kwargs) -> typer.Typer:
     return typer.Typer(**settings)
 
 
-def complete_workspace(incomplete: str) -> list[str]:
-    """TAB completion of workspace names (read-only; no key needed; silent on any problem)."""
+def _completion_home(ctx: typer.Context | None) -> Home:
+    """The home a TAB press is about: --home on the line being completed (before or after the command),
+    else BOTCTL_HOME / the default, as the command itself would resolve it."""
+    from botctl.home import Home
+
+    explicit = None
+    words = os.environ.get("COMP_WORDS", "").split()
+    for i, word in enumerate(words):  # the line being completed wins (the root's param holds BOTCTL_HOME too)
+        if word == "--home" and i + 1 < len(words):
+            explicit = words[i + 1]
+        elif word.startswith("--home="):
+            explicit = word.split("=", 1)[1]
+    if not explicit and ctx is not None:
+        explicit = ctx.find_root().params.get("home")
+    return Home.resolve(os.path.expanduser(explicit) if explicit else None)
+
+
+def _query(ctx: typer.Context | None, sql: str, params: tuple, *, audit: bool = False) -> list[str]:
+    """Read-only rows for completion (no key needed; silent on any problem, never creates anything)."""
     try:
         import sqlite3
 
-        from botctl.home import Home
-
-        home = Home.resolve(None)
-        db = home.vault_db
+        home = _completion_home(ctx)
+        db = home.audit_db if audit else home.vault_db
         if home.database_url_file.exists() or os.environ.get("BOTCTL_DATABASE_URL", "").startswith("postgres"):
             from botctl import store
 
-            conn = store.open_vault(home, migrate_to_latest=False)
+            conn = store.open_audit_reader(home) if audit else store.open_vault(home, migrate_to_latest=False)
+            if conn is None:
+                return []
         elif not db.exists():
             return []
         else:
             conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=0.5)
         try:
-            rows = conn.execute("SELECT name FROM workspaces WHERE name LIKE ? ORDER BY name",
-                                (incomplete.replace("%", "") + "%",)).fetchall()
+            return [r[0] for r in conn.execute(sql, params).fetchall() if r[0] is not None]
         finally:
             conn.close()
-        return [r[0] for r in rows]
     except Exception:
         return []
+
+
+def _like(incomplete: str) -> str:
+    return incomplete.replace("%", "").replace("_", "\\_") + "%"
+
+
+def complete_workspace(ctx: typer.Context, incomplete: str) -> list[str]:
+    """TAB completion of workspace names, in the home the command line names."""
+    return _query(ctx, "SELECT name FROM workspaces WHERE name LIKE ? ESCAPE '\\' ORDER BY name", (_like(incomplete),))
+
+
+def complete_document(ctx: typer.Context, incomplete: str) -> list[str]:
+    """Document names of the workspace given with -w (or BOTCTL_WORKSPACE)."""
+    workspace = ctx.params.get("workspace") or os.environ.get("BOTCTL_WORKSPACE")
+    if not workspace:
+        return []
+    return _query(ctx, "SELECT d.name FROM knowledge_documents d JOIN workspaces w ON w.id = d.workspace_id "
+                       "WHERE w.name = ? AND d.name LIKE ? ESCAPE '\\' ORDER BY d.name",
+                  (workspace, _like(incomplete)))
+
+
+def complete_event(ctx: typer.Context, incomplete: str) -> list[str]:
+    """Audit events this home has recorded (`--event`)."""
+    return _query(ctx, "SELECT DISTINCT event FROM records WHERE event LIKE ? ESCAPE '\\' ORDER BY event",
+                  (_like(incomplete),), audit=True)
+
+
+def complete_outcome(incomplete: str) -> list[str]:
+    from botctl.audit.records import OUTCOMES
+
+    return [o for o in OUTCOMES if o.startswith(incomplete)]
+
+
+def complete_action(incomplete: str) -> list[str]:
+    """CONNECTOR.ACTION names (`actions run stripe.<TAB>`)."""
+    from botctl.connectors import registry
+
+    return [name for c in registry.all_connectors() for a in c.actions
+            if (name := f"{c.name}.{a.name}").startswith(incomplete)]
 
 
 def complete_connector(incomplete: str) -> list[str]:

@@ -81,8 +81,9 @@ def list_(ctx: typer.Context, workspace: str = WS, json_out: bool = JSON) -> Non
 
 
 @app.command("remove")
-def remove(ctx: typer.Context, document: str = typer.Argument(..., metavar="DOC", help="As `list` shows it."),
-           workspace: str = WS) -> None:
+def remove(ctx: typer.Context, workspace: str = WS,
+           document: str = typer.Argument(..., metavar="DOC", autocompletion=context.complete_document,
+                                          help="As `list` shows it.")) -> None:
     """Remove a document and its passages."""
     from botctl import knowledge, workspaces
 
