@@ -37,6 +37,7 @@ ROUTES = [
     _guarded("/widget-config", endpoints.widget_config, "GET"),
     _guarded("/actions", endpoints.actions, "GET"),
     _guarded("/chat", endpoints.chat, "POST"),
+    _guarded("/feedback", endpoints.feedback, "POST"),
     _guarded("/actions/{action}", endpoints.run_action, "POST"),
     # MCP (botctld.mcp): the transport, the visitor's confirmations, the RFC 9728 metadata.
     _guarded("/mcp", mcp.endpoint, "POST"),

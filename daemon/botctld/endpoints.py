@@ -83,6 +83,26 @@ async def chat(request: Request) -> Response:
     return relay(answer, cors)
 
 
+async def feedback(request: Request) -> Response:
+    """A thumbs up / down on an answer: the provider stores it only for an answer it gave (answer_id)."""
+    ws, rid, cors = request.path_params["ws"], request.state.rid, request.state.cors
+    body, bad = await json_object(request, {"answer_id", "vote", "question", "answer"},
+                                  '{"answer_id": "...", "vote": "up"|"down", "question": "...", "answer": "..."}')
+    if bad is not None:
+        return bad
+    b: dict[str, Any] = body  # type: ignore[assignment]
+    if b.get("vote") not in ("up", "down") or not isinstance(b.get("answer_id"), str) or len(b["answer_id"]) > 80:
+        return err("invalid_request", 'vote must be "up" or "down", with the answer_id of the answer.', rid, cors)
+    if not isinstance(b.get("question"), str) or len(b["question"]) > 2000 or not isinstance(b.get("answer"), str) \
+            or len(b["answer"]) > 8000:
+        return err("invalid_request", "question and answer must be the strings the chat gave.", rid, cors)
+    answer = await _edge(request).provider("POST", f"/v1/workspaces/{seg(ws)}/feedback",
+                                           {**{k: b[k] for k in ("answer_id", "vote", "question", "answer")},
+                                            "identity_token": identity_token(request), "request_id": rid,
+                                            "client_ip": request.state.client_ip})
+    return relay(answer, cors)
+
+
 async def healthz(_: Request) -> Response:
     return JSONResponse({"ok": True, "version": __version__})
 

@@ -118,7 +118,7 @@ class Site:
         self.lock = threading.Lock()
         self.template = (HERE / "templates" / "index.html").read_text(encoding="utf-8")
 
-    def page(self, user: str | None, mode: str) -> bytes:
+    def page(self, user: str | None, mode: str, locale: str | None = None) -> bytes:
         u = USERS.get(user or "")
         values = {
             "edge": self.edge, "workspace": self.workspace,
@@ -127,10 +127,12 @@ class Site:
             "mode": mode,
             # push mode: the page hands the token over itself (botctl.identify); default: the widget asks /botctl-token
             "endpoint_attr": "" if mode == "push" else ' data-identity-endpoint="/botctl-token"',
+            # ?lang=fr: the widget in French (data-locale); only the languages it ships
+            "locale_attr": f' data-locale="{locale}"' if locale in ("en", "fr") else "",
         }
         out = self.template
         for key, value in values.items():
-            out = out.replace("{{" + key + "}}", value if key == "endpoint_attr" else html.escape(value, quote=True))
+            out = out.replace("{{" + key + "}}", value if key.endswith("_attr") else html.escape(value, quote=True))
         return out.encode("utf-8")
 
 
@@ -189,8 +191,10 @@ def make_handler(site: Site, quiet: bool) -> type[BaseHTTPRequestHandler]:
         def do_GET(self) -> None:  # noqa: N802
             url = urlsplit(self.path)
             if url.path == "/":
-                mode = "push" if parse_qs(url.query).get("mode") == ["push"] else "endpoint"
-                self.send(200, site.page(self.session_user(), mode), "text/html; charset=utf-8",
+                query = parse_qs(url.query)
+                mode = "push" if query.get("mode") == ["push"] else "endpoint"
+                self.send(200, site.page(self.session_user(), mode, (query.get("lang") or [None])[0]),
+                          "text/html; charset=utf-8",
                           {"Cache-Control": "no-store"})
             elif url.path == "/botctl-token":
                 self.token()

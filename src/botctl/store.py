@@ -226,6 +226,32 @@ VAULT_MIGRATIONS: list[str] = [
         generation INTEGER NOT NULL
     );
     """,
+    # 10: the widget (issue #20). Each document's help-center URL (`knowledge add --url-base`, or `url:` in
+    # its front matter), which sources link to; the workspace's widget settings (accent colour, logo,
+    # language, how to reach support: botctl/widget_settings.py); visitors' votes on answers
+    # (botctl/feedback.py): the question and answer the vote is about, the workspace's own visitor id
+    # (the identity token's `sub`) or NULL, nothing else about the visitor.
+    """
+    ALTER TABLE knowledge_documents ADD COLUMN url TEXT;
+    CREATE TABLE widget_settings (
+        workspace_id TEXT PRIMARY KEY REFERENCES workspaces(id) ON DELETE CASCADE,
+        settings TEXT NOT NULL DEFAULT '{}',
+        updated_at TEXT NOT NULL
+    );
+    CREATE TABLE answer_feedback (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        workspace_id TEXT NOT NULL REFERENCES workspaces(id) ON DELETE CASCADE,
+        answer_id TEXT NOT NULL,
+        vote TEXT NOT NULL CHECK (vote IN ('up', 'down')),
+        question TEXT NOT NULL,
+        answer TEXT NOT NULL,
+        grounded INTEGER NOT NULL,
+        visitor TEXT,
+        created_at TEXT NOT NULL,
+        UNIQUE (workspace_id, answer_id)
+    );
+    CREATE INDEX answer_feedback_vote ON answer_feedback (workspace_id, vote, created_at);
+    """,
 ]
 
 AUDIT_MIGRATIONS: list[str] = [

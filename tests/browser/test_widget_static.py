@@ -38,11 +38,50 @@ def _code(src: str) -> str:
      "HTML sinks (answers and vendor data are text; Trusted Types would refuse them)"),
     (r"setAttribute\(\s*['\"](style|on\w+)['\"]", "inline style attributes or inline handlers"),
     (r"\.style\.|cssText", "inline styles: everything is in the adopted stylesheet"),
-    (r"localStorage|sessionStorage|indexedDB|document\.cookie", "the identity token is kept in memory only"),
+    (r"localStorage|indexedDB|document\.cookie|caches\.", "nothing persists beyond the tab (sessionStorage, below)"),
     (r"mode\s*:\s*['\"]closed['\"]", "the shadow root stays open (tests and assistive tech)"),
 ])
 def test_widget_avoids_what_a_strict_csp_blocks(pattern, why):
     assert not re.search(pattern, _code(bundle().decode())), why
+
+
+def test_only_the_transcript_part_touches_storage():
+    """sessionStorage holds the conversation (transcript.js); no other part reads or writes storage, so the
+    identity token (identity.js's closure) has no path into it but through keep()'s entries."""
+    from botctld.widget_bundle import WIDGET_DIR, part_paths
+
+    users = [p.name for p in part_paths() if "sessionStorage" in _code(p.read_text())]
+    assert users == ["transcript.js"], users
+    identity = _code((WIDGET_DIR / "identity.js").read_text())
+    assert "keep(" not in identity and "saveTranscript" not in identity
+
+
+def test_bundle_is_valid_javascript(tmp_path):
+    """Every part joined is one script a JavaScript engine accepts (node --check, where node exists)."""
+    import shutil
+    import subprocess
+
+    node = shutil.which("node")
+    if node is None:
+        pytest.skip("node is not installed")
+    f = tmp_path / "widget.js"
+    f.write_bytes(bundle())
+    proc = subprocess.run([node, "--check", str(f)], capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_every_error_code_has_a_french_message():
+    from botctld.openapi import ERROR_CODES
+    from botctld.widget_bundle import WIDGET_DIR
+
+    i18n = (WIDGET_DIR / "i18n.js").read_text()
+    fr = i18n[i18n.index("    fr: {"):]
+    missing = [c for c in ERROR_CODES if f'"err.{c}":' not in fr]
+    assert missing == [], missing
+    en_keys = set(re.findall(r'^\s*"([\w.]+)":', i18n[i18n.index("    en: {"):i18n.index("    fr: {")], flags=re.M))
+    en_keys |= set(re.findall(r', "([\w.]+)":', i18n[i18n.index("    en: {"):i18n.index("    fr: {")]))
+    fr_keys = set(re.findall(r'(?:^\s*|, )"([\w.]+)":', fr, flags=re.M))
+    assert en_keys - fr_keys == set(), sorted(en_keys - fr_keys)  # every English string has its French one
 
 
 def test_widget_talks_only_to_its_own_origin():

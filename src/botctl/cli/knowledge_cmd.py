@@ -35,12 +35,17 @@ def add(
     follow_symlinks: bool = typer.Option(False, "--follow-symlinks",
                                          help="Follow symbolic links (named, or met in a folder) instead of "
                                               "refusing them."),
+    url_base: str = typer.Option(None, "--url-base", metavar="URL",
+                                 help="Your help center's address: sources link to URL/<document name without "
+                                      "extension> (a Markdown file's `url:` front matter wins)."),
     json_out: bool = JSON,
 ) -> None:
     """Add or update documents. A changed file replaces its previous version; an unchanged one is skipped.
 
     Everything added is published to the workspace's visitors, so symbolic links are refused (a named
     path that is one, or one met in a folder: nothing is added) unless --follow-symlinks is given.
+    Visitors see each source by its title, linked to its help-center page when --url-base or a
+    document's `url:` front matter gives one.
     """
     from botctl import knowledge, workspaces
 
@@ -48,7 +53,7 @@ def add(
     a = context.app(ctx, create=False)
     ws = workspaces.get(a.vault.conn, workspace)
     try:
-        report = knowledge.add(a, ws, paths, follow_symlinks=follow_symlinks)
+        report = knowledge.add(a, ws, paths, follow_symlinks=follow_symlinks, url_base=url_base)
     except knowledge.DocumentError as exc:
         if exc.code == "symlink_refused":
             exc.hint = ("Pass --follow-symlinks if you trust where it points (its target is published to "
@@ -174,3 +179,31 @@ def _print_explain(d: dict) -> None:
                  f"{r['coverage']:.2f}", f"{r['strength']:.2f}", rank(r["dense_rank"]),
                  f"{r['cosine']:.3f}" if d["dense"] else "-")
         print("  ".join(f"{c:>8}" for c in cells) + f"  {r['document']} — {r['section']}")
+
+
+@app.command("feedback")
+def feedback(
+    ctx: typer.Context,
+    workspace: str = WS,
+    all_: bool = typer.Option(False, "--all", help="Also questions that only got thumbs up."),
+    limit: int = typer.Option(100, "-n", "--limit", min=1, max=10000, help="At most this many questions."),
+    json_out: bool = JSON,
+) -> None:
+    """Questions visitors voted down in the widget, the most down-voted first: what the documents miss.
+
+    Each row is a question as a visitor asked it, its thumbs down and up, and whether the bot had an
+    answer from the documents (GROUNDED no: it said it did not know). Votes carry no personal data
+    beyond the workspace's own visitor id.
+    """
+    from botctl import feedback as fb
+
+    output.use_json(json_out)
+    vault, ws = _readonly(ctx, workspace)
+    rows = fb.summary(vault.conn, ws, include_up=all_, limit=limit)
+    if json_out:
+        output.emit_json([r.as_dict() for r in rows])
+        return
+    output.table(["DOWN", "UP", "GROUNDED", "LAST VOTE", "QUESTION"],
+                 [(r.down, r.up, "yes" if r.grounded else "no", r.last_vote_at[:19].replace("T", " "), r.question)
+                  for r in rows],
+                 empty="no down-voted questions" + ("" if all_ else " (--all shows every vote)"))

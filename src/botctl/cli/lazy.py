@@ -24,6 +24,7 @@ COMMANDS: dict[str, tuple[str, str, str | None]] = {
     "oauth-app": ("botctl.cli.oauth_app_cmd", "Register your own OAuth app per vendor (client id and secret).", None),
     "disconnect": ("botctl.cli.connect_cmd", "Revoke and delete a connection's credential.", "disconnect"),
     "knowledge": ("botctl.cli.knowledge_cmd", "Documents the bot answers from, per workspace; ask and search.", None),
+    "widget": ("botctl.cli.widget_cmd", "The widget's accent colour, logo, language and support contact.", None),
     "actions": ("botctl.cli.actions_cmd", "List actions; run one as an operator.", None),
     "mcp": ("botctl.cli.mcp_cmd", "The workspace's actions as MCP tools: serve on stdio, waive confirmations.", None),
     "identity": ("botctl.cli.identity_cmd", "Visitor identity keys: HS256 secrets or your site's public keys.", None),

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from botctl.errors import UsageError
 from botctl.knowledge.chunk import Chunk, _sections, _words, chunk_section
+from botctl.knowledge.links import BadUrl, check_url, front_matter_url
 from botctl.knowledge.parse import parse_html, parse_markdown, parse_text
 from botctl.knowledge.text import terms
 
@@ -42,6 +43,7 @@ class ParsedDocument:
     sha256: str
     size: int
     chunks: list[Chunk]
+    url: str | None = None  # the help-center page (`url:` in front matter); see links.py
 
     @property
     def words(self) -> int:
@@ -176,8 +178,14 @@ def parse_document(path: Path, name: str, *, follow_symlinks: bool = False, with
     if not any(c.body_terms for c in chunks):
         raise DocumentError(f"{path}: no text to index (the file is empty or has only markup).",
                             hint="Check the file, or leave it out.")
+    url = front_matter_url(text) if kind == "markdown" else None
+    if url is not None:
+        try:
+            check_url(url, f"{path}: url")
+        except BadUrl as exc:
+            raise DocumentError(str(exc), hint=exc.hint, code="invalid_url") from None
     return ParsedDocument(name=name, source=str(path.resolve()), kind=kind, title=title,
-                          sha256=hashlib.sha256(data).hexdigest(), size=len(data), chunks=chunks)
+                          sha256=hashlib.sha256(data).hexdigest(), size=len(data), chunks=chunks, url=url)
 
 
 def _walk(top: Path, follow_symlinks: bool) -> Iterable[tuple[str, list[str], list[str]]]:

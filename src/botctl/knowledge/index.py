@@ -20,6 +20,7 @@ from botctl import store
 from botctl.errors import NotFound
 from botctl.knowledge import embed, vectors
 from botctl.knowledge.files import ParsedDocument, collect, parse_document
+from botctl.knowledge.links import check_url, document_url
 from botctl.knowledge.text import _TOKEN
 
 if TYPE_CHECKING:
@@ -50,10 +51,11 @@ class Document:
     words: int
     added_at: str
     updated_at: str
+    url: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in ("name", "title", "kind", "source", "sha256", "bytes", "chunks",
-                                              "words", "added_at", "updated_at")}
+                                              "words", "added_at", "updated_at", "url")}
 
 
 @dataclass
@@ -72,7 +74,7 @@ class AddReport:
                 "embedded": self.embedded}
 
 
-_DOC_COLUMNS = "name, title, kind, source, sha256, bytes, chunks, words, added_at, updated_at"
+_DOC_COLUMNS = "name, title, kind, source, sha256, bytes, chunks, words, added_at, updated_at, url"
 
 
 def _workspace(ws: WorkspaceLike) -> WorkspaceLike:
@@ -145,10 +147,14 @@ def purge_workspace(conn: sqlite3.Connection, workspace_id: str) -> int:
 
 
 def add(app: App, ws: WorkspaceLike, paths: Sequence[str | os.PathLike[str]], *, follow_symlinks: bool = False,
-        within: Path | None = None, label: str | None = None) -> AddReport:
+        within: Path | None = None, label: str | None = None, url_base: str | None = None) -> AddReport:
     """Add (or replace) documents. Everything is read and parsed first; then one transaction writes all
     of it with one audit record, so a bad file leaves nothing half-added. Unchanged files (same name,
-    same SHA-256) are no-ops. Symbolic links and `within` as in `collect`."""
+    same SHA-256) are no-ops but for their URL. Symbolic links and `within` as in `collect`. `url_base`:
+    the help center the documents are published under (links.document_url); a document's own `url:`
+    front matter wins."""
+    if url_base is not None:
+        check_url(url_base, "--url-base")
     files, skipped = collect(paths, follow_symlinks=follow_symlinks, within=within, label=label)
     parsed = [parse_document(f, name, follow_symlinks=follow_symlinks and within is None, within=root, label=label)
               for f, name, root in files]
@@ -162,15 +168,18 @@ def add(app: App, ws: WorkspaceLike, paths: Sequence[str | os.PathLike[str]], *,
         for doc in parsed:
             row = conn.execute("SELECT id, sha256 FROM knowledge_documents WHERE workspace_id = ? AND name = ?",
                                (w.id, doc.name)).fetchone()
+            url = doc.url or (document_url(doc.name, url_base) if url_base else None)
             if row is not None and row[1] == doc.sha256:
                 report.unchanged.append(doc.name)
+                if url is not None:
+                    conn.execute("UPDATE knowledge_documents SET url = ? WHERE id = ?", (url, row[0]))
                 continue
             values = (doc.title, doc.kind, doc.source, doc.sha256, doc.size, len(doc.chunks), doc.words,
-                      doc.tokens, now)
+                      doc.tokens, now, url)
             if row is None:
                 doc_id = conn.execute(
                     "INSERT INTO knowledge_documents (workspace_id, name, title, kind, source, sha256, bytes, "
-                    "chunks, words, tokens, updated_at, added_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                    "chunks, words, tokens, updated_at, url, added_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
                     "RETURNING id", (w.id, doc.name, *values, now)).fetchone()[0]
                 report.added.append(doc.name)
             else:
@@ -178,7 +187,7 @@ def add(app: App, ws: WorkspaceLike, paths: Sequence[str | os.PathLike[str]], *,
                 _delete_document(conn, w.id, doc_id)
                 conn.execute(
                     "UPDATE knowledge_documents SET title = ?, kind = ?, source = ?, sha256 = ?, bytes = ?, "
-                    "chunks = ?, words = ?, tokens = ?, updated_at = ? WHERE id = ?", (*values, doc_id))
+                    "chunks = ?, words = ?, tokens = ?, updated_at = ?, url = ? WHERE id = ?", (*values, doc_id))
                 report.replaced.append(doc.name)
             _insert_chunks(conn, w.id, doc_id, doc)
             report.chunks += len(doc.chunks)

@@ -40,6 +40,7 @@ log = logging.getLogger("botctl.provider")
 ROUTES = [
     Route("/health", endpoints.health),
     Route("/v1/workspaces/{ws}/chat", endpoints.chat, methods=["POST"]),
+    Route("/v1/workspaces/{ws}/feedback", endpoints.feedback, methods=["POST"]),
     Route("/v1/status", endpoints.status),
     Route("/v1/workspaces/{ws}/config", endpoints.ws_config),
     Route("/v1/workspaces/{ws}/widget-config", endpoints.widget_config),

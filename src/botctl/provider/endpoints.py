@@ -130,7 +130,35 @@ async def chat(request: Request) -> JSONResponse:
     for s in result.get("suggested_actions") or []:
         # The widget shows customer-specific actions as "sign in to use this" to anonymous visitors.
         s["needs_sign_in"] = bool(s.get("customer_specific")) and visitor is None
-    body = {"answer": result["answer"], "grounded": result["grounded"], "citations": result["citations"],
+    from botctl.feedback import answer_id
+    from botctl.knowledge.links import cite
+
+    question = str(data.get("message", ""))
+    body = {"answer": result["answer"], "grounded": result["grounded"],
+            "citations": cite(prov.app.vault.conn, ws.id, result["citations"]),
             "suggested_actions": result.get("suggested_actions") or [],
+            # What a thumbs up / down refers to (botctl.feedback): nothing is stored until a vote.
+            "answer_id": answer_id(prov.feedback_key(), ws.id, question, result["answer"], result["grounded"]),
             "conversation_id": data.get("conversation_id"), "request_id": rid}
     return JSONResponse({"status": 200, "body": body})
+
+
+async def feedback(request: Request) -> JSONResponse:
+    """A visitor's thumbs up / down on an answer this workspace gave (botctl.feedback)."""
+    from botctl.feedback import FeedbackRefused, record
+
+    data = await request.json()
+    rid = request_id_of(data)
+    prov = _provider(request)
+    ws = prov.workspace(request.path_params["ws"])
+    if ws is None:
+        return JSONResponse(error("unknown_workspace", "No such workspace.", rid))
+    visitor, bad = await prov.verify(ws, data.get("identity_token"))
+    if bad is not None:
+        return JSONResponse(error("invalid_identity", PUBLIC_MESSAGE["invalid_identity"], rid))
+    try:
+        record(prov.app.vault.conn, prov.feedback_key(), ws, data.get("answer_id"), data.get("vote"),
+               data.get("question"), data.get("answer"), visitor.sub if visitor is not None else None)
+    except FeedbackRefused:
+        return JSONResponse(error("invalid_request", "That vote is not about an answer given here.", rid))
+    return JSONResponse({"status": 200, "body": {"recorded": True, "request_id": rid}})

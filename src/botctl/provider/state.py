@@ -13,6 +13,8 @@ from botctl.connectors.base import Visitor
 
 log = logging.getLogger("botctl.provider")
 GREETING = "Hi! How can we help?"
+# "Talk to a person" opens a ticket with the first of these the workspace can run.
+HANDOFF_ACTIONS = ("zendesk.create_ticket", "freshdesk.create_ticket")
 
 
 def _seconds(var: str, default: float) -> float:
@@ -61,6 +63,7 @@ class Provider:
         # library wherever they are made, the loop's and the actions' alike (`refresh_report`).
         self.refresh_stats: dict[str, Any] = {"runs": 0, "errors": 0, "last_run": None}
         self._refresh_task: asyncio.Task | None = None
+        self._feedback_key: bytes | None = None
 
     # -- lookups (fresh per request: the CLI may change the vault while the daemon runs) ----------
 
@@ -72,12 +75,19 @@ class Provider:
     def available(self, ws) -> list[dict[str, Any]]:  # noqa: ANN001
         """The actions this workspace can run now (plan allows, connection active): the one catalogue."""
         from botctl.actions import catalogue
+        from botctl.provider.wording import for_visitor
 
         keep = ("name", "connector", "vendor", "category", "description", "customer_specific", "params")
-        return [{k: a[k] for k in keep} for a in catalogue(self.app.vault.conn, ws) if a["status"] == "available"]
+        return [for_visitor({k: a[k] for k in keep}) for a in catalogue(self.app.vault.conn, ws)
+                if a["status"] == "available"]
 
     def widget_config(self, ws) -> dict[str, Any]:  # noqa: ANN001
+        from botctl import widget_settings
+
         actions = self.available(ws)
+        settings = widget_settings.get(self.app.vault.conn, ws)
+        names = {a["name"] for a in actions}
+        helpdesk = next((n for n in HANDOFF_ACTIONS if n in names), None)
         return {
             "workspace": ws.name,
             "display_name": ws.display_name or ws.name,
@@ -86,8 +96,20 @@ class Provider:
                 "anonymous": [a["name"] for a in actions if not a["customer_specific"]],
                 "signed_in": [a["name"] for a in actions if a["customer_specific"]],
             },
-            "features": {"chat": True, "actions": ws.actions_allowed},
+            "features": {"chat": True, "actions": ws.actions_allowed, "feedback": True, "handoff": True},
+            # The site's look (checked again by the widget): accent, logo, locale, when set.
+            "theme": {k: settings[k] for k in ("accent", "logo", "locale") if k in settings},
+            # "Talk to a person": the help desk's ticket action (run as any action: identity, audit), or
+            # the operator's words on how to reach support when none is connected.
+            "handoff": {"action": helpdesk, "contact": settings.get("support_contact")},
         }
+
+    def feedback_key(self) -> bytes:
+        from botctl.feedback import feedback_key
+
+        if self._feedback_key is None:
+            self._feedback_key = feedback_key(self.app.vault.audit_key())
+        return self._feedback_key
 
     # -- identity -----------------------------------------------------------------------------------
 

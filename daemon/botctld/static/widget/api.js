@@ -79,21 +79,16 @@
     internal_error: "Something went wrong on our side; please try again."
   };
   /* end of error-codes */
-  var ERRORS = {
-    // The browser's own failures, which no server code names.
-    timeout: "The assistant took too long to answer; try again.",
-    network: "Can't reach the assistant right now; check your connection and try again."
-  };
-  Object.keys(CODE_MESSAGES).forEach(function (code) { ERRORS[code] = CODE_MESSAGES[code]; });
-
+  // The visitor's language: "err.<code>" in i18n.js; English: the generated table above.
   function humanError(res) {
     if (res.code === "rate_limited") {
-      var n = res.retryAfter > 0 ? res.retryAfter : 5;
-      return "Too many requests; try again in " + n + " s.";
+      return t("err.rate", { n: res.retryAfter > 0 ? res.retryAfter : 5 });
     }
+    if (res.code === "timeout" || res.code === "network") { return t("err." + res.code); } // the browser's own
     if (res.code === "invalid_params" || res.code === "invalid_request") {
-      return res.message || "Some of the details aren't valid.";
+      // The daemon's explanation names the field, in English: shown as it is to English readers.
+      return LOCALE === "en" && res.message ? res.message : t("err.details");
     }
-    return ERRORS[res.code] || "Something went wrong; please try again.";
+    if (has("err." + res.code)) { return t("err." + res.code); }
+    return (LOCALE === "en" && CODE_MESSAGES[res.code]) || t("err.generic");
   }
-

@@ -32,7 +32,7 @@
     }
     if (Array.isArray(s.enum)) {
       input = h("select", { id: id, name: f.key });
-      if (!f.required || s.default === undefined) { input.appendChild(h("option", { value: "", text: f.required ? "Choose…" : "—" })); }
+      if (!f.required || s.default === undefined) { input.appendChild(h("option", { value: "", text: f.required ? t("form.choose") : "—" })); }
       s.enum.forEach(function (v) { input.appendChild(h("option", { value: String(v), text: humanValue(v) })); });
       if (s.default !== undefined) { input.value = String(s.default); }
     } else if (f.type === "integer" || f.type === "number") {
@@ -57,7 +57,7 @@
     });
     input.setAttribute("aria-describedby", (hint ? hintId + " " : "") + errId);
     var el = h("div", { class: "field" },
-      h("label", { for: id }, fieldLabel(f.key), f.required ? h("span", { class: "req" }, " (required)") : null),
+      h("label", { for: id }, fieldLabel(f.key), f.required ? h("span", { class: "req" }, t("form.required")) : null),
       hint ? h("span", { class: "hint", id: hintId, text: hint }) : null,
       input, error);
     built.el = el;
@@ -77,28 +77,28 @@
     var s = f.schema;
     if (f.type === "boolean") { return [b.input.checked, null]; }
     var raw = String(b.input.value || "").trim();
-    if (raw === "") { return [undefined, f.required ? "This is required." : null]; }
+    if (raw === "") { return [undefined, f.required ? t("field.required") : null]; }
     if (f.type === "integer" || f.type === "number") {
       var ok = f.type === "integer" ? /^-?\d+$/.test(raw) : /^-?\d+(\.\d+)?$/.test(raw);
-      if (!ok) { return [undefined, f.type === "integer" ? "Enter a whole number." : "Enter a number."]; }
+      if (!ok) { return [undefined, f.type === "integer" ? t("field.whole") : t("field.number")]; }
       var n = Number(raw);
-      if (typeof s.minimum === "number" && n < s.minimum) { return [undefined, "Must be at least " + s.minimum + "."]; }
-      if (typeof s.maximum === "number" && n > s.maximum) { return [undefined, "Must be at most " + s.maximum + "."]; }
+      if (typeof s.minimum === "number" && n < s.minimum) { return [undefined, t("field.min", { n: s.minimum })]; }
+      if (typeof s.maximum === "number" && n > s.maximum) { return [undefined, t("field.max", { n: s.maximum })]; }
       return [n, null];
     }
     var value = raw;
     if (s.format === "date-time") {
       var d = new Date(raw);
-      if (isNaN(d.getTime())) { return [undefined, "Enter a date and time."]; }
+      if (isNaN(d.getTime())) { return [undefined, t("field.datetime")]; }
       value = d.toISOString().replace(/\.\d{3}Z$/, "Z");
     }
-    if (Array.isArray(s.enum) && s.enum.map(String).indexOf(value) < 0) { return [undefined, "Choose one of the options."]; }
-    if (typeof s.minLength === "number" && value.length < s.minLength) { return [undefined, "At least " + s.minLength + " characters."]; }
-    if (typeof s.maxLength === "number" && value.length > s.maxLength) { return [undefined, "At most " + s.maxLength + " characters."]; }
+    if (Array.isArray(s.enum) && s.enum.map(String).indexOf(value) < 0) { return [undefined, t("field.choice")]; }
+    if (typeof s.minLength === "number" && value.length < s.minLength) { return [undefined, t("field.minLength", { n: s.minLength })]; }
+    if (typeof s.maxLength === "number" && value.length > s.maxLength) { return [undefined, t("field.maxLength", { n: s.maxLength })]; }
     if (s.pattern) {
       var re = null;
       try { re = new RegExp(s.pattern, "u"); } catch (e) { re = null; }
-      if (re && !re.test(value)) { return [undefined, "That doesn't look right" + (s.description ? " (" + s.description + ")" : "") + "."]; }
+      if (re && !re.test(value)) { return [undefined, t("field.pattern", { hint: s.description ? " (" + s.description + ")" : "" })]; }
     }
     return [value, null];
   }

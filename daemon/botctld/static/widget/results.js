@@ -66,7 +66,7 @@
 
   function formatValue(key, value, obj) {
     if (value === null || value === undefined || value === "") { return null; }
-    if (typeof value === "boolean") { return value ? "yes" : "no"; }
+    if (typeof value === "boolean") { return value ? t("yes") : t("no"); }
     if (MONEY_KEYS.indexOf(key) >= 0 && (typeof value === "number" || /^-?\d+(\.\d+)?$/.test(String(value)))) {
       return formatMoney(value, key, obj && obj.currency);
     }
@@ -120,10 +120,10 @@
   }
 
   function linkText(key, url) {
-    if (/invoice/.test(key)) { return "View invoice"; }
-    if (/status|track/.test(key) || /track/i.test(url)) { return "Track"; }
-    if (/receipt/.test(key)) { return "Receipt"; }
-    return "Open";
+    if (/invoice/.test(key)) { return t("link.invoice"); }
+    if (/status|track/.test(key) || /track/i.test(url)) { return t("link.track"); }
+    if (/receipt/.test(key)) { return t("link.receipt"); }
+    return t("link.open");
   }
 
   function renderEntry(obj) {
@@ -131,21 +131,21 @@
     var link = linkOf(obj);
     var facts = factsOf(obj, 4);
     return h("li", null,
-      h("span", { class: "t", text: titleOf(obj) || "Item" }),
+      h("span", { class: "t", text: titleOf(obj) || t("item") }),
       facts.length || link ? h("span", { class: "f" }, facts.join(" · "), facts.length && link ? " · " : "", link) : null);
   }
 
   function renderSublist(key, items) {
     var shown = items.slice(0, 5).map(function (it) {
       if (!it || typeof it !== "object") { return h("li", { text: String(it) }); }
-      if (it.body && it.from) { return h("li", { text: (it.from === "you" ? "You" : fieldLabel(it.from)) + ": " + it.body }); }
+      if (it.body && it.from) { return h("li", { text: (it.from === "you" ? t("you") : fieldLabel(it.from)) + ": " + it.body }); }
       if (it.quantity !== undefined && (it.name || it.title)) { return h("li", { text: it.quantity + " × " + (it.name || it.title) }); }
       var t = titleOf(it) || it.status || it.company || "";
       var extra = factsOf(it, 2).filter(function (f) { return f !== t; });
       var link = linkOf(it);
       return h("li", null, [t, extra.join(" · ")].filter(Boolean).join(" · "), link ? " · " : "", link);
     });
-    if (items.length > 5) { shown.push(h("li", { text: "and " + (items.length - 5) + " more" })); }
+    if (items.length > 5) { shown.push(h("li", { text: t("more.short", { n: items.length - 5 }) })); }
     return [h("span", { class: "f", text: fieldLabel(key) }), h("ul", { class: "sub" }, shown)];
   }
 
@@ -167,24 +167,24 @@
     if (list) {
       var noun = words(listKey).join(" ");
       if (!list.length) {
-        box.appendChild(h("p", { text: (customer ? "You have no " : "No ") + noun + " yet." }));
+        box.appendChild(h("p", { text: t(customer ? "none.yours" : "none", { noun: noun }) }));
         return box;
       }
-      box.appendChild(h("h3", { text: (customer ? "Your " : "") + noun + " (" + list.length + ")" }));
+      box.appendChild(h("h3", { text: t(customer ? "list.yours" : "list", { noun: noun, n: list.length }) }));
       var ul = h("ul");
       list.slice(0, 10).forEach(function (it) { ul.appendChild(renderEntry(it)); });
       box.appendChild(ul);
-      if (list.length > 10) { box.appendChild(h("p", { class: "note", text: "And " + (list.length - 10) + " more." })); }
-      if (result && result.truncated) { box.appendChild(h("p", { class: "note", text: "Only the most recent are shown." })); }
+      if (list.length > 10) { box.appendChild(h("p", { class: "note", text: t("more", { n: list.length - 10 }) })); }
+      if (result && result.truncated) { box.appendChild(h("p", { class: "note", text: t("recent") })); }
       return box;
     }
     if (!result || typeof result !== "object") {
-      box.appendChild(h("p", { text: result === null || result === undefined ? "Done." : String(result) }));
+      box.appendChild(h("p", { text: result === null || result === undefined ? t("done") : String(result) }));
       return box;
     }
     var done = { create: 1, add: 1, book: 1, cancel: 1, upsert: 1, update: 1 }[verb];
     var title = titleOf(result);
-    box.appendChild(h("p", null, done ? "Done: " : "", h("span", { class: "t", text: title || "details below" })));
+    box.appendChild(h("p", null, done ? t("done.prefix") : "", h("span", { class: "t", text: title || t("details") })));
     var dl = h("dl");
     var rows = 0;
     Object.keys(result).forEach(function (k) {
@@ -194,7 +194,7 @@
       if (isUrl(v)) {
         var href = safeUrl(v);
         if (href) {
-          dl.appendChild(h("dt", { text: "Link" }));
+          dl.appendChild(h("dt", { text: t("link") }));
           dl.appendChild(h("dd", null, h("a", { href: href, target: "_blank", rel: "noopener noreferrer" }, linkText(k, v))));
           rows++;
         }

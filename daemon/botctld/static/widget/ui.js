@@ -1,7 +1,9 @@
   // ---------------------------------------------------------------------------------------------
   // The UI.
 
-  var state = { config: null, catalog: {}, status: "loading", conversation: null, busy: false };
+  var state = { config: null, catalog: {}, status: "loading", busy: false };
+
+  // Chrome strings are (re)applied by relabel(): at start, and once the workspace's language is known.
 
   var ui = (function () {
     var host = document.createElement("div");
@@ -11,28 +13,71 @@
     adoptStyles(root);
 
     var launcher = h("button", { class: "launcher", type: "button", "aria-expanded": "false", "aria-controls": "botctl-panel",
-      "aria-label": "Support chat", "aria-haspopup": "dialog" }, icon("chat"), icon("close"));
+      "aria-haspopup": "dialog" }, icon("chat"), icon("close"));
     launcher.firstChild.setAttribute("class", "i-open");
     launcher.lastChild.setAttribute("class", "i-close");
-    var title = h("h2", { id: "botctl-title", text: "Support" });
-    var who = h("p", { class: "who", text: "Connecting…" });
-    var closeBtn = h("button", { class: "icon-btn close", type: "button", "aria-label": "Close chat" }, icon("close"));
-    var log = h("div", { class: "log", role: "log", "aria-live": "polite", "aria-relevant": "additions", "aria-label": "Conversation", tabindex: "0" });
+    var title = h("h2", { id: "botctl-title" });
+    var who = h("p", { class: "who" });
+    var logo = h("img", { class: "logo", alt: "", hidden: true });
+    var personBtn = h("button", { class: "icon-btn person", type: "button", hidden: true }, icon("person"));
+    var closeBtn = h("button", { class: "icon-btn close", type: "button" }, icon("close"));
+    var log = h("div", { class: "log", role: "log", "aria-live": "polite", "aria-relevant": "additions", tabindex: "0" });
     var tray = h("div", { class: "sheet tray", id: "botctl-tray", role: "region", "aria-labelledby": "botctl-tray-h", hidden: true });
     var sheet = h("div", { class: "sheet form-sheet", role: "region", "aria-labelledby": "botctl-form-h", hidden: true });
-    var input = h("input", { id: "botctl-q", type: "text", maxlength: 2000, autocomplete: "off", placeholder: "Ask a question…", disabled: true });
+    var input = h("input", { id: "botctl-q", type: "text", maxlength: 2000, autocomplete: "off", disabled: true });
     var toolsBtn = h("button", { class: "icon-btn tools", type: "button", "aria-expanded": "false", "aria-controls": "botctl-tray",
-      "aria-label": "Things I can do", title: "Things I can do", hidden: true }, icon("bolt"));
-    var sendBtn = h("button", { class: "icon-btn send", type: "submit", "aria-label": "Send", disabled: true }, icon("send"));
-    var composer = h("form", { class: "composer", novalidate: true },
-      toolsBtn, h("label", { for: "botctl-q", class: "sr-only", text: "Ask a question" }), input, sendBtn);
+      hidden: true }, icon("bolt"));
+    var sendBtn = h("button", { class: "icon-btn send", type: "submit", disabled: true }, icon("send"));
+    var askLabel = h("label", { for: "botctl-q", class: "sr-only" });
+    var foot = h("p", { class: "foot" });
+    var composer = h("form", { class: "composer", novalidate: true }, toolsBtn, askLabel, input, sendBtn);
     var panel = h("section", { class: "panel", id: "botctl-panel", role: "dialog", "aria-modal": "false",
       "aria-labelledby": "botctl-title", "aria-describedby": "botctl-who", hidden: true },
-    h("header", { class: "head" }, h("div", { class: "titles" }, title, who), closeBtn),
-    log, tray, sheet, composer, h("p", { class: "foot", text: "Answers come from this site's help pages." }));
+    h("header", { class: "head" }, logo, h("div", { class: "titles" }, title, who), personBtn, closeBtn),
+    log, tray, sheet, composer, foot);
     who.id = "botctl-who";
     root.appendChild(launcher);
     root.appendChild(panel);
+    relabel();
+
+    function relabel() {
+      var name = state.config ? String(state.config.display_name || state.config.workspace || t("title")) : t("title");
+      launcher.setAttribute("aria-label", state.config ? t("launcher.with", { name: name }) : t("launcher"));
+      title.textContent = name;
+      if (state.status === "loading") { who.textContent = t("who.connecting"); }
+      [[personBtn, "handoff"], [closeBtn, "close"], [toolsBtn, "tools"], [sendBtn, "send"]].forEach(function (b) {
+        b[0].setAttribute("aria-label", t(b[1]));
+        b[0].setAttribute("title", t(b[1]));
+      });
+      log.setAttribute("aria-label", t("log"));
+      input.setAttribute("placeholder", t("ask.placeholder"));
+      askLabel.textContent = t("ask");
+      foot.textContent = t("foot");
+      host.setAttribute("lang", LOCALE);
+    }
+
+    // The site's look from widget-config: its accent (a hex colour) and logo (https, or a path on this site).
+    function applyTheme(theme) {
+      theme = theme && typeof theme === "object" ? theme : {};
+      var css = accentCss(theme.accent);
+      if (css) { adoptStyles(root, css); }
+      var src = logoUrl(theme.logo);
+      if (src) { logo.src = src; logo.hidden = false; }
+    }
+
+    function logoUrl(value) {
+      if (typeof value !== "string" || !value || value.length > 2048) { return null; }
+      try {
+        if (value.charAt(0) === "/" && value.charAt(1) !== "/" && value.charAt(1) !== "\\") {
+          var local = new URL(value, location.origin);
+          return local.origin === location.origin ? local.href : null;
+        }
+        var u = new URL(value);
+        return u.protocol === "https:" && !u.username && !u.password ? u.href : null;
+      } catch (e) {
+        return null;
+      }
+    }
 
     var lastFocus = null;
     var formReturn = null;
@@ -63,7 +108,7 @@
     root.addEventListener("keydown", function (ev) {
       if (ev.key === "Escape" && isOpen()) {
         ev.stopPropagation();
-        if (!sheet.hidden) { closeSheet(); } else if (!tray.hidden) { hideTray(); toolsBtn.focus(); } else { close(); }
+        if (!sheet.hidden) { if (sheetCancel) { sheetCancel(); } else { closeSheet(); } } else if (!tray.hidden) { hideTray(); toolsBtn.focus(); } else { close(); }
         return;
       }
       if (ev.key === "Tab" && isOpen() && window.matchMedia && window.matchMedia("(max-width: 480px)").matches) {
@@ -91,16 +136,18 @@
       if (typeof content === "string") {
         content.split(/\n{2,}/).forEach(function (p) { m.appendChild(h("p", { text: p })); });
       } else { add(m, content); }
-      if (ref) { m.appendChild(h("span", { class: "ref", text: "Reference: " + ref })); }
+      if (ref) { m.appendChild(h("span", { class: "ref", text: t("reference", { id: ref }) })); }
       log.appendChild(m);
       scrollDown();
       return m;
     }
 
+    function signInLink() { return SIGN_IN_URL ? h("a", { href: SIGN_IN_URL, text: t("signIn") }) : null; }
+
     function errorMessage(res) {
       var m = message("err", humanError(res), res.requestId);
       if ((res.code === "identity_required" || res.code === "invalid_identity") && SIGN_IN_URL) {
-        m.insertBefore(h("p", null, h("a", { href: SIGN_IN_URL, text: "Sign in" })), m.querySelector(".ref"));
+        m.insertBefore(h("p", null, signInLink()), m.querySelector(".ref"));
       }
       m.setAttribute("data-code", res.code);
       return m;
@@ -108,8 +155,40 @@
 
     function typing() {
       log.setAttribute("aria-busy", "true");
-      var m = message("bot typing", "Thinking…");
+      var m = message("bot typing", t("thinking"));
       return function () { m.remove(); log.removeAttribute("aria-busy"); };
+    }
+
+    // A question in the sheet (the "talk to a person" consent; other parts' confirmations): resolves
+    // true when the visitor confirms, false when they cancel (button, Escape, or another sheet opening).
+    var sheetCancel = null;
+
+    function confirmSheet(opts) {
+      if (sheetCancel) { sheetCancel(); }
+      return new Promise(function (resolve) {
+        closeSheet(true);
+        hideTray();
+        var back = opts.from || input;
+        var yes = h("button", { type: "submit", class: "btn primary", text: opts.confirm });
+        var no = h("button", { type: "button", class: "btn", text: t("cancel") });
+        var form = h("form", { novalidate: true, class: "confirm", "data-confirm": opts.id || "confirm" },
+          h("h3", { id: "botctl-form-h", text: opts.title }), h("p", { class: "desc", text: opts.text }),
+          opts.detail || null, h("div", { class: "row" }, no, yes));
+        function settle(answer) {
+          if (sheetCancel !== settleNo) { return; }
+          sheetCancel = null;
+          formReturn = back;
+          closeSheet(answer); // confirmed: the caller moves focus on; cancelled: back where the visitor was
+          resolve(answer);
+        }
+        function settleNo() { settle(false); }
+        no.addEventListener("click", settleNo);
+        form.addEventListener("submit", function (ev) { ev.preventDefault(); settle(true); });
+        sheet.replaceChildren(form);
+        sheet.hidden = false;
+        sheetCancel = settleNo;
+        yes.focus();
+      });
     }
 
     // -- identity line and the action tray -----------------------------------------------------
@@ -117,9 +196,10 @@
     function renderIdentity() {
       if (state.status === "error") { return; }
       var c = identity.claims || {};
-      var name = identity.token ? (typeof c.name === "string" && c.name) || (typeof c.email === "string" && c.email) || "you" : null;
-      who.textContent = name ? "Signed in as " + name : "Not signed in";
+      var name = identity.token ? (typeof c.name === "string" && c.name) || (typeof c.email === "string" && c.email) || t("who.you") : null;
+      who.textContent = name ? t("who.signedIn", { name: name }) : t("who.anonymous");
       host.setAttribute("data-identity", name ? "signed-in" : "anonymous");
+      if (!name && state.status === "ready") { signedOut(); }
       if (!tray.hidden) { renderTray(); }
     }
 
@@ -138,7 +218,7 @@
       var btn = h("button", { type: "button", class: cls + (locked ? " locked" : ""), "data-action": a.name },
         actionLabel(a),
         vendor ? h("small", { text: vendor }) : null,
-        locked ? h("small", { class: "lock", text: "Sign in to use this" }) : null);
+        locked ? h("small", { class: "lock", text: t("signIn.use") }) : null);
       btn.addEventListener("click", function () { startAction(a, btn); });
       return btn;
     }
@@ -149,12 +229,13 @@
       var ul = h("ul");
       list.forEach(function (a) { ul.appendChild(h("li", null, actionButton(a, "act"))); });
       tray.replaceChildren(
-        h("h3", { id: "botctl-tray-h", text: "Things I can do" }),
-        h("p", { class: "desc", text: signedIn() ? "For your account:" : "Some need you to sign in on this site first." }),
+        h("h3", { id: "botctl-tray-h", text: t("tools") }),
+        h("p", { class: "desc", text: signedIn() ? t("tray.signedIn") : t("tray.anonymous") }),
         ul);
     }
 
     function showTray() {
+      if (sheetCancel) { sheetCancel(); }
       closeSheet(true);
       renderTray();
       tray.hidden = false;
@@ -175,8 +256,8 @@
     function startAction(a, from) {
       hideTray();
       if (needsSignIn(a)) {
-        var m = message("bot", [h("p", { text: "Sign in to use this: “" + actionLabel(a) + "” needs to know who you are." }),
-          SIGN_IN_URL ? h("p", null, h("a", { href: SIGN_IN_URL, text: "Sign in" })) : h("p", { text: "Please sign in on this site, then try again." })]);
+        var m = message("bot", [h("p", { text: t("signIn.needed", { action: actionLabel(a) }) }),
+          SIGN_IN_URL ? h("p", null, signInLink()) : h("p", { text: t("signIn.then") })]);
         m.setAttribute("data-code", "sign_in_required");
         input.focus();
         return;
@@ -187,11 +268,12 @@
     }
 
     function openSheet(a, fields, from) {
+      if (sheetCancel) { sheetCancel(); }
       formReturn = from || toolsBtn;
       var built = fields.map(buildField);
       var formError = h("p", { class: "form-error", role: "alert", hidden: true });
       var submit = h("button", { type: "submit", class: "btn primary", text: actionLabel(a) });
-      var cancel = h("button", { type: "button", class: "btn", text: "Cancel" });
+      var cancel = h("button", { type: "button", class: "btn", text: t("cancel") });
       var form = h("form", { novalidate: true, "data-action": a.name },
         h("h3", { id: "botctl-form-h", text: actionLabel(a) }),
         a.description ? h("p", { class: "desc", text: a.description }) : null,
@@ -242,20 +324,28 @@
         return typeof v === "string" || typeof v === "number";
       })[0];
       var said = first === undefined ? "" : String(first);
-      message("me", actionLabel(a) + (said ? ": " + (said.length > 60 ? said.slice(0, 59) + "…" : said) : ""));
+      var line = actionLabel(a) + (said ? ": " + (said.length > 60 ? said.slice(0, 59) + "…" : said) : "");
+      message("me", line);
+      keep({ kind: "me", text: line });
       var done = typing();
       callAsVisitor("/actions/" + encodeURIComponent(a.name), { params: params }).then(function (res) {
         done();
         state.busy = false;
         if (after && after(res)) { return; }
         if (res.ok) {
-          var m = message("bot result-msg", renderResult(a, res.data.result));
-          m.setAttribute("data-action", a.name);
+          showResult(keep({ kind: "result", action: a.name, result: res.data.result }));
         } else {
           errorMessage(res);
         }
         input.focus();
       });
+    }
+
+    function showResult(entry) {
+      var a = state.catalog[entry.action] || { name: entry.action };
+      var m = message("bot result-msg", renderResult(a, entry.result));
+      m.setAttribute("data-action", entry.action);
+      return m;
     }
 
     // -- chat ----------------------------------------------------------------------------------
@@ -264,36 +354,41 @@
       state.busy = true;
       sendBtn.disabled = true;
       message("me", text);
+      keep({ kind: "me", text: text });
       var done = typing();
       var body = { message: text };
-      if (state.conversation) { body.conversation_id = state.conversation; }
+      if (transcript.conversation) { body.conversation_id = transcript.conversation; }
       callAsVisitor("/chat", body).then(function (res) {
         done();
         state.busy = false;
         sendBtn.disabled = false;
         if (!res.ok) { errorMessage(res); return; }
         var d = res.data;
-        if (typeof d.conversation_id === "string" && d.conversation_id) { state.conversation = d.conversation_id; }
-        var parts = [];
-        String(d.answer || "").split(/\n{2,}/).forEach(function (p) { if (p.trim()) { parts.push(h("p", { text: p })); } });
-        var cites = Array.isArray(d.citations) ? d.citations : [];
-        if (cites.length) {
-          parts.push(h("div", { class: "sources" }, h("h3", { text: "Sources" }), h("ul", null, cites.map(function (c) {
-            var label = String(c.document || "") + (c.section ? " — " + c.section : "");
-            return h("li", null, c.excerpt ? h("details", null, h("summary", { text: label }), h("blockquote", { text: c.excerpt })) : label);
-          }))));
-        }
-        var sugg = (Array.isArray(d.suggested_actions) ? d.suggested_actions : []).map(function (s) {
-          return s && state.catalog[s.name] ? state.catalog[s.name] : null;
-        }).filter(Boolean).slice(0, 4);
-        if (sugg.length) {
-          parts.push(h("div", { class: "chips", role: "group", "aria-label": "Suggested actions" }, sugg.map(function (a) {
-            return actionButton(a, "chip");
-          })));
-        }
-        var m = message("bot answer", parts);
-        m.setAttribute("data-grounded", d.grounded ? "true" : "false");
+        if (typeof d.conversation_id === "string" && d.conversation_id) { transcript.conversation = d.conversation_id.slice(0, 64); }
+        showAnswer(keep(answerEntry(text, d)));
       });
+    }
+
+    // An answer as shown, and as kept: Markdown text, its sources, suggested actions, the vote.
+    function showAnswer(entry) {
+      var parts = renderMarkdown(entry.text);
+      if (entry.citations.length) { parts.push(renderSources(entry.citations)); }
+      var sugg = entry.suggested.map(function (n) { return state.catalog[n]; }).filter(Boolean).slice(0, 4);
+      var chips = sugg.map(function (a) { return actionButton(a, "chip"); });
+      if (!entry.grounded && handoffAvailable()) { chips.push(handoffChip()); }
+      if (chips.length) { parts.push(h("div", { class: "chips", role: "group", "aria-label": t("suggested") }, chips)); }
+      if (entry.answerId && !(state.config && state.config.features && state.config.features.feedback === false)) {
+        parts.push(renderRating(entry));
+      }
+      var m = message("bot answer", parts);
+      m.setAttribute("data-grounded", entry.grounded ? "true" : "false");
+      return m;
+    }
+
+    function handoffChip() {
+      var b = h("button", { type: "button", class: "chip handoff-chip" }, t("handoff"));
+      b.addEventListener("click", function () { talkToPerson(b); });
+      return b;
     }
 
     composer.addEventListener("submit", function (ev) {
@@ -304,19 +399,50 @@
       ask(text.slice(0, 2000));
     });
 
+    personBtn.addEventListener("click", function () { talkToPerson(personBtn); });
+
+    // -- the conversation so far (transcript.js) -------------------------------------------------
+
+    function restore() {
+      loadTranscript();
+      // Results are shown again only to a signed-in visitor (whose token the site's endpoint gives).
+      if (transcript.private && !signedIn() && identity.pending) { identity.pending.then(showKept); return; }
+      showKept();
+    }
+
+    function showKept() {
+      if (transcript.private && !signedIn()) { forgetTranscript(); return; } // nobody signed in: not shown
+      transcript.entries.forEach(function (e) {
+        if (e.kind === "me") { message("me", e.text); } else if (e.kind === "note") { message("bot note", e.text); } else if (e.kind === "result") { showResult(e); } else { showAnswer(normalAnswer(e)); }
+      });
+    }
+
+    // Signed out: the visitor's own results go, on screen and in storage; answers stay on screen.
+    function signedOut() {
+      if (!transcript.private) { return; }
+      forgetTranscript();
+      Array.prototype.forEach.call(log.querySelectorAll(".result-msg"), function (m) { m.remove(); });
+    }
+
     // -- states --------------------------------------------------------------------------------
 
     function ready(cfg) {
       state.status = "ready";
       host.setAttribute("data-state", "ready");
-      title.textContent = String(cfg.display_name || cfg.workspace || "Support");
-      launcher.setAttribute("aria-label", "Chat with " + title.textContent);
+      useWorkspaceLocale(cfg.theme && cfg.theme.locale);
+      relabel();
+      applyTheme(cfg.theme);
       var chat = !cfg.features || cfg.features.chat !== false;
       input.disabled = !chat;
       sendBtn.disabled = !chat;
       toolsBtn.hidden = actionsFor().length === 0;
-      message("bot greeting", String(cfg.greeting || "Hi! How can we help?"));
+      personBtn.hidden = !(cfg.features && cfg.features.handoff);
+      // The greeting in the visitor's language unless the operator wrote their own.
+      var greeting = typeof cfg.greeting === "string" && cfg.greeting && (LOCALE === "en" || cfg.greeting !== STRINGS.en.greeting)
+        ? cfg.greeting : t("greeting");
+      message("bot greeting", greeting);
       renderIdentity();
+      restore();
       if (isOpen() && document.activeElement === host && root.activeElement === closeBtn && chat) { input.focus(); }
     }
 
@@ -324,8 +450,8 @@
       state.status = "error";
       host.setAttribute("data-state", "error");
       host.setAttribute("data-error", res.code || "error");
-      who.textContent = "Unavailable";
-      var text = res.code === "network" ? "Sorry, the chat isn't available on this page right now." : humanError(res);
+      who.textContent = t("who.unavailable");
+      var text = res.code === "network" ? t("unavailable") : humanError(res);
       var m = message("err", text, res.requestId);
       m.setAttribute("data-code", res.code);
       launcher.appendChild(h("span", { class: "badge", "aria-hidden": "true" }));
@@ -336,6 +462,9 @@
       if (START_OPEN) { open(); } else if (isOpen()) { (input.disabled ? closeBtn : input).focus(); }
     }
 
-    return { open: open, close: close, ready: ready, failed: failed, renderIdentity: renderIdentity, mount: mount, host: host };
+    return {
+      open: open, close: close, ready: ready, failed: failed, renderIdentity: renderIdentity, mount: mount, host: host,
+      signedOut: signedOut, message: message, errorMessage: errorMessage, typing: typing, confirm: confirmSheet,
+      signInLink: signInLink, focusInput: function () { if (!input.disabled) { input.focus(); } }
+    };
   })();
-
