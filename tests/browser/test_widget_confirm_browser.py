@@ -1,8 +1,7 @@
-# ruff: noqa: F811 - the browser suite's fixtures (stack, browser) are imported, then named as test arguments
 """The visitor confirms a change an MCP bot asked for (issue #18), in the real widget in Chromium: the bot's
 tools/call stops at confirmation_required; botctl.confirm(id) shows the summary the daemon stored (not the
 bot's words) with Confirm / Cancel; the visitor answers by keyboard or by click; only then does the vendor
-see the write. Reuses the browser suite's stack (daemon + example site on its own origin)."""
+see the write. Uses the browser suite's stack (tests/browser/conftest.py: daemon + example site on its own origin)."""
 
 from __future__ import annotations
 
@@ -12,8 +11,9 @@ import time
 import httpx
 import jwt
 import pytest
-from test_widget_browser import ARTIFACTS, Page, browser, stack  # noqa: F401 - the suite's fixtures
+from browser_harness import ARTIFACTS, Page, skip_without_browser
 
+skip_without_browser()
 pytestmark = pytest.mark.slow
 
 

@@ -22,12 +22,12 @@
     var details = (Array.isArray(c.details) ? c.details : []).map(function (d) {
       return [h("dt", { text: String(d.label || d.field || "") }), h("dd", { text: String(d.value) })];
     });
-    var yes = h("button", { type: "button", class: "btn primary", text: "Confirm" });
-    var no = h("button", { type: "button", class: "btn", text: "Cancel" });
+    var yes = h("button", { type: "button", class: "btn primary", text: t("confirm") });
+    var no = h("button", { type: "button", class: "btn", text: t("cancel") });
     var row = h("div", { class: "row" }, no, yes);
     var card = h("div", { class: "msg bot confirm result", role: "group", "aria-labelledby": headId,
       "data-confirmation": c.confirmation_id },
-    h("h3", { id: headId, text: "Please confirm" }), h("p", { class: "t", text: String(c.title || c.action) }),
+    h("h3", { id: headId, text: t("confirm.title") }), h("p", { class: "t", text: String(c.title || c.action) }),
     details.length ? h("dl", null, details) : null, row);
 
     function answer(decision) {
@@ -42,11 +42,11 @@
         }
         card.setAttribute("data-status", decision === "confirm" ? "confirmed" : "cancelled");
         if (decision === "cancel") {
-          confirmNote(card, "ok", "Cancelled: nothing was changed.");
+          confirmNote(card, "ok", t("confirm.cancelled"));
           resolve({ status: "cancelled" });
           return;
         }
-        confirmNote(card, "ok", "Done.");
+        confirmNote(card, "ok", t("done"));
         if (res.data.result !== undefined && typeof renderResult === "function") {
           card.appendChild(renderResult(state.catalog[c.action] || { name: c.action }, res.data.result));
         }

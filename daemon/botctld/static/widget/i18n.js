@@ -41,7 +41,8 @@
       "item": "Item", "none.yours": "You have no {noun} yet.", "none": "No {noun} yet.", "list.yours": "Your {noun} ({n})",
       "list": "{noun} ({n})", "more": "And {n} more.", "more.short": "and {n} more",
       "recent": "Only the most recent are shown.", "you": "You", "link.invoice": "View invoice", "link.track": "Track",
-      "link.receipt": "Receipt", "link.open": "Open"
+      "link.receipt": "Receipt", "link.open": "Open",
+      "confirm": "Confirm", "confirm.title": "Please confirm", "confirm.cancelled": "Cancelled: nothing was changed."
     },
     fr: {
       "launcher": "Chat d'assistance", "launcher.with": "Discuter avec {name}", "title": "Assistance",
@@ -105,7 +106,11 @@
       "err.upstream_timeout": "Le service n'a pas répondu ; réessayez.",
       "err.provider_unavailable": "L'assistant démarre ou est indisponible ; réessayez dans un instant.",
       "err.audit_unavailable": "Ceci n'est pas disponible pour le moment ; réessayez plus tard.",
-      "err.internal_error": "Une erreur s'est produite de notre côté ; veuillez réessayer."
+      "err.internal_error": "Une erreur s'est produite de notre côté ; veuillez réessayer.",
+      "err.confirmation_expired": "Cette demande a expiré avant d'être confirmée ; redemandez-la.",
+      "err.confirmation_used": "Cette demande a déjà reçu une réponse.",
+      "err.confirmation_refused": "Ce changement n'a pas été confirmé, donc rien n'a été fait.",
+      "confirm": "Confirmer", "confirm.title": "Veuillez confirmer", "confirm.cancelled": "Annulé : rien n'a été modifié."
     }
   };
 
