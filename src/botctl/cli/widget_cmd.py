@@ -53,16 +53,7 @@ def set_(
                                     help="Unset a setting: accent, logo, locale or support_contact (repeatable)."),
     json_out: bool = JSON,
 ) -> None:
-    """Change widget settings; the others stay as they are. Every value is checked before anything is saved.
-
-    Examples:
-
-      botctl widget set -w acme --accent '#1f5f4a' --logo /static/logo.svg
-
-      botctl widget set -w acme --support-contact 'Email help@example.com; we answer within a day.'
-
-      botctl widget set -w acme --clear logo
-    """
+    """Change widget settings; the others stay as they are. Every value is checked before anything is saved."""
     from botctl import widget_settings, workspaces
     from botctl.errors import UsageError
 
