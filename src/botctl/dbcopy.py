@@ -22,10 +22,10 @@ from botctl.home import Home
 ORDER = {
     "vault": ["meta", "workspaces", "workspace_keys", "secrets", "wrapped_keys", "audit_checkpoint", "connections",
               "identity_keys", "oauth_apps", "knowledge_documents", "knowledge_terms", "knowledge_fts",
-              "pending_actions"],
+              "pending_actions", "widget_settings", "answer_feedback"],
     "audit": ["records"],
 }
-IDENTITY_TABLES = ("knowledge_documents", "knowledge_fts", "pending_actions")
+IDENTITY_TABLES = ("knowledge_documents", "knowledge_fts", "pending_actions", "answer_feedback")
 COPIED_SUFFIX = ".copied"
 
 
