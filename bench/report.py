@@ -32,6 +32,7 @@ BENCHES = {
     "daemon": ("bench_daemon.py", [], ["--seconds", "2"]),
     "refresh": ("bench_refresh.py", [], ["--singles", "3"]),
     "knowledge": ("bench_knowledge.py", [], ["--chunks", "2000", "--queries", "100"]),
+    "audit_ops": ("bench_audit_ops.py", [], ["--records", "20000"]),
 }
 
 
@@ -162,6 +163,20 @@ def render(results: dict[str, dict | None], failures: dict[str, str], took: dict
         ans = k["rows"][-1]
         targets.append((f"knowledge answer on {k['chunks']:,} chunks: p50 reported against a plain FTS5 MATCH (#6)",
                         f"{ans['p50_ms']:.2f} ms ({ans['p50_ratio']:.2f}x)", None, ""))
+
+    ao = results.get("audit_ops")
+    if ao:
+        c = ao["canonical"]
+        lines += ["", "## Audit export, shipping and the independent verifier (bench/bench_audit_ops.py)", "",
+                  f"Canonical JSON per `action.run` record: RFC 8785 {c['jcs_us']:.1f} µs against the old rendering's "
+                  f"{c['legacy_us']:.1f} µs ({c['ratio']:.2f}x; the append is bound by its fsync).", "",
+                  "| pass | records/s | x baseline |", "|---|---:|---:|"]
+        lines += [f"| {x['name']} | {fmt_rate(x['rate'])} | {x['ratio']:.2f} |" for x in ao["export"]]
+        v = ao.get("verifiers")
+        if v:
+            lines += ["", f"Verifying {v['records']:,} records: `audit verify` {fmt_rate(v['botctl'])}/s, "
+                      f"tools/verify-audit.mjs from the NDJSON export {fmt_rate(v['node'])}/s ({v['ratio']:.2f}x); "
+                      f"verdicts agree: {'yes' if v['agree'] else '**no**'}."]
 
     lines += ["", "## Targets", "", "| target (issue) | figure | met | why, where missed |", "|---|---|---|---|"]
     for name, fig, met, why in targets:

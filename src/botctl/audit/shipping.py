@@ -30,7 +30,7 @@ from botctl.audit.shipstate import MAX_BACKOFF_S, audit_rows, backoff, head  # n
 from botctl.home import Home
 
 log = logging.getLogger("botctl.audit.shipping")
-BATCH = 500
+BATCH = 2000
 @contextlib.contextmanager
 def shipping_lock(home: Home, *, wait: float = 0.0) -> Iterator[bool]:
     """An exclusive flock on `shipping.lock`: True if this process holds it (else another one ships)."""
