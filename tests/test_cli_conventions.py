@@ -202,3 +202,63 @@ def test_completion_of_actions_outcomes_events_documents_and_home(home, cli, tmp
     assert not other.joinpath("nothing").exists()
     assert _complete(f"botctl --home {tmp_path / 'missing'} workspace show ") == []
     assert not (tmp_path / "missing").exists()
+
+
+def _tty_output(args: list[str], env: dict[str, str]) -> tuple[str, str]:
+    """stdout and stderr of botctl when both are terminals (pseudo-terminals)."""
+    import os
+    import pty
+    import select
+    import subprocess
+    import sys
+
+    out_m, out_s = pty.openpty()
+    err_m, err_s = pty.openpty()
+    proc = subprocess.Popen([sys.executable, "-m", "botctl", *args], stdin=subprocess.DEVNULL, stdout=out_s,
+                            stderr=err_s, env={**os.environ, "COLUMNS": "200", **env})
+    os.close(out_s)
+    os.close(err_s)
+    got = {out_m: b"", err_m: b""}
+    open_fds = set(got)
+    while open_fds:
+        ready = select.select(list(open_fds), [], [], 10)[0]
+        if not ready:
+            break
+        for fd in ready:
+            try:
+                chunk = os.read(fd, 65536)
+            except OSError:
+                chunk = b""
+            if chunk:
+                got[fd] += chunk
+            else:
+                open_fds.discard(fd)
+    proc.wait(timeout=30)
+    os.close(out_m)
+    os.close(err_m)
+    return got[out_m].decode(errors="replace"), got[err_m].decode(errors="replace")
+
+
+def test_colour_means_something_and_is_off_with_no_color_or_piped(home, cli):
+    assert cli("workspace", "create", "acme").code == 0  # free plan: an action is refused (denied)
+    assert cli("actions", "run", "stripe.list_my_invoices", "-w", "acme", "--as-email", "ada@example.com").code == 23
+    red = "\x1b[31m"
+    out, err = _tty_output(["audit"], {"NO_COLOR": ""})
+    assert red in out and "denied" in out  # the refused action's outcome stands out
+    line_ok = next(line for line in out.splitlines() if "workspace.created" in line)
+    assert "\x1b[3" not in line_ok.replace("\x1b[1m", "")  # "ok" is not decorated
+    out, err = _tty_output(["actions", "run", "nope.nothing", "-w", "acme"], {"NO_COLOR": ""})
+    assert f"{red}error:" in err
+    out, err = _tty_output(["doctor"], {"NO_COLOR": ""})
+    assert "\x1b[33mWARN" in out  # the plain-file key
+    import re
+
+    colour = re.compile(r"\x1b\[(?:\d+;)*3\d")  # a foreground colour (bold headers are not colour)
+    assert colour.search(_tty_output(["audit"], {"NO_COLOR": ""})[0])
+    for env in ({"NO_COLOR": "1"}, {"NO_COLOR": "", "TERM": "dumb"}):
+        out, err = _tty_output(["audit"], env)
+        assert not colour.search(out + err), env
+        out, err = _tty_output(["actions", "run", "nope.nothing", "-w", "acme"], env)
+        assert "error:" in err and not colour.search(err), env
+    r = cli("audit")  # piped (captured): plain tab-separated text
+    assert "\x1b[" not in r.out + r.err and "\tdenied\t" in r.out

@@ -74,7 +74,10 @@ def tail(
                 else:
                     import sys
 
-                    sys.stdout.write("\t".join(output.cell(v) for v in _row(rec)) + "\n")
+                    cells = [output.cell(v) for v in _row(rec)]
+                    at = COLUMNS.index("OUTCOME")
+                    cells[at] = output.paint(cells[at], output.MEANING.get(cells[at]))
+                    sys.stdout.write("\t".join(cells) + "\n")
                     sys.stdout.flush()
         except KeyboardInterrupt:
             raise  # how --follow ends, still an interruption: "interrupted", exit 130 (botctl.cli.main)

@@ -23,7 +23,8 @@ def doctor(ctx: typer.Context, json_out: bool = typer.Option(False, "--json", he
     else:
         marks = {"ok": "ok  ", "warn": "WARN", "fail": "FAIL"}
         for f in findings:
-            print(f"{marks[f.status]}  {f.check}: {f.message}")
+            mark = output.paint(marks[f.status], {"warn": "warn", "fail": "bad"}.get(f.status))
+            print(f"{mark}  {f.check}: {f.message}")
             if f.fix and f.status != "ok":
                 print(f"      fix: {f.fix}")
     if act:

@@ -92,11 +92,30 @@ def status(message: str) -> None:
 
 
 def warn(message: str) -> None:
-    sys.stderr.write(f"warning: {escape(message, keep_newlines=True)}\n")
+    sys.stderr.write(f"{paint('warning:', 'warn', sys.stderr)} {escape(message, keep_newlines=True)}\n")
 
 
 def _is_tty() -> bool:
     return sys.stdout.isatty() and os.environ.get("TERM") != "dumb"
+
+
+# Colour carries meaning only: what went wrong (red) and what needs a look (yellow). Never when the
+# stream is not a terminal, TERM=dumb, or NO_COLOR is set (https://no-color.org).
+_ANSI = {"bad": "\x1b[31m", "warn": "\x1b[33m", "good": "\x1b[32m"}
+MEANING = {"denied": "bad", "error": "bad", "failed": "bad", "FAIL": "bad", "broken": "bad",
+           "unknown": "warn", "pending": "warn", "needs_reauth": "warn", "WARN": "warn", "retried": "warn"}
+COLOURED_COLUMNS = ("OUTCOME", "STATUS")
+
+
+def colour_on(stream) -> bool:  # noqa: ANN001
+    return stream.isatty() and os.environ.get("TERM") != "dumb" and not os.environ.get("NO_COLOR")
+
+
+def paint(text: str, meaning: str | None, stream=None) -> str:  # noqa: ANN001
+    """`text` in the colour of its meaning ("bad", "warn", "good") when `stream` shows colour."""
+    if meaning is None or meaning not in _ANSI or not colour_on(stream or sys.stdout):
+        return text
+    return f"{_ANSI[meaning]}{text}\x1b[0m"
 
 
 def cell(value: Any) -> str:
@@ -123,13 +142,18 @@ def table(columns: Sequence[str], rows: Sequence[Sequence[Any]], *, title: str |
         return
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
     t = Table(title=escape(title) if title else None, show_edge=False, header_style="bold", pad_edge=False)
     for c in columns:
         t.add_column(c, overflow="fold")
+    styles = {"bad": "red", "warn": "yellow"}
+    coloured = {i for i, c in enumerate(columns) if c in COLOURED_COLUMNS} if colour_on(sys.stdout) else set()
     for row in rows:
-        t.add_row(*(cell(v) for v in row))
-    Console(markup=False, highlight=False, emoji=False).print(t)
+        cells = [cell(v) for v in row]
+        t.add_row(*(Text(c, style=styles.get(MEANING.get(c, ""), "")) if i in coloured else c
+                    for i, c in enumerate(cells)))
+    Console(markup=False, highlight=False, emoji=False, no_color=not colour_on(sys.stdout)).print(t)
 
 
 def fields(pairs: Sequence[tuple[str, Any]]) -> None:
@@ -141,7 +165,7 @@ def fields(pairs: Sequence[tuple[str, Any]]) -> None:
 
 def error(message: str, hint: str | None = None, *, code: str | None = None, as_json: bool | None = None) -> None:
     as_json = json_mode if as_json is None else as_json
-    sys.stderr.write(f"error: {escape(message, keep_newlines=True)}\n")
+    sys.stderr.write(f"{paint('error:', 'bad', sys.stderr)} {escape(message, keep_newlines=True)}\n")
     if hint:
         sys.stderr.write(f"hint: {escape(hint, keep_newlines=True)}\n")
     if as_json:
