@@ -58,6 +58,9 @@ def test_a_loose_master_key_is_not_reported_missing(home, cli):
     assert r.code == 5 and r.json()["master_key"]["opens_vault"] is False
     findings = {f["check"]: f for f in cli("doctor", "--json").json()["findings"]}
     assert findings["master key"]["status"] == "fail"
+    assert findings["audit"]["status"] == "ok" and "chain intact" in findings["audit"]["message"]  # still checked
+    home.master_key_file.write_text("not a key\n")  # garbled too: nothing to check with, and it says so
+    findings = {f["check"]: f for f in cli("doctor", "--json").json()["findings"]}
     assert findings["audit"]["status"] == "warn" and "not checked" in findings["audit"]["message"]
 
 

@@ -46,11 +46,13 @@ def run(home: Home) -> list[Finding]:
     out.append(Finding("permissions", "fail", "readable by others: " + ", ".join(loose[:5]), f"chmod -R go-rwx {home.path}")
                if loose else Finding("permissions", "ok", "home 0700, files 0600"))
     # Master key.
+    loose = None
     try:
         found = masterkey.find(home)
     except BotctlError as exc:
         found = None
         out.append(Finding("master key", "fail", exc.message, exc.hint))
+        loose = _loose_file_key(home)  # refused for its mode: doctor still reads the chain with it
     try:
         conn = store.open_vault(home, migrate_to_latest=False)
     except BotctlError as exc:
@@ -125,6 +127,15 @@ def run(home: Home) -> list[Finding]:
                        Finding("audit", "fail", f"chain broken at record {verdict.first_bad_seq}: {verdict.problem}",
                                "botctl audit verify (keep copies of audit.db and vault.db first); to record the break "
                                "and resume: botctl audit seal-break --reason TEXT"))
+        elif loose is not None and kcv and _opens(loose, kcv[0]):
+            from botctl import audit
+            from botctl.vault import Vault
+
+            verdict = audit.verify(home, Vault(home, conn, loose).audit_key(), conn)
+            note = " (checked with the master.key refused above; fix its mode)"
+            out.append(Finding("audit", "ok", f"chain intact ({verdict.records} records){note}") if verdict.ok else
+                       Finding("audit", "fail", f"chain broken at record {verdict.first_bad_seq}: {verdict.problem}"
+                               f"{note}", "botctl audit verify (keep copies of audit.db and vault.db first)"))
         else:  # never silently skipped: checking the chain needs a key that opens the vault
             out.append(Finding("audit", "warn", "chain not checked: that needs a master key that opens the vault "
                                "(see \"master key\"); fix it and run botctl doctor again"))
@@ -206,6 +217,28 @@ def _database_finding(home: Home, conn) -> Finding:  # noqa: ANN001
 def _secret_fields(conn, c) -> set[str]:  # noqa: ANN001
     return {r[0] for r in conn.execute("SELECT field FROM secrets WHERE workspace_id = ? AND owner = ?",
                                        (c.workspace_id, c.id))}
+
+
+def _loose_file_key(home: Home) -> Any:
+    """The key in a master.key that botctl refuses because others may read it (None if it is not that)."""
+    from botctl import masterkey
+    from botctl.errors import BotctlError
+
+    path = home.master_key_file
+    try:
+        if not path.exists() or not path.stat().st_mode & 0o077:
+            return None
+        return masterkey.MasterKey(masterkey.decode(path.read_text(), origin=str(path)), "file", str(path))
+    except (OSError, BotctlError):
+        return None
+
+
+def _opens(key: Any, kcv: str) -> bool:
+    import hmac
+
+    from botctl import crypto
+
+    return hmac.compare_digest(crypto.key_check_value(key.key), kcv)
 
 
 def _corrupt_vault(home: Home, exc: Exception) -> Finding:
