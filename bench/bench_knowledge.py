@@ -7,8 +7,11 @@ Zipf-distributed vocabulary, so common words have long posting lists like real t
 * baseline: ``SELECT rowid, bm25(..) FROM knowledge_fts WHERE knowledge_fts MATCH ? ORDER BY bm25 LIMIT 5``
   with the same MATCH expression `search` builds (the FTS5 work alone: no workspace filter, no join,
   no re-scoring);
-* `knowledge.search(conn, ws, q, 5)`;
-* `knowledge.answer(conn, ws, q)` (extractive; BOTCTL_LLM_URL is unset).
+* `knowledge.search(conn, ws, q, 5)` (hybrid: FTS5 and the embedding model);
+* `knowledge.answer(conn, ws, q)` with dense retrieval off (``BOTCTL_KNOWLEDGE_DENSE=0``: FTS5 alone);
+* `knowledge.answer(conn, ws, q)` hybrid (the default: the question embedded, its cosine against the
+  workspace's 10,000 stored vectors, fused with FTS5; sentences picked by the model). Extractive;
+  BOTCTL_LLM_URL is unset.
 
 Half the questions are drawn from a chunk's own words (answerable), half are random words. With
 ``--tenants N`` the same table also holds N-1 other workspaces of the same size (the workspace filter
@@ -84,6 +87,7 @@ def main() -> None:
     os.environ["BOTCTL_HOME"] = str(tmp / "home")
     os.environ["BOTCTL_NO_KEYRING"] = "1"
     os.environ.pop("BOTCTL_LLM_URL", None)
+    os.environ.pop("BOTCTL_KNOWLEDGE_DENSE", None)
     from botctl import knowledge, workspaces
     from botctl.app import App
     from botctl.home import Home
@@ -92,6 +96,7 @@ def main() -> None:
     vocab = _vocabulary(rng, 6000)
     app = App(Home.resolve(None))
     target = None
+    index_seconds = 0.0
     sections: list[list[str]] = []
     for t in range(args.tenants):
         ws = workspaces.create(app, f"tenant-{t}")
@@ -101,8 +106,9 @@ def main() -> None:
         started = time.perf_counter()
         report = knowledge.add(app, ws, [docs])
         took = time.perf_counter() - started
-        print(f"indexed {report.chunks} chunks ({len(report.added)} documents) for {ws.name} in {took:.1f} s "
-              f"({report.chunks / took:,.0f} chunks/s)")
+        index_seconds = took
+        print(f"indexed {report.chunks} chunks ({len(report.added)} documents, {report.embedded} embedded) for "
+              f"{ws.name} in {took:.1f} s ({report.chunks / took:,.0f} chunks/s)")
         if target is None:
             target, sections = ws, secs
     assert target is not None
@@ -118,8 +124,8 @@ def main() -> None:
 
     baseline_sql = ("SELECT rowid, bm25(knowledge_fts) FROM knowledge_fts WHERE knowledge_fts MATCH ? "
                     "ORDER BY bm25(knowledge_fts) LIMIT 5")
-    times: dict[str, list[float]] = {"baseline": [], "search": [], "answer": []}
-    grounded = 0
+    times: dict[str, list[float]] = {"baseline": [], "search": [], "answer_fts": [], "answer": []}
+    grounded = grounded_fts = 0
     for round_ in range(2):  # the first round warms the page cache and the stemmer's cache
         for q in questions:
             expr = knowledge.match_expression(w for w, _ in knowledge.query_terms(q))
@@ -128,20 +134,26 @@ def main() -> None:
             t1 = time.perf_counter()
             knowledge.search(conn, target, q, 5)
             t2 = time.perf_counter()
-            result = knowledge.answer(conn, target, q)
+            os.environ["BOTCTL_KNOWLEDGE_DENSE"] = "0"
+            fts_result = knowledge.answer(conn, target, q)
+            del os.environ["BOTCTL_KNOWLEDGE_DENSE"]
             t3 = time.perf_counter()
+            result = knowledge.answer(conn, target, q)
+            t4 = time.perf_counter()
             if round_:
                 times["baseline"].append((t1 - t0) * 1000)
                 times["search"].append((t2 - t1) * 1000)
-                times["answer"].append((t3 - t2) * 1000)
+                times["answer_fts"].append((t3 - t2) * 1000)
+                times["answer"].append((t4 - t3) * 1000)
                 grounded += result["grounded"]
+                grounded_fts += fts_result["grounded"]
     base50, base99 = statistics.median(times["baseline"]), _pct(times["baseline"], 99)
     print(f"\n{args.queries} questions on {args.chunks:,} chunks x {args.tenants} workspace(s); "
-          f"{grounded} answered as grounded\n")
+          f"{grounded} answered as grounded (FTS5 alone: {grounded_fts})\n")
     print(f"{'':28}{'p50 ms':>9}{'p99 ms':>9}{'p50 ratio':>11}{'p99 ratio':>11}")
     rows = []
-    for name, label in (("baseline", "plain FTS5 MATCH (baseline)"), ("search", "knowledge.search"),
-                        ("answer", "knowledge.answer")):
+    for name, label in (("baseline", "plain FTS5 MATCH (baseline)"), ("search", "knowledge.search (hybrid)"),
+                        ("answer_fts", "knowledge.answer (FTS5 only)"), ("answer", "knowledge.answer (hybrid)")):
         p50, p99 = statistics.median(times[name]), _pct(times[name], 99)
         print(f"{label:28}{p50:9.2f}{p99:9.2f}{p50 / base50:10.2f}x{p99 / base99:10.2f}x")
         rows.append({"query": label, "p50_ms": p50, "p99_ms": p99, "p50_ratio": p50 / base50,
@@ -149,8 +161,12 @@ def main() -> None:
     if args.json:
         import json
 
+        from botctl.knowledge import embed
+
         Path(args.json).write_text(json.dumps({"chunks": args.chunks, "queries": args.queries,
-                                               "grounded": grounded, "rows": rows}, indent=2))
+                                               "grounded": grounded, "grounded_fts": grounded_fts,
+                                               "index_seconds": index_seconds, "model": embed.model_info(),
+                                               "rows": rows}, indent=2))
     app.close()
     import shutil
 
