@@ -205,3 +205,22 @@ def test_without_the_link_nothing(page, day):
         assert r.status == 401
     finally:
         other.close()
+
+
+def test_zz_a_broken_chain_names_its_first_bad_record(page, day):
+    """Last (it breaks the log): an attacker without the key edits record 9 in place; the next record moves
+    the head, and the timeline's status says where the chain breaks, with a link to that record."""
+    import sqlite3
+
+    db = sqlite3.connect(day.s.home / "audit.db")
+    body = db.execute("SELECT body FROM records WHERE seq = 9").fetchone()[0]
+    db.execute("UPDATE records SET body = ? WHERE seq = 9", (body.replace("visitor", "operator", 1),))
+    db.commit()
+    db.close()
+    assert day.s.act("stripe.list_my_invoices").status_code == 200
+    page.goto(day.base + "/")
+    page.wait_for_function("document.getElementById('chain').textContent.includes('BROKEN')")
+    assert "Chain BROKEN at record 9" in page.locator("#chain").inner_text()
+    assert page.locator("#chain a").first.get_attribute("href") == "/records/9"
+    assert page.locator("#timeline tr.chain-bad td:first-child").inner_text() == "9"  # the row is marked
+    shot(page, "chain-broken")

@@ -31,6 +31,12 @@
           chain.append(a);
         }
         chain.append(": " + v.problem + ". ");
+        var bad = document.querySelector('#timeline a[href="/records/' + Number(v.first_bad_seq) + '"]');
+        if (bad) {
+          var tr = bad.closest("tr");
+          tr.classList.add("chain-bad");
+          tr.title = "The chain breaks at this record";
+        }
       } else {
         chain.append("Cannot check the chain here: " + v.problem + ". ");
       }
