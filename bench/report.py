@@ -33,6 +33,7 @@ BENCHES = {
     "refresh": ("bench_refresh.py", [], ["--singles", "3"]),
     "knowledge": ("bench_knowledge.py", [], ["--chunks", "2000", "--queries", "100"]),
     "audit_ops": ("bench_audit_ops.py", [], ["--records", "20000"]),
+    "console": ("bench_console.py", [], ["--records", "20000"]),
 }
 
 
@@ -177,6 +178,14 @@ def render(results: dict[str, dict | None], failures: dict[str, str], took: dict
             lines += ["", f"Verifying {v['records']:,} records: `audit verify` {fmt_rate(v['botctl'])}/s, "
                       f"tools/verify-audit.mjs from the NDJSON export {fmt_rate(v['node'])}/s ({v['ratio']:.2f}x); "
                       f"verdicts agree: {'yes' if v['agree'] else '**no**'}."]
+
+    co = results.get("console")
+    if co:
+        lines += ["", f"## The console and the audit filters on {co['records']:,} records (bench/bench_console.py)", "",
+                  "| query (audit.Filters, latest 100) | median ms | x baseline |", "|---|---:|---:|"]
+        lines += [f"| {x['name']} | {x['ms']:.2f} | {x['ratio']:.2f} |" for x in co["filters"]]
+        lines += ["", "| console over HTTP on loopback | median ms | x baseline |", "|---|---:|---:|"]
+        lines += [f"| {x['name']} | {x['ms']:.2f} | {x['ratio']:.2f} |" for x in co["http"]]
 
     lines += ["", "## Targets", "", "| target (issue) | figure | met | why, where missed |", "|---|---|---|---|"]
     for name, fig, met, why in targets:
