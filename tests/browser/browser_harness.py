@@ -78,7 +78,8 @@ class Stack:
         self.edge = f"http://127.0.0.1:{free_port()}"
         self.site = f"http://127.0.0.1:{free_port()}"
         self.foreign = f"http://127.0.0.1:{free_port()}"
-        self.env = {**os.environ, "BOTCTL_HOME": str(tmp / "home"), "BOTCTL_NO_KEYRING": "1",
+        self.home = tmp / "home"
+        self.env = {**os.environ, "BOTCTL_HOME": str(self.home), "BOTCTL_NO_KEYRING": "1",
                     "BOTCTL_MASTER_KEY": base64.b64encode(crypto.new_key()).decode(), "NO_COLOR": "1"}
         self.procs: list[subprocess.Popen] = []
         self.daemon_started = False

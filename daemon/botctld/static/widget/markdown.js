@@ -5,7 +5,9 @@
   // opened in a new tab with rel="noopener noreferrer"; any other scheme (javascript:, data:, …) leaves
   // just its text. Everything else, markup included, is text exactly as written.
 
-  var MD_INLINE = "\\*\\*([^*\\n]+?)\\*\\*|__([^_\\n]+?)__|\\[([^\\]\\n]{1,300})\\]\\(\\s*([^()\\s]{1,2000})\\s*\\)" +
+  // A link's URL may hold one level of parentheses (Wikipedia-style, or `javascript:alert(1)`, which is
+  // then recognised as a link, and dropped as one).
+  var MD_INLINE = "\\*\\*([^*\\n]+?)\\*\\*|__([^_\\n]+?)__|\\[([^\\]\\n]{1,300})\\]\\(\\s*((?:[^()\\s]|\\([^()\\s]*\\)){1,2000})\\s*\\)" +
     "|(https?:\\/\\/[^\\s<>()\"'\\]\\[]*[^\\s<>()\"'\\]\\[.,;:!?])";
   var MD_ITEM = /^\s{0,3}(?:([-*+])|(\d{1,3})[.)])\s+(\S.*)$/;
 
