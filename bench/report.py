@@ -34,6 +34,7 @@ BENCHES = {
     "knowledge": ("bench_knowledge.py", [], ["--chunks", "2000", "--queries", "100"]),
     "audit_ops": ("bench_audit_ops.py", [], ["--records", "20000"]),
     "console": ("bench_console.py", [], ["--records", "20000"]),
+    "mcp": ("bench_mcp.py", [], ["--seconds", "2"]),
 }
 
 
@@ -139,6 +140,18 @@ def render(results: dict[str, dict | None], failures: dict[str, str], took: dict
         targets.append(("added p50 latency <= 2 ms (#5)", f"{d['added_p50_ms']:+.2f} ms", d["added_p50_ms"] <= 2.0,
                         "a second process hop (~1.5 ms), the durable audit write (fsync, ~1 ms), JWT + vault "
                         "lookups + decrypt (~1 ms); see the closing note of #8"))
+
+    m = results.get("mcp")
+    if m:
+        lines += ["", "## MCP tools/call vs the action API (bench/bench_mcp.py)", "",
+                  "The same action for the same visitor through `/mcp` (JSON-RPC, tool name mapping) and through "
+                  "`/actions/{a}`, one daemon, one run.", "",
+                  "| path | load | req/s | p50 ms | p99 ms | errors |", "|---|---|---:|---:|---:|---:|"]
+        lines += [f"| {r['path']} | {r['load']} | {r['rps']:,.0f} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | "
+                  f"{r['errors']} |" for r in m["rows"]]
+        lines += ["", f"Throughput ratio under load (MCP / action API): **{m['throughput_ratio']:.2f}**; added p50 "
+                  f"latency one request at a time: **{m['added_p50_ms']:+.2f} ms**; RSS after the run: edge "
+                  f"{m['rss_mb']['edge']:.0f} MB, provider {m['rss_mb']['provider']:.0f} MB."]
 
     r = results.get("refresh")
     if r:
