@@ -75,8 +75,14 @@ def bench_filters(home, n: int) -> list[dict]:  # noqa: ANN001
     return [{"name": name, "ms": ms, "ratio": ms / base} for name, ms in rows]
 
 
-def bench_http(env: dict[str, str]) -> list[dict]:
+def bench_http(env: dict[str, str], home) -> list[dict]:  # noqa: ANN001
     import httpx
+
+    from botctl import audit
+
+    reader = audit.AuditReader(home)
+    head = reader.head_seq()
+    reader.close()
 
     proc = subprocess.Popen([sys.executable, "-m", "botctl", "console", "--no-browser"], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
@@ -87,7 +93,7 @@ def bench_http(env: dict[str, str]) -> list[dict]:
             r = client.get(url.replace(base, ""), follow_redirects=False)
             client.cookies.set(r.headers["set-cookie"].split("=", 1)[0],
                                r.headers["set-cookie"].split("=", 1)[1].split(";", 1)[0])
-            head = int(client.get("/api/records?after=0&n=1").json()["next"])
+            assert client.get(f"/api/records?after={head}").json() == {"rows": [], "next": head}
             for path in ("/static/console.css", "/", f"/api/records?after={head}"):
                 client.get(path)  # warm
             rows = [("static file (baseline)", _ms(lambda: client.get("/static/console.css"), 50)),
@@ -114,7 +120,7 @@ def main() -> None:
         os.environ["BOTCTL_HOME"] = tmp
         home = Home(Path(tmp))
         _fill(home, args.records)
-        out = {"records": args.records, "http": bench_http(dict(os.environ)), "filters": bench_filters(home, args.records)}
+        out = {"records": args.records, "http": bench_http(dict(os.environ), home), "filters": bench_filters(home, args.records)}
     for section in ("filters", "http"):
         for row in out[section]:
             print(f"{row['name']:<45} {row['ms']:9.2f} ms  {row['ratio']:8.2f}x")
