@@ -90,3 +90,25 @@ def test_alert_urls_and_secrets_checked(home, cli):
     rec = cli("audit", "--event", "alert.webhook_added", "--json").ndjson()[-1]
     assert "team=ops" not in json.dumps(rec) and rec["detail"]["signed_with_env"] == "OPS_SECRET"
     assert cli("alert", "remove", "webhook-1").code == 0 and cli("alert", "remove", "webhook-1").code == 3
+
+
+def test_old_alerts_pruned_only_once_every_webhook_took_them(home, cli, hook):
+    from botctl.audit import shipping, shipstate
+
+    assert cli("init").code == 0
+    assert cli("alert", "add", hook.url, "--secret-env", "BOTCTL_TEST_ALERT_SECRET").code == 0
+    hook.up = False
+    assert cli("alert", "test").code == 1
+    conn = shipstate.connect(home)
+    conn.execute("UPDATE alert_events SET created_at = '2020-01-01T00:00:00.000000Z'")
+    conn.close()
+    shipping.ship_once(home)
+    conn = shipstate.connect(home)
+    assert conn.execute("SELECT count(*) FROM alert_events").fetchone()[0] == 1  # not delivered yet: kept
+    conn.close()
+    hook.up = True
+    shipping.ship_once(home, force=True)
+    conn = shipstate.connect(home)
+    assert conn.execute("SELECT count(*) FROM alert_events").fetchone()[0] == 0
+    conn.close()
+    assert len(hook.bodies) == 1

@@ -147,6 +147,7 @@ def ship_once(home: Home, *, key: bytes | None = None, chain_ok: bool = True, fo
                         shipstate.failed(conn, "sinks", sink.name, type(exc).__name__, now + backoff(sink.failures + 1))
                         results.append({"sink": sink.name, "sent": 0, "error": type(exc).__name__})
             alerting.deliver(conn, force=force)
+            shipstate.prune_events(conn)
             return results
         finally:
             conn.close()

@@ -259,3 +259,16 @@ def check_env_name(name: str, flag: str = "--secret-env") -> str:
                          hint=f"Give the NAME of a variable that holds the secret, e.g. {flag} BOTCTL_HOOK_SECRET "
                               "(never the secret itself).")
     return name
+
+
+EVENT_RETENTION_DAYS = 30
+
+
+def prune_events(conn: sqlite3.Connection) -> int:
+    """Drop alerts older than 30 days that every webhook has taken (doctor reads the last 24 h)."""
+    from datetime import UTC, datetime, timedelta
+
+    cutoff = (datetime.now(UTC) - timedelta(days=EVENT_RETENTION_DAYS)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return conn.execute(
+        "DELETE FROM alert_events WHERE created_at < ? AND id <= coalesce((SELECT min(delivered_id) FROM "
+        "alert_hooks), (SELECT max(id) FROM alert_events))", (cutoff,)).rowcount
