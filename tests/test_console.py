@@ -331,3 +331,26 @@ def test_opens_the_browser_with_the_one_time_link(populated, tmp_path):
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+def test_a_head_request_does_not_spend_the_link(console):
+    r = httpx.head(console.login_url)
+    assert r.status_code == 405 and "set-cookie" not in r.headers
+    assert console.login().startswith("botctl_console_")  # the GET that follows still works
+
+
+def test_without_the_master_key_records_show_and_the_verdict_says_why(populated):
+    key_file = populated.path / "master.key"
+    assert key_file.exists()
+    aside = populated.path.parent / "master.key.aside"
+    key_file.rename(aside)
+    running = start_console()
+    try:
+        cookie = running.login()
+        assert running.get("/", cookie).status_code == 200
+        v = running.get("/api/verify", cookie).json()
+        assert v["state"] == "unavailable" and v["ok"] is None and v["problem"]
+        assert "Cannot check the chain here" in running.get("/verify", cookie).text
+    finally:
+        stop(running)
+        aside.rename(key_file)

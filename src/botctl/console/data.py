@@ -260,7 +260,8 @@ class ChainStatus:
                 verdict = audit.verify(self.home, vault.audit_key(), vault.conn).as_dict()
                 result = {"state": "intact" if verdict["ok"] else "broken", **verdict}
             except BotctlError as exc:  # no master key here: records still show, the verdict cannot
-                return {"state": "unavailable", "ok": None, "problem": exc.message, "hint": exc.hint}
+                return {"state": "unavailable", "ok": None, "problem": visible(exc.message),
+                        "hint": visible(exc.hint), "notes": []}
             result["problem"] = visible(result.get("problem")) or None
             result["notes"] = [visible(n) for n in result.get("notes") or []]
             result.pop("sealed_breaks", None)

@@ -50,6 +50,8 @@ def _console(request: Request) -> Console:
 
 def login(request: Request) -> Response:
     console = _console(request)
+    if request.method != "GET":  # a HEAD (a link preview, a checker) must not spend the one-time token
+        return Response(status_code=405, headers={"allow": "GET"})
     session = console.access.exchange(str(request.query_params.get("token", "")))
     if session is None:
         return console.page("message.html", 401, title="Link not valid", page="",
