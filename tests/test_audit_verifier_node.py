@@ -50,14 +50,14 @@ def key_file(logged, cli, tmp_path):
     return path
 
 
-def _botctl_verdict(cli) -> dict:
-    r = cli("audit", "verify", "--json")
+def _botctl_verdict(cli, anchors: str | None = None) -> dict:
+    r = cli("audit", "verify", "--json", *(["--anchor", anchors] if anchors else []))
     v = r.json()
     assert r.code == (0 if v["ok"] else 10)
     return v
 
 
-def _node_verdict(cli, key_file, tmp_path, *, lines_edit=None) -> tuple[int, dict]:
+def _node_verdict(cli, key_file, tmp_path, *, lines_edit=None, anchors: str | None = None) -> tuple[int, dict]:
     r = cli("audit", "export", "--format", "ndjson", "--checkpoint")
     assert r.code == 0, r.err
     text = r.out
@@ -65,17 +65,18 @@ def _node_verdict(cli, key_file, tmp_path, *, lines_edit=None) -> tuple[int, dic
         text = lines_edit(text)
     path = tmp_path / "export.ndjson"
     path.write_text(text, encoding="utf-8")
-    proc = subprocess.run([NODE, str(VERIFIER), "--json", str(path)], capture_output=True, text=True, timeout=60,
+    proc = subprocess.run([NODE, str(VERIFIER), "--json", *(["--anchors", anchors] if anchors else []), str(path)],
+                          capture_output=True, text=True, timeout=60,
                           env={"BOTCTL_AUDIT_KEY_FILE": str(key_file), "PATH": "/usr/bin:/bin"})
     assert proc.returncode in (0, 10), proc.stderr
     return proc.returncode, json.loads(proc.stdout)
 
 
-def _agree(cli, key_file, tmp_path) -> dict:
-    ours = _botctl_verdict(cli)
-    code, theirs = _node_verdict(cli, key_file, tmp_path)
+def _agree(cli, key_file, tmp_path, anchors: str | None = None) -> dict:
+    ours = _botctl_verdict(cli, anchors)
+    code, theirs = _node_verdict(cli, key_file, tmp_path, anchors=anchors)
     assert code == (0 if theirs["ok"] else 10)
-    for field in ("ok", "first_bad_seq", "records", "head_seq", "head_hash", "checkpoint_seq", "problem"):
+    for field in ("ok", "first_bad_seq", "records", "head_seq", "head_hash", "checkpoint_seq", "problem", "anchors"):
         assert theirs[field] == ours[field], (field, theirs, ours)
     return ours
 
@@ -251,3 +252,34 @@ def test_postgresql_log_agrees_intact_edited_truncated(pg_home, cli, tmp_path):
         db.execute("DELETE FROM records WHERE seq >= 2")
     v = _agree(cli, key, tmp_path)
     assert not v["ok"] and v["first_bad_seq"] == 2 and "truncated" in v["problem"]
+
+
+def test_anchor_files_agree_on_rollback_and_forgery(logged, key_file, cli, tmp_path):
+    """audit.db and vault.db restored together from a backup agree with each other; only the anchor, kept
+    elsewhere, shows the rollback, and both verifiers say so in the same words."""
+    import sqlite3
+
+    backup = tmp_path / "backup"
+    backup.mkdir()
+    for name in ("audit.db", "vault.db"):
+        src, dst = sqlite3.connect(logged.path / name), sqlite3.connect(backup / name)
+        src.backup(dst)
+        src.close()
+        dst.close()
+    assert cli("workspace", "create", "gamma").code == 0
+    anchors = tmp_path / "anchors.jsonl"
+    assert cli("audit", "anchor", "--out", str(anchors)).code == 0
+    v = _agree(cli, key_file, tmp_path, anchors=str(anchors))
+    assert v["ok"] and v["anchors"] == 1
+    for name in ("audit.db", "vault.db"):
+        for suffix in ("-wal", "-shm"):
+            (logged.path / (name + suffix)).unlink(missing_ok=True)
+        shutil.copyfile(backup / name, logged.path / name)
+    assert _botctl_verdict(cli)["ok"]  # without the anchor the rollback is invisible
+    v = _agree(cli, key_file, tmp_path, anchors=str(anchors))
+    assert not v["ok"] and "rolled back or truncated" in v["problem"]
+    line = json.loads(anchors.read_text())
+    line["hash"] = "0" * 64
+    anchors.write_text(json.dumps(line) + "\n")
+    v = _agree(cli, key_file, tmp_path, anchors=str(anchors))
+    assert not v["ok"] and "is not signed by this vault's audit key" in v["problem"]

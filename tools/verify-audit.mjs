@@ -21,18 +21,19 @@ const HEX64 = /^[0-9a-f]{64}$/;
 
 function usage(message) {
   process.stderr.write(`error: ${message}\n` +
-    "usage: node tools/verify-audit.mjs [--key-file FILE] [--json] EXPORT.ndjson\n" +
+    "usage: node tools/verify-audit.mjs [--key-file FILE] [--anchors FILE]... [--json] EXPORT.ndjson\n" +
     "  the key file is what `botctl audit export-key --out FILE` wrote (or set BOTCTL_AUDIT_KEY_FILE)\n");
   process.exit(2);
 }
 
 function parseArgs(argv) {
-  const opts = { keyFile: process.env.BOTCTL_AUDIT_KEY_FILE || null, json: false, file: null };
+  const opts = { keyFile: process.env.BOTCTL_AUDIT_KEY_FILE || null, json: false, file: null, anchorFiles: [] };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (a === "--json") opts.json = true;
     else if (a === "--key-file") opts.keyFile = argv[++i] ?? usage("--key-file needs a FILE");
     else if (a.startsWith("--key-file=")) opts.keyFile = a.slice("--key-file=".length);
+    else if (a === "--anchors") opts.anchorFiles.push(argv[++i] ?? usage("--anchors needs a FILE"));
     else if (a === "-h" || a === "--help") usage("help");
     else if (a.startsWith("-")) usage(`unknown option ${a}`);
     else if (opts.file === null) opts.file = a;
@@ -89,6 +90,13 @@ async function* lines(path) {
   for await (const line of rl) yield [++n, line];
 }
 
+function anchorAt(a, path, n) {
+  const ok = a && a.v === 1 && Number.isSafeInteger(a.seq) && a.seq >= 1 && HEX64.test(String(a.hash)) &&
+    typeof a.ts === "string" && typeof a.sig === "string";
+  if (!ok) usage(`${path}:${n}: not a botctl audit anchor line`);
+  return { ...a, where: `the anchor at ${path}:${n} (${a.ts})` };
+}
+
 function parseRecordLine(line) {
   let m = RECORD.exec(line);
   if (m) return { seq: Number(m[1]), body: "{" + m[2] + "}", prev: m[3], hash: m[4] };
@@ -123,7 +131,26 @@ async function main() {
       continue; // pass 2 names it
     }
     if (obj && obj.checkpoint) checkpoint = obj.checkpoint;
-    else if (obj && obj.anchor) anchors.push({ ...obj.anchor, where: `the anchor at line ${n}` });
+    else if (obj && obj.anchor) anchors.push(anchorAt(obj.anchor, opts.file, n));
+  }
+  // Anchor files (`botctl audit anchor --out FILE`): one signed anchor per line, checked after the export's.
+  for (const path of opts.anchorFiles) {
+    let text;
+    try {
+      text = readFileSync(path, "utf8");
+    } catch (e) {
+      usage(`cannot read the anchor file ${path}: ${e.code || e.message}`);
+    }
+    text.split("\n").forEach((line, i) => {
+      if (!line.trim()) return;
+      let a;
+      try {
+        a = JSON.parse(line);
+      } catch {
+        usage(`${path}:${i + 1}: not a botctl audit anchor line (not JSON)`);
+      }
+      anchors.push(anchorAt(a, path, i + 1));
+    });
   }
   const wanted = new Set(anchors.map((a) => a.seq));
   if (checkpoint) wanted.add(checkpoint.seq);
@@ -224,7 +251,7 @@ function checkAnchors(v, anchors, hashes, key) {
     }
     if (!authentic) {
       v.ok = false;
-      v.problem = `${a.where} is not signed by this log's anchor key (edited, or from another install)`;
+      v.problem = `${a.where} is not signed by this vault's audit key (edited, or from another install)`;
       return;
     }
     const found = hashes.get(a.seq);
