@@ -283,3 +283,24 @@ def test_anchor_files_agree_on_rollback_and_forgery(logged, key_file, cli, tmp_p
     anchors.write_text(json.dumps(line) + "\n")
     v = _agree(cli, key_file, tmp_path, anchors=str(anchors))
     assert not v["ok"] and "is not signed by this vault's audit key" in v["problem"]
+
+
+def test_anchor_lost_in_a_sealed_break_agrees(logged, key_file, cli, tmp_path):
+    """A tail deleted, then the break sealed: an anchor naming a lost record is on record as lost in both
+    verifiers (a note, not a failure); an anchor the seal does not account for still fails in both."""
+    anchors = tmp_path / "anchors.jsonl"
+    assert cli("audit", "anchor", "--out", str(anchors)).code == 0  # names the head, record 7
+    sqlite_utils.Database(logged.audit_db).execute("DELETE FROM records WHERE seq = 7")
+    sqlite_utils.Database(logged.audit_db).conn.commit()
+    assert cli("audit", "seal-break", "--reason", "tail lost in a restore", "--yes").code == 0
+    v = _agree(cli, key_file, tmp_path, anchors=str(anchors))
+    assert v["ok"] and v["anchors"] == 1 and any("was lost in the break sealed at record 7" in n for n in v["notes"])
+    _, theirs = _node_verdict(cli, key_file, tmp_path, anchors=str(anchors))
+    assert any("was lost in the break sealed at record 7" in n for n in theirs["notes"])
+    # An anchor taken after the seal, for a record the log no longer has: no seal explains that loss.
+    assert cli("workspace", "create", "delta").code == 0
+    assert cli("audit", "anchor", "--out", str(anchors)).code == 0
+    sqlite_utils.Database(logged.audit_db).execute("DELETE FROM records WHERE seq >= 8")
+    sqlite_utils.Database(logged.audit_db).conn.commit()
+    v = _agree(cli, key_file, tmp_path, anchors=str(anchors))
+    assert not v["ok"]

@@ -155,6 +155,7 @@ async function main() {
   const wanted = new Set(anchors.map((a) => a.seq));
   if (checkpoint) wanted.add(checkpoint.seq);
   const hashes = new Map();
+  const sealed = []; // audit.seal_break records: a loss they put on record exempts the anchors it names
 
   const v = { ok: true, records: 0, head_seq: 0, head_hash: GENESIS, checkpoint_seq: checkpoint ? checkpoint.seq : null,
               first_bad_seq: null, problem: null, notes: [], anchors: 0 };
@@ -200,6 +201,13 @@ async function main() {
       }
     }
     if (wanted.has(rec.seq)) hashes.set(rec.seq, rec.hash);
+    if (!rec.raw && rec.body.includes('"event":"audit.seal_break"')) {
+      const b = JSON.parse(rec.body);
+      if (b.event === "audit.seal_break") {
+        const d = b.detail || {};
+        sealed.push({ seq: rec.seq, ts: b.ts, expected: d.expected || {}, found: d.found || {} });
+      }
+    }
     prev = rec.hash;
     v.records++;
     v.head_seq = rec.seq;
@@ -217,7 +225,7 @@ async function main() {
       v.notes.push(`${v.head_seq - checkpoint.seq} record(s) after the last checkpoint (a write was interrupted)`);
     }
   }
-  if (v.ok && anchors.length) checkAnchors(v, anchors, hashes, key);
+  if (v.ok && anchors.length) checkAnchors(v, anchors, hashes, key, sealed);
   return [v, opts];
 }
 
@@ -239,7 +247,7 @@ function formatProblem(text) {
   return canon === text ? null : "is not in its canonical form (RFC 8785)";
 }
 
-function checkAnchors(v, anchors, hashes, key) {
+function checkAnchors(v, anchors, hashes, key, sealed) {
   const pub = anchorPublicKey(key);
   for (const a of anchors) {
     const msg = Buffer.from(`botctl-audit-anchor/v1|${a.seq}|${a.hash}|${a.ts}`);
@@ -254,19 +262,37 @@ function checkAnchors(v, anchors, hashes, key) {
       v.problem = `${a.where} is not signed by this vault's audit key (edited, or from another install)`;
       return;
     }
-    const found = hashes.get(a.seq);
-    if (a.seq > v.head_seq) {
-      Object.assign(v, { ok: false, first_bad_seq: v.head_seq + 1,
-        problem: `the log ends at record ${v.head_seq} but ${a.where} says record ${a.seq} existed (rolled back or truncated)` });
-      return;
-    }
+    const found = a.seq <= v.head_seq ? hashes.get(a.seq) : undefined;
     if (found !== a.hash) {
-      Object.assign(v, { ok: false, first_bad_seq: a.seq,
-        problem: `record ${a.seq} differs from ${a.where} (the log was rewritten, or rolled back and re-grown)` });
-      return;
+      const b = sealedLoss(sealed, a);
+      if (b) {
+        v.notes.push(`${a.where}: record ${a.seq} was lost in the break sealed at record ${b.seq}`);
+      } else if (a.seq > v.head_seq) {
+        Object.assign(v, { ok: false, first_bad_seq: v.head_seq + 1,
+          problem: `the log ends at record ${v.head_seq} but ${a.where} says record ${a.seq} existed (rolled back or truncated)` });
+        return;
+      } else {
+        Object.assign(v, { ok: false, first_bad_seq: a.seq,
+          problem: `record ${a.seq} differs from ${a.where} (the log was rewritten, or rolled back and re-grown)` });
+        return;
+      }
     }
     v.anchors++;
   }
+}
+
+// A sealed break (an `audit.seal_break` record) states that the records between the head it found and the
+// authentic checkpoint it expected were lost: an anchor older than the seal, naming one of them, is
+// exempt (at the checkpoint's own seq only with the checkpoint's hash).
+function sealedLoss(sealed, a) {
+  for (const b of sealed) {
+    const exp = b.expected, found = b.found;
+    if (!(exp.authenticated && Number.isInteger(exp.seq) && Number.isInteger(found.seq))) continue;
+    if (!(found.seq < a.seq && a.seq <= exp.seq) || a.ts > b.ts) continue;
+    if (a.seq === exp.seq && exp.hash !== a.hash) continue;
+    return b;
+  }
+  return null;
 }
 
 async function cli() {
