@@ -332,6 +332,11 @@ def test_transport_edges(d):
     url = "/v1/workspaces/acme/mcp"
     r = d.http.post(url, json={"jsonrpc": "2.0", "method": "notifications/initialized"})
     assert r.status_code == 202 and r.content == b""
+    # Even a notification with a bad token is refused (and audited), not quietly accepted.
+    r = d.http.post(url, json={"jsonrpc": "2.0", "method": "notifications/initialized"},
+                    headers={"Authorization": "Bearer x.y.z"})
+    assert r.status_code == 401 and r.json()["error"]["data"]["code"] == "invalid_identity"
+    assert _records(d, r.headers["x-request-id"])[0]["event"] == "mcp.refused"
     r = d.http.post(url, json=[{"jsonrpc": "2.0", "id": 1, "method": "ping"}])
     assert r.status_code == 400 and r.json()["error"]["code"] == -32600
     r = d.http.post(url, json={"jsonrpc": "2.0", "id": 1, "method": "resources/list"})

@@ -76,7 +76,9 @@ def summarize(spec: Any, vendor: str, params: dict[str, Any]) -> dict[str, Any]:
     details = []
     for key, value in params.items():
         shown = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
-        details.append({"field": key, "label": key.replace("_", " ").capitalize(), "value": shown[:500]})
+        # Never shortened: the visitor confirms exactly what will be sent (the schema and the 64 KiB body cap
+        # bound it).
+        details.append({"field": key, "label": key.replace("_", " ").capitalize(), "value": shown})
     lines = [f"{text} ({vendor})."] + [f"{d['label']}: {d['value']}" for d in details]
     return {"title": f"{text} ({vendor})", "details": details, "summary": "\n".join(lines)}
 

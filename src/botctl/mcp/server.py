@@ -54,8 +54,11 @@ def mcp_actor(visitor: Visitor | None) -> dict[str, Any]:
     return {**visitor_actor(visitor), "channel": "mcp"}
 
 
-def remember_result(cid: str, sub: str, answer: dict[str, Any]) -> None:
-    """What a confirmed action answered, for the bot's botctl__confirmation_status (memory only, bounded)."""
+def remember_result(cid: str, sub: str, answer: Any) -> None:
+    """What a confirmed action answered, for the bot's botctl__confirmation_status (memory only, bounded: at
+    most `_RESULTS_MAX` answers of at most 64 KiB each; a larger one is left out, its outcome code stays)."""
+    if len(json.dumps(answer, ensure_ascii=False)) > 64 * 1024:
+        return
     _RESULTS[cid] = (sub, answer)
     while len(_RESULTS) > _RESULTS_MAX:
         _RESULTS.popitem(last=False)
@@ -88,6 +91,10 @@ async def handle(c: Caller, msg: Any) -> tuple[int, dict[str, Any] | None]:
         return 400, _error(None, INVALID_REQUEST, "Send one JSON-RPC 2.0 message (an object with \"jsonrpc\": "
                                                   "\"2.0\"); batches are not supported.")
     method = msg.get("method")
+    if c.identity_error is not None:  # whatever the message: a refused token is refused (HTTP 401), audited
+        mid = msg.get("id") if _valid_id(msg.get("id")) else None
+        params = msg.get("params") if isinstance(msg.get("params"), dict) else {}
+        return await _refused(c, mid, method if isinstance(method, str) else "", params)
     if method is None and ("result" in msg or "error" in msg) and "id" in msg:
         return 202, None  # a response to a request of ours (botctl sends none): accepted, nothing to do
     if not isinstance(method, str) or len(method) > 100:
@@ -103,8 +110,6 @@ async def handle(c: Caller, msg: Any) -> tuple[int, dict[str, Any] | None]:
         params = {}
     if not isinstance(params, dict):
         return 200, _error(mid, INVALID_PARAMS, "\"params\" must be an object.")
-    if c.identity_error is not None:
-        return await _refused(c, mid, method, params)
     if method == "initialize":
         return 200, _result(mid, _initialize(params))
     if method == "ping":
@@ -146,7 +151,7 @@ async def _refused(c: Caller, mid: Any, method: str, params: dict[str, Any]) -> 
     from botctl.mcp.tools import action_name
 
     name = params.get("name")
-    if method == "tools/call" and isinstance(name, str):
+    if method == "tools/call" and isinstance(name, str) and name:
         try:
             await run_action(c.app, c.workspace, action_name(name[:200]), visitor=None, params={}, actor=c.actor,
                              request_id=c.request_id, identity_error=c.identity_error, client_ip=c.client_ip)
