@@ -103,6 +103,10 @@ def status(ctx: typer.Context, json_out: bool = typer.Option(False, "--json", he
         ("edge", "external (its own unit or host)" if e.get("external")
          else f"pid {e['pid']}, {e['address']}, up {e['uptime_s']}s, restarts {e['restarts']}"),
         ("isolation", f"{iso.get('mode', 'unknown')}{who}{abi}"),
+        *([("audit sinks", ", ".join(f"{x['name']} (backlog {x.get('backlog')})" for x in st["audit_sinks"]))]
+          if st.get("audit_sinks") else []),
+        *([("alert webhooks", ", ".join(f"{x['name']} ({x.get('pending')} pending)" for x in st["alert_webhooks"]))]
+          if st.get("alert_webhooks") else []),
     ])
     if iso.get("mode") == "none":
         output.warn(iso.get("meaning", ""))
