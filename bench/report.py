@@ -32,6 +32,7 @@ BENCHES = {
     "daemon": ("bench_daemon.py", [], ["--seconds", "2"]),
     "refresh": ("bench_refresh.py", [], ["--singles", "3"]),
     "knowledge": ("bench_knowledge.py", [], ["--chunks", "2000", "--queries", "100"]),
+    "knowledge_eval": ("bench_knowledge_eval.py", [], ["--modes", "fts,hybrid"]),
     "audit_ops": ("bench_audit_ops.py", [], ["--records", "20000"]),
     "console": ("bench_console.py", [], ["--records", "20000"]),
     "mcp": ("bench_mcp.py", [], ["--seconds", "2"]),
@@ -175,8 +176,47 @@ def render(results: dict[str, dict | None], failures: dict[str, str], took: dict
         lines += [f"| {x['query']} | {x['p50_ms']:.2f} | {x['p99_ms']:.2f} | {x['p50_ratio']:.2f} | "
                   f"{x['p99_ratio']:.2f} |" for x in k["rows"]]
         ans = k["rows"][-1]
-        targets.append((f"knowledge answer on {k['chunks']:,} chunks: p50 reported against a plain FTS5 MATCH (#6)",
-                        f"{ans['p50_ms']:.2f} ms ({ans['p50_ratio']:.2f}x)", None, ""))
+        if "grounded_fts" in k:
+            lines += ["", f"Answered as grounded: {k['grounded']} hybrid, {k['grounded_fts']} FTS5 alone. Indexing "
+                          f"(FTS5 + embedding every passage with {k['model']['model']}): {k['index_seconds']:.0f} s."]
+            targets.append((f"hybrid knowledge answer on {k['chunks']:,} passages: p50 <= 20 ms, against a plain "
+                            "FTS5 MATCH (#16)", f"{ans['p50_ms']:.2f} ms ({ans['p50_ratio']:.2f}x)",
+                            ans["p50_ms"] <= 20.0, "embedding the question and the best passage's sentences with "
+                            "MiniLM on 2 shared cores"))
+        else:
+            targets.append((f"knowledge answer on {k['chunks']:,} chunks: p50 reported against a plain FTS5 MATCH (#6)",
+                            f"{ans['p50_ms']:.2f} ms ({ans['p50_ratio']:.2f}x)", None, ""))
+
+    e = results.get("knowledge_eval")
+    if e:
+        m = e["model"]
+        lines += ["", "## Knowledge answers on the evaluation set (bench/bench_knowledge_eval.py)", "",
+                  "Three help centers the project wrote (bench/knowledge_eval: a store, a SaaS, a clinic), 46 "
+                  "answerable questions each as visitors ask them and 16 the documents do not answer. *Right*: "
+                  "answered grounded, citing an expected section; *anyway*: an unanswerable question answered. "
+                  f"Default model: {m['model']} ({m['package']} {m['version']}, {m['dimensions']} dimensions, "
+                  f"{(m['bytes'] or 0) / 1e6:.0f} MB). Calibrated on store + saas, clinic held out "
+                  "(docs/knowledge-retrieval.md).", "",
+                  "| retrieval | corpus | right | anyway | both sections cited |", "|---|---|---:|---:|---:|"]
+        labels = {"fts": "FTS5 alone (baseline)", "hybrid": f"hybrid: FTS5 + {m['model']}",
+                  "wordllama": "hybrid: FTS5 + wordllama l2_supercat-256"}
+        for mode, per in e["results"].items():
+            for corpus, x in per.items():
+                lines.append(f"| {labels.get(mode, mode)} | {corpus} | {x['right']}/{x['answerable']} "
+                             f"({100 * x['right'] / x['answerable']:.0f}%) | {x['answered_anyway']}/{x['unanswerable']} "
+                             f"({100 * x['answered_anyway'] / x['unanswerable']:.0f}%) | "
+                             f"{x['both_cited']}/{x['spanning']} |")
+        hyb = e["results"].get("hybrid", {})
+        for corpus in ("store", "saas", "clinic", "overall"):
+            x = hyb.get(corpus)
+            if not x:
+                continue
+            right, anyway = x["right"] / x["answerable"], x["answered_anyway"] / x["unanswerable"]
+            targets.append((f"knowledge eval, {corpus}: >= 90% answered grounded with a right citation (#16)",
+                            f"{100 * right:.0f}%", right >= 0.9, "a 23 MB model on paraphrases, fragments and typos; "
+                            "the threshold also holds the false answers down (docs/knowledge-retrieval.md)"))
+            targets.append((f"knowledge eval, {corpus}: <= 5% of unanswerable questions answered (#16)",
+                            f"{100 * anyway:.0f}%", anyway <= 0.05, "1 or 2 of 16 questions: see the calibration"))
 
     ao = results.get("audit_ops")
     if ao:
