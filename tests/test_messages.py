@@ -9,6 +9,8 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 
 def _closed_port() -> int:
     with socket.socket() as s:
@@ -147,3 +149,15 @@ def test_a_closed_pipe_is_not_an_error(home, cli):
     proc.wait(timeout=30)
     assert proc.returncode == 0, err
     assert "Traceback" not in err and "BrokenPipe" not in err and "Exception ignored" not in err
+
+
+def test_an_unreachable_authorization_server_is_named_too():
+    import asyncio
+
+    from botctl.oauth import protocol
+
+    port = _closed_port()
+    url = f"http://127.0.0.1:{port}/oauth/token"
+    with pytest.raises(protocol.EndpointError) as caught:
+        asyncio.run(protocol._post(url, {"grant_type": "refresh_token"}, {}, what="token endpoint"))
+    assert f"could not reach the token endpoint at {url} (connection refused)" in str(caught.value)

@@ -12,6 +12,9 @@ app = typer.Typer(
     name="botctl",
     cls=LazyGroup,
     help="Connect a support chatbot to your tools without giving it your credentials.",
+    epilog="\b\nExamples:\n  botctl demo\n  botctl workspace create acme --plan pro\n"
+           "  botctl workspace list --json --home ~/botctl-home   # global options may follow the command\n"
+           "  botctl <command> --help                              # each command's own examples",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,

@@ -291,14 +291,14 @@ class VendorTransport:
                 # Nothing reached the vendor if the connection never opened: safe to retry any method.
                 nothing_sent = isinstance(exc, httpx.ConnectTimeout | httpx.PoolTimeout)
                 failure = ActionError("upstream_timeout", f"{self._vendor} did not answer in time.",
-                                      where=_where(wire.url, exc))
+                                      where=where_failed(wire.url, exc))
                 retryable = safe or nothing_sent
                 uncertain |= changes and not nothing_sent
             except httpx.TransportError as exc:
                 nothing_sent = isinstance(exc, httpx.ConnectError)
                 what = "could not connect" if nothing_sent else "closed the connection"
                 failure = ActionError("upstream_error", f"{self._vendor} {what}; try again later.",
-                                      where=_where(wire.url, exc))
+                                      where=where_failed(wire.url, exc))
                 retryable = safe or nothing_sent
                 uncertain |= changes and not nothing_sent
             if response is not None:
@@ -452,7 +452,7 @@ class VendorTransport:
         return sorted((v for v in values if len(v) >= 4), key=len, reverse=True)
 
 
-def _where(url: httpx.URL, exc: Exception) -> str:
+def where_failed(url: httpx.URL, exc: Exception) -> str:
     """The address tried (no query: it may carry a customer's details) and the cause, for the operator."""
     cause: BaseException | None = exc
     reason = ""

@@ -194,7 +194,10 @@ async def _post(url: str, data: dict[str, str], headers: dict[str, str], *, what
         raise EndpointError(f"the {what} sent an answer over 1 MiB; botctl did not read it", sent=True,
                              unknown=True) from None
     except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
-        raise EndpointError(f"could not reach the {what} ({type(exc).__name__})", sent=False, unknown=False) from None
+        from botctl.connectors.http import where_failed
+
+        raise EndpointError(f"could not reach the {what} at {where_failed(httpx.URL(url), exc)}", sent=False,
+                            unknown=False) from None
     except (httpx.TimeoutException, TimeoutError):
         raise EndpointError(f"the {what} did not answer in time", sent=True, unknown=True) from None
     except httpx.HTTPError as exc:
