@@ -17,9 +17,15 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/botctl demo
 
+# The storage-facing tests a second time with every home's tables in PostgreSQL (127.0.0.1:5432; each test
+# makes its own database and drops it). tests/test_postgres.py runs in the first pass: it makes its own.
+PG_TESTS = tests/test_workspace_cli.py tests/test_audit.py tests/test_audit_filters.py tests/test_knowledge.py \
+	tests/test_intents.py tests/test_python_api.py tests/test_secrets_at_rest.py
+
 test: $(STAMP)
 	$(BIN)/ruff check src daemon tests bench examples
 	$(BIN)/python -m pytest -q
+	BOTCTL_TEST_DATABASE=postgresql $(BIN)/python -m pytest -q $(PG_TESTS)
 
 test-quick: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not slow"

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import queue
 import subprocess
 import sys
+import threading
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,8 +19,92 @@ from botctl.home import Home
 REPO = Path(__file__).resolve().parent.parent
 
 
+# BOTCTL_TEST_DATABASE=postgresql runs every test with its home's tables in PostgreSQL (the server at
+# 127.0.0.1:5432, user postgres): each test gets a fresh database, dropped afterwards. `make test` runs the
+# storage-facing tests this way after the whole suite on SQLite (Makefile: PG_TESTS).
+TEST_DATABASE = os.environ.get("BOTCTL_TEST_DATABASE", "sqlite")
+PG_ADMIN_URL = os.environ.get("BOTCTL_TEST_PG_ADMIN", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+@contextmanager
+def fresh_pg_database():
+    """A new, empty, uniquely named PostgreSQL database; its URL. Dropped (connections and all) afterwards."""
+    name = _ready().get(timeout=120)
+    if isinstance(name, BaseException):
+        raise name
+    try:
+        yield PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
+    finally:
+        _drops.put(name)
+
+
+# CREATE DATABASE takes 0.3-1.5 s on a busy machine and DROP DATABASE waits for a checkpoint: one thread keeps
+# two fresh databases ready and another drops the used ones while the next tests run; the session waits for
+# the last drop (and drops what was made and never used) before it ends.
+_drops: queue.Queue = queue.Queue()
+_fresh: queue.Queue = queue.Queue(maxsize=2)
+_threads: list[threading.Thread] = []
+_stop = threading.Event()
+
+
+def _ready() -> queue.Queue:
+    if not _threads:
+        for target, name in ((_create_loop, "create-test-databases"), (_drop_loop, "drop-test-databases")):
+            _threads.append(threading.Thread(target=target, name=name, daemon=True))
+            _threads[-1].start()
+    return _fresh
+
+
+def _create_loop() -> None:
+    import secrets
+
+    import psycopg
+
+    while not _stop.is_set():
+        name = f"botctl_test_{secrets.token_hex(6)}"
+        try:
+            with psycopg.connect(PG_ADMIN_URL, autocommit=True) as admin:
+                admin.execute(f"CREATE DATABASE {name}")
+        except BaseException as exc:  # the test that takes it fails with the reason
+            _fresh.put(exc)
+            return
+        while not _stop.is_set():
+            try:
+                _fresh.put(name, timeout=0.2)
+                break
+            except queue.Full:
+                continue
+        else:
+            _drops.put(name)
+
+
+def _drop_loop() -> None:
+    import psycopg
+
+    while True:
+        name = _drops.get()
+        try:
+            with psycopg.connect(PG_ADMIN_URL, autocommit=True) as admin:
+                admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        except Exception:
+            pass
+        finally:
+            _drops.task_done()
+
+
+def pytest_sessionfinish(session, exitstatus):
+    if _threads:
+        _stop.set()
+        _threads[0].join(timeout=60)  # the creator: stopped, its last database handed to the dropper
+        while not _fresh.empty():  # the ones made ahead and never used
+            item = _fresh.get()
+            if isinstance(item, str):
+                _drops.put(item)
+        _drops.join()
+
+
 @pytest.fixture(autouse=True)
-def isolated(tmp_path, monkeypatch):
+def isolated(tmp_path, monkeypatch, request):
     home = tmp_path / "home"
     monkeypatch.setenv("BOTCTL_HOME", str(home))
     monkeypatch.setenv("BOTCTL_NO_KEYRING", "1")
@@ -26,9 +113,23 @@ def isolated(tmp_path, monkeypatch):
     # Knowledge retrieval is FTS5 alone unless a test turns the embedding model on (tests/test_knowledge_hybrid.py
     # does): embedding every test's corpus would cost minutes.
     monkeypatch.setenv("BOTCTL_KNOWLEDGE_DENSE", "0")
-    for var in ("BOTCTL_MASTER_KEY", "CREDENTIALS_DIRECTORY", "CI", "BOTCTL_DEBUG", "BOTCTL_WORKSPACE"):
+    for var in ("BOTCTL_MASTER_KEY", "CREDENTIALS_DIRECTORY", "CI", "BOTCTL_DEBUG", "BOTCTL_WORKSPACE",
+                "BOTCTL_DATABASE_URL"):
         monkeypatch.delenv(var, raising=False)
+    # Tests marked sqlite_only, and those that make their own database (pg_url), keep their own choice.
+    if TEST_DATABASE == "postgresql" and "sqlite_only" not in request.keywords and "pg_url" not in request.fixturenames:
+        with fresh_pg_database() as url:
+            monkeypatch.setenv("BOTCTL_DATABASE_URL", url)
+            yield home
+        return
     yield home
+
+
+@pytest.fixture
+def pg_url():
+    """A fresh PostgreSQL database for tests that use PostgreSQL whatever BOTCTL_TEST_DATABASE says."""
+    with fresh_pg_database() as url:
+        yield url
 
 
 @pytest.fixture

@@ -46,6 +46,7 @@ def test_record_fields(logged, cli):
     assert rec["prev_hash"] == cli("audit", "show", "1", "--json").json()["hash"]
 
 
+@pytest.mark.sqlite_only  # tampers with the SQLite files
 def test_edit_a_field_detected(logged, cli):
     db = sqlite_utils.Database(logged.audit_db)
     body = json.loads(db["records"].get(3)["body"])
@@ -57,12 +58,14 @@ def test_edit_a_field_detected(logged, cli):
     assert r.code == 10 and "broken at record 3" in r.err
 
 
+@pytest.mark.sqlite_only  # tampers with the SQLite files
 def test_delete_middle_detected(logged, cli):
     sqlite_utils.Database(logged.audit_db)["records"].delete(3)
     code, v = _verify(cli)
     assert code == 10 and v["first_bad_seq"] == 3 and "missing" in v["problem"]
 
 
+@pytest.mark.sqlite_only  # tampers with the SQLite files
 def test_swap_two_records_detected(logged, cli):
     t = sqlite_utils.Database(logged.audit_db)["records"]
     r2, r4 = t.get(2), t.get(4)
@@ -72,6 +75,7 @@ def test_swap_two_records_detected(logged, cli):
     assert code == 10 and v["first_bad_seq"] == 2
 
 
+@pytest.mark.sqlite_only  # tampers with the SQLite files
 def test_forged_record_with_plain_sha256_detected(logged, cli):
     t = sqlite_utils.Database(logged.audit_db)["records"]
     head = t.get(6)
@@ -82,6 +86,7 @@ def test_forged_record_with_plain_sha256_detected(logged, cli):
     assert code == 10 and v["first_bad_seq"] == 7
 
 
+@pytest.mark.sqlite_only  # tampers with the SQLite files
 def test_rechained_log_without_key_detected(logged, cli):
     """Rewrite the whole chain with plain SHA-256 (no key): fails at record 1."""
     t = sqlite_utils.Database(logged.audit_db)["records"]
@@ -94,6 +99,7 @@ def test_rechained_log_without_key_detected(logged, cli):
     assert code == 10 and v["first_bad_seq"] == 1
 
 
+@pytest.mark.sqlite_only  # tampers with the SQLite files
 def test_truncated_tail_detected(logged, cli):
     t = sqlite_utils.Database(logged.audit_db)["records"]
     t.delete(6)
@@ -102,12 +108,14 @@ def test_truncated_tail_detected(logged, cli):
     assert code == 10 and v["first_bad_seq"] == 5 and "truncated" in v["problem"]
 
 
+@pytest.mark.sqlite_only  # tampers with the SQLite files
 def test_edited_checkpoint_detected(logged, cli):
     sqlite_utils.Database(logged.vault_db)["audit_checkpoint"].update(1, {"seq": 3})
     code, v = _verify(cli)
     assert code == 10 and "checkpoint" in v["problem"]
 
 
+@pytest.mark.sqlite_only  # tampers with the SQLite files
 def test_deleted_audit_db_detected(logged, cli):
     for suffix in ("", "-wal", "-shm"):
         p = logged.path / f"audit.db{suffix}"

@@ -40,6 +40,7 @@ def test_completions_bad_shell(cli):
     assert r.code == 2 and "unknown shell" in r.err
 
 
+@pytest.mark.sqlite_only  # tampers with the SQLite files
 def test_doctor(home, cli):
     r = cli("doctor", "--json")
     assert r.code == 1 and r.json()["findings"][0]["fix"] == "botctl init"

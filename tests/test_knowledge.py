@@ -92,7 +92,7 @@ def knowledge_cli(cli, monkeypatch):
 
 
 def _audit(app, event):
-    rows = sqlite3.connect(app.home.audit_db).execute("SELECT body FROM records WHERE event = ? ORDER BY seq",
+    rows = store.open_audit_reader(app.home).execute("SELECT body FROM records WHERE event = ? ORDER BY seq",
                                                       (event,)).fetchall()
     return [json.loads(r[0]) for r in rows]
 
@@ -306,7 +306,7 @@ def test_remove_and_audit_records_carry_no_content(app, acme):
     assert exc.value.code == "unknown_document"
     (rec,) = _audit(app, "knowledge.removed")
     assert rec["detail"] == {"document": "billing.html", "sha256": removed.sha256, "chunks": 6}
-    bodies = sqlite3.connect(app.home.audit_db).execute("SELECT group_concat(body) FROM records").fetchone()[0]
+    bodies = ",".join(r[0] for r in store.open_audit_reader(app.home).execute("SELECT body FROM records").fetchall())
     for doc in ("shipping.md", "returns.md", "billing.html", "account.txt"):
         for sentence in re.split(r"(?<=[.!?])\s+", _corpus_text(doc)):
             if len(sentence) > 25:

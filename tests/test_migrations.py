@@ -1,6 +1,10 @@
 import sqlite3
 
+import pytest
+
 from botctl import store
+
+pytestmark = pytest.mark.sqlite_only  # SQLite files of older schemas (PostgreSQL: tests/test_postgres.py)
 
 
 def _v1_home(home):

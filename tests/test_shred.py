@@ -9,6 +9,10 @@ import sqlite3
 import subprocess
 import sys
 
+import pytest
+
+pytestmark = pytest.mark.sqlite_only  # reads the SQLite files and their WAL (PostgreSQL: tests/test_postgres.py)
+
 
 def run(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "botctl", *args], capture_output=True, text=True, timeout=60)

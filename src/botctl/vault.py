@@ -23,6 +23,13 @@ if TYPE_CHECKING:
 AUDIT_ROOT = "audit-root"
 SHRED_PENDING = "shred_pending"  # meta: a shred's checkpoint was blocked by a reader; finish it at the next open
 SHRED_DEADLINE_S = 5.0
+# PostgreSQL: sessions anywhere on the server (other databases too: their snapshots hold back VACUUM here)
+# whose transaction or snapshot is older than the transaction id `?`.
+_OLDER_SNAPSHOTS_SQL = (
+    "SELECT count(*) FROM pg_stat_activity WHERE pid <> pg_backend_pid() AND ("
+    "(backend_xmin IS NOT NULL AND age(backend_xmin) > age(?::xid)) OR "
+    "(backend_xid IS NOT NULL AND age(backend_xid) > age(?::xid)))"
+)
 
 
 @dataclass(frozen=True)
@@ -120,22 +127,56 @@ class Vault:
             conn.execute(f"PRAGMA busy_timeout = {int(timeout)}")
 
     def _vacuum(self, deadline_s: float) -> bool:
-        """PostgreSQL: rewrite the key and secret tables without their dead rows (VACUUM FULL: new files,
-        the old ones unlinked). What PostgreSQL may still hold (WAL, base backups, replicas) is in README."""
+        """PostgreSQL: rewrite the key and secret tables without their dead rows (VACUUM FULL: new files, the
+        old ones emptied). VACUUM FULL copies a dead row that a snapshot anywhere on the server may still see
+        (measured: every time while another session runs CREATE DATABASE, and it then reports "N dead row
+        versions cannot be removed yet"). So it first waits until no session on the server holds a snapshot
+        from before this call, then checks what VACUUM reports, until `deadline_s`; if it cannot, the shred
+        is pending (doctor says so) and the next open finishes it, as on SQLite. Under the write lock, so no
+        row is added meanwhile. What PostgreSQL may still hold (WAL, base backups, replicas) is in README."""
+        import re
+        import time
+
+        from botctl.postgres.connection import WRITE_LOCK
+
         conn = self.conn
+        end = time.monotonic() + deadline_s
+        notes: list[str] = []
+
+        def note(diag) -> None:  # noqa: ANN001 - psycopg's Diagnostic
+            notes.append(diag.message_primary or "")
+
+        conn.raw.add_notice_handler(note)
+        conn.execute("SELECT pg_advisory_lock(?)", (WRITE_LOCK,))
         try:
+            (mark,) = conn.execute("SELECT pg_current_xact_id()::text").fetchone()  # after the delete's commit
             conn.execute(f"SET lock_timeout = {max(int(deadline_s * 1000), 100)}")
             for table in ("workspace_keys", "secrets", "wrapped_keys"):
-                conn.execute(f"VACUUM FULL {table}")
+                while True:
+                    if not conn.execute(_OLDER_SNAPSHOTS_SQL, (mark, mark)).fetchone()[0]:
+                        notes.clear()
+                        conn.execute(f"VACUUM (FULL, VERBOSE) {table}")
+                        (live,) = conn.execute(f"SELECT count(*) FROM {table}").fetchone()
+                        kept = [int(m.group(1)) for n in notes if (m := re.search(r"(\d+) nonremovable", n))]
+                        if all(k <= live for k in kept):
+                            break
+                    if time.monotonic() >= end:
+                        return self._shred_blocked()
+                    time.sleep(0.05)
         except store.OperationalError:
-            with store.transaction(conn):
-                self._set_meta(SHRED_PENDING, store.now_iso())
-            return False
+            return self._shred_blocked()
         finally:
+            conn.raw.remove_notice_handler(note)
             conn.execute("SET lock_timeout = 0")
+            conn.execute("SELECT pg_advisory_unlock(?)", (WRITE_LOCK,))
         if self._meta(SHRED_PENDING):
             conn.execute("DELETE FROM meta WHERE key = ?", (SHRED_PENDING,))
         return True
+
+    def _shred_blocked(self) -> bool:
+        with store.transaction(self.conn):
+            self._set_meta(SHRED_PENDING, store.now_iso())
+        return False
 
     @property
     def shred_pending(self) -> bool:
