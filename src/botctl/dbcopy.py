@@ -22,10 +22,14 @@ from botctl.home import Home
 ORDER = {
     "vault": ["meta", "workspaces", "workspace_keys", "secrets", "wrapped_keys", "audit_checkpoint", "connections",
               "identity_keys", "oauth_apps", "knowledge_documents", "knowledge_terms", "knowledge_fts",
-              "pending_actions", "widget_settings", "answer_feedback"],
+              "pending_actions", "widget_settings", "answer_feedback", "mcp_confirmations", "mcp_settings",
+              "knowledge_vectors", "knowledge_vector_state"],
     "audit": ["records"],
 }
 IDENTITY_TABLES = ("knowledge_documents", "knowledge_fts", "pending_actions", "answer_feedback")
+# knowledge_fts rows are identified by FTS5's rowid on SQLite and an id column on PostgreSQL; the vectors
+# point at them (knowledge_vectors.passage_id), so the copy keeps the number.
+PASSAGE_KEY = {"sqlite": "rowid", "postgresql": "id"}
 COPIED_SUFFIX = ".copied"
 
 
@@ -144,10 +148,14 @@ def _copy_tables(src: Any, dst: Any, which: str) -> dict[str, int]:
     for table in ORDER[which]:
         if table not in present:
             continue
-        cols = [c for c in columns(src, table) if c in set(columns(dst, table))]
-        names = ", ".join(cols)
-        rows = src.execute(f"SELECT {names} FROM {table}").fetchall()
-        dst.executemany(f"INSERT INTO {table} ({names}) VALUES ({', '.join('?' * len(cols))})", rows)
+        cols = [c for c in columns(src, table) if c in set(columns(dst, table)) and c != "id"]
+        src_cols, dst_cols = list(cols), list(cols)
+        if table == "knowledge_fts" or "id" in columns(src, table):
+            src_cols.insert(0, PASSAGE_KEY[store.dialect(src)] if table == "knowledge_fts" else "id")
+            dst_cols.insert(0, PASSAGE_KEY[store.dialect(dst)] if table == "knowledge_fts" else "id")
+        rows = src.execute(f"SELECT {', '.join(src_cols)} FROM {table}").fetchall()
+        dst.executemany(f"INSERT INTO {table} ({', '.join(dst_cols)}) VALUES ({', '.join('?' * len(dst_cols))})",
+                        rows)
         counts[table] = len(rows)
     return counts
 
