@@ -36,6 +36,7 @@ BENCHES = {
     "audit_ops": ("bench_audit_ops.py", [], ["--records", "20000"]),
     "console": ("bench_console.py", [], ["--records", "20000"]),
     "mcp": ("bench_mcp.py", [], ["--seconds", "2"]),
+    "widget": ("bench_widget.py", [], ["--rounds", "20"]),
 }
 
 
@@ -239,6 +240,14 @@ def render(results: dict[str, dict | None], failures: dict[str, str], took: dict
         lines += [f"| {x['name']} | {x['ms']:.2f} | {x['ratio']:.2f} |" for x in co["filters"]]
         lines += ["", "| console over HTTP on loopback | median ms | x baseline |", "|---|---:|---:|"]
         lines += [f"| {x['name']} | {x['ms']:.2f} | {x['ratio']:.2f} |" for x in co["http"]]
+
+    wi = results.get("widget")
+    if wi:
+        lines += ["", "## The widget's additions to a chat answer (bench/bench_widget.py)", "",
+                  "| per answer | median µs | share of the answer |", "|---|---:|---:|"]
+        lines += [f"| {x['name']} | {x['us']:.1f} | {x['ratio']:.2%} |" for x in wi["answers"]]
+        s = wi["script"]
+        lines += ["", f"widget.js as served: {s['bytes']:,} bytes ({s['gzip']:,} gzipped), {s['parts']} parts."]
 
     lines += ["", "## Targets", "", "| target (issue) | figure | met | why, where missed |", "|---|---|---|---|"]
     for name, fig, met, why in targets:
