@@ -79,9 +79,12 @@ def _grounded_answer(conn: sqlite3.Connection, ws: WorkspaceLike, question: str,
     best = good[0]
 
     def pick(p: Passage, max_sentences: int = 3) -> tuple[list[str], set[str]]:
-        if why.dense:
+        lexical = _best_sentences(q, p, max_sentences=max_sentences)
+        # The question's words all in the sentences picked by them: those are the answer. Otherwise (a
+        # paraphrase, or a passage that names the words where it does not answer) the model picks.
+        if why.dense and lexical[1] != {s for _, s in q.terms}:
             return hybrid.best_sentences(q, p, why.question_vector, max_sentences=max_sentences)
-        return _best_sentences(q, p, max_sentences=max_sentences)
+        return lexical
 
     sentences, covered = pick(best)
     used: list[tuple[Passage, list[str]]] = [(best, sentences)]

@@ -20,6 +20,7 @@ the provider load the model).
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import os
 import threading
@@ -72,7 +73,10 @@ class MiniLM(_Model):
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.log_severity_level = 3
-        options.intra_op_num_threads = min(4, os.cpu_count() or 1)
+        # One thread per run: a question is a few dozen tokens (threads cost more than they save), and the
+        # provider answers several visitors at once.
+        options.intra_op_num_threads = 1
+        options.inter_op_num_threads = 1
         self.session = ort.InferenceSession(str(model), sess_options=options, providers=["CPUExecutionProvider"])
         self.inputs = {i.name for i in self.session.get_inputs()}
 
@@ -154,6 +158,7 @@ def _package_root(cls: type[_Model]) -> Path | None:
     return Path(next(iter(spec.submodule_search_locations)))
 
 
+@functools.cache
 def _package_version(cls: type[_Model]) -> str:
     from importlib.metadata import PackageNotFoundError, version
 
@@ -195,6 +200,18 @@ def model() -> _Model:
             m.load(root)
             _models[cls.name] = m
         return m
+
+
+def preload() -> bool:
+    """Load the model now when dense retrieval is on (the provider, at start). False if it is on and
+    could not be loaded (retrieval then falls back to FTS5 alone, as with it off)."""
+    if not enabled():
+        return True
+    try:
+        model()
+    except Exception:  # a broken install: answers go on with FTS5 alone
+        return False
+    return True
 
 
 def dim() -> int:

@@ -138,7 +138,10 @@ def retrieve(conn: sqlite3.Connection, ws_id: str, question: str, k: int) -> tup
                          "`botctl knowledge add` computes them")
     import numpy as np
 
-    qv = embed.embed([question[:MAX_QUESTION_CHARS]])[0]
+    try:
+        qv = embed.embed([question[:MAX_QUESTION_CHARS]])[0]
+    except Exception:  # a broken install of the model: answer as with dense retrieval off
+        return _fts_only(q, fts, "the embedding model could not be loaded")
     sims = m.vectors @ qv
     n = min(DENSE_CANDIDATES, len(m.ids))
     top = np.argpartition(-sims, n - 1)[:n]

@@ -65,6 +65,11 @@ def create_app(home_path: str, **opts: Any) -> Starlette:
             log.warning("recorded %d interrupted write(s) as outcome unknown (see `botctl audit --outcome unknown`)",
                         recovered)
         provider._refresh_task = asyncio.create_task(provider.refresh_loop())
+        # The knowledge embedding model, loaded before the first visitor's question rather than during it.
+        from botctl.knowledge import embed
+
+        if not await asyncio.to_thread(embed.preload):
+            log.warning("knowledge answers use FTS5 alone: the embedding model could not be loaded")
         log.info("provider ready (pid %d)", os.getpid())
         try:
             yield
