@@ -66,15 +66,41 @@ def test_conversation_survives_reloads_and_sign_in_without_storing_the_token(pag
     kept = storage_dump(page)
     assert REFUNDS in kept  # the conversation is kept...
     assert token not in kept and token.split(".")[1] not in kept and "eyJ" not in kept  # ...the token never
-    # Signing out: her orders go from the screen and from storage; the next page load shows none of it.
+    # Signing out: her orders go from the screen and from storage; the questions and answers stay.
     page.page.click("#logout")
     page.wait_state("ready", identity="anonymous")
     page.open()
+    page.w(".msg.answer").first.wait_for()
+    assert page.w(".msg.me").first.inner_text() == REFUNDS
     assert page.w(".result-msg").count() == 0
     kept = storage_dump(page)
     order_names = seed["shopify"]["ada@example.com"]["order_names"]
     assert not any(n in kept for n in order_names), kept
     assert not any(n in page.w(".log").inner_text() for n in order_names)
+    page.assert_clean()
+
+
+def test_push_mode_sites_keep_results_for_the_signed_in_visitor(page, stack):
+    """A site that hands the token over from its own script (botctl.identify, a moment after load): the
+    widget waits for it before deciding whether the kept results are shown."""
+    page.goto("/?mode=push")
+    page.page.click("#login-grace")
+    page.wait_state("ready", identity="signed-in")
+    page.open()
+    page.run_from_tray("shopify.list_my_orders")
+    page.w(".result-msg[data-action='shopify.list_my_orders']").wait_for()
+    page.page.reload()
+    page.wait_state("ready", identity="signed-in")
+    page.open()
+    page.w(".result-msg[data-action='shopify.list_my_orders']").wait_for()
+    assert page.w(".result-msg").count() == 1
+    page.page.click("#logout")
+    page.wait_state("ready", identity="anonymous")
+    page.open()
+    page.page.wait_for_timeout(3500)  # past the wait for a token that does not come
+    assert page.w(".result-msg").count() == 0
+    seed = stack.sandbox.seed()
+    assert not any(n in storage_dump(page) for n in seed["shopify"]["grace@example.com"]["order_names"])
     page.assert_clean()
 
 

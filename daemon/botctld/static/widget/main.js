@@ -24,7 +24,7 @@
       identity.loggedOut = true;
       identity.fetcher = null;
       setToken(null);
-      ui.signedOut(); // the visitor's own results are forgotten with the token
+      ui.signedOut(); // the visitor's own results are dropped with the token
     },
     confirm: function (id) { return showConfirmation(id); },
     open: function () { ui.open(); },

@@ -3,9 +3,10 @@
   // sessionStorage, so it belongs to this tab of this site and goes when the tab closes. Kept: the
   // visitor's questions, the answers (with their sources and the visitor's vote), action results, and
   // the conversation id. Never the identity token: it lives in identity.js's closure only.
-  // Action results are the visitor's own data: once one is kept, the transcript is "private", and it
-  // is forgotten as soon as nobody is signed in (the visitor signed out, or the next page load finds
-  // no session), so the next person at this browser does not see it.
+  // Action results are the visitor's own account data (orders, tickets): once one is kept, the
+  // transcript is "private", and its results are dropped as soon as nobody is signed in (the visitor
+  // signed out, or the next page load finds no session), so the next person at this browser does not
+  // see them; questions and answers stay.
 
   var TRANSCRIPT_KEY = "botctl:" + WORKSPACE + ":conversation";
   var TRANSCRIPT_MAX = 80; // entries; the oldest go first
@@ -52,10 +53,8 @@
     return entry;
   }
 
-  function forgetTranscript() {
-    transcript.entries = [];
-    transcript.conversation = null;
+  function dropResults() {
+    transcript.entries = transcript.entries.filter(function (e) { return e.kind !== "result"; });
     transcript.private = false;
-    var store = sessionStore();
-    try { if (store) { store.removeItem(TRANSCRIPT_KEY); } } catch (e) { /* blocked */ }
+    saveTranscript();
   }

@@ -201,6 +201,9 @@
       host.setAttribute("data-identity", name ? "signed-in" : "anonymous");
       if (!name && state.status === "ready") { signedOut(); }
       if (!tray.hidden) { renderTray(); }
+      var waiting = identityWaiters;
+      identityWaiters = [];
+      waiting.forEach(function (resolve) { resolve(); });
     }
 
     function actionsFor() {
@@ -405,22 +408,33 @@
 
     function restore() {
       loadTranscript();
-      // Results are shown again only to a signed-in visitor (whose token the site's endpoint gives).
-      if (transcript.private && !signedIn() && identity.pending) { identity.pending.then(showKept); return; }
+      // Results are shown again only to a signed-in visitor: the site's token may come a moment after
+      // the page (its endpoint, or botctl.identify from the page's own script), so wait for it, briefly.
+      if (transcript.private && !signedIn()) { signedInWithin(3000).then(showKept); return; }
       showKept();
     }
 
+    var identityWaiters = [];
+
+    // Resolves at the next news of the visitor's identity, or after `ms`.
+    function signedInWithin(ms) {
+      return new Promise(function (resolve) {
+        identityWaiters.push(resolve);
+        setTimeout(resolve, ms);
+      });
+    }
+
     function showKept() {
-      if (transcript.private && !signedIn()) { forgetTranscript(); return; } // nobody signed in: not shown
+      if (transcript.private && !signedIn()) { dropResults(); } // nobody signed in: their results go
       transcript.entries.forEach(function (e) {
         if (e.kind === "me") { message("me", e.text); } else if (e.kind === "note") { message("bot note", e.text); } else if (e.kind === "result") { showResult(e); } else { showAnswer(normalAnswer(e)); }
       });
     }
 
-    // Signed out: the visitor's own results go, on screen and in storage; answers stay on screen.
+    // Signed out: the visitor's own results go, on screen and in storage; questions and answers stay.
     function signedOut() {
       if (!transcript.private) { return; }
-      forgetTranscript();
+      dropResults();
       Array.prototype.forEach.call(log.querySelectorAll(".result-msg"), function (m) { m.remove(); });
     }
 
