@@ -213,3 +213,32 @@ def test_the_cli_start_up_path_does_not_load_the_model(app, cli):
     assert _loaded("knowledge", "list", "-w", "acme") & MODEL_MODULES == set()  # the package, not the model
     # The probe sees the model when a command does load it.
     assert {"onnxruntime", "botctl.knowledge.embed"} <= _loaded("knowledge", "ask", "-w", "acme", "refund?")
+
+
+def test_vectors_on_postgresql(home, pg_url, cli):
+    """The same vectors, decision and scoping on a PostgreSQL home (BYTEA rows; passages by their id)."""
+    from botctl.app import App
+
+    assert cli("init", "--database", pg_url).code == 0
+    assert cli("workspace", "create", "acme", "--plan", "pro").code == 0
+    assert cli("workspace", "create", "globex", "--plan", "pro").code == 0
+    assert cli("knowledge", "add", "-w", "acme", str(EVAL / "saas" / "docs")).code == 0
+    assert cli("knowledge", "add", "-w", "globex", str(EVAL / "store" / "docs")).code == 0
+    r = cli("knowledge", "ask", "-w", "acme", "--explain", "--json", "What happens if my bank transfer is late?")
+    assert r.code == 0, r.err
+    data = r.json()
+    assert data["explain"]["dense"] is True and data["grounded"] is True
+    assert data["answer"].startswith("Bank transfers must arrive within seven days")
+    app = App(home)
+    try:
+        conn = app.vault.conn
+        acme = workspaces.get(conn, "acme")
+        ids = {r[0] for r in conn.execute("SELECT id FROM knowledge_fts WHERE workspace_id = ?", (acme.id,))}
+        assert {r[0] for r in _vector_rows(conn, acme)} == ids
+        knowledge.remove(app, acme, "billing.md")
+        ids = {r[0] for r in conn.execute("SELECT id FROM knowledge_fts WHERE workspace_id = ?", (acme.id,))}
+        assert {r[0] for r in _vector_rows(conn, acme)} == ids
+        result = knowledge.answer(conn, acme, "Can I get my money back?")
+        assert {c["document"] for c in result["citations"]} <= {"account.md", "features.md"}
+    finally:
+        app.close()

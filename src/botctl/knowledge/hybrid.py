@@ -54,7 +54,7 @@ CALIBRATION = {
 
 # A passage the model found, by its id, checked again: its own workspace_id, and its document's.
 _ROWS_SQL = ("SELECT d.name, d.title, f.section, f.body FROM knowledge_fts AS f "
-             "CROSS JOIN knowledge_documents AS d ON d.id = f.document_id AND d.workspace_id = ? "
+             "JOIN knowledge_documents AS d ON d.id = f.document_id AND d.workspace_id = ? "
              "WHERE f.{key} = ? AND f.workspace_id = ?")
 
 
