@@ -37,6 +37,7 @@ BENCHES = {
     "console": ("bench_console.py", [], ["--records", "20000"]),
     "mcp": ("bench_mcp.py", [], ["--seconds", "2"]),
     "widget": ("bench_widget.py", [], ["--rounds", "20"]),
+    "postgres": ("bench_postgres.py", [], ["--records", "2000", "--seconds", "2", "--runs", "5"]),
 }
 
 
@@ -248,6 +249,23 @@ def render(results: dict[str, dict | None], failures: dict[str, str], took: dict
         lines += [f"| {x['name']} | {x['us']:.1f} | {x['ratio']:.2%} |" for x in wi["answers"]]
         s = wi["script"]
         lines += ["", f"widget.js as served: {s['bytes']:,} bytes ({s['gzip']:,} gzipped), {s['parts']} parts."]
+
+    pg = results.get("postgres")
+    if pg:
+        sq, pq, dm = pg["sqlite"], pg["postgresql"], pg["daemon"]
+        lines += ["", f"## PostgreSQL next to SQLite (bench/bench_postgres.py, {pg['records']:,} records)", "",
+                  "| figure | SQLite (baseline) | PostgreSQL | PostgreSQL / SQLite |", "|---|---:|---:|---:|"]
+        for key, label in (("append_single", "audit append, 1 record per transaction (records/s)"),
+                           ("append_batched", "audit append, batches of 100 (records/s)"),
+                           ("append_4_writers", "audit append, 4 processes at once (records/s, total)"),
+                           ("verify", "audit verify (records/s)"),
+                           ("startup_ms", "`botctl workspace list --json` (ms, median)")):
+            lines.append(f"| {label} | {fmt_rate(sq[key])} | {fmt_rate(pq[key])} | {pq[key] / sq[key]:.2f} |")
+        ds, dp = dm["sqlite"], dm["postgresql"]
+        lines += [f"| verified action path, under load (req/s) | {fmt_rate(ds['rps'])} | {fmt_rate(dp['rps'])} | "
+                  f"{dp['rps'] / ds['rps']:.2f} |",
+                  f"| verified action path, under load (p50 ms) | {ds['p50_ms']:.2f} | {dp['p50_ms']:.2f} | "
+                  f"{dp['p50_ms'] / ds['p50_ms']:.2f} |"]
 
     lines += ["", "## Targets", "", "| target (issue) | figure | met | why, where missed |", "|---|---|---|---|"]
     for name, fig, met, why in targets:
