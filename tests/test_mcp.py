@@ -213,6 +213,13 @@ def test_write_waits_for_adas_confirmation_then_runs(d):
     requested = _records(d, event="action.confirmation_requested")[-1]
     assert requested["detail"]["confirmation_id"] == cid and requested["outcome"] == "pending"
     assert requested["actor"]["channel"] == "mcp" and requested["actor"]["email"] == "ada@example.com"
+    # Waiting for Ada: in her list, not in Grace's; no list without a token.
+    auth = {"Authorization": f"Bearer {d.token()}"}
+    listed = d.http.get("/v1/workspaces/acme/confirmations", headers=auth).json()["confirmations"]
+    assert cid in [c["confirmation_id"] for c in listed]
+    r = d.http.get("/v1/workspaces/acme/confirmations", headers={"Authorization": f"Bearer {grace(d)}"})
+    assert r.status_code == 200 and cid not in r.text
+    assert d.http.get("/v1/workspaces/acme/confirmations").status_code == 401
     # The widget shows Ada the summary (from the provider, not from the bot).
     r = d.http.get(f"/v1/workspaces/acme/confirmations/{cid}", headers={"Authorization": f"Bearer {d.token()}"})
     assert r.status_code == 200 and r.json()["summary"] == held["summary"]
@@ -237,6 +244,7 @@ def test_write_waits_for_adas_confirmation_then_runs(d):
     assert len(conf) == 1 and conf[0]["outcome"] == "ok" and conf[0]["detail"]["requested_in"] == requested["request_id"]
     assert len(run_rec) == 1 and run_rec[0]["outcome"] == "ok" and run_rec[0]["detail"]["confirmation_id"] == cid
     assert run_rec[0]["detail"]["params"] == {"booking_id": booking, "reason": "plans changed"}
+    assert cid not in d.http.get("/v1/workspaces/acme/confirmations", headers=auth).text  # answered: not waiting
     # A second answer is refused.
     r = _answer(d, cid, d.token())
     assert r.status_code == 409 and r.json()["error"]["code"] == "confirmation_used"

@@ -41,6 +41,7 @@ ROUTES = [
     _guarded("/actions/{action}", endpoints.run_action, "POST"),
     # MCP (botctld.mcp): the transport, the visitor's confirmations, the RFC 9728 metadata.
     _guarded("/mcp", mcp.endpoint, "POST"),
+    _guarded("/confirmations", mcp.pending, "GET"),
     Route(WS + "/confirmations/{cid}", mcp.confirmation, methods=["GET", "POST", "OPTIONS"],
           middleware=[Middleware(WorkspaceGuard)]),
     Route("/.well-known/oauth-protected-resource" + WS + "/mcp", mcp.protected_resource),

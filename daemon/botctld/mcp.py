@@ -3,6 +3,7 @@ answer to a confirmation, and the endpoint's RFC 9728 protected-resource metadat
 
     POST /v1/workspaces/{ws}/mcp                    one JSON-RPC message → its answer (application/json), or
                                                     202 with no body for a notification or response
+    GET /v1/workspaces/{ws}/confirmations           the signed-in visitor's changes still waiting for them
     GET|POST /v1/workspaces/{ws}/confirmations/{id} the summary of a change waiting for the visitor / their
                                                     answer ({"decision": "confirm" | "cancel"})
     GET /.well-known/oauth-protected-resource/v1/workspaces/{ws}/mcp    RFC 9728 metadata
@@ -81,6 +82,19 @@ async def endpoint(request: Request) -> Response:
         # RFC 9728 §5.1: where to learn how tokens for this resource are obtained.
         headers["WWW-Authenticate"] = f'Bearer error="invalid_token", resource_metadata="{metadata_url(request, ws)}"'
     return JSONResponse(answer["body"], status_code=answer["status"], headers=headers)
+
+
+async def pending(request: Request) -> Response:
+    """The signed-in visitor's confirmations still waiting (the widget shows them when it opens)."""
+    ws, rid, cors = request.path_params["ws"], request.state.rid, request.state.cors
+    token = identity_token(request)
+    limited = _limited(request, token)
+    if limited is not None:
+        return limited
+    answer = await _edge(request).provider("POST", f"/v1/workspaces/{seg(ws)}/confirmations",
+                                           {"identity_token": token, "request_id": rid,
+                                            "client_ip": request.state.client_ip})
+    return JSONResponse(answer["body"], status_code=answer["status"], headers={**cors, **(answer.get("headers") or {})})
 
 
 async def confirmation(request: Request) -> Response:

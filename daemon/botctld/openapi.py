@@ -138,6 +138,10 @@ def spec() -> dict[str, Any]:
                                                 "summary": {"type": "string"}, "details": {"type": "array"},
                                                 "expires_in_s": {"type": "integer"}, "ok": {"type": "boolean"},
                                                 "result": {}, "request_id": {"type": "string"}}},
+                "ConfirmationList": {"type": "object", "required": ["confirmations", "request_id"],
+                                     "properties": {"confirmations": {"type": "array", "items": {
+                                         "type": "object", "required": ["confirmation_id", "action", "summary"]}},
+                                                    "request_id": {"type": "string"}}},
                 "ProtectedResource": {"type": "object", "required": ["resource", "bearer_methods_supported"],
                                       "properties": {"resource": {"type": "string"},
                                                      "authorization_servers": {"type": "array",
@@ -291,6 +295,16 @@ def _mcp_paths() -> dict[str, Any]:
                     "415": _err("Body is not application/json."), "429": COMMON["429"], "503": COMMON["503"]},
             },
             "options": _preflight("preflightMcp", [WS, ORIGIN]),
+        },
+        "/v1/workspaces/{ws}/confirmations": {
+            "get": {"operationId": "listConfirmations", "summary": "The signed-in visitor's changes still waiting for "
+                                                                   "their confirmation",
+                    "parameters": [WS, ORIGIN], "security": [{"identityToken": []}],
+                    "responses": {"200": _ok("ConfirmationList", "Oldest first, at most 20."),
+                                  "401": _err("identity_required or invalid_identity."),
+                                  "403": COMMON["403"], "404": COMMON["404"], "429": COMMON["429"],
+                                  "503": COMMON["503"]}},
+            "options": _preflight("preflightConfirmations", [WS, ORIGIN]),
         },
         "/v1/workspaces/{ws}/confirmations/{cid}": {
             "get": {"operationId": "showConfirmation", "summary": "What a change waiting for this visitor will do",

@@ -121,3 +121,29 @@ def test_another_visitor_sees_nothing(browser, stack):
     finally:
         p.close()
     assert ARTIFACTS.exists()
+
+
+def test_confirm_without_an_id_shows_what_waits(browser, stack):
+    """No id passed by the site: botctl.confirm() shows Ada every change the bot asked for, each card once."""
+    held = _bot_asks(stack, "Waiting for Ada")
+    p = Page(browser, stack)
+    try:
+        p.goto()
+        p.page.click("#login-ada")
+        p.wait_state("ready", identity="signed-in")
+        p.open()
+        assert p.w(".confirm").count() == 0  # opening the panel asks nothing
+        p.page.evaluate("() => window.botctl.confirm()")
+        card = p.w(f".confirm[data-confirmation='{held['confirmation_id']}']")
+        card.wait_for()
+        assert "Waiting for Ada" in card.inner_text()
+        p.page.evaluate("() => window.botctl.confirm()")  # asked again: the same card, not a second one
+        p.page.evaluate("id => window.botctl.confirm(id)", held["confirmation_id"])
+        assert p.w(f".confirm[data-confirmation='{held['confirmation_id']}']").count() == 1
+        card.get_by_role("button", name="Confirm").click()
+        p.w(f".confirm[data-confirmation='{held['confirmation_id']}'][data-status=confirmed]").wait_for()
+        assert _tickets_with(stack, "Waiting for Ada") == 1
+        p.shot("24-all-waiting")
+        p.assert_clean()
+    finally:
+        p.close()

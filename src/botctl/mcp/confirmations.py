@@ -108,6 +108,14 @@ def get(app: App, ws: Workspace, cid: str) -> Confirmation | None:
     return _row(r) if r else None
 
 
+def pending_for(app: App, ws: Workspace, visitor: Visitor) -> list[Confirmation]:
+    """The visitor's own confirmations still waiting in this workspace, oldest first (at most 20)."""
+    rows = app.vault.conn.execute(
+        f"SELECT {_COLUMNS} FROM mcp_confirmations WHERE workspace_id = ? AND visitor_sub = ? AND status = 'pending' "
+        "AND expires_at > ? ORDER BY expires_at LIMIT 20", (ws.id, visitor.sub, time.time())).fetchall()
+    return [r for r in map(_row, rows) if r.belongs_to(visitor)]
+
+
 def decide(app: App, ws: Workspace, cid: str, visitor: Visitor | None, decision: str) -> tuple[Confirmation | None, str | None]:
     """Answer a confirmation as `visitor` ("confirm" or "cancel"): (the row as it was, None) when this answer is
     the one that counts, else (row or None, refusal code): `not_found` (no such id here, or someone else's: the

@@ -47,6 +47,7 @@ ROUTES = [
     Route("/v1/workspaces/{ws}/actions", endpoints.catalog),
     Route("/v1/workspaces/{ws}/actions/{action}", endpoints.run, methods=["POST"]),
     Route("/v1/workspaces/{ws}/mcp", mcp.mcp, methods=["POST"]),
+    Route("/v1/workspaces/{ws}/confirmations", mcp.pending, methods=["POST"]),
     Route("/v1/workspaces/{ws}/confirmations/{cid}", mcp.confirmation, methods=["POST"]),
 ]
 

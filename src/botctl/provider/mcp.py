@@ -3,6 +3,7 @@ confirmation. Protocol (JSON both ways, the same envelope as every provider answ
 
     POST /v1/workspaces/{ws}/mcp                    {"message", "identity_token"?, "request_id", "client_ip"?}
          → {"status": 200 | 202 | 400 | 401, "body": <JSON-RPC answer> | null, "headers"?}
+    POST /v1/workspaces/{ws}/confirmations          {"identity_token"?, "request_id"} → the visitor's pending ones
     POST /v1/workspaces/{ws}/confirmations/{id}     {"decision": "show" | "confirm" | "cancel",
                                                      "identity_token"?, "request_id", "client_ip"?}
          → show: the summary; confirm: the action's answer (as POST .../actions/{a}); cancel: {"ok", "status"}
@@ -62,6 +63,25 @@ async def mcp(request: Request) -> JSONResponse:
     if status == 401:
         out["headers"] = {"WWW-Authenticate": 'Bearer error="invalid_token"'}
     return JSONResponse(out)
+
+
+async def pending(request: Request) -> JSONResponse:
+    """The visitor's confirmations still waiting (the widget shows them when it opens). Reading, not answering:
+    a refused or missing token is refused, nothing else is recorded."""
+    from botctl.mcp import confirmations
+
+    data = await request.json()
+    prov = request.app.state.provider
+    rid = request_id_of(data)
+    ws = prov.workspace(request.path_params["ws"])
+    if ws is None:
+        return JSONResponse(error("unknown_workspace", "No such workspace.", rid))
+    visitor, bad = await prov.verify(ws, data.get("identity_token"))
+    if bad or visitor is None:
+        code = "invalid_identity" if bad else "identity_required"
+        return JSONResponse(error(code, PUBLIC_MESSAGE.get(code, "Sign in to see this."), rid))
+    rows = confirmations.pending_for(prov.app, ws, visitor)
+    return JSONResponse({"status": 200, "body": {"confirmations": [r.public() for r in rows], "request_id": rid}})
 
 
 async def confirmation(request: Request) -> JSONResponse:

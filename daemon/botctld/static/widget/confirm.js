@@ -3,9 +3,12 @@
   // botctl.confirm(id) fetches the summary from the daemon (never from the page or the bot), shows it
   // in the conversation with Confirm and Cancel (native buttons: Enter, Space and clicks alike; focus
   // moves to Confirm), and sends the answer with the visitor's own token. Resolves to
-  // {status: "confirmed" | "cancelled" | "error", code?, result?}.
+  // {status: "confirmed" | "cancelled" | "error", code?, result?}. botctl.confirm() without an id shows
+  // every change still waiting for the signed-in visitor (GET /confirmations), each card once. (Not on
+  // every opening of the panel: a site whose token is refused would see a refusal it did not ask for.)
 
   var CONFIRMATION_ID = /^cnf_[A-Za-z0-9_-]{8,60}$/;
+  var confirmCards = {};  // confirmation id → its card, while on screen
 
   function confirmLog() { return ui.host.shadowRoot.querySelector(".log"); }
 
@@ -58,11 +61,49 @@
     return { card: card, focus: yes };
   }
 
+  // One card per id on screen; everyone who asked for it (botctl.confirm(id), the panel opening) hears the answer.
+  function placeCard(c, resolve) {
+    var on = confirmCards[c.confirmation_id];
+    if (on && on.card.isConnected) {
+      on.resolvers.push(resolve);
+      return on;
+    }
+    var resolvers = [resolve];
+    var built = confirmCard(c, function (a) { resolvers.forEach(function (r) { r(a); }); });
+    built.resolvers = resolvers;
+    confirmCards[c.confirmation_id] = built;
+    confirmLog().appendChild(built.card);
+    confirmLog().scrollTop = confirmLog().scrollHeight;
+    return built;
+  }
+
+  function showPending() {
+    if (!signedIn()) { return Promise.resolve([]); }
+    return currentToken().then(function (token) {
+      return token ? request("GET", "/confirmations", undefined, token) : { ok: false };
+    }).then(function (res) {
+      var list = res.ok && res.data && Array.isArray(res.data.confirmations) ? res.data.confirmations : [];
+      var fresh = list.filter(function (c) {
+        return c && typeof c.confirmation_id === "string" && CONFIRMATION_ID.test(c.confirmation_id) &&
+          !confirmCards[c.confirmation_id] && c.status === "pending";
+      });
+      var placed = fresh.map(function (c) { return placeCard(c, function () {}); });
+      if (placed.length) { placed[0].focus.focus(); }
+      return fresh.map(function (c) { return c.confirmation_id; });
+    });
+  }
+
   function showConfirmation(id) {
     ui.open();
+    if (id === undefined) { return showPending(); }
     return new Promise(function (resolve) {
       if (typeof id !== "string" || !CONFIRMATION_ID.test(id)) {
         resolve({ status: "error", code: "not_found" });
+        return;
+      }
+      if (confirmCards[id] && confirmCards[id].card.isConnected && !confirmCards[id].focus.disabled) {
+        confirmCards[id].focus.focus();  // already on screen: not twice
+        resolve({ status: "shown" });
         return;
       }
       currentToken().then(function (token) {
@@ -77,10 +118,8 @@
           resolve({ status: "error", code: code });
           return;
         }
-        var built = confirmCard(res.data, resolve);
-        confirmLog().appendChild(built.card);
-        confirmLog().scrollTop = confirmLog().scrollHeight;
-        built.focus.focus();
+        var placed = placeCard(res.data, resolve);
+        if (!placed.focus.disabled) { placed.focus.focus(); }
       });
     });
   }

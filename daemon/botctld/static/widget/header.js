@@ -23,6 +23,7 @@
     botctl.logout()                        // forget the token (in memory only; never stored)
     botctl.open() / botctl.close()
     botctl.confirm(id)                     // show a change an MCP bot asked for (its confirmation id) with Confirm / Cancel
+    botctl.confirm()                       // show every change still waiting for the signed-in visitor
 
   Theming: the workspace's accent colour and logo (`botctl widget set`), light or dark as the visitor's
   system prefers; the site's own stylesheet may still set `#botctl-widget { --botctl-accent: #1f5f4a; }`.
