@@ -112,3 +112,33 @@ def test_old_alerts_pruned_only_once_every_webhook_took_them(home, cli, hook):
     assert conn.execute("SELECT count(*) FROM alert_events").fetchone()[0] == 0
     conn.close()
     assert len(hook.bodies) == 1
+
+
+def test_provider_that_died_with_its_supervisor_is_reported_at_the_next_start(home, cli, hook):
+    """No supervisor saw it die (killed together, OOM under systemd): the next provider raises the alert."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from starlette.testclient import TestClient
+
+    from botctl.provider.app import create_app
+
+    assert cli("init").code == 0
+    assert cli("alert", "add", hook.url, "--secret-env", "BOTCTL_TEST_ALERT_SECRET").code == 0
+    with TestClient(create_app(str(home.path), refresh_interval=3600)):
+        pass  # a clean start and stop: nothing to report
+    script = ("import os, signal, sys\nfrom starlette.testclient import TestClient\n"
+              "from botctl.provider.app import create_app\n"
+              "c = TestClient(create_app(sys.argv[1], refresh_interval=3600)); c.__enter__()\n"
+              "os.kill(os.getpid(), signal.SIGKILL)\n")
+    proc = subprocess.run([sys.executable, "-c", script, str(home.path)], env=os.environ, timeout=60)
+    assert proc.returncode == -signal.SIGKILL
+    with TestClient(create_app(str(home.path), refresh_interval=3600)):
+        pass
+    assert cli("alert", "flush").code == 0
+    alerts = _alerts(hook)
+    assert [a["type"] for a in alerts] == ["provider.restarted"]
+    assert alerts[0]["data"]["detected"].startswith("at start")
+    assert alerts[0]["data"]["previous_pid"] not in (None, os.getpid()) and alerts[0]["data"]["exit_code"] is None

@@ -133,6 +133,43 @@ def verify_walk(home: Home, key: bytes, conn) -> dict[str, Any]:  # noqa: ANN001
             "problem": verdict.problem, "at": store.now_iso()}
 
 
+_ALIVE = "provider.alive"
+
+
+def provider_started(home: Home, pid: int) -> bool:
+    """Note this provider's start; if the last one never stopped cleanly (killed with its supervisor, an
+    OOM under systemd, a reboot) and nobody raised `provider.restarted` for it, raise it now. True if raised."""
+    from botctl import store
+    from botctl.home import write_private_file
+
+    marker = home.run_dir / _ALIVE
+    raised = False
+    try:
+        prev = json.loads(marker.read_text())
+    except (OSError, ValueError):
+        prev = None
+    if isinstance(prev, dict) and isinstance(prev.get("started"), str):
+        conn = shipstate.connect(home)
+        try:
+            told = conn.execute("SELECT 1 FROM alert_events WHERE type = 'provider.restarted' AND created_at >= ?",
+                                (prev["started"],)).fetchone()
+            if told is None:  # the supervisor saw no death (it died too): say so from here
+                shipstate.raise_alert(conn, "provider.restarted", {
+                    "exit_code": None, "previous_pid": prev.get("pid"), "previous_started": prev["started"],
+                    "detected": "at start: the previous provider did not stop cleanly", "log": "botctl daemon logs"})
+                raised = True
+        finally:
+            conn.close()
+    home.run_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    write_private_file(marker, json.dumps({"pid": pid, "started": store.now_iso()}).encode())
+    return raised
+
+
+def provider_stopped(home: Home) -> None:
+    """A clean stop: the next start raises nothing."""
+    (home.run_dir / _ALIVE).unlink(missing_ok=True)
+
+
 def raise_now(home: Home, type_: str, data: dict[str, Any]) -> int:
     """Raise one alert from any process (the supervisor, the CLI)."""
     conn = shipstate.connect(home)

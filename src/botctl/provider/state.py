@@ -50,6 +50,13 @@ class Provider:
                                anchor_every=_seconds("BOTCTL_SHIP_ANCHOR_S", 60.0),
                                verify_every=_seconds("BOTCTL_AUDIT_VERIFY_EVERY_S", 3600.0)).start()
         committer.on_commit = self.shipper.wake
+        from botctl.audit import alerting
+
+        try:
+            if alerting.provider_started(self.app.home, os.getpid()):
+                log.warning("the previous provider did not stop cleanly: provider.restarted alert raised")
+        except Exception:  # the alert must not stop the provider it is about
+            log.exception("could not check how the previous provider stopped")
         import httpx
 
         # Keep-alive connections to the vendors, shared by every action (credentials are injected per
@@ -179,6 +186,9 @@ class Provider:
 
     def close(self) -> None:
         self.shipper.close()
+        from botctl.audit import alerting
+
+        alerting.provider_stopped(self.app.home)
         self.app.close()
 
     async def aclose(self) -> None:
