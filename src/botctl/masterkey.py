@@ -133,7 +133,7 @@ def keyring_usable() -> tuple[bool, str]:
 
 def find(home: Home, *, warn: bool = False) -> MasterKey | None:
     """The first master key source that has a key, or None when none has."""
-    exists = home.vault_db.exists()
+    exists = home.exists()
     env = os.environ.get(ENV_VAR)
     if env:
         return MasterKey(decode(env, origin=ENV_VAR, vault_exists=exists), "env", ENV_VAR)
