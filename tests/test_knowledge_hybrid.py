@@ -242,3 +242,23 @@ def test_vectors_on_postgresql(home, pg_url, cli):
         assert {c["document"] for c in result["citations"]} <= {"account.md", "features.md"}
     finally:
         app.close()
+
+
+def test_a_model_file_that_is_not_the_calibrated_one_is_refused(app, tmp_path, monkeypatch):
+    """A swapped model.onnx (a tampered or different package) is never used: add refuses with a clear
+    message and adds nothing; questions are answered by FTS5 alone."""
+    ws, _ = _workspace(app, "acme", "saas")
+    fake = tmp_path / "pkg"
+    fake.mkdir()
+    (fake / "model.onnx").write_bytes(b"not the model")
+    monkeypatch.setattr(embed, "_package_root", lambda cls: fake)
+    monkeypatch.setattr(embed, "_models", {})
+    docs = tmp_path / "more"
+    docs.mkdir()
+    (docs / "extra.md").write_text("# Extra\n\n## Gift wrapping\n\nWe wrap any order as a gift for 3 dollars.\n")
+    with pytest.raises(Exception, match="not the file this botctl was calibrated with") as err:
+        knowledge.add(app, ws, [docs])
+    assert "BOTCTL_KNOWLEDGE_DENSE=0" in err.value.hint
+    assert [d.name for d in knowledge.list_docs(app.vault.conn, ws)] == ["account.md", "billing.md", "features.md"]
+    why = knowledge.explain(app.vault.conn, ws, "refund?")["decision"]
+    assert why["dense"] is False and why["note"] == "the embedding model could not be loaded"

