@@ -151,6 +151,7 @@ def test_follow_applies_the_new_filters(home, cli):
     assert proc.returncode == 130 and "Traceback" not in proc.stderr.read()  # Ctrl-C: the shell's 130
 
 
+@pytest.mark.sqlite_only  # reads the SQLite file (the index on PostgreSQL: tests/test_postgres.py)
 def test_request_id_lookup_uses_its_index(mixed):
     """A visitor's "Reference: req_…" is found through records_request_id, not a walk of the whole log
     (measured on 300,000 records: ~850 ms without the index, ~0.1 ms with it)."""
@@ -166,6 +167,7 @@ def test_request_id_lookup_uses_its_index(mixed):
     assert any("USING INDEX records_request_id" in row[-1] for row in plan), plan
 
 
+@pytest.mark.sqlite_only  # reads the SQLite file (the index on PostgreSQL: tests/test_postgres.py)
 def test_a_version_1_audit_log_gains_the_index_on_its_next_write(home, cli):
     import sqlite3
 

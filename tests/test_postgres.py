@@ -178,6 +178,16 @@ def test_migrations_are_numbered_like_sqlites(pg_url, monkeypatch):
     assert "USING gin (tsv)" in index
 
 
+def test_the_request_id_filter_has_its_index(pg_home, pg_url, cli):
+    assert cli("workspace", "create", "acme").code == 0
+    # The expression index of audit migration 2 works through the json_extract SQL function (IMMUTABLE).
+    with psycopg.connect(pg_url, autocommit=True) as c:
+        c.execute("SET enable_seqscan = off")
+        rows = c.execute("EXPLAIN SELECT seq FROM records WHERE json_extract(body, '$.request_id') = %s",
+                         ("req_X",)).fetchall()
+    assert any("records_request_id" in r[0] for r in rows), rows
+
+
 # -- concurrency: one chain order -------------------------------------------------------------------------
 
 
