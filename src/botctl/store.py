@@ -17,6 +17,7 @@ Schema versions live in ``PRAGMA user_version``; each migration and its version 
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -414,6 +415,8 @@ def check_version(conn: sqlite3.Connection, migrations: list[str], *, what: str)
 
 def database_url(home: Home) -> str | None:
     """The home's PostgreSQL URL, or None: SQLite files in the home."""
+    if not os.environ.get("BOTCTL_DATABASE_URL") and not home.database_url_file.exists():
+        return None  # the SQLite path: one stat, nothing more imported at start-up
     from botctl import database
 
     return database.configured(home.path)
