@@ -96,11 +96,14 @@ def post(url: str, body: bytes, *, secret_env: str, headers: dict[str, str]) -> 
     all_headers = {"User-Agent": USER_AGENT, "X-Botctl-Signature": sign(secret, body), **headers}
     try:
         with httpx.Client(timeout=TIMEOUT_S, follow_redirects=False, trust_env=False) as client:
-            r = client.post(url, content=body, headers=all_headers)
+            # Streamed and never read: the status is all that counts, and a receiver answering with an
+            # endless body must not grow this process's memory (closing drops the connection).
+            with client.stream("POST", url, content=body, headers=all_headers) as r:
+                status = r.status_code
     except httpx.HTTPError as exc:
         raise DeliveryFailed(f"{redact_url(url)}: {type(exc).__name__}") from None
-    if not 200 <= r.status_code < 300:
-        raise DeliveryFailed(f"{redact_url(url)} answered {r.status_code}")
+    if not 200 <= status < 300:
+        raise DeliveryFailed(f"{redact_url(url)} answered {status}")
 
 
 def send(kind: str, target: str, options: dict[str, Any], lines: list[str], *, first_seq: int,
