@@ -4,8 +4,12 @@ its docstring says what was wrong."""
 
 from __future__ import annotations
 
+import json
 import socket
 import threading
+import time
+
+import pytest
 
 from botctl.audit import destinations
 
@@ -62,3 +66,132 @@ def test_a_webhook_answering_with_an_endless_body_is_not_read(monkeypatch):
     finally:
         flood.close()
     assert flood.sent < 32 * 1024 * 1024, flood.sent  # socket buffers at most, not the 256 MiB offered
+
+
+# -- the MCP endpoint and the visitor's confirmation, against a real daemon ---------------------------------
+
+
+@pytest.fixture(scope="module")
+def d(sandbox_server, tmp_path_factory):
+    from test_daemon import _setup_home, free_port, sh
+    from test_mcp import _connect
+
+    sandbox_server.reset()
+    dm = _setup_home(tmp_path_factory.mktemp("hostile-session"), sandbox_server, port=free_port(),
+                     daemon_args=("--ip-rate", "0", "--visitor-rate", "0"))
+    _connect(dm, sandbox_server, "calcom")
+    other = json.loads(sh("identity", "rotate", "-w", "other", "--json", env=dm.env).stdout)
+    dm.other_secret, dm.other_kid = other["secret"], other["kid"]
+    dm.mcp_url = f"{dm.url}/v1/workspaces/acme/mcp"
+    yield dm
+    sh("daemon", "stop", env=dm.env, check=False)
+
+
+def _rpc(d, message, token=None, **headers):
+    h = {"Content-Type": "application/json", **headers}
+    if token:
+        h["Authorization"] = f"Bearer {token}"
+    return d.http.post("/v1/workspaces/acme/mcp", content=json.dumps(message), headers=h)
+
+
+def _vendor_writes(d, since):
+    return [r for r in d.sandbox.stats()["requests"][since:] if r["method"] in ("POST", "PUT", "PATCH", "DELETE")]
+
+
+@pytest.mark.slow
+def test_notifications_and_batches_never_run_a_tool(d):
+    """A tools/call sent as a notification (no id) or inside a batch: 202 / 400, and nothing reaches the vendor
+    or the audit's action records (reviewed: sound)."""
+    from test_mcp import CANCEL, _ada_booking, _records
+
+    booking = _ada_booking(d)[0]
+    before, runs = len(d.sandbox.stats()["requests"]), len(_records(d, event="action.run"))
+    call = {"jsonrpc": "2.0", "method": "tools/call", "params": {"name": CANCEL, "arguments": {"booking_id": booking}}}
+    assert _rpc(d, call, d.token()).status_code == 202
+    r = _rpc(d, [{**call, "id": 1}, {**call, "id": 2}], d.token())
+    assert r.status_code == 400 and r.json()["error"]["code"] == -32600
+    for bad_id in (None, 1.5, True, {"x": 1}, [1], 2**60, "x" * 201):
+        r = _rpc(d, {**call, "id": bad_id}, d.token())
+        assert r.status_code == 400, (bad_id, r.text)
+    assert not _vendor_writes(d, before)
+    assert len(_records(d, event="action.run")) == runs
+
+
+@pytest.mark.slow
+def test_foreign_origin_is_refused_on_the_mcp_route_and_confirmations(d):
+    """MCP's DNS-rebinding rule: a present Origin that is not the workspace's is 403, with no CORS grant, on
+    the transport and on the confirmation routes, preflights included (reviewed: sound)."""
+    from test_daemon import SITE_ORIGIN
+
+    for origin in ("https://evil.test", "null", SITE_ORIGIN + "/", SITE_ORIGIN.upper(), SITE_ORIGIN + ".evil.test"):
+        r = _rpc(d, {"jsonrpc": "2.0", "id": 1, "method": "ping"}, Origin=origin)
+        assert r.status_code == 403 and "access-control-allow-origin" not in r.headers, origin
+        r = d.http.options("/v1/workspaces/acme/confirmations/cnf_x", headers={
+            "Origin": origin, "Access-Control-Request-Method": "POST"})
+        assert r.status_code == 403 and "access-control-allow-origin" not in r.headers, origin
+    r = _rpc(d, {"jsonrpc": "2.0", "id": 1, "method": "ping"}, Origin=SITE_ORIGIN)
+    assert r.status_code == 200 and r.headers["access-control-allow-origin"] == SITE_ORIGIN
+
+
+@pytest.mark.slow
+def test_confirming_needs_a_fresh_token_of_the_same_visitor_in_the_same_workspace(d):
+    """TOCTOU between the ask and the answer: the token presented at the answer is verified again; an expired
+    one, the same sub with another email, the same visitor's token of another workspace (on either URL) are
+    refused and nothing is sent (reviewed: sound)."""
+    import time
+
+    import jwt
+
+    from test_mcp import _ada_booking, _answer, _ask_cancel, _bookings_status
+
+    booking = _ada_booking(d)[2]
+    cid = _ask_cancel(d, d.token(), booking)["confirmation_id"]
+    before = len(d.sandbox.stats()["requests"])
+    now = int(time.time())
+    expired = d.token(iat=now - 900, exp=now - 120)
+    assert _answer(d, cid, expired).json()["error"]["code"] == "invalid_identity"
+    assert _answer(d, cid, d.token(email="ada@evil.test")).json()["error"]["code"] == "not_found"
+    foreign = jwt.encode({"sub": "u-ada", "email": "ada@example.com", "aud": "other", "iat": now, "exp": now + 300},
+                         d.other_secret, algorithm="HS256", headers={"kid": d.other_kid})
+    assert _answer(d, cid, foreign).json()["error"]["code"] == "invalid_identity"
+    assert _answer(d, cid, foreign, ws="other").json()["error"]["code"] == "not_found"
+    assert not _vendor_writes(d, before) and not _bookings_status(d, booking)
+    assert _answer(d, cid, d.token(), "cancel").json()["status"] == "cancelled"
+
+
+@pytest.mark.slow
+def test_a_plan_or_connection_changed_after_the_ask_is_checked_again_at_the_answer(d):
+    """The confirmed params run through every check again: a workspace moved to the free plan, or a vendor
+    disconnected, after the ask refuses the run at the answer (reviewed: sound)."""
+    from test_daemon import sh
+    from test_mcp import _ada_booking, _answer, _ask_cancel, _bookings_status
+
+    booking = _ada_booking(d)[2]
+    cid = _ask_cancel(d, d.token(), booking)["confirmation_id"]
+    sh("workspace", "set-plan", "acme", "free", env=d.env)
+    try:
+        time.sleep(5.2)  # the edge caches a workspace's config for 5 s
+        before = len(d.sandbox.stats()["requests"])
+        r = _answer(d, cid, d.token())
+        assert r.json()["error"]["code"] == "plan_required", r.text
+        assert not _vendor_writes(d, before) and not _bookings_status(d, booking)
+    finally:
+        sh("workspace", "set-plan", "acme", "pro", env=d.env)
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(strict=True, reason="design, not fixed: the bot's backend holds the visitor's identity token "
+                                       "(README: the same one the widget sends), so it can answer its own ask")
+def test_the_bot_cannot_answer_its_own_confirmation(d):
+    """Finding (open, by design today): "no change runs on the bot's word" holds against the model's tool use
+    (answering is not a tool), but not against the MCP client's backend: it has the token and the
+    confirmation id from the tool result, and POST /confirmations/{id} accepts that same token. Closing it
+    needs a credential the bot does not hold (a token the site signs for the widget only, e.g. a claim the
+    MCP endpoint refuses and the confirmation requires). This test turns green when that exists."""
+    from test_mcp import _ada_booking, _answer, _ask_cancel, _bookings_status
+
+    booking = _ada_booking(d)[-1]
+    bot_token = d.token(jti="bot-turn-1")
+    cid = _ask_cancel(d, bot_token, booking)["confirmation_id"]
+    r = _answer(d, cid, bot_token)  # the bot, not the visitor, answers
+    assert r.status_code != 200 and not _bookings_status(d, booking), r.text
