@@ -39,8 +39,10 @@ def test_intact_chain_verifies(logged, cli):
 
 def test_record_fields(logged, cli):
     rec = cli("audit", "show", "2", "--json").json()
+    # A PostgreSQL home's records also name the node that wrote them (botctl/nodes.py).
+    node = {"node"} if os.environ.get("BOTCTL_DATABASE_URL", "").startswith("postgres") else set()
     assert set(rec) == {"seq", "v", "ts", "workspace", "actor", "event", "action", "connector", "outcome", "reason",
-                        "detail", "request_id", "prev_hash", "hash"}
+                        "detail", "request_id", "prev_hash", "hash"} | node
     assert rec["actor"] == {"type": "operator", "sub": rec["actor"]["sub"]}
     assert rec["ts"].endswith("Z") and len(rec["ts"]) == len("2026-11-28T00:00:00.000000Z")
     assert rec["prev_hash"] == cli("audit", "show", "1", "--json").json()["hash"]

@@ -27,6 +27,21 @@ class App:
         self._writer = None
         self._committer = None  # set by the daemon's provider: group-committed audit appends
         self.vendor_pool = None  # set by the provider: one keep-alive pool for all vendor calls
+        self._node: str | None | bool = False  # not looked up yet
+
+    @property
+    def node(self) -> str | None:
+        """This node's name on a PostgreSQL home (botctl/nodes.py); None on SQLite (one machine)."""
+        if self._node is False:
+            from botctl import store
+
+            if store.database_url(self.home) is None:
+                self._node = None
+            else:
+                from botctl import nodes
+
+                self._node = nodes.configured(self.home.path)
+        return self._node  # type: ignore[return-value]
 
     @property
     def vault(self) -> Vault:
@@ -52,6 +67,8 @@ class App:
 
         if fields.get("actor") is None:
             fields["actor"] = self.actor
+        if self.node is not None:
+            fields.setdefault("node", self.node)
         if self._committer is not None:
             return self._committer.append(make_record(event, **fields))
         return self.writer.append(make_record(event, **fields))
@@ -71,6 +88,8 @@ class App:
 
         if fields.get("actor") is None:
             fields["actor"] = self.actor
+        if self.node is not None:
+            fields.setdefault("node", self.node)
         if self._committer is not None:
             return await self._committer.append_async(make_record(event, **fields))
         return self.writer.append(make_record(event, **fields))

@@ -253,6 +253,19 @@ VAULT_MIGRATIONS: list[str] = [
     );
     CREATE INDEX answer_feedback_vote ON answer_feedback (workspace_id, vote, created_at);
     """,
+    # 11: nodes sharing one PostgreSQL database (botctl/nodes.py): each node's heartbeat, written by its
+    # running provider; a pending write's node, so a live node can record a lapsed node's writes.
+    """
+    CREATE TABLE nodes (
+        name TEXT PRIMARY KEY,
+        version TEXT NOT NULL,
+        pid INTEGER,
+        host TEXT,
+        started_at TEXT NOT NULL,
+        last_seen REAL NOT NULL
+    );
+    ALTER TABLE pending_actions ADD COLUMN node TEXT;
+    """,
 ]
 
 AUDIT_MIGRATIONS: list[str] = [

@@ -61,6 +61,7 @@ def make_record(
     detail: dict[str, Any] | None = None,
     request_id: str | None = None,
     ts: str | None = None,
+    node: str | None = None,
 ) -> dict[str, Any]:
     if outcome not in OUTCOMES:
         raise ValueError(f"outcome must be one of {OUTCOMES}")
@@ -69,7 +70,7 @@ def make_record(
         actor["email"] = actor["email"].lower()
     if actor.get("type") not in ACTOR_TYPES:
         raise ValueError(f"actor type must be one of {ACTOR_TYPES}")
-    return interoperable({
+    body = {
         "v": FORMAT_VERSION,
         "ts": ts or store.now_iso(),
         "workspace": workspace,
@@ -81,7 +82,10 @@ def make_record(
         "reason": reason,
         "detail": scrub(detail or {}),
         "request_id": request_id,
-    })
+    }
+    if node is not None:  # the node that wrote it, when the home shares PostgreSQL with others (botctl/nodes.py)
+        body["node"] = node
+    return interoperable(body)
 
 
 _CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)

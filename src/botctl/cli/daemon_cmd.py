@@ -79,11 +79,16 @@ def stop(ctx: typer.Context, json_out: bool = typer.Option(False, "--json", help
 
 
 @app.command("status")
-def status(ctx: typer.Context, json_out: bool = typer.Option(False, "--json", help="Print as JSON.")) -> None:
+def status(ctx: typer.Context, json_out: bool = typer.Option(False, "--json", help="Print as JSON."),
+           cluster: bool = typer.Option(False, "--cluster", help="The nodes sharing this home's PostgreSQL "
+                                        "database: alive or lapsed, version, last seen.")) -> None:
     """Pid, address, uptime and restarts of the provider and the edge; connections needing re-auth."""
     from botctl import daemon
 
     output.use_json(json_out)
+    if cluster:
+        _cluster(ctx, json_out)
+        return
     st = daemon.status(context.home(ctx))
     if json_out:
         output.emit_json(st)
@@ -126,6 +131,32 @@ def status(ctx: typer.Context, json_out: bool = typer.Option(False, "--json", he
         output.warn(line)
     for e in (st.get("recent_alerts") or [])[-3:]:
         output.warn(f"in the last 24 h: {e['summary']}")
+
+
+def _cluster(ctx: typer.Context, json_out: bool) -> None:
+    from botctl import nodes, store
+    from botctl.errors import UsageError
+
+    home = context.home(ctx)
+    if store.database_url(home) is None:
+        raise UsageError("this home keeps its tables in SQLite: it is one machine, not a cluster.",
+                         hint="Nodes share a PostgreSQL database: botctl init --database URL --node NAME.")
+    conn = store.open_vault(home, migrate_to_latest=False)
+    try:
+        listed = nodes.listing(conn) if store.schema_version(conn) >= 11 else []
+    finally:
+        conn.close()
+    alive = sum(1 for n in listed if n["alive"])
+    if json_out:
+        output.emit_json({"nodes": listed, "alive": alive, "lapse_s": nodes.LAPSE_S})
+        return
+    output.table(["node", "state", "version", "last seen", "pid", "host", "up since"],
+                 [[n["name"], "alive" if n["alive"] else "lapsed", n["version"], f"{n['last_seen_s_ago']}s ago",
+                   n["pid"], n["host"], n["started_at"]] for n in listed],
+                 empty="no node has run a provider on this database yet")
+    if not listed:
+        return
+    output.status(f"{alive} of {len(listed)} node(s) alive (lapsed: no heartbeat for {nodes.LAPSE_S:g}s)")
 
 
 @app.command("logs")

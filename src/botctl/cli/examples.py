@@ -8,7 +8,9 @@ from __future__ import annotations
 
 EXAMPLES: dict[str, tuple[str, ...]] = {
     "demo": ("botctl demo", "botctl demo --keep            # leave the daemon and sandbox running to explore"),
-    "init": ("botctl init", "BOTCTL_NO_KEYRING=1 botctl init --key-store file"),
+    "init": ("botctl init", "BOTCTL_NO_KEYRING=1 botctl init --key-store file",
+             "botctl init --database 'postgresql://botctl@db.internal:5432/botctl?passfile=/etc/botctl/pgpass' "
+             "--node node-2   # join with the same master key"),
     "apply": ("botctl apply -f botctl.toml --dry-run --json",
               "botctl apply -f botctl.toml --detailed-exitcode   # exit 2 when there are changes (drift check)",
               "botctl apply -f botctl.toml --prune --yes"),
@@ -79,7 +81,8 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
     "daemon start": ("botctl daemon start", "BOTCTL_PORT=9000 botctl daemon start --metrics-port 9100",
                      "botctl daemon start --foreground --no-edge --socket /run/botctl/provider.sock"),
     "daemon stop": ("botctl daemon stop",),
-    "daemon status": ("botctl daemon status", "botctl daemon status --json"),
+    "daemon status": ("botctl daemon status", "botctl daemon status --json",
+                      "botctl daemon status --cluster   # nodes on the shared PostgreSQL: alive or lapsed"),
     "daemon logs": ("botctl daemon logs -n 100", "botctl daemon logs -f"),
     "vault": ("botctl vault status", "botctl vault rotate-master-key --yes"),
     "vault status": ("botctl vault status", "botctl vault status --json"),

@@ -66,6 +66,13 @@ def create_app(home_path: str, **opts: Any) -> Starlette:
             log.warning("recorded %d interrupted write(s) as outcome unknown (see `botctl audit --outcome unknown`)",
                         recovered)
         provider._refresh_task = asyncio.create_task(provider.refresh_loop())
+        heartbeat = node_task = None
+        if provider.app.node is not None:  # a PostgreSQL home: this node's heartbeat (botctl/nodes.py)
+            from botctl.provider.heartbeat import Heartbeat
+
+            heartbeat = provider.heartbeat = Heartbeat(provider.app)
+            await asyncio.to_thread(heartbeat.beat_now)
+            node_task = asyncio.create_task(heartbeat.run())
         # The knowledge embedding model, loaded before the first visitor's question rather than during it.
         from botctl.knowledge import embed
 
@@ -75,9 +82,13 @@ def create_app(home_path: str, **opts: Any) -> Starlette:
         try:
             yield
         finally:
-            provider._refresh_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await provider._refresh_task
+            for task in (provider._refresh_task, node_task):
+                if task is not None:
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
+            if heartbeat is not None:
+                heartbeat.close()
             await provider.aclose()
 
     return Starlette(routes=ROUTES, lifespan=lifespan)
