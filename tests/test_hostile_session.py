@@ -195,3 +195,45 @@ def test_the_bot_cannot_answer_its_own_confirmation(d):
     cid = _ask_cancel(d, bot_token, booking)["confirmation_id"]
     r = _answer(d, cid, bot_token)  # the bot, not the visitor, answers
     assert r.status_code != 200 and not _bookings_status(d, booking), r.text
+
+
+def test_a_webhook_answering_a_byte_at_a_time_is_cut_at_the_deadline(monkeypatch):
+    """Finding: each read had a 10 s timeout but the exchange none, so a receiver sending its answer's head a
+    byte every few seconds held the shipper's one thread for hours (h11 gives up after 16 KiB of head):
+    every other sink and every alert (audit.chain_broken included) waited behind it."""
+    monkeypatch.setenv("RT_HOOK_SECRET", "s3cret-for-the-test")
+    monkeypatch.setattr(destinations, "DEADLINE_S", 1.0, raising=False)
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(1)
+    stop = threading.Event()
+
+    def drip() -> None:
+        conn, _ = srv.accept()
+        with conn:
+            conn.recv(65536)
+            conn.sendall(b"HTTP/1.1 200 OK\r\n")
+            while not stop.is_set():
+                try:
+                    conn.sendall(b"X")
+                except OSError:
+                    return
+                stop.wait(0.2)
+
+    threading.Thread(target=drip, daemon=True).start()
+    outcome: list = []
+
+    def deliver() -> None:
+        try:
+            destinations.post(f"http://127.0.0.1:{srv.getsockname()[1]}/hook", b"{}\n", secret_env="RT_HOOK_SECRET",
+                              headers={})
+            outcome.append("delivered")
+        except destinations.DeliveryFailed as exc:
+            outcome.append(str(exc))
+
+    worker = threading.Thread(target=deliver, daemon=True)
+    worker.start()
+    worker.join(60)  # a liveness bound, far above the deadline: before the fix this waited for hours
+    stop.set()
+    srv.close()
+    assert not worker.is_alive() and outcome and "no answer within" in outcome[0], outcome

@@ -7,6 +7,7 @@ with the secret read from the environment variable the operator named (docs/aler
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import ipaddress
@@ -20,7 +21,8 @@ from botctl.errors import UsageError
 
 SYSLOG_DEFAULT = "/dev/log"
 USER_AGENT = "botctl-shipper"
-TIMEOUT_S = 10.0
+TIMEOUT_S = 10.0  # each connect, read or write
+DEADLINE_S = 30.0  # one webhook exchange in all
 
 
 class DeliveryFailed(Exception):
@@ -90,18 +92,50 @@ def env_secret(name: str) -> bytes:
 
 
 def post(url: str, body: bytes, *, secret_env: str, headers: dict[str, str]) -> None:
-    import httpx
+    """One signed POST, answered 2xx within DEADLINE_S in all, or DeliveryFailed. The answer's body is never
+    read (a receiver sending an endless one must not grow this process's memory), and the deadline covers
+    the whole exchange: a receiver that sends its answer a byte at a time, each within the per-read timeout,
+    would otherwise hold the shipping thread (every sink and every alert behind it) for hours."""
+    import http.client
+    import ssl
+    import threading
 
     secret = env_secret(secret_env)
     all_headers = {"User-Agent": USER_AGENT, "X-Botctl-Signature": sign(secret, body), **headers}
+    parts = urlsplit(url)
+    target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    if parts.scheme == "https":
+        conn: http.client.HTTPConnection = http.client.HTTPSConnection(
+            parts.hostname or "", parts.port or 443, timeout=TIMEOUT_S, context=ssl.create_default_context())
+    else:  # the port always given: http.client would read one from an IPv6 address's last group
+        conn = http.client.HTTPConnection(parts.hostname or "", parts.port or 80, timeout=TIMEOUT_S)
+
+    late = threading.Event()
+
+    def cut() -> None:
+        late.set()
+        sock = conn.sock
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)  # wakes the blocked read or write at once
+
+    timer = threading.Timer(DEADLINE_S, cut)
+    timer.daemon = True
+    timer.start()
     try:
-        with httpx.Client(timeout=TIMEOUT_S, follow_redirects=False, trust_env=False) as client:
-            # Streamed and never read: the status is all that counts, and a receiver answering with an
-            # endless body must not grow this process's memory (closing drops the connection).
-            with client.stream("POST", url, content=body, headers=all_headers) as r:
-                status = r.status_code
-    except httpx.HTTPError as exc:
-        raise DeliveryFailed(f"{redact_url(url)}: {type(exc).__name__}") from None
+        conn.request("POST", target, body=body, headers=all_headers)
+        status = conn.getresponse().status
+    except (OSError, http.client.HTTPException, ValueError) as exc:
+        status, why = 0, type(exc).__name__
+    else:
+        why = None
+    finally:
+        timer.cancel()
+        conn.close()
+    if late.is_set():  # cut short: whatever was parsed from a closed stream is not an answer
+        raise DeliveryFailed(f"{redact_url(url)}: no answer within {DEADLINE_S:g} s")
+    if why is not None:
+        raise DeliveryFailed(f"{redact_url(url)}: {why}")
     if not 200 <= status < 300:
         raise DeliveryFailed(f"{redact_url(url)} answered {status}")
 
