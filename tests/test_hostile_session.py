@@ -237,3 +237,26 @@ def test_a_webhook_answering_a_byte_at_a_time_is_cut_at_the_deadline(monkeypatch
     stop.set()
     srv.close()
     assert not worker.is_alive() and outcome and "no answer within" in outcome[0], outcome
+
+
+@pytest.mark.slow
+def test_a_refused_token_on_the_waiting_list_is_audited(d):
+    """Finding: GET /confirmations answered a forged or foreign token 401 without a record, while the action API
+    and the MCP endpoint audit every refused token: a silent oracle to try forged tokens against (which one
+    verifies?) before using one where it is seen. Now each refusal is `mcp.refused` with its reason."""
+    import jwt
+
+    from test_mcp import _records
+
+    now = int(time.time())
+    forged = jwt.encode({"sub": "u-ada", "email": "ada@example.com", "aud": "acme", "iat": now, "exp": now + 300},
+                        "not-the-workspace-secret-0123456789abcdef", algorithm="HS256", headers={"kid": d.kid})
+    for token, reason in ((forged, "bad_signature"), (d.token(iat=now - 900, exp=now - 120), "expired")):
+        r = d.http.get("/v1/workspaces/acme/confirmations", headers={"Authorization": f"Bearer {token}"})
+        assert r.status_code == 401 and r.json()["error"]["code"] == "invalid_identity"
+        rec = _records(d, r.headers["x-request-id"])
+        assert [(x["event"], x["outcome"], x["reason"]) for x in rec] == [("mcp.refused", "denied", "invalid_identity")]
+        assert rec[0]["detail"]["identity_reason"] == reason, rec
+    # No token at all is no attack: refused, nothing recorded.
+    r = d.http.get("/v1/workspaces/acme/confirmations")
+    assert r.status_code == 401 and not _records(d, r.headers["x-request-id"])

@@ -67,8 +67,11 @@ async def mcp(request: Request) -> JSONResponse:
 
 async def pending(request: Request) -> JSONResponse:
     """The visitor's confirmations still waiting (the widget shows them when it opens). Reading, not answering:
-    a refused or missing token is refused, nothing else is recorded."""
+    a missing token is refused and nothing recorded; a refused one is recorded (`mcp.refused`), as on every
+    other route that takes a token, so this one is no silent oracle for trying forged tokens."""
+    from botctl.errors import AuditChainBroken
     from botctl.mcp import confirmations
+    from botctl.mcp.server import mcp_actor
 
     data = await request.json()
     prov = request.app.state.provider
@@ -77,6 +80,14 @@ async def pending(request: Request) -> JSONResponse:
     if ws is None:
         return JSONResponse(error("unknown_workspace", "No such workspace.", rid))
     visitor, bad = await prov.verify(ws, data.get("identity_token"))
+    if bad:
+        try:
+            await prov.app.aaudit("mcp.refused", workspace=ws.name, actor=mcp_actor(None), outcome="denied",
+                                  reason="invalid_identity", request_id=rid,
+                                  detail={"identity_reason": bad, "method": "confirmations/list",
+                                          "client_ip": client_ip_of(data)})
+        except AuditChainBroken:
+            return JSONResponse(error("audit_unavailable", PUBLIC_MESSAGE["audit_unavailable"], rid))
     if bad or visitor is None:
         code = "invalid_identity" if bad else "identity_required"
         return JSONResponse(error(code, PUBLIC_MESSAGE.get(code, "Sign in to see this."), rid))
