@@ -260,3 +260,65 @@ def test_a_refused_token_on_the_waiting_list_is_audited(d):
     # No token at all is no attack: refused, nothing recorded.
     r = d.http.get("/v1/workspaces/acme/confirmations")
     assert r.status_code == 401 and not _records(d, r.headers["x-request-id"])
+
+
+# -- knowledge feedback: a visitor's question on the operator's terminal --------------------------------------
+
+
+def test_a_visitors_question_reaches_the_operators_terminal_inert(app, cli):
+    """A visitor can ask anything and vote it down, so `knowledge feedback` prints visitor-chosen text: escape
+    sequences (an OSC 52 clipboard write, a screen clear, a CR overwriting the row), bidi overrides and a tab
+    that would shift the TSV columns arrive as visible escapes (reviewed: sound)."""
+    from botctl import feedback, workspaces
+
+    assert cli("workspace", "create", "acme").code == 0
+    ws = workspaces.get(app.vault.conn, "acme")
+    key = feedback.feedback_key(app.vault.audit_key())
+    question = "refund?\x1b]52;c;cm0gLXJmIH4=\x07\x1b[2J\rOK\tyes\u202egnp.exe\x9b31m"
+    aid = feedback.answer_id(key, ws.id, question, "Sorry, I don't know.", False)
+    feedback.record(app.vault.conn, key, ws, aid, "down", question, "Sorry, I don't know.", None)
+    r = cli("knowledge", "feedback", "-w", "acme")
+    assert r.code == 0, r.err
+    rows = [line for line in r.out.splitlines() if "refund?" in line]
+    assert len(rows) == 1 and rows[0].count("\t") == 4, r.out  # five columns, whatever the question holds
+    for raw in ("\x1b", "\x07", "\r", "\u202e", "\x9b"):
+        assert raw not in r.out, repr(raw)
+    assert "\\x1b]52" in rows[0] and "\\u202e" in rows[0]
+    out = cli("knowledge", "feedback", "-w", "acme", "--json").out
+    assert json.loads(out)[0]["question"] == question and "\x1b" not in out and "\u202e" not in out
+
+
+# -- botctl mcp serve --stdio: the agent's arguments on the operator's terminal -------------------------------
+
+
+def test_the_agents_arguments_cannot_rewrite_the_question_on_the_operators_terminal(tmp_path):
+    """Finding: the stdio server asked "Run it? [y/N]" on /dev/tty with the summary written raw, so an agent
+    (or a prompt injection in what it read) could put escape sequences or line breaks in a parameter: move
+    the cursor up and clear the lines that said what would run, print a harmless-looking summary in their
+    place, or write the operator's clipboard (OSC 52). Each value now arrives as visible escapes, one line
+    per parameter."""
+    import asyncio
+
+    from botctl.connectors import registry
+    from botctl.connectors.base import ActionError, Visitor
+    from botctl.mcp.stdio import terminal_hold
+
+    class Ws:
+        name = "acme"
+
+    tty = tmp_path / "tty"
+    tty.write_text("")
+    _, spec = registry.find_action("calcom.cancel_my_booking")
+    params = {"booking_id": "bkAda1",
+              "reason": "x\x1b[3A\x1b[J\rbotctl mcp: the agent asks to look up slots\n  Booking id: none\x1b]52;c;eA==\x07"}
+    hold = terminal_hold(Visitor(sub="u-ada", email="ada@example.com"), yes=False, tty_path=str(tty))
+    with pytest.raises(ActionError) as refused:
+        asyncio.run(hold(Ws(), "calcom.cancel_my_booking", spec, params))
+    assert refused.value.code == "confirmation_refused"  # nobody typed y
+    shown = tty.read_text()
+    for raw in ("\x1b", "\x07", "\r"):
+        assert raw not in shown, repr(raw)
+    lines = [line for line in shown.splitlines() if line.strip()]
+    assert [line.split(":")[0].strip() for line in lines[1:-1]] == [
+        "Cancel one of your bookings (Cal.com).", "Booking id", "Reason"], lines
+    assert "\\x1b[3A" in shown and "\\n" in shown

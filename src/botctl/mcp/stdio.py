@@ -29,13 +29,18 @@ def terminal_hold(visitor: Visitor | None, *, yes: bool, tty_path: str = "/dev/t
     async def hold(ws: Any, action: str, spec: Any, params: dict[str, Any]) -> dict[str, Any]:
         if yes:
             return {"audit": {"confirmation": "operator --yes"}}
+        from botctl.cli.output import escape
+
         found = registry.find_action(action)
-        summary = summarize(spec, found[0].vendor if found else action, params)["summary"]
-        who = visitor.email if visitor is not None else "no customer"
+        summary = summarize(spec, found[0].vendor if found else action, params)
+        # The agent chose every value: one line each, controls and line breaks shown as visible escapes, so
+        # none can move the cursor, clear what was said, or print a question of its own (nor reach OSC 52).
+        lines = [summary["title"] + "."] + [f"{d['label']}: {d['value']}" for d in summary["details"]]
+        who = escape(visitor.email or "") if visitor is not None else "no customer"
         try:
             with open(tty_path, "r+", encoding="utf-8") as tty:
                 tty.write(f"\nbotctl mcp: the agent asks to run {action} in {ws.name} for {who}:\n")
-                tty.write("".join(f"  {line}\n" for line in summary.splitlines()))
+                tty.write("".join(f"  {escape(line)}\n" for line in lines))
                 tty.write("Run it? [y/N] ")
                 tty.flush()
                 answer = await asyncio.to_thread(tty.readline)
