@@ -1,7 +1,12 @@
 """Refresh: a margin before expiry, and on a vendor 401.
 
 Single-flight within a process (one asyncio task per connection, every other caller awaits it) and
-across processes (a lease on the connection row, re-read after it is acquired). Rotation-safe: the
+across processes and nodes (a lease on the connection row, re-read after it is acquired: one conditional
+UPDATE, which SQLite serialises and PostgreSQL makes atomic by its row lock, re-checking the condition
+after a concurrent UPDATE commits, so of any number of processes on any number of nodes exactly one gets
+it). A lease whose holder is dead is taken over: a process of this node that no longer exists at once,
+another node's once that node's heartbeat has lapsed (botctl/nodes.py), anyone's once it expires
+(LEASE_TTL_S). Rotation-safe: the
 new refresh token is committed in the same transaction as the new access token before either is
 returned. A refresh whose outcome is unknown (crash, timeout or 5xx after sending) is recorded as
 such; the next attempt sends the stored token once and, on `invalid_grant`, marks the connection
@@ -69,12 +74,15 @@ def _host() -> str:
     return socket.gethostname().replace(":", "_")
 
 
-def _new_owner() -> str:
-    return f"{_host()}:{os.getpid()}:{secrets.token_hex(4)}"
+def _new_owner(app: App | None = None) -> str:
+    """`where:pid:nonce`: `where` is the node's name on a PostgreSQL home (botctl/nodes.py), else the host."""
+    node = app.node if app is not None else None
+    return f"{node or _host()}:{os.getpid()}:{secrets.token_hex(4)}"
 
 
-def _owner_dead(owner: str | None) -> bool:
-    """A lease held by a process of this machine that no longer exists (crashed or killed mid-refresh)."""
+def _owner_dead(owner: str | None, app: App | None = None) -> bool:
+    """A lease held by a process of this machine (node) that no longer exists (crashed or killed
+    mid-refresh), or by another node whose heartbeat has lapsed (botctl/nodes.py): that node is dead."""
     if not owner:
         return False
     try:
@@ -82,7 +90,10 @@ def _owner_dead(owner: str | None) -> bool:
         pid_n = int(pid)
     except ValueError:
         return False
-    if host != _host() or pid_n == os.getpid():
+    node = app.node if app is not None else None
+    if node is not None and host != node:
+        return _node_lapsed(app, host)
+    if host != (node or _host()) or pid_n == os.getpid():
         return False
     try:
         os.kill(pid_n, 0)
@@ -91,6 +102,14 @@ def _owner_dead(owner: str | None) -> bool:
     except (PermissionError, OSError):
         return False
     return False
+
+
+def _node_lapsed(app: App, name: str) -> bool:
+    from botctl import nodes, store
+
+    if store.schema_version(app.vault.conn) < 11:
+        return False
+    return name in nodes.lapsed(app.vault.conn)
 
 
 def _due(c: Connection, margin_s: float, now: float) -> bool:
@@ -186,7 +205,7 @@ async def _refresh_once(app: App, ws: Workspace, connection_id: str, seen_genera
 
     from botctl import connections
 
-    owner = _new_owner()
+    owner = _new_owner(app)
     started = time.monotonic()
 
     def read() -> Connection:
@@ -219,7 +238,7 @@ async def _refresh_once(app: App, ws: Workspace, connection_id: str, seen_genera
         if done is not None:
             return done
         holder, _ = connections.lease_holder(app, c)
-        stale = holder if _owner_dead(holder) else None
+        stale = holder if _owner_dead(holder, app) else None
         if connections.acquire_refresh_lease(app, c, owner, ttl_s=LEASE_TTL_S, now=time.time(), stale_owner=stale):
             try:
                 c = read()  # re-read under the lease: another process may have just refreshed

