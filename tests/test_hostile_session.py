@@ -322,3 +322,28 @@ def test_the_agents_arguments_cannot_rewrite_the_question_on_the_operators_termi
     assert [line.split(":")[0].strip() for line in lines[1:-1]] == [
         "Cancel one of your bookings (Cal.com).", "Booking id", "Reason"], lines
     assert "\\x1b[3A" in shown and "\\n" in shown
+
+
+def test_deep_json_from_the_agent_is_an_answer_not_a_crash(cli):
+    """Finding: the stdio transport has no nesting cap like the edge's (32), and json.loads raises
+    RecursionError (not ValueError) on a deep line; arguments a few hundred levels deep passed the parser and
+    broke the params walk. Either ended the server with a traceback; now each is a JSON-RPC error and the
+    next message is answered."""
+    import subprocess
+    import sys
+
+    assert cli("workspace", "create", "acme", "--plan", "pro").code == 0
+    deep_line = "[" * 200_000 + "]" * 200_000
+    nested: object = "x"
+    for _ in range(900):
+        nested = {"a": nested}
+    call = {"jsonrpc": "2.0", "id": 2, "method": "tools/call",
+            "params": {"name": "calcom__cancel_my_booking", "arguments": {"booking_id": nested}}}
+    lines = [deep_line, json.dumps(call), json.dumps({"jsonrpc": "2.0", "id": 3, "method": "ping"})]
+    proc = subprocess.run([sys.executable, "-m", "botctl", "mcp", "serve", "--stdio", "-w", "acme"],
+                          input="\n".join(lines) + "\n", capture_output=True, text=True, timeout=120)
+    assert "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    answers = [json.loads(line) for line in proc.stdout.splitlines() if line.strip()]
+    assert [a.get("id") for a in answers] == [None, 2, 3], answers
+    assert answers[0]["error"]["code"] == -32700 and answers[2]["result"] == {}
+    assert "error" in answers[1] or answers[1]["result"]["isError"] is True

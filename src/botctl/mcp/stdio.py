@@ -19,6 +19,18 @@ if TYPE_CHECKING:
     from botctl.connectors.base import Visitor
 
 MAX_LINE = 1024 * 1024
+MAX_DEPTH = 32  # JSON nesting, as on the edge (botctld.bodies.MAX_DEPTH)
+
+
+def _depth(value: Any) -> int:
+    """How deeply containers nest (iterative: no recursion limit to hit)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, dict | list):
+            deepest = max(deepest, level)
+            stack.extend((child, level + 1) for child in (item.values() if isinstance(item, dict) else item))
+    return deepest
 
 
 def terminal_hold(visitor: Visitor | None, *, yes: bool, tty_path: str = "/dev/tty"):  # noqa: ANN201
@@ -57,7 +69,7 @@ def terminal_hold(visitor: Visitor | None, *, yes: bool, tty_path: str = "/dev/t
 async def serve(app: App, workspace: str, visitor: Visitor | None, *, yes: bool, stdin: TextIO = sys.stdin,
                 stdout: TextIO = sys.stdout) -> None:
     from botctl.audit import operator_actor
-    from botctl.mcp.server import PARSE_ERROR, Caller, handle
+    from botctl.mcp.server import INVALID_REQUEST, PARSE_ERROR, Caller, handle
 
     actor = {**operator_actor(), "channel": "mcp"}
     hold = terminal_hold(visitor, yes=yes)
@@ -71,11 +83,16 @@ async def serve(app: App, workspace: str, visitor: Visitor | None, *, yes: bool,
 
         try:
             message = json.loads(line) if len(line) <= MAX_LINE else None
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nested deeper than the parser goes
             message = None
         if message is None:
             body: dict[str, Any] | None = {"jsonrpc": "2.0", "id": None,
                                            "error": {"code": PARSE_ERROR, "message": "Not a JSON message."}}
+        elif _depth(message) > MAX_DEPTH:  # the edge's cap: params are walked recursively
+            mid = message.get("id") if isinstance(message, dict) else None
+            body = {"jsonrpc": "2.0", "id": mid if isinstance(mid, str | int) and not isinstance(mid, bool) else None,
+                    "error": {
+                "code": INVALID_REQUEST, "message": f"The message is nested over {MAX_DEPTH} levels deep."}}
         else:
             caller = Caller(app, workspace, visitor, actor, new_request_id(), operator=True, hold=hold)
             _, body = await handle(caller, message)
