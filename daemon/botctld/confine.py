@@ -4,7 +4,8 @@ After `confine()` the edge process can, on the filesystem, only read (and execut
 installation and its own package (the widget's static files); it cannot open, list, create or write
 anything else — not the botctl home, not the vault, not the audit log, not a key file, not /proc.
 With Landlock ABI 4 or newer it can neither bind nor connect a TCP socket (it already holds its
-listening socket, taken before confinement); with ABI 6 or newer it can send no signal to, and reach
+listening socket, taken before confinement), except, for an edge on its own host, connect to the one
+port of its remote provider (`connect_ports`; the mutual-TLS link, botctld.remote); with ABI 6 or newer it can send no signal to, and reach
 no abstract Unix socket of, a process outside its sandbox (the provider, the supervisor).
 
 What Landlock does not govern: connecting to a path-named Unix socket (the edge needs exactly one,
@@ -29,6 +30,7 @@ SYS_LANDLOCK_ADD_RULE = 445
 SYS_LANDLOCK_RESTRICT_SELF = 446
 LANDLOCK_CREATE_RULESET_VERSION = 1
 LANDLOCK_RULE_PATH_BENEATH = 1
+LANDLOCK_RULE_NET_PORT = 2
 
 PR_SET_DUMPABLE = 4
 PR_SET_NO_NEW_PRIVS = 38
@@ -66,6 +68,11 @@ class _RulesetAttr(ctypes.Structure):
 class _PathBeneathAttr(ctypes.Structure):
     _pack_ = 1
     _fields_ = [("allowed_access", ctypes.c_uint64), ("parent_fd", ctypes.c_int32)]
+
+
+class _NetPortAttr(ctypes.Structure):
+    _pack_ = 1
+    _fields_ = [("allowed_access", ctypes.c_uint64), ("port", ctypes.c_uint64)]
 
 
 def _libc() -> ctypes.CDLL:
@@ -142,10 +149,11 @@ def read_roots(deny: list[str]) -> tuple[list[Path], list[Path]]:
     return allowed, refused
 
 
-def confine(*, deny: list[str], required: bool) -> dict[str, object]:
+def confine(*, deny: list[str], required: bool, connect_ports: tuple[int, ...] = ()) -> dict[str, object]:
     """Apply the sandbox to this process (and every thread and child it will have). Irreversible.
 
     `required`: raise ConfinementError where Landlock is unavailable instead of running unconfined.
+    `connect_ports`: TCP ports the process may still connect to (a remote provider's), Landlock ABI 4+.
     Returns what was applied, for the log and `botctl daemon status`.
     """
     no_dumps()
@@ -174,11 +182,17 @@ def confine(*, deny: list[str], required: bool) -> dict[str, object]:
                     raise ConfinementError(f"landlock_add_rule({path}) failed: {os.strerror(ctypes.get_errno())}")
             finally:
                 os.close(fd)
+        for port in connect_ports if abi >= 4 else ():
+            net = _NetPortAttr(allowed_access=NET_CONNECT_TCP, port=port)
+            if libc.syscall(SYS_LANDLOCK_ADD_RULE, ctypes.c_int(ruleset), ctypes.c_int(LANDLOCK_RULE_NET_PORT),
+                            ctypes.byref(net), ctypes.c_uint32(0)) != 0:
+                raise ConfinementError(f"landlock_add_rule(port {port}) failed: {os.strerror(ctypes.get_errno())}")
         _prctl(PR_SET_NO_NEW_PRIVS, 1)
         if libc.syscall(SYS_LANDLOCK_RESTRICT_SELF, ctypes.c_int(ruleset), ctypes.c_uint32(0)) != 0:
             raise ConfinementError(f"landlock_restrict_self failed: {os.strerror(ctypes.get_errno())}")
     finally:
         os.close(ruleset)
     return {"landlock": True, "abi": abi, "read_only": [str(p) for p in allowed],
-            "refused_roots": [str(p) for p in refused], "tcp": "none" if abi >= 4 else "not restricted",
+            "refused_roots": [str(p) for p in refused], "tcp": ("not restricted" if abi < 4 else
+                    f"connect to port {', '.join(map(str, connect_ports))} only" if connect_ports else "none"),
             "signals_and_abstract_sockets": "own sandbox only" if abi >= 6 else "not restricted"}

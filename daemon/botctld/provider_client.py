@@ -1,5 +1,8 @@
 """The edge's client for the provider: JSON over HTTP/1.1 on the provider's Unix socket, kept alive.
 
+Or, for an edge on another host, over TCP with mutual TLS (`https://HOST:PORT` and an ssl context that
+trusts only the cluster CA, checks the provider's name and presents the edge's client certificate).
+
 The edge asks one thing of the provider ("here is a request, give me {status, body}"), over a socket
 only the two of them share. A general-purpose client (httpx: redirects, auth flows, cookies, URL
 models, stream wrappers) cost about 1.5 ms of the edge's CPU per action on this path, most of the
@@ -28,8 +31,10 @@ class ProviderError(Exception):
 
 class ProviderClient:
     def __init__(self, socket_path: str, *, timeout: float = 60.0, connect_timeout: float = 2.0,
-                 max_idle: int = 64) -> None:
+                 max_idle: int = 64, ssl_context: Any = None, server_name: str = "provider") -> None:
         self.socket_path = socket_path
+        self.ssl_context = ssl_context  # set: socket_path is https://HOST:PORT (a remote provider, mutual TLS)
+        self.server_name = server_name  # the name the provider's certificate must carry
         self.timeout = timeout
         self.connect_timeout = connect_timeout
         self.max_idle = max_idle
@@ -45,8 +50,12 @@ class ProviderClient:
         for attempt in (1, 2):  # once more at once, like httpx's connect retry: nothing was sent yet
             try:
                 async with asyncio.timeout(self.connect_timeout):
+                    if self.ssl_context is not None:
+                        host, _, port = self.socket_path.removeprefix("https://").rstrip("/").rpartition(":")
+                        return await asyncio.open_connection(host.strip("[]"), int(port), limit=MAX_HEAD,
+                                                             ssl=self.ssl_context, server_hostname=self.server_name)
                     return await asyncio.open_unix_connection(self.socket_path, limit=MAX_HEAD)
-            except (OSError, TimeoutError) as exc:
+            except (OSError, TimeoutError) as exc:  # ssl.SSLError (a provider not of our CA) is an OSError
                 if attempt == 2:
                     raise ProviderError(f"cannot reach the provider ({type(exc).__name__})") from None
         raise AssertionError("unreachable")

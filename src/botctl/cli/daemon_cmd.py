@@ -31,6 +31,9 @@ def start(
                                                     "rightmost X-Forwarded-For entry outside them."),
     metrics_port: int = typer.Option(None, "--metrics-port", metavar="PORT",
                                      help="Serve /metrics on 127.0.0.1:PORT only (default: not served)."),
+    provider_listen: str = typer.Option(None, "--provider-listen", metavar="HOST:PORT",
+                                        help="Also serve the provider on TCP with mutual TLS, for edges on other "
+                                             "hosts (`botctl cluster cert issue provider` first)."),
     json_out: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
     """Start the provider (Unix socket, holds the keys) and then the edge (HTTP, for visitors).
@@ -45,7 +48,7 @@ def start(
     opts = daemon.Options(host=host, port=port, ip_rate=ip_rate, visitor_rate=visitor_rate, isolation=isolation,
                           edge_user=edge_user, edge=not no_edge, socket=socket, socket_group=socket_group,
                           trust_proxy=trust_proxy, trust_proxy_cidrs=tuple(trust_proxy_cidr or ()),
-                          metrics_port=metrics_port)
+                          metrics_port=metrics_port, provider_listen=provider_listen)
     if foreground:
         output.status(f"botctl daemon: edge on http://{host}:{port}, Ctrl-C to stop" if not no_edge
                       else "botctl daemon: provider only, Ctrl-C to stop")

@@ -29,6 +29,8 @@ COMMANDS: dict[str, tuple[str, str, str | None]] = {
     "mcp": ("botctl.cli.mcp_cmd", "The workspace's actions as MCP tools: serve on stdio, waive confirmations.", None),
     "identity": ("botctl.cli.identity_cmd", "Visitor identity keys: HS256 secrets or your site's public keys.", None),
     "daemon": ("botctl.cli.daemon_cmd", "Start, stop and inspect the daemon (provider + edge).", None),
+    "cluster": ("botctl.cli.cluster_cmd", "Certificates for the mutual-TLS link to edges on other hosts.", None),
+    "edge": ("botctl.cli.edge_cmd", "Run an edge on its own host, reaching a remote provider over mutual TLS.", None),
     "vault": ("botctl.cli.vault_cmd", "The encrypted vault: status and master-key rotation.", None),
     "db": ("botctl.cli.db_cmd", "Where the tables live (SQLite or PostgreSQL): copy a home to another database.",
            None),

@@ -31,6 +31,7 @@ def main() -> None:
     parser.add_argument("--trust-proxy", type=int, default=0)
     parser.add_argument("--trust-proxy-cidr", action="append", default=[])
     parser.add_argument("--metrics-port", type=int)
+    parser.add_argument("--provider-listen")
     args = parser.parse_args()
     os.umask(0o077)
     master_key = take_master_key_from_env()
@@ -39,7 +40,7 @@ def main() -> None:
     opts = Options(host=args.host, port=args.port, ip_rate=args.ip_rate, visitor_rate=args.visitor_rate,
                    isolation=args.isolation, edge_user=args.edge_user, edge=not args.no_edge, socket=args.socket,
                    socket_group=args.socket_group, trust_proxy=args.trust_proxy,
-                   trust_proxy_cidrs=tuple(args.trust_proxy_cidr), metrics_port=args.metrics_port)
+                   trust_proxy_cidrs=tuple(args.trust_proxy_cidr), metrics_port=args.metrics_port, provider_listen=args.provider_listen)
     try:
         sys.exit(supervisor_for(Home.resolve(args.home), opts, check=False, master_key=master_key).run())
     except BotctlError as exc:

@@ -45,6 +45,7 @@ class Options:
     trust_proxy: int = 0
     trust_proxy_cidrs: tuple[str, ...] = ()
     metrics_port: int | None = None
+    provider_listen: str | None = None  # HOST:PORT: the provider also listens on TCP, mutual TLS (remote edges)
 
     def edge_options(self) -> list[str]:
         """The edge's own options beyond address and rates (passed through to botctld as they are)."""
@@ -60,6 +61,7 @@ class Options:
         out += [] if self.edge else ["--no-edge"]
         out += ["--socket", self.socket] if self.socket else []
         out += ["--socket-group", self.socket_group] if self.socket_group else []
+        out += ["--provider-listen", self.provider_listen] if self.provider_listen else []
         return out
 
 
@@ -89,13 +91,27 @@ def _check_edge_options(opts: Options) -> None:
         raise PortInUse(f"127.0.0.1:{opts.metrics_port} (--metrics-port) is already in use.")
 
 
+def _check_provider_listen(home: Home, listen: str) -> None:
+    """`--provider-listen HOST:PORT`: an address, a free port, and the provider's certificate in the home."""
+    from botctl.cluster import pki
+
+    host, _, port = listen.rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise DaemonError(f"--provider-listen {listen!r} is not HOST:PORT.", code="invalid_provider_listen",
+                          hint="For example 10.0.0.5:8766 (the address the edge hosts reach), or 0.0.0.0:8766.")
+    pki.server_files(home.path)
+    if not port_free(host.strip("[]"), int(port)):
+        raise PortInUse(f"{listen} (--provider-listen) is already in use.")
+
+
 def supervisor_for(home: Home, opts: Options, *, check: bool, master_key: bytes | None) -> Supervisor:
     iso = (isolation_mod.prepare(opts.isolation, opts.edge_user, sys.executable, edge_env(), check=check)
            if opts.edge else Isolation("none", 0))
     return Supervisor(home, opts.host, opts.port, ip_rate=opts.ip_rate, visitor_rate=opts.visitor_rate,
                       edge_options=opts.edge_options(), isolation=iso,
                       socket_path=Path(opts.socket) if opts.socket else None,
-                      socket_group=_group_id(opts.socket_group), edge=opts.edge, master_key=master_key)
+                      socket_group=_group_id(opts.socket_group), edge=opts.edge, master_key=master_key,
+                      provider_listen=opts.provider_listen)
 
 
 def start(home: Home, opts: Options, *, foreground: bool, wait: float = READY_TIMEOUT_S) -> dict[str, Any]:
@@ -115,6 +131,8 @@ def start(home: Home, opts: Options, *, foreground: bool, wait: float = READY_TI
         raise PortInUse(f"{opts.host}:{opts.port} is already in use.",
                         hint="Choose another with --port, or stop what holds it.")
     _check_edge_options(opts)
+    if opts.provider_listen:
+        _check_provider_listen(home, opts.provider_listen)
     if _group_id(opts.socket_group) is not None and Path(opts.socket or paths.socket).parent == paths.run:
         raise DaemonError("--socket-group needs --socket outside the home (the home is closed to every group).",
                           hint="For example --socket /run/botctl/provider.sock (systemd: RuntimeDirectory=botctl).")

@@ -89,7 +89,7 @@ class Supervisor:
                  ip_rate: float = 20.0, visitor_rate: float = 5.0, edge_options: list[str] | None = None,
                  isolation: Isolation | None = None,
                  socket_path: Path | None = None, socket_group: int | None = None, edge: bool = True,
-                 master_key: bytes | None = None) -> None:
+                 master_key: bytes | None = None, provider_listen: str | None = None) -> None:
         self.paths = Paths(home)
         self.home = home
         self.host, self.port = host, port
@@ -108,7 +108,8 @@ class Supervisor:
         provider_env.pop("BOTCTL_MASTER_KEY", None)
         self.provider = Child("provider", [py, "-m", "botctl.provider", "--home", str(home.path), "--socket", sock,
                                            "--refresh-interval", str(refresh_interval)]
-                              + (["--socket-group", str(socket_group)] if socket_group is not None else []),
+                              + (["--socket-group", str(socket_group)] if socket_group is not None else [])
+                              + (["--listen-tls", provider_listen] if provider_listen else []),
                               provider_env, str(home.path), secret=master_key)
         deny = [str(home.path)] + [d for d in (os.environ.get("CREDENTIALS_DIRECTORY"),) if d]
         self.edge: Child | None = None

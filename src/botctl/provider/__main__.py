@@ -16,6 +16,8 @@ def main() -> None:
     parser.add_argument("--refresh-interval", type=float, default=30.0)
     parser.add_argument("--socket-group", type=int, help="a group (the edge's) that may connect: socket 0660")
     parser.add_argument("--master-key-fd", type=int, help="read the master key from this pipe (not the environment)")
+    parser.add_argument("--listen-tls", metavar="HOST:PORT",
+                        help="also listen on TCP with mutual TLS for edges on other hosts (botctl.provider.mtls)")
     args = parser.parse_args()
     os.umask(0o077)  # the socket uvicorn creates is 0600 from birth (uvicorn would leave it 0666)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
@@ -49,7 +51,14 @@ def main() -> None:
                 os.chmod(args.socket, 0o600)
 
     try:
-        Server(config).run()
+        if args.listen_tls:
+            import asyncio
+
+            from botctl.provider.mtls import serve_both, tls_server
+
+            asyncio.run(serve_both(Server(config), tls_server(app, args.home, args.listen_tls)))
+        else:
+            Server(config).run()
     except BotctlError as exc:
         sys.stderr.write(f"provider: {exc.message}\n")
         sys.exit(exc.exit_code)
