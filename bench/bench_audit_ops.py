@@ -44,10 +44,10 @@ def bench_canonical(n: int = 20000) -> dict:
 
 def _fill(home, n: int) -> None:  # noqa: ANN001
     from botctl import store
-    from botctl.app import App
     from botctl.audit import make_record
+    from botctl.session import Session
 
-    with App(home) as app:
+    with Session(home) as app:
         app.vault  # noqa: B018
         batch = [make_record("action.run", workspace="acme", actor={"type": "visitor", "sub": "u1",
                              "email": "ada@example.com"}, action="zendesk.create_ticket", connector="zendesk",
@@ -98,9 +98,9 @@ def main() -> None:
         conn = shipping.shipstate.connect(home)
         shipping.shipstate.add_sink(conn, "bench", "file", str(sink_path), {})
         conn.close()
-        from botctl.app import App
+        from botctl.session import Session
 
-        with App(home) as app:
+        with Session(home) as app:
             key = app.vault.audit_key()
 
         def ship() -> None:

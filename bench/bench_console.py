@@ -25,10 +25,10 @@ from pathlib import Path
 
 
 def _fill(home, n: int) -> None:  # noqa: ANN001
-    from botctl.app import App
     from botctl.audit import make_record
+    from botctl.session import Session
 
-    with App(home) as app:
+    with Session(home) as app:
         app.vault  # noqa: B018
         app.writer._conn.execute("PRAGMA synchronous = OFF")  # filling, not measuring the append
         for start in range(0, n, 1000):

@@ -60,11 +60,11 @@ def bench_startup(runs: int, home: Path) -> list[tuple[str, float, float, str]]:
 def _fill(home: Path, n: int) -> tuple[float, float, float]:
     """Append n records in batches of 100; return (records/s, baseline records/s, ratio)."""
     from botctl import audit
-    from botctl.app import App
     from botctl.home import Home
+    from botctl.session import Session
 
     h = Home(home)
-    with App(h) as app:
+    with Session(h) as app:
         app.vault  # noqa: B018
         writer = app.writer
         batch = [audit.make_record("bench.action", workspace="acme", actor={"type": "visitor", "sub": "u1",
@@ -99,11 +99,11 @@ def _fill(home: Path, n: int) -> tuple[float, float, float]:
 
 def bench_verify(home: Path) -> tuple[int, float, float, float]:
     from botctl import audit
-    from botctl.app import App
     from botctl.home import Home
+    from botctl.session import Session
 
     h = Home(home)
-    with App(h) as app:
+    with Session(h) as app:
         key, vconn = app.vault.audit_key(), app.vault.conn
         t = time.perf_counter()
         verdict = audit.verify(h, key, vconn)

@@ -89,12 +89,12 @@ def main() -> None:
     os.environ.pop("BOTCTL_LLM_URL", None)
     os.environ.pop("BOTCTL_KNOWLEDGE_DENSE", None)
     from botctl import knowledge, workspaces
-    from botctl.app import App
     from botctl.home import Home
+    from botctl.session import Session
 
     rng = random.Random(6)
     vocab = _vocabulary(rng, 6000)
-    app = App(Home.resolve(None))
+    app = Session(Home.resolve(None))
     target = None
     index_seconds = 0.0
     sections: list[list[str]] = []

@@ -103,10 +103,10 @@ def main() -> int:
     os.environ.pop("BOTCTL_KNOWLEDGE_DENSE", None)
     os.environ.pop("BOTCTL_KNOWLEDGE_MODEL", None)
     from botctl import knowledge, workspaces
-    from botctl.app import App
     from botctl.home import Home
+    from botctl.session import Session
 
-    app = App(Home.resolve(None))
+    app = Session(Home.resolve(None))
     spaces = {}
     for name in args.corpora.split(","):
         ws = workspaces.create(app, f"eval-{name}")

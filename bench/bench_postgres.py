@@ -58,12 +58,12 @@ def env_for(home: Path, url: str | None) -> dict[str, str]:
 
 APPEND = """
 import sys, time
-from botctl.app import App
+from botctl.session import Session
 from botctl.audit import make_record
 from botctl.home import Home
 n, batch = int(sys.argv[1]), int(sys.argv[2])
 start_at = float(sys.argv[3]) if len(sys.argv) > 3 else 0.0
-with App(Home.resolve(None)) as a:
+with Session(Home.resolve(None)) as a:
     a.vault.audit_key()
     a.audit("bench.warm")
     while time.time() < start_at:  # the concurrent run: every writer starts at once, imports done

@@ -33,10 +33,10 @@ CHILD = textwrap.dedent("""
     import asyncio, sys, time
     from pathlib import Path
     from botctl import connections, oauth, workspaces
-    from botctl.app import App
+    from botctl.session import Session
     from botctl.home import Home
 
-    app = App(Home(Path(sys.argv[1])), create=False)
+    app = Session(Home(Path(sys.argv[1])), create=False)
     ws = workspaces.get(app.vault.conn, "acme")
     conn = connections.get(app.vault.conn, ws, "zendesk")
     n, start = int(sys.argv[2]), float(sys.argv[3])
@@ -68,15 +68,15 @@ def main() -> None:
     try:
         wait_http(sandbox + "/_sandbox/stats")
         from botctl import connections, oauth, workspaces
-        from botctl.app import App
         from botctl.demo import oauth_connect_via_sandbox
         from botctl.home import Home
+        from botctl.session import Session
 
         subprocess.run([sys.executable, "-m", "botctl", "workspace", "create", "acme", "--plan", "pro"], env=env,
                        check=True, capture_output=True)
         oauth_connect_via_sandbox(env, sandbox, "zendesk", "acme", "--subdomain", "acme")
         home = Home(tmp / "home")
-        app = App(home, create=False)
+        app = Session(home, create=False)
         ws = workspaces.get(app.vault.conn, "acme")
 
         def grants() -> int:

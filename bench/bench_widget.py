@@ -36,11 +36,11 @@ def _median_us(fn, rounds: int) -> float:  # noqa: ANN001
 
 def bench_answers(rounds: int) -> list[dict]:
     from botctl import feedback, knowledge, workspaces
-    from botctl.app import App
     from botctl.home import Home
     from botctl.knowledge.links import cite
+    from botctl.session import Session
 
-    with App(Home(Path(os.environ["BOTCTL_HOME"]))) as app:
+    with Session(Home(Path(os.environ["BOTCTL_HOME"]))) as app:
         ws = workspaces.create(app, "acme")
         knowledge.add(app, ws, [str(REPO / "tests" / "data" / "knowledge")],
                       url_base="https://help.acme.test/articles")

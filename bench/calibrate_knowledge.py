@@ -35,12 +35,12 @@ def features(model: str) -> dict[str, list[tuple[bool, bool, list[tuple[float, f
     os.environ.update(BOTCTL_HOME=str(tmp / "home"), BOTCTL_NO_KEYRING="1", BOTCTL_KNOWLEDGE_DENSE="1",
                       BOTCTL_KNOWLEDGE_MODEL=model)
     from botctl import knowledge, workspaces
-    from botctl.app import App
     from botctl.home import Home
     from botctl.knowledge import hybrid
+    from botctl.session import Session
 
     hybrid.DENSE_CANDIDATES = 10_000  # every passage: the fusion is redone offline
-    app = App(Home.resolve(None))
+    app = Session(Home.resolve(None))
     out = {}
     for name in CORPORA:
         ws = workspaces.create(app, f"cal-{name}")

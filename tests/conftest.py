@@ -139,10 +139,10 @@ def home(isolated) -> Home:
 
 @pytest.fixture
 def app(home):
-    """An open App on the test's home (closed afterwards)."""
-    from botctl.app import App
+    """An open Session on the test's home (closed afterwards)."""
+    from botctl.session import Session
 
-    a = App(home)
+    a = Session(home)
     yield a
     a.close()
 

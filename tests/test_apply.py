@@ -58,10 +58,10 @@ def actions(result_json):
 
 def state(home):
     from botctl import connections, identity, knowledge, workspaces
-    from botctl.app import App
     from botctl.oauth import apps as oauth_apps
+    from botctl.session import Session
 
-    with App(home, create=False) as a:
+    with Session(home, create=False) as a:
         conn = a.vault.conn
         out = {}
         for ws in workspaces.list_all(conn):

@@ -11,7 +11,7 @@ import pytest
 import sqlite_utils
 
 from botctl import audit, crypto
-from botctl.app import App
+from botctl.session import Session
 
 
 @pytest.fixture
@@ -146,7 +146,7 @@ def test_filters_and_json(logged, cli):
 
 
 def test_visitor_filter(home):
-    with App(home) as app:
+    with Session(home) as app:
         app.audit("action.run", workspace="w1", actor={"type": "visitor", "sub": "u1", "email": "Ada@Example.com"},
                   action="stripe.list_my_invoices", connector="stripe", outcome="denied", reason="forbidden")
         app.audit("action.run", workspace="w1", actor={"type": "visitor", "sub": "u2", "email": "grace@example.com"})
@@ -175,7 +175,7 @@ def test_secrets_scrubbed_from_detail():
 
 
 def test_batched_append_is_one_chain(home):
-    with App(home) as app:
+    with Session(home) as app:
         app.vault  # noqa: B018  (initialise)
         recs = [audit.make_record("bench.event", detail={"i": i}) for i in range(250)]
         out = app.writer.append_many(recs)
@@ -186,9 +186,9 @@ def test_batched_append_is_one_chain(home):
 
 APPENDER = """
 import sys
-from botctl.app import App
+from botctl.session import Session
 from botctl.home import Home
-with App(Home.resolve(sys.argv[1])) as app:
+with Session(Home.resolve(sys.argv[1])) as app:
     for i in range(int(sys.argv[2])):
         app.audit("test.concurrent", detail={"proc": sys.argv[3], "i": i})
 """

@@ -9,12 +9,12 @@ import json
 
 import sqlite_utils
 
-from botctl.app import App
+from botctl.session import Session
 
 
 def _log(home, cli) -> list[dict]:
     assert cli("workspace", "create", "acme").code == 0
-    with App(home) as a:
+    with Session(home) as a:
         for i, ts in enumerate(("2026-11-01T10:00:00.000000Z", "2026-11-02T10:00:00.000000Z",
                                 "2026-11-03T10:00:00.000000Z")):
             a.audit("test.event", workspace="acme", reason="=HYPERLINK(\"http://evil.example\")" if i == 1 else None,

@@ -12,7 +12,7 @@ import time
 import pytest
 
 from botctl import audit
-from botctl.app import App
+from botctl.session import Session
 
 ADA = {"type": "visitor", "sub": "u-ada", "email": "Ada@Example.com"}
 GRACE = {"type": "visitor", "sub": "u-grace", "email": "grace@example.com"}
@@ -35,7 +35,7 @@ def mixed(home):
         ("2026-11-06T10:00:00.000000Z", "acme", {"type": "system"}, "connection.refresh_failed", None, "zendesk",
          "error", None),
     ]
-    with App(home) as app:
+    with Session(home) as app:
         for ts, ws, actor, event, action, connector, outcome, rid in rows:
             app.audit(event, ts=ts, workspace=ws, actor=actor, action=action, connector=connector, outcome=outcome,
                       request_id=rid)
@@ -138,7 +138,7 @@ def test_follow_applies_the_new_filters(home, cli):
                             env=os.environ.copy())
     try:
         time.sleep(1.0)  # the follower has read the head
-        with App(home) as app:
+        with Session(home) as app:
             app.audit("action.run", workspace="acme", connector="zendesk", request_id="req_FOLLOW0001")
             app.audit("action.run", workspace="acme", connector="stripe", request_id="req_FOLLOW0002")
             app.audit("action.run", workspace="acme", connector="zendesk", request_id="req_FOLLOW0002",

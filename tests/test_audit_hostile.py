@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from botctl import audit
-from botctl.app import App
+from botctl.session import Session
 
 CONTROL = ["\x1b", "\r", "\x07", "\x9b", "\x7f", "\u202e", "\u2066", "\u200f", "\x00", "\x08"]
 
@@ -93,7 +93,7 @@ def test_refusal_is_a_stable_json_error(logged, cli):
 @pytest.mark.parametrize("attack", ["rewritten_head", "forged_checkpoint", "deleted_checkpoint", "deleted_log"])
 def test_writer_refuses_other_head_mismatches(logged, cli, attack):
     if attack == "rewritten_head":  # record 6 is not the one the (authentic) checkpoint names
-        with App(logged) as app:
+        with Session(logged) as app:
             key = app.vault.audit_key()
         _sql(logged.vault_db, "UPDATE audit_checkpoint SET hash = ?, mac = ? WHERE id = 1",
              ("ab" * 32, audit.checkpoint_mac(key, 6, "ab" * 32)))
@@ -113,7 +113,7 @@ def test_writer_refuses_other_head_mismatches(logged, cli, attack):
 
 def test_writer_accepts_a_checkpoint_lagging_behind(logged, cli):
     """A crash between the audit commit and the checkpoint leaves records past the checkpoint: not a break."""
-    with App(logged) as app:
+    with Session(logged) as app:
         app.vault  # noqa: B018
         w = app.writer
         w._checkpoint = lambda seq, head: None  # the process "dies" before moving the checkpoint
@@ -126,7 +126,7 @@ def test_writer_accepts_a_checkpoint_lagging_behind(logged, cli):
 def test_group_committer_refuses_and_logs_once(logged, caplog):
     _sql(logged.audit_db, "DELETE FROM records WHERE seq = 6")
     caplog.set_level(logging.ERROR)
-    app = App(logged, actor={"type": "system"}, create=False)
+    app = Session(logged, actor={"type": "system"}, create=False)
     try:
         app.use_group_commit()
         from botctl.errors import AuditChainBroken
@@ -245,7 +245,7 @@ def _grow(cli, home, n):
 def _old_checkpoint(home, seq):
     """The checkpoint row as it was when `seq` was the head: authentic, found in the WAL or any backup."""
     h = _sql(home.audit_db, "SELECT hash FROM records WHERE seq = ?", (seq,))[0][0]
-    with App(home) as app:
+    with Session(home) as app:
         key = app.vault.audit_key()
     return seq, h, audit.checkpoint_mac(key, seq, h), "2026-01-01T00:00:00.000000Z"
 
@@ -357,7 +357,7 @@ HOSTILE_EMAIL = "ada\x1b[8m@evil\rexample.com\u202egro.\u2066x\x9b31m\x7f"
 
 
 def _hostile_records(home):
-    with App(home) as app:
+    with Session(home) as app:
         app.audit("action.run", workspace="acme", actor={"type": "visitor", "sub": "u\x1b]0;title\x07",
                                                          "email": HOSTILE_EMAIL},
                   action=FORGED_ACTION, connector=None, outcome="denied", reason="unknown_action\tok\nforged",

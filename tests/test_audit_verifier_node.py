@@ -28,9 +28,9 @@ pytestmark = pytest.mark.skipif(NODE is None, reason="node is not installed")
 def logged(home, cli):
     """A real log: workspace changes plus records with awkward values (floats, non-BMP keys, controls)."""
     assert cli("workspace", "create", "acme", "--plan", "pro").code == 0
-    from botctl.app import App
+    from botctl.session import Session
 
-    with App(home) as a:
+    with Session(home) as a:
         a.audit("test.awkward", detail={"latency_ms": 12.5, "tiny": 1e-7, "big": 1e21, "neg": -0.0,
                                        "ratio": 1 / 3, "\U0001f600": "non-BMP key", "\ufb01": "BMP key above",
                                        "ctl": "tab\there\u0001\u007f\u2028", "huge_int": 2**60,
@@ -157,9 +157,9 @@ def test_wrong_key_refuses_every_record(logged, key_file, cli, tmp_path):
 
 def test_format_1_records_keep_verifying(home, cli, tmp_path):
     """Records written before RFC 8785 (no "v") verify by their stored bytes in both verifiers."""
-    from botctl.app import App
+    from botctl.session import Session
 
-    with App(home) as a:
+    with Session(home) as a:
         legacy = {k: v for k, v in audit.make_record("legacy.event", detail={"x": 1.0, "y": 1e-7}).items()
                   if k != "v"}
         a.writer.append(legacy)

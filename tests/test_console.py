@@ -24,7 +24,7 @@ import pytest
 import sqlite_utils
 
 from botctl import connections, workspaces
-from botctl.app import App
+from botctl.session import Session
 
 REPO = Path(__file__).resolve().parent.parent
 HOSTILE_REASON = "<script>alert('reason')</script>"
@@ -91,7 +91,7 @@ def populated(home, cli, sandbox):
     key = sandbox.credentials()["stripe"]["api_key"]
     r = cli("connect", "stripe", "-w", "acme", "--sandbox", sandbox.url, "--api-key-stdin", input=key + "\n")
     assert r.code == 0, r.err
-    with App(home) as app:
+    with Session(home) as app:
         ws = workspaces.get(app.vault.conn, "acme")
         connections.mark_needs_reauth(app, ws, connections.get(app.vault.conn, ws, "stripe"),
                                       "the vendor refused the key")
@@ -225,7 +225,7 @@ def test_live_rows_arrive_with_the_filters(console, populated):
     page = console.get("/?connector=zendesk", cookie).text
     after = int(re.search(r'data-after="(\d+)"', page).group(1))
     assert console.get(f"/api/records?after={after}&connector=zendesk", cookie).json() == {"rows": [], "next": after}
-    with App(populated) as app:
+    with Session(populated) as app:
         app.audit("action.run", workspace="acme", connector="stripe", request_id="req_LIVE000001")
         app.audit("action.run", workspace="acme", connector="zendesk", request_id="req_LIVE000002")
     got = console.get(f"/api/records?after={after}&connector=zendesk", cookie).json()
@@ -243,7 +243,7 @@ def test_chain_status_and_first_bad_record(console, populated):
     db.execute("UPDATE records SET body = ? WHERE seq = 3", [body.replace("ok", "ko", 1)])
     db.conn.commit()
     db.close()
-    with App(populated) as app:  # ...and the log goes on (the writer checks only the head)
+    with Session(populated) as app:  # ...and the log goes on (the writer checks only the head)
         app.audit("test.after_edit")
     v = console.get("/api/verify", cookie).json()
     assert v["state"] == "broken" and v["first_bad_seq"] == 3 and v["problem"]
@@ -254,7 +254,7 @@ def test_chain_status_and_first_bad_record(console, populated):
 def test_connections_show_state_and_the_reconnect_command(console, populated, cli):
     cookie = console.login()
     page = console.get("/connections", cookie).text
-    with App(populated) as app:
+    with Session(populated) as app:
         ws = workspaces.get(app.vault.conn, "acme")
         expected = connections.get(app.vault.conn, ws, "stripe").reconnect_command()
     assert "needs_reauth" in page and "the vendor refused the key" in page

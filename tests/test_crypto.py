@@ -4,9 +4,9 @@ import os
 import pytest
 
 from botctl import crypto, masterkey, workspaces
-from botctl.app import App
 from botctl.errors import DecryptError, MasterKeyError
 from botctl.secret import Secret
+from botctl.session import Session
 from botctl.vault import Vault
 
 
@@ -62,7 +62,7 @@ def test_secret_is_masked():
 
 
 def _setup(home):
-    app = App(home)
+    app = Session(home)
     ws = workspaces.create(app, "acme", plan="pro")
     app.vault.put_secret(ws.ref, "conn_1", "api_key", Secret("key-AAAA"))
     app.vault.put_secret(ws.ref, "conn_1", "refresh_token", Secret("rt-BBBB"))
@@ -95,7 +95,7 @@ def test_workspace_key_rotation_keeps_secrets_and_kills_old_key(home):
     _, version = workspaces.rotate_key(app, "acme")
     assert version == 2
     app.close()
-    app2 = App(home)
+    app2 = Session(home)
     assert app2.vault.get_secret(ws.ref, "conn_1", "api_key").reveal() == "key-AAAA"
     assert app2.vault.get_secret(ws.ref, "conn_1", "refresh_token").reveal() == "rt-BBBB"
     rows = app2.vault.conn.execute("SELECT version FROM workspace_keys WHERE workspace_id=?", (ws.id,)).fetchall()
@@ -120,7 +120,7 @@ def test_master_key_rotation_keeps_secrets_and_old_key_useless(home):
     app.close()
     # The stored key was replaced, and it opens everything.
     assert masterkey.decode((home.path / "master.key").read_text(), origin="t") == new.key
-    app2 = App(home)
+    app2 = Session(home)
     assert app2.vault.get_secret(ws.ref, "conn_1", "api_key").reveal() == "key-AAAA"
     assert len(app2.vault.audit_key()) == 32
     wrapped = app2.vault.conn.execute("SELECT wrapped FROM workspace_keys").fetchone()[0]
@@ -153,7 +153,7 @@ def test_interrupted_master_rotation_recovers(home):
     c.execute("UPDATE wrapped_keys SET wrapped=?", (crypto.wrap_key(new_key, root, crypto.AUDIT_ROOT_AAD),))
     c.execute("UPDATE meta SET value=? WHERE key='kcv'", (crypto.key_check_value(new_key),))
     app.close()
-    app2 = App(home)
+    app2 = Session(home)
     assert app2.vault.get_secret(ws.ref, "conn_1", "api_key").reveal() == "key-AAAA"
     assert not masterkey.pending_path(home).exists()
     assert masterkey.decode((home.path / "master.key").read_text(), origin="t") == new_key

@@ -85,12 +85,12 @@ def line_of(text, needle):
 
 def state(home):
     from botctl import connections, knowledge, workspaces
-    from botctl.app import App
     from botctl.oauth import apps as oauth_apps
+    from botctl.session import Session
 
     if not home.vault_db.exists():
         return None
-    with App(home, create=False) as a:
+    with Session(home, create=False) as a:
         conn = a.vault.conn
         return {ws.name: {"docs": sorted(d.name for d in knowledge.list_docs(conn, ws)),
                           "connections": {c.connector: c.status for c in connections.list_all(conn, ws)}}

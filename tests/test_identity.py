@@ -10,13 +10,13 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
 from botctl import identity, workspaces
-from botctl.app import App
 from botctl.identity import IdentityError, Verifier
+from botctl.session import Session
 
 
 @pytest.fixture
 def env(home):
-    app = App(home)
+    app = Session(home)
     ws = workspaces.create(app, "acme", plan="pro")
     other = workspaces.create(app, "other", plan="pro")
     key, secret = identity.rotate(app, ws)

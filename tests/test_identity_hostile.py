@@ -27,8 +27,8 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt.algorithms import RSAAlgorithm
 
 from botctl import identity, oauth, workspaces
-from botctl.app import App
 from botctl.identity import IdentityError, JwksCache, Verifier
+from botctl.session import Session
 
 # -- servers -----------------------------------------------------------------------------------------
 
@@ -164,7 +164,7 @@ def _rs(priv, kid: str, aud: str = "acme", headers: dict | None = None, **over) 
 
 @pytest.fixture
 def env(home):
-    app = App(home)
+    app = Session(home)
     ws = workspaces.create(app, "acme", plan="pro")
     key, secret = identity.rotate(app, ws)
     yield app, ws, key, secret.reveal()
@@ -225,7 +225,7 @@ def _provider(home, tmp_path):
 def test_hanging_jwks_host_never_stalls_another_workspace(home, tmp_path):
     hole = BlackHole()
     priv = _rsa()
-    with App(home) as app:
+    with Session(home) as app:
         workspaces.create(app, "acme", plan="pro")
         slow = workspaces.create(app, "slow", plan="pro")
         identity.add_public_key(app, slow, alg="RS256", jwks_url=hole.url, kid="site-jwks")

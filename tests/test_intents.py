@@ -8,7 +8,7 @@ import subprocess
 import sys
 
 from botctl import intents, workspaces
-from botctl.app import App
+from botctl.session import Session
 
 
 def _rows(app):
@@ -21,7 +21,7 @@ def _set_owner(app, pending_id, owner):
 
 def test_only_writes_of_gone_processes_are_recovered(home):
     host = socket.gethostname()
-    with App(home) as app:
+    with Session(home) as app:
         workspaces.create(app, "acme", plan="pro")
         actor = {"type": "visitor", "sub": "u-ada", "email": "ada@example.com"}
         ids = [intents.begin(app, workspace="acme", action="zendesk.create_ticket", connector="zendesk", actor=actor,
@@ -55,7 +55,7 @@ def test_only_writes_of_gone_processes_are_recovered(home):
 def test_one_outcome_per_write_whatever_the_moment_of_death(home):
     """Killed before `action.started` was durable: nothing reached the vendor (outcome error). Killed after
     the outcome record but before the row was cleared: no second record."""
-    with App(home) as app:
+    with Session(home) as app:
         workspaces.create(app, "acme", plan="pro")
         actor = {"type": "visitor", "sub": "u-ada", "email": "ada@example.com"}
         dead = subprocess.Popen([sys.executable, "-c", "pass"])

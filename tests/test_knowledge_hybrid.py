@@ -217,7 +217,7 @@ def test_the_cli_start_up_path_does_not_load_the_model(app, cli):
 
 def test_vectors_on_postgresql(home, pg_url, cli):
     """The same vectors, decision and scoping on a PostgreSQL home (BYTEA rows; passages by their id)."""
-    from botctl.app import App
+    from botctl.session import Session
 
     assert cli("init", "--database", pg_url).code == 0
     assert cli("workspace", "create", "acme", "--plan", "pro").code == 0
@@ -229,7 +229,7 @@ def test_vectors_on_postgresql(home, pg_url, cli):
     data = r.json()
     assert data["explain"]["dense"] is True and data["grounded"] is True
     assert data["answer"].startswith("Bank transfers must arrive within seven days")
-    app = App(home)
+    app = Session(home)
     try:
         conn = app.vault.conn
         acme = workspaces.get(conn, "acme")

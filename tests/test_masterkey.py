@@ -223,9 +223,9 @@ def test_rotate_env_key_from_stdin_or_file(home, cli, monkeypatch, tmp_path):
 def test_keyring_rotation_interrupted_at_every_step(home, memory_keyring, monkeypatch, failpoint):
     """Ctrl-C at each step of a keyring rotation: the stored keys open the vault, nothing pending stays."""
     from botctl import failpoints
-    from botctl.app import App
+    from botctl.session import Session
 
-    with App(home) as app:
+    with Session(home) as app:
         app.vault  # noqa: B018 - creates the vault and its key in the keyring
         assert app.vault.master.source == "keyring"
         old = app.vault.master.key
@@ -234,7 +234,7 @@ def test_keyring_rotation_interrupted_at_every_step(home, memory_keyring, monkey
             app.vault.rotate_master_key(lambda d: app.audit("vault.master_key_rotated", detail=d))
         monkeypatch.setattr(failpoints, "_ACTIONS", {})
     committed = failpoint in ("rotate.committed", "rotate.promoted")
-    with App(home) as app:
+    with Session(home) as app:
         assert app.vault.master.source == "keyring"
         assert (app.vault.master.key != old) is committed
         from botctl import audit
@@ -295,10 +295,10 @@ def test_opening_during_a_rotation_never_takes_its_key_for_stale(home):
     waits for it instead of deleting that key, then opens with the new key."""
     import threading
 
-    from botctl.app import App
+    from botctl.session import Session
     from botctl.vault import Vault
 
-    with App(home) as app:
+    with Session(home) as app:
         app.vault  # noqa: B018 - creates the vault (file source in tests)
     holding, release, opened = threading.Event(), threading.Event(), {}
 
@@ -307,7 +307,7 @@ def test_opening_during_a_rotation_never_takes_its_key_for_stale(home):
         assert release.wait(10)
 
     def rotate():
-        with App(home) as app:
+        with Session(home) as app:
             opened["new"] = app.vault.rotate_master_key(
                 lambda d: app.audit("vault.master_key_rotated", detail=d), announce=announce)[0].key
 
@@ -333,14 +333,14 @@ def test_opening_during_a_rotation_never_takes_its_key_for_stale(home):
 def test_a_rotation_never_overwrites_another_ones_pending_key(home):
     """Two rotations from processes that opened the vault before either ran: the second is refused
     before it touches the pending key, so the first one's key is never lost."""
-    from botctl.app import App
     from botctl.errors import Conflict
+    from botctl.session import Session
 
-    with App(home) as first, App(home) as second:
+    with Session(home) as first, Session(home) as second:
         first.vault, second.vault  # noqa: B018 - both opened with the current key
         new, _ = first.vault.rotate_master_key(lambda d: first.audit("vault.master_key_rotated", detail=d))
         with pytest.raises(Conflict, match="rotated by another process"):
             second.vault.rotate_master_key(lambda d: second.audit("vault.master_key_rotated", detail=d))
     assert masterkey.find(home).key == new.key and not masterkey.pending_path(home).exists()
-    with App(home) as app:
+    with Session(home) as app:
         assert app.vault.master.key == new.key

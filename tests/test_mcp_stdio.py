@@ -90,10 +90,10 @@ def test_serve_needs_stdio_and_a_workspace(cli, acme):
 def test_a_grant_without_the_scope_is_no_tool(acme, home):
     """Tools follow the connection's granted scopes: an action the grant does not cover is not offered."""
     from botctl import workspaces
-    from botctl.app import App
     from botctl.mcp.tools import tools_for
+    from botctl.session import Session
 
-    a = App(home, create=False)
+    a = Session(home, create=False)
     try:
         a.vault.conn.execute("UPDATE connections SET scopes = ? WHERE connector = 'calcom'",
                              (json.dumps(["BOOKING_READ"]),))

@@ -82,11 +82,11 @@ def test_oauth_app_set_list_remove_and_the_secret_stays_encrypted(home, cli, ws,
     assert cli("vault", "rotate-master-key", "--yes").code == 0
     assert cli("workspace", "rotate-key", "acme").code == 0
     from botctl import workspaces
-    from botctl.app import App
     from botctl.connectors import registry
     from botctl.oauth import apps as oauth_apps
+    from botctl.session import Session
 
-    with App(home) as a:
+    with Session(home) as a:
         w = workspaces.get(a.vault.conn, "acme")
         mine = oauth_apps.resolve(a, w, registry.get("calendly"), {})
         assert mine.client_id == "ws-client" and mine.client_secret.reveal() == "workspace-secret-0123456789"

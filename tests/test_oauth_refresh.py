@@ -94,11 +94,11 @@ def test_200_concurrent_callers_cause_exactly_one_token_request(app, ws, peer):
 TWO_PROCS = textwrap.dedent("""
     import asyncio, hashlib, sys, time
     from botctl import connections, oauth, workspaces
-    from botctl.app import App
+    from botctl.session import Session
     from botctl.home import Home
 
     from pathlib import Path
-    app = App(Home(Path(sys.argv[1])), create=False)
+    app = Session(Home(Path(sys.argv[1])), create=False)
     ws = workspaces.get(app.vault.conn, "acme")
     conn = connections.get(app.vault.conn, ws, "calendly")
     start = float(sys.argv[2])
@@ -131,11 +131,11 @@ def test_two_processes_refreshing_at_once_send_one_request(home, app, ws, peer):
 CRASH_AFTER_PERSIST = textwrap.dedent("""
     import asyncio, os, sys
     from botctl import connections, oauth, workspaces
-    from botctl.app import App
+    from botctl.session import Session
     from botctl.home import Home
 
     from pathlib import Path
-    app = App(Home(Path(sys.argv[1])), create=False)
+    app = Session(Home(Path(sys.argv[1])), create=False)
     ws = workspaces.get(app.vault.conn, "acme")
     conn = connections.get(app.vault.conn, ws, "calendly")
     asyncio.run(oauth.refresh(app, ws, conn, force=True))
@@ -158,11 +158,11 @@ def test_rotation_is_persisted_before_use(home, app, ws, peer):
 HANG_IN_REFRESH = textwrap.dedent("""
     import asyncio, sys
     from botctl import connections, oauth, workspaces
-    from botctl.app import App
+    from botctl.session import Session
     from botctl.home import Home
 
     from pathlib import Path
-    app = App(Home(Path(sys.argv[1])), create=False)
+    app = Session(Home(Path(sys.argv[1])), create=False)
     ws = workspaces.get(app.vault.conn, "acme")
     conn = connections.get(app.vault.conn, ws, "calendly")
     print("go", flush=True)

@@ -193,8 +193,8 @@ def test_the_request_id_filter_has_its_index(pg_home, pg_url, cli):
 
 def test_concurrent_writers_keep_one_chain(pg_home, pg_url):
     """Four processes appending at once: contiguous seqs, every record chained, verify passes."""
-    script = ("import sys\nfrom botctl.app import App\nfrom botctl.home import Home\n"
-              "with App(Home.resolve(None)) as a:\n"
+    script = ("import sys\nfrom botctl.session import Session\nfrom botctl.home import Home\n"
+              "with Session(Home.resolve(None)) as a:\n"
               "    for i in range(25):\n        a.audit('test.concurrent', detail={'writer': sys.argv[1], 'i': i})\n")
     procs = [subprocess.Popen([sys.executable, "-c", script, str(n)]) for n in range(4)]
     assert [p.wait(timeout=120) for p in procs] == [0, 0, 0, 0]
@@ -209,9 +209,9 @@ def test_audit_follow_is_woken_by_notify(pg_home, cli):
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=os.environ.copy())
     try:
         time.sleep(2.0)  # listening
-        from botctl.app import App
+        from botctl.session import Session
 
-        with App(pg_home) as app:
+        with Session(pg_home) as app:
             sent = time.monotonic()
             app.audit("test.follow", detail={"n": 1})
         line = _readline(proc, 10)

@@ -3,8 +3,8 @@
 import base64
 
 from botctl import crypto, workspaces
-from botctl.app import App
 from botctl.secret import Secret
+from botctl.session import Session
 
 
 def _all_bytes(home):
@@ -22,7 +22,7 @@ def test_env_master_key_and_secrets_never_written(home, cli, monkeypatch):
         assert r.code == 0, r.err
         outputs.append(r.out + r.err)
     plaintext = "needle-api-key-PLAINTEXT-123456"
-    with App(home) as app:
+    with Session(home) as app:
         ws = workspaces.get(app.vault.conn, "acme")
         app.vault.put_secret(ws.ref, "conn_1", "api_key", Secret(plaintext))
         app.audit("connection.created", workspace="acme", detail={"api_key": plaintext, "label": "x"})

@@ -56,13 +56,13 @@ def _forms(secret: str) -> set[bytes]:
 
 def _vault_secrets(home: Path, master_key_b64: str) -> set[str]:
     """Decrypt every secret in the vault, independently of botctl's own listing code paths."""
-    from botctl.app import App
     from botctl.home import Home
+    from botctl.session import Session
     from botctl.vault import WorkspaceRef
 
     os.environ["BOTCTL_MASTER_KEY"] = master_key_b64
     try:
-        with App(Home(home), create=False) as app:
+        with Session(Home(home), create=False) as app:
             rows = app.vault.conn.execute(
                 "SELECT s.workspace_id, w.name, s.owner, s.field FROM secrets s JOIN workspaces w "
                 "ON w.id = s.workspace_id").fetchall()

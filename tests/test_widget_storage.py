@@ -29,12 +29,12 @@ def _pg_database():
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def app(request, home, monkeypatch):
-    from botctl.app import App
+    from botctl.session import Session
 
     with contextlib.ExitStack() as stack:
         if request.param == "postgresql":
             monkeypatch.setenv("BOTCTL_DATABASE_URL", stack.enter_context(_pg_database()))
-        a = App(home)
+        a = Session(home)
         stack.callback(a.close)
         assert type(a.vault.conn).__module__.startswith("botctl.postgres" if request.param == "postgresql"
                                                         else "sqlite3")

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 from botctl.connectors.base import ActionError, Visitor
 
 if TYPE_CHECKING:
-    from botctl.app import App
+    from botctl.session import Session
 
 # The whole action's vendor traffic (retries and waits included) must be over within this many seconds:
 # the daemon's edge waits 30 s for the provider's answer, and the audit record has to be written too.
@@ -153,7 +153,7 @@ def _rule(name: str, value: Any) -> str:
 
 
 async def run_action(
-    app: App,
+    app: Session,
     workspace: str,
     action: str,
     *,

@@ -36,10 +36,10 @@ class Botctl:
         """Open `home` (default: BOTCTL_HOME, else the user data dir). `create`: make the home and its master
         key on first use (like `botctl init`); otherwise a missing home is an error. The master key comes
         from the usual sources (BOTCTL_MASTER_KEY, systemd credential, keyring, master.key)."""
-        from botctl.app import App
         from botctl.home import Home
+        from botctl.session import Session
 
-        self._app = App(Home.resolve(home), actor=actor, create=create)
+        self._app = Session(Home.resolve(home), actor=actor, create=create)
         self._app.vault  # noqa: B018 - open now: a missing home or wrong key fails here, not later
 
     @property

@@ -26,9 +26,9 @@ from botctl.errors import BotctlError, CredentialRejected, NotFound, Transient, 
 from botctl.secret import Secret
 
 if TYPE_CHECKING:
-    from botctl.app import App
     from botctl.connectors.base import ActionError, Connector
     from botctl.connectors.urls import ConfigError, Word
+    from botctl.session import Session
     from botctl.workspaces import Workspace
 
 STATUSES = ("active", "needs_reauth", "error")
@@ -164,7 +164,7 @@ def get(conn: sqlite3.Connection, ws: Workspace, connector: str) -> Connection:
     return c
 
 
-def credential(app: App, ws: Workspace, connection: Connection) -> dict[str, Secret]:
+def credential(app: Session, ws: Workspace, connection: Connection) -> dict[str, Secret]:
     out: dict[str, Secret] = {}
     for field in SECRET_FIELDS:
         value = app.vault.get_secret(ws.ref, connection.id, field)
@@ -278,7 +278,7 @@ async def validate(connector: Connector, config: Mapping[str, str], credential: 
         return await connector.validate(client, config)
 
 
-def save(app: App, ws: Workspace, connector: Connector, *, auth: str, config: Mapping[str, str],
+def save(app: Session, ws: Workspace, connector: Connector, *, auth: str, config: Mapping[str, str],
          credential: Mapping[str, Secret], account_label: str | None, scopes: tuple[str, ...] = (),
          expires_at: str | None = None, actor: dict | None = None,
          extra_detail: Mapping[str, Any] | None = None) -> tuple[Connection, bool]:
@@ -314,7 +314,7 @@ def save(app: App, ws: Workspace, connector: Connector, *, auth: str, config: Ma
     return get(vault.conn, ws, connector.name), existing is not None
 
 
-def connect_with_secret(app: App, ws: Workspace, connector: Connector, config: Mapping[str, str],
+def connect_with_secret(app: Session, ws: Workspace, connector: Connector, config: Mapping[str, str],
                         credential: Mapping[str, Secret], *, check: bool = True) -> tuple[Connection, bool]:
     """Connect with an API key (and secret) or a vendor-issued access token: the vendor's "who am I" call
     through the same client the actions use, then the row and its encrypted credential in one audited
@@ -338,14 +338,14 @@ def connect_with_secret(app: App, ws: Workspace, connector: Connector, config: M
     return save(app, ws, connector, auth=connector.auth, config=config, credential=credential, account_label=label)
 
 
-def set_status(app: App, connection: Connection, status: str, reason: str | None) -> None:
+def set_status(app: Session, connection: Connection, status: str, reason: str | None) -> None:
     if status not in STATUSES:
         raise ValueError(status)
     app.vault.conn.execute("UPDATE connections SET status = ?, status_reason = ?, updated_at = ? WHERE id = ?",
                            (status, reason, store.now_iso(), connection.id))
 
 
-def touch(app: App, connection: Connection) -> None:
+def touch(app: Session, connection: Connection) -> None:
     """Record use, at most once a minute per connection (a write per action would serialize the daemon)."""
     now = store.now_iso()
     if connection.last_used_at and connection.last_used_at[:16] == now[:16]:
@@ -353,7 +353,7 @@ def touch(app: App, connection: Connection) -> None:
     app.vault.conn.execute("UPDATE connections SET last_used_at = ? WHERE id = ?", (now, connection.id))
 
 
-def delete(app: App, ws: Workspace, connection: Connection, *, detail: dict[str, Any]) -> None:
+def delete(app: Session, ws: Workspace, connection: Connection, *, detail: dict[str, Any]) -> None:
     vault = app.vault
     with store.transaction(vault.conn):
         shredded = vault.delete_secrets(ws.ref, connection.id)
@@ -370,18 +370,18 @@ def describe_failure(exc: ActionError) -> dict[str, Any]:
 # -- OAuth token state (schema 5) -----------------------------------------------------------------
 
 
-def has_refresh_token(app: App, ws: Workspace, connection: Connection) -> bool:
+def has_refresh_token(app: Session, ws: Workspace, connection: Connection) -> bool:
     """Whether a refresh token is stored (no decryption)."""
     return "refresh_token" in app.vault.secret_fields(ws.ref, connection.id)
 
 
-def lease_holder(app: App, connection: Connection) -> tuple[str | None, float | None]:
+def lease_holder(app: Session, connection: Connection) -> tuple[str | None, float | None]:
     row = app.vault.conn.execute("SELECT refresh_lease_owner, refresh_lease_until FROM connections WHERE id = ?",
                                  (connection.id,)).fetchone()
     return (row[0], row[1]) if row else (None, None)
 
 
-def acquire_refresh_lease(app: App, connection: Connection, owner: str, *, ttl_s: float, now: float,
+def acquire_refresh_lease(app: Session, connection: Connection, owner: str, *, ttl_s: float, now: float,
                           stale_owner: str | None = None) -> bool:
     """Take the refresh lease if it is free, expired, or held by `stale_owner` (a process that died).
 
@@ -393,12 +393,12 @@ def acquire_refresh_lease(app: App, connection: Connection, owner: str, *, ttl_s
     return cur.rowcount == 1
 
 
-def release_refresh_lease(app: App, connection: Connection, owner: str) -> None:
+def release_refresh_lease(app: Session, connection: Connection, owner: str) -> None:
     app.vault.conn.execute("UPDATE connections SET refresh_lease_owner = NULL, refresh_lease_until = NULL "
                            "WHERE id = ? AND refresh_lease_owner = ?", (connection.id, owner))
 
 
-def mark_refresh_sent(app: App, connection: Connection, owner: str) -> bool:
+def mark_refresh_sent(app: Session, connection: Connection, owner: str) -> bool:
     """Record, before the request leaves, that a refresh is about to be sent (False: lease lost)."""
     cur = app.vault.conn.execute(
         "UPDATE connections SET refresh_state = 'sent' WHERE id = ? AND refresh_lease_owner = ?",
@@ -415,7 +415,7 @@ class Superseded(Exception):
 # committer checkpoints through its own vault connection, which a held write lock would block.
 
 
-def record_refresh_failure(app: App, connection: Connection, owner: str, *, sent: bool, outcome_unknown: bool,
+def record_refresh_failure(app: Session, connection: Connection, owner: str, *, sent: bool, outcome_unknown: bool,
                            retry_at: float | None) -> None:
     """A refresh that produced no tokens: backoff, the unknown-outcome mark, the lease released.
 
@@ -433,7 +433,7 @@ def record_refresh_failure(app: App, connection: Connection, owner: str, *, sent
         (*args, retry_at, connection.id, owner))
 
 
-def save_tokens(app: App, ws: Workspace, connection: Connection, *, access_token: Secret,
+def save_tokens(app: Session, ws: Workspace, connection: Connection, *, access_token: Secret,
                 refresh_token: Secret | None, expires_at: str | None, scopes: tuple[str, ...]) -> Connection:
     """Persist a refresh's result in ONE transaction (rotation-safe): the new access token, the new
     refresh token (if the server rotated it), expiry and scopes, a new generation, the lease released.
@@ -458,7 +458,7 @@ def save_tokens(app: App, ws: Workspace, connection: Connection, *, access_token
     return found
 
 
-def mark_needs_reauth(app: App, ws: Workspace, connection: Connection, reason: str) -> Connection:
+def mark_needs_reauth(app: Session, ws: Workspace, connection: Connection, reason: str) -> Connection:
     """The server refused the grant for good: stop refreshing until the operator reconnects."""
     vault = app.vault
     vault.conn.execute(

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 from botctl import store
 
 if TYPE_CHECKING:
-    from botctl.app import App
+    from botctl.session import Session
 
 _OWNER = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
 INTERRUPTED = ("The process running this action stopped before its outcome was recorded; the vendor may or "
@@ -40,7 +40,7 @@ def owner() -> str:
     return _OWNER
 
 
-def begin(app: App, *, workspace: str, action: str, connector: str | None, actor: dict[str, Any],
+def begin(app: Session, *, workspace: str, action: str, connector: str | None, actor: dict[str, Any],
           request_id: str | None) -> int:
     """Make the write pending (before its `action.started` record); returns the pending id."""
     row = app.vault.conn.execute(
@@ -51,12 +51,12 @@ def begin(app: App, *, workspace: str, action: str, connector: str | None, actor
     return int(row[0])
 
 
-def started(app: App, pending_id: int, seq: int) -> None:
+def started(app: Session, pending_id: int, seq: int) -> None:
     """Its `action.started` record is durable at `seq`: from here on, the vendor may be called."""
     app.vault.conn.execute("UPDATE pending_actions SET started_seq = ? WHERE id = ?", (seq, pending_id))
 
 
-def end(app: App, pending_id: int) -> None:
+def end(app: Session, pending_id: int) -> None:
     """The outcome is recorded: nothing is pending any more."""
     app.vault.conn.execute("DELETE FROM pending_actions WHERE id = ?", (pending_id,))
 
@@ -77,7 +77,7 @@ def _gone(row_owner: str) -> bool:
     return False
 
 
-def abandoned(app: App) -> list[dict[str, Any]]:
+def abandoned(app: Session) -> list[dict[str, Any]]:
     rows = app.vault.conn.execute(
         "SELECT id, workspace, action, connector, actor, request_id, owner, started_at, started_seq "
         "FROM pending_actions ORDER BY id").fetchall()
@@ -85,7 +85,7 @@ def abandoned(app: App) -> list[dict[str, Any]]:
     return [dict(zip(keys, r, strict=True)) for r in rows if _gone(r[6])]
 
 
-def _recorded(app: App, pending_id: int, after_seq: int) -> bool:
+def _recorded(app: Session, pending_id: int, after_seq: int) -> bool:
     """Whether the write's outcome record exists (the process died after writing it, before clearing the
     row). Only records after its `action.started` are read: few, right after a crash."""
     conn = store.open_audit_reader(app.home)
@@ -99,7 +99,7 @@ def _recorded(app: App, pending_id: int, after_seq: int) -> bool:
         conn.close()
 
 
-async def recover(app: App) -> int:
+async def recover(app: Session) -> int:
     """Record every write whose process died before its outcome was recorded; returns how many.
 
     Killed before its `action.started` was durable: the vendor was never called (outcome `error`).

@@ -22,7 +22,7 @@ from botctl import store
 from botctl.errors import UsageError
 
 if TYPE_CHECKING:
-    from botctl.app import App
+    from botctl.session import Session
 
 FIELDS = ("accent", "logo", "locale", "support_contact")
 LOCALES = ("en", "fr")
@@ -84,7 +84,7 @@ def get(conn: sqlite3.Connection, ws: Any) -> dict[str, str]:
     return {k: v for k, v in data.items() if k in FIELDS and isinstance(v, str)}
 
 
-def update(app: App, ws: Any, changes: dict[str, str | None]) -> dict[str, str]:
+def update(app: Session, ws: Any, changes: dict[str, str | None]) -> dict[str, str]:
     """Set (a string) or clear (None) settings; every value checked first, then one transaction and one
     `widget.updated` audit record naming what changed. Returns the settings as they now are."""
     unknown = set(changes) - set(FIELDS)

@@ -14,7 +14,7 @@ from botctl.errors import Conflict, NotFound, UsageError
 from botctl.vault import WorkspaceRef
 
 if TYPE_CHECKING:
-    from botctl.app import App
+    from botctl.session import Session
 
 PLANS = ("free", "pro", "business")
 ACTION_PLANS = ("pro", "business")
@@ -123,7 +123,7 @@ def get(conn: sqlite3.Connection, name: str) -> Workspace:
 
 
 def create(
-    app: App, name: str, *, plan: str = "free", origins: list[str] | None = None, display_name: str | None = None
+    app: Session, name: str, *, plan: str = "free", origins: list[str] | None = None, display_name: str | None = None
 ) -> Workspace:
     """Validate everything first, then create the row and its key in one transaction."""
     validate_name(name)
@@ -145,7 +145,7 @@ def create(
     return get(vault.conn, name)
 
 
-def update(app: App, name: str, **changes: Any) -> Workspace:
+def update(app: Session, name: str, **changes: Any) -> Workspace:
     allowed = {"plan", "origins", "display_name"}
     unknown = set(changes) - allowed
     if unknown:
@@ -170,7 +170,7 @@ def update(app: App, name: str, **changes: Any) -> Workspace:
     return after
 
 
-def delete(app: App, name: str) -> Workspace:
+def delete(app: Session, name: str) -> Workspace:
     """Crypto-shred: the workspace's keys go first (secure_delete zeroes their pages), then its rows."""
     vault = app.vault
     with store.transaction(vault.conn):
@@ -190,7 +190,7 @@ def delete(app: App, name: str) -> Workspace:
     return ws
 
 
-def rotate_key(app: App, name: str) -> tuple[Workspace, int]:
+def rotate_key(app: Session, name: str) -> tuple[Workspace, int]:
     vault = app.vault
     with store.transaction(vault.conn):
         ws = get(vault.conn, name)

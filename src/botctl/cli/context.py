@@ -1,4 +1,4 @@
-"""What every command needs from the global options: the home, and an `App` to work in."""
+"""What every command needs from the global options: the home, and a `Session` to work in."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING
 import typer
 
 if TYPE_CHECKING:
-    from botctl.app import App
     from botctl.home import Home
+    from botctl.session import Session
 
 
 def home(ctx: typer.Context) -> Home:
@@ -20,10 +20,10 @@ def home(ctx: typer.Context) -> Home:
     return Home.resolve(explicit)
 
 
-def app(ctx: typer.Context, *, create: bool = True) -> App:
-    from botctl.app import App
+def app(ctx: typer.Context, *, create: bool = True) -> Session:
+    from botctl.session import Session
 
-    a = App(home(ctx), create=create)
+    a = Session(home(ctx), create=create)
     ctx.call_on_close(a.close)
     return a
 

@@ -253,9 +253,9 @@ class ChainStatus:
                 return self._cached[2]
             try:
                 if self._app is None:
-                    from botctl.app import App
+                    from botctl.session import Session
 
-                    self._app = App(self.home, create=False)
+                    self._app = Session(self.home, create=False)
                 vault = self._app.vault
                 verdict = audit.verify(self.home, vault.audit_key(), vault.conn).as_dict()
                 result = {"state": "intact" if verdict["ok"] else "broken", **verdict}

@@ -15,7 +15,7 @@ from botctl.errors import Conflict, NotFound, UsageError
 from botctl.secret import Secret
 
 if TYPE_CHECKING:
-    from botctl.app import App
+    from botctl.session import Session
     from botctl.workspaces import Workspace
 
 DEFAULT_OVERLAP_S = 24 * 3600
@@ -56,7 +56,7 @@ def _new_kid() -> str:
     return "k" + time.strftime("%Y%m%d") + "-" + os.urandom(3).hex()
 
 
-def rotate(app: App, ws: Workspace, *, overlap_s: int = DEFAULT_OVERLAP_S, expire_previous: bool = False
+def rotate(app: Session, ws: Workspace, *, overlap_s: int = DEFAULT_OVERLAP_S, expire_previous: bool = False
            ) -> tuple[IdentityKey, Secret]:
     """New HS256 secret (256 bits, URL-safe text used as-is by the site's JWT library).
 
@@ -85,7 +85,7 @@ def rotate(app: App, ws: Workspace, *, overlap_s: int = DEFAULT_OVERLAP_S, expir
     return key, secret
 
 
-def add_public_key(app: App, ws: Workspace, *, alg: str, pem: str | None = None, jwks_url: str | None = None,
+def add_public_key(app: Session, ws: Workspace, *, alg: str, pem: str | None = None, jwks_url: str | None = None,
                    kid: str | None = None) -> IdentityKey:
     if alg not in ("RS256", "ES256", "EdDSA"):
         raise UsageError(f"unsupported algorithm {alg!r} for a public key.", hint="Use RS256, ES256 or EdDSA.")
@@ -110,7 +110,7 @@ def add_public_key(app: App, ws: Workspace, *, alg: str, pem: str | None = None,
     return next(k for k in list_keys(vault.conn, ws) if k.kid == kid)
 
 
-def remove_key(app: App, ws: Workspace, kid: str) -> None:
+def remove_key(app: Session, ws: Workspace, kid: str) -> None:
     vault = app.vault
     with store.transaction(vault.conn):
         if not any(k.kid == kid for k in list_keys(vault.conn, ws)):

@@ -10,11 +10,11 @@ from botctl.identity.keys import _KEY_OWNER, iso, list_keys
 from botctl.identity.workspace_rules import settings
 
 if TYPE_CHECKING:
-    from botctl.app import App
+    from botctl.session import Session
     from botctl.workspaces import Workspace
 
 
-def mint(app: App, ws: Workspace, *, sub: str, email: str | None, name: str | None, ttl_s: int,
+def mint(app: Session, ws: Workspace, *, sub: str, email: str | None, name: str | None, ttl_s: int,
          kid: str | None = None) -> str:
     """A token signed with the workspace's newest HS256 secret, as a site backend would (for testing)."""
     import jwt

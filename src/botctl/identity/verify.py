@@ -15,7 +15,7 @@ from botctl.identity.replay import ReplayCache, replay_cache
 from botctl.identity.workspace_rules import rules
 
 if TYPE_CHECKING:
-    from botctl.app import App
+    from botctl.session import Session
     from botctl.workspaces import Workspace
 
 MAX_TOKEN_BYTES = 8 * 1024
@@ -35,7 +35,7 @@ class Verifier:
     process-wide `jwks_cache()`), never fetched on the caller's thread.
     """
 
-    def __init__(self, app: App, ws: Workspace, *, jwks: JwksCache | None = None,
+    def __init__(self, app: Session, ws: Workspace, *, jwks: JwksCache | None = None,
                  replay: ReplayCache | None = None) -> None:
         self.app = app
         self.ws = ws

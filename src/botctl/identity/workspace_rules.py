@@ -10,7 +10,7 @@ from botctl import store
 from botctl.errors import UsageError
 
 if TYPE_CHECKING:
-    from botctl.app import App
+    from botctl.session import Session
 
 
 # -- per-workspace rules -------------------------------------------------------------------------------
@@ -77,7 +77,7 @@ def check_issuer(issuer: str) -> str:
     return issuer
 
 
-def set_settings(app: App, ws: WorkspaceLike, *, issuer: str | None = None, max_lifetime: int | None = None,
+def set_settings(app: Session, ws: WorkspaceLike, *, issuer: str | None = None, max_lifetime: int | None = None,
                  clear_issuer: bool = False, require_email_verified: bool | None = None,
                  unicode_email: bool | None = None, jti_replay: bool | None = None) -> Rules:
     """Change a workspace's token rules (one transaction, one `workspace.identity_changed` record)."""

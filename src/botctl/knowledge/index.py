@@ -24,7 +24,7 @@ from botctl.knowledge.links import check_url, document_url
 from botctl.knowledge.text import _TOKEN
 
 if TYPE_CHECKING:
-    from botctl.app import App
+    from botctl.session import Session
 
 
 class WorkspaceLike(Protocol):
@@ -146,7 +146,7 @@ def purge_workspace(conn: sqlite3.Connection, workspace_id: str) -> int:
     return n
 
 
-def add(app: App, ws: WorkspaceLike, paths: Sequence[str | os.PathLike[str]], *, follow_symlinks: bool = False,
+def add(app: Session, ws: WorkspaceLike, paths: Sequence[str | os.PathLike[str]], *, follow_symlinks: bool = False,
         within: Path | None = None, label: str | None = None, url_base: str | None = None) -> AddReport:
     """Add (or replace) documents. Everything is read and parsed first; then one transaction writes all
     of it with one audit record, so a bad file leaves nothing half-added. Unchanged files (same name,
@@ -207,7 +207,7 @@ def add(app: App, ws: WorkspaceLike, paths: Sequence[str | os.PathLike[str]], *,
     return report
 
 
-def remove(app: App, ws: WorkspaceLike, doc: str) -> Document:
+def remove(app: Session, ws: WorkspaceLike, doc: str) -> Document:
     """Remove one document (by its name, as `list_docs` shows it) and its chunks."""
     conn = app.vault.conn
     w = _workspace(ws)

@@ -21,8 +21,8 @@ from typing import TYPE_CHECKING, Any
 from botctl import store
 
 if TYPE_CHECKING:
-    from botctl.app import App
     from botctl.connectors.base import Visitor
+    from botctl.session import Session
     from botctl.workspaces import Workspace
 
 TTL_S = 300.0  # five minutes: long enough to read and click, short enough that a stale ask cannot be replayed
@@ -83,7 +83,7 @@ def summarize(spec: Any, vendor: str, params: dict[str, Any]) -> dict[str, Any]:
     return {"title": f"{text} ({vendor})", "details": details, "summary": "\n".join(lines)}
 
 
-def create(app: App, ws: Workspace, action: str, params: dict[str, Any], visitor: Visitor, summary: dict[str, Any],
+def create(app: Session, ws: Workspace, action: str, params: dict[str, Any], visitor: Visitor, summary: dict[str, Any],
            request_id: str, *, ttl: float = TTL_S) -> Confirmation:
     conn = app.vault.conn
     cid = ID_PREFIX + secrets.token_urlsafe(18)
@@ -100,7 +100,7 @@ def create(app: App, ws: Workspace, action: str, params: dict[str, Any], visitor
     return found
 
 
-def get(app: App, ws: Workspace, cid: str) -> Confirmation | None:
+def get(app: Session, ws: Workspace, cid: str) -> Confirmation | None:
     if not isinstance(cid, str) or not cid.startswith(ID_PREFIX) or len(cid) > 64:
         return None
     r = app.vault.conn.execute(f"SELECT {_COLUMNS} FROM mcp_confirmations WHERE id = ? AND workspace_id = ?",
@@ -108,7 +108,7 @@ def get(app: App, ws: Workspace, cid: str) -> Confirmation | None:
     return _row(r) if r else None
 
 
-def pending_for(app: App, ws: Workspace, visitor: Visitor) -> list[Confirmation]:
+def pending_for(app: Session, ws: Workspace, visitor: Visitor) -> list[Confirmation]:
     """The visitor's own confirmations still waiting in this workspace, oldest first (at most 20)."""
     rows = app.vault.conn.execute(
         f"SELECT {_COLUMNS} FROM mcp_confirmations WHERE workspace_id = ? AND visitor_sub = ? AND status = 'pending' "
@@ -116,7 +116,7 @@ def pending_for(app: App, ws: Workspace, visitor: Visitor) -> list[Confirmation]
     return [r for r in map(_row, rows) if r.belongs_to(visitor)]
 
 
-def decide(app: App, ws: Workspace, cid: str, visitor: Visitor | None, decision: str) -> tuple[Confirmation | None, str | None]:
+def decide(app: Session, ws: Workspace, cid: str, visitor: Visitor | None, decision: str) -> tuple[Confirmation | None, str | None]:
     """Answer a confirmation as `visitor` ("confirm" or "cancel"): (the row as it was, None) when this answer is
     the one that counts, else (row or None, refusal code): `not_found` (no such id here, or someone else's: the
     same answer, so ids of others cannot be probed), `confirmation_expired`, `confirmation_used`.
@@ -142,7 +142,7 @@ def decide(app: App, ws: Workspace, cid: str, visitor: Visitor | None, decision:
     return row, None
 
 
-async def expire_due(app: App) -> int:
+async def expire_due(app: Session) -> int:
     """Record every confirmation that expired unanswered (`action.confirmation`, denied, confirmation_expired,
     actor system): the chain shows the request's end even when nobody came back. Returns how many."""
     from botctl import workspaces
@@ -164,7 +164,7 @@ async def expire_due(app: App) -> int:
     return done
 
 
-def finish(app: App, cid: str, outcome: str) -> None:
+def finish(app: Session, cid: str, outcome: str) -> None:
     """The confirmed action ran (or failed): keep the outcome code, drop the params."""
     app.vault.conn.execute("UPDATE mcp_confirmations SET outcome = ?, params = NULL WHERE id = ?", (outcome, cid))
 
@@ -178,7 +178,7 @@ def waived(conn: Any, ws: Workspace) -> list[str]:
     return [n for n in names if isinstance(n, str)]
 
 
-def set_waived(app: App, ws: Workspace, names: list[str]) -> list[str]:
+def set_waived(app: Session, ws: Workspace, names: list[str]) -> list[str]:
     """Set the actions that run over MCP without the visitor's confirmation (audited)."""
     names = sorted(set(names))
     conn = app.vault.conn

@@ -22,8 +22,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from botctl.app import App
     from botctl.connectors.base import Visitor
+    from botctl.session import Session
 
 PROTOCOL_VERSIONS = ("2025-11-25", "2025-06-18", "2025-03-26")  # newest first: what we answer with by default
 PARSE_ERROR, INVALID_REQUEST, METHOD_NOT_FOUND, INVALID_PARAMS, INTERNAL_ERROR = -32700, -32600, -32601, -32602, -32603
@@ -37,7 +37,7 @@ _RESULTS_MAX = 1000
 
 @dataclass
 class Caller:
-    app: App
+    app: Session
     workspace: str
     visitor: Visitor | None
     actor: dict[str, Any]

@@ -15,8 +15,8 @@ import sys
 from typing import TYPE_CHECKING, Any, TextIO
 
 if TYPE_CHECKING:
-    from botctl.app import App
     from botctl.connectors.base import Visitor
+    from botctl.session import Session
 
 MAX_LINE = 1024 * 1024
 MAX_DEPTH = 32  # JSON nesting, as on the edge (botctld.bodies.MAX_DEPTH)
@@ -66,7 +66,7 @@ def terminal_hold(visitor: Visitor | None, *, yes: bool, tty_path: str = "/dev/t
     return hold
 
 
-async def serve(app: App, workspace: str, visitor: Visitor | None, *, yes: bool, stdin: TextIO = sys.stdin,
+async def serve(app: Session, workspace: str, visitor: Visitor | None, *, yes: bool, stdin: TextIO = sys.stdin,
                 stdout: TextIO = sys.stdout) -> None:
     from botctl.audit import operator_actor
     from botctl.mcp.server import INVALID_REQUEST, PARSE_ERROR, Caller, handle

@@ -40,8 +40,8 @@ from botctl.oauth.clients import (
 from botctl.secret import Secret
 
 if TYPE_CHECKING:
-    from botctl.app import App
     from botctl.connectors.base import Connector
+    from botctl.session import Session
     from botctl.workspaces import Workspace
 
 GLOBAL_KEY_NAME = "botctl/v1|oauth-apps"
@@ -145,7 +145,7 @@ def validate_settings(connector: Connector, settings: Mapping[str, Any], *, has_
     return clean
 
 
-def set_app(app: App, connector: Connector, *, ws: Workspace | None, client_id: str, client_secret: Secret | None,
+def set_app(app: Session, connector: Connector, *, ws: Workspace | None, client_id: str, client_secret: Secret | None,
             settings: Mapping[str, Any]) -> tuple[StoredApp, bool]:
     """Create or replace the app for `connector` (globally, or for `ws`), audited. Returns (app, replaced)."""
     client_id = client_id.strip()
@@ -184,7 +184,7 @@ def set_app(app: App, connector: Connector, *, ws: Workspace | None, client_id: 
     return found, existing is not None
 
 
-def remove(app: App, connector: str, ws: Workspace | None) -> StoredApp:
+def remove(app: Session, connector: str, ws: Workspace | None) -> StoredApp:
     vault = app.vault
     with store.transaction(vault.conn):
         existing = find(vault.conn, connector, ws)
@@ -208,7 +208,7 @@ def _global_aad(connector: str) -> bytes:
     return crypto.secret_aad(GLOBAL_SCOPE, owner(connector), SECRET_FIELD)
 
 
-def _global_key(app: App, *, create: bool) -> bytes:
+def _global_key(app: Session, *, create: bool) -> bytes:
     """The OAuth-apps key, unwrapped with the master key; made (inside the caller's transaction) on first use."""
     from botctl import crypto
     from botctl.errors import BotctlError
@@ -227,7 +227,7 @@ def _global_key(app: App, *, create: bool) -> bytes:
     return key
 
 
-def client_secret(app: App, stored: StoredApp, ws: Workspace | None) -> Secret | None:
+def client_secret(app: Session, stored: StoredApp, ws: Workspace | None) -> Secret | None:
     if not stored.has_secret:
         return None
     if stored.workspace_id is not None:
@@ -242,7 +242,7 @@ def client_secret(app: App, stored: StoredApp, ws: Workspace | None) -> Secret |
     return Secret(crypto.decrypt(_global_key(app, create=False), row[0], _global_aad(stored.connector)).decode())
 
 
-def lookup(app: App, ws: Workspace, connector: str) -> tuple[StoredApp, Workspace | None] | None:
+def lookup(app: Session, ws: Workspace, connector: str) -> tuple[StoredApp, Workspace | None] | None:
     """The workspace's app if it has one, else the global default."""
     own = find(app.vault.conn, connector, ws)
     if own is not None:
@@ -251,7 +251,7 @@ def lookup(app: App, ws: Workspace, connector: str) -> tuple[StoredApp, Workspac
     return (shared, None) if shared is not None else None
 
 
-def resolve(app: App, ws: Workspace, connector: Connector, config: Mapping[str, str]) -> OAuthApp | None:
+def resolve(app: Session, ws: Workspace, connector: Connector, config: Mapping[str, str]) -> OAuthApp | None:
     """The effective OAuth client for connecting `connector` in `ws` (tenant filled in), or None."""
     found = lookup(app, ws, connector.name)
     if found is None:
@@ -262,7 +262,7 @@ def resolve(app: App, ws: Workspace, connector: Connector, config: Mapping[str, 
                                config=config)
 
 
-def stored_secret_for(app: App, ws: Workspace, connector: str, client_id: str) -> Secret | None:
+def stored_secret_for(app: Session, ws: Workspace, connector: str, client_id: str) -> Secret | None:
     """The configured secret of the app with this client id, if it is still the one configured."""
     found = lookup(app, ws, connector)
     if found is None or found[0].client_id != client_id:

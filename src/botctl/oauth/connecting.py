@@ -43,9 +43,9 @@ from botctl.oauth.protocol import (
 from botctl.secret import Secret
 
 if TYPE_CHECKING:
-    from botctl.app import App
     from botctl.connections import Connection
     from botctl.connectors.base import Connector
+    from botctl.session import Session
     from botctl.workspaces import Workspace
 
 
@@ -113,7 +113,7 @@ async def sandbox_app(connector: Connector, sandbox_url: str) -> OAuthApp:
 
 
 
-async def app_for(app: App, ws: Workspace, connector: Connector, config: Mapping[str, str], *,
+async def app_for(app: Session, ws: Workspace, connector: Connector, config: Mapping[str, str], *,
                   sandbox: str | None = None, redirect_port: int | None = None) -> OAuthApp:
     """The OAuth client to connect with: the sandbox's (with --sandbox), else the workspace's, else the global one."""
     from botctl.oauth.apps import resolve  # the vault's tables: only when a stored app is wanted
@@ -135,7 +135,7 @@ async def app_for(app: App, ws: Workspace, connector: Connector, config: Mapping
     return app_cfg
 
 
-async def connect(app: App, ws: Workspace, connector: Connector, config: Mapping[str, str], app_cfg: OAuthApp, *,
+async def connect(app: Session, ws: Workspace, connector: Connector, config: Mapping[str, str], app_cfg: OAuthApp, *,
                   mode: str = "auto", ui: FlowUI | None = None, timeout: float = DEFAULT_TIMEOUT_S,
                   skip_check: bool = False, clock: Clock = time.monotonic, sleep: Sleep | None = None
                   ) -> ConnectResult:

@@ -37,8 +37,8 @@ from botctl.oauth.protocol import (
 if TYPE_CHECKING:
     import asyncio
 
-    from botctl.app import App
     from botctl.connections import Connection
+    from botctl.session import Session
     from botctl.workspaces import Workspace
 
 DEFAULT_MARGIN_S = 300.0  # refresh when the access token has less than this left
@@ -141,7 +141,7 @@ def _needs_reauth_error(c: Connection) -> NeedsReauth:
                        hint=f"Reconnect: {c.reconnect_command()}")
 
 
-def stored_app(app: App, ws: Workspace, c: Connection) -> OAuthApp:
+def stored_app(app: Session, ws: Workspace, c: Connection) -> OAuthApp:
     """The client to refresh/revoke with: the one the connection was made with. Its secret comes from
     the configured app when that is still the same client (so a rotated secret applies), else from
     the copy stored with the connection."""
@@ -165,7 +165,7 @@ def stored_app(app: App, ws: Workspace, c: Connection) -> OAuthApp:
                     token_auth=method, revoke_auth=cfg.get("revoke_auth") or method, scopes=c.scopes, pkce=False)
 
 
-async def refresh(app: App, ws: Workspace, connection: Connection, *, force: bool = False,
+async def refresh(app: Session, ws: Workspace, connection: Connection, *, force: bool = False,
                   margin_s: float = DEFAULT_MARGIN_S) -> Connection:
     """Refresh `connection`'s access token (if due, or always with `force`); returns the stored row.
 
@@ -199,7 +199,7 @@ def _forget(key: tuple[str, str], task: asyncio.Task[Connection]) -> None:
         task.exception()  # retrieved: joined callers re-raise it; nobody needs asyncio's warning
 
 
-async def _refresh_once(app: App, ws: Workspace, connection_id: str, seen_generation: int, force: bool,
+async def _refresh_once(app: Session, ws: Workspace, connection_id: str, seen_generation: int, force: bool,
                         margin_s: float) -> Connection:
     import asyncio
 
@@ -254,7 +254,7 @@ async def _refresh_once(app: App, ws: Workspace, connection_id: str, seen_genera
         await asyncio.sleep(LEASE_POLL_S)
 
 
-async def _do_refresh(app: App, ws: Workspace, c: Connection, owner: str) -> Connection:
+async def _do_refresh(app: Session, ws: Workspace, c: Connection, owner: str) -> Connection:
     from botctl import connections
 
     vendor_name = _vendor_name(c.connector)
@@ -330,7 +330,7 @@ async def _do_refresh(app: App, ws: Workspace, c: Connection, owner: str) -> Con
     return saved
 
 
-async def ensure_fresh(app: App, ws: Workspace, connection: Connection, *,
+async def ensure_fresh(app: Session, ws: Workspace, connection: Connection, *,
                        margin_s: float = DEFAULT_MARGIN_S) -> Connection:
     """`connection`, refreshed first if its token expires within `margin_s` and it can be refreshed.
 
@@ -365,7 +365,7 @@ class RefreshOutcome:
                 "code": self.code, "message": self.message, "expires_at": self.expires_at}
 
 
-async def refresh_due(app: App, *, margin_s: float = DEFAULT_MARGIN_S) -> list[RefreshOutcome]:
+async def refresh_due(app: Session, *, margin_s: float = DEFAULT_MARGIN_S) -> list[RefreshOutcome]:
     """Refresh every active OAuth connection whose token expires within `margin_s` (the provider's loop)."""
     import asyncio
 
@@ -405,7 +405,7 @@ def _action_error(exc: BotctlError, vendor_name: str) -> Exception:
     return ActionError("upstream_error", f"Could not refresh the {vendor_name} credential; try again later.")
 
 
-async def fresh_for_action(app: App, ws: Workspace, connection: Connection, *,
+async def fresh_for_action(app: Session, ws: Workspace, connection: Connection, *,
                            request_id: str | None = None) -> Connection:
     token = _request_id.set(request_id)
     try:
@@ -416,7 +416,7 @@ async def fresh_for_action(app: App, ws: Workspace, connection: Connection, *,
         _request_id.reset(token)
 
 
-async def refresh_after_401(app: App, ws: Workspace, connection: Connection, *,
+async def refresh_after_401(app: Session, ws: Workspace, connection: Connection, *,
                             request_id: str | None = None) -> Connection:
     """The vendor refused the token: refresh once (joined with any refresh already under way)."""
     token = _request_id.set(request_id)
@@ -428,7 +428,7 @@ async def refresh_after_401(app: App, ws: Workspace, connection: Connection, *,
         _request_id.reset(token)
 
 
-def can_refresh(app: App, ws: Workspace, connection: Connection) -> bool:
+def can_refresh(app: Session, ws: Workspace, connection: Connection) -> bool:
     from botctl import connections
 
     return (connection.auth == "oauth" and bool(connection.oauth_config().get("token_url"))

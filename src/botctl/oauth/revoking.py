@@ -12,13 +12,13 @@ from botctl.oauth.protocol import EndpointError, ServerError, revoke_request
 from botctl.oauth.refreshing import can_refresh, refresh, still_valid, stored_app
 
 if TYPE_CHECKING:
-    from botctl.app import App
     from botctl.connections import Connection
     from botctl.connectors.base import Connector
+    from botctl.session import Session
     from botctl.workspaces import Workspace
 
 
-async def revoke(app: App, ws: Workspace, connection: Connection, connector: Connector) -> dict[str, Any]:
+async def revoke(app: Session, ws: Workspace, connection: Connection, connector: Connector) -> dict[str, Any]:
     """Revoke the connection's grant at the vendor; audited (`connection.revoked`). Never raises for a
     vendor failure: the caller deletes the ciphertext whatever happened, and says so.
 

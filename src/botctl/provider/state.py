@@ -1,4 +1,4 @@
-"""The provider process's state (`app.state.provider`): the App (vault + group-committed audit), the vendor
+"""The provider process's state (`app.state.provider`): the Session (vault + group-committed audit), the vendor
 connection pool, identity verification, the background refresh loop and its counters."""
 
 from __future__ import annotations
@@ -31,13 +31,13 @@ def _seconds(var: str, default: float) -> float:
 
 
 class Provider:
-    """State of one provider process: the App (vault + group-committed audit), counters, refresh loop."""
+    """State of one provider process: the Session (vault + group-committed audit), counters, refresh loop."""
 
     def __init__(self, home_path: str, *, refresh_interval: float = 30.0, refresh_margin: float = 300.0) -> None:
-        from botctl.app import App
         from botctl.home import Home
+        from botctl.session import Session
 
-        self.app = App(Home.resolve(home_path), actor={"type": "system"}, create=False)
+        self.app = Session(Home.resolve(home_path), actor={"type": "system"}, create=False)
         self.app.vault  # noqa: B018 - open now: a wrong or missing master key fails the start, not a request
         os.environ.pop("BOTCTL_MASTER_KEY", None)  # read once: nothing this process starts inherits it
         self.app.use_group_commit()

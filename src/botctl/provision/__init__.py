@@ -11,7 +11,7 @@ Three phases, so a bad file never changes anything:
    delete / unchanged per object). Reading only; stored secrets are decrypted in memory to compare
    them with the environment, never shown.
 3. `execute(app, steps, ...)` runs the changing steps through the library calls (each audited with
-   the App's actor; a connection through `connections.connect_with_secret`), keeps going when one
+   the Session's actor; a connection through `connections.connect_with_secret`), keeps going when one
    object fails (a vendor rejecting a key), and appends one `provision.applied` summary record when
    anything changed or failed.
 

@@ -16,10 +16,10 @@ from botctl.provision.planning import plan
 from botctl.provision.steps import Result, Step, destroy_summary
 
 if TYPE_CHECKING:
-    from botctl.app import App
+    from botctl.session import Session
 
 
-def execute(app: App, steps: list[Step], *, file: Path, result: Result) -> Result:
+def execute(app: Session, steps: list[Step], *, file: Path, result: Result) -> Result:
     """Run the changing steps in order; a failure is recorded and the rest go on (except the children
     of a workspace that could not be created). One `provision.applied` record when anything happened."""
     broken: set[str] = set()
@@ -41,7 +41,7 @@ def execute(app: App, steps: list[Step], *, file: Path, result: Result) -> Resul
     return result
 
 
-def _summary(app: App, steps: list[Step], file: Path, result: Result) -> None:
+def _summary(app: Session, steps: list[Step], file: Path, result: Result) -> None:
     """The `provision.applied` record: counts of what was done, what failed, the workspaces touched."""
     acted = [s for s in steps if s.status in ("ok", "failed")]
     if not acted:
@@ -56,11 +56,11 @@ def _summary(app: App, steps: list[Step], file: Path, result: Result) -> None:
                       "workspaces": sorted({s.workspace for s in acted if s.workspace})})
 
 
-def apply(app_factory: Callable[[bool], App | None], file: str | os.PathLike[str], *, dry_run: bool = False,
+def apply(app_factory: Callable[[bool], Session | None], file: str | os.PathLike[str], *, dry_run: bool = False,
           prune: bool = False, reconnect: bool = False, secrets_out: str | None = None,
           allow_hosts: Sequence[str] = (), confirm_hosts: Callable[[list[HostUse]], bool] | None = None,
           yes: bool = False, confirm_destroy: Callable[[list[Step]], bool] | None = None) -> Result:
-    """Load, plan and (unless dry_run) execute. `app_factory(create)` opens the App; with
+    """Load, plan and (unless dry_run) execute. `app_factory(create)` opens the Session; with
     `create=False` it may return None when there is no vault yet (a dry run on a new home).
 
     `allow_hosts` (--allow-host values) and `confirm_hosts` decide the hosts the connectors do not fix

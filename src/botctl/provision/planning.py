@@ -13,7 +13,7 @@ from botctl.provision.spec import AppSpec, ConnSpec, KeySpec, Spec, WorkspaceSpe
 from botctl.provision.steps import Result, Step, fail, kv, same_secret, show
 
 if TYPE_CHECKING:
-    from botctl.app import App
+    from botctl.session import Session
     from botctl.workspaces import Workspace
 
 
@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 class _Target:
     """One workspace of the file and what the vault holds under its name (`cur`; None: to be created)."""
 
-    app: App | None
+    app: Session | None
     spec: Spec
     ws: WorkspaceSpec
     cur: Workspace | None
@@ -44,7 +44,7 @@ class _Target:
         return Step(action, kind, name, detail, run=run, workspace=self.name)
 
 
-def plan(app: App | None, spec: Spec, *, prune: bool = False, reconnect: bool = False,
+def plan(app: Session | None, spec: Spec, *, prune: bool = False, reconnect: bool = False,
          secrets_out: Path | None = None, result: Result | None = None) -> list[Step]:
     """The steps that make the vault match `spec` (app None: an empty vault, for a dry run on a new home)."""
     from botctl import workspaces
@@ -175,7 +175,7 @@ def _knowledge_steps(t: _Target) -> list[Step]:
 # -- OAuth apps -------------------------------------------------------------------------------------------
 
 
-def plan_apps(app: App | None, cur: Workspace | None, ws_name: str | None, apps: dict[str, AppSpec], *,
+def plan_apps(app: Session | None, cur: Workspace | None, ws_name: str | None, apps: dict[str, AppSpec], *,
               prune: bool) -> list[Step]:
     """The global OAuth apps (`ws_name` None) or one workspace's; with `prune`, that workspace's others go."""
     from botctl.oauth import apps as oauth_apps
@@ -193,7 +193,7 @@ def plan_apps(app: App | None, cur: Workspace | None, ws_name: str | None, apps:
     return steps
 
 
-def _app_step(app: App | None, cur: Workspace | None, ws_name: str | None, a: AppSpec, have: Any) -> Step:
+def _app_step(app: Session | None, cur: Workspace | None, ws_name: str | None, a: AppSpec, have: Any) -> Step:
     from botctl import workspaces
     from botctl.oauth import apps as oauth_apps
 
@@ -218,7 +218,7 @@ def _app_step(app: App | None, cur: Workspace | None, ws_name: str | None, a: Ap
     return Step("unchanged", "oauth_app", label, f"client_id {a.client_id}", workspace=ws_name)
 
 
-def _remove_app(app: App | None, ws_name: str | None, connector: str) -> Any:
+def _remove_app(app: Session | None, ws_name: str | None, connector: str) -> Any:
     from botctl import workspaces
     from botctl.oauth import apps as oauth_apps
 

@@ -1,4 +1,4 @@
-"""What a changing step runs: library calls, each audited with the App's actor. Built by the planners;
+"""What a changing step runs: library calls, each audited with the Session's actor. Built by the planners;
 run later by `execute` (never on a dry run). Errors are raised in the file's words."""
 
 from __future__ import annotations
@@ -15,13 +15,13 @@ from botctl.provision.steps import Result
 from botctl.provision.tomlfile import in_file_words
 
 if TYPE_CHECKING:
-    from botctl.app import App
+    from botctl.session import Session
     from botctl.workspaces import Workspace
 
 GetWs = Callable[[], "Workspace"]
 
 
-def connect(app: App | None, get_ws: GetWs, cs: ConnSpec) -> Callable[[], Any]:
+def connect(app: Session | None, get_ws: GetWs, cs: ConnSpec) -> Callable[[], Any]:
     """Validate with the vendor and save, as `botctl connect` does with an API key or token
     (`connections.connect_with_secret`: a refusal is audited as `connection.failed`, nothing stored)."""
 
@@ -48,7 +48,7 @@ def _connect_error(exc: BotctlError, cs: ConnSpec) -> BotctlError:
     return exc
 
 
-def disconnect(app: App | None, get_ws: GetWs, have: Any) -> Callable[[], Any]:
+def disconnect(app: Session | None, get_ws: GetWs, have: Any) -> Callable[[], Any]:
     """Revoke where the vendor can, then delete (even if revocation failed), as `botctl disconnect` does."""
 
     def run() -> Any:
@@ -66,7 +66,7 @@ def disconnect(app: App | None, get_ws: GetWs, have: Any) -> Callable[[], Any]:
     return run
 
 
-def add_key(app: App | None, get_ws: GetWs, ks: KeySpec) -> Callable[[], Any]:
+def add_key(app: Session | None, get_ws: GetWs, ks: KeySpec) -> Callable[[], Any]:
     def run() -> Any:
         from botctl import identity
 
@@ -75,7 +75,7 @@ def add_key(app: App | None, get_ws: GetWs, ks: KeySpec) -> Callable[[], Any]:
     return run
 
 
-def replace_key(app: App | None, get_ws: GetWs, ks: KeySpec) -> Callable[[], Any]:
+def replace_key(app: Session | None, get_ws: GetWs, ks: KeySpec) -> Callable[[], Any]:
     add = add_key(app, get_ws, ks)
 
     def run() -> Any:
@@ -87,7 +87,7 @@ def replace_key(app: App | None, get_ws: GetWs, ks: KeySpec) -> Callable[[], Any
     return run
 
 
-def rotate_hs256(app: App | None, get_ws: GetWs, name: str, secrets_out: Path | None,
+def rotate_hs256(app: Session | None, get_ws: GetWs, name: str, secrets_out: Path | None,
                  result: Result | None) -> Callable[[], Any]:
     """A new HS256 secret: written to the secrets file, or kept in `result` to be shown once."""
 
@@ -110,7 +110,7 @@ def rotate_hs256(app: App | None, get_ws: GetWs, name: str, secrets_out: Path | 
     return run
 
 
-def add_docs(app: App | None, get_ws: GetWs, paths: list[Path], base: Path) -> Callable[[], Any]:
+def add_docs(app: Session | None, get_ws: GetWs, paths: list[Path], base: Path) -> Callable[[], Any]:
     """One `knowledge.add` for all of a workspace's changed documents, however many steps share it."""
     batch: dict[str, Any] = {}
 

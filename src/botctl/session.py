@@ -1,6 +1,9 @@
-"""`App`: the home, the vault and the audit writer of one botctl invocation, opened lazily.
+"""`Session`: the home, the vault and the audit writer of one botctl invocation, opened lazily.
 
-Library functions that change security state take an `App` and call `app.audit(...)` inside their
+(It was `botctl.app.App`; "app" now means only a web app — Starlette's — a typer command group or
+an operator's OAuth app. Callers still name the object `app` in places.)
+
+Library functions that change security state take a `Session` and call `app.audit(...)` inside their
 vault transaction, so a change and its audit record stand or fall together: if the audit append
 fails, the change rolls back (fail closed).
 """
@@ -13,7 +16,7 @@ from botctl.home import Home
 from botctl.vault import Vault
 
 
-class App:
+class Session:
     def __init__(self, home: Home, *, actor: dict[str, Any] | None = None, create: bool = True,
                  key_store: str = "auto") -> None:
         from botctl.audit import operator_actor
@@ -104,7 +107,7 @@ class App:
         if self._vault is not None:
             self._vault.close()
 
-    def __enter__(self) -> App:
+    def __enter__(self) -> Session:
         return self
 
     def __exit__(self, *exc: object) -> None:
