@@ -74,13 +74,13 @@ def _host() -> str:
     return socket.gethostname().replace(":", "_")
 
 
-def _new_owner(app: App | None = None) -> str:
+def _new_owner(app: Session | None = None) -> str:
     """`where:pid:nonce`: `where` is the node's name on a PostgreSQL home (botctl/nodes.py), else the host."""
     node = app.node if app is not None else None
     return f"{node or _host()}:{os.getpid()}:{secrets.token_hex(4)}"
 
 
-def _owner_dead(owner: str | None, app: App | None = None) -> bool:
+def _owner_dead(owner: str | None, app: Session | None = None) -> bool:
     """A lease held by a process of this machine (node) that no longer exists (crashed or killed
     mid-refresh), or by another node whose heartbeat has lapsed (botctl/nodes.py): that node is dead."""
     if not owner:
@@ -104,7 +104,7 @@ def _owner_dead(owner: str | None, app: App | None = None) -> bool:
     return False
 
 
-def _node_lapsed(app: App, name: str) -> bool:
+def _node_lapsed(app: Session, name: str) -> bool:
     from botctl import nodes, store
 
     if store.schema_version(app.vault.conn) < 11:
