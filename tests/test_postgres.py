@@ -368,6 +368,15 @@ def test_db_copy_refuses_a_non_empty_target_and_leaves_it_untouched(home, pg_url
     assert not (home.path / "database.url").exists() or store.database_url(Home(home.path)) != pg_url
 
 
+def test_db_copy_without_the_master_key_copies_nothing(home, pg_url, cli, monkeypatch):
+    assert cli("init").code == 0
+    (home.path / "master.key").rename(home.path / "elsewhere.key")
+    r = cli("db", "copy", "--to", pg_url, "--switch")
+    assert r.code == 5 and "master key" in r.err
+    assert sql(pg_url, "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'") == [(0,)]
+    assert not (home.path / "database.url").exists() or store.database_url(Home(home.path)) != pg_url
+
+
 def test_db_copy_switch_refuses_a_password_before_copying(home, pg_url, cli):
     assert cli("init").code == 0
     r = cli("db", "copy", "--to", pg_url.replace("postgres@", "postgres:pw@"), "--switch")

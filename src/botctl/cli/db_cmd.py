@@ -34,6 +34,10 @@ def copy(
         from botctl.errors import BotctlError
 
         raise BotctlError(f"no botctl home at {home.path}.", hint="Run `botctl init` first.", code="not_initialised")
+    from botctl.app import App
+
+    with App(home, create=False) as check:  # the master key opens this vault: else stop before copying anything
+        check.vault.audit_key()
     result = dbcopy.copy(home, to, switch=switch)
     if switch:
         a = context.app(ctx, create=False)
