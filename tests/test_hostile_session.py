@@ -347,3 +347,22 @@ def test_deep_json_from_the_agent_is_an_answer_not_a_crash(cli):
     assert [a.get("id") for a in answers] == [None, 2, 3], answers
     assert answers[0]["error"]["code"] == -32700 and answers[2]["result"] == {}
     assert "error" in answers[1] or answers[1]["result"]["isError"] is True
+
+
+@pytest.mark.slow
+def test_a_confirmation_id_in_the_path_reaches_the_audit_only_escaped(d):
+    """Finding: the provider wrote the id from the URL into action.confirmation's detail as given whenever it
+    began with cnf_, so a visitor could put ESC, CR or a bidi override (percent-encoded in the path) into the
+    audit, where action names and request ids of the same shape are refused and kept escaped. Now only an id
+    of the shape botctl issues is recorded as confirmation_id; anything else as an escaped requested_id."""
+    from test_mcp import _records
+
+    r = d.http.post("/v1/workspaces/acme/confirmations/cnf_%1B%5B2J%0D%E2%80%AEevil", json={"decision": "confirm"},
+                    headers={"Authorization": f"Bearer {d.token()}"})
+    assert r.status_code == 404 and r.json()["error"]["code"] == "not_found"
+    rec = _records(d, r.headers["x-request-id"])
+    assert len(rec) == 1 and rec[0]["event"] == "action.confirmation", rec
+    text = json.dumps(rec[0], ensure_ascii=False)
+    for raw in ("\x1b", "\r", "\u202e"):
+        assert raw not in text, repr(raw)
+    assert "confirmation_id" not in rec[0]["detail"] and "cnf_" in rec[0]["detail"]["requested_id"]

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import secrets
 import time
 from dataclasses import dataclass
@@ -27,6 +28,7 @@ if TYPE_CHECKING:
 
 TTL_S = 300.0  # five minutes: long enough to read and click, short enough that a stale ask cannot be replayed
 ID_PREFIX = "cnf_"
+ID_SHAPE = re.compile(r"cnf_[A-Za-z0-9_-]{1,60}")  # what `create` issues (token_urlsafe): nothing else is looked up
 _COLUMNS = ("id, workspace_id, action, params, params_sha256, visitor_sub, visitor_email, summary, request_id, "
             "created_at, expires_at, status, outcome")
 
@@ -101,7 +103,7 @@ def create(app: Session, ws: Workspace, action: str, params: dict[str, Any], vis
 
 
 def get(app: Session, ws: Workspace, cid: str) -> Confirmation | None:
-    if not isinstance(cid, str) or not cid.startswith(ID_PREFIX) or len(cid) > 64:
+    if not isinstance(cid, str) or not ID_SHAPE.fullmatch(cid):
         return None
     r = app.vault.conn.execute(f"SELECT {_COLUMNS} FROM mcp_confirmations WHERE id = ? AND workspace_id = ?",
                                (cid, ws.id)).fetchone()

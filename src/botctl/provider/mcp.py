@@ -96,7 +96,7 @@ async def pending(request: Request) -> JSONResponse:
 
 
 async def confirmation(request: Request) -> JSONResponse:
-    from botctl.actions import run_action
+    from botctl.actions import escaped, run_action
     from botctl.connectors.base import ActionError
     from botctl.errors import AuditChainBroken
     from botctl.mcp import confirmations
@@ -122,7 +122,10 @@ async def confirmation(request: Request) -> JSONResponse:
                 return JSONResponse(error("not_found", PUBLIC_MESSAGE["not_found"], rid))
             return JSONResponse({"status": 200, "body": {**row.public(), "request_id": rid}})
         row, code = confirmations.decide(prov.app, ws, cid, visitor, decision)
-    detail: dict[str, Any] = {"confirmation_id": cid if cid.startswith(confirmations.ID_PREFIX) else None,
+    # The id from the URL is the visitor's text: recorded as given only in the shape botctl issues.
+    well_formed = confirmations.ID_SHAPE.fullmatch(cid) is not None
+    detail: dict[str, Any] = {"confirmation_id": cid if well_formed else None,
+                              "requested_id": None if well_formed else escaped(cid, 64),
                               "decision": decision, "client_ip": ip}
     if bad:
         detail["identity_reason"] = bad
