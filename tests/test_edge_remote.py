@@ -113,6 +113,13 @@ def _visitor_action(dm, http: httpx.Client) -> httpx.Response:
                      headers={"Authorization": f"Bearer {dm.token()}", "Content-Type": "application/json"})
 
 
+def test_status_names_the_mutual_tls_listener(cluster):
+    st = json.loads(sh("daemon", "status", "--json", env=cluster.env).stdout)
+    assert st["provider"]["listen_tls"] == f"127.0.0.1:{cluster.provider_port}"
+    assert f"https://127.0.0.1:{cluster.provider_port} (mutual TLS)" in sh("daemon", "status", env=cluster.env).stderr \
+        + sh("daemon", "status", env=cluster.env).stdout
+
+
 def test_a_visitor_action_through_the_edge_only_process(cluster):
     r = _visitor_action(cluster, cluster.edge.http)
     assert r.status_code == 200, r.text
@@ -178,6 +185,86 @@ def test_the_edge_refuses_a_provider_of_another_ca(cluster, tmp_path):
         assert r.status_code == 503 and r.json()["error"]["code"] == "provider_unavailable", r.text
     finally:
         edge.stop()
+
+
+def _server_cert_of_our_ca(home: Path, folder: Path, name: str) -> tuple[Path, Path]:
+    """A server certificate the cluster CA signed for another name (what an operator might issue for
+    another service): a server (EKU serverAuth) of the right CA, but not the provider."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+    ca_key = serialization.load_pem_private_key((home / "cluster" / "ca.key").read_bytes(), password=None)
+    ca = x509.load_pem_x509_certificate((home / "cluster" / "ca.crt").read_bytes())
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = dt.datetime.now(dt.UTC)
+    cert = (x509.CertificateBuilder().subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]))
+            .issuer_name(ca.subject).public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - dt.timedelta(minutes=5)).not_valid_after(now + dt.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
+            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+            .sign(ca_key, hashes.SHA256()))
+    folder.mkdir(exist_ok=True)
+    (folder / f"{name}.crt").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    (folder / f"{name}.key").write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                                           serialization.PrivateFormat.PKCS8,
+                                                           serialization.NoEncryption()))
+    return folder / f"{name}.crt", folder / f"{name}.key"
+
+
+@pytest.mark.parametrize("impostor_cert", ["an edge's certificate", "a server certificate named otherwise"])
+def test_the_edge_refuses_a_server_of_our_ca_that_is_not_the_provider(cluster, tmp_path, impostor_cert):
+    """A stolen edge key cannot impersonate the provider to other edges (a client certificate), nor can
+    another server of the same CA (the name must be `provider`)."""
+    if impostor_cert == "an edge's certificate":
+        cert, key = cluster.edge_host / "edge-1.crt", cluster.edge_host / "edge-1.key"
+    else:
+        cert, key = _server_cert_of_our_ca(cluster.home, tmp_path / "other-server", "billing")
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(str(cert), str(key))
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    served: list[bytes] = []
+
+    def impostor() -> None:
+        listener.settimeout(30)
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            try:
+                with ctx.wrap_socket(conn, server_side=True) as tls:
+                    served.append(tls.recv(65536))  # reached only if the edge accepted this certificate
+                    tls.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}")
+            except (OSError, ssl.SSLError):
+                pass
+
+    import threading
+
+    thread = threading.Thread(target=impostor, daemon=True)
+    thread.start()
+    edge = RemoteEdge(cluster.edge_host, port)
+    try:
+        r = _visitor_action(cluster, edge.http)
+        assert r.status_code == 503 and r.json()["error"]["code"] == "provider_unavailable", r.text
+        assert served == []
+    finally:
+        edge.stop()
+        listener.close()
+
+
+@pytest.mark.parametrize(("args", "says"), [
+    (["--provider", "https://127.0.0.1:1"], "needs --cert, --key and --ca"),
+    (["--provider", "http://127.0.0.1:1", "--cert", "c", "--key", "k", "--ca", "a"], "expected https://HOST:PORT"),
+    (["--provider", "https://127.0.0.1:1", "--cert", "/nonexistent.crt", "--key", "k", "--ca", "a"],
+     "cannot load the edge's certificate"),
+])
+def test_bad_edge_options_are_refused_before_serving(args, says):
+    proc = subprocess.run([sys.executable, "-P", "-m", "botctld", *args, "--port", str(free_port())],
+                          capture_output=True, text=True, timeout=30, cwd="/")
+    assert proc.returncode == 2 and says in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
 
 
 def test_the_edge_host_holds_no_database_url_password_or_master_key(cluster):

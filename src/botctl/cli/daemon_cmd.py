@@ -106,7 +106,9 @@ def status(ctx: typer.Context, json_out: bool = typer.Option(False, "--json", he
     output.fields([
         ("version", st["version"]),
         ("supervisor", f"pid {st['supervisor']['pid']}, up {st['supervisor']['uptime_s']}s"),
-        ("provider", f"pid {p['pid']}, {p['socket']}, up {p['uptime_s']}s, restarts {p['restarts']}"
+        ("provider", f"pid {p['pid']}, {p['socket']}"
+                     + (f" and https://{p['listen_tls']} (mutual TLS)" if p.get("listen_tls") else "")
+                     + f", up {p['uptime_s']}s, restarts {p['restarts']}"
                      + ("" if p.get("reachable") else " (NOT REACHABLE)")),
         ("edge", "external (its own unit or host)" if e.get("external")
          else f"pid {e['pid']}, {e['address']}, up {e['uptime_s']}s, restarts {e['restarts']}"),

@@ -214,6 +214,7 @@ def status(home: Home) -> dict[str, Any]:
         out[name] = {"pid": c.get("pid") if _alive(c.get("pid")) else None, "restarts": c.get("restarts", 0),
                      "uptime_s": round(now - c["started"], 1) if c.get("started") else None}
     out["provider"]["socket"] = st.get("socket")
+    out["provider"]["listen_tls"] = st.get("provider_listen")  # remote edges' mutual-TLS address, or None
     if st.get("edge", {}).get("external"):
         out["edge"] = {"external": True}
     else:

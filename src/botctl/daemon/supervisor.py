@@ -98,6 +98,7 @@ class Supervisor:
         if socket_path is None and self.isolation.separate_uid:
             socket_path = isolation_mod.runtime_socket(home.path)
         self.socket = socket_path or self.paths.socket
+        self.provider_listen = provider_listen  # HOST:PORT of the mutual-TLS listener for remote edges, if any
         if socket_group is None and self.isolation.separate_uid:
             socket_group = self.isolation.gid
         self.socket_group = socket_group
@@ -151,6 +152,7 @@ class Supervisor:
                                                                    "meaning": isolation_mod.describe("external")}
         _write_json(self.paths.state, {"version": _version(), "supervisor_pid": os.getpid(), "host": self.host,
                                        "port": self.port, "socket": str(self.socket), "started": self.started,
+                                       "provider_listen": self.provider_listen,
                                        "isolation": isolation, "provider": self.provider.info(),
                                        "edge": self.edge.info() if self.edge else {"external": True}, **extra})
 
