@@ -366,3 +366,16 @@ def test_a_confirmation_id_in_the_path_reaches_the_audit_only_escaped(d):
     for raw in ("\x1b", "\r", "\u202e"):
         assert raw not in text, repr(raw)
     assert "confirmation_id" not in rec[0]["detail"] and "cnf_" in rec[0]["detail"]["requested_id"]
+
+
+@pytest.mark.parametrize("var", ["BOTCTL_MASTER_KEY", "PGPASSWORD", "BOTCTL_LLM_API_KEY"])
+def test_a_webhook_is_never_signed_with_botctls_own_secrets(cli, var):
+    """Finding: --secret-env took any variable name, so `--secret-env BOTCTL_MASTER_KEY` made the master key
+    (or the database password) the webhook's signing secret: whoever verifies the signatures at the receiver
+    must then hold it. Refused like a connection's secret naming one of them (exit 2, nothing added)."""
+    assert cli("workspace", "create", "acme").code == 0
+    r = cli("alert", "add", "https://ops.example/hook", "--secret-env", var)
+    assert r.code == 2 and var in r.err, r.err
+    r = cli("audit", "sink", "add", "webhook", "https://collector.example/botctl", "--secret-env", var)
+    assert r.code == 2 and var in r.err, r.err
+    assert cli("alert", "list", "--json").json() == [] and cli("audit", "sink", "list", "--json").json() == []

@@ -258,6 +258,12 @@ def check_env_name(name: str, flag: str = "--secret-env") -> str:
         raise UsageError(f"{flag} {name!r} is not an environment variable name.",
                          hint=f"Give the NAME of a variable that holds the secret, e.g. {flag} BOTCTL_HOOK_SECRET "
                               "(never the secret itself).")
+    from botctl.provision.envvars import RESERVED_ENV
+
+    if name in RESERVED_ENV:  # the master key, a database password, the LLM key: the receiver would need it
+        raise UsageError(f"{flag} {name} is botctl's own variable (or a local password), never a webhook's "
+                         "signing secret: whoever checks the signatures would need it.",
+                         hint=f"Make a secret for the webhook alone, e.g. {flag} BOTCTL_HOOK_SECRET.")
     return name
 
 
