@@ -34,9 +34,9 @@ def copy(
         from botctl.errors import BotctlError
 
         raise BotctlError(f"no botctl home at {home.path}.", hint="Run `botctl init` first.", code="not_initialised")
-    from botctl.app import App
+    from botctl.session import Session
 
-    with App(home, create=False) as check:  # the master key opens this vault: else stop before copying anything
+    with Session(home, create=False) as check:  # the master key opens this vault: else stop before copying anything
         check.vault.audit_key()
     result = dbcopy.copy(home, to, switch=switch)
     if switch:
