@@ -379,3 +379,26 @@ def test_a_webhook_is_never_signed_with_botctls_own_secrets(cli, var):
     r = cli("audit", "sink", "add", "webhook", "https://collector.example/botctl", "--secret-env", var)
     assert r.code == 2 and var in r.err, r.err
     assert cli("alert", "list", "--json").json() == [] and cli("audit", "sink", "list", "--json").json() == []
+
+
+# -- the operator console ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_the_consoles_live_poll_refuses_digits_int_cannot_read(cli):
+    """Finding: /api/records?after= was checked with str.isdigit(), which takes "²" and other Unicode digits that
+    int() refuses: a 500 and a traceback in the console's log instead of the 400 every other bad value gets.
+    (Reviewed and sound: Host and session checks, CSP and framing headers, /static traversal, autoescaped
+    visitor text; tests/test_console.py holds those.)"""
+    from test_console import start_console, stop
+
+    assert cli("workspace", "create", "acme").code == 0
+    running = start_console()
+    try:
+        cookie = running.login()
+        for after in ("%C2%B2", "%D9%A3", "1" * 40, "-1", ""):
+            r = running.get(f"/api/records?after={after}", cookie)
+            assert r.status_code == 400 and r.json() == {"problem": "after must be a record number"}, (after, r.text)
+        assert running.get("/api/records?after=0", cookie).status_code == 200
+    finally:
+        stop(running)

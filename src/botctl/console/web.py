@@ -107,7 +107,7 @@ def activity(request: Request) -> Response:
 
 def api_records(request: Request) -> Response:
     raw = request.query_params.get("after", "")
-    if not raw.isdigit():
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 19:  # str.isdigit() takes "²", which int() refuses
         return JSONResponse({"problem": "after must be a record number"}, status_code=400)
     q = data.parse_query(request.query_params)
     if q.error is not None:
