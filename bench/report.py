@@ -36,6 +36,7 @@ BENCHES = {
     "audit_ops": ("bench_audit_ops.py", [], ["--records", "20000"]),
     "console": ("bench_console.py", [], ["--records", "20000"]),
     "mcp": ("bench_mcp.py", [], ["--seconds", "2"]),
+    "edge_remote": ("bench_edge_remote.py", [], ["--seconds", "2"]),
     "widget": ("bench_widget.py", [], ["--rounds", "20"]),
     "postgres": ("bench_postgres.py", [], ["--records", "2000", "--seconds", "2", "--runs", "5"]),
 }
@@ -155,6 +156,18 @@ def render(results: dict[str, dict | None], failures: dict[str, str], took: dict
         lines += ["", f"Throughput ratio under load (MCP / action API): **{m['throughput_ratio']:.2f}**; added p50 "
                   f"latency one request at a time: **{m['added_p50_ms']:+.2f} ms**; RSS after the run: edge "
                   f"{m['rss_mb']['edge']:.0f} MB, provider {m['rss_mb']['provider']:.0f} MB."]
+
+    er = results.get("edge_remote")
+    if er:
+        lines += ["", "## The edge on another host: Unix socket vs TCP + mutual TLS (bench/bench_edge_remote.py)", "",
+                  "The same verified action through the node's own edge and through an edge-only process reaching "
+                  "the provider's `--provider-listen` over mutual TLS (loopback: the hop's TLS cost, no network).", "",
+                  "| path | load | req/s | p50 ms | p99 ms | errors |", "|---|---|---:|---:|---:|---:|"]
+        lines += [f"| {r['path']} | {r['load']} | {r['rps']:,.0f} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | "
+                  f"{r['errors']} |" for r in er["rows"]]
+        lines += ["", f"Throughput ratio under load (remote / local): **{er['throughput_ratio']:.2f}**; added p50 "
+                  f"latency one request at a time: **{er['added_p50_ms']:+.2f} ms**; audit chain after the run: "
+                  f"{'intact' if er['audit_intact'] else 'BROKEN'}."]
 
     r = results.get("refresh")
     if r:
