@@ -130,8 +130,9 @@ class Vault:
         """PostgreSQL: rewrite the key and secret tables without their dead rows (VACUUM FULL: new files, the
         old ones emptied). VACUUM FULL copies a dead row that a snapshot anywhere on the server may still see
         (measured: every time while another session runs CREATE DATABASE, and it then reports "N dead row
-        versions cannot be removed yet"). So it first waits until no session on the server holds a snapshot
-        from before this call, then checks what VACUUM reports, until `deadline_s`; if it cannot, the shred
+        versions cannot be removed yet"). So each table is rewritten until VACUUM reports no more rows kept
+        than are live (or, when its report cannot be read, until no session on the server holds a snapshot
+        from before this call), until `deadline_s`; if it cannot, the shred
         is pending (doctor says so) and the next open finishes it, as on SQLite. Under the write lock, so no
         row is added meanwhile. What PostgreSQL may still hold (WAL, base backups, replicas) is in README."""
         import re
@@ -153,13 +154,15 @@ class Vault:
             conn.execute(f"SET lock_timeout = {max(int(deadline_s * 1000), 100)}")
             for table in ("workspace_keys", "secrets", "wrapped_keys"):
                 while True:
-                    if not conn.execute(_OLDER_SNAPSHOTS_SQL, (mark, mark)).fetchone()[0]:
-                        notes.clear()
-                        conn.execute(f"VACUUM (FULL, VERBOSE) {table}")
-                        (live,) = conn.execute(f"SELECT count(*) FROM {table}").fetchone()
-                        kept = [int(m.group(1)) for n in notes if (m := re.search(r"(\d+) nonremovable", n))]
-                        if all(k <= live for k in kept):
-                            break
+                    quiet = not conn.execute(_OLDER_SNAPSHOTS_SQL, (mark, mark)).fetchone()[0]
+                    notes.clear()
+                    conn.execute(f"VACUUM (FULL, VERBOSE) {table}")
+                    (live,) = conn.execute(f"SELECT count(*) FROM {table}").fetchone()
+                    kept = [int(m.group(1)) for n in notes if (m := re.search(r"(\d+) nonremovable", n))]
+                    # VACUUM's own count decides; a server speaking another language than English gives none,
+                    # and then only a server without any older snapshot does.
+                    if (all(k <= live for k in kept) if kept else quiet):
+                        break
                     if time.monotonic() >= end:
                         return self._shred_blocked()
                     time.sleep(0.05)
