@@ -167,3 +167,33 @@ def test_a_lease_held_by_a_node_whose_heartbeat_lapsed_is_taken_over(cluster):
     assert time.monotonic() - started < 30  # not the lease's 90 s TTL, let alone its hour
     assert sb.stats()["token_grants"]["zendesk"]["refresh_token"] - before == 1
     assert sql(cluster.url, "SELECT refresh_lease_owner FROM connections WHERE connector = 'zendesk'") == [(None,)]
+
+
+def test_a_lapsed_nodes_pending_writes_are_recorded_by_a_live_node_once(cluster):
+    """Writes a node left pending (killed after `action.started`, or before it) are recorded `unknown` /
+    `error` with reason `interrupted` by a live node once the dead node's heartbeat has lapsed; never while it
+    beats, and once however many live nodes look."""
+    head = cluster.head()
+    actor = json.dumps({"type": "visitor", "sub": "u-ada", "email": ADA}, sort_keys=True)
+    sql(cluster.url, "INSERT INTO nodes (name, version, pid, host, started_at, last_seen) "
+                     "VALUES ('node-7', '0.1.0', 999, 'elsewhere', '2026-01-01T00:00:00Z', %s)", time.time() + 3600)
+    ids = [sql(cluster.url, "INSERT INTO pending_actions (workspace, action, connector, actor, request_id, owner, "
+                            "started_at, started_seq, node) VALUES (%s, %s, 'zendesk', %s, %s, 'elsewhere:999:cafe', "
+                            "'2026-01-01T00:00:00Z', %s, 'node-7') RETURNING id",
+               WS, "zendesk.create_ticket", actor, f"req_dead{i}", seq)[0][0]
+           for i, seq in enumerate((head, None))]
+    time.sleep(6)  # three beats of each live node: node-7 still beats, its writes are its own
+    assert sql(cluster.url, "SELECT count(*) FROM pending_actions")[0][0] == 2
+    assert not [r for r in cluster.records(head) if r.get("request_id", "").startswith("req_dead")]
+
+    sql(cluster.url, "UPDATE nodes SET last_seen = %s WHERE name = 'node-7'", time.time() - 3600)
+    deadline = time.time() + 30
+    while sql(cluster.url, "SELECT count(*) FROM pending_actions")[0][0]:
+        assert time.time() < deadline, "a live node did not record the lapsed node's writes"
+        time.sleep(0.5)
+    time.sleep(3)  # a second live node looking after its next beat must find nothing left to record
+    recs = [r for r in cluster.records(head) if (r.get("request_id") or "").startswith("req_dead")]
+    got = sorted((r["request_id"], r["event"], r["outcome"], r["reason"], r["detail"]["pending_id"]) for r in recs)
+    assert got == [("req_dead0", "action.run", "unknown", "interrupted", ids[0]),
+                   ("req_dead1", "action.run", "error", "interrupted", ids[1])]
+    assert all(r["node"] in ("node-1", "node-2") for r in recs)

@@ -10,7 +10,11 @@ which writes need a look at the vendor's side. A row whose outcome record did ma
 that record and clearing the row) is just cleared: one outcome per write, never two.
 
 Owners are `host:pid:nonce`: a row is recovered only when its process is provably gone (same host,
-pid not running, or the pid now belongs to the recovering process itself).
+pid not running, or the pid now belongs to the recovering process itself), or, on a PostgreSQL home
+shared by several nodes, when the row's node is another node whose heartbeat has lapsed (botctl/nodes.py):
+every live provider looks after each heartbeat, so a dead node's writes are on record within about
+LAPSE_S + HEARTBEAT_S. A row is claimed (its owner swapped for the recovering process's, one conditional
+UPDATE) before its record is written, so two live nodes never both record it.
 """
 
 from __future__ import annotations
@@ -44,10 +48,10 @@ def begin(app: Session, *, workspace: str, action: str, connector: str | None, a
           request_id: str | None) -> int:
     """Make the write pending (before its `action.started` record); returns the pending id."""
     row = app.vault.conn.execute(
-        "INSERT INTO pending_actions (workspace, action, connector, actor, request_id, owner, started_at) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
-        (workspace, action, connector, json.dumps(actor, sort_keys=True), request_id, owner(), store.now_iso())
-    ).fetchone()
+        "INSERT INTO pending_actions (workspace, action, connector, actor, request_id, owner, started_at, node) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+        (workspace, action, connector, json.dumps(actor, sort_keys=True), request_id, owner(), store.now_iso(),
+         app.node)).fetchone()
     return int(row[0])
 
 
@@ -79,10 +83,31 @@ def _gone(row_owner: str) -> bool:
 
 def abandoned(app: Session) -> list[dict[str, Any]]:
     rows = app.vault.conn.execute(
-        "SELECT id, workspace, action, connector, actor, request_id, owner, started_at, started_seq "
+        "SELECT id, workspace, action, connector, actor, request_id, owner, started_at, started_seq, node "
         "FROM pending_actions ORDER BY id").fetchall()
-    keys = ("id", "workspace", "action", "connector", "actor", "request_id", "owner", "started_at", "started_seq")
-    return [dict(zip(keys, r, strict=True)) for r in rows if _gone(r[6])]
+    keys = ("id", "workspace", "action", "connector", "actor", "request_id", "owner", "started_at", "started_seq",
+            "node")
+    if not rows:
+        return []
+    lapsed = _lapsed_nodes(app, {r[9] for r in rows})
+    return [dict(zip(keys, r, strict=True)) for r in rows if r[6] != owner() and (_gone(r[6]) or r[9] in lapsed)]
+
+
+def _lapsed_nodes(app: App, named: set[str | None]) -> set[str]:
+    """Other nodes named by pending rows whose heartbeat has lapsed (none on a SQLite home)."""
+    others = {n for n in named if n is not None and n != app.node}
+    if not others or app.node is None:
+        return set()
+    from botctl import nodes
+
+    return nodes.lapsed(app.vault.conn) & others
+
+
+def _claim(app: App, row: dict[str, Any]) -> bool:
+    """Make the row ours before recording it: of several live nodes recovering at once, one does."""
+    cur = app.vault.conn.execute("UPDATE pending_actions SET owner = ? WHERE id = ? AND owner = ?",
+                                 (owner(), row["id"], row["owner"]))
+    return cur.rowcount == 1
 
 
 def _recorded(app: Session, pending_id: int, after_seq: int) -> bool:
@@ -107,6 +132,8 @@ async def recover(app: Session) -> int:
     to the log and only clearing the row did not, in which case there is nothing to add."""
     n = 0
     for row in abandoned(app):
+        if not _claim(app, row):
+            continue
         if row["started_seq"] is not None and _recorded(app, row["id"], row["started_seq"]):
             end(app, row["id"])
             continue

@@ -72,7 +72,13 @@ def create_app(home_path: str, **opts: Any) -> Starlette:
 
             heartbeat = provider.heartbeat = Heartbeat(provider.app)
             await asyncio.to_thread(heartbeat.beat_now)
-            node_task = asyncio.create_task(heartbeat.run())
+
+            async def after_beat() -> None:  # a lapsed node's pending writes: on record by a live node
+                n = await intents.recover(provider.app)
+                if n:
+                    log.warning("recorded %d write(s) of a lapsed node or a dead process as outcome unknown", n)
+
+            node_task = asyncio.create_task(heartbeat.run(after_beat))
         # The knowledge embedding model, loaded before the first visitor's question rather than during it.
         from botctl.knowledge import embed
 
