@@ -125,6 +125,14 @@ def isolated(tmp_path, monkeypatch, request):
     yield home
 
 
+@pytest.fixture(scope="session")
+def pg_database():
+    """`fresh_pg_database` for a module-scoped fixture (`with pg_database() as url:`). A test module cannot
+    `from conftest import ...`: with tests/connectors and tests/sandbox collected first, the name
+    `conftest` is theirs."""
+    return fresh_pg_database
+
+
 @pytest.fixture
 def pg_url():
     """A fresh PostgreSQL database for tests that use PostgreSQL whatever BOTCTL_TEST_DATABASE says."""

@@ -21,7 +21,6 @@ import pytest
 
 from botctl import crypto
 from botctl.demo import oauth_connect_via_sandbox
-from conftest import fresh_pg_database
 from test_daemon import free_port
 
 pytestmark = pytest.mark.slow
@@ -80,13 +79,13 @@ def act(node: Node, action: str, token: str, params: dict | None = None) -> http
 
 
 @pytest.fixture(scope="module")
-def cluster(sandbox_server, tmp_path_factory):
+def cluster(sandbox_server, tmp_path_factory, pg_database):
     sb = sandbox_server
     sb.reset()
     sb.configure(auto_approve=True)
     key = base64.b64encode(crypto.new_key()).decode()
     tmp = tmp_path_factory.mktemp("cluster")
-    with fresh_pg_database() as url:
+    with pg_database() as url:
         nodes: list[Node] = []
         try:
             for i in (1, 2):

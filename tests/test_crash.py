@@ -468,11 +468,9 @@ def test_write_killed_at_the_vendor_is_recorded_unknown(d, sandbox_server):
 
 
 @pytest.fixture(scope="module")
-def d_pg(sandbox_server, tmp_path_factory):
+def d_pg(sandbox_server, tmp_path_factory, pg_database):
     """A daemon whose home keeps its tables in a fresh PostgreSQL database (BOTCTL_DATABASE_URL)."""
-    from conftest import fresh_pg_database
-
-    with fresh_pg_database() as url, pytest.MonkeyPatch.context() as mp:
+    with pg_database() as url, pytest.MonkeyPatch.context() as mp:
         mp.setenv("BOTCTL_DATABASE_URL", url)
         sandbox_server.reset()
         sandbox_server.configure(auto_approve=True)
