@@ -318,7 +318,13 @@ def test_opens_the_browser_with_the_one_time_link(populated, tmp_path):
         deadline = time.monotonic() + 20
         while not (opened.exists() and opened.read_text().strip()) and time.monotonic() < deadline:
             time.sleep(0.05)
-        url = opened.read_text().strip()
+        # The browser gets a file only this user can read, which sends it on to the link: never the token on
+        # a command line, readable by every local user (tests/test_hostile_session.py).
+        given = opened.read_text().strip()
+        assert given.startswith("file://") and "token" not in given, given
+        page = Path(urlsplit(given).path)
+        assert page.stat().st_mode & 0o777 == 0o600
+        url = re.search(r'url=([^"]+)"', page.read_text()).group(1)
         assert re.fullmatch(r"http://127\.0\.0\.1:\d+/login\?token=[A-Za-z0-9_-]{43}", url), url
         while True:
             try:
@@ -328,6 +334,7 @@ def test_opens_the_browser_with_the_one_time_link(populated, tmp_path):
                 assert time.monotonic() < deadline
                 time.sleep(0.05)
         assert r.status_code == 303 and "HttpOnly" in r.headers["set-cookie"]
+        assert not page.exists()  # removed once the link is spent
     finally:
         proc.terminate()
         proc.wait(timeout=10)

@@ -55,6 +55,7 @@ class Access:
         self._lock = threading.Lock()
         self.cookie_name = f"botctl_console_{port}"  # cookies ignore ports: two consoles must not collide
         self.hosts = {f"127.0.0.1:{port}".encode(), f"localhost:{port}".encode()}
+        self.on_spent: Callable[[], None] | None = None  # e.g. remove the page that held the link
 
     @property
     def url(self) -> str:
@@ -67,7 +68,9 @@ class Access:
             if not good or self._spent:
                 return None
             self._spent = True
-            return self._session
+        if self.on_spent is not None:
+            self.on_spent()
+        return self._session
 
     def admits(self, cookie: str | None) -> bool:
         return cookie is not None and hmac.compare_digest(cookie.encode(), self._session.encode())
