@@ -196,3 +196,24 @@ def test_a_lapsed_nodes_pending_writes_are_recorded_by_a_live_node_once(cluster)
     assert got == [("req_dead0", "action.run", "unknown", "interrupted", ids[0]),
                    ("req_dead1", "action.run", "error", "interrupted", ids[1])]
     assert all(r["node"] in ("node-1", "node-2") for r in recs)
+
+
+def test_a_plan_downgraded_or_key_removed_on_node_1_is_refused_on_node_2_at_once(cluster):
+    """The documented bound (docs/deployment.md): providers keep no cache of plans or identity keys (each
+    request reads them in PostgreSQL), so once the command on node 1 has returned, the very next request on
+    node 2 is refused. Runs last in this module: it removes the workspace's key."""
+    n1, n2 = cluster.nodes
+    tok = cluster.token()
+    assert act(n2, "zendesk.list_my_tickets", tok).status_code == 200
+    sh(n1.env, "workspace", "set-plan", WS, "free")
+    r = act(n2, "zendesk.list_my_tickets", tok)
+    assert r.status_code == 403 and r.json()["error"]["code"] == "plan_required", r.text
+    sh(n1.env, "workspace", "set-plan", WS, "pro")
+    assert act(n2, "zendesk.list_my_tickets", tok).status_code == 200
+
+    mark = cluster.head()
+    sh(n1.env, "identity", "remove", cluster.kid, "-w", WS)
+    r = act(n2, "zendesk.list_my_tickets", tok)
+    assert r.status_code == 401, r.text
+    refused = [x for x in cluster.records(mark) if x["event"] == "action.run"]
+    assert [(x["node"], x["outcome"]) for x in refused] == [("node-2", "denied")], refused
