@@ -69,3 +69,21 @@ def test_provider_listen_needs_the_provider_certificate(cli, home):
     assert r.code == 3 and "cluster cert issue provider" in r.err
     r = cli("daemon", "start", "--no-edge", "--provider-listen", "nowhere")
     assert r.code != 0 and "HOST:PORT" in r.err
+
+
+def test_doctor_names_certificates_that_expire_within_a_week(cli, home):
+    import datetime as dt
+
+    assert cli("init").code == 0
+    assert "cluster certificates" not in cli("doctor").out  # no cluster: nothing to say
+    pki.init_ca(home.path)
+    pki.issue(home.path, "provider", days=2)
+    pki.issue(home.path, "edge-1", days=30)
+    past = dt.datetime.now(dt.UTC) - dt.timedelta(days=3)
+    pki.issue(home.path, "edge-2", not_before=past, not_after=past + dt.timedelta(days=1))
+    out = cli("doctor").out
+    lines = [line for line in out.splitlines() if "cluster certificates" in line]
+    assert len(lines) == 2, out
+    assert "provider certificate provider expires" in out and "edge certificate edge-2 expired" in out
+    assert "edge-1" not in "\n".join(lines)
+    assert "botctl cluster cert issue provider" in out

@@ -182,7 +182,24 @@ def _daemon_findings(home: Home) -> list[Finding]:
                            "not running" + (f" (last error: {st['last_error']})" if st.get("last_error") else ""),
                            "botctl daemon start" if st.get("last_error") else None))
     out.append(_isolation_finding(st))
-    return out
+    return out + _cluster_findings(home)
+
+
+def _cluster_findings(home: Home) -> list[Finding]:
+    """Certificates of the mutual-TLS link (docs/deployment.md) expiring within a week, or expired."""
+    from botctl.cluster import pki
+    from botctl.errors import BotctlError
+
+    try:
+        due = pki.expiring(home.path)
+    except (OSError, ValueError, BotctlError) as exc:
+        return [Finding("cluster certificates", "warn", f"cannot read them ({exc})", "botctl cluster cert list")]
+    return [Finding("cluster certificates", "fail" if c["expired"] and c["role"] == "provider" else "warn",
+                    f"{c['role']} certificate {c['name']} {'expired' if c['expired'] else 'expires'} {c['not_after'][:16]}"
+                    + (": remote edges cannot connect" if c["role"] == "provider" and c["expired"] else ""),
+                    f"botctl cluster cert issue {c['name']}" + (" (then restart the daemon)" if c["role"] == "provider"
+                                                                else " (copy it to the edge host, restart the edge)"))
+            for c in due]
 
 
 def _isolation_finding(st: dict) -> Finding:

@@ -189,3 +189,29 @@ def server_files(home_path: Path) -> tuple[Path, Path, Path]:
                            code="cluster_cert_missing",
                            hint="Run `botctl cluster ca init` (once) and `botctl cluster cert issue provider`.")
     return files
+
+
+RENEW_WITHIN_DAYS = 7
+
+
+def expiring(home_path: Path, *, now: dt.datetime | None = None) -> list[dict[str, Any]]:
+    """The provider's certificate and the allowed edges' that expire within RENEW_WITHIN_DAYS (or have):
+    what `botctl doctor` reports. Empty when this home has no cluster CA."""
+    from cryptography import x509
+
+    d = cluster_dir(home_path)
+    if not (d / "ca.crt").exists():
+        return []
+    now = now or dt.datetime.now(dt.UTC)
+    found: list[tuple[str, str, dt.datetime]] = []
+    provider = d / "certs" / f"{PROVIDER_NAME}.crt"
+    if provider.exists():
+        found.append((PROVIDER_NAME, "provider", x509.load_pem_x509_certificate(provider.read_bytes()).not_valid_after_utc))
+    for entry in load_allowed(home_path).values():
+        try:
+            found.append((entry["name"], "edge", dt.datetime.fromisoformat(entry["not_after"])))
+        except (KeyError, TypeError, ValueError):
+            continue
+    soon = now + dt.timedelta(days=RENEW_WITHIN_DAYS)
+    return [{"name": name, "role": role, "not_after": end.isoformat(), "expired": end <= now}
+            for name, role, end in sorted(found, key=lambda f: f[2]) if end <= soon]
