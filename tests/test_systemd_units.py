@@ -48,8 +48,27 @@ def test_edge_unit_is_another_user_without_the_home():
     assert edge_exec[edge_exec.index("--sandbox") + 1] == "landlock"
 
 
+def test_remote_edge_unit_holds_only_its_certificates_and_reaches_only_the_provider():
+    edge = directives("botctl-edge-remote.service")
+    assert edge["User"] == ["botctl-edge"] and not edge.get("Requires")
+    creds = [c.split(":", 1)[1] for c in edge["LoadCredential"]]
+    assert all(c.startswith("/etc/botctl-edge/") and c.endswith((".crt", ".key")) for c in creds), creds
+    argv = edge["ExecStart"][0].split()
+    assert argv[0].endswith("botctld") and "--socket" not in argv
+    provider = argv[argv.index("--provider") + 1]
+    assert provider.startswith("https://")
+    for flag, name in (("--cert", "edge.crt"), ("--key", "edge.key"), ("--ca", "ca.crt")):
+        assert argv[argv.index(flag) + 1] == f"%d/{name}"  # the credentials folder
+    assert argv[argv.index("--sandbox") + 1] == "landlock"
+    host = provider.removeprefix("https://").rsplit(":", 1)[0]
+    assert edge["IPAddressAllow"] == [f"localhost {host}"] and edge["IPAddressDeny"] == ["any"]
+    assert "/etc/botctl-edge" in " ".join(edge["InaccessiblePaths"])
+    assert "landlock_create_ruleset landlock_add_rule landlock_restrict_self" in edge["SystemCallFilter"]
+
+
 @pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze is not installed")
-@pytest.mark.parametrize("unit, label", [("botctl-provider.service", "provider"), ("botctl-edge.service", "edge")])
+@pytest.mark.parametrize("unit, label", [("botctl-provider.service", "provider"), ("botctl-edge.service", "edge"),
+                                         ("botctl-edge-remote.service", "remote edge")])
 def test_security_score_is_what_the_readme_says(unit, label):
     proc = subprocess.run(["systemd-analyze", "security", "--offline=yes", "--no-pager", str(UNITS / unit)],
                           capture_output=True, text=True, timeout=60)
