@@ -402,3 +402,23 @@ def test_the_consoles_live_poll_refuses_digits_int_cannot_read(cli):
         assert running.get("/api/records?after=0", cookie).status_code == 200
     finally:
         stop(running)
+
+
+@pytest.mark.slow
+def test_a_refused_token_on_a_vote_is_audited(d):
+    """Finding: POST /feedback answered a forged token 401 without a record (chat, actions and MCP record every
+    refused token): the same silent oracle as the waiting list. Now `feedback.refused` with the reason."""
+    import jwt
+
+    from test_mcp import _records
+
+    now = int(time.time())
+    forged = jwt.encode({"sub": "u-ada", "aud": "acme", "iat": now, "exp": now + 300},
+                        "not-the-workspace-secret-0123456789abcdef", algorithm="HS256", headers={"kid": d.kid})
+    r = d.http.post("/v1/workspaces/acme/feedback", json={"answer_id": "a1.1.0.x", "vote": "up", "question": "q",
+                                                          "answer": "a"},
+                    headers={"Authorization": f"Bearer {forged}"})
+    assert r.status_code == 401 and r.json()["error"]["code"] == "invalid_identity"
+    rec = _records(d, r.headers["x-request-id"])
+    assert [(x["event"], x["outcome"], x["reason"]) for x in rec] == [("feedback.refused", "denied", "invalid_identity")]
+    assert rec[0]["detail"]["identity_reason"] == "bad_signature"

@@ -154,7 +154,10 @@ async def feedback(request: Request) -> JSONResponse:
     if ws is None:
         return JSONResponse(error("unknown_workspace", "No such workspace.", rid))
     visitor, bad = await prov.verify(ws, data.get("identity_token"))
-    if bad is not None:
+    if bad is not None:  # recorded as on chat: a route that takes a token is no silent oracle for forged ones
+        await prov.app.aaudit("feedback.refused", workspace=ws.name, actor={"type": "visitor"}, outcome="denied",
+                              reason="invalid_identity", request_id=rid,
+                              detail={"identity_reason": bad, "client_ip": client_ip_of(data)})
         return JSONResponse(error("invalid_identity", PUBLIC_MESSAGE["invalid_identity"], rid))
     try:
         record(prov.app.vault.conn, prov.feedback_key(), ws, data.get("answer_id"), data.get("vote"),
