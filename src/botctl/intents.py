@@ -93,7 +93,7 @@ def abandoned(app: Session) -> list[dict[str, Any]]:
     return [dict(zip(keys, r, strict=True)) for r in rows if r[6] != owner() and (_gone(r[6]) or r[9] in lapsed)]
 
 
-def _lapsed_nodes(app: App, named: set[str | None]) -> set[str]:
+def _lapsed_nodes(app: Session, named: set[str | None]) -> set[str]:
     """Other nodes named by pending rows whose heartbeat has lapsed (none on a SQLite home)."""
     others = {n for n in named if n is not None and n != app.node}
     if not others or app.node is None:
@@ -103,7 +103,7 @@ def _lapsed_nodes(app: App, named: set[str | None]) -> set[str]:
     return nodes.lapsed(app.vault.conn) & others
 
 
-def _claim(app: App, row: dict[str, Any]) -> bool:
+def _claim(app: Session, row: dict[str, Any]) -> bool:
     """Make the row ours before recording it: of several live nodes recovering at once, one does."""
     cur = app.vault.conn.execute("UPDATE pending_actions SET owner = ? WHERE id = ? AND owner = ?",
                                  (owner(), row["id"], row["owner"]))

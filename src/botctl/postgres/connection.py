@@ -153,6 +153,11 @@ class PgConnection:
         except psycopg.Error:
             pass  # the connection is gone: the server rolled the transaction back itself
 
+    @property
+    def broken(self) -> bool:
+        """The server connection is lost (psycopg never reconnects one): a new connection is needed."""
+        return self.raw.broken or self.raw.closed
+
     def server_version(self) -> str:
         v = self.raw.info.server_version
         return f"{v // 10000}.{v % 10000}"

@@ -3,12 +3,21 @@
 Every `nodes.HEARTBEAT_S` the provider upserts its node's row on a connection of its own (a beat never
 waits behind the audit chain's write lock). A beat that fails (PostgreSQL unreachable) is logged and
 retried at the next tick: the node then looks lapsed to the others, which is what it is.
+
+A connection to PostgreSQL, once lost, is never reconnected by psycopg: should the provider's own
+connections break (the server restarted, a network cut), every request would fail closed forever. So
+at each tick the provider checks them and, if one is broken, stops itself (SIGTERM) for the supervisor to
+start a fresh provider: it connects anew once PostgreSQL answers again (starts that fail back off, as any
+provider start that fails does). Writes in flight are what a killed provider leaves: pending rows,
+recorded at the next start.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import signal
 from typing import Any
 
 from botctl import __version__, nodes, store
@@ -47,9 +56,22 @@ class Heartbeat:
         self._beat()
         self.beats += 1
 
+    def connection_lost(self) -> bool:
+        """One of the provider's own PostgreSQL connections (requests', the audit committer's) is broken."""
+        conns = [self.app.vault.conn]
+        committer = getattr(self.app, "_committer", None)
+        writer = getattr(committer, "_writer", None)
+        conns += [getattr(writer, name, None) for name in ("_vault", "_conn")]
+        return any(getattr(c, "broken", False) is True for c in conns if c is not None)
+
     async def run(self, after_beat=None) -> None:  # noqa: ANN001 - an async callable, or None
         while True:
             await asyncio.sleep(nodes.HEARTBEAT_S)
+            if self.connection_lost():
+                log.error("node %s: the connection to PostgreSQL was lost; stopping for the supervisor to start "
+                          "a fresh provider", self.name)
+                os.kill(os.getpid(), signal.SIGTERM)
+                return
             try:
                 await asyncio.to_thread(self._beat)
                 self.beats += 1
