@@ -39,6 +39,7 @@ BENCHES = {
     "edge_remote": ("bench_edge_remote.py", [], ["--seconds", "2"]),
     "widget": ("bench_widget.py", [], ["--rounds", "20"]),
     "postgres": ("bench_postgres.py", [], ["--records", "2000", "--seconds", "2", "--runs", "5"]),
+    "nodes": ("bench_nodes.py", [], ["--seconds", "3"]),
 }
 
 
@@ -283,6 +284,16 @@ def render(results: dict[str, dict | None], failures: dict[str, str], took: dict
                   f"{dp['rps'] / ds['rps']:.2f} |",
                   f"| verified action path, under load (p50 ms) | {ds['p50_ms']:.2f} | {dp['p50_ms']:.2f} | "
                   f"{dp['p50_ms'] / ds['p50_ms']:.2f} |"]
+
+    nd = results.get("nodes")
+    if nd:
+        lines += ["", "## 1 and 2 nodes on one PostgreSQL (bench/bench_nodes.py)", "",
+                  "| nodes | actions/s | errors | CPU ms per action (providers + edges) |", "|---|---:|---:|---:|"]
+        for label in ("1 node", "2 nodes"):
+            r = nd[label]
+            lines.append(f"| {label} | {r['rps']} | {r['errors']} | {r['cpu_ms_per_action']} |")
+        lines += ["", f"2 nodes / 1 node: {nd['2 nodes']['rps'] / max(nd['1 node']['rps'], 0.1):.2f} on this machine "
+                      "(load generator, sandbox, PostgreSQL and both nodes share its cores: overhead, not scaling)."]
 
     lines += ["", "## Targets", "", "| target (issue) | figure | met | why, where missed |", "|---|---|---|---|"]
     for name, fig, met, why in targets:
