@@ -198,6 +198,34 @@ def test_a_lapsed_nodes_pending_writes_are_recorded_by_a_live_node_once(cluster)
     assert all(r["node"] in ("node-1", "node-2") for r in recs)
 
 
+def test_a_jti_accepted_on_one_node_is_a_replay_on_the_other(cluster):
+    """With the replay check on, the nodes share the accepted ids (in PostgreSQL): a token used on node 1 is
+    refused on node 2, and the other way round; a fresh jti is accepted on either."""
+    n1, n2 = cluster.nodes
+    sh(n1.env, "identity", "rules", "-w", WS, "--jti-replay")
+    try:
+        now = int(time.time())
+
+        def token(jti: str) -> str:
+            claims = {"sub": "u-ada", "email": ADA, "aud": WS, "iat": now, "exp": now + 300, "jti": jti}
+            return jwt.encode(claims, cluster.secret, algorithm="HS256", headers={"kid": cluster.kid})
+
+        for first, second, jti in ((n1, n2, "jti-a"), (n2, n1, "jti-b")):
+            tok = token(jti)
+            assert act(first, "zendesk.list_my_tickets", tok).status_code == 200
+            r = act(second, "zendesk.list_my_tickets", tok)
+            assert r.status_code == 401, r.text
+        mark = cluster.head()
+        r = act(n2, "zendesk.list_my_tickets", token("jti-a"))
+        assert r.status_code == 401
+        denied = [x for x in cluster.records(mark) if x["event"] == "action.run"]
+        assert len(denied) == 1 and denied[0]["node"] == "node-2" and denied[0]["outcome"] == "denied", denied
+        assert "replayed" in json.dumps(denied[0]), denied
+        assert sql(cluster.url, "SELECT count(*) FROM identity_jti")[0][0] == 2
+    finally:
+        sh(n1.env, "identity", "rules", "-w", WS, "--no-jti-replay")
+
+
 def test_a_plan_downgraded_or_key_removed_on_node_1_is_refused_on_node_2_at_once(cluster):
     """The documented bound (docs/deployment.md): providers keep no cache of plans or identity keys (each
     request reads them in PostgreSQL), so once the command on node 1 has returned, the very next request on

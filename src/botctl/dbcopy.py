@@ -23,7 +23,8 @@ ORDER = {
     "vault": ["meta", "workspaces", "workspace_keys", "secrets", "wrapped_keys", "audit_checkpoint", "connections",
               "identity_keys", "oauth_apps", "knowledge_documents", "knowledge_terms", "knowledge_fts",
               "pending_actions", "widget_settings", "answer_feedback", "mcp_confirmations", "mcp_settings",
-              "knowledge_vectors", "knowledge_vector_state", "nodes"],
+              "knowledge_vectors", "knowledge_vector_state", "nodes",
+              "identity_jti"],
     "audit": ["records"],
 }
 IDENTITY_TABLES = ("knowledge_documents", "knowledge_fts", "pending_actions", "answer_feedback")

@@ -266,6 +266,16 @@ VAULT_MIGRATIONS: list[str] = [
     );
     ALTER TABLE pending_actions ADD COLUMN node TEXT;
     """,
+    # 12: the jti replay cache shared by the nodes of a PostgreSQL home (botctl/identity/replay.py): each
+    # accepted `jti` per workspace until its token expires (a SQLite home keeps it in the provider's memory).
+    """
+    CREATE TABLE identity_jti (
+        workspace_id TEXT NOT NULL REFERENCES workspaces(id) ON DELETE CASCADE,
+        jti TEXT NOT NULL,
+        expires_at REAL NOT NULL,
+        PRIMARY KEY (workspace_id, jti)
+    );
+    """,
 ]
 
 AUDIT_MIGRATIONS: list[str] = [

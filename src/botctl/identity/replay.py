@@ -1,4 +1,8 @@
-"""The jti replay cache: each accepted `jti` refused a second time until its token expires (in memory)."""
+"""The jti replay cache: each accepted `jti` refused a second time until its token expires.
+
+In the provider's memory on a SQLite home (one machine); in PostgreSQL (`SharedReplay`, table
+`identity_jti`) on a PostgreSQL home, so a token accepted by one node is refused as a replay by every other.
+"""
 
 from __future__ import annotations
 
@@ -45,6 +49,29 @@ class ReplayCache:
             seen[jti] = until
             heapq.heappush(heap, (until, jti))
             return None
+
+
+class SharedReplay:
+    """The replay cache in PostgreSQL, shared by every node: one atomic upsert per token (a row whose token
+    has expired may be taken again; a live one may not). Expired rows are pruned at most once a minute per
+    process. No per-workspace cap: the rows are on disk, bounded by the tokens' lifetimes."""
+
+    PRUNE_EVERY_S = 60.0
+    _pruned = 0.0  # per process: when expired rows were last deleted
+
+    def __init__(self, conn, clock: Callable[[], float] = time.time) -> None:  # noqa: ANN001 - a PgConnection
+        self.conn = conn
+        self.clock = clock
+
+    def check_and_add(self, ws_id: str, jti: str, until: float) -> str | None:
+        now = self.clock()
+        if now - SharedReplay._pruned > self.PRUNE_EVERY_S:
+            SharedReplay._pruned = now
+            self.conn.execute("DELETE FROM identity_jti WHERE expires_at < ?", (now,))
+        cur = self.conn.execute(
+            "INSERT INTO identity_jti (workspace_id, jti, expires_at) VALUES (?, ?, ?) ON CONFLICT (workspace_id, jti) "
+            "DO UPDATE SET expires_at = excluded.expires_at WHERE identity_jti.expires_at < ?", (ws_id, jti, until, now))
+        return None if cur.rowcount == 1 else "replayed"
 
 
 _REPLAY: ReplayCache | None = None

@@ -158,11 +158,22 @@ class Verifier:
             jti = claims.get("jti")
             if not isinstance(jti, str) or not 1 <= len(jti) <= 256:
                 raise IdentityError("bad_jti")
-            replay = self._replay or replay_cache()
+            replay = self._replay or self._shared_replay() or replay_cache()
             refused = replay.check_and_add(self.ws.id, jti, float(claims["exp"]) + LEEWAY_S)
             if refused:
                 raise IdentityError(refused)
         return visitor
+
+    def _shared_replay(self):  # noqa: ANN202 - SharedReplay | None
+        """On a PostgreSQL home the nodes share one replay cache (botctl/identity/replay.py)."""
+        from botctl import store
+
+        conn = self.app.vault.conn
+        if store.dialect(conn) != "postgresql":
+            return None
+        from botctl.identity.replay import SharedReplay
+
+        return SharedReplay(conn)
 
     def _visitor(self, claims: dict[str, Any], now_ts: float) -> Visitor:
         exp, iat = claims.get("exp"), claims.get("iat")
