@@ -562,7 +562,9 @@ def test_schemathesis(d, schema, operation_id, mode):
     other = _hs({"alg": "HS256", "kid": d.other_kid}, _claims(aud="other"), d.other_secret.encode())
     # Hypothesis leans towards the first element of sampled_from: the interesting values come first, None ("as
     # generated") last.
-    tokens = [f"Bearer {good}", f"Bearer {_good(d, sub='u-grace', email='grace@example.com')}", f"bearer {good}",
+    # The bot's token (botctl_use "mcp") is the one the MCP endpoint takes; everywhere else it is refused.
+    tokens = [f"Bearer {good}", f"Bearer {_good(d, botctl_use='mcp')}",
+              f"Bearer {_good(d, sub='u-grace', email='grace@example.com')}", f"bearer {good}",
               None, f"Bearer {_good(d, iat=now - 900, exp=now - 300)}", f"Bearer {h}.{p}.{s[::-1]}", "Bearer x.y.z",
               "Bearer", f"Bearer {other}"]
     positive = mode == "positive"

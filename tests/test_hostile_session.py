@@ -107,11 +107,11 @@ def test_notifications_and_batches_never_run_a_tool(d):
     booking = _ada_booking(d)[0]
     before, runs = len(d.sandbox.stats()["requests"]), len(_records(d, event="action.run"))
     call = {"jsonrpc": "2.0", "method": "tools/call", "params": {"name": CANCEL, "arguments": {"booking_id": booking}}}
-    assert _rpc(d, call, d.token()).status_code == 202
-    r = _rpc(d, [{**call, "id": 1}, {**call, "id": 2}], d.token())
+    assert _rpc(d, call, d.token(botctl_use="mcp")).status_code == 202
+    r = _rpc(d, [{**call, "id": 1}, {**call, "id": 2}], d.token(botctl_use="mcp"))
     assert r.status_code == 400 and r.json()["error"]["code"] == -32600
     for bad_id in (None, 1.5, True, {"x": 1}, [1], 2**60, "x" * 201):
-        r = _rpc(d, {**call, "id": bad_id}, d.token())
+        r = _rpc(d, {**call, "id": bad_id}, d.token(botctl_use="mcp"))
         assert r.status_code == 400, (bad_id, r.text)
     assert not _vendor_writes(d, before)
     assert len(_records(d, event="action.run")) == runs
@@ -145,7 +145,7 @@ def test_confirming_needs_a_fresh_token_of_the_same_visitor_in_the_same_workspac
     from test_mcp import _ada_booking, _answer, _ask_cancel, _bookings_status
 
     booking = _ada_booking(d)[2]
-    cid = _ask_cancel(d, d.token(), booking)["confirmation_id"]
+    cid = _ask_cancel(d, d.token(botctl_use="mcp"), booking)["confirmation_id"]
     before = len(d.sandbox.stats()["requests"])
     now = int(time.time())
     expired = d.token(iat=now - 900, exp=now - 120)
@@ -167,7 +167,7 @@ def test_a_plan_or_connection_changed_after_the_ask_is_checked_again_at_the_answ
     from test_mcp import _ada_booking, _answer, _ask_cancel, _bookings_status
 
     booking = _ada_booking(d)[2]
-    cid = _ask_cancel(d, d.token(), booking)["confirmation_id"]
+    cid = _ask_cancel(d, d.token(botctl_use="mcp"), booking)["confirmation_id"]
     sh("workspace", "set-plan", "acme", "free", env=d.env)
     try:
         time.sleep(5.2)  # the edge caches a workspace's config for 5 s
@@ -180,21 +180,31 @@ def test_a_plan_or_connection_changed_after_the_ask_is_checked_again_at_the_answ
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="design, not fixed: the bot's backend holds the visitor's identity token "
-                                       "(README: the same one the widget sends), so it can answer its own ask")
 def test_the_bot_cannot_answer_its_own_confirmation(d):
-    """Finding (open, by design today): "no change runs on the bot's word" holds against the model's tool use
-    (answering is not a tool), but not against the MCP client's backend: it has the token and the
-    confirmation id from the tool result, and POST /confirmations/{id} accepts that same token. Closing it
-    needs a credential the bot does not hold (a token the site signs for the widget only, e.g. a claim the
-    MCP endpoint refuses and the confirmation requires). This test turns green when that exists."""
-    from test_mcp import _ada_booking, _answer, _ask_cancel, _bookings_status
+    """Finding (fixed): the bot's backend held the visitor's identity token (the widget's) and the
+    confirmation id from the tool result, and POST /confirmations/{id} accepted that same token, so a malicious
+    MCP client confirmed its own ask. Now the site signs the bot its own token (`botctl_use: "mcp"`): the MCP
+    endpoint takes only that one, and the confirmation (and the widget's action API, which would skip the
+    confirmation altogether) refuses it, audited with the reason."""
+    from test_mcp import _ada_booking, _answer, _ask_cancel, _bookings_status, _records
 
     booking = _ada_booking(d)[-1]
-    bot_token = d.token(jti="bot-turn-1")
+    bot_token = d.token(jti="bot-turn-1", botctl_use="mcp")
     cid = _ask_cancel(d, bot_token, booking)["confirmation_id"]
-    r = _answer(d, cid, bot_token)  # the bot, not the visitor, answers
-    assert r.status_code != 200 and not _bookings_status(d, booking), r.text
+    for decision in ("confirm", "cancel"):
+        r = _answer(d, cid, bot_token, decision)  # the bot, not the visitor, answers
+        assert r.status_code == 401 and r.json()["error"]["code"] == "invalid_identity", r.text
+        rec = _records(d, r.headers["x-request-id"], "action.confirmation")
+        assert len(rec) == 1 and (rec[0]["outcome"], rec[0]["reason"]) == ("denied", "invalid_identity"), rec
+        assert rec[0]["detail"]["identity_reason"] == "wrong_use" and "sub" not in rec[0]["actor"], rec[0]
+    r = d.http.get(f"/v1/workspaces/acme/confirmations/{cid}", headers={"Authorization": f"Bearer {bot_token}"})
+    assert r.status_code == 401  # nor read it the way the widget does
+    r = d.act("calcom.cancel_my_booking", {"booking_id": booking, "reason": "no need to ask"}, token=bot_token)
+    assert r.status_code == 401 and r.json()["error"]["code"] == "invalid_identity", r.text
+    assert not _bookings_status(d, booking)
+    # The visitor's own (widget) token still answers it.
+    r = _answer(d, cid, d.token())
+    assert r.status_code == 200 and _bookings_status(d, booking), r.text
 
 
 def test_a_webhook_answering_a_byte_at_a_time_is_cut_at_the_deadline(monkeypatch):

@@ -293,6 +293,28 @@ def test_mint_round_trip(env):
     assert verify(app, ws, tok).sub == "u9"
 
 
+def test_a_token_is_accepted_only_for_what_it_was_signed_for(env):
+    """botctl_use: the widget's token (no claim, or "widget") is refused where the bot's is required, and the
+    bot's ("mcp") everywhere else, so a bot cannot answer the visitor's confirmation with its own token."""
+    from botctl.errors import UsageError
+
+    app, ws, *_ = env
+    widget = identity.mint(app, ws, sub="u9", email="grace@example.com", name=None, ttl_s=600)
+    explicit = identity.mint(app, ws, sub="u9", email="grace@example.com", name=None, ttl_s=600, use="widget")
+    bot = identity.mint(app, ws, sub="u9", email="grace@example.com", name=None, ttl_s=600, use="mcp")
+    for tok in (widget, explicit):
+        assert identity.Verifier(app, ws).verify(tok).sub == "u9"
+        with pytest.raises(identity.IdentityError) as refused:
+            identity.Verifier(app, ws).verify(tok, use="mcp")
+        assert refused.value.reason == "wrong_use"
+    assert identity.Verifier(app, ws).verify(bot, use="mcp").sub == "u9"
+    with pytest.raises(identity.IdentityError) as refused:
+        identity.Verifier(app, ws).verify(bot)
+    assert refused.value.reason == "wrong_use"
+    with pytest.raises(UsageError):
+        identity.mint(app, ws, sub="u9", email=None, name=None, ttl_s=600, use="admin")
+
+
 def test_secret_not_stored_in_plaintext(env, home):
     app, ws, key, secret, *_ = env
     app.close()

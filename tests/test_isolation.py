@@ -192,7 +192,7 @@ def test_mcp_ada_never_reaches_grace_objects(d):
     before_stats = d.sandbox.stats()
     before = len(d.audit())
     for action, params in grace.items():
-        r, result = _tool(d, action, params, d.token())
+        r, result = _tool(d, action, params, d.token(botctl_use="mcp"))  # the bot's token
         assert r.status_code == 200, (action, r.text)
         if registry.find_action(action)[1].is_write:
             # A write waits for Ada's confirmation; confirmed, it is refused like any other attempt.
@@ -213,7 +213,7 @@ def test_mcp_ada_never_reaches_grace_objects(d):
               and not r["path"].endswith("graphql.json")]
     assert writes == [], writes
     for action in [f"{name}.{a}" for name, entry in MATRIX.items() for a in entry.get("lists", ())]:
-        r, result = _tool(d, action, {}, d.token())
+        r, result = _tool(d, action, {}, d.token(botctl_use="mcp"))
         assert result.get("isError") is False, (action, r.text)
         for values in seed[action.split(".")[0]]["grace@example.com"].values():
             for v in values if isinstance(values, list) else [values]:

@@ -42,15 +42,22 @@ def d(sandbox_server, tmp_path_factory):
     sh("daemon", "stop", env=dm.env, check=False)
 
 
-def grace(d):
-    return d.token(sub="u-grace", email="grace@example.com", name="Grace Hopper")
+def grace(d, use=None):
+    return d.token(sub="u-grace", email="grace@example.com", name="Grace Hopper", botctl_use=use)
+
+
+def bot(d, **claims):
+    """Ada's token as the site signs it for its bot's MCP client (`botctl_use: "mcp"`); `d.token()` is the
+    widget's, the only one that answers a confirmation."""
+    return d.token(botctl_use="mcp", **claims)
 
 
 def foreign(d):
     import jwt
 
     now = int(time.time())
-    return jwt.encode({"sub": "u-ada", "email": "ada@example.com", "aud": "other", "iat": now, "exp": now + 300},
+    return jwt.encode({"sub": "u-ada", "email": "ada@example.com", "aud": "other", "iat": now, "exp": now + 300,
+                       "botctl_use": "mcp"},
                       d.other_secret, algorithm="HS256", headers={"kid": d.other_kid})
 
 
@@ -100,7 +107,7 @@ def test_initialize_and_anonymous_tools(d):
 def test_ada_sees_her_tools_with_schemas_and_annotations(d):
     from botctl.connectors import registry
 
-    _, tools = run(d.mcp_url, d.token(), _list)
+    _, tools = run(d.mcp_url, bot(d), _list)
     by_name = {t.name: t for t in tools}
     assert {"shopify__list_my_orders", "zendesk__create_ticket", CANCEL, "botctl__confirmation_status"} <= set(by_name)
     assert not [n for n in by_name if n.startswith(("hubspot__", "woocommerce__"))]  # not connected in acme
@@ -117,7 +124,7 @@ def test_ada_sees_her_tools_with_schemas_and_annotations(d):
 
 
 def test_grace_free_plan_and_foreign_token(d):
-    _, tools = run(d.mcp_url, grace(d), _list)
+    _, tools = run(d.mcp_url, grace(d, "mcp"), _list)
     assert CANCEL in _names(tools)  # her own tools: the same list as Ada's
     _, tools = run(f"{d.url}/v1/workspaces/freebie/mcp", None, _list)
     assert _names(tools) == set()  # free plan: no actions
@@ -136,6 +143,18 @@ def test_grace_free_plan_and_foreign_token(d):
     assert any(isinstance(e, MCPError) and e.error.data == {"code": "invalid_identity"} for e in errors), errors
 
 
+@pytest.mark.parametrize("use", [None, "widget", "chat"])
+def test_the_widgets_token_is_refused_on_mcp(d, use):
+    """The widget's token (no botctl_use, or "widget") answers confirmations, so the MCP endpoint never takes it
+    (and a use it does not know either): 401, audited with the reason, never served as anonymous."""
+    r = httpx.post(d.mcp_url, json={"jsonrpc": "2.0", "id": 1, "method": "tools/list"},
+                   headers={"Authorization": f"Bearer {d.token(botctl_use=use)}"})
+    assert r.status_code == 401 and r.json()["error"]["data"]["code"] == "invalid_identity", r.text
+    rec = _records(d, r.headers["x-request-id"])
+    assert len(rec) == 1 and (rec[0]["event"], rec[0]["reason"]) == ("mcp.refused", "invalid_identity")
+    assert rec[0]["detail"]["identity_reason"] == "wrong_use", rec[0]
+
+
 def _leaves(group):
     out = []
     for e in group.exceptions:
@@ -149,7 +168,7 @@ def test_read_call_audited_with_channel_mcp(d):
     async def work(s):
         return await s.call_tool("shopify__list_my_orders", {})
 
-    _, res = run(d.mcp_url, d.token(), work)
+    _, res = run(d.mcp_url, bot(d), work)
     assert res.is_error is False
     text = json.dumps(res.structured_content)
     assert all(n in text for n in seed["shopify"]["ada@example.com"]["order_names"])
@@ -165,7 +184,7 @@ def test_errors_are_tool_errors_with_the_stable_code(d):
                 await s.call_tool("shopify__nope", {}),
                 await s.call_tool("hubspot__get_my_contact", {})]
 
-    _, (bad_params, unknown, not_connected) = run(d.mcp_url, d.token(), work)
+    _, (bad_params, unknown, not_connected) = run(d.mcp_url, bot(d), work)
     assert bad_params.is_error and bad_params.structured_content["error"]["code"] == "invalid_params"
     assert unknown.is_error and unknown.structured_content["error"]["code"] == "unknown_action"
     assert not_connected.is_error and not_connected.structured_content["error"]["code"] == "not_connected"
@@ -196,14 +215,14 @@ def _bookings_status(d, booking):
     async def work(s):
         return await s.call_tool("calcom__list_my_bookings", {"status": "cancelled"})
 
-    _, res = run(d.mcp_url, d.token(), work)
+    _, res = run(d.mcp_url, bot(d), work)
     return booking in json.dumps(res.structured_content)
 
 
 def test_write_waits_for_adas_confirmation_then_runs(d):
     booking = _ada_booking(d)[0]
     writes_before = len(d.sandbox.stats()["requests"])
-    held = _ask_cancel(d, d.token(), booking)
+    held = _ask_cancel(d, bot(d), booking)
     assert held["action"] == "calcom.cancel_my_booking" and held["status"] == "pending"
     assert booking in held["summary"] and "plans changed" in held["summary"] and "your" in held["summary"].lower()
     cid = held["confirmation_id"]
@@ -249,16 +268,17 @@ def test_write_waits_for_adas_confirmation_then_runs(d):
     r = _answer(d, cid, d.token())
     assert r.status_code == 409 and r.json()["error"]["code"] == "confirmation_used"
     # The bot learns the outcome.
-    _, st = run(d.mcp_url, d.token(),
+    _, st = run(d.mcp_url, bot(d),
                 lambda s: s.call_tool("botctl__confirmation_status", {"confirmation_id": cid}))
     assert st.structured_content["status"] == "confirmed" and st.structured_content["outcome"] == "ok"
-    _, st = run(d.mcp_url, grace(d), lambda s: s.call_tool("botctl__confirmation_status", {"confirmation_id": cid}))
+    _, st = run(d.mcp_url, grace(d, "mcp"),
+                lambda s: s.call_tool("botctl__confirmation_status", {"confirmation_id": cid}))
     assert st.is_error and st.structured_content["error"]["code"] == "not_found"
 
 
 def test_cancel_expiry_and_tampered_params(d):
     booking = _ada_booking(d)[1]
-    cid = _ask_cancel(d, d.token(), booking)["confirmation_id"]
+    cid = _ask_cancel(d, bot(d), booking)["confirmation_id"]
     r = _answer(d, cid, d.token(), "cancel")
     assert r.status_code == 200 and r.json()["status"] == "cancelled"
     assert _answer(d, cid, d.token()).json()["error"]["code"] == "confirmation_used"
@@ -266,7 +286,7 @@ def test_cancel_expiry_and_tampered_params(d):
     rec = _records(d, r.headers["x-request-id"], "action.confirmation")
     assert rec[0]["outcome"] == "denied" and rec[0]["reason"] == "confirmation_refused"
     # Expired (the clock moved on: the row says so, as the store would after five minutes).
-    cid = _ask_cancel(d, d.token(), booking)["confirmation_id"]
+    cid = _ask_cancel(d, bot(d), booking)["confirmation_id"]
     with sqlite3.connect(d.home / "vault.db") as conn:
         conn.execute("UPDATE mcp_confirmations SET expires_at = ? WHERE id = ?", (time.time() - 1, cid))
     r = _answer(d, cid, d.token())
@@ -274,7 +294,7 @@ def test_cancel_expiry_and_tampered_params(d):
     assert _records(d, r.headers["x-request-id"], "action.confirmation")[0]["reason"] == "confirmation_expired"
     assert _answer(d, cid, d.token()).json()["error"]["code"] == "confirmation_expired"
     # Expired with nobody coming back: the provider records it by itself (here: on the next MCP request).
-    cid = _ask_cancel(d, d.token(), booking)["confirmation_id"]
+    cid = _ask_cancel(d, bot(d), booking)["confirmation_id"]
     with sqlite3.connect(d.home / "vault.db") as conn:
         conn.execute("UPDATE mcp_confirmations SET expires_at = ? WHERE id = ?", (time.time() - 1, cid))
     run(d.mcp_url, None, lambda s: s.send_ping())
@@ -283,7 +303,7 @@ def test_cancel_expiry_and_tampered_params(d):
     assert expired[0]["actor"] == {"type": "system"}
     assert _answer(d, cid, d.token()).status_code == 410
     # Params altered in the store after the ask (an attacker with the file): never run.
-    cid = _ask_cancel(d, d.token(), booking)["confirmation_id"]
+    cid = _ask_cancel(d, bot(d), booking)["confirmation_id"]
     with sqlite3.connect(d.home / "vault.db") as conn:
         conn.execute("UPDATE mcp_confirmations SET params = ? WHERE id = ?",
                      (json.dumps({"booking_id": _ada_booking(d)[0]}), cid))
@@ -294,11 +314,11 @@ def test_cancel_expiry_and_tampered_params(d):
 
 def test_bot_altering_params_gets_a_new_confirmation_never_a_run(d):
     booking = _ada_booking(d)[1]
-    first = _ask_cancel(d, d.token(), booking)
-    second = _ask_cancel(d, d.token(), booking, reason="changed by the bot")
+    first = _ask_cancel(d, bot(d), booking)
+    second = _ask_cancel(d, bot(d), booking, reason="changed by the bot")
     assert first["confirmation_id"] != second["confirmation_id"]
     # The confirmation id as a tool argument is not a parameter of the action: refused, nothing runs.
-    _, res = run(d.mcp_url, d.token(), lambda s: s.call_tool(CANCEL, {"booking_id": booking,
+    _, res = run(d.mcp_url, bot(d), lambda s: s.call_tool(CANCEL, {"booking_id": booking,
                                                                       "confirmation_id": first["confirmation_id"]}))
     assert res.is_error and res.structured_content["error"]["code"] == "invalid_params"
     r = _answer(d, first["confirmation_id"], d.token())
@@ -310,9 +330,9 @@ def test_bot_altering_params_gets_a_new_confirmation_never_a_run(d):
 def test_waived_action_runs_without_confirmation(d):
     sh("mcp", "waive", "-w", "acme", "zendesk.create_ticket", env=d.env)
     try:
-        _, tools = run(d.mcp_url, d.token(), _list)
+        _, tools = run(d.mcp_url, bot(d), _list)
         assert next(t for t in tools if t.name == "zendesk__create_ticket").output_schema is None
-        _, res = run(d.mcp_url, d.token(), lambda s: s.call_tool(
+        _, res = run(d.mcp_url, bot(d), lambda s: s.call_tool(
             "zendesk__create_ticket", {"subject": "Over MCP", "description": "No confirmation needed."}))
         assert res.is_error is False and "result" in res.structured_content
         rec = [r for r in _records(d, event="action.run") if r["action"] == "zendesk.create_ticket"][-1]

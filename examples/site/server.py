@@ -53,12 +53,17 @@ def b64url(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
 
 
-def mint_token(user: dict[str, str], *, secret: str, kid: str | None, workspace: str, ttl: int) -> str:
-    """An HS256 JWT, as PyJWT's `jwt.encode(claims, secret, "HS256", headers={"kid": kid})` would make it."""
+def mint_token(user: dict[str, str], *, secret: str, kid: str | None, workspace: str, ttl: int,
+               use: str | None = None) -> str:
+    """An HS256 JWT, as PyJWT's `jwt.encode(claims, secret, "HS256", headers={"kid": kid})` would make it.
+
+    Without `use`: the widget's token (the only one that answers a confirmation). A site with an MCP bot signs
+    the bot its own, `use="mcp"` (claim `botctl_use`), and never hands the bot the widget's: the daemon's MCP
+    endpoint takes only the bot's, and everything else refuses it, so the bot cannot confirm its own ask."""
     now = int(time.time())
     header = {"alg": "HS256", "typ": "JWT", **({"kid": kid} if kid else {})}
     claims = {"sub": user["sub"], "email": user["email"], "name": user["name"], "aud": workspace,
-              "iat": now, "exp": now + min(ttl, MAX_TTL)}
+              "iat": now, "exp": now + min(ttl, MAX_TTL), **({"botctl_use": use} if use else {})}
     signing_input = ".".join(b64url(json.dumps(part, separators=(",", ":")).encode()) for part in (header, claims))
     signature = hmac.new(secret.encode(), signing_input.encode("ascii"), hashlib.sha256).digest()
     return signing_input + "." + b64url(signature)

@@ -96,12 +96,16 @@ class Demo:
         url = oauth_connect_via_sandbox(self.env, self.sandbox_url, connector, "acme", *extra)
         self.note(f"browser → {url.split('?')[0]}?… (consent approved) → http://127.0.0.1:<port>/callback")
 
-    def token(self, secret: str, kid: str, *, sub: str, email: str, name: str, aud: str = "acme") -> str:
+    def token(self, secret: str, kid: str, *, sub: str, email: str, name: str, aud: str = "acme",
+              use: str | None = None) -> str:
+        """As the site signs it: for the widget; `use="mcp"` the one it gives its bot (claim botctl_use)."""
         import jwt
 
         now = int(time.time())
-        return jwt.encode({"sub": sub, "email": email, "name": name, "aud": aud, "iat": now, "exp": now + 600},
-                          secret, algorithm="HS256", headers={"kid": kid})
+        claims = {"sub": sub, "email": email, "name": name, "aud": aud, "iat": now, "exp": now + 600}
+        if use:
+            claims["botctl_use"] = use
+        return jwt.encode(claims, secret, algorithm="HS256", headers={"kid": kid})
 
     # -- the script ----------------------------------------------------------------------------------
 
@@ -205,7 +209,9 @@ class Demo:
         self.step(7, "A bot over MCP: Ada's tools; it asks to cancel her booking; only Ada's confirmation runs it")
         from botctl import demo_mcp
 
-        demo_mcp.run(self, http, ada, slots["calcom"]["ada@example.com"]["bookings"][0])
+        ada_bot = self.token(acme["secret"], acme["kid"], sub="site-user-ada", email="ada@example.com",
+                             name="Ada Lovelace", use="mcp")
+        demo_mcp.run(self, http, ada, ada_bot, slots["calcom"]["ada@example.com"]["bookings"][0])
 
         self.step(8, "The audit trail of all of it, verified")
         out = self.botctl("audit", "--json", "-n", "200")

@@ -1,6 +1,7 @@
-"""`botctl demo`'s MCP session (issue #18): a bot speaks MCP to the edge with Ada's identity token, lists her
-tools, asks to cancel one of her bookings, gets `confirmation_required`; Ada confirms the way the widget does
-(the summary fetched from the daemon, her answer sent with her own token); the audit shows the three records.
+"""`botctl demo`'s MCP session (issue #18): a bot speaks MCP to the edge with the token Ada's site signs for it
+(`botctl_use: "mcp"`), lists her tools, asks to cancel one of her bookings, gets `confirmation_required`; the bot
+trying to answer with its own token is refused; Ada confirms the way the widget does (the summary fetched from
+the daemon, her answer sent with the widget's token); the audit shows the records.
 Plain JSON-RPC over httpx, so the demo needs nothing beyond botctl (the tests use the MCP SDK's client)."""
 
 from __future__ import annotations
@@ -9,9 +10,10 @@ import json
 from typing import Any
 
 
-def run(demo: Any, http: Any, ada: str, booking_id: str) -> None:
+def run(demo: Any, http: Any, ada: str, ada_bot: str, booking_id: str) -> None:
+    """`ada`: the widget's token for Ada; `ada_bot`: the one her site gives its bot (refused everywhere but MCP)."""
     url = "/v1/workspaces/acme/mcp"
-    bot = {"Authorization": f"Bearer {ada}"}
+    bot = {"Authorization": f"Bearer {ada_bot}"}
     ids = iter(range(1, 100))
 
     def rpc(method: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -27,7 +29,7 @@ def run(demo: Any, http: Any, ada: str, booking_id: str) -> None:
     init = rpc("initialize", {"protocolVersion": "2025-06-18", "capabilities": {},
                               "clientInfo": {"name": "demo-bot", "version": "1"}})
     demo.note(f"server {init.get('serverInfo', {}).get('name')} speaks MCP {init.get('protocolVersion')}; "
-              "bearer = Ada's identity token, exactly as the widget sends it")
+              "bearer = the token Ada's site signs for its bot (botctl_use: mcp), not the widget's")
     tools = rpc("tools/list").get("tools", [])
     writes = [t["name"] for t in tools if not t["annotations"]["readOnlyHint"]]
     demo.out.print(f"  {len(tools)} tools for Ada, {len(writes)} of them change data (e.g. "
@@ -41,6 +43,9 @@ def run(demo: Any, http: Any, ada: str, booking_id: str) -> None:
     demo.out.print("  confirmation_required: " + held["summary"].replace("\n", "; "), markup=False, highlight=False)
     demo.note("nothing has been sent to Cal.com: the bot's word is not enough")
     cid = held["confirmation_id"]
+    mine_answer = http.post(f"/v1/workspaces/acme/confirmations/{cid}", json={"decision": "confirm"}, headers=bot)
+    demo.show_http("POST", "/v1/workspaces/acme/confirmations/cnf_… (the bot answers with its own token)",
+                   mine_answer, 401)
     ada_auth = {"Authorization": f"Bearer {ada}"}
     shown = http.get(f"/v1/workspaces/acme/confirmations/{cid}", headers=ada_auth)
     demo.show_http("GET", "/v1/workspaces/acme/confirmations/cnf_… (the widget shows Ada the summary)", shown, 200)
@@ -55,11 +60,12 @@ def run(demo: Any, http: Any, ada: str, booking_id: str) -> None:
     trail = [json.loads(x) for x in demo.botctl("audit", "--json", "-n", "60").splitlines() if x.strip()]
     mine = [r for r in trail if (r.get("detail") or {}).get("confirmation_id") == cid]
     for rec in mine:
-        who = f"{rec['actor'].get('email')} via {rec['actor'].get('channel')}"
-        demo.out.print(f"  #{rec['seq']:<3} {who:<26} {rec['event']:<32} {rec['action']:<26} {rec['outcome']:<7} "
+        who = f"{rec['actor'].get('email') or 'a refused token'} via {rec['actor'].get('channel')}"
+        demo.out.print(f"  #{rec['seq']:<3} {who:<26} {rec['event']:<32} {rec['action'] or '':<26} {rec['outcome']:<7} "
                        f"{rec['reason'] or ''}", markup=False, highlight=False)
     events = [(r["event"], r["outcome"]) for r in mine]
-    expected = [("action.confirmation_requested", "pending"), ("action.confirmation", "ok"), ("action.run", "ok"),
-                ("action.confirmation", "denied")]  # request, Ada's confirmation, the outcome; the replay refused
+    # The request, the bot's own answer refused, Ada's confirmation, the outcome; the replay refused.
+    expected = [("action.confirmation_requested", "pending"), ("action.confirmation", "denied"),
+                ("action.confirmation", "ok"), ("action.run", "ok"), ("action.confirmation", "denied")]
     if events != expected:
         demo.failures.append(f"MCP audit records: {events}")

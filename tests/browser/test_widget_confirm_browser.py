@@ -17,18 +17,21 @@ skip_without_browser()
 pytestmark = pytest.mark.slow
 
 
-def _ada_token(stack) -> str:
+def _ada_token(stack, use: str | None = None) -> str:
+    """Ada's token as her site signs it: the widget's by default; `use="mcp"` the one it gives its bot."""
     secret = json.loads(stack.secret_file.read_text())
     now = int(time.time())
     claims = {"sub": "u-ada", "email": "ada@example.com", "name": "Ada Lovelace", "aud": "acme", "iat": now,
               "exp": now + 300}
+    if use:
+        claims["botctl_use"] = use
     return jwt.encode(claims, secret["secret"], algorithm="HS256", headers={"kid": secret["kid"]})
 
 
 def _bot_asks(stack, subject: str) -> dict:
-    """The bot, over MCP with Ada's token: create a ticket → confirmation_required."""
+    """The bot, over MCP with the token Ada's site signs for it: create a ticket → confirmation_required."""
     r = httpx.post(f"{stack.edge}/v1/workspaces/acme/mcp", timeout=30,
-                   headers={"Authorization": f"Bearer {_ada_token(stack)}"},
+                   headers={"Authorization": f"Bearer {_ada_token(stack, 'mcp')}"},
                    json={"jsonrpc": "2.0", "id": 1, "method": "tools/call",
                          "params": {"name": "zendesk__create_ticket",
                                     "arguments": {"subject": subject, "description": "Asked by the bot."}}})

@@ -153,10 +153,14 @@ def mint(
     email: str = typer.Option(None, "--email", metavar="EMAIL"),
     name: str = typer.Option(None, "--name", metavar="NAME"),
     ttl: str = typer.Option("10m", "--ttl", metavar="DURATION"),
+    use: str = typer.Option(None, "--use", metavar="widget|mcp",
+                            help="mcp: a token for a bot's MCP client (it cannot answer confirmations); "
+                                 "default: the widget's."),
 ) -> None:
     """Print a token signed like your site would sign it (for testing)."""
     from botctl import identity, workspaces
 
     a = context.app(ctx, create=False)
     ws = workspaces.get(a.vault.conn, workspace)
-    print(identity.mint(a, ws, sub=sub, email=email, name=name, ttl_s=_parse_duration(ttl, "--ttl")))
+    print(identity.mint(a, ws, sub=sub, email=email, name=name, ttl_s=_parse_duration(ttl, "--ttl"),
+                        use=use))

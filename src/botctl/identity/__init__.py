@@ -11,7 +11,9 @@ key has exactly one algorithm; required `sub`, `exp`, `iat`, `aud` (= workspace 
 `typ` other than JWT (e.g. `at+jwt`) and `cty` refused; `email` ASCII (unless the workspace allows
 Unicode addresses), without controls, bidi or zero-width characters, and never with
 `email_verified` other than true (required per workspace); `jti` required and accepted once per
-workspace when the workspace turns the replay cache on.
+workspace when the workspace turns the replay cache on. `botctl_use` says what a token is for: absent or
+"widget" for the widget (chat, actions, answering a confirmation), "mcp" for a bot's MCP client only; each
+endpoint refuses the other's (`wrong_use`), so a bot cannot confirm its own ask.
 JWKS key sets are fetched on a background thread (`JwksCache`), never on the caller's, and expire.
 Any failure is one error (`invalid_identity`) with an internal reason for the audit record; the
 token itself is never logged, audited or echoed.
@@ -52,7 +54,16 @@ from botctl.identity.keys import (
 )
 from botctl.identity.minting import mint
 from botctl.identity.replay import REPLAY_MAX_PER_WORKSPACE, ReplayCache, replay_cache
-from botctl.identity.verify import ALGS, ALLOWED_TYP, FORBIDDEN_HEADERS, LEEWAY_S, MAX_TOKEN_BYTES, Verifier
+from botctl.identity.verify import (
+    ALGS,
+    ALLOWED_TYP,
+    FORBIDDEN_HEADERS,
+    LEEWAY_S,
+    MAX_TOKEN_BYTES,
+    USE_CLAIM,
+    USES,
+    Verifier,
+)
 from botctl.identity.workspace_rules import (
     RULE_DEFAULTS,
     Rules,
@@ -67,7 +78,7 @@ __all__ = [
     "ALGS", "ALLOWED_TYP", "DEFAULT_OVERLAP_S", "FORBIDDEN_HEADERS", "JWKS_BACKOFF_CAP_S", "JWKS_DEADLINE_S",
     "JWKS_FIRST_WAIT_S", "JWKS_IDLE_S", "JWKS_MIN_REFETCH_S", "JWKS_MIN_REFRESH_S", "JWKS_REFRESH_AT",
     "JWKS_REFRESH_S", "LEEWAY_S", "MAX_JWKS_BYTES", "MAX_JWKS_KEYS", "MAX_TOKEN_BYTES", "REPLAY_MAX_PER_WORKSPACE",
-    "RULE_DEFAULTS", "IdentityError", "IdentityKey", "JwksCache", "ReplayCache", "Rules", "Verifier",
+    "RULE_DEFAULTS", "USES", "USE_CLAIM", "IdentityError", "IdentityKey", "JwksCache", "ReplayCache", "Rules", "Verifier",
     "add_public_key", "check_issuer", "check_public_key", "email_key", "is_loopback_url", "iso", "jwks_cache",
     "list_keys", "mint", "operator_email", "parse_duration", "remove_key", "replay_cache", "rotate", "rules",
     "rules_key", "set_settings", "settings",

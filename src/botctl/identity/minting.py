@@ -15,8 +15,9 @@ if TYPE_CHECKING:
 
 
 def mint(app: Session, ws: Workspace, *, sub: str, email: str | None, name: str | None, ttl_s: int,
-         kid: str | None = None) -> str:
-    """A token signed with the workspace's newest HS256 secret, as a site backend would (for testing)."""
+         kid: str | None = None, use: str | None = None) -> str:
+    """A token signed with the workspace's newest HS256 secret, as a site backend would (for testing).
+    `use="mcp"` signs one for a bot's MCP client (claim `botctl_use`); without it, one for the widget."""
     import jwt
 
     now = int(time.time())
@@ -39,4 +40,8 @@ def mint(app: Session, ws: Workspace, *, sub: str, email: str | None, name: str 
         claims["name"] = name
     if issuer:
         claims["iss"] = issuer
+    if use is not None:
+        if use not in ("widget", "mcp"):
+            raise UsageError(f"invalid --use {use!r}.", hint="widget (the widget's token) or mcp (a bot's MCP client).")
+        claims["botctl_use"] = use
     return jwt.encode(claims, secret.reveal(), algorithm="HS256", headers={"kid": key.kid})

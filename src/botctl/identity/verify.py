@@ -25,6 +25,12 @@ FORBIDDEN_HEADERS = frozenset({"crit", "jku", "x5u", "x5c", "jwk"})
 _COMPACT = re.compile(r"^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$")
 
 ALLOWED_TYP = frozenset({"jwt", "application/jwt"})
+# What a token is for (claim `botctl_use`): "widget" (the default when the claim is absent: every token a site
+# signed before the claim existed) for the widget's API, chat, actions and the answer to a confirmation; "mcp"
+# for a bot's MCP client, and nothing else. The bot never holds a token that can confirm its own ask, and the
+# widget's token is refused by the MCP endpoint.
+USE_CLAIM = "botctl_use"
+USES = ("widget", "mcp")
 
 
 class Verifier:
@@ -103,21 +109,22 @@ class Verifier:
     def _registered_material(self, key: IdentityKey) -> Any:
         return self._secret(key) if key.kind == "secret" else key.public_key
 
-    def verify(self, token: str) -> Visitor:
+    def verify(self, token: str, *, use: str = "widget") -> Visitor:
+        """The visitor of a good token signed for `use` (USES: "widget" unless the caller is the MCP endpoint)."""
         header, key, sources = self._select(token)
         if key is not None:
-            return self._decode(token, header, self._registered_material(key))
+            return self._decode(token, header, self._registered_material(key), use)
         urls = [s.jwks_url or "" for s in sources]
-        return self._decode(token, header, self.jwks.key_sync(urls, header["kid"], header["alg"]))
+        return self._decode(token, header, self.jwks.key_sync(urls, header["kid"], header["alg"]), use)
 
-    async def averify(self, token: str) -> Visitor:
+    async def averify(self, token: str, *, use: str = "widget") -> Visitor:
         header, key, sources = self._select(token)
         if key is not None:
-            return self._decode(token, header, self._registered_material(key))
+            return self._decode(token, header, self._registered_material(key), use)
         urls = [s.jwks_url or "" for s in sources]
-        return self._decode(token, header, await self.jwks.key(urls, header["kid"], header["alg"]))
+        return self._decode(token, header, await self.jwks.key(urls, header["kid"], header["alg"]), use)
 
-    def _decode(self, token: str, header: dict[str, Any], material: Any) -> Visitor:
+    def _decode(self, token: str, header: dict[str, Any], material: Any, use: str = "widget") -> Visitor:
         import jwt
 
         r = self.rules
@@ -162,6 +169,9 @@ class Verifier:
             refused = replay.check_and_add(self.ws.id, jti, float(claims["exp"]) + LEEWAY_S)
             if refused:
                 raise IdentityError(refused)
+        # Last, so every other reason keeps its precedence (and a jti is spent even at the wrong endpoint).
+        if claims.get(USE_CLAIM, "widget") != use:
+            raise IdentityError("wrong_use")  # e.g. the bot's token answering a confirmation
         return visitor
 
     def _shared_replay(self):  # noqa: ANN202 - SharedReplay | None

@@ -10,7 +10,8 @@ confirmation. Protocol (JSON both ways, the same envelope as every provider answ
 
 Audit: the request is `action.confirmation_requested` (outcome pending, from run_action), the visitor's
 answer `action.confirmation` (ok when confirmed; denied when cancelled, expired, already answered, not theirs,
-or without a good token), then the action's own `action.run` (detail.confirmation_id links them).
+or without a good widget token: the bot's token, signed `botctl_use: "mcp"`, is `invalid_identity` with
+identity reason `wrong_use`, so a bot cannot answer its own ask), then the action's own `action.run` (detail.confirmation_id links them).
 """
 
 from __future__ import annotations
@@ -55,7 +56,8 @@ async def mcp(request: Request) -> JSONResponse:
     ws = prov.workspace(request.path_params["ws"])
     if ws is None:
         return JSONResponse(error("unknown_workspace", "No such workspace.", rid))
-    visitor, bad = await prov.verify(ws, data.get("identity_token"))
+    # Only a token signed for a bot (botctl_use "mcp"): the widget's token, which answers confirmations, is refused.
+    visitor, bad = await prov.verify(ws, data.get("identity_token"), use="mcp")
     caller = Caller(prov.app, ws.name, visitor, mcp_actor(visitor), rid, client_ip=client_ip_of(data),
                     identity_error=bad, hold=visitor_hold(prov.app, visitor, rid))
     status, body = await handle(caller, data.get("message"))

@@ -120,15 +120,16 @@ class Provider:
 
     # -- identity -----------------------------------------------------------------------------------
 
-    async def verify(self, ws, token: str | None) -> tuple[Visitor | None, str | None]:  # noqa: ANN001
-        """(visitor, None) for a good token, (None, None) without one, (None, reason) for a bad one."""
+    async def verify(self, ws, token: str | None, use: str = "widget") -> tuple[Visitor | None, str | None]:  # noqa: ANN001
+        """(visitor, None) for a good token, (None, None) without one, (None, reason) for a bad one. `use`:
+        what the token must be signed for ("mcp" on the MCP endpoint only; botctl.identity.verify.USES)."""
         if token is None:
             return None, None
         from botctl.identity import IdentityError, Verifier
 
         try:
             # Awaited: a JWKS fetch runs on its own thread, never on this loop (other tenants).
-            return await Verifier(self.app, ws).averify(token), None
+            return await Verifier(self.app, ws).averify(token, use=use), None
         except IdentityError as exc:
             return None, exc.reason
 
