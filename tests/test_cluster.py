@@ -8,6 +8,8 @@ import base64
 import concurrent.futures
 import json
 import os
+import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -224,6 +226,74 @@ def test_a_jti_accepted_on_one_node_is_a_replay_on_the_other(cluster):
         assert sql(cluster.url, "SELECT count(*) FROM identity_jti")[0][0] == 2
     finally:
         sh(n1.env, "identity", "rules", "-w", WS, "--no-jti-replay")
+
+
+@pytest.mark.skipif(shutil.which("haproxy") is None, reason="HAProxy is not installed")
+def test_the_documented_haproxy_config_spreads_load_and_routes_around_a_killed_node(cluster):
+    """examples/cluster/haproxy.cfg as written, in front of both edges: round robin over both nodes; node 1
+    killed (kill -9 of its supervisor, provider and edge) is taken out and node 2 serves; node 1 restarted
+    is taken back."""
+    n1, n2 = cluster.nodes
+    lb_port = free_port()
+    env = {**os.environ, "BOTCTL_LB_BIND": f"127.0.0.1:{lb_port}", "BOTCTL_NODE1": f"127.0.0.1:{n1.port}",
+           "BOTCTL_NODE2": f"127.0.0.1:{n2.port}"}
+    cfg = Path(__file__).resolve().parent.parent / "examples" / "cluster" / "haproxy.cfg"
+    lb = subprocess.Popen(["haproxy", "-db", "-f", str(cfg)], env=env, stdout=subprocess.DEVNULL,
+                          stderr=subprocess.PIPE)
+    tok = cluster.token()
+    http = httpx.Client(base_url=f"http://127.0.0.1:{lb_port}", timeout=60)
+
+    def through_lb(n: int) -> list[dict]:
+        mark = cluster.head()
+        codes = [http.post(f"/v1/workspaces/{WS}/actions/zendesk.list_my_tickets", json={"params": {}},
+                           headers={"Authorization": f"Bearer {tok}"}).status_code for _ in range(n)]
+        assert codes == [200] * n, codes
+        return [r for r in cluster.records(mark) if r["event"] == "action.run"]
+
+    def wait_for(served: set[str]) -> None:
+        """Until the health checks have caught up: meanwhile a request already sent to the killed edge fails
+        (HAProxy never re-sends a request a server has received; it redispatches only refused connections)."""
+        deadline, last = time.time() + 30, None
+        while True:
+            try:
+                last = {r["node"] for r in through_lb(6)}
+                if last == served:
+                    return
+            except (httpx.HTTPError, AssertionError) as exc:
+                last = exc
+            if time.time() >= deadline:
+                ready = []
+                for n in cluster.nodes:
+                    try:
+                        ready.append((n.name, n.port, httpx.get(f"http://127.0.0.1:{n.port}/readyz").status_code))
+                    except httpx.HTTPError as exc:
+                        ready.append((n.name, n.port, repr(exc), sh(n.env, "daemon", "status", check=False).stdout))
+                lb.terminate()
+                raise AssertionError(f"the balancer did not settle on {served}: {last!r}; readyz {ready}; "
+                                     f"{lb.stderr.read().decode()[-1500:]}")
+            time.sleep(0.5)
+
+    try:
+        wait_for({"node-1", "node-2"})  # the balancer up and both health checks passed
+        assert lb.poll() is None
+        st = json.loads(sh(n1.env, "daemon", "status", "--json").stdout)
+        for pid in (st["supervisor"]["pid"], st["provider"]["pid"], st["edge"]["pid"]):
+            os.kill(pid, signal.SIGKILL)
+        wait_for({"node-2"})
+        assert {r["node"] for r in through_lb(10)} == {"node-2"}
+        deadline = time.time() + 20  # the killed supervisor reaped (by init) before node 1 is started again
+        while Path(f"/proc/{st['supervisor']['pid']}").exists():
+            state = Path(f"/proc/{st['supervisor']['pid']}/stat").read_text().rsplit(")", 1)[-1].split()[0]
+            assert time.time() < deadline, f"the killed supervisor is still there (state {state})"
+            time.sleep(0.2)
+        r = sh(n1.env, "daemon", "start", "--port", str(n1.port), "--metrics-port", str(free_port()),
+               "--ip-rate", "0", "--visitor-rate", "0")
+        assert "started" in r.stderr + r.stdout, r.stderr + r.stdout
+        wait_for({"node-1", "node-2"})
+    finally:
+        lb.terminate()
+        lb.wait(timeout=10)
+        http.close()
 
 
 def test_a_plan_downgraded_or_key_removed_on_node_1_is_refused_on_node_2_at_once(cluster):
