@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import concurrent.futures
+import contextlib
 import json
 import os
 import shutil
@@ -294,6 +295,58 @@ def test_the_documented_haproxy_config_spreads_load_and_routes_around_a_killed_n
         lb.terminate()
         lb.wait(timeout=10)
         http.close()
+
+
+def _kill_node(node: Node) -> None:
+    """kill -9 of the node's supervisor, provider and edge; returns once init has reaped the supervisor."""
+    st = json.loads(sh(node.env, "daemon", "status", "--json").stdout)
+    for pid in (st["supervisor"]["pid"], st["provider"]["pid"], st["edge"]["pid"]):
+        os.kill(pid, signal.SIGKILL)
+    deadline = time.time() + 20
+    while Path(f"/proc/{st['supervisor']['pid']}").exists():
+        assert time.time() < deadline, "the killed supervisor was not reaped"
+        time.sleep(0.2)
+
+
+def test_a_node_killed_mid_refresh_is_taken_over_by_another_once_it_lapses(cluster):
+    """Node 1's refresh hangs at the authorization server, under its lease, with the row saying `sent`;
+    node 1 is killed entirely. Node 2 takes the lease once node 1's heartbeat lapses and ends `active`
+    (the stored refresh token sent once more) or `needs_reauth`: never a reused rotated token."""
+    sb = cluster.sandbox
+    n1, n2 = cluster.nodes
+    grants = sb.stats()["token_grants"].get("zendesk", {}).get("refresh_token", 0)
+    sb.expire_oauth_tokens("zendesk")
+    sb.fault("zendesk", "hang", path="/oauth/tokens", method="POST", hang_seconds=60)
+    tok = cluster.token()
+
+    def row():
+        return sql(cluster.url, "SELECT status, refresh_state, refresh_lease_owner FROM connections "
+                                "WHERE connector = 'zendesk'")[0]
+
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        fut = pool.submit(act, n1, "zendesk.list_my_tickets", tok)
+        deadline = time.time() + 20
+        while not (row()[1] == "sent" and (row()[2] or "").startswith("node-1:") and not sb.state.faults.list()):
+            assert time.time() < deadline, f"the refresh did not hang at the token endpoint: {row()}"
+            time.sleep(0.2)
+        _kill_node(n1)
+        with contextlib.suppress(httpx.HTTPError):
+            fut.result(timeout=30)
+    started = time.monotonic()
+    r = act(n2, "zendesk.list_my_tickets", tok)
+    took = time.monotonic() - started
+    status, state, lease = row()
+    assert lease is None and state in (None, "unknown"), row()
+    if r.status_code == 200:
+        assert status == "active" and sb.stats()["token_grants"]["zendesk"]["refresh_token"] == grants + 1
+    else:
+        assert r.status_code == 409 and r.json()["error"]["code"] == "needs_reauth" and status == "needs_reauth"
+    assert not sb.stats()["oauth_events"].get("zendesk", {}).get("refresh_token_reuse")
+    assert took < 40  # node 1's lapse (10 s), not the lease's 90 s TTL
+    if status != "active":  # the operator reconnects, for the tests after this one
+        oauth_connect_via_sandbox(n2.env, sb.url, "zendesk", WS, "--subdomain", "acme")
+    sh(n1.env, "daemon", "start", "--port", str(n1.port), "--metrics-port", str(free_port()),
+       "--ip-rate", "0", "--visitor-rate", "0")
 
 
 def test_a_plan_downgraded_or_key_removed_on_node_1_is_refused_on_node_2_at_once(cluster):
