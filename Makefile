@@ -24,6 +24,7 @@ PG_TESTS = tests/test_workspace_cli.py tests/test_audit.py tests/test_audit_filt
 
 test: $(STAMP)
 	$(BIN)/ruff check src daemon tests bench examples
+	$(BIN)/ruff format --check src daemon tests bench examples
 	$(BIN)/python -m pytest -q
 	BOTCTL_TEST_DATABASE=postgresql $(BIN)/python -m pytest -q $(PG_TESTS)
 
@@ -32,6 +33,7 @@ test-quick: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check src daemon tests bench examples
+	$(BIN)/ruff format --check src daemon tests bench examples
 
 # Every benchmark against its baseline; writes bench/REPORT.md (commit it when the figures move).
 bench: $(STAMP)

@@ -25,9 +25,15 @@ REPO = Path(__file__).resolve().parent.parent
 def bench_canonical(n: int = 20000) -> dict:
     from botctl.audit.records import _CANONICAL, canonical, make_record
 
-    rec = make_record("action.run", workspace="acme", actor={"type": "visitor", "sub": "u1", "email": "ada@example.com"},
-                      action="zendesk.list_my_tickets", connector="zendesk", request_id="req_0123456789ab",
-                      detail={"params": {"status": "open"}, "latency_ms": 12.3, "upstream_statuses": [200]})
+    rec = make_record(
+        "action.run",
+        workspace="acme",
+        actor={"type": "visitor", "sub": "u1", "email": "ada@example.com"},
+        action="zendesk.list_my_tickets",
+        connector="zendesk",
+        request_id="req_0123456789ab",
+        detail={"params": {"status": "open"}, "latency_ms": 12.3, "upstream_statuses": [200]},
+    )
 
     def best(fn) -> float:  # noqa: ANN001
         times = []
@@ -49,9 +55,17 @@ def _fill(home, n: int) -> None:  # noqa: ANN001
 
     with Session(home) as app:
         app.vault  # noqa: B018
-        batch = [make_record("action.run", workspace="acme", actor={"type": "visitor", "sub": "u1",
-                             "email": "ada@example.com"}, action="zendesk.create_ticket", connector="zendesk",
-                             detail={"status": 201, "latency_ms": 12.5}) for _ in range(1000)]
+        batch = [
+            make_record(
+                "action.run",
+                workspace="acme",
+                actor={"type": "visitor", "sub": "u1", "email": "ada@example.com"},
+                action="zendesk.create_ticket",
+                connector="zendesk",
+                detail={"status": 201, "latency_ms": 12.5},
+            )
+            for _ in range(1000)
+        ]
         conn = app.writer._conn
         conn.execute("PRAGMA synchronous = OFF")  # filling, not measuring the append
         for _ in range(n // 1000):
@@ -92,7 +106,9 @@ def main() -> None:
 
         rows = [("plain row scan, bodies to memory (baseline)", _rate(n, scan))]
         with open(os.devnull, "wb") as null:
-            rows.append(("audit export --format ndjson", _rate(n, lambda: write_export(home, null, fmt="ndjson"))))
+            rows.append(
+                ("audit export --format ndjson", _rate(n, lambda: write_export(home, null, fmt="ndjson")))
+            )
             rows.append(("audit export --format csv", _rate(n, lambda: write_export(home, null, fmt="csv"))))
         sink_path = Path(tmp) / "sink.ndjson"
         conn = shipping.shipstate.connect(home)
@@ -124,22 +140,36 @@ def main() -> None:
             ours = _rate(n, lambda: verify(home, key, vault))
             vault.close()
             t = time.perf_counter()
-            proc = subprocess.run([node, str(REPO / "tools" / "verify-audit.mjs"), "--json", str(export)],
-                                  env={"BOTCTL_AUDIT_KEY_FILE": str(keyfile)}, capture_output=True, text=True)
+            proc = subprocess.run(
+                [node, str(REPO / "tools" / "verify-audit.mjs"), "--json", str(export)],
+                env={"BOTCTL_AUDIT_KEY_FILE": str(keyfile)},
+                capture_output=True,
+                text=True,
+            )
             theirs = n / (time.perf_counter() - t)
             ok = proc.returncode == 0 and json.loads(proc.stdout)["records"] == n
-            out["verifiers"] = {"records": n, "botctl": ours, "node": theirs, "ratio": theirs / ours, "agree": ok}
+            out["verifiers"] = {
+                "records": n,
+                "botctl": ours,
+                "node": theirs,
+                "ratio": theirs / ours,
+                "agree": ok,
+            }
     print(f"# audit operations — {args.records:,} records\n")
     c = out["canonical"]
-    print(f"canonical JSON per record: RFC 8785 {c['jcs_us']:.1f} us, old rendering {c['legacy_us']:.1f} us "
-          f"({c['ratio']:.2f}x)\n")
+    print(
+        f"canonical JSON per record: RFC 8785 {c['jcs_us']:.1f} us, old rendering {c['legacy_us']:.1f} us "
+        f"({c['ratio']:.2f}x)\n"
+    )
     print("| pass | records/s | x baseline |\n|---|---:|---:|")
     for r in out["export"]:
         print(f"| {r['name']} | {r['rate']:,.0f} | {r['ratio']:.2f} |")
     if "verifiers" in out:
         v = out["verifiers"]
-        print(f"\nverify: botctl {v['botctl']:,.0f}/s, tools/verify-audit.mjs (Node, from the export) "
-              f"{v['node']:,.0f}/s ({v['ratio']:.2f}x), agree: {v['agree']}")
+        print(
+            f"\nverify: botctl {v['botctl']:,.0f}/s, tools/verify-audit.mjs (Node, from the export) "
+            f"{v['node']:,.0f}/s ({v['ratio']:.2f}x), agree: {v['agree']}"
+        )
     if args.json:
         Path(args.json).write_text(json.dumps(out, indent=2))
 

@@ -32,10 +32,20 @@ def _fill(home, n: int) -> None:  # noqa: ANN001
         app.vault  # noqa: B018
         app.writer._conn.execute("PRAGMA synchronous = OFF")  # filling, not measuring the append
         for start in range(0, n, 1000):
-            app.writer.append_many([make_record(
-                "action.run", workspace="acme", actor={"type": "visitor", "sub": "u1", "email": "ada@example.com"},
-                action="zendesk.list_my_tickets", connector="zendesk", request_id=f"req_{start + i:012d}",
-                detail={"latency_ms": 12.5}) for i in range(1000)])
+            app.writer.append_many(
+                [
+                    make_record(
+                        "action.run",
+                        workspace="acme",
+                        actor={"type": "visitor", "sub": "u1", "email": "ada@example.com"},
+                        action="zendesk.list_my_tickets",
+                        connector="zendesk",
+                        request_id=f"req_{start + i:012d}",
+                        detail={"latency_ms": 12.5},
+                    )
+                    for i in range(1000)
+                ]
+            )
 
 
 def _ms(fn, rounds: int) -> float:  # noqa: ANN001
@@ -55,10 +65,17 @@ def bench_filters(home, n: int) -> list[dict]:  # noqa: ANN001
     reader = audit.AuditReader(home)
     middle = f"req_{n // 2:012d}"
     try:
-        rows = [("latest 100, no filter (baseline)", _ms(lambda: reader.latest(audit.Filters(), 100), 20)),
-                ("by request id (indexed)", _ms(lambda: reader.latest(audit.Filters(request_id=middle), 100), 20)),
-                ("by connector (no index: a scan)", _ms(lambda: reader.latest(
-                    audit.Filters(connector="stripe"), 100), 3))]
+        rows = [
+            ("latest 100, no filter (baseline)", _ms(lambda: reader.latest(audit.Filters(), 100), 20)),
+            (
+                "by request id (indexed)",
+                _ms(lambda: reader.latest(audit.Filters(request_id=middle), 100), 20),
+            ),
+            (
+                "by connector (no index: a scan)",
+                _ms(lambda: reader.latest(audit.Filters(connector="stripe"), 100), 3),
+            ),
+        ]
     finally:
         reader.close()
     conn = sqlite3.connect(home.audit_db)
@@ -67,8 +84,12 @@ def bench_filters(home, n: int) -> list[dict]:  # noqa: ANN001
     conn.close()
     reader = audit.AuditReader(home)
     try:
-        rows.append(("by request id without its index (schema 1)",
-                     _ms(lambda: reader.latest(audit.Filters(request_id=middle), 100), 3)))
+        rows.append(
+            (
+                "by request id without its index (schema 1)",
+                _ms(lambda: reader.latest(audit.Filters(request_id=middle), 100), 3),
+            )
+        )
     finally:
         reader.close()
     base = rows[0][1]
@@ -84,22 +105,34 @@ def bench_http(env: dict[str, str], home) -> list[dict]:  # noqa: ANN001
     head = reader.head_seq()
     reader.close()
 
-    proc = subprocess.Popen([sys.executable, "-m", "botctl", "console", "--no-browser"], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "botctl", "console", "--no-browser"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
     try:
         url = proc.stdout.readline().strip()
         base = url.split("/login", 1)[0]
         with httpx.Client(base_url=base, timeout=60) as client:
             r = client.get(url.replace(base, ""), follow_redirects=False)
-            client.cookies.set(r.headers["set-cookie"].split("=", 1)[0],
-                               r.headers["set-cookie"].split("=", 1)[1].split(";", 1)[0])
+            client.cookies.set(
+                r.headers["set-cookie"].split("=", 1)[0],
+                r.headers["set-cookie"].split("=", 1)[1].split(";", 1)[0],
+            )
             assert client.get(f"/api/records?after={head}").json() == {"rows": [], "next": head}
             for path in ("/static/console.css", "/", f"/api/records?after={head}"):
                 client.get(path)  # warm
-            rows = [("static file (baseline)", _ms(lambda: client.get("/static/console.css"), 50)),
-                    ("timeline page, 100 rows", _ms(lambda: client.get("/"), 50)),
-                    ("timeline page, by request id", _ms(lambda: client.get("/?request_id=req_000000000042"), 50)),
-                    ("live-rows poll, nothing new", _ms(lambda: client.get(f"/api/records?after={head}"), 50))]
+            rows = [
+                ("static file (baseline)", _ms(lambda: client.get("/static/console.css"), 50)),
+                ("timeline page, 100 rows", _ms(lambda: client.get("/"), 50)),
+                (
+                    "timeline page, by request id",
+                    _ms(lambda: client.get("/?request_id=req_000000000042"), 50),
+                ),
+                ("live-rows poll, nothing new", _ms(lambda: client.get(f"/api/records?after={head}"), 50)),
+            ]
     finally:
         proc.terminate()
         proc.wait(timeout=10)
@@ -120,7 +153,11 @@ def main() -> None:
         os.environ["BOTCTL_HOME"] = tmp
         home = Home(Path(tmp))
         _fill(home, args.records)
-        out = {"records": args.records, "http": bench_http(dict(os.environ), home), "filters": bench_filters(home, args.records)}
+        out = {
+            "records": args.records,
+            "http": bench_http(dict(os.environ), home),
+            "filters": bench_filters(home, args.records),
+        }
     for section in ("filters", "http"):
         for row in out[section]:
             print(f"{row['name']:<45} {row['ms']:9.2f} ms  {row['ratio']:8.2f}x")

@@ -31,26 +31,39 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--concurrency", type=int, default=16)
     ap.add_argument("--seconds", type=float, default=6.0)
-    ap.add_argument("--json", metavar="FILE", help="also write the figures as JSON (bench/report.py reads it)")
+    ap.add_argument(
+        "--json", metavar="FILE", help="also write the figures as JSON (bench/report.py reads it)"
+    )
     args = ap.parse_args()
     py = sys.executable
     tmp = Path(tempfile.mkdtemp(prefix="botctl-bench-edge-remote-"))
-    env = {**os.environ, "BOTCTL_HOME": str(tmp / "home"), "BOTCTL_NO_KEYRING": "1",
-           "BOTCTL_MASTER_KEY": base64.b64encode(os.urandom(32)).decode()}
+    env = {
+        **os.environ,
+        "BOTCTL_HOME": str(tmp / "home"),
+        "BOTCTL_NO_KEYRING": "1",
+        "BOTCTL_MASTER_KEY": base64.b64encode(os.urandom(32)).decode(),
+    }
     procs: list[subprocess.Popen] = []
     sb_port, edge_port, remote_port, provider_port = free_port(), free_port(), free_port(), free_port()
     sandbox = f"http://127.0.0.1:{sb_port}"
 
     def botctl(*a: str, input: str | None = None) -> str:
-        return subprocess.run([py, "-m", "botctl", *a], env=env, input=input, capture_output=True, text=True,
-                              check=True).stdout
+        return subprocess.run(
+            [py, "-m", "botctl", *a], env=env, input=input, capture_output=True, text=True, check=True
+        ).stdout
 
     try:
         import httpx
         import jwt
 
-        procs.append(subprocess.Popen([py, "-m", "botctl", "sandbox", "serve", "--port", str(sb_port), "-q"], env=env,
-                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        procs.append(
+            subprocess.Popen(
+                [py, "-m", "botctl", "sandbox", "serve", "--port", str(sb_port), "-q"],
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+        )
         wait_http(sandbox + "/_sandbox/stats")
         key = httpx.get(sandbox + "/_sandbox/credentials").json()["stripe"]["api_key"]
         botctl("workspace", "create", "acme", "--plan", "pro")
@@ -62,22 +75,61 @@ def main() -> None:
         botctl("cluster", "cert", "issue", "edge-1", "--out", str(edge_host))
         shutil.copy(tmp / "home" / "cluster" / "ca.crt", edge_host / "ca.crt")
         # One load generator is one IP and one visitor: the edges' rate limits are off for the measurement.
-        botctl("daemon", "start", "--port", str(edge_port), "--ip-rate", "0", "--visitor-rate", "0",
-               "--provider-listen", f"127.0.0.1:{provider_port}")
+        botctl(
+            "daemon",
+            "start",
+            "--port",
+            str(edge_port),
+            "--ip-rate",
+            "0",
+            "--visitor-rate",
+            "0",
+            "--provider-listen",
+            f"127.0.0.1:{provider_port}",
+        )
         edge_env = {k: v for k, v in os.environ.items() if k in ("PATH", "PYTHONPATH", "LANG")}
-        procs.append(subprocess.Popen([py, "-P", "-m", "botctld", "--provider", f"https://127.0.0.1:{provider_port}",
-                                       "--cert", str(edge_host / "edge-1.crt"), "--key", str(edge_host / "edge-1.key"),
-                                       "--ca", str(edge_host / "ca.crt"), "--port", str(remote_port),
-                                       "--ip-rate", "0", "--visitor-rate", "0"], env=edge_env, cwd="/",
-                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        procs.append(
+            subprocess.Popen(
+                [
+                    py,
+                    "-P",
+                    "-m",
+                    "botctld",
+                    "--provider",
+                    f"https://127.0.0.1:{provider_port}",
+                    "--cert",
+                    str(edge_host / "edge-1.crt"),
+                    "--key",
+                    str(edge_host / "edge-1.key"),
+                    "--ca",
+                    str(edge_host / "ca.crt"),
+                    "--port",
+                    str(remote_port),
+                    "--ip-rate",
+                    "0",
+                    "--visitor-rate",
+                    "0",
+                ],
+                env=edge_env,
+                cwd="/",
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+        )
         wait_http(f"http://127.0.0.1:{remote_port}/healthz")
         now = int(time.time())
-        token = jwt.encode({"sub": "u-ada", "email": "ada@example.com", "aud": "acme", "iat": now, "exp": now + 3000},
-                           rot["secret"], algorithm="HS256", headers={"kid": rot["kid"]})
+        token = jwt.encode(
+            {"sub": "u-ada", "email": "ada@example.com", "aud": "acme", "iat": now, "exp": now + 3000},
+            rot["secret"],
+            algorithm="HS256",
+            headers={"kid": rot["kid"]},
+        )
         headers = {"Authorization": f"Bearer {token}"}
         action = "/v1/workspaces/acme/actions/stripe.list_my_subscriptions"
-        paths = (("local edge (Unix socket)", f"http://127.0.0.1:{edge_port}{action}"),
-                 ("remote edge (TCP + mutual TLS)", f"http://127.0.0.1:{remote_port}{action}"))
+        paths = (
+            ("local edge (Unix socket)", f"http://127.0.0.1:{edge_port}{action}"),
+            ("remote edge (TCP + mutual TLS)", f"http://127.0.0.1:{remote_port}{action}"),
+        )
         for _, url in paths:
             asyncio.run(load(url, headers, 4, 1.0))  # warm up (and open the kept-alive TLS connections)
         results, quiet = {}, {}
@@ -87,7 +139,10 @@ def main() -> None:
         for name, url in paths:
             n, lat, errors = asyncio.run(load(url, headers, 1, args.seconds / 2))
             quiet[name] = (n / (args.seconds / 2), pct(lat, 50), pct(lat, 99), errors)
-        audit_ok = subprocess.run([py, "-m", "botctl", "audit", "verify"], env=env, capture_output=True).returncode == 0
+        audit_ok = (
+            subprocess.run([py, "-m", "botctl", "audit", "verify"], env=env, capture_output=True).returncode
+            == 0
+        )
     finally:
         subprocess.run([py, "-m", "botctl", "daemon", "stop"], env=env, capture_output=True)
         for p in procs:
@@ -96,21 +151,37 @@ def main() -> None:
         shutil.rmtree(tmp, ignore_errors=True)
     (lname, lq), (rname, rq) = list(quiet.items())
     ratio = results[rname][0] / results[lname][0]
-    print(f"# edge-remote benchmark — {time.strftime('%Y-%m-%d %H:%M:%S')}, {os.cpu_count()} cores, "
-          f"{args.seconds:.0f} s per path under load")
+    print(
+        f"# edge-remote benchmark — {time.strftime('%Y-%m-%d %H:%M:%S')}, {os.cpu_count()} cores, "
+        f"{args.seconds:.0f} s per path under load"
+    )
     print("\n| path | load | req/s | p50 ms | p99 ms | errors |\n|---|---|---:|---:|---:|---:|")
-    rows = [{"path": name, "load": label, "rps": rps, "p50_ms": p50, "p99_ms": p99, "errors": errors}
-            for label, table in ((f"{args.concurrency} concurrent", results), ("1 at a time", quiet))
-            for name, (rps, p50, p99, errors) in table.items()]
+    rows = [
+        {"path": name, "load": label, "rps": rps, "p50_ms": p50, "p99_ms": p99, "errors": errors}
+        for label, table in ((f"{args.concurrency} concurrent", results), ("1 at a time", quiet))
+        for name, (rps, p50, p99, errors) in table.items()
+    ]
     for r in rows:
-        print(f"| {r['path']} | {r['load']} | {r['rps']:,.0f} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | {r['errors']} |")
+        print(
+            f"| {r['path']} | {r['load']} | {r['rps']:,.0f} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | {r['errors']} |"
+        )
     print(f"\nthroughput ratio under load (remote / local): {ratio:.2f}")
     print(f"added p50 latency, 1 at a time: {rq[1] - lq[1]:+.2f} ms")
     print(f"audit chain after the run: {'intact' if audit_ok else 'BROKEN'}")
     if args.json:
-        Path(args.json).write_text(json.dumps({"seconds": args.seconds, "concurrency": args.concurrency, "rows": rows,
-                                               "throughput_ratio": ratio, "added_p50_ms": rq[1] - lq[1],
-                                               "audit_intact": audit_ok}, indent=2))
+        Path(args.json).write_text(
+            json.dumps(
+                {
+                    "seconds": args.seconds,
+                    "concurrency": args.concurrency,
+                    "rows": rows,
+                    "throughput_ratio": ratio,
+                    "added_p50_ms": rq[1] - lq[1],
+                    "audit_intact": audit_ok,
+                },
+                indent=2,
+            )
+        )
 
 
 if __name__ == "__main__":

@@ -30,22 +30,29 @@ def bench_startup(runs: int, home: Path) -> list[tuple[str, float, float, str]]:
     import botctl
 
     subprocess.run([sys.executable, "-m", "compileall", "-q", str(Path(botctl.__file__).parent)], check=True)
-    subprocess.run([exe, "workspace", "create", "acme", "--plan", "pro"], env=env, capture_output=True, check=True)
+    subprocess.run(
+        [exe, "workspace", "create", "acme", "--plan", "pro"], env=env, capture_output=True, check=True
+    )
     cases = [
         ("python -c pass (baseline)", [sys.executable, "-c", "pass"], {}),
         # The floor under every typer CLI: importing the framework, before any botctl code runs.
         ("python -c 'import typer' (floor)", [sys.executable, "-c", "import typer"], {}),
         ("botctl --help", [exe, "--help"], {}),
         ("botctl workspace list --json", [exe, "workspace", "list", "--json"], {}),
-        ("TAB completion (bash)", [exe], {"_BOTCTL_COMPLETE": "complete_bash", "COMP_WORDS": "botctl workspace l",
-                                          "COMP_CWORD": "2"}),
+        (
+            "TAB completion (bash)",
+            [exe],
+            {"_BOTCTL_COMPLETE": "complete_bash", "COMP_WORDS": "botctl workspace l", "COMP_CWORD": "2"},
+        ),
     ]
     # Interleaved: every round runs each case once, so drift in machine load hits all of them alike.
     times: dict[str, list[float]] = {name: [] for name, _, _ in cases}
     for round_ in range(runs + 2):
         for name, cmd, extra in cases:
             t = time.perf_counter()
-            subprocess.run(cmd, env={**env, **extra}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
+            subprocess.run(
+                cmd, env={**env, **extra}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False
+            )
             if round_ >= 2:  # the first two rounds warm the page cache
                 times[name].append((time.perf_counter() - t) * 1000)
     base = statistics.median(times[cases[0][0]])
@@ -67,9 +74,17 @@ def _fill(home: Path, n: int) -> tuple[float, float, float]:
     with Session(h) as app:
         app.vault  # noqa: B018
         writer = app.writer
-        batch = [audit.make_record("bench.action", workspace="acme", actor={"type": "visitor", "sub": "u1",
-                                   "email": "ada@example.com"}, action="zendesk.create_ticket", connector="zendesk",
-                                   detail={"status": 201, "latency_ms": 12}) for _ in range(100)]
+        batch = [
+            audit.make_record(
+                "bench.action",
+                workspace="acme",
+                actor={"type": "visitor", "sub": "u1", "email": "ada@example.com"},
+                action="zendesk.create_ticket",
+                connector="zendesk",
+                detail={"status": 201, "latency_ms": 12},
+            )
+            for _ in range(100)
+        ]
         t = time.perf_counter()
         for _ in range(n // 100):
             writer.append_many(batch)
@@ -129,8 +144,10 @@ def main() -> None:
     os.environ["BOTCTL_NO_KEYRING"] = "1"
     os.environ["BOTCTL_MASTER_KEY"] = base64.b64encode(os.urandom(32)).decode()
     with tempfile.TemporaryDirectory(prefix="botctl-bench-") as tmp:
-        print(f"# botctl foundation benchmarks — {time.strftime('%Y-%m-%d %H:%M:%S')}, {os.cpu_count()} cores, "
-              f"Python {sys.version.split()[0]}, SQLite {sqlite3.sqlite_version}")
+        print(
+            f"# botctl foundation benchmarks — {time.strftime('%Y-%m-%d %H:%M:%S')}, {os.cpu_count()} cores, "
+            f"Python {sys.version.split()[0]}, SQLite {sqlite3.sqlite_version}"
+        )
         print("\n## CLI start-up (median wall time)\n")
         print("| command | ms | x baseline | target |\n|---|---:|---:|---|")
         out["startup"] = []

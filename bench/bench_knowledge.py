@@ -31,11 +31,13 @@ import tempfile
 import time
 from pathlib import Path
 
-COMMON = ("order orders shipping shipped delivery return returns refund refunds account password email payment "
-          "card cards gift item items days business tracking package address invoice tax price customer "
-          "support team store product size exchange warranty discount code checkout cancel subscription "
-          "plan billing charge charged receipt label carrier international customs duties free standard "
-          "express overnight damaged missing wrong replacement sign login reset change delete newsletter").split()
+COMMON = (
+    "order orders shipping shipped delivery return returns refund refunds account password email payment "
+    "card cards gift item items days business tracking package address invoice tax price customer "
+    "support team store product size exchange warranty discount code checkout cancel subscription "
+    "plan billing charge charged receipt label carrier international customs duties free standard "
+    "express overnight damaged missing wrong replacement sign login reset change delete newsletter"
+).split()
 STOP = "the a to of and in for is you your we our it on with be can are this that or if at as by".split()
 
 
@@ -79,8 +81,12 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--chunks", type=int, default=10_000)
     parser.add_argument("--queries", type=int, default=300)
-    parser.add_argument("--tenants", type=int, default=1, help="workspaces of --chunks each in the same table")
-    parser.add_argument("--json", metavar="FILE", help="also write the figures as JSON (bench/report.py reads it)")
+    parser.add_argument(
+        "--tenants", type=int, default=1, help="workspaces of --chunks each in the same table"
+    )
+    parser.add_argument(
+        "--json", metavar="FILE", help="also write the figures as JSON (bench/report.py reads it)"
+    )
     args = parser.parse_args()
 
     tmp = Path(tempfile.mkdtemp(prefix="botctl-bench-knowledge-"))
@@ -107,8 +113,10 @@ def main() -> None:
         report = knowledge.add(app, ws, [docs])
         took = time.perf_counter() - started
         index_seconds = took
-        print(f"indexed {report.chunks} chunks ({len(report.added)} documents, {report.embedded} embedded) for "
-              f"{ws.name} in {took:.1f} s ({report.chunks / took:,.0f} chunks/s)")
+        print(
+            f"indexed {report.chunks} chunks ({len(report.added)} documents, {report.embedded} embedded) for "
+            f"{ws.name} in {took:.1f} s ({report.chunks / took:,.0f} chunks/s)"
+        )
         if target is None:
             target, sections = ws, secs
     assert target is not None
@@ -122,8 +130,10 @@ def main() -> None:
             words = rng.sample(vocab, rng.randint(2, 4))
         questions.append(f"how do I {' '.join(words)}?")
 
-    baseline_sql = ("SELECT rowid, bm25(knowledge_fts) FROM knowledge_fts WHERE knowledge_fts MATCH ? "
-                    "ORDER BY bm25(knowledge_fts) LIMIT 5")
+    baseline_sql = (
+        "SELECT rowid, bm25(knowledge_fts) FROM knowledge_fts WHERE knowledge_fts MATCH ? "
+        "ORDER BY bm25(knowledge_fts) LIMIT 5"
+    )
     times: dict[str, list[float]] = {"baseline": [], "search": [], "answer_fts": [], "answer": []}
     # CPU time of the hybrid answer (this process, all threads): what it costs when the machine is not
     # shared; on a busy machine the wall time above is mostly waiting for a core.
@@ -152,28 +162,51 @@ def main() -> None:
                 grounded += result["grounded"]
                 grounded_fts += fts_result["grounded"]
     base50, base99 = statistics.median(times["baseline"]), _pct(times["baseline"], 99)
-    print(f"\n{args.queries} questions on {args.chunks:,} chunks x {args.tenants} workspace(s); "
-          f"{grounded} answered as grounded (FTS5 alone: {grounded_fts}); CPU time of a hybrid answer: "
-          f"p50 {statistics.median(cpu):.2f} ms, p99 {_pct(cpu, 99):.2f} ms\n")
+    print(
+        f"\n{args.queries} questions on {args.chunks:,} chunks x {args.tenants} workspace(s); "
+        f"{grounded} answered as grounded (FTS5 alone: {grounded_fts}); CPU time of a hybrid answer: "
+        f"p50 {statistics.median(cpu):.2f} ms, p99 {_pct(cpu, 99):.2f} ms\n"
+    )
     print(f"{'':28}{'p50 ms':>9}{'p99 ms':>9}{'p50 ratio':>11}{'p99 ratio':>11}")
     rows = []
-    for name, label in (("baseline", "plain FTS5 MATCH (baseline)"), ("search", "knowledge.search (hybrid)"),
-                        ("answer_fts", "knowledge.answer (FTS5 only)"), ("answer", "knowledge.answer (hybrid)")):
+    for name, label in (
+        ("baseline", "plain FTS5 MATCH (baseline)"),
+        ("search", "knowledge.search (hybrid)"),
+        ("answer_fts", "knowledge.answer (FTS5 only)"),
+        ("answer", "knowledge.answer (hybrid)"),
+    ):
         p50, p99 = statistics.median(times[name]), _pct(times[name], 99)
         print(f"{label:28}{p50:9.2f}{p99:9.2f}{p50 / base50:10.2f}x{p99 / base99:10.2f}x")
-        rows.append({"query": label, "p50_ms": p50, "p99_ms": p99, "p50_ratio": p50 / base50,
-                     "p99_ratio": p99 / base99})
+        rows.append(
+            {
+                "query": label,
+                "p50_ms": p50,
+                "p99_ms": p99,
+                "p50_ratio": p50 / base50,
+                "p99_ratio": p99 / base99,
+            }
+        )
     if args.json:
         import json
 
         from botctl.knowledge import embed
 
-        Path(args.json).write_text(json.dumps({"chunks": args.chunks, "queries": args.queries,
-                                               "grounded": grounded, "grounded_fts": grounded_fts,
-                                               "index_seconds": index_seconds, "model": embed.model_info(),
-                                               "answer_cpu_p50_ms": statistics.median(cpu),
-                                               "answer_cpu_p99_ms": _pct(cpu, 99),
-                                               "rows": rows}, indent=2))
+        Path(args.json).write_text(
+            json.dumps(
+                {
+                    "chunks": args.chunks,
+                    "queries": args.queries,
+                    "grounded": grounded,
+                    "grounded_fts": grounded_fts,
+                    "index_seconds": index_seconds,
+                    "model": embed.model_info(),
+                    "answer_cpu_p50_ms": statistics.median(cpu),
+                    "answer_cpu_p99_ms": _pct(cpu, 99),
+                    "rows": rows,
+                },
+                indent=2,
+            )
+        )
     app.close()
     import shutil
 

@@ -74,8 +74,11 @@ def evaluate(conn, ws, questions: list[Question], verbose: bool = False) -> dict
                 spanning += 1
                 both += r["grounded"] and all(any(cites(c, e) for c in r["citations"]) for e in q.expected)
             if not hit:
-                got = ("refused" if not r["grounded"] else
-                       "cited " + "; ".join(f"{c['document']}#{c['section']}" for c in r["citations"]))
+                got = (
+                    "refused"
+                    if not r["grounded"]
+                    else "cited " + "; ".join(f"{c['document']}#{c['section']}" for c in r["citations"])
+                )
                 misses.append(f"MISS  {q.text!r}: {got}")
         elif r["grounded"]:
             answered_anyway += 1
@@ -84,8 +87,15 @@ def evaluate(conn, ws, questions: list[Question], verbose: bool = False) -> dict
     if verbose:
         for m in misses:
             print("   ", m)
-    return {"answerable": len(answerable), "right": right, "unanswerable": len(unanswerable),
-            "answered_anyway": answered_anyway, "spanning": spanning, "both_cited": both, "misses": misses}
+    return {
+        "answerable": len(answerable),
+        "right": right,
+        "unanswerable": len(unanswerable),
+        "answered_anyway": answered_anyway,
+        "spanning": spanning,
+        "both_cited": both,
+        "misses": misses,
+    }
 
 
 def main() -> int:
@@ -93,7 +103,9 @@ def main() -> int:
     ap.add_argument("--modes", default="fts,hybrid,wordllama", help="comma-separated: fts, hybrid, wordllama")
     ap.add_argument("--corpora", default=",".join(CORPORA))
     ap.add_argument("--verbose", action="store_true", help="print every miss and false answer")
-    ap.add_argument("--json", metavar="FILE", help="also write the figures as JSON (bench/report.py reads it)")
+    ap.add_argument(
+        "--json", metavar="FILE", help="also write the figures as JSON (bench/report.py reads it)"
+    )
     args = ap.parse_args()
 
     tmp = Path(tempfile.mkdtemp(prefix="botctl-bench-eval-"))
@@ -129,20 +141,26 @@ def main() -> int:
         for name, (ws, questions) in spaces.items():
             print(f"  {name}")
             results[mode][name] = evaluate(app.vault.conn, ws, questions, args.verbose)
-        total = {k: sum(r[k] for r in results[mode].values())
-                 for k in ("answerable", "right", "unanswerable", "answered_anyway", "spanning", "both_cited")}
+        total = {
+            k: sum(r[k] for r in results[mode].values())
+            for k in ("answerable", "right", "unanswerable", "answered_anyway", "spanning", "both_cited")
+        }
         results[mode]["overall"] = total
     print(f"\n{'mode':10}{'corpus':10}{'grounded+right':>16}{'answered anyway':>17}{'both cited':>12}")
     for mode, per in results.items():
         for name, r in per.items():
-            print(f"{mode:10}{name:10}{r['right']:>7}/{r['answerable']:<3} {100 * r['right'] / r['answerable']:4.0f}%"
-                  f"{r['answered_anyway']:>8}/{r['unanswerable']:<3} {100 * r['answered_anyway'] / r['unanswerable']:4.0f}%"
-                  f"{r['both_cited']:>6}/{r['spanning']:<3}")
+            print(
+                f"{mode:10}{name:10}{r['right']:>7}/{r['answerable']:<3} {100 * r['right'] / r['answerable']:4.0f}%"
+                f"{r['answered_anyway']:>8}/{r['unanswerable']:<3} {100 * r['answered_anyway'] / r['unanswerable']:4.0f}%"
+                f"{r['both_cited']:>6}/{r['spanning']:<3}"
+            )
     if args.json:
         from botctl.knowledge import embed as dense
 
-        slim = {m: {c: {k: v for k, v in r.items() if k != "misses"} for c, r in per.items()}
-                for m, per in results.items()}
+        slim = {
+            m: {c: {k: v for k, v in r.items() if k != "misses"} for c, r in per.items()}
+            for m, per in results.items()
+        }
         os.environ["BOTCTL_KNOWLEDGE_MODEL"] = "minilm"
         Path(args.json).write_text(json.dumps({"model": dense.model_info(), "results": slim}, indent=2))
     app.close()

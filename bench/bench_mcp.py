@@ -27,18 +27,25 @@ import httpx
 from bench_daemon import free_port, pct, wait_http
 
 
-async def load(url: str, body: dict, headers: dict[str, str], concurrency: int, seconds: float) -> tuple[list[float], int]:
+async def load(
+    url: str, body: dict, headers: dict[str, str], concurrency: int, seconds: float
+) -> tuple[list[float], int]:
     latencies: list[float] = []
     errors = 0
     stop_at = time.perf_counter() + seconds
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     async with httpx.AsyncClient(timeout=30, limits=limits) as client:
+
         async def worker() -> None:
             nonlocal errors
             while time.perf_counter() < stop_at:
                 t = time.perf_counter()
                 r = await client.post(url, json=body, headers=headers)
-                ok = r.status_code == 200 and "error" not in r.json() and not r.json().get("result", {}).get("isError")
+                ok = (
+                    r.status_code == 200
+                    and "error" not in r.json()
+                    and not r.json().get("result", {}).get("isError")
+                )
                 if ok:
                     latencies.append(time.perf_counter() - t)
                 else:
@@ -59,23 +66,36 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--concurrency", type=int, default=16)
     ap.add_argument("--seconds", type=float, default=8.0)
-    ap.add_argument("--json", metavar="FILE", help="also write the figures as JSON (bench/report.py reads it)")
+    ap.add_argument(
+        "--json", metavar="FILE", help="also write the figures as JSON (bench/report.py reads it)"
+    )
     args = ap.parse_args()
     py = sys.executable
     tmp = Path(tempfile.mkdtemp(prefix="botctl-bench-mcp-"))
-    env = {**os.environ, "BOTCTL_HOME": str(tmp / "home"), "BOTCTL_NO_KEYRING": "1",
-           "BOTCTL_MASTER_KEY": base64.b64encode(os.urandom(32)).decode()}
+    env = {
+        **os.environ,
+        "BOTCTL_HOME": str(tmp / "home"),
+        "BOTCTL_NO_KEYRING": "1",
+        "BOTCTL_MASTER_KEY": base64.b64encode(os.urandom(32)).decode(),
+    }
     procs: list[subprocess.Popen] = []
     sb_port, edge_port = free_port(), free_port()
     sandbox = f"http://127.0.0.1:{sb_port}"
 
     def botctl(*a: str, input: str | None = None) -> str:
-        return subprocess.run([py, "-m", "botctl", *a], env=env, input=input, capture_output=True, text=True,
-                              check=True).stdout
+        return subprocess.run(
+            [py, "-m", "botctl", *a], env=env, input=input, capture_output=True, text=True, check=True
+        ).stdout
 
     try:
-        procs.append(subprocess.Popen([py, "-m", "botctl", "sandbox", "serve", "--port", str(sb_port), "-q"], env=env,
-                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        procs.append(
+            subprocess.Popen(
+                [py, "-m", "botctl", "sandbox", "serve", "--port", str(sb_port), "-q"],
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+        )
         wait_http(sandbox + "/_sandbox/stats")
         key = httpx.get(sandbox + "/_sandbox/credentials").json()["stripe"]["api_key"]
         botctl("workspace", "create", "acme", "--plan", "pro")
@@ -85,25 +105,52 @@ def main() -> None:
         import jwt
 
         now = int(time.time())
-        token = jwt.encode({"sub": "u-ada", "email": "ada@example.com", "aud": "acme", "iat": now, "exp": now + 3000},
-                           rot["secret"], algorithm="HS256", headers={"kid": rot["kid"]})
+        token = jwt.encode(
+            {"sub": "u-ada", "email": "ada@example.com", "aud": "acme", "iat": now, "exp": now + 3000},
+            rot["secret"],
+            algorithm="HS256",
+            headers={"kid": rot["kid"]},
+        )
         auth = {"Authorization": f"Bearer {token}"}
         edge = f"http://127.0.0.1:{edge_port}/v1/workspaces/acme"
-        paths = (("action API", f"{edge}/actions/stripe.list_my_subscriptions", {"params": {}}),
-                 ("MCP tools/call", f"{edge}/mcp", {"jsonrpc": "2.0", "id": 1, "method": "tools/call",
-                                                    "params": {"name": "stripe__list_my_subscriptions", "arguments": {}}}))
+        paths = (
+            ("action API", f"{edge}/actions/stripe.list_my_subscriptions", {"params": {}}),
+            (
+                "MCP tools/call",
+                f"{edge}/mcp",
+                {
+                    "jsonrpc": "2.0",
+                    "id": 1,
+                    "method": "tools/call",
+                    "params": {"name": "stripe__list_my_subscriptions", "arguments": {}},
+                },
+            ),
+        )
         for _, url, body in paths:  # warm up
             asyncio.run(load(url, body, auth, 4, 1.0))
         rows = []
-        for label, conc, secs in ((f"{args.concurrency} concurrent", args.concurrency, args.seconds),
-                                  ("1 at a time", 1, args.seconds / 2)):
+        for label, conc, secs in (
+            (f"{args.concurrency} concurrent", args.concurrency, args.seconds),
+            ("1 at a time", 1, args.seconds / 2),
+        ):
             for name, url, body in paths:
                 lat, errors = asyncio.run(load(url, body, auth, conc, secs))
-                rows.append({"path": name, "load": label, "rps": len(lat) / secs, "p50_ms": pct(lat, 50),
-                             "p99_ms": pct(lat, 99), "errors": errors})
+                rows.append(
+                    {
+                        "path": name,
+                        "load": label,
+                        "rps": len(lat) / secs,
+                        "p50_ms": pct(lat, 50),
+                        "p99_ms": pct(lat, 99),
+                        "errors": errors,
+                    }
+                )
         state = json.loads((tmp / "home" / "run" / "state.json").read_text())
         rss = {name: rss_mb(state[name]["pid"]) for name in ("edge", "provider")}
-        audit_ok = subprocess.run([py, "-m", "botctl", "audit", "verify"], env=env, capture_output=True).returncode == 0
+        audit_ok = (
+            subprocess.run([py, "-m", "botctl", "audit", "verify"], env=env, capture_output=True).returncode
+            == 0
+        )
     finally:
         subprocess.run([py, "-m", "botctl", "daemon", "stop"], env=env, capture_output=True)
         for p in procs:
@@ -116,7 +163,9 @@ def main() -> None:
     print(f"# MCP benchmark — {time.strftime('%Y-%m-%d %H:%M:%S')}, {os.cpu_count()} cores")
     print("\n| path | load | req/s | p50 ms | p99 ms | errors |\n|---|---|---:|---:|---:|---:|")
     for r in rows:
-        print(f"| {r['path']} | {r['load']} | {r['rps']:,.0f} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | {r['errors']} |")
+        print(
+            f"| {r['path']} | {r['load']} | {r['rps']:,.0f} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | {r['errors']} |"
+        )
     ratio = busy_mcp["rps"] / busy_api["rps"]
     added = quiet_mcp["p50_ms"] - quiet_api["p50_ms"]
     print(f"\nthroughput ratio under load (MCP / action API): {ratio:.2f}")
@@ -124,9 +173,20 @@ def main() -> None:
     print(f"RSS after the run: edge {rss['edge']:.0f} MB, provider {rss['provider']:.0f} MB")
     print(f"audit chain after the run: {'intact' if audit_ok else 'BROKEN'}")
     if args.json:
-        Path(args.json).write_text(json.dumps({"seconds": args.seconds, "concurrency": args.concurrency, "rows": rows,
-                                               "throughput_ratio": ratio, "added_p50_ms": added, "rss_mb": rss,
-                                               "audit_intact": audit_ok}, indent=2))
+        Path(args.json).write_text(
+            json.dumps(
+                {
+                    "seconds": args.seconds,
+                    "concurrency": args.concurrency,
+                    "rows": rows,
+                    "throughput_ratio": ratio,
+                    "added_p50_ms": added,
+                    "rss_mb": rss,
+                    "audit_intact": audit_ok,
+                },
+                indent=2,
+            )
+        )
 
 
 if __name__ == "__main__":

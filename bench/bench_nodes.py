@@ -43,8 +43,14 @@ def free_port() -> int:
 
 
 def sh(env: dict, *args: str, input: str | None = None) -> str:
-    p = subprocess.run([sys.executable, "-m", "botctl", *args], env=env, input=input, capture_output=True,
-                       text=True, timeout=120)
+    p = subprocess.run(
+        [sys.executable, "-m", "botctl", *args],
+        env=env,
+        input=input,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     if p.returncode != 0:
         raise SystemExit(f"botctl {' '.join(args)} failed: {p.stderr[-1500:]}")
     return p.stdout
@@ -67,8 +73,11 @@ def load(ports: list[int], token: str, seconds: float, concurrency: int) -> tupl
             n = i
             while time.monotonic() < stop:
                 p = ports[n % len(ports)] if len(ports) > 1 else port
-                r = c.post(f"http://127.0.0.1:{p}/v1/workspaces/acme/actions/zendesk.list_my_tickets",
-                           json={"params": {}}, headers={"Authorization": f"Bearer {token}"})
+                r = c.post(
+                    f"http://127.0.0.1:{p}/v1/workspaces/acme/actions/zendesk.list_my_tickets",
+                    json={"params": {}},
+                    headers={"Authorization": f"Bearer {token}"},
+                )
                 n += 1
                 with lock:
                     if r.status_code == 200:
@@ -94,25 +103,58 @@ def main() -> None:
     with database() as url, running_sandbox() as sb:
         nodes = []
         for i in (1, 2):
-            env = {**os.environ, "BOTCTL_HOME": str(tmp / f"node-{i}"), "BOTCTL_NO_KEYRING": "1",
-                   "BOTCTL_MASTER_KEY": key,
-                   "PYTHONPATH": os.pathsep.join([str(REPO / "src"), str(REPO / "daemon")])}
+            env = {
+                **os.environ,
+                "BOTCTL_HOME": str(tmp / f"node-{i}"),
+                "BOTCTL_NO_KEYRING": "1",
+                "BOTCTL_MASTER_KEY": key,
+                "PYTHONPATH": os.pathsep.join([str(REPO / "src"), str(REPO / "daemon")]),
+            }
             env.pop("BOTCTL_DATABASE_URL", None)
             sh(env, "init", "--database", url, "--node", f"node-{i}")
             nodes.append({"env": env, "port": free_port()})
         e1 = nodes[0]["env"]
         sh(e1, "workspace", "create", "acme", "--plan", "pro")
         rot = json.loads(sh(e1, "identity", "rotate", "-w", "acme", "--json"))
-        sh(e1, "connect", "zendesk", "-w", "acme", "--sandbox", sb.url, "--subdomain", "acme",
-           "--access-token-stdin", input=sb.credentials()["zendesk"]["access_token"] + "\n")
+        sh(
+            e1,
+            "connect",
+            "zendesk",
+            "-w",
+            "acme",
+            "--sandbox",
+            sb.url,
+            "--subdomain",
+            "acme",
+            "--access-token-stdin",
+            input=sb.credentials()["zendesk"]["access_token"] + "\n",
+        )
         now = int(time.time())
-        token = jwt.encode({"sub": "u-ada", "email": "ada@example.com", "aud": "acme", "iat": now,
-                            "exp": now + 3600}, rot["secret"], algorithm="HS256", headers={"kid": rot["kid"]})
+        token = jwt.encode(
+            {"sub": "u-ada", "email": "ada@example.com", "aud": "acme", "iat": now, "exp": now + 3600},
+            rot["secret"],
+            algorithm="HS256",
+            headers={"kid": rot["kid"]},
+        )
         pids = []
         try:
             for n in nodes:
-                out = json.loads(sh(n["env"], "daemon", "start", "--port", str(n["port"]), "--metrics-port",
-                                    str(free_port()), "--ip-rate", "0", "--visitor-rate", "0", "--json"))
+                out = json.loads(
+                    sh(
+                        n["env"],
+                        "daemon",
+                        "start",
+                        "--port",
+                        str(n["port"]),
+                        "--metrics-port",
+                        str(free_port()),
+                        "--ip-rate",
+                        "0",
+                        "--visitor-rate",
+                        "0",
+                        "--json",
+                    )
+                )
                 n["pids"] = [out["provider_pid"], out["edge_pid"]]
                 pids += n["pids"]
             load([nodes[0]["port"], nodes[1]["port"]], token, 2.0, 4)  # warm both nodes
@@ -124,19 +166,31 @@ def main() -> None:
                 took = time.monotonic() - t0
                 spent = {p: cpu_s(p) - before[p] for p in pids}
                 node_cpu = [sum(spent[p] for p in n["pids"]) for n in nodes]
-                result[label] = {"ok": ok, "errors": errors, "rps": round(ok / took, 1),
-                                 "cpu_ms_per_action": round(1000 * sum(node_cpu) / max(ok, 1), 2),
-                                 "node_cpu_s": [round(c, 2) for c in node_cpu]}
+                result[label] = {
+                    "ok": ok,
+                    "errors": errors,
+                    "rps": round(ok / took, 1),
+                    "cpu_ms_per_action": round(1000 * sum(node_cpu) / max(ok, 1), 2),
+                    "node_cpu_s": [round(c, 2) for c in node_cpu],
+                }
         finally:
             for n in nodes:
-                subprocess.run([sys.executable, "-m", "botctl", "daemon", "stop"], env=n["env"],
-                               capture_output=True, timeout=60)
+                subprocess.run(
+                    [sys.executable, "-m", "botctl", "daemon", "stop"],
+                    env=n["env"],
+                    capture_output=True,
+                    timeout=60,
+                )
     one, two = result["1 node"], result["2 nodes"]
-    print("| nodes | actions/s | errors | CPU ms per action (providers + edges) | CPU s per node |\n|---|---:|---:|---:|---|")
+    print(
+        "| nodes | actions/s | errors | CPU ms per action (providers + edges) | CPU s per node |\n|---|---:|---:|---:|---|"
+    )
     for label in ("1 node", "2 nodes"):
         r = result[label]
         print(f"| {label} | {r['rps']} | {r['errors']} | {r['cpu_ms_per_action']} | {r['node_cpu_s']} |")
-    print(f"\n2 nodes / 1 node: {two['rps'] / max(one['rps'], 0.1):.2f} (on {os.cpu_count()} cores: overhead, not scaling)")
+    print(
+        f"\n2 nodes / 1 node: {two['rps'] / max(one['rps'], 0.1):.2f} (on {os.cpu_count()} cores: overhead, not scaling)"
+    )
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2))
 

@@ -48,8 +48,13 @@ def database():
 
 
 def env_for(home: Path, url: str | None) -> dict[str, str]:
-    env = {**os.environ, "BOTCTL_HOME": str(home), "BOTCTL_NO_KEYRING": "1",
-           "BOTCTL_MASTER_KEY": base64.b64encode(b"k" * 32).decode(), "PYTHONPATH": str(REPO / "src")}
+    env = {
+        **os.environ,
+        "BOTCTL_HOME": str(home),
+        "BOTCTL_NO_KEYRING": "1",
+        "BOTCTL_MASTER_KEY": base64.b64encode(b"k" * 32).decode(),
+        "PYTHONPATH": str(REPO / "src"),
+    }
     env.pop("BOTCTL_DATABASE_URL", None)
     if url:
         env["BOTCTL_DATABASE_URL"] = url
@@ -95,7 +100,9 @@ print(verdict.records / took)
 
 
 def py(code: str, env: dict, *args: str) -> float:
-    out = subprocess.run([sys.executable, "-c", code, *args], env=env, capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", code, *args], env=env, capture_output=True, text=True, check=True
+    )
     return float(out.stdout.strip().splitlines()[-1])
 
 
@@ -103,8 +110,12 @@ def startup(env: dict, runs: int) -> float:
     times = []
     for _ in range(runs):
         t = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "botctl", "workspace", "list", "--json"], env=env,
-                       capture_output=True, check=True)
+        subprocess.run(
+            [sys.executable, "-m", "botctl", "workspace", "list", "--json"],
+            env=env,
+            capture_output=True,
+            check=True,
+        )
         times.append(time.perf_counter() - t)
     return statistics.median(times) * 1000
 
@@ -112,21 +123,41 @@ def startup(env: dict, runs: int) -> float:
 def backend_figures(url: str | None, tmp: Path, records: int, runs: int) -> dict:
     home = tmp / ("pg" if url else "sqlite")
     env = env_for(home, url)
-    subprocess.run([sys.executable, "-m", "botctl", "init"] + (["--database", url] if url else []), env=env,
-                   capture_output=True, check=True)
-    subprocess.run([sys.executable, "-m", "botctl", "workspace", "create", "acme"], env=env, capture_output=True,
-                   check=True)
+    subprocess.run(
+        [sys.executable, "-m", "botctl", "init"] + (["--database", url] if url else []),
+        env=env,
+        capture_output=True,
+        check=True,
+    )
+    subprocess.run(
+        [sys.executable, "-m", "botctl", "workspace", "create", "acme"],
+        env=env,
+        capture_output=True,
+        check=True,
+    )
     single = py(APPEND, env, str(max(records // 50, 50)), "1")
     batched = py(APPEND, env, str(records), "100")
     each = max(records // 100, 50)
     start_at = time.time() + 8  # after every writer has imported and opened its connections
-    procs = [subprocess.Popen([sys.executable, "-c", APPEND, str(each), "1", str(start_at)], env=env,
-                              stdout=subprocess.PIPE, text=True) for _ in range(4)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", APPEND, str(each), "1", str(start_at)],
+            env=env,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(4)
+    ]
     ends = [float(p.communicate()[0].split()[-2]) for p in procs]
     concurrent = 4 * each / (max(ends) - start_at)
     verify = py(VERIFY, env)
-    return {"append_single": single, "append_batched": batched, "append_4_writers": concurrent,
-            "verify": verify, "startup_ms": startup(env, runs)}
+    return {
+        "append_single": single,
+        "append_batched": batched,
+        "append_4_writers": concurrent,
+        "verify": verify,
+        "startup_ms": startup(env, runs),
+    }
 
 
 def daemon_path(url: str | None, seconds: float) -> dict:
@@ -134,18 +165,31 @@ def daemon_path(url: str | None, seconds: float) -> dict:
     if url:
         env["BOTCTL_DATABASE_URL"] = url
     env["PYTHONPATH"] = str(REPO / "src") + os.pathsep + str(REPO / "daemon")
-    out = subprocess.run([sys.executable, str(HERE / "bench_daemon.py"), "--seconds", str(seconds)], env=env,
-                         capture_output=True, text=True, timeout=600)
+    out = subprocess.run(
+        [sys.executable, str(HERE / "bench_daemon.py"), "--seconds", str(seconds)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     if out.returncode != 0:
-        raise SystemExit(f"bench_daemon.py failed on {'postgresql' if url else 'sqlite'}: {out.stderr[-2000:]}")
+        raise SystemExit(
+            f"bench_daemon.py failed on {'postgresql' if url else 'sqlite'}: {out.stderr[-2000:]}"
+        )
     rows = {}
     for line in out.stdout.splitlines():
-        m = re.match(r"\| (verified action|bare pass-through) \| ([^|]+) \| ([\d,]+) \| ([\d.]+) \| ([\d.]+) \|", line)
+        m = re.match(
+            r"\| (verified action|bare pass-through) \| ([^|]+) \| ([\d,]+) \| ([\d.]+) \| ([\d.]+) \|", line
+        )
         if m:
             rows[(m.group(1), m.group(2).strip())] = (float(m.group(3).replace(",", "")), float(m.group(4)))
-    under_load = next(v for (path, load), v in rows.items() if path == "verified action" and "1 at a time" not in load)
+    under_load = next(
+        v for (path, load), v in rows.items() if path == "verified action" and "1 at a time" not in load
+    )
     if "audit chain after the run: intact" not in out.stdout:
-        raise SystemExit(f"the audit chain did not verify after the daemon run on {'postgresql' if url else 'sqlite'}")
+        raise SystemExit(
+            f"the audit chain did not verify after the daemon run on {'postgresql' if url else 'sqlite'}"
+        )
     return {"rps": under_load[0], "p50_ms": under_load[1]}
 
 
@@ -161,18 +205,30 @@ def main() -> None:
         sq = backend_figures(None, tmp, args.records, args.runs)
         pg = backend_figures(url, tmp, args.records, args.runs)
         ds, dp = daemon_path(None, args.seconds), daemon_path(daemon_url, args.seconds)
-    out = {"records": args.records, "sqlite": sq, "postgresql": pg, "daemon": {"sqlite": ds, "postgresql": dp}}
+    out = {
+        "records": args.records,
+        "sqlite": sq,
+        "postgresql": pg,
+        "daemon": {"sqlite": ds, "postgresql": dp},
+    }
     print(f"# PostgreSQL next to SQLite — {args.records:,} records\n")
     print("| figure | SQLite | PostgreSQL | PostgreSQL / SQLite |\n|---|---:|---:|---:|")
-    names = {"append_single": "audit append, 1 record per transaction (records/s)",
-             "append_batched": "audit append, batches of 100 (records/s)",
-             "append_4_writers": "audit append, 4 processes at once (records/s, total)",
-             "verify": "audit verify (records/s)", "startup_ms": "`workspace list --json` (ms, median)"}
+    names = {
+        "append_single": "audit append, 1 record per transaction (records/s)",
+        "append_batched": "audit append, batches of 100 (records/s)",
+        "append_4_writers": "audit append, 4 processes at once (records/s, total)",
+        "verify": "audit verify (records/s)",
+        "startup_ms": "`workspace list --json` (ms, median)",
+    }
     for key, label in names.items():
         print(f"| {label} | {sq[key]:,.1f} | {pg[key]:,.1f} | {pg[key] / sq[key]:.2f} |")
-    print(f"| verified action path under load (req/s) | {ds['rps']:,.0f} | {dp['rps']:,.0f} | {dp['rps'] / ds['rps']:.2f} |")
-    print(f"| verified action path under load (p50 ms) | {ds['p50_ms']:.2f} | {dp['p50_ms']:.2f} | "
-          f"{dp['p50_ms'] / ds['p50_ms']:.2f} |")
+    print(
+        f"| verified action path under load (req/s) | {ds['rps']:,.0f} | {dp['rps']:,.0f} | {dp['rps'] / ds['rps']:.2f} |"
+    )
+    print(
+        f"| verified action path under load (p50 ms) | {ds['p50_ms']:.2f} | {dp['p50_ms']:.2f} | "
+        f"{dp['p50_ms'] / ds['p50_ms']:.2f} |"
+    )
     if args.json:
         Path(args.json).write_text(json.dumps(out, indent=2))
 

@@ -55,16 +55,26 @@ def main() -> None:
     ap.add_argument("--callers", type=int, default=200)
     ap.add_argument("--procs", type=int, default=4)
     ap.add_argument("--singles", type=int, default=5)
-    ap.add_argument("--json", metavar="FILE", help="also write the figures as JSON (bench/report.py reads it)")
+    ap.add_argument(
+        "--json", metavar="FILE", help="also write the figures as JSON (bench/report.py reads it)"
+    )
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="botctl-bench-refresh-"))
-    env = {**os.environ, "BOTCTL_HOME": str(tmp / "home"), "BOTCTL_NO_KEYRING": "1",
-           "BOTCTL_MASTER_KEY": base64.b64encode(os.urandom(32)).decode()}
+    env = {
+        **os.environ,
+        "BOTCTL_HOME": str(tmp / "home"),
+        "BOTCTL_NO_KEYRING": "1",
+        "BOTCTL_MASTER_KEY": base64.b64encode(os.urandom(32)).decode(),
+    }
     os.environ.update({k: env[k] for k in ("BOTCTL_HOME", "BOTCTL_NO_KEYRING", "BOTCTL_MASTER_KEY")})
     port = free_port()
     sandbox = f"http://127.0.0.1:{port}"
-    sb = subprocess.Popen([sys.executable, "-m", "botctl", "sandbox", "serve", "--port", str(port), "-q",
-                           "--auto-approve"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    sb = subprocess.Popen(
+        [sys.executable, "-m", "botctl", "sandbox", "serve", "--port", str(port), "-q", "--auto-approve"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         wait_http(sandbox + "/_sandbox/stats")
         from botctl import connections, oauth, workspaces
@@ -72,8 +82,12 @@ def main() -> None:
         from botctl.home import Home
         from botctl.session import Session
 
-        subprocess.run([sys.executable, "-m", "botctl", "workspace", "create", "acme", "--plan", "pro"], env=env,
-                       check=True, capture_output=True)
+        subprocess.run(
+            [sys.executable, "-m", "botctl", "workspace", "create", "acme", "--plan", "pro"],
+            env=env,
+            check=True,
+            capture_output=True,
+        )
         oauth_connect_via_sandbox(env, sandbox, "zendesk", "acme", "--subdomain", "acme")
         home = Home(tmp / "home")
         app = Session(home, create=False)
@@ -108,9 +122,16 @@ def main() -> None:
         before = grants()
         start = time.time() + 2.0
         per = args.callers // args.procs
-        procs = [subprocess.Popen([sys.executable, "-c", CHILD, str(home.path), str(per), str(start)], env=env,
-                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-                 for _ in range(args.procs)]
+        procs = [
+            subprocess.Popen(
+                [sys.executable, "-c", CHILD, str(home.path), str(per), str(start)],
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            for _ in range(args.procs)
+        ]
         outs = [p.communicate(timeout=120) for p in procs]
         ended = time.time()
         if any(p.returncode for p in procs):
@@ -118,23 +139,39 @@ def main() -> None:
         procs_ms = (ended - start) * 1000
         procs_requests = grants() - before
         procs_generations = sorted({g for o in outs for g in json.loads(o[0].strip())})
-        audit_ok = subprocess.run([sys.executable, "-m", "botctl", "audit", "verify"], env=env,
-                                  capture_output=True).returncode == 0
+        audit_ok = (
+            subprocess.run(
+                [sys.executable, "-m", "botctl", "audit", "verify"], env=env, capture_output=True
+            ).returncode
+            == 0
+        )
         app.close()
     finally:
         sb.terminate()
         sb.wait(timeout=10)
     rows = [
         {"case": "1 caller (baseline)", "callers": 1, "token_requests": 1, "ms": single_ms},
-        {"case": f"{args.callers} concurrent callers, 1 process", "callers": args.callers,
-         "token_requests": storm_requests, "ms": storm_ms, "generations": storm_generations},
-        {"case": f"{args.callers} callers in {args.procs} processes", "callers": per * args.procs,
-         "token_requests": procs_requests, "ms": procs_ms, "generations": procs_generations},
+        {
+            "case": f"{args.callers} concurrent callers, 1 process",
+            "callers": args.callers,
+            "token_requests": storm_requests,
+            "ms": storm_ms,
+            "generations": storm_generations,
+        },
+        {
+            "case": f"{args.callers} callers in {args.procs} processes",
+            "callers": per * args.procs,
+            "token_requests": procs_requests,
+            "ms": procs_ms,
+            "generations": procs_generations,
+        },
     ]
     print(f"# refresh storm — {time.strftime('%Y-%m-%d %H:%M:%S')}, {os.cpu_count()} cores\n")
     print("| case | callers | token requests | wall ms | x baseline |\n|---|---:|---:|---:|---:|")
     for r in rows:
-        print(f"| {r['case']} | {r['callers']} | {r['token_requests']} | {r['ms']:.1f} | {r['ms'] / single_ms:.2f} |")
+        print(
+            f"| {r['case']} | {r['callers']} | {r['token_requests']} | {r['ms']:.1f} | {r['ms'] / single_ms:.2f} |"
+        )
     print(f"\naudit chain after the storms: {'intact' if audit_ok else 'BROKEN'}")
     if args.json:
         Path(args.json).write_text(json.dumps({"rows": rows, "audit_intact": audit_ok}, indent=2))

@@ -19,9 +19,14 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-QUESTIONS = ["How long do refunds take?", "Do you ship to Canada?", "How do I reset my password?",
-             "Can I pay with seashells at your Mars store?", "Where is VAT shown on my invoice?",
-             "How long does standard shipping take?"]
+QUESTIONS = [
+    "How long do refunds take?",
+    "Do you ship to Canada?",
+    "How do I reset my password?",
+    "Can I pay with seashells at your Mars store?",
+    "Where is VAT shown on my invoice?",
+    "How long does standard shipping take?",
+]
 
 
 def _median_us(fn, rounds: int) -> float:  # noqa: ANN001
@@ -42,8 +47,9 @@ def bench_answers(rounds: int) -> list[dict]:
 
     with Session(Home(Path(os.environ["BOTCTL_HOME"]))) as app:
         ws = workspaces.create(app, "acme")
-        knowledge.add(app, ws, [str(REPO / "tests" / "data" / "knowledge")],
-                      url_base="https://help.acme.test/articles")
+        knowledge.add(
+            app, ws, [str(REPO / "tests" / "data" / "knowledge")], url_base="https://help.acme.test/articles"
+        )
         conn = app.vault.conn
         key = feedback.feedback_key(app.vault.audit_key())
 
@@ -57,8 +63,10 @@ def bench_answers(rounds: int) -> list[dict]:
             cite(conn, ws.id, r["citations"])
             feedback.answer_id(key, ws.id, q, r["answer"], r["grounded"])
 
-        rows = [("knowledge.answer (baseline)", _median_us(bare, max(3, rounds // 50))),
-                ("added: titles/URLs (cite) + answer id", _median_us(added, rounds))]
+        rows = [
+            ("knowledge.answer (baseline)", _median_us(bare, max(3, rounds // 50))),
+            ("added: titles/URLs (cite) + answer id", _median_us(added, rounds)),
+        ]
     base = rows[0][1]
     return [{"name": n, "us": us, "ratio": us / base} for n, us in rows]
 

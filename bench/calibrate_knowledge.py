@@ -24,16 +24,23 @@ from pathlib import Path
 
 from bench_knowledge_eval import CORPORA, EVAL, cites, load_questions
 
-GRID = {"cw": [0.0, 0.1, 0.2, 0.3, 0.4, 0.5], "sw": [0.0, 0.05, 0.1, 0.15, 0.2, 0.3],
-        "t": [round(0.30 + 0.01 * i, 2) for i in range(121)]}
+GRID = {
+    "cw": [0.0, 0.1, 0.2, 0.3, 0.4, 0.5],
+    "sw": [0.0, 0.05, 0.1, 0.15, 0.2, 0.3],
+    "t": [round(0.30 + 0.01 * i, 2) for i in range(121)],
+}
 MAX_ANSWERED_ANYWAY = 0.05
 
 
 def features(model: str) -> dict[str, list[tuple[bool, bool, list[tuple[float, float, float, bool]]]]]:
     """corpus → [(answerable, all words unknown, [(cosine, coverage, strength, right section)])]."""
     tmp = Path(tempfile.mkdtemp(prefix="botctl-calibrate-"))
-    os.environ.update(BOTCTL_HOME=str(tmp / "home"), BOTCTL_NO_KEYRING="1", BOTCTL_KNOWLEDGE_DENSE="1",
-                      BOTCTL_KNOWLEDGE_MODEL=model)
+    os.environ.update(
+        BOTCTL_HOME=str(tmp / "home"),
+        BOTCTL_NO_KEYRING="1",
+        BOTCTL_KNOWLEDGE_DENSE="1",
+        BOTCTL_KNOWLEDGE_MODEL=model,
+    )
     from botctl import knowledge, workspaces
     from botctl.home import Home
     from botctl.knowledge import hybrid
@@ -49,9 +56,18 @@ def features(model: str) -> dict[str, list[tuple[bool, bool, list[tuple[float, f
         for q in load_questions(EVAL / name / "questions.txt"):
             query, _, d = hybrid.retrieve(app.vault.conn, ws.id, q.text, knowledge.CANDIDATES)
             unknown = bool(query.terms) and all(query.idf[s] >= query.idf_max - 1e-9 for _, s in query.terms)
-            cands = [(r.cosine, r.passage.coverage, r.passage.strength,
-                      any(cites({"document": r.passage.document, "section": r.passage.section}, e)
-                          for e in q.expected)) for r in d.ranked]
+            cands = [
+                (
+                    r.cosine,
+                    r.passage.coverage,
+                    r.passage.strength,
+                    any(
+                        cites({"document": r.passage.document, "section": r.passage.section}, e)
+                        for e in q.expected
+                    ),
+                )
+                for r in d.ranked
+            ]
             rows.append((bool(q.expected), unknown, cands))
         out[name] = rows
     app.close()
@@ -91,11 +107,17 @@ def main() -> int:
         g = fit([r for n in fitted for r in data[n]])
         fr, fa = score([r for n in fitted for r in data[n]], *g)
         hr, ha = score(data[held], *g)
-        print(f"  fit on {'+'.join(fitted):13} {g}: {100 * fr:.0f}% / {100 * fa:.0f}%; held-out {held}: "
-              f"{100 * hr:.0f}% / {100 * ha:.0f}%")
+        print(
+            f"  fit on {'+'.join(fitted):13} {g}: {100 * fr:.0f}% / {100 * fa:.0f}%; held-out {held}: "
+            f"{100 * hr:.0f}% / {100 * ha:.0f}%"
+        )
     g = fit([r for n in CORPORA for r in data[n]])
-    print(f"  fit on all three {g}: " + ", ".join(
-        f"{n} {100 * score(data[n], *g)[0]:.0f}% / {100 * score(data[n], *g)[1]:.0f}%" for n in CORPORA))
+    print(
+        f"  fit on all three {g}: "
+        + ", ".join(
+            f"{n} {100 * score(data[n], *g)[0]:.0f}% / {100 * score(data[n], *g)[1]:.0f}%" for n in CORPORA
+        )
+    )
     return 0
 
 

@@ -22,15 +22,21 @@ def main() -> None:
     p.add_argument("--sandbox", required=True)
     p.add_argument("--key-env", required=True)
     args = p.parse_args()
-    client = httpx.AsyncClient(base_url=args.sandbox + "/stripe", timeout=10,
-                               headers={"Authorization": "Bearer " + os.environ[args.key_env],
-                                        "Stripe-Version": "2025-03-31.basil"})
+    client = httpx.AsyncClient(
+        base_url=args.sandbox + "/stripe",
+        timeout=10,
+        headers={"Authorization": "Bearer " + os.environ[args.key_env], "Stripe-Version": "2025-03-31.basil"},
+    )
 
     async def proxy(request):  # noqa: ANN001, ANN202
         await request.body()
-        customers = (await client.get("/v1/customers", params={"email": "ada@example.com", "limit": 100})).json()
+        customers = (
+            await client.get("/v1/customers", params={"email": "ada@example.com", "limit": 100})
+        ).json()
         cid = customers["data"][0]["id"]
-        subs = (await client.get("/v1/subscriptions", params={"customer": cid, "status": "all", "limit": 100})).json()
+        subs = (
+            await client.get("/v1/subscriptions", params={"customer": cid, "status": "all", "limit": 100})
+        ).json()
         return JSONResponse({"ok": True, "result": subs["data"]})
 
     app = Starlette(routes=[Route("/proxy", proxy, methods=["POST"])])

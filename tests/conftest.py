@@ -113,11 +113,21 @@ def isolated(tmp_path, monkeypatch, request):
     # Knowledge retrieval is FTS5 alone unless a test turns the embedding model on (tests/test_knowledge_hybrid.py
     # does): embedding every test's corpus would cost minutes.
     monkeypatch.setenv("BOTCTL_KNOWLEDGE_DENSE", "0")
-    for var in ("BOTCTL_MASTER_KEY", "CREDENTIALS_DIRECTORY", "CI", "BOTCTL_DEBUG", "BOTCTL_WORKSPACE",
-                "BOTCTL_DATABASE_URL"):
+    for var in (
+        "BOTCTL_MASTER_KEY",
+        "CREDENTIALS_DIRECTORY",
+        "CI",
+        "BOTCTL_DEBUG",
+        "BOTCTL_WORKSPACE",
+        "BOTCTL_DATABASE_URL",
+    ):
         monkeypatch.delenv(var, raising=False)
     # Tests marked sqlite_only, and those that make their own database (pg_url), keep their own choice.
-    if TEST_DATABASE == "postgresql" and "sqlite_only" not in request.keywords and "pg_url" not in request.fixturenames:
+    if (
+        TEST_DATABASE == "postgresql"
+        and "sqlite_only" not in request.keywords
+        and "pg_url" not in request.fixturenames
+    ):
         with fresh_pg_database() as url:
             monkeypatch.setenv("BOTCTL_DATABASE_URL", url)
             yield home
@@ -215,8 +225,12 @@ def botctl_proc():
 
     def invoke(*args: str, input: str | None = None, env: dict | None = None, timeout: float = 60) -> Result:
         proc = subprocess.run(
-            [sys.executable, "-m", "botctl", *args], input=input, capture_output=True, text=True,
-            env={**os.environ, **(env or {})}, timeout=timeout,
+            [sys.executable, "-m", "botctl", *args],
+            input=input,
+            capture_output=True,
+            text=True,
+            env={**os.environ, **(env or {})},
+            timeout=timeout,
         )
         return Result(proc.returncode, proc.stdout, proc.stderr)
 

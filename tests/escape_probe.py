@@ -53,8 +53,12 @@ def main() -> None:
     for folder in targets["list"]:
         attempt(f"list {folder}", lambda f=folder: os.listdir(f))
         attempt(f"create a file in {folder}", lambda f=folder: open(os.path.join(f, "planted"), "xb").close())
-    attempt("exec a helper that reads the vault",
-            lambda: subprocess.run(["cat", targets["read"][0]], capture_output=True, check=True, timeout=10).stdout[:8])
+    attempt(
+        "exec a helper that reads the vault",
+        lambda: subprocess.run(
+            ["cat", targets["read"][0]], capture_output=True, check=True, timeout=10
+        ).stdout[:8],
+    )
 
     libc = ctypes.CDLL(None, use_errno=True)
     libc.ptrace.restype = ctypes.c_long
@@ -92,7 +96,9 @@ def main() -> None:
         with socket.socket(socket.AF_UNIX) as s:
             s.settimeout(5)
             s.connect(targets["socket"])
-            s.sendall(f"{method} {path} HTTP/1.1\r\nHost: provider\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{{}}".encode())
+            s.sendall(
+                f"{method} {path} HTTP/1.1\r\nHost: provider\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{{}}".encode()
+            )
             data = b""
             while chunk := s.recv(65536):
                 data += chunk
@@ -108,11 +114,17 @@ def main() -> None:
             raise PermissionError(f"HTTP {status}")
         return f"HTTP {status}: {body[-120:]!r}"
 
-    results["provider socket: documented route"] = {"escaped": False, "reachable": documented("GET", targets["documented"])}
+    results["provider socket: documented route"] = {
+        "escaped": False,
+        "reachable": documented("GET", targets["documented"]),
+    }
     for method, path in targets["undocumented"]:
         attempt(f"provider socket: {method} {path}", lambda m=method, p=path: undocumented(m, p))
     for host, port in targets["tcp"]:
-        attempt(f"tcp connect {host}:{port}", lambda h=host, p=port: socket.create_connection((h, p), timeout=3).close())
+        attempt(
+            f"tcp connect {host}:{port}",
+            lambda h=host, p=port: socket.create_connection((h, p), timeout=3).close(),
+        )
 
     def bind_tcp() -> int:
         with socket.socket() as s:

@@ -30,16 +30,31 @@ def free_port() -> int:
 
 
 def botctl(*args: str, env: dict[str, str], input: str | None = None, check: bool = True):
-    proc = subprocess.run([sys.executable, "-m", "botctl", *args], env=env, input=input, capture_output=True,
-                          text=True, timeout=90)
+    proc = subprocess.run(
+        [sys.executable, "-m", "botctl", *args],
+        env=env,
+        input=input,
+        capture_output=True,
+        text=True,
+        timeout=90,
+    )
     if check and proc.returncode != 0:
         raise AssertionError(f"botctl {' '.join(args)} failed ({proc.returncode}): {proc.stderr}")
     return proc
 
 
 class Scenario:
-    def __init__(self, home: Path, env: dict[str, str], sandbox_url: str, port: int, metrics_port: int,
-                 secret: str, kid: str, shipped: Path) -> None:
+    def __init__(
+        self,
+        home: Path,
+        env: dict[str, str],
+        sandbox_url: str,
+        port: int,
+        metrics_port: int,
+        secret: str,
+        kid: str,
+        shipped: Path,
+    ) -> None:
         self.home, self.env, self.sandbox_url, self.shipped = home, env, sandbox_url, shipped
         self.edge = f"http://127.0.0.1:{port}"
         self.metrics_url = f"http://127.0.0.1:{metrics_port}/metrics"
@@ -48,16 +63,25 @@ class Scenario:
 
     def token(self, sub: str = "u-ada", email: str = "ada@example.com") -> str:
         now = int(time.time())
-        return jwt.encode({"sub": sub, "email": email, "name": sub, "aud": "acme", "iat": now, "exp": now + 600},
-                          self.secret, algorithm="HS256", headers={"kid": self.kid})
+        return jwt.encode(
+            {"sub": sub, "email": email, "name": sub, "aud": "acme", "iat": now, "exp": now + 600},
+            self.secret,
+            algorithm="HS256",
+            headers={"kid": self.kid},
+        )
 
     def act(self, action: str, params: dict | None = None, *, as_ada: bool = True) -> httpx.Response:
         headers = {"Authorization": f"Bearer {self.token()}"} if as_ada else {}
-        return self.http.post(f"/v1/workspaces/acme/actions/{action}", json={"params": params or {}}, headers=headers)
+        return self.http.post(
+            f"/v1/workspaces/acme/actions/{action}", json={"params": params or {}}, headers=headers
+        )
 
     def expire_zendesk(self, *, refresh_tokens: bool = False) -> None:
-        r = httpx.post(self.sandbox_url + "/_sandbox/oauth/expire",
-                       json={"vendor": "zendesk", "refresh_tokens": refresh_tokens}, timeout=10)
+        r = httpx.post(
+            self.sandbox_url + "/_sandbox/oauth/expire",
+            json={"vendor": "zendesk", "refresh_tokens": refresh_tokens},
+            timeout=10,
+        )
         assert r.status_code == 200, r.text
 
     def metrics(self) -> str:
@@ -98,24 +122,50 @@ def running_scenario(tmp: Path) -> Iterator[Scenario]:
 
     with running_sandbox(auto_approve=True) as sandbox:
         home = tmp / "home"
-        env = {**os.environ, "BOTCTL_HOME": str(home), "BOTCTL_NO_KEYRING": "1",
-               "BOTCTL_MASTER_KEY": base64.b64encode(crypto.new_key()).decode()}
+        env = {
+            **os.environ,
+            "BOTCTL_HOME": str(home),
+            "BOTCTL_NO_KEYRING": "1",
+            "BOTCTL_MASTER_KEY": base64.b64encode(crypto.new_key()).decode(),
+        }
         botctl("workspace", "create", "acme", "--plan", "pro", env=env)
         creds = httpx.get(sandbox.url + "/_sandbox/credentials", timeout=10).json()
-        botctl("connect", "stripe", "-w", "acme", "--sandbox", sandbox.url, "--api-key-stdin", env=env,
-               input=creds["stripe"]["connect"]["credential"]["api_key"] + "\n")
-        zendesk = [arg for k, v in creds["zendesk"]["connect"]["config"].items() for arg in ("--config", f"{k}={v}")]
+        botctl(
+            "connect",
+            "stripe",
+            "-w",
+            "acme",
+            "--sandbox",
+            sandbox.url,
+            "--api-key-stdin",
+            env=env,
+            input=creds["stripe"]["connect"]["credential"]["api_key"] + "\n",
+        )
+        zendesk = [
+            arg for k, v in creds["zendesk"]["connect"]["config"].items() for arg in ("--config", f"{k}={v}")
+        ]
         oauth_connect_via_sandbox(env, sandbox.url, "zendesk", "acme", *zendesk)
         rot = json.loads(botctl("identity", "rotate", "-w", "acme", "--json", env=env).stdout)
         # Two audit sinks: a file that takes every record, and a webhook nobody listens on (its backlog grows).
         env["SCENARIO_SINK_SECRET"] = "s" * 32
         botctl("audit", "sink", "add", "file", str(tmp / "shipped.ndjson"), "--name", "offsite", env=env)
-        botctl("audit", "sink", "add", "webhook", f"http://127.0.0.1:{free_port()}/hook", "--secret-env",
-               "SCENARIO_SINK_SECRET", "--name", "down", env=env)
+        botctl(
+            "audit",
+            "sink",
+            "add",
+            "webhook",
+            f"http://127.0.0.1:{free_port()}/hook",
+            "--secret-env",
+            "SCENARIO_SINK_SECRET",
+            "--name",
+            "down",
+            env=env,
+        )
         port, metrics_port = free_port(), free_port()
         botctl("daemon", "start", "--port", str(port), "--metrics-port", str(metrics_port), env=env)
-        scenario = Scenario(home, env, sandbox.url, port, metrics_port, rot["secret"], rot["kid"],
-                            tmp / "shipped.ndjson")
+        scenario = Scenario(
+            home, env, sandbox.url, port, metrics_port, rot["secret"], rot["kid"], tmp / "shipped.ndjson"
+        )
         try:
             yield scenario
         finally:

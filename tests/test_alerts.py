@@ -32,7 +32,9 @@ def test_refresh_refused_for_good_alerts_refresh_failed_and_needs_reauth(app, ws
     with InteropAS(access_ttl=60) as peer:
         conn = connect(app, ws, peer)
         assert cli("alert", "add", hook.url, "--secret-env", "BOTCTL_TEST_ALERT_SECRET").code == 0
-        peer.revoke_family(peer.refresh[stored(app, ws, conn)["refresh_token"]].family)  # the user removed the app
+        peer.revoke_family(
+            peer.refresh[stored(app, ws, conn)["refresh_token"]].family
+        )  # the user removed the app
         with pytest.raises(NeedsReauth):
             asyncio.run(oauth.refresh(app, ws, conn, force=True))
     assert connections.get(app.vault.conn, ws, "calendly").status == "needs_reauth"
@@ -42,7 +44,10 @@ def test_refresh_refused_for_good_alerts_refresh_failed_and_needs_reauth(app, ws
     assert alerts[0]["data"]["reason"] == "needs_reauth" and alerts[0]["data"]["connector"] == "calendly"
     assert alerts[1]["data"]["reconnect"] == "botctl connect calendly -w acme"
     headers = hook.bodies[0][0]
-    assert headers["X-Botctl-Event"] == "connection.refresh_failed" and headers["X-Botctl-Delivery"] == alerts[0]["id"]
+    assert (
+        headers["X-Botctl-Event"] == "connection.refresh_failed"
+        and headers["X-Botctl-Delivery"] == alerts[0]["id"]
+    )
     assert hook.bad_signatures == 0
     assert cli("alert", "flush").code == 0 and len(hook.bodies) == 2  # delivered once
 
@@ -60,12 +65,19 @@ def test_authorisation_server_down_alerts_refresh_failed_only(app, ws, cli, hook
     assert [a["type"] for a in alerts] == ["connection.refresh_failed"]
     assert alerts[0]["data"]["reason"] in ("upstream_unavailable", "refresh_outcome_unknown")
     recent = [f for f in cli("doctor", "--json").json()["findings"] if f["check"] == "recent alerts"]
-    assert recent and recent[0]["status"] == "warn" and "refresh of calendly in acme failed" in recent[0]["message"]
+    assert (
+        recent
+        and recent[0]["status"] == "warn"
+        and "refresh of calendly in acme failed" in recent[0]["message"]
+    )
 
 
 def test_webhook_down_keeps_alerts_in_order_until_it_is_up(home, cli, hook):
     assert cli("init").code == 0
-    assert cli("alert", "add", hook.url, "--secret-env", "BOTCTL_TEST_ALERT_SECRET", "--name", "oncall").code == 0
+    assert (
+        cli("alert", "add", hook.url, "--secret-env", "BOTCTL_TEST_ALERT_SECRET", "--name", "oncall").code
+        == 0
+    )
     hook.up = False
     assert cli("alert", "test").code == 1
     assert cli("alert", "test").code == 1
@@ -129,10 +141,12 @@ def test_provider_that_died_with_its_supervisor_is_reported_at_the_next_start(ho
     assert cli("alert", "add", hook.url, "--secret-env", "BOTCTL_TEST_ALERT_SECRET").code == 0
     with TestClient(create_app(str(home.path), refresh_interval=3600)):
         pass  # a clean start and stop: nothing to report
-    script = ("import os, signal, sys\nfrom starlette.testclient import TestClient\n"
-              "from botctl.provider.app import create_app\n"
-              "c = TestClient(create_app(sys.argv[1], refresh_interval=3600)); c.__enter__()\n"
-              "os.kill(os.getpid(), signal.SIGKILL)\n")
+    script = (
+        "import os, signal, sys\nfrom starlette.testclient import TestClient\n"
+        "from botctl.provider.app import create_app\n"
+        "c = TestClient(create_app(sys.argv[1], refresh_interval=3600)); c.__enter__()\n"
+        "os.kill(os.getpid(), signal.SIGKILL)\n"
+    )
     proc = subprocess.run([sys.executable, "-c", script, str(home.path)], env=os.environ, timeout=60)
     assert proc.returncode == -signal.SIGKILL
     with TestClient(create_app(str(home.path), refresh_interval=3600)):
@@ -141,4 +155,7 @@ def test_provider_that_died_with_its_supervisor_is_reported_at_the_next_start(ho
     alerts = _alerts(hook)
     assert [a["type"] for a in alerts] == ["provider.restarted"]
     assert alerts[0]["data"]["detected"].startswith("at start")
-    assert alerts[0]["data"]["previous_pid"] not in (None, os.getpid()) and alerts[0]["data"]["exit_code"] is None
+    assert (
+        alerts[0]["data"]["previous_pid"] not in (None, os.getpid())
+        and alerts[0]["data"]["exit_code"] is None
+    )

@@ -95,7 +95,9 @@ def test_daemon_ships_and_alerts(sandbox_server, tmp_path, monkeypatch):
             return [json.loads(x) for x in lines if x.startswith('{"seq":') and rid in x]
 
         rec = _wait(shipped)[0]
-        assert rec["action"] == "zendesk.list_my_tickets" and rec["outcome"] == "ok" and len(rec["hash"]) == 64
+        assert (
+            rec["action"] == "zendesk.list_my_tickets" and rec["outcome"] == "ok" and len(rec["hash"]) == 64
+        )
 
         # 1b. The webhook sink was down: the provider retried with backoff, kept the backlog (reported), and
         # delivers all of it, in order, once the collector is up: no flush, no lost or repeated record.
@@ -105,8 +107,12 @@ def test_daemon_ships_and_alerts(sandbox_server, tmp_path, monkeypatch):
         collector.up = True
 
         def collected():
-            got = [json.loads(x) for _, body in collector.bodies for x in body.decode().split("\n")
-                   if x.startswith('{"seq":')]
+            got = [
+                json.loads(x)
+                for _, body in collector.bodies
+                for x in body.decode().split("\n")
+                if x.startswith('{"seq":')
+            ]
             return got if got and got[-1]["seq"] >= rec["seq"] else None
 
         got = _wait(collected, timeout=30)
@@ -118,9 +124,13 @@ def test_daemon_ships_and_alerts(sandbox_server, tmp_path, monkeypatch):
         assert d.act("zendesk.list_my_tickets", token=d.token()).status_code != 200
         alert = rx.wait_for("connection.needs_reauth")
         assert alert["data"]["workspace"] == "acme" and alert["data"]["connector"] == "zendesk"
-        assert alert["data"]["reconnect"] == "botctl connect zendesk -w acme" and alert["id"].startswith("alt_")
+        assert alert["data"]["reconnect"] == "botctl connect zendesk -w acme" and alert["id"].startswith(
+            "alt_"
+        )
         st = json.loads(sh("daemon", "status", "--json", env=d.env).stdout)
-        assert {"workspace": "acme", "connector": "zendesk"}.items() <= st["connections_needing_reauth"][0].items()
+        assert {"workspace": "acme", "connector": "zendesk"}.items() <= st["connections_needing_reauth"][
+            0
+        ].items()
 
         # 3. The provider dies: the supervisor restarts it and the alert arrives.
         pid = d.state()["provider"]["pid"]
@@ -141,10 +151,15 @@ def test_daemon_ships_and_alerts(sandbox_server, tmp_path, monkeypatch):
         alert = rx.wait_for("audit.chain_broken")
         assert alert["data"]["kind"] == "verify_failed" and alert["data"]["first_bad_seq"] == 3
         st = json.loads(sh("daemon", "status", "--json", env=d.env).stdout)
-        assert st["audit_chain"]["last_verify"]["ok"] is False and st["audit_chain"]["last_verify"]["first_bad_seq"] == 3
+        assert (
+            st["audit_chain"]["last_verify"]["ok"] is False
+            and st["audit_chain"]["last_verify"]["first_bad_seq"] == 3
+        )
 
         # 5. The tail of the log is deleted under the running provider: alerted within seconds, no write.
-        head = sqlite_utils.Database(d.home / "audit.db").execute("SELECT max(seq) FROM records").fetchone()[0]
+        head = (
+            sqlite_utils.Database(d.home / "audit.db").execute("SELECT max(seq) FROM records").fetchone()[0]
+        )
         sqlite_utils.Database(d.home / "audit.db").execute("DELETE FROM records WHERE seq = ?", [head])
         _wait(lambda: [a for a in rx.alerts if a["data"].get("kind") == "truncated"])
         alert = [a for a in rx.alerts if a["data"].get("kind") == "truncated"][0]

@@ -16,8 +16,11 @@ DATA = Path(__file__).parent / "data" / "apply"
 
 @pytest.fixture(autouse=True)
 def apply_registered(monkeypatch):
-    monkeypatch.setitem(botctl.cli.lazy.COMMANDS, "apply",
-                        ("botctl.cli.apply_cmd", "Provision workspaces from a TOML file.", "apply"))
+    monkeypatch.setitem(
+        botctl.cli.lazy.COMMANDS,
+        "apply",
+        ("botctl.cli.apply_cmd", "Provision workspaces from a TOML file.", "apply"),
+    )
 
 
 @pytest.fixture
@@ -66,12 +69,16 @@ def state(home):
         out = {}
         for ws in workspaces.list_all(conn):
             out[ws.name] = {
-                "plan": ws.plan, "origins": list(ws.origins), "display_name": ws.display_name,
+                "plan": ws.plan,
+                "origins": list(ws.origins),
+                "display_name": ws.display_name,
                 "identity": identity.settings(conn, ws),
                 "keys": sorted((k.kid, k.alg, k.kind) for k in identity.list_keys(conn, ws)),
                 "docs": sorted(d.name for d in knowledge.list_docs(conn, ws)),
                 "connections": {c.connector: c.status for c in connections.list_all(conn, ws)},
-                "oauth_apps": sorted(x.connector for x in oauth_apps.list_all(conn) if x.workspace == ws.name),
+                "oauth_apps": sorted(
+                    x.connector for x in oauth_apps.list_all(conn) if x.workspace == ws.name
+                ),
             }
         return out
 
@@ -137,8 +144,11 @@ def test_dry_run_changes_nothing(home, cli, cfg, env):
 def test_change_plan_origins_and_knowledge_is_an_update(home, cli, cfg):
     p = write(cfg, SMALL + '[workspaces.shop.knowledge]\npaths = ["help/shipping.md"]\n')
     assert apply(cli, p).code == 0
-    p.write_text(p.read_text().replace('"free"', '"pro"').replace(
-        '"https://shop.example"', '"https://shop.example", "HTTPS://Other.Example:443"'))
+    p.write_text(
+        p.read_text()
+        .replace('"free"', '"pro"')
+        .replace('"https://shop.example"', '"https://shop.example", "HTTPS://Other.Example:443"')
+    )
     (cfg / "help" / "shipping.md").write_text("# Shipping\n\nEverything ships the same day, for free.\n")
     r = apply(cli, p, "--json")
     assert r.code == 0, r.err
@@ -155,8 +165,10 @@ def test_prune_only_with_the_flag(home, cli, cfg, env):
     assert apply(cli, cfg / "acme.toml").code == 0
     text = (cfg / "acme.toml").read_text()
     trimmed = text.split("[workspaces.globex]")[0].replace(
-        '[workspaces.acme.connections.zendesk]   # an OAuth connector: only a vendor-issued token via env here\n'
-        'subdomain = "acme"\naccess_token_env = "ZENDESK_TOKEN"\n', "")
+        "[workspaces.acme.connections.zendesk]   # an OAuth connector: only a vendor-issued token via env here\n"
+        'subdomain = "acme"\naccess_token_env = "ZENDESK_TOKEN"\n',
+        "",
+    )
     p = write(cfg, trimmed, "trimmed.toml")
     r = apply(cli, p, "--json")
     assert r.code == 0, r.err
@@ -176,7 +188,9 @@ def test_prune_only_with_the_flag(home, cli, cfg, env):
     assert set(s) == {"acme"} and s["acme"]["connections"] == {"stripe": "active"}
     events = [x["event"] for x in audit(cli)]
     assert "workspace.deleted" in events and "connection.deleted" in events
-    assert apply(cli, p, "--prune", "--json").json()["changed"] is False  # nothing left to delete: no --yes needed
+    assert (
+        apply(cli, p, "--prune", "--json").json()["changed"] is False
+    )  # nothing left to delete: no --yes needed
 
 
 def test_literal_secret_refused_with_line(home, cli, cfg):
@@ -189,13 +203,30 @@ def test_literal_secret_refused_with_line(home, cli, cfg):
     assert not home.vault_db.exists()
 
 
-@pytest.mark.parametrize("extra, line, key, needle", [
-    ('colour = "red"\n', 5, "workspaces.shop.colour", "unknown key"),
-    ('[workspaces.shop.identity]\nmax_lifetime = "3d"\n', 6, "workspaces.shop.identity.max_lifetime", "between"),
-    ('[workspaces.shop.knowledge]\npaths = ["nope/"]\n', 6, "workspaces.shop.knowledge.paths", "no such file"),
-    ('[[workspaces.shop.identity.public_keys]]\nkid = "k1"\nalg = "ES256"\npath = "keys/missing.pem"\n', 8,
-     "workspaces.shop.identity.public_keys[0].path", "cannot read"),
-])
+@pytest.mark.parametrize(
+    "extra, line, key, needle",
+    [
+        ('colour = "red"\n', 5, "workspaces.shop.colour", "unknown key"),
+        (
+            '[workspaces.shop.identity]\nmax_lifetime = "3d"\n',
+            6,
+            "workspaces.shop.identity.max_lifetime",
+            "between",
+        ),
+        (
+            '[workspaces.shop.knowledge]\npaths = ["nope/"]\n',
+            6,
+            "workspaces.shop.knowledge.paths",
+            "no such file",
+        ),
+        (
+            '[[workspaces.shop.identity.public_keys]]\nkid = "k1"\nalg = "ES256"\npath = "keys/missing.pem"\n',
+            8,
+            "workspaces.shop.identity.public_keys[0].path",
+            "cannot read",
+        ),
+    ],
+)
 def test_invalid_file_exit_2_and_nothing_changed(home, cli, cfg, extra, line, key, needle):
     assert apply(cli, write(cfg, SMALL)).code == 0
     before = (state(home), len(audit(cli)))
@@ -243,8 +274,9 @@ def test_rejected_key_is_a_partial_failure(home, cli, cfg, env, monkeypatch):
     monkeypatch.setenv("STRIPE_KEY", env["stripe"]["api_key"])
     r = apply(cli, cfg / "acme.toml", "--json")
     assert r.code == 0, r.err
-    assert [(s["name"], s["action"]) for s in r.json()["plan"] if s["action"] != "unchanged"] == \
-        [("acme/stripe", "create")]
+    assert [(s["name"], s["action"]) for s in r.json()["plan"] if s["action"] != "unchanged"] == [
+        ("acme/stripe", "create")
+    ]
 
 
 def test_changed_env_secret_reconnects(home, cli, cfg, env, monkeypatch, sandbox):
@@ -304,16 +336,31 @@ def test_apply_does_not_store_env_secret_in_plain(home, cli, cfg, env):
 FLAG = re.compile(r"(?<![\w-])--[a-z]")
 
 
-@pytest.mark.parametrize("extra, key, needle", [
-    ('[workspaces.shop.oauth_apps.hubspot]\nclient_id = "abc"\ntoken_auth = "magic"\n',
-     "workspaces.shop.oauth_apps.hubspot.token_auth", "token_auth must be one of"),
-    ('[workspaces.shop.connections.stripe]\napi_key_env = "STRIPE_KEY"\nsandbox = "nowhere"\n',
-     "workspaces.shop.connections.stripe.sandbox", "sandbox 'nowhere' is not a URL"),
-    ('[workspaces.shop.connections.zendesk]\naccess_token_env = "ZENDESK_TOKEN"\n',
-     "workspaces.shop.connections.zendesk.subdomain", "needs subdomain"),
-    ('[workspaces.shop.identity]\nissuer = " https://shop.example"\n',
-     "workspaces.shop.identity.issuer", "invalid issuer"),
-])
+@pytest.mark.parametrize(
+    "extra, key, needle",
+    [
+        (
+            '[workspaces.shop.oauth_apps.hubspot]\nclient_id = "abc"\ntoken_auth = "magic"\n',
+            "workspaces.shop.oauth_apps.hubspot.token_auth",
+            "token_auth must be one of",
+        ),
+        (
+            '[workspaces.shop.connections.stripe]\napi_key_env = "STRIPE_KEY"\nsandbox = "nowhere"\n',
+            "workspaces.shop.connections.stripe.sandbox",
+            "sandbox 'nowhere' is not a URL",
+        ),
+        (
+            '[workspaces.shop.connections.zendesk]\naccess_token_env = "ZENDESK_TOKEN"\n',
+            "workspaces.shop.connections.zendesk.subdomain",
+            "needs subdomain",
+        ),
+        (
+            '[workspaces.shop.identity]\nissuer = " https://shop.example"\n',
+            "workspaces.shop.identity.issuer",
+            "invalid issuer",
+        ),
+    ],
+)
 def test_library_errors_name_the_toml_key_not_a_flag(home, cli, cfg, extra, key, needle):
     p = write(cfg, SMALL + extra)
     r = apply(cli, p)
@@ -331,7 +378,10 @@ def test_a_vendor_without_that_account_points_at_the_key(home, cli, cfg, env, mo
         raise ActionError("not_found", "no account here", upstream_status=404)
 
     monkeypatch.setattr(connections, "validate", no_such_account)
-    text = SMALL + '[workspaces.shop.connections.zendesk]\nsubdomain = "acme"\naccess_token_env = "ZENDESK_TOKEN"\n'
+    text = (
+        SMALL
+        + '[workspaces.shop.connections.zendesk]\nsubdomain = "acme"\naccess_token_env = "ZENDESK_TOKEN"\n'
+    )
     p = write(cfg, text)
     r = apply(cli, p, "--json")
     assert r.code == 7, r.err

@@ -39,7 +39,9 @@ def acmedesk(monkeypatch):
 
 def _file(tmp_path, connector: str, settings: str, secrets: str = 'api_key_env = "ACME_KEY"\n'):
     p = tmp_path / "botctl.toml"
-    p.write_text(f'[workspaces.acme]\nplan = "pro"\n\n[workspaces.acme.connections.{connector}]\n{settings}{secrets}')
+    p.write_text(
+        f'[workspaces.acme]\nplan = "pro"\n\n[workspaces.acme.connections.{connector}]\n{settings}{secrets}'
+    )
     return p
 
 

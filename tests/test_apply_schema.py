@@ -28,7 +28,8 @@ def _validator():
 def test_the_published_schema_is_the_generated_one():
     assert json.loads(SCHEMA.read_text()) == json_schema(), (
         "regenerate docs/botctl.schema.json: python -c 'import json; from botctl.provision.schema import "
-        "json_schema; print(json.dumps(json_schema(), indent=2))' > docs/botctl.schema.json")
+        "json_schema; print(json.dumps(json_schema(), indent=2))' > docs/botctl.schema.json"
+    )
 
 
 def test_the_examples_satisfy_the_schema():
@@ -43,17 +44,24 @@ def test_the_examples_satisfy_the_schema():
         assert errors == [], name
 
 
-@pytest.mark.parametrize("bad", [
-    {"workspaces": {"acme": {"plan": "gold"}}},
-    {"workspaces": {"acme": {"plna": "pro"}}},
-    {"workspaces": {"Acme": {"plan": "pro"}}},
-    {"workspaces": {"acme": {"connections": {"stripe": {"api_key": "rk_live_literal"}}}}},
-    {"workspaces": {"acme": {"connections": {"stripe": {"api_key_env": "rk_live_pasted"}}}}},
-    {"workspaces": {"acme": {"connections": {"strpe": {"api_key_env": "K"}}}}},
-    {"workspaces": {"acme": {"identity": {"public_keys": [{"kid": "k", "alg": "HS256", "path": "k.pem"}]}}}},
-    {"workspaces": {"acme": {"identity": {"public_keys": [{"kid": "k", "alg": "ES256"}]}}}},
-    {"workspace": {"acme": {"plan": "pro"}}},
-])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"workspaces": {"acme": {"plan": "gold"}}},
+        {"workspaces": {"acme": {"plna": "pro"}}},
+        {"workspaces": {"Acme": {"plan": "pro"}}},
+        {"workspaces": {"acme": {"connections": {"stripe": {"api_key": "rk_live_literal"}}}}},
+        {"workspaces": {"acme": {"connections": {"stripe": {"api_key_env": "rk_live_pasted"}}}}},
+        {"workspaces": {"acme": {"connections": {"strpe": {"api_key_env": "K"}}}}},
+        {
+            "workspaces": {
+                "acme": {"identity": {"public_keys": [{"kid": "k", "alg": "HS256", "path": "k.pem"}]}}
+            }
+        },
+        {"workspaces": {"acme": {"identity": {"public_keys": [{"kid": "k", "alg": "ES256"}]}}}},
+        {"workspace": {"acme": {"plan": "pro"}}},
+    ],
+)
 def test_the_schema_refuses_what_apply_refuses(bad, cli, tmp_path):
     assert list(_validator().iter_errors(bad)), bad
     lines = []
@@ -88,8 +96,9 @@ def test_apply_accepts_the_example(cli, monkeypatch):
 
 
 def test_json_problems_are_a_structured_list(cli, tmp_path):
-    (tmp_path / "botctl.toml").write_text('[workspaces.acme]\nplan = "gold"\n\n[workspaces.acme.connections.zendesk]\n'
-                                          'access_token_env = "ZD"\n')
+    (tmp_path / "botctl.toml").write_text(
+        '[workspaces.acme]\nplan = "gold"\n\n[workspaces.acme.connections.zendesk]\naccess_token_env = "ZD"\n'
+    )
     r = cli("apply", "-f", str(tmp_path / "botctl.toml"), "--json")
     assert r.code == 2
     problems = r.json()["error"]["problems"]
@@ -99,8 +108,9 @@ def test_json_problems_are_a_structured_list(cli, tmp_path):
     assert by_key["workspaces.acme.connections.zendesk.subdomain"]["line"] == 4
     assert all(set(p) == {"file", "line", "key", "message"} for p in problems)
     r = cli("apply", "-f", str(tmp_path / "nope.toml"), "--json")
-    assert r.json()["error"]["problems"] == [{"file": str(tmp_path / "nope.toml"), "line": None, "key": None,
-                                              "message": "no such file."}]
+    assert r.json()["error"]["problems"] == [
+        {"file": str(tmp_path / "nope.toml"), "line": None, "key": None, "message": "no such file."}
+    ]
 
 
 def test_detailed_exitcode_for_drift_checks(cli, tmp_path):

@@ -41,8 +41,26 @@ def test_record_fields(logged, cli):
     rec = cli("audit", "show", "2", "--json").json()
     # A PostgreSQL home's records also name the node that wrote them (botctl/nodes.py).
     node = {"node"} if os.environ.get("BOTCTL_DATABASE_URL", "").startswith("postgres") else set()
-    assert set(rec) == {"seq", "v", "ts", "workspace", "actor", "event", "action", "connector", "outcome", "reason",
-                        "detail", "request_id", "prev_hash", "hash"} | node
+    assert (
+        set(rec)
+        == {
+            "seq",
+            "v",
+            "ts",
+            "workspace",
+            "actor",
+            "event",
+            "action",
+            "connector",
+            "outcome",
+            "reason",
+            "detail",
+            "request_id",
+            "prev_hash",
+            "hash",
+        }
+        | node
+    )
     assert rec["actor"] == {"type": "operator", "sub": rec["actor"]["sub"]}
     assert rec["ts"].endswith("Z") and len(rec["ts"]) == len("2026-11-28T00:00:00.000000Z")
     assert rec["prev_hash"] == cli("audit", "show", "1", "--json").json()["hash"]
@@ -147,9 +165,18 @@ def test_filters_and_json(logged, cli):
 
 def test_visitor_filter(home):
     with Session(home) as app:
-        app.audit("action.run", workspace="w1", actor={"type": "visitor", "sub": "u1", "email": "Ada@Example.com"},
-                  action="stripe.list_my_invoices", connector="stripe", outcome="denied", reason="forbidden")
-        app.audit("action.run", workspace="w1", actor={"type": "visitor", "sub": "u2", "email": "grace@example.com"})
+        app.audit(
+            "action.run",
+            workspace="w1",
+            actor={"type": "visitor", "sub": "u1", "email": "Ada@Example.com"},
+            action="stripe.list_my_invoices",
+            connector="stripe",
+            outcome="denied",
+            reason="forbidden",
+        )
+        app.audit(
+            "action.run", workspace="w1", actor={"type": "visitor", "sub": "u2", "email": "grace@example.com"}
+        )
     r = audit.AuditReader(home)
     try:
         got = r.latest(audit.Filters(visitor="ada@example.com"), 10)
@@ -169,9 +196,14 @@ def test_parse_since():
 
 
 def test_secrets_scrubbed_from_detail():
-    rec = audit.make_record("connection.created", detail={"api_key": "sk_live_x", "nested": {"refresh_token": "r"},
-                                                          "label": "ok"})
-    assert rec["detail"] == {"api_key": "[redacted]", "nested": {"refresh_token": "[redacted]"}, "label": "ok"}
+    rec = audit.make_record(
+        "connection.created", detail={"api_key": "sk_live_x", "nested": {"refresh_token": "r"}, "label": "ok"}
+    )
+    assert rec["detail"] == {
+        "api_key": "[redacted]",
+        "nested": {"refresh_token": "[redacted]"},
+        "label": "ok",
+    }
 
 
 def test_batched_append_is_one_chain(home):
@@ -198,8 +230,10 @@ def test_two_processes_append_concurrently(home, cli, monkeypatch):
     key = base64.b64encode(crypto.new_key()).decode()
     monkeypatch.setenv("BOTCTL_MASTER_KEY", key)
     assert cli("init").code == 0
-    procs = [subprocess.Popen([sys.executable, "-c", APPENDER, str(home.path), "500", name], env=os.environ.copy())
-             for name in ("a", "b")]
+    procs = [
+        subprocess.Popen([sys.executable, "-c", APPENDER, str(home.path), "500", name], env=os.environ.copy())
+        for name in ("a", "b")
+    ]
     for p in procs:
         assert p.wait(timeout=240) == 0
     code, v = _verify(cli)
@@ -207,13 +241,19 @@ def test_two_processes_append_concurrently(home, cli, monkeypatch):
     assert v["records"] == 1001 and v["checkpoint_seq"] == 1001
     recs = cli("audit", "--json", "-n", "2000", "--event", "test.concurrent").ndjson()
     assert sorted((r["detail"]["proc"], r["detail"]["i"]) for r in recs) == sorted(
-        [(n, i) for n in "ab" for i in range(500)])
+        [(n, i) for n in "ab" for i in range(500)]
+    )
 
 
 def test_follow_streams_new_records(home, cli):
     assert cli("workspace", "create", "acme").code == 0
-    proc = subprocess.Popen([sys.executable, "-m", "botctl", "audit", "-f", "--json", "-n", "1"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=os.environ.copy())
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "botctl", "audit", "-f", "--json", "-n", "1"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=os.environ.copy(),
+    )
     try:
         first = json.loads(proc.stdout.readline())
         assert first["event"] == "workspace.created"
@@ -241,4 +281,7 @@ def test_chain_mac_matches_stdlib_hmac():
             msg = rnd.randbytes(mlen)
             assert mac.hexdigest(msg) == std_hmac.digest(key, msg, "sha256").hex()
     key = rnd.randbytes(32)
-    assert audit.ChainMac(key).link("ab" * 32, 5, b"{}") == std_hmac.digest(key, b"ab" * 32 + b"|5|{}", "sha256").hex()
+    assert (
+        audit.ChainMac(key).link("ab" * 32, 5, b"{}")
+        == std_hmac.digest(key, b"ab" * 32 + b"|5|{}", "sha256").hex()
+    )

@@ -15,10 +15,16 @@ from botctl.session import Session
 def _log(home, cli) -> list[dict]:
     assert cli("workspace", "create", "acme").code == 0
     with Session(home) as a:
-        for i, ts in enumerate(("2026-11-01T10:00:00.000000Z", "2026-11-02T10:00:00.000000Z",
-                                "2026-11-03T10:00:00.000000Z")):
-            a.audit("test.event", workspace="acme", reason="=HYPERLINK(\"http://evil.example\")" if i == 1 else None,
-                    detail={"n": i, "note": "-2+3" if i == 2 else "plain", "multi": "line1\nline2"}, ts=ts)
+        for i, ts in enumerate(
+            ("2026-11-01T10:00:00.000000Z", "2026-11-02T10:00:00.000000Z", "2026-11-03T10:00:00.000000Z")
+        ):
+            a.audit(
+                "test.event",
+                workspace="acme",
+                reason='=HYPERLINK("http://evil.example")' if i == 1 else None,
+                detail={"n": i, "note": "-2+3" if i == 2 else "plain", "multi": "line1\nline2"},
+                ts=ts,
+            )
     return cli("audit", "-n", "100", "--json").ndjson()
 
 
@@ -32,7 +38,11 @@ def test_ndjson_range_is_since_inclusive_until_exclusive(home, cli):
     assert exported == next(x for x in records if x["ts"].startswith("2026-11-02"))
     stored = sqlite_utils.Database(home.audit_db)["records"].get(exported["seq"])["body"]
     assert lines[0] == '{"seq":%d,%s,"prev_hash":"%s","hash":"%s"}' % (
-        exported["seq"], stored[1:-1], exported["prev_hash"], exported["hash"])
+        exported["seq"],
+        stored[1:-1],
+        exported["prev_hash"],
+        exported["hash"],
+    )
 
 
 def test_csv_cells_cannot_become_formulas(home, cli):
@@ -41,15 +51,18 @@ def test_csv_cells_cannot_become_formulas(home, cli):
     assert r.code == 0
     rows = list(csv.DictReader(io.StringIO(r.out)))
     assert [json.loads(row["detail"])["n"] for row in rows] == [0, 1, 2]
-    assert rows[1]["reason"] == "'=HYPERLINK(\"http://evil.example\")"
+    assert rows[1]["reason"] == '\'=HYPERLINK("http://evil.example")'
     assert json.loads(rows[0]["detail"])["multi"] == "line1\nline2"  # quoted, not a new row
     assert rows[0]["v"] == "2" and rows[0]["actor_type"] == "operator" and len(rows[0]["hash"]) == 64
 
 
 def test_bad_options_refused(home, cli):
     _log(home, cli)
-    for args, words in ((("--format", "xml"), "not one of"), (("--since", "yesterday-ish"), "neither a duration"),
-                        (("--since", "2026-11-03", "--until", "2026-11-02"), "is not after"),
-                        (("--format", "csv", "--checkpoint"), "goes with --format ndjson")):
+    for args, words in (
+        (("--format", "xml"), "not one of"),
+        (("--since", "yesterday-ish"), "neither a duration"),
+        (("--since", "2026-11-03", "--until", "2026-11-02"), "is not after"),
+        (("--format", "csv", "--checkpoint"), "goes with --format ndjson"),
+    ):
         r = cli("audit", "export", *args)
         assert r.code == 2 and words in r.err and r.out == "", (args, r.err)

@@ -22,23 +22,79 @@ GRACE = {"type": "visitor", "sub": "u-grace", "email": "grace@example.com"}
 def mixed(home):
     """Records from several actors, connectors and requests, with timestamps a day apart."""
     rows = [
-        ("2026-11-01T10:00:00.000000Z", "acme", ADA, "action.run", "stripe.list_my_invoices", "stripe", "ok",
-         "req_AAAAAAAA1"),
-        ("2026-11-02T10:00:00.000000Z", "acme", GRACE, "action.run", "zendesk.list_my_tickets", "zendesk",
-         "denied", "req_BBBBBBBB2"),
-        ("2026-11-03T10:00:00.000000Z", "beta", ADA, "action.run", "zendesk.create_ticket", "zendesk", "error",
-         "req_CCCCCCCC3"),
-        ("2026-11-04T10:00:00.000000Z", "acme", {"type": "operator", "sub": "alice"}, "connection.created", None,
-         "zendesk", "ok", None),
-        ("2026-11-05T10:00:00.000000Z", "acme", {"type": "ci", "sub": "runner"}, "workspace.plan_changed", None,
-         None, "ok", None),
-        ("2026-11-06T10:00:00.000000Z", "acme", {"type": "system"}, "connection.refresh_failed", None, "zendesk",
-         "error", None),
+        (
+            "2026-11-01T10:00:00.000000Z",
+            "acme",
+            ADA,
+            "action.run",
+            "stripe.list_my_invoices",
+            "stripe",
+            "ok",
+            "req_AAAAAAAA1",
+        ),
+        (
+            "2026-11-02T10:00:00.000000Z",
+            "acme",
+            GRACE,
+            "action.run",
+            "zendesk.list_my_tickets",
+            "zendesk",
+            "denied",
+            "req_BBBBBBBB2",
+        ),
+        (
+            "2026-11-03T10:00:00.000000Z",
+            "beta",
+            ADA,
+            "action.run",
+            "zendesk.create_ticket",
+            "zendesk",
+            "error",
+            "req_CCCCCCCC3",
+        ),
+        (
+            "2026-11-04T10:00:00.000000Z",
+            "acme",
+            {"type": "operator", "sub": "alice"},
+            "connection.created",
+            None,
+            "zendesk",
+            "ok",
+            None,
+        ),
+        (
+            "2026-11-05T10:00:00.000000Z",
+            "acme",
+            {"type": "ci", "sub": "runner"},
+            "workspace.plan_changed",
+            None,
+            None,
+            "ok",
+            None,
+        ),
+        (
+            "2026-11-06T10:00:00.000000Z",
+            "acme",
+            {"type": "system"},
+            "connection.refresh_failed",
+            None,
+            "zendesk",
+            "error",
+            None,
+        ),
     ]
     with Session(home) as app:
         for ts, ws, actor, event, action, connector, outcome, rid in rows:
-            app.audit(event, ts=ts, workspace=ws, actor=actor, action=action, connector=connector, outcome=outcome,
-                      request_id=rid)
+            app.audit(
+                event,
+                ts=ts,
+                workspace=ws,
+                actor=actor,
+                action=action,
+                connector=connector,
+                outcome=outcome,
+                request_id=rid,
+            )
     return home
 
 
@@ -56,8 +112,10 @@ def _seqs(records):
 
 def test_each_new_filter_selects_what_it_says(mixed, cli):
     def got(*args):
-        return [(r["event"], r.get("request_id"), r.get("connector")) for r in
-                cli("audit", "--json", "-n", "100", *args).ndjson()]
+        return [
+            (r["event"], r.get("request_id"), r.get("connector"))
+            for r in cli("audit", "--json", "-n", "100", *args).ndjson()
+        ]
 
     assert got("--request-id", "req_BBBBBBBB2") == [("action.run", "req_BBBBBBBB2", "zendesk")]
     assert got("--request-id", "req_nothing00") == []
@@ -67,16 +125,35 @@ def test_each_new_filter_selects_what_it_says(mixed, cli):
     recs = cli("audit", "--json", "--since", "2026-11-02T00:00", "--until", "2026-11-04T10:00").ndjson()
     assert [r["ts"][:10] for r in recs] == ["2026-11-02", "2026-11-03"]
     # --actor: a type, TYPE:WHO, or WHO (email compared in lower case, as stored)
-    assert [r["actor"]["sub"] for r in cli("audit", "--json", "--actor", "visitor").ndjson()] == \
-        ["u-ada", "u-grace", "u-ada"]
-    assert [r["request_id"] for r in cli("audit", "--json", "--actor", "visitor:ADA@example.com").ndjson()] == \
-        ["req_AAAAAAAA1", "req_CCCCCCCC3"]
+    assert [r["actor"]["sub"] for r in cli("audit", "--json", "--actor", "visitor").ndjson()] == [
+        "u-ada",
+        "u-grace",
+        "u-ada",
+    ]
+    assert [
+        r["request_id"] for r in cli("audit", "--json", "--actor", "visitor:ADA@example.com").ndjson()
+    ] == ["req_AAAAAAAA1", "req_CCCCCCCC3"]
     assert [r["event"] for r in cli("audit", "--json", "--actor", "alice").ndjson()] == ["connection.created"]
-    assert [r["event"] for r in cli("audit", "--json", "--actor", "ci").ndjson()] == ["workspace.plan_changed"]
+    assert [r["event"] for r in cli("audit", "--json", "--actor", "ci").ndjson()] == [
+        "workspace.plan_changed"
+    ]
     assert cli("audit", "--json", "--actor", "operator:runner").ndjson() == []  # runner is ci, not operator
     # combined with the old ones
-    assert [r["request_id"] for r in cli("audit", "--json", "--connector", "zendesk", "--actor", "u-ada",
-                                         "-w", "beta", "--outcome", "error").ndjson()] == ["req_CCCCCCCC3"]
+    assert [
+        r["request_id"]
+        for r in cli(
+            "audit",
+            "--json",
+            "--connector",
+            "zendesk",
+            "--actor",
+            "u-ada",
+            "-w",
+            "beta",
+            "--outcome",
+            "error",
+        ).ndjson()
+    ] == ["req_CCCCCCCC3"]
 
 
 def test_table_output_and_bad_ranges(mixed, cli):
@@ -127,22 +204,43 @@ def test_python_api_takes_the_same_filters(mixed):
 
     with Botctl(home=str(mixed.path)) as b:
         assert [r["request_id"] for r in b.audit(request_id="req_BBBBBBBB2")] == ["req_BBBBBBBB2"]
-        assert [r["event"] for r in b.audit(actor="alice", connector="zendesk", until="2026-11-05")] == \
-            ["connection.created"]
+        assert [r["event"] for r in b.audit(actor="alice", connector="zendesk", until="2026-11-05")] == [
+            "connection.created"
+        ]
 
 
 def test_follow_applies_the_new_filters(home, cli):
     assert cli("workspace", "create", "acme").code == 0
-    proc = subprocess.Popen([sys.executable, "-m", "botctl", "audit", "-f", "--json", "--request-id", "req_FOLLOW0002",
-                             "--connector", "zendesk"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=os.environ.copy())
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "botctl",
+            "audit",
+            "-f",
+            "--json",
+            "--request-id",
+            "req_FOLLOW0002",
+            "--connector",
+            "zendesk",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=os.environ.copy(),
+    )
     try:
         time.sleep(1.0)  # the follower has read the head
         with Session(home) as app:
             app.audit("action.run", workspace="acme", connector="zendesk", request_id="req_FOLLOW0001")
             app.audit("action.run", workspace="acme", connector="stripe", request_id="req_FOLLOW0002")
-            app.audit("action.run", workspace="acme", connector="zendesk", request_id="req_FOLLOW0002",
-                      detail={"mark": "this one"})
+            app.audit(
+                "action.run",
+                workspace="acme",
+                connector="zendesk",
+                request_id="req_FOLLOW0002",
+                detail={"mark": "this one"},
+            )
         got = json.loads(proc.stdout.readline())
         assert got["request_id"] == "req_FOLLOW0002" and got["detail"] == {"mark": "this one"}
     finally:
@@ -160,8 +258,9 @@ def test_request_id_lookup_uses_its_index(mixed):
     where, args = audit.Filters(request_id="req_BBBBBBBB2").where()
     conn = sqlite3.connect(mixed.audit_db)
     try:
-        plan = conn.execute(f"EXPLAIN QUERY PLAN SELECT seq FROM records WHERE {where} ORDER BY seq DESC LIMIT 5",
-                            args).fetchall()
+        plan = conn.execute(
+            f"EXPLAIN QUERY PLAN SELECT seq FROM records WHERE {where} ORDER BY seq DESC LIMIT 5", args
+        ).fetchall()
     finally:
         conn.close()
     assert any("USING INDEX records_request_id" in row[-1] for row in plan), plan
@@ -177,12 +276,17 @@ def test_a_version_1_audit_log_gains_the_index_on_its_next_write(home, cli):
     conn.execute("PRAGMA user_version = 1")
     conn.commit()
     conn.close()
-    assert [r["event"] for r in cli("audit", "--json", "--event", "workspace.created").ndjson()] == ["workspace.created"]
+    assert [r["event"] for r in cli("audit", "--json", "--event", "workspace.created").ndjson()] == [
+        "workspace.created"
+    ]
     assert cli("workspace", "create", "beta").code == 0  # a writer migrates
     conn = sqlite3.connect(home.audit_db)
     try:
         assert conn.execute("PRAGMA user_version").fetchone()[0] == 2
-        assert conn.execute("SELECT count(*) FROM sqlite_master WHERE name = 'records_request_id'").fetchone()[0] == 1
+        assert (
+            conn.execute("SELECT count(*) FROM sqlite_master WHERE name = 'records_request_id'").fetchone()[0]
+            == 1
+        )
     finally:
         conn.close()
     assert cli("audit", "verify").code == 0

@@ -90,13 +90,18 @@ def test_refusal_is_a_stable_json_error(logged, cli):
     assert r.code == 11 and r.json()["error"]["code"] == "audit_chain_broken"
 
 
-@pytest.mark.parametrize("attack", ["rewritten_head", "forged_checkpoint", "deleted_checkpoint", "deleted_log"])
+@pytest.mark.parametrize(
+    "attack", ["rewritten_head", "forged_checkpoint", "deleted_checkpoint", "deleted_log"]
+)
 def test_writer_refuses_other_head_mismatches(logged, cli, attack):
     if attack == "rewritten_head":  # record 6 is not the one the (authentic) checkpoint names
         with Session(logged) as app:
             key = app.vault.audit_key()
-        _sql(logged.vault_db, "UPDATE audit_checkpoint SET hash = ?, mac = ? WHERE id = 1",
-             ("ab" * 32, audit.checkpoint_mac(key, 6, "ab" * 32)))
+        _sql(
+            logged.vault_db,
+            "UPDATE audit_checkpoint SET hash = ?, mac = ? WHERE id = 1",
+            ("ab" * 32, audit.checkpoint_mac(key, 6, "ab" * 32)),
+        )
     elif attack == "forged_checkpoint":  # moved back without the key
         _sql(logged.vault_db, "UPDATE audit_checkpoint SET seq = 3 WHERE id = 1")
     elif attack == "deleted_checkpoint":
@@ -150,7 +155,9 @@ def test_provider_status_reports_a_broken_chain(logged, cli):
 
     from botctl.provider.app import create_app
 
-    with TestClient(create_app(str(logged.path), refresh_interval=3600), raise_server_exceptions=False) as client:
+    with TestClient(
+        create_app(str(logged.path), refresh_interval=3600), raise_server_exceptions=False
+    ) as client:
         st = client.get("/v1/status").json()
         assert st["audit"]["chain"] == "ok" and "batches" in st["audit"] and "records" in st["audit"]
         _sql(logged.audit_db, "DELETE FROM records WHERE seq = 6")
@@ -175,7 +182,9 @@ def test_seal_break_records_the_evidence_and_restores_writes(logged, cli):
     assert r.code == 2 and "--yes" in r.err  # not on a terminal: needs --yes
     r = cli("audit", "seal-break", "--yes")
     assert r.code == 2 and "--reason" in r.err
-    r = cli("audit", "seal-break", "--reason", "restored audit.db from last night's backup", "--yes", "--json")
+    r = cli(
+        "audit", "seal-break", "--reason", "restored audit.db from last night's backup", "--yes", "--json"
+    )
     assert r.code == 0, r.err
     sealed = r.json()
     assert sealed["seq"] == 5 and sealed["event"] == "audit.seal_break"
@@ -252,7 +261,11 @@ def _old_checkpoint(home, seq):
 
 def _roll_back(home, seq, cp_row):
     _sql(home.audit_db, "DELETE FROM records WHERE seq > ?", (seq,))
-    _sql(home.vault_db, "UPDATE audit_checkpoint SET seq = ?, hash = ?, mac = ?, updated_at = ? WHERE id = 1", cp_row)
+    _sql(
+        home.vault_db,
+        "UPDATE audit_checkpoint SET seq = ?, hash = ?, mac = ?, updated_at = ? WHERE id = 1",
+        cp_row,
+    )
 
 
 @pytest.mark.parametrize("anchor_at,rollback_to", [(8, 7), (8, 4), (10, 7), (6, 2), (6, 5)])
@@ -333,8 +346,15 @@ def test_anchor_from_another_install_is_refused(logged, cli, tmp_path, monkeypat
     assert code == 10 and "not signed" in v["problem"]
 
 
-@pytest.mark.parametrize("content", ["not json\n", '{"seq": 1}\n', "[1, 2]\n", '{"v":1,"seq":"x","hash":"a",'
-                                     '"ts":"t","key_id":"k","sig":"s"}\n'])
+@pytest.mark.parametrize(
+    "content",
+    [
+        "not json\n",
+        '{"seq": 1}\n',
+        "[1, 2]\n",
+        '{"v":1,"seq":"x","hash":"a","ts":"t","key_id":"k","sig":"s"}\n',
+    ],
+)
 def test_malformed_anchor_file(logged, cli, tmp_path, content):
     f = tmp_path / "anchors.jsonl"
     f.write_text(content)
@@ -352,16 +372,24 @@ def test_anchor_refuses_a_broken_head(logged, cli):
 
 # -- 5: terminal injection ---------------------------------------------------------------------------------
 
-FORGED_ACTION = "\x1b[2K\r999  2026-12-01 00:00:00  acme  operator:root  workspace.deleted  -  ok\x1b]0;pwned\x07"
+FORGED_ACTION = (
+    "\x1b[2K\r999  2026-12-01 00:00:00  acme  operator:root  workspace.deleted  -  ok\x1b]0;pwned\x07"
+)
 HOSTILE_EMAIL = "ada\x1b[8m@evil\rexample.com\u202egro.\u2066x\x9b31m\x7f"
 
 
 def _hostile_records(home):
     with Session(home) as app:
-        app.audit("action.run", workspace="acme", actor={"type": "visitor", "sub": "u\x1b]0;title\x07",
-                                                         "email": HOSTILE_EMAIL},
-                  action=FORGED_ACTION, connector=None, outcome="denied", reason="unknown_action\tok\nforged",
-                  detail={"params": {"name": "Eve\u202e\u2067 \x1b[31m", "tab": "a\tb\nc"}})
+        app.audit(
+            "action.run",
+            workspace="acme",
+            actor={"type": "visitor", "sub": "u\x1b]0;title\x07", "email": HOSTILE_EMAIL},
+            action=FORGED_ACTION,
+            connector=None,
+            outcome="denied",
+            reason="unknown_action\tok\nforged",
+            detail={"params": {"name": "Eve\u202e\u2067 \x1b[31m", "tab": "a\tb\nc"}},
+        )
 
 
 def _assert_clean(text):
@@ -377,7 +405,11 @@ def test_tsv_escapes_and_keeps_its_shape(home, cli):
     lines = r.out.splitlines()
     assert len(lines) == 3  # no forged rows
     assert all(line.count("\t") == 7 for line in lines)  # no forged columns
-    assert "\\x1b[2K\\r999" in lines[-1] and "\\u202e" in lines[-1] and "unknown_action\\tok\\nforged" in lines[-1]
+    assert (
+        "\\x1b[2K\\r999" in lines[-1]
+        and "\\u202e" in lines[-1]
+        and "unknown_action\\tok\\nforged" in lines[-1]
+    )
 
 
 def test_table_on_a_terminal_escapes(home, cli, monkeypatch):
@@ -413,8 +445,12 @@ def test_json_stays_json_and_escapes_bidi(home, cli):
 
 def test_follow_escapes(home, cli):
     assert cli("workspace", "create", "acme").code == 0
-    proc = subprocess.Popen([sys.executable, "-m", "botctl", "audit", "-f", "-n", "1"], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, env=os.environ.copy())
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "botctl", "audit", "-f", "-n", "1"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=os.environ.copy(),
+    )
     try:
         first = proc.stdout.readline()
         assert b"workspace.created" in first
@@ -442,7 +478,9 @@ def test_hostile_action_name_through_the_provider(home, cli):
     for args in (("audit",), ("audit", "show", "3"), ("audit", "--json")):
         out = cli(*args).out
         _assert_clean(out)
-        assert "999" in out or args == ("audit",)  # the name is kept (escaped) in the detail, not as the action
+        assert "999" in out or args == (
+            "audit",
+        )  # the name is kept (escaped) in the detail, not as the action
 
 
 def test_escape_function():
@@ -450,9 +488,17 @@ def test_escape_function():
 
     assert escape("plain text, ünïcödé, 日本") == "plain text, ünïcödé, 日本"
     assert escape("a\tb\nc\rd\x1b[0m\x00\x7f\x85\x9b") == "a\\tb\\nc\\rd\\x1b[0m\\x00\\x7f\\x85\\x9b"
-    for ch, shown in (("\u202a", "\\u202a"), ("\u202e", "\\u202e"), ("\u2066", "\\u2066"), ("\u2069", "\\u2069"),
-                      ("\u200e", "\\u200e"), ("\u200f", "\\u200f"), ("\u061c", "\\u061c"), ("\u2028", "\\u2028"),
-                      ("\u2029", "\\u2029")):
+    for ch, shown in (
+        ("\u202a", "\\u202a"),
+        ("\u202e", "\\u202e"),
+        ("\u2066", "\\u2066"),
+        ("\u2069", "\\u2069"),
+        ("\u200e", "\\u200e"),
+        ("\u200f", "\\u200f"),
+        ("\u061c", "\\u061c"),
+        ("\u2028", "\\u2028"),
+        ("\u2029", "\\u2029"),
+    ):
         assert escape(f"x{ch}y") == f"x{shown}y"
 
 
@@ -463,7 +509,9 @@ def test_anchors_across_a_sealed_break(logged, cli, tmp_path):
     _grow(cli, logged, 2)  # 7, 8
     assert cli("audit", "anchor", "--out", str(anchors)).code == 0  # at 8
     _sql(logged.audit_db, "DELETE FROM records WHERE seq >= 7")  # lose 7 and 8 (checkpoint still 8)
-    assert cli("audit", "seal-break", "--reason", "restored an older audit.db", "--yes").code == 0  # seal at 7
+    assert (
+        cli("audit", "seal-break", "--reason", "restored an older audit.db", "--yes").code == 0
+    )  # seal at 7
     code, v = _verify(cli, "--anchor", str(anchors))
     assert code == 0 and v["anchors"] == 2, v
     assert any("record 8 was lost in the break sealed at record 7" in n for n in v["notes"])
@@ -504,12 +552,17 @@ def test_real_daemon_fails_closed_on_a_broken_chain(tmp_path):
             s.bind(("127.0.0.1", 0))
             return s.getsockname()[1]
 
-    env = {**os.environ, "BOTCTL_HOME": str(tmp_path / "home"), "BOTCTL_NO_KEYRING": "1",
-           "BOTCTL_MASTER_KEY": base64.b64encode(crypto.new_key()).decode()}
+    env = {
+        **os.environ,
+        "BOTCTL_HOME": str(tmp_path / "home"),
+        "BOTCTL_NO_KEYRING": "1",
+        "BOTCTL_MASTER_KEY": base64.b64encode(crypto.new_key()).decode(),
+    }
 
     def sh(*args):
-        return subprocess.run([sys.executable, "-m", "botctl", *args], env=env, capture_output=True, text=True,
-                              timeout=60)
+        return subprocess.run(
+            [sys.executable, "-m", "botctl", *args], env=env, capture_output=True, text=True, timeout=60
+        )
 
     assert sh("workspace", "create", "acme", "--plan", "pro").returncode == 0
     edge = port()

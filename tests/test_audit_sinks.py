@@ -30,7 +30,10 @@ def logged(home, cli):
 
 
 def _chain(home) -> list[tuple[int, str]]:
-    return [(r["seq"], r["hash"]) for r in sqlite_utils.Database(home.audit_db)["records"].rows_where(order_by="seq")]
+    return [
+        (r["seq"], r["hash"])
+        for r in sqlite_utils.Database(home.audit_db)["records"].rows_where(order_by="seq")
+    ]
 
 
 def _records(lines: list[str]) -> list[dict]:
@@ -54,8 +57,13 @@ def test_file_sink_receives_every_record_and_verifies_independently(logged, cli,
     if NODE:
         key = tmp_path / "k"
         assert cli("audit", "export-key", "--out", str(key)).code == 0
-        proc = subprocess.run([NODE, str(REPO / "tools" / "verify-audit.mjs"), "--json", str(path)],
-                              env={"BOTCTL_AUDIT_KEY_FILE": str(key)}, capture_output=True, text=True, timeout=60)
+        proc = subprocess.run(
+            [NODE, str(REPO / "tools" / "verify-audit.mjs"), "--json", str(path)],
+            env={"BOTCTL_AUDIT_KEY_FILE": str(key)},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         v = json.loads(proc.stdout)
         assert proc.returncode == 0 and v["ok"] and v["anchors"] >= 2 and v["records"] == len(got)
 
@@ -126,7 +134,9 @@ class _Syslog:
 def test_syslog_sink_to_a_real_listener(logged, cli, protocol):
     server = _Syslog(protocol)
     try:
-        r = cli("audit", "sink", "add", "syslog", "--server", f"127.0.0.1:{server.port}", "--protocol", protocol)
+        r = cli(
+            "audit", "sink", "add", "syslog", "--server", f"127.0.0.1:{server.port}", "--protocol", protocol
+        )
         assert r.code == 0, r.err
         assert cli("audit", "sink", "flush").code == 0
         import time
@@ -195,14 +205,18 @@ def test_webhook_sink_down_then_up_gets_the_backlog(logged, cli, hook):
     for name in ("beta", "gamma"):  # local writes go on while the sink is down
         assert cli("workspace", "create", name).code == 0
     listed = cli("audit", "sink", "list", "--json").json()[0]
-    assert listed["delivered_seq"] == 0 and listed["backlog"] == len(_chain(logged)) and listed["failures"] >= 1
+    assert (
+        listed["delivered_seq"] == 0 and listed["backlog"] == len(_chain(logged)) and listed["failures"] >= 1
+    )
     assert "503" in listed["last_error"]
     doctor = cli("doctor", "--json")
     shipping = [f for f in doctor.json()["findings"] if f["check"] == "audit shipping"]
     assert shipping and shipping[0]["status"] == "warn" and "not delivered" in shipping[0]["message"]
     hook.up = True
     assert cli("audit", "sink", "flush").code == 0
-    got = [(rec["seq"], rec["hash"]) for _, body in hook.bodies for rec in _records(body.decode().split("\n"))]
+    got = [
+        (rec["seq"], rec["hash"]) for _, body in hook.bodies for rec in _records(body.decode().split("\n"))
+    ]
     assert got == _chain(logged) and hook.bad_signatures == 0
     headers = hook.bodies[0][0]
     assert headers["Content-Type"] == "application/x-ndjson" and headers["X-Botctl-Event"] == "audit.records"
@@ -210,15 +224,20 @@ def test_webhook_sink_down_then_up_gets_the_backlog(logged, cli, hook):
 
 
 def test_webhook_secret_only_by_env_name_and_urls_checked(logged, cli, hook):
-    for url, why in (("http://example.com/hook", "not loopback"), ("https://u:p@example.com/h", "credentials"),
-                     ("ftp://example.com/", "not an http(s) URL")):
+    for url, why in (
+        ("http://example.com/hook", "not loopback"),
+        ("https://u:p@example.com/h", "credentials"),
+        ("ftp://example.com/", "not an http(s) URL"),
+    ):
         r = cli("audit", "sink", "add", "webhook", url, "--secret-env", "BOTCTL_TEST_SINK_SECRET")
         assert r.code == 2 and why in r.err, (url, r.err)
     r = cli("audit", "sink", "add", "webhook", hook.url, "--secret-env", "s3cret-for-the-test!")
     assert r.code == 2 and "not an environment variable name" in r.err
     assert cli("audit", "sink", "add", "webhook", hook.url).code == 2
     assert cli("audit", "sink", "list", "--json").json() == []  # nothing half-added
-    assert cli("audit", "sink", "add", "webhook", hook.url, "--secret-env", "BOTCTL_TEST_SINK_SECRET").code == 0
+    assert (
+        cli("audit", "sink", "add", "webhook", hook.url, "--secret-env", "BOTCTL_TEST_SINK_SECRET").code == 0
+    )
     stored = Path(logged.path / "shipping.db").read_bytes()
     assert b"s3cret-for-the-test" not in stored
     added = cli("audit", "--event", "audit.sink_added", "--json").ndjson()[-1]
@@ -253,7 +272,11 @@ def test_log_truncated_under_a_sink_raises_the_chain_alert(logged, cli, tmp_path
     head = _chain(logged)[-1][0]
     sqlite_utils.Database(logged.audit_db)["records"].delete(head)  # roll the tail back under the sink
     assert cli("audit", "sink", "flush").code == 0
-    problems = [json.loads(b)["data"]["problem"] for _, b in hook.bodies if json.loads(b)["type"] == "audit.chain_broken"]
+    problems = [
+        json.loads(b)["data"]["problem"]
+        for _, b in hook.bodies
+        if json.loads(b)["type"] == "audit.chain_broken"
+    ]
     assert len(problems) == 1 and "tail deleted" in problems[0]  # the head held against the checkpoint
     assert cli("audit", "sink", "flush").code == 0
     assert len(hook.bodies) == 1  # raised once per break, not once per pass

@@ -31,10 +31,21 @@ def logged(home, cli):
     from botctl.session import Session
 
     with Session(home) as a:
-        a.audit("test.awkward", detail={"latency_ms": 12.5, "tiny": 1e-7, "big": 1e21, "neg": -0.0,
-                                       "ratio": 1 / 3, "\U0001f600": "non-BMP key", "\ufb01": "BMP key above",
-                                       "ctl": "tab\there\u0001\u007f\u2028", "huge_int": 2**60,
-                                       "nested": [{"b": 2, "a": [None, True, False, 0.1]}]})
+        a.audit(
+            "test.awkward",
+            detail={
+                "latency_ms": 12.5,
+                "tiny": 1e-7,
+                "big": 1e21,
+                "neg": -0.0,
+                "ratio": 1 / 3,
+                "\U0001f600": "non-BMP key",
+                "\ufb01": "BMP key above",
+                "ctl": "tab\there\u0001\u007f\u2028",
+                "huge_int": 2**60,
+                "nested": [{"b": 2, "a": [None, True, False, 0.1]}],
+            },
+        )
     for plan in ("business", "free"):
         assert cli("workspace", "set-plan", "acme", plan).code == 0
     assert cli("workspace", "create", "beta").code == 0
@@ -57,7 +68,9 @@ def _botctl_verdict(cli, anchors: str | None = None) -> dict:
     return v
 
 
-def _node_verdict(cli, key_file, tmp_path, *, lines_edit=None, anchors: str | None = None) -> tuple[int, dict]:
+def _node_verdict(
+    cli, key_file, tmp_path, *, lines_edit=None, anchors: str | None = None
+) -> tuple[int, dict]:
     r = cli("audit", "export", "--format", "ndjson", "--checkpoint")
     assert r.code == 0, r.err
     text = r.out
@@ -65,9 +78,13 @@ def _node_verdict(cli, key_file, tmp_path, *, lines_edit=None, anchors: str | No
         text = lines_edit(text)
     path = tmp_path / "export.ndjson"
     path.write_text(text, encoding="utf-8")
-    proc = subprocess.run([NODE, str(VERIFIER), "--json", *(["--anchors", anchors] if anchors else []), str(path)],
-                          capture_output=True, text=True, timeout=60,
-                          env={"BOTCTL_AUDIT_KEY_FILE": str(key_file), "PATH": "/usr/bin:/bin"})
+    proc = subprocess.run(
+        [NODE, str(VERIFIER), "--json", *(["--anchors", anchors] if anchors else []), str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"BOTCTL_AUDIT_KEY_FILE": str(key_file), "PATH": "/usr/bin:/bin"},
+    )
     assert proc.returncode in (0, 10), proc.stderr
     return proc.returncode, json.loads(proc.stdout)
 
@@ -76,7 +93,16 @@ def _agree(cli, key_file, tmp_path, anchors: str | None = None) -> dict:
     ours = _botctl_verdict(cli, anchors)
     code, theirs = _node_verdict(cli, key_file, tmp_path, anchors=anchors)
     assert code == (0 if theirs["ok"] else 10)
-    for field in ("ok", "first_bad_seq", "records", "head_seq", "head_hash", "checkpoint_seq", "problem", "anchors"):
+    for field in (
+        "ok",
+        "first_bad_seq",
+        "records",
+        "head_seq",
+        "head_hash",
+        "checkpoint_seq",
+        "problem",
+        "anchors",
+    ):
         assert theirs[field] == ours[field], (field, theirs, ours)
     return ours
 
@@ -145,7 +171,9 @@ def test_reordered_lines_of_an_export_refused(logged, key_file, cli, tmp_path):
 
 
 def test_dropped_checkpoint_line_is_noted_not_trusted(logged, key_file, cli, tmp_path):
-    code, v = _node_verdict(cli, key_file, tmp_path, lines_edit=lambda t: "\n".join(t.split("\n")[:-2]) + "\n")
+    code, v = _node_verdict(
+        cli, key_file, tmp_path, lines_edit=lambda t: "\n".join(t.split("\n")[:-2]) + "\n"
+    )
     assert code == 0 and any("truncation" in n for n in v["notes"])
 
 
@@ -160,8 +188,11 @@ def test_format_1_records_keep_verifying(home, cli, tmp_path):
     from botctl.session import Session
 
     with Session(home) as a:
-        legacy = {k: v for k, v in audit.make_record("legacy.event", detail={"x": 1.0, "y": 1e-7}).items()
-                  if k != "v"}
+        legacy = {
+            k: v
+            for k, v in audit.make_record("legacy.event", detail={"x": 1.0, "y": 1e-7}).items()
+            if k != "v"
+        }
         a.writer.append(legacy)
         a.audit("new.event", detail={"x": 1.0})
     rows = list(sqlite_utils.Database(home.audit_db)["records"].rows_where(order_by="seq"))
@@ -174,8 +205,13 @@ def test_format_1_records_keep_verifying(home, cli, tmp_path):
 
 
 def test_key_never_taken_from_argv_and_file_never_overwritten(logged, key_file, cli, tmp_path):
-    proc = subprocess.run([NODE, str(VERIFIER), "--key", "00" * 32, str(tmp_path / "x")], capture_output=True,
-                          text=True, timeout=30, env={"PATH": "/usr/bin:/bin"})
+    proc = subprocess.run(
+        [NODE, str(VERIFIER), "--key", "00" * 32, str(tmp_path / "x")],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env={"PATH": "/usr/bin:/bin"},
+    )
     assert proc.returncode == 2 and "unknown option --key" in proc.stderr
     r = cli("audit", "export-key", "--out", str(key_file))
     assert r.code == 2 and "already exists" in r.err
@@ -188,21 +224,37 @@ def test_jcs_numbers_match_ecmascript():
         x = struct.unpack("d", struct.pack("Q", rng.getrandbits(64)))[0]
         if x == x and abs(x) != float("inf"):
             values.append(x)
-    proc = subprocess.run([NODE, "-e", "const v = JSON.parse(require('fs').readFileSync(0, 'utf8'));"
-                           "process.stdout.write(JSON.stringify(v.map(String)))"],
-                          input=json.dumps(values), capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [
+            NODE,
+            "-e",
+            "const v = JSON.parse(require('fs').readFileSync(0, 'utf8'));"
+            "process.stdout.write(JSON.stringify(v.map(String)))",
+        ],
+        input=json.dumps(values),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert json.loads(proc.stdout) == [es_number(v) for v in values]
 
 
 def test_jcs_objects_match_the_node_verifier(tmp_path):
     """Member order by UTF-16 code units (U+1F600 sorts before U+FB01), escapes as JSON.stringify."""
-    value = {"\ufb01": 1, "\U0001f600": 2, "a": "\u0000\b\t\n\f\r\u001f\"\\\u007f\u2028é", "b": [1.5, -0.0, None],
-             "c": {"z": True, "y": False}}
+    value = {
+        "\ufb01": 1,
+        "\U0001f600": 2,
+        "a": '\u0000\b\t\n\f\r\u001f"\\\u007f\u2028é',
+        "b": [1.5, -0.0, None],
+        "c": {"z": True, "y": False},
+    }
     ours = canonicalize(value)
     assert ours.index("\U0001f600") < ours.index("\ufb01")
     script = tmp_path / "c.mjs"
-    script.write_text(f"import {{ canonicalize }} from {json.dumps(VERIFIER.as_uri())};\n"
-                      "process.stdout.write(canonicalize(JSON.parse(process.argv[2])));\n")
+    script.write_text(
+        f"import {{ canonicalize }} from {json.dumps(VERIFIER.as_uri())};\n"
+        "process.stdout.write(canonicalize(JSON.parse(process.argv[2])));\n"
+    )
     js = subprocess.run([NODE, str(script), json.dumps(value)], capture_output=True, text=True, timeout=30)
     assert js.returncode == 0, js.stderr
     assert js.stdout == ours
@@ -294,7 +346,11 @@ def test_anchor_lost_in_a_sealed_break_agrees(logged, key_file, cli, tmp_path):
     sqlite_utils.Database(logged.audit_db).conn.commit()
     assert cli("audit", "seal-break", "--reason", "tail lost in a restore", "--yes").code == 0
     v = _agree(cli, key_file, tmp_path, anchors=str(anchors))
-    assert v["ok"] and v["anchors"] == 1 and any("was lost in the break sealed at record 7" in n for n in v["notes"])
+    assert (
+        v["ok"]
+        and v["anchors"] == 1
+        and any("was lost in the break sealed at record 7" in n for n in v["notes"])
+    )
     _, theirs = _node_verdict(cli, key_file, tmp_path, anchors=str(anchors))
     assert any("was lost in the break sealed at record 7" in n for n in theirs["notes"])
     # An anchor taken after the seal, for a record the log no longer has: no seal explains that loss.

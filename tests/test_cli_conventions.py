@@ -51,7 +51,7 @@ def test_examples_run_commands_that_exist():
 def test_command_summaries_are_not_cut(cli):
     for group in ("workspace", "connections", "daemon", "vault", "audit", "identity", "connectors"):
         r = cli(group, "--help")
-        listing = r.out[r.out.index("Commands:"):]
+        listing = r.out[r.out.index("Commands:") :]
         assert "..." not in listing and "…" not in listing.replace("req_…", ""), group
 
 
@@ -81,7 +81,14 @@ def test_global_options_after_the_subcommand(cli, tmp_path):
     r = cli("workspace", "create", "beta", "--home", str(other), "--quiet")
     assert r.code == 0 and r.err == ""
     # after `--` nothing moves; a subcommand's own -q stays its own
-    assert argv.hoist(["knowledge", "ask", "-w", "acme", "--", "-q"]) == ["knowledge", "ask", "-w", "acme", "--", "-q"]
+    assert argv.hoist(["knowledge", "ask", "-w", "acme", "--", "-q"]) == [
+        "knowledge",
+        "ask",
+        "-w",
+        "acme",
+        "--",
+        "-q",
+    ]
     assert argv.hoist(["sandbox", "serve", "-q"]) == ["sandbox", "serve", "-q"]
     assert argv.hoist(["--home", "h", "audit", "-q"]) == ["--home", "h", "-q", "audit"]
 
@@ -91,7 +98,9 @@ def test_tsv_header_on_request(home, cli):
     r = cli("workspace", "list")
     assert r.out.startswith("acme\t")
     r = cli("workspace", "list", "--header")
-    assert r.out.splitlines()[0] == "NAME\tPLAN\tORIGINS\tCREATED" and r.out.splitlines()[1].startswith("acme\t")
+    assert r.out.splitlines()[0] == "NAME\tPLAN\tORIGINS\tCREATED" and r.out.splitlines()[1].startswith(
+        "acme\t"
+    )
 
 
 def test_actions_list_cells_say_what_they_mean(home, cli):
@@ -118,8 +127,13 @@ def _on_a_terminal(args: list[str], answer: str) -> tuple[int, str]:
     import time
 
     master, slave = pty.openpty()
-    proc = subprocess.Popen([sys.executable, "-m", "botctl", *args], stdin=slave, stderr=slave,
-                            stdout=subprocess.PIPE, env=os.environ.copy())
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "botctl", *args],
+        stdin=slave,
+        stderr=slave,
+        stdout=subprocess.PIPE,
+        env=os.environ.copy(),
+    )
     os.close(slave)
     said = b""
     deadline = time.monotonic() + 30
@@ -174,7 +188,9 @@ def _complete(words: str) -> list[str]:
 
     cword = len(words.split()) - (0 if words.endswith(" ") else 1)
     env = {**os.environ, "_BOTCTL_COMPLETE": "complete_bash", "COMP_WORDS": words, "COMP_CWORD": str(cword)}
-    return subprocess.run([sys.executable, "-m", "botctl"], env=env, capture_output=True, text=True).stdout.split()
+    return subprocess.run(
+        [sys.executable, "-m", "botctl"], env=env, capture_output=True, text=True
+    ).stdout.split()
 
 
 def test_completion_of_actions_outcomes_events_documents_and_home(home, cli, tmp_path):
@@ -214,8 +230,13 @@ def _tty_output(args: list[str], env: dict[str, str]) -> tuple[str, str]:
 
     out_m, out_s = pty.openpty()
     err_m, err_s = pty.openpty()
-    proc = subprocess.Popen([sys.executable, "-m", "botctl", *args], stdin=subprocess.DEVNULL, stdout=out_s,
-                            stderr=err_s, env={**os.environ, "COLUMNS": "200", **env})
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "botctl", *args],
+        stdin=subprocess.DEVNULL,
+        stdout=out_s,
+        stderr=err_s,
+        env={**os.environ, "COLUMNS": "200", **env},
+    )
     os.close(out_s)
     os.close(err_s)
     got = {out_m: b"", err_m: b""}
@@ -241,7 +262,10 @@ def _tty_output(args: list[str], env: dict[str, str]) -> tuple[str, str]:
 
 def test_colour_means_something_and_is_off_with_no_color_or_piped(home, cli):
     assert cli("workspace", "create", "acme").code == 0  # free plan: an action is refused (denied)
-    assert cli("actions", "run", "stripe.list_my_invoices", "-w", "acme", "--as-email", "ada@example.com").code == 23
+    assert (
+        cli("actions", "run", "stripe.list_my_invoices", "-w", "acme", "--as-email", "ada@example.com").code
+        == 23
+    )
     red = "\x1b[31m"
     out, err = _tty_output(["audit"], {"NO_COLOR": ""})
     assert red in out and "denied" in out  # the refused action's outcome stands out

@@ -33,8 +33,14 @@ ADA = "ada@example.com"
 
 
 def sh(env: dict, *args: str, input: str | None = None, check: bool = True):
-    proc = subprocess.run([sys.executable, "-m", "botctl", *args], env=env, input=input, capture_output=True,
-                          text=True, timeout=90)
+    proc = subprocess.run(
+        [sys.executable, "-m", "botctl", *args],
+        env=env,
+        input=input,
+        capture_output=True,
+        text=True,
+        timeout=90,
+    )
     if check and proc.returncode != 0:
         raise AssertionError(f"botctl {args} failed ({proc.returncode}): {proc.stderr}")
     return proc
@@ -69,16 +75,21 @@ class Cluster:
         return jwt.encode(claims, self.secret, algorithm="HS256", headers={"kid": self.kid})
 
     def records(self, after: int = 0) -> list[dict]:
-        return [{"seq": s, **json.loads(b)}
-                for s, b in sql(self.url, "SELECT seq, body FROM records WHERE seq > %s ORDER BY seq", after)]
+        return [
+            {"seq": s, **json.loads(b)}
+            for s, b in sql(self.url, "SELECT seq, body FROM records WHERE seq > %s ORDER BY seq", after)
+        ]
 
     def head(self) -> int:
         return sql(self.url, "SELECT coalesce(max(seq), 0) FROM records")[0][0]
 
 
 def act(node: Node, action: str, token: str, params: dict | None = None) -> httpx.Response:
-    return node.http.post(f"/v1/workspaces/{WS}/actions/{action}", json={"params": params or {}},
-                          headers={"Authorization": f"Bearer {token}"})
+    return node.http.post(
+        f"/v1/workspaces/{WS}/actions/{action}",
+        json={"params": params or {}},
+        headers={"Authorization": f"Bearer {token}"},
+    )
 
 
 @pytest.fixture(scope="module")
@@ -93,7 +104,12 @@ def cluster(sandbox_server, tmp_path_factory, pg_database):
         try:
             for i in (1, 2):
                 home = tmp / f"node-{i}"
-                env = {**os.environ, "BOTCTL_HOME": str(home), "BOTCTL_NO_KEYRING": "1", "BOTCTL_MASTER_KEY": key}
+                env = {
+                    **os.environ,
+                    "BOTCTL_HOME": str(home),
+                    "BOTCTL_NO_KEYRING": "1",
+                    "BOTCTL_MASTER_KEY": key,
+                }
                 env.pop("BOTCTL_DATABASE_URL", None)
                 sh(env, "init", "--database", url, "--node", f"node-{i}")
                 nodes.append(Node(f"node-{i}", home, env, free_port(), None))  # type: ignore[arg-type]
@@ -102,8 +118,19 @@ def cluster(sandbox_server, tmp_path_factory, pg_database):
             rot = json.loads(sh(n1.env, "identity", "rotate", "-w", WS, "--json").stdout)
             oauth_connect_via_sandbox(n1.env, sb.url, "zendesk", WS, "--subdomain", "acme")
             for n in nodes:
-                sh(n.env, "daemon", "start", "--port", str(n.port), "--metrics-port", str(free_port()),
-                   "--ip-rate", "0", "--visitor-rate", "0")
+                sh(
+                    n.env,
+                    "daemon",
+                    "start",
+                    "--port",
+                    str(n.port),
+                    "--metrics-port",
+                    str(free_port()),
+                    "--ip-rate",
+                    "0",
+                    "--visitor-rate",
+                    "0",
+                )
                 n.http = httpx.Client(base_url=f"http://127.0.0.1:{n.port}", timeout=60)
             yield Cluster(url, nodes, rot["secret"], rot["kid"], sb)
         finally:
@@ -138,8 +165,11 @@ def test_a_refresh_storm_over_both_nodes_makes_one_token_request(cluster):
     sql(cluster.url, "UPDATE connections SET expires_at = '2020-01-01T00:00:00Z' WHERE connector = 'zendesk'")
     tok = cluster.token()
     with concurrent.futures.ThreadPoolExecutor(64) as pool:
-        codes = list(pool.map(lambda i: act(cluster.nodes[i % 2], "zendesk.list_my_tickets", tok).status_code,
-                              range(200)))
+        codes = list(
+            pool.map(
+                lambda i: act(cluster.nodes[i % 2], "zendesk.list_my_tickets", tok).status_code, range(200)
+            )
+        )
     assert codes == [200] * 200, {c: codes.count(c) for c in set(codes)}
     assert refresh_grants() - before == 1, sb.stats()["token_grants"]
     recs = cluster.records(mark)
@@ -148,8 +178,9 @@ def test_a_refresh_storm_over_both_nodes_makes_one_token_request(cluster):
     assert not [r for r in recs if r["event"] == "connection.refresh_failed"]
     served = {r["node"] for r in recs if r["event"] == "action.run" and r["outcome"] == "ok"}
     assert served == {"node-1", "node-2"}
-    assert sql(cluster.url, "SELECT status, refresh_lease_owner FROM connections WHERE connector = 'zendesk'") \
-        == [("active", None)]
+    assert sql(
+        cluster.url, "SELECT status, refresh_lease_owner FROM connections WHERE connector = 'zendesk'"
+    ) == [("active", None)]
 
 
 def test_a_lease_held_by_a_node_whose_heartbeat_lapsed_is_taken_over(cluster):
@@ -158,17 +189,27 @@ def test_a_lease_held_by_a_node_whose_heartbeat_lapsed_is_taken_over(cluster):
     sb = cluster.sandbox
     before = sb.stats()["token_grants"].get("zendesk", {}).get("refresh_token", 0)
     now = time.time()
-    sql(cluster.url, "INSERT INTO nodes (name, version, pid, host, started_at, last_seen) "
-                     "VALUES ('node-9', '0.1.0', 1, 'gone', '2026-01-01T00:00:00Z', %s)", now - 3600)
-    sql(cluster.url, "UPDATE connections SET refresh_lease_owner = 'node-9:4242:deadbeef', refresh_lease_until = %s, "
-                     "expires_at = '2020-01-01T00:00:00Z' WHERE connector = 'zendesk'", now + 3600)
+    sql(
+        cluster.url,
+        "INSERT INTO nodes (name, version, pid, host, started_at, last_seen) "
+        "VALUES ('node-9', '0.1.0', 1, 'gone', '2026-01-01T00:00:00Z', %s)",
+        now - 3600,
+    )
+    sql(
+        cluster.url,
+        "UPDATE connections SET refresh_lease_owner = 'node-9:4242:deadbeef', refresh_lease_until = %s, "
+        "expires_at = '2020-01-01T00:00:00Z' WHERE connector = 'zendesk'",
+        now + 3600,
+    )
     sb.expire_oauth_tokens("zendesk")
     started = time.monotonic()
     r = act(cluster.nodes[1], "zendesk.list_my_tickets", cluster.token())
     assert r.status_code == 200, r.text
     assert time.monotonic() - started < 30  # not the lease's 90 s TTL, let alone its hour
     assert sb.stats()["token_grants"]["zendesk"]["refresh_token"] - before == 1
-    assert sql(cluster.url, "SELECT refresh_lease_owner FROM connections WHERE connector = 'zendesk'") == [(None,)]
+    assert sql(cluster.url, "SELECT refresh_lease_owner FROM connections WHERE connector = 'zendesk'") == [
+        (None,)
+    ]
 
 
 def test_a_lapsed_nodes_pending_writes_are_recorded_by_a_live_node_once(cluster):
@@ -177,13 +218,26 @@ def test_a_lapsed_nodes_pending_writes_are_recorded_by_a_live_node_once(cluster)
     beats, and once however many live nodes look."""
     head = cluster.head()
     actor = json.dumps({"type": "visitor", "sub": "u-ada", "email": ADA}, sort_keys=True)
-    sql(cluster.url, "INSERT INTO nodes (name, version, pid, host, started_at, last_seen) "
-                     "VALUES ('node-7', '0.1.0', 999, 'elsewhere', '2026-01-01T00:00:00Z', %s)", time.time() + 3600)
-    ids = [sql(cluster.url, "INSERT INTO pending_actions (workspace, action, connector, actor, request_id, owner, "
-                            "started_at, started_seq, node) VALUES (%s, %s, 'zendesk', %s, %s, 'elsewhere:999:cafe', "
-                            "'2026-01-01T00:00:00Z', %s, 'node-7') RETURNING id",
-               WS, "zendesk.create_ticket", actor, f"req_dead{i}", seq)[0][0]
-           for i, seq in enumerate((head, None))]
+    sql(
+        cluster.url,
+        "INSERT INTO nodes (name, version, pid, host, started_at, last_seen) "
+        "VALUES ('node-7', '0.1.0', 999, 'elsewhere', '2026-01-01T00:00:00Z', %s)",
+        time.time() + 3600,
+    )
+    ids = [
+        sql(
+            cluster.url,
+            "INSERT INTO pending_actions (workspace, action, connector, actor, request_id, owner, "
+            "started_at, started_seq, node) VALUES (%s, %s, 'zendesk', %s, %s, 'elsewhere:999:cafe', "
+            "'2026-01-01T00:00:00Z', %s, 'node-7') RETURNING id",
+            WS,
+            "zendesk.create_ticket",
+            actor,
+            f"req_dead{i}",
+            seq,
+        )[0][0]
+        for i, seq in enumerate((head, None))
+    ]
     time.sleep(6)  # three beats of each live node: node-7 still beats, its writes are its own
     assert sql(cluster.url, "SELECT count(*) FROM pending_actions")[0][0] == 2
     assert not [r for r in cluster.records(head) if r.get("request_id", "").startswith("req_dead")]
@@ -195,9 +249,13 @@ def test_a_lapsed_nodes_pending_writes_are_recorded_by_a_live_node_once(cluster)
         time.sleep(0.5)
     time.sleep(3)  # a second live node looking after its next beat must find nothing left to record
     recs = [r for r in cluster.records(head) if (r.get("request_id") or "").startswith("req_dead")]
-    got = sorted((r["request_id"], r["event"], r["outcome"], r["reason"], r["detail"]["pending_id"]) for r in recs)
-    assert got == [("req_dead0", "action.run", "unknown", "interrupted", ids[0]),
-                   ("req_dead1", "action.run", "error", "interrupted", ids[1])]
+    got = sorted(
+        (r["request_id"], r["event"], r["outcome"], r["reason"], r["detail"]["pending_id"]) for r in recs
+    )
+    assert got == [
+        ("req_dead0", "action.run", "unknown", "interrupted", ids[0]),
+        ("req_dead1", "action.run", "error", "interrupted", ids[1]),
+    ]
     assert all(r["node"] in ("node-1", "node-2") for r in recs)
 
 
@@ -236,18 +294,29 @@ def test_the_documented_haproxy_config_spreads_load_and_routes_around_a_killed_n
     is taken back."""
     n1, n2 = cluster.nodes
     lb_port = free_port()
-    env = {**os.environ, "BOTCTL_LB_BIND": f"127.0.0.1:{lb_port}", "BOTCTL_NODE1": f"127.0.0.1:{n1.port}",
-           "BOTCTL_NODE2": f"127.0.0.1:{n2.port}"}
+    env = {
+        **os.environ,
+        "BOTCTL_LB_BIND": f"127.0.0.1:{lb_port}",
+        "BOTCTL_NODE1": f"127.0.0.1:{n1.port}",
+        "BOTCTL_NODE2": f"127.0.0.1:{n2.port}",
+    }
     cfg = Path(__file__).resolve().parent.parent / "examples" / "cluster" / "haproxy.cfg"
-    lb = subprocess.Popen(["haproxy", "-db", "-f", str(cfg)], env=env, stdout=subprocess.DEVNULL,
-                          stderr=subprocess.PIPE)
+    lb = subprocess.Popen(
+        ["haproxy", "-db", "-f", str(cfg)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
     tok = cluster.token()
     http = httpx.Client(base_url=f"http://127.0.0.1:{lb_port}", timeout=60)
 
     def through_lb(n: int) -> list[dict]:
         mark = cluster.head()
-        codes = [http.post(f"/v1/workspaces/{WS}/actions/zendesk.list_my_tickets", json={"params": {}},
-                           headers={"Authorization": f"Bearer {tok}"}).status_code for _ in range(n)]
+        codes = [
+            http.post(
+                f"/v1/workspaces/{WS}/actions/zendesk.list_my_tickets",
+                json={"params": {}},
+                headers={"Authorization": f"Bearer {tok}"},
+            ).status_code
+            for _ in range(n)
+        ]
         assert codes == [200] * n, codes
         return [r for r in cluster.records(mark) if r["event"] == "action.run"]
 
@@ -266,12 +335,18 @@ def test_the_documented_haproxy_config_spreads_load_and_routes_around_a_killed_n
                 ready = []
                 for n in cluster.nodes:
                     try:
-                        ready.append((n.name, n.port, httpx.get(f"http://127.0.0.1:{n.port}/readyz").status_code))
+                        ready.append(
+                            (n.name, n.port, httpx.get(f"http://127.0.0.1:{n.port}/readyz").status_code)
+                        )
                     except httpx.HTTPError as exc:
-                        ready.append((n.name, n.port, repr(exc), sh(n.env, "daemon", "status", check=False).stdout))
+                        ready.append(
+                            (n.name, n.port, repr(exc), sh(n.env, "daemon", "status", check=False).stdout)
+                        )
                 lb.terminate()
-                raise AssertionError(f"the balancer did not settle on {served}: {last!r}; readyz {ready}; "
-                                     f"{lb.stderr.read().decode()[-1500:]}")
+                raise AssertionError(
+                    f"the balancer did not settle on {served}: {last!r}; readyz {ready}; "
+                    f"{lb.stderr.read().decode()[-1500:]}"
+                )
             time.sleep(0.5)
 
     try:
@@ -287,8 +362,19 @@ def test_the_documented_haproxy_config_spreads_load_and_routes_around_a_killed_n
             state = Path(f"/proc/{st['supervisor']['pid']}/stat").read_text().rsplit(")", 1)[-1].split()[0]
             assert time.time() < deadline, f"the killed supervisor is still there (state {state})"
             time.sleep(0.2)
-        r = sh(n1.env, "daemon", "start", "--port", str(n1.port), "--metrics-port", str(free_port()),
-               "--ip-rate", "0", "--visitor-rate", "0")
+        r = sh(
+            n1.env,
+            "daemon",
+            "start",
+            "--port",
+            str(n1.port),
+            "--metrics-port",
+            str(free_port()),
+            "--ip-rate",
+            "0",
+            "--visitor-rate",
+            "0",
+        )
         assert "started" in r.stderr + r.stdout, r.stderr + r.stdout
         wait_for({"node-1", "node-2"})
     finally:
@@ -320,13 +406,17 @@ def test_a_node_killed_mid_refresh_is_taken_over_by_another_once_it_lapses(clust
     tok = cluster.token()
 
     def row():
-        return sql(cluster.url, "SELECT status, refresh_state, refresh_lease_owner FROM connections "
-                                "WHERE connector = 'zendesk'")[0]
+        return sql(
+            cluster.url,
+            "SELECT status, refresh_state, refresh_lease_owner FROM connections WHERE connector = 'zendesk'",
+        )[0]
 
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
         fut = pool.submit(act, n1, "zendesk.list_my_tickets", tok)
         deadline = time.time() + 20
-        while not (row()[1] == "sent" and (row()[2] or "").startswith("node-1:") and not sb.state.faults.list()):
+        while not (
+            row()[1] == "sent" and (row()[2] or "").startswith("node-1:") and not sb.state.faults.list()
+        ):
             assert time.time() < deadline, f"the refresh did not hang at the token endpoint: {row()}"
             time.sleep(0.2)
         _kill_node(n1)
@@ -340,13 +430,26 @@ def test_a_node_killed_mid_refresh_is_taken_over_by_another_once_it_lapses(clust
     if r.status_code == 200:
         assert status == "active" and sb.stats()["token_grants"]["zendesk"]["refresh_token"] == grants + 1
     else:
-        assert r.status_code == 409 and r.json()["error"]["code"] == "needs_reauth" and status == "needs_reauth"
+        assert (
+            r.status_code == 409 and r.json()["error"]["code"] == "needs_reauth" and status == "needs_reauth"
+        )
     assert not sb.stats()["oauth_events"].get("zendesk", {}).get("refresh_token_reuse")
     assert took < 40  # node 1's lapse (10 s), not the lease's 90 s TTL
     if status != "active":  # the operator reconnects, for the tests after this one
         oauth_connect_via_sandbox(n2.env, sb.url, "zendesk", WS, "--subdomain", "acme")
-    sh(n1.env, "daemon", "start", "--port", str(n1.port), "--metrics-port", str(free_port()),
-       "--ip-rate", "0", "--visitor-rate", "0")
+    sh(
+        n1.env,
+        "daemon",
+        "start",
+        "--port",
+        str(n1.port),
+        "--metrics-port",
+        str(free_port()),
+        "--ip-rate",
+        "0",
+        "--visitor-rate",
+        "0",
+    )
 
 
 def test_a_plan_downgraded_or_key_removed_on_node_1_is_refused_on_node_2_at_once(cluster):

@@ -47,7 +47,9 @@ def test_ca_init_issue_revoke_with_private_files_and_audit(cli, home):
 
     events = [json.loads(x) for x in cli("audit", "--json", "-n", "100").out.splitlines() if x.strip()]
     kinds = [e["event"] for e in events if e["event"].startswith("cluster.")]
-    assert sorted(kinds) == sorted(["cluster.ca_created"] + ["cluster.cert_issued"] * 3 + ["cluster.cert_revoked"])
+    assert sorted(kinds) == sorted(
+        ["cluster.ca_created"] + ["cluster.cert_issued"] * 3 + ["cluster.cert_revoked"]
+    )
     assert key_pem.split("\n")[1] not in json.dumps(events)
 
 
@@ -56,8 +58,12 @@ def test_bad_input_is_refused_with_a_code_and_nothing_written(cli, home):
     no_ca = cli("cluster", "cert", "issue", "edge-1")
     assert no_ca.code == 3 and "no cluster CA" in no_ca.err and "botctl cluster ca init" in no_ca.err
     assert cli("cluster", "ca", "init").code == 0
-    for args, says in ((("Edge_1",), "not a certificate name"), (("../x",), "not a certificate name"),
-                       (("edge-1", "--days", "0"), "1 to 397 days"), (("edge-1", "--days", "400"), "1 to 397 days")):
+    for args, says in (
+        (("Edge_1",), "not a certificate name"),
+        (("../x",), "not a certificate name"),
+        (("edge-1", "--days", "0"), "1 to 397 days"),
+        (("edge-1", "--days", "400"), "1 to 397 days"),
+    ):
         r = cli("cluster", "cert", "issue", *args)
         assert r.code == 2 and says in r.err and "Traceback" not in r.err, (args, r.err)
     assert not (home.path / "cluster" / "certs").exists() and pki.load_allowed(home.path) == {}

@@ -22,16 +22,22 @@ def test_an_import_root_that_contains_or_lies_in_a_denied_path_is_left_out(tmp_p
     monkeypatch.setattr(sys, "path", [str(tmp_path / "site"), str(inside), *sys.path])
     allowed, refused = confine.read_roots([str(home)])
     assert Path(os.path.realpath(tmp_path / "site")) in refused and Path(os.path.realpath(inside)) in refused
-    assert not [p for p in allowed if p == home or home.resolve().is_relative_to(p) or p.is_relative_to(home.resolve())]
+    assert not [
+        p
+        for p in allowed
+        if p == home or home.resolve().is_relative_to(p) or p.is_relative_to(home.resolve())
+    ]
     assert Path("/") not in allowed
 
 
 def test_asked_for_landlock_without_it_the_edge_refuses_to_serve():
     """Fail closed: in a child process (confinement is irreversible) with the ABI probe answering 0."""
-    code = ("import botctld.confine as c\n"
-            "c.landlock_abi = lambda: 0\n"
-            "try:\n    c.confine(deny=[], required=True)\nexcept c.ConfinementError as e:\n    print('refused:', e)\n"
-            "print(c.confine(deny=[], required=False))\n")
+    code = (
+        "import botctld.confine as c\n"
+        "c.landlock_abi = lambda: 0\n"
+        "try:\n    c.confine(deny=[], required=True)\nexcept c.ConfinementError as e:\n    print('refused:', e)\n"
+        "print(c.confine(deny=[], required=False))\n"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.startswith("refused: this kernel has no Landlock") and "'landlock': False" in out
 

@@ -60,7 +60,9 @@ def test_connect_good_credential(home, cli, sandbox, ws, name):
 
 @pytest.mark.parametrize("name", ALL)
 def test_connect_bad_credential_stores_nothing(home, cli, sandbox, ws, name):
-    bad = {"woocommerce": "ck_" + "0" * 40, "stripe": "rk_test_" + "0" * 40}.get(name, "definitely-not-valid-0000")
+    bad = {"woocommerce": "ck_" + "0" * 40, "stripe": "rk_test_" + "0" * 40}.get(
+        name, "definitely-not-valid-0000"
+    )
     r = connect(cli, sandbox, name, key=bad)
     assert r.code == 20, (r.out, r.err)
     assert r.json()["error"]["code"] == "credential_rejected"
@@ -76,8 +78,18 @@ def test_connect_bad_credential_stores_nothing(home, cli, sandbox, ws, name):
 
 def test_wrong_tenant(home, cli, sandbox, ws):
     creds = sandbox.credentials()["zendesk"]
-    r = cli("connect", "zendesk", "-w", "acme", "--sandbox", sandbox.url, "--subdomain", "nosuchco",
-            "--access-token-stdin", input=creds["access_token"] + "\n")
+    r = cli(
+        "connect",
+        "zendesk",
+        "-w",
+        "acme",
+        "--sandbox",
+        sandbox.url,
+        "--subdomain",
+        "nosuchco",
+        "--access-token-stdin",
+        input=creds["access_token"] + "\n",
+    )
     assert r.code in (2, 20), r.err
     assert cli("connections", "list", "--json").json() == []
 
@@ -92,14 +104,25 @@ def test_key_from_env_and_never_from_argv(home, cli, sandbox, ws, monkeypatch):
     assert r.code == 2 and "NOPE_UNSET" in r.err
 
 
-@pytest.mark.parametrize("args, code, needle", [
-    (["connect", "nosuch", "-w", "acme"], 3, "unknown connector"),
-    (["connect", "stripe", "-w", "nope", "--api-key-stdin"], 3, "no workspace named"),
-    (["connect", "stripe", "-w", "acme", "--subdomain", "x", "--api-key-stdin"], 2, "does not take --subdomain"),
-    (["connect", "zendesk", "-w", "acme", "--api-key-stdin"], 2, "connects with OAuth"),
-    (["connect", "zendesk", "-w", "acme", "--subdomain", "evil.example/x#", "--access-token-stdin"], 2, "--subdomain"),
-    (["connect", "freshdesk", "-w", "acme", "--api-key-stdin"], 2, "needs --domain"),
-])
+@pytest.mark.parametrize(
+    "args, code, needle",
+    [
+        (["connect", "nosuch", "-w", "acme"], 3, "unknown connector"),
+        (["connect", "stripe", "-w", "nope", "--api-key-stdin"], 3, "no workspace named"),
+        (
+            ["connect", "stripe", "-w", "acme", "--subdomain", "x", "--api-key-stdin"],
+            2,
+            "does not take --subdomain",
+        ),
+        (["connect", "zendesk", "-w", "acme", "--api-key-stdin"], 2, "connects with OAuth"),
+        (
+            ["connect", "zendesk", "-w", "acme", "--subdomain", "evil.example/x#", "--access-token-stdin"],
+            2,
+            "--subdomain",
+        ),
+        (["connect", "freshdesk", "-w", "acme", "--api-key-stdin"], 2, "needs --domain"),
+    ],
+)
 def test_connect_bad_input(home, cli, ws, args, code, needle):
     r = cli(*args, input="whatever\n")
     assert r.code == code, r.err
@@ -117,16 +140,23 @@ def test_action_happy_path_and_one_audit_record(home, cli, sandbox, ws):
     got = json.dumps(out["result"])
     import httpx
 
-    billed = [i["id"] for i in httpx.get(
-        sandbox.url + "/stripe/v1/invoices", params={"customer": seed["ada@example.com"]["customer_id"], "limit": 100},
-        headers={"Authorization": "Bearer " + sandbox.credentials()["stripe"]["api_key"]}).json()["data"]
-        if i["status"] != "draft"]  # drafts are not bills yet: the connector hides them on purpose
+    billed = [
+        i["id"]
+        for i in httpx.get(
+            sandbox.url + "/stripe/v1/invoices",
+            params={"customer": seed["ada@example.com"]["customer_id"], "limit": 100},
+            headers={"Authorization": "Bearer " + sandbox.credentials()["stripe"]["api_key"]},
+        ).json()["data"]
+        if i["status"] != "draft"
+    ]  # drafts are not bills yet: the connector hides them on purpose
     assert billed and all(i in got for i in billed)
     assert not any(i in got for i in seed["grace@example.com"]["invoices"])
     recs = audit_records(cli, event="action.run")
     assert len(recs) == 1
     rec = recs[0]
-    assert rec["outcome"] == "ok" and rec["action"] == "stripe.list_my_invoices" and rec["connector"] == "stripe"
+    assert (
+        rec["outcome"] == "ok" and rec["action"] == "stripe.list_my_invoices" and rec["connector"] == "stripe"
+    )
     assert rec["actor"]["type"] == "operator" and rec["detail"]["as_visitor"]["email"] == "ada@example.com"
     assert rec["request_id"] == out["request_id"]
     assert cli("audit", "verify").code == 0
@@ -274,11 +304,15 @@ def test_settings_by_config_or_by_their_alias_flag(home, cli, sandbox, ws):
     r = cli(*base, "--config", "domain=acme", input=key)
     assert r.code == 0, r.err
     assert r.json()["config"]["domain"] == "acme"
-    assert cli(*base, "--config", "domain=acme", "--domain", "acme", input=key).code == 0  # the same value twice
-    for extra, needle in ((["--config", "domain=acme", "--domain", "other"], "given twice"),
-                          (["--config", "domain"], "NAME=VALUE"),
-                          (["--config", "region=eu", "--domain", "acme"], "does not take --config region="),
-                          (["--config", "domain=evil.example/x#"], "--domain must be a name like")):
+    assert (
+        cli(*base, "--config", "domain=acme", "--domain", "acme", input=key).code == 0
+    )  # the same value twice
+    for extra, needle in (
+        (["--config", "domain=acme", "--domain", "other"], "given twice"),
+        (["--config", "domain"], "NAME=VALUE"),
+        (["--config", "region=eu", "--domain", "acme"], "does not take --config region="),
+        (["--config", "domain=evil.example/x#"], "--domain must be a name like"),
+    ):
         r = cli(*base, *extra, input=key)
         assert r.code == 2 and needle in r.err, (extra, r.err)
     assert cli("connections", "list", "--json").json()[0]["config"]["domain"] == "acme"
@@ -288,10 +322,21 @@ def test_library_settings_errors_name_the_setting_not_a_flag():
     from botctl import connections
     from botctl.connectors import registry
 
-    cases = [("freshdesk", {}, "Freshdesk needs the domain setting (acme for acme.freshdesk.com).", None),
-             ("stripe", {"subdomain": "x"}, "Stripe does not take the subdomain setting.", "It takes no settings."),
-             ("shopify", {"shop": "a.b.example"}, "Shopify: the shop setting must be a name like 'acme', "
-                                                   "not 'a.b.example'.", None)]
+    cases = [
+        ("freshdesk", {}, "Freshdesk needs the domain setting (acme for acme.freshdesk.com).", None),
+        (
+            "stripe",
+            {"subdomain": "x"},
+            "Stripe does not take the subdomain setting.",
+            "It takes no settings.",
+        ),
+        (
+            "shopify",
+            {"shop": "a.b.example"},
+            "Shopify: the shop setting must be a name like 'acme', not 'a.b.example'.",
+            None,
+        ),
+    ]
     for name, config, message, hint in cases:
         with pytest.raises(connections.SettingsError) as e:
             connections.resolve_config(registry.get(name), config, None)

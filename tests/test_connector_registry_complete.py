@@ -38,7 +38,9 @@ def plan():
 @pytest.mark.parametrize("connector", CONNECTORS, ids=NAMES)
 def test_a_sandbox_vendor_stands_in_for_it(connector):
     vendor = VENDORS.get(connector.name)
-    assert vendor is not None, f"add src/botctl/sandbox/vendors/{connector.name}.py and list it in all_vendors()"
+    assert vendor is not None, (
+        f"add src/botctl/sandbox/vendors/{connector.name}.py and list it in all_vendors()"
+    )
     assert vendor.static_credentials(), "the sandbox accepts no credential for it"
     # The settings the vendor declares satisfy the connector and lead to the vendor's seeded tenant.
     normalize_config(connector, vendor.connect_config)
@@ -74,7 +76,8 @@ def test_it_is_in_the_isolation_matrix(connector, plan):
         action = connector.action(name)
         assert action is not None and action.customer_specific, name
     assert entry.get("by_id") or entry.get("lists") or entry.get("why"), (
-        "an entry with neither by_id nor lists says why (its `why`)")
+        "an entry with neither by_id nor lists says why (its `why`)"
+    )
 
 
 @pytest.mark.parametrize("connector", CONNECTORS, ids=NAMES)

@@ -23,13 +23,13 @@ import httpx
 import pytest
 import sqlite_utils
 
-from botctl import connections, workspaces
+from botctl import connections, refresh_state, workspaces
 from botctl.session import Session
 
 REPO = Path(__file__).resolve().parent.parent
 HOSTILE_REASON = "<script>alert('reason')</script>"
 HOSTILE_SUBJECT = "</pre><img src=x onerror=alert(1)>\u202egnp.exe"
-HOSTILE_RID = "req_\"><svg onload=alert(2)>"
+HOSTILE_RID = 'req_"><svg onload=alert(2)>'
 
 
 class Running:
@@ -55,8 +55,13 @@ class Running:
 
 
 def start_console(env: dict[str, str] | None = None, *args: str) -> Running:
-    proc = subprocess.Popen([sys.executable, "-m", "botctl", "console", "--no-browser", *args],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env or os.environ.copy())
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "botctl", "console", "--no-browser", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env or os.environ.copy(),
+    )
     line = proc.stdout.readline().strip()
     if not line.startswith("http://127.0.0.1:"):
         proc.kill()
@@ -93,17 +98,40 @@ def populated(home, cli, sandbox):
     assert r.code == 0, r.err
     with Session(home) as app:
         ws = workspaces.get(app.vault.conn, "acme")
-        connections.mark_needs_reauth(app, ws, connections.get(app.vault.conn, ws, "stripe"),
-                                      "the vendor refused the key")
-        app.audit("action.run", workspace="acme", actor={"type": "visitor", "sub": "u1", "email": "mallory@example.com"},
-                  action="zendesk.create_ticket", connector="zendesk", outcome="denied", reason=HOSTILE_REASON,
-                  request_id=HOSTILE_RID, detail={"params": {"subject": HOSTILE_SUBJECT}})
-        app.audit("action.run", workspace="acme", actor={"type": "visitor", "sub": "u2", "email": "ada@example.com"},
-                  action="stripe.list_my_invoices", connector="stripe", outcome="ok", request_id="req_ADA0000001")
-        app.audit("action.run", workspace="acme", actor={"type": "visitor", "sub": "u2", "email": "ada@example.com"},
-                  action="stripe.list_my_invoices", connector="stripe", outcome="denied", reason="forbidden",
-                  request_id="req_ADA0000002",
-                  ts=(datetime.now(UTC) - timedelta(days=1)).strftime("%Y-%m-%dT%H:%M:%S.%fZ"))
+        refresh_state.mark_needs_reauth(
+            app, ws, connections.get(app.vault.conn, ws, "stripe"), "the vendor refused the key"
+        )
+        app.audit(
+            "action.run",
+            workspace="acme",
+            actor={"type": "visitor", "sub": "u1", "email": "mallory@example.com"},
+            action="zendesk.create_ticket",
+            connector="zendesk",
+            outcome="denied",
+            reason=HOSTILE_REASON,
+            request_id=HOSTILE_RID,
+            detail={"params": {"subject": HOSTILE_SUBJECT}},
+        )
+        app.audit(
+            "action.run",
+            workspace="acme",
+            actor={"type": "visitor", "sub": "u2", "email": "ada@example.com"},
+            action="stripe.list_my_invoices",
+            connector="stripe",
+            outcome="ok",
+            request_id="req_ADA0000001",
+        )
+        app.audit(
+            "action.run",
+            workspace="acme",
+            actor={"type": "visitor", "sub": "u2", "email": "ada@example.com"},
+            action="stripe.list_my_invoices",
+            connector="stripe",
+            outcome="denied",
+            reason="forbidden",
+            request_id="req_ADA0000002",
+            ts=(datetime.now(UTC) - timedelta(days=1)).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+        )
     return home
 
 
@@ -116,8 +144,15 @@ def console(populated) -> Iterator[Running]:
 
 def test_token_cookie_and_401(console):
     # Nothing without the session: pages, API, static files, a record.
-    for path in ("/", "/api/records?after=0", "/api/verify", "/static/console.js", "/records/1", "/connections",
-                 "/nope"):
+    for path in (
+        "/",
+        "/api/records?after=0",
+        "/api/verify",
+        "/static/console.js",
+        "/records/1",
+        "/connections",
+        "/nope",
+    ):
         r = console.get(path, None)
         assert r.status_code == 401, path
         assert "botctl console" in r.text and "audit" not in r.text.lower().replace("botctl console", "")
@@ -136,7 +171,9 @@ def test_token_cookie_and_401(console):
     other = start_console()
     try:
         other_cookie = other.login()
-        assert console.get("/", other_cookie.replace(f"_{other.port}=", f"_{console.port}=")).status_code == 401
+        assert (
+            console.get("/", other_cookie.replace(f"_{other.port}=", f"_{console.port}=")).status_code == 401
+        )
     finally:
         stop(other)
 
@@ -149,28 +186,48 @@ def test_host_method_and_headers(console):
     assert console.get("/", cookie, headers={"Host": f"localhost:{console.port}"}).status_code == 200
     r = httpx.post(console.base + "/", headers={"Cookie": cookie})
     assert r.status_code == 405 and r.headers["allow"] == "GET, HEAD"
-    for path in ("/", "/connections", "/activity", "/verify", "/records/1", "/api/verify", "/static/console.js"):
+    for path in (
+        "/",
+        "/connections",
+        "/activity",
+        "/verify",
+        "/records/1",
+        "/api/verify",
+        "/static/console.js",
+    ):
         r = console.get(path, cookie)
         assert r.status_code == 200, path
         csp = r.headers["content-security-policy"]
         assert "script-src 'self'" in csp and "style-src 'self'" in csp and "unsafe" not in csp
         assert "frame-ancestors 'none'" in csp and "require-trusted-types-for 'script'" in csp
-        assert r.headers["referrer-policy"] == "no-referrer" and r.headers["x-content-type-options"] == "nosniff"
+        assert (
+            r.headers["referrer-policy"] == "no-referrer" and r.headers["x-content-type-options"] == "nosniff"
+        )
     page = console.get("/", cookie).text
     # No inline script or style anywhere: every <script> has a src, no style= attribute, no <style>.
-    assert re.findall(r"<script(?![^>]*\bsrc=)[^>]*>", page) == [] and "<style" not in page and " style=" not in page
+    assert (
+        re.findall(r"<script(?![^>]*\bsrc=)[^>]*>", page) == []
+        and "<style" not in page
+        and " style=" not in page
+    )
     assert "cdn" not in page.lower() and "https://" not in page
 
 
 def test_listens_on_loopback_only(console):
     port_hex = f"{console.port:04X}"
-    listening = [line.split() for line in Path("/proc/net/tcp").read_text().splitlines()[1:]
-                 if line.split()[1].endswith(":" + port_hex) and line.split()[3] == "0A"]
+    listening = [
+        line.split()
+        for line in Path("/proc/net/tcp").read_text().splitlines()[1:]
+        if line.split()[1].endswith(":" + port_hex) and line.split()[3] == "0A"
+    ]
     assert [entry[1] for entry in listening] == [f"0100007F:{port_hex}"]
     ipv6 = Path("/proc/net/tcp6")
     if ipv6.exists():
-        assert not [line for line in ipv6.read_text().splitlines()[1:]
-                    if line.split()[1].endswith(":" + port_hex) and line.split()[3] == "0A"]
+        assert not [
+            line
+            for line in ipv6.read_text().splitlines()[1:]
+            if line.split()[1].endswith(":" + port_hex) and line.split()[3] == "0A"
+        ]
 
 
 def test_hostile_fields_render_inert(console):
@@ -201,11 +258,15 @@ def test_timeline_filters_are_the_cli_filters(console, cli):
     page = console.get("/?actor=visitor:ada@example.com&outcome=ok", cookie).text
     assert "req_ADA0000001" in page and "req_ADA0000002" not in page
     since = (datetime.now(UTC) - timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M")
-    for query, flags in ((f"since={since}&connector=stripe", ["--since", since, "--connector", "stripe"]),
-                         ("until=2h&workspace=acme", ["--until", "2h", "-w", "acme"]),
-                         ("visitor=ADA@example.com", ["--visitor", "ADA@example.com"]),
-                         ("event=action.run&action=stripe.list_my_invoices",
-                          ["--event", "action.run", "--action", "stripe.list_my_invoices"])):
+    for query, flags in (
+        (f"since={since}&connector=stripe", ["--since", since, "--connector", "stripe"]),
+        ("until=2h&workspace=acme", ["--until", "2h", "-w", "acme"]),
+        ("visitor=ADA@example.com", ["--visitor", "ADA@example.com"]),
+        (
+            "event=action.run&action=stripe.list_my_invoices",
+            ["--event", "action.run", "--action", "stripe.list_my_invoices"],
+        ),
+    ):
         shown = [r["seq"] for r in console.get(f"/api/records?after=0&{query}", cookie).json()["rows"]]
         expected = [r["seq"] for r in cli("audit", "--json", "-n", "1000", *flags).ndjson()]
         assert shown == expected and expected, query
@@ -224,7 +285,10 @@ def test_live_rows_arrive_with_the_filters(console, populated):
     cookie = console.login()
     page = console.get("/?connector=zendesk", cookie).text
     after = int(re.search(r'data-after="(\d+)"', page).group(1))
-    assert console.get(f"/api/records?after={after}&connector=zendesk", cookie).json() == {"rows": [], "next": after}
+    assert console.get(f"/api/records?after={after}&connector=zendesk", cookie).json() == {
+        "rows": [],
+        "next": after,
+    }
     with Session(populated) as app:
         app.audit("action.run", workspace="acme", connector="stripe", request_id="req_LIVE000001")
         app.audit("action.run", workspace="acme", connector="zendesk", request_id="req_LIVE000002")
@@ -272,7 +336,7 @@ def test_activity_per_day(console):
     assert acme["actions"][-1] == 1 and acme["refusals"][-1] == 1 and acme["refusals"][-2] == 1
     assert sum(acme["errors"]) == 0
     page = console.get("/activity?days=7", cookie).text
-    assert f"<th scope=\"row\">{yesterday}</th><td>0</td><td>1</td><td>0</td>" in page
+    assert f'<th scope="row">{yesterday}</th><td>0</td><td>1</td><td>0</td>' in page
     assert "/static/vendor/uplot/uPlot.iife.min.js" in page
 
 
@@ -287,22 +351,35 @@ def test_vendored_chart_library_is_what_its_note_says():
 
 def test_no_home_and_port_taken(tmp_path, populated):
     env = {**os.environ, "BOTCTL_HOME": str(tmp_path / "nothing-here")}
-    r = subprocess.run([sys.executable, "-m", "botctl", "console", "--no-browser"], env=env, capture_output=True,
-                       text=True, timeout=30)
+    r = subprocess.run(
+        [sys.executable, "-m", "botctl", "console", "--no-browser"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert r.returncode == 3 and "botctl init" in r.stderr and "Traceback" not in r.stderr
     running = start_console()
     try:
-        r = subprocess.run([sys.executable, "-m", "botctl", "console", "--no-browser", "--port", str(running.port)],
-                           capture_output=True, text=True, timeout=30)
+        r = subprocess.run(
+            [sys.executable, "-m", "botctl", "console", "--no-browser", "--port", str(running.port)],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
         assert r.returncode == 4 and "--port" in r.stderr and "Traceback" not in r.stderr
     finally:
         stop(running)
 
 
 def test_cli_start_up_does_not_import_the_web_stack():
-    code = ("import sys, botctl.cli.main, botctl.cli.console_cmd; "
-            "print(sorted(m for m in ('jinja2', 'starlette', 'uvicorn') if m in sys.modules))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30).stdout.strip()
+    code = (
+        "import sys, botctl.cli.main, botctl.cli.console_cmd; "
+        "print(sorted(m for m in ('jinja2', 'starlette', 'uvicorn') if m in sys.modules))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=30
+    ).stdout.strip()
     assert out == "[]"
 
 
@@ -312,8 +389,13 @@ def test_opens_the_browser_with_the_one_time_link(populated, tmp_path):
     script = tmp_path / "browser.sh"
     script.write_text(f"#!/bin/sh\nprintf '%s\\n' \"$1\" > {opened}\n")
     script.chmod(0o755)
-    proc = subprocess.Popen([sys.executable, "-m", "botctl", "console"], env={**os.environ, "BROWSER": str(script)},
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "botctl", "console"],
+        env={**os.environ, "BROWSER": str(script)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         deadline = time.monotonic() + 20
         while not (opened.exists() and opened.read_text().strip()) and time.monotonic() < deadline:

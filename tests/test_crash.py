@@ -35,8 +35,13 @@ RATE = 20.0  # actions per second, steady
 UP_FOR = (0.1, 0.8)  # seconds a restarted process serves before the next kill
 READY_TIMEOUT = 20.0
 WRITE = "zendesk.create_ticket"
-READS = ("shopify.list_my_orders", "stripe.list_my_invoices", "zendesk.list_my_tickets",
-         "calendly.list_my_bookings", "hubspot.get_my_contact")
+READS = (
+    "shopify.list_my_orders",
+    "stripe.list_my_invoices",
+    "zendesk.list_my_tickets",
+    "calendly.list_my_bookings",
+    "hubspot.get_my_contact",
+)
 # What the edge may answer while its provider is being killed and restarted (a dead edge answers nothing).
 EXPECTED_ERRORS = {(503, "provider_unavailable")}
 CMDLINE = {"provider": b"botctl.provider", "edge": b"botctld"}
@@ -63,13 +68,18 @@ class Storm:
     seconds: float = 0.0
 
     def summary(self) -> str:
-        by = collections.Counter(f"{o.status} {o.code}" if o.status else f"no answer ({o.code})"
-                                 for o in self.outcomes if o.status != 200)
+        by = collections.Counter(
+            f"{o.status} {o.code}" if o.status else f"no answer ({o.code})"
+            for o in self.outcomes
+            if o.status != 200
+        )
         ok = sum(o.status == 200 for o in self.outcomes)
         down = sorted(self.downtimes)
-        return (f"{self.target}: {self.kills} kills in {self.seconds:.1f}s ({self.mid_flight()} with actions in "
-                f"flight; down median {statistics.median(down):.2f}s, max {down[-1]:.2f}s); {len(self.outcomes)} "
-                f"actions, {ok} x 200, errors {dict(sorted(by.items()))}")
+        return (
+            f"{self.target}: {self.kills} kills in {self.seconds:.1f}s ({self.mid_flight()} with actions in "
+            f"flight; down median {statistics.median(down):.2f}s, max {down[-1]:.2f}s); {len(self.outcomes)} "
+            f"actions, {ok} x 200, errors {dict(sorted(by.items()))}"
+        )
 
     def mid_flight(self) -> int:
         """How many kills landed while at least one action was in flight."""
@@ -83,8 +93,12 @@ STORMS: dict[str, Storm] = {}
 def d(sandbox_server, tmp_path_factory):
     sandbox_server.reset()
     sandbox_server.configure(auto_approve=True)
-    dm = _setup_home(tmp_path_factory.mktemp("crash"), sandbox_server, port=free_port(),
-                     daemon_args=("--ip-rate", "0", "--visitor-rate", "0"))
+    dm = _setup_home(
+        tmp_path_factory.mktemp("crash"),
+        sandbox_server,
+        port=free_port(),
+        daemon_args=("--ip-rate", "0", "--visitor-rate", "0"),
+    )
     # Two OAuth connections (refresh tokens in the vault) besides the key/token ones of _setup_home.
     oauth_connect_via_sandbox(dm.env, sandbox_server.url, "calendly", "acme")
     oauth_connect_via_sandbox(dm.env, sandbox_server.url, "hubspot", "acme")
@@ -122,14 +136,19 @@ def _wait_up(d: Daemon, name: str, not_pid: int | None = None, timeout: float = 
                 except httpx.HTTPError:
                     pass
             time.sleep(0.02)
-    raise AssertionError(f"{name} did not come back within {timeout}s; log tail: "
-                         f"{(d.home / 'run' / 'daemon.log').read_text()[-2000:]}")
+    raise AssertionError(
+        f"{name} did not come back within {timeout}s; log tail: "
+        f"{(d.home / 'run' / 'daemon.log').read_text()[-2000:]}"
+    )
 
 
 def _act(http: httpx.Client, d: Daemon, token: str, action: str, params: dict, rid: str) -> Outcome:
     try:
-        r = http.post(f"/v1/workspaces/acme/actions/{action}", json={"params": params},
-                      headers={"Authorization": f"Bearer {token}", "X-Request-Id": rid})
+        r = http.post(
+            f"/v1/workspaces/acme/actions/{action}",
+            json={"params": params},
+            headers={"Authorization": f"Bearer {token}", "X-Request-Id": rid},
+        )
     except httpx.HTTPError as exc:
         return Outcome(rid, action, None, type(exc).__name__)
     try:
@@ -209,13 +228,15 @@ def _check_storm(d: Daemon, storm: Storm, sandbox) -> dict:
     """The invariants after one storm; returns the write accounting for the summary."""
     bad = [o for o in storm.outcomes if o.problem]
     assert not bad, f"malformed answers: {bad[:5]}"
-    unexpected = [o for o in storm.outcomes
-                  if o.status not in (200, None) and (o.status, o.code) not in EXPECTED_ERRORS]
+    unexpected = [
+        o for o in storm.outcomes if o.status not in (200, None) and (o.status, o.code) not in EXPECTED_ERRORS
+    ]
     assert not unexpected, f"unexpected errors: {unexpected[:5]}"
     if storm.target == "provider":
         # The edge stays up: every request gets an HTTP answer (a 503 while the provider is down).
-        assert all(o.status is not None for o in storm.outcomes), \
-            collections.Counter(o.code for o in storm.outcomes if o.status is None)
+        assert all(o.status is not None for o in storm.outcomes), collections.Counter(
+            o.code for o in storm.outcomes if o.status is None
+        )
     ok = [o for o in storm.outcomes if o.status == 200]
     assert len(ok) >= 4 * storm.kills, "too few actions succeeded between the kills"
 
@@ -235,9 +256,11 @@ def _check_storm(d: Daemon, storm: Storm, sandbox) -> dict:
 
     # Writes: the sandbox's tickets against the answers and the audit trail.
     writes = {o.rid: o for o in storm.outcomes if o.action == WRITE}
-    tickets = collections.Counter(t["subject"][len("crash "):] for t in list(sandbox.state.stores["zendesk"]
-                                                                             .tickets.values())
-                                  if t["subject"].startswith("crash ") and t["subject"][6:] in writes)
+    tickets = collections.Counter(
+        t["subject"][len("crash ") :]
+        for t in list(sandbox.state.stores["zendesk"].tickets.values())
+        if t["subject"].startswith("crash ") and t["subject"][6:] in writes
+    )
     assert all(n == 1 for n in tickets.values()), "a ticket was created twice for one request"
     applied = set(tickets)
     audited_ok = {rid for rid in writes if runs.get(rid) and runs[rid][0]["outcome"] == "ok"}
@@ -249,24 +272,41 @@ def _check_storm(d: Daemon, storm: Storm, sandbox) -> dict:
     # row) before the vendor is called, and the provider's restart records every write a kill cut off as
     # outcome `unknown` (botctl/intents.py).
     applied_unaudited = applied - set(runs)
-    assert not applied_unaudited, f"applied at the vendor without an action.run record: {sorted(applied_unaudited)[:5]}"
-    assert not {rid for rid in applied if runs[rid][0]["outcome"] not in ("ok", "unknown")}, \
+    assert not applied_unaudited, (
+        f"applied at the vendor without an action.run record: {sorted(applied_unaudited)[:5]}"
+    )
+    assert not {rid for rid in applied if runs[rid][0]["outcome"] not in ("ok", "unknown")}, (
         "an applied write was audited as failed"
+    )
     interrupted = {rid for rid in writes if runs.get(rid) and runs[rid][0]["outcome"] == "unknown"}
     assert all(runs[rid][0]["reason"] == "interrupted" for rid in interrupted)
     if storm.target == "edge":
         assert not interrupted, "the provider was never killed, yet a write was cut off"
     # Every write that was recorded as started has its outcome on record.
-    started = {rec["request_id"] for rec in d.audit() if rec["event"] == "action.started" and rec.get("request_id") in writes}
+    started = {
+        rec["request_id"]
+        for rec in d.audit()
+        if rec["event"] == "action.started" and rec.get("request_id") in writes
+    }
     assert started <= set(runs), sorted(started - set(runs))[:5]
     # The vendor's own count of create requests: each applied ticket came from one (no duplicate sends).
-    posts = sandbox.stats()["vendors"]["zendesk"]["routes"].get("POST /api/v2/tickets.json", {}).get("requests", 0)
+    posts = (
+        sandbox.stats()["vendors"]["zendesk"]["routes"]
+        .get("POST /api/v2/tickets.json", {})
+        .get("requests", 0)
+    )
     assert posts >= len(applied)
-    return {"writes sent": len(writes), "vendor POSTs": posts, "applied": len(applied), "200": sum(o.status == 200 for o in writes.values()),
-            "applied+audited ok, answer lost": len(lost_answer_audited),
-            "recorded unknown (provider killed mid-write)": len(interrupted),
-            "of those applied at the vendor": len(interrupted & applied),
-            "not applied": len(writes) - len(applied), "error answers with a record": len(audited_err)}
+    return {
+        "writes sent": len(writes),
+        "vendor POSTs": posts,
+        "applied": len(applied),
+        "200": sum(o.status == 200 for o in writes.values()),
+        "applied+audited ok, answer lost": len(lost_answer_audited),
+        "recorded unknown (provider killed mid-write)": len(interrupted),
+        "of those applied at the vendor": len(interrupted & applied),
+        "not applied": len(writes) - len(applied),
+        "error answers with a record": len(audited_err),
+    }
 
 
 # -- the storms -----------------------------------------------------------------------------------------
@@ -297,7 +337,11 @@ def test_after_the_storms_credentials_intact_and_audit_verifies(d, sandbox_serve
         r = d.act(action, params, token=tok)
         assert r.status_code == 200, (action, r.text)
     st = json.loads(sh("daemon", "status", "--json", env=d.env).stdout)
-    assert st["provider"]["reachable"] and st["provider"]["restarts"] >= KILLS and st["edge"]["restarts"] >= KILLS
+    assert (
+        st["provider"]["reachable"]
+        and st["provider"]["restarts"] >= KILLS
+        and st["edge"]["restarts"] >= KILLS
+    )
 
 
 def test_restart_backoff_is_for_children_that_never_come_up(tmp_path):
@@ -321,8 +365,12 @@ def test_restart_backoff_is_for_children_that_never_come_up(tmp_path):
             sup._watch(edge)  # notices the death, schedules the restart
             delays.append(edge.next_start - time.time())
         assert [round(x * 2) / 2 for x in delays] == [0.5, 1.0, 2.0], delays
-        edge.argv = [sys.executable, "-c", "import socket, time; s = socket.socket(); "
-                     f"s.bind(('127.0.0.1', {sup.port})); s.listen(); time.sleep(60)"]
+        edge.argv = [
+            sys.executable,
+            "-c",
+            "import socket, time; s = socket.socket(); "
+            f"s.bind(('127.0.0.1', {sup.port})); s.listen(); time.sleep(60)",
+        ]
         edge.next_start = 0.0
         sup._watch(edge)
         _until(lambda: (sup._watch(edge), edge.ready)[1], 10, "the stand-in edge to listen")
@@ -344,8 +392,11 @@ def _row(d: Daemon, connector: str) -> dict:
     db = sqlite3.connect(f"file:{d.home / 'vault.db'}?mode=ro", uri=True, timeout=5)
     try:
         db.row_factory = sqlite3.Row
-        row = db.execute("SELECT status, status_reason, token_generation, refresh_state, refresh_lease_owner, "
-                         "refresh_lease_until FROM connections WHERE connector = ?", (connector,)).fetchone()
+        row = db.execute(
+            "SELECT status, status_reason, token_generation, refresh_state, refresh_lease_owner, "
+            "refresh_lease_until FROM connections WHERE connector = ?",
+            (connector,),
+        ).fetchone()
         return dict(row)
     finally:
         db.close()
@@ -373,8 +424,11 @@ def test_refresh_hanging_at_the_vendor_killed_mid_flight_ends_active(d, sandbox_
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
         fut = pool.submit(d.act, "calendly.list_my_bookings", None, d.token())
         # In flight: the sandbox holds the token request, the row says a refresh was sent, under a lease.
-        _until(lambda: not sandbox_server.state.faults.list() and _row(d, "calendly")["refresh_state"] == "sent",
-               15, "the refresh request to hang at the token endpoint")
+        _until(
+            lambda: not sandbox_server.state.faults.list() and _row(d, "calendly")["refresh_state"] == "sent",
+            15,
+            "the refresh request to hang at the token endpoint",
+        )
         held = _row(d, "calendly")
         pid = _pid(d, "provider")
         assert held["refresh_lease_owner"] and f":{pid}:" in held["refresh_lease_owner"]
@@ -388,9 +442,15 @@ def test_refresh_hanging_at_the_vendor_killed_mid_flight_ends_active(d, sandbox_
     assert r.status_code == 200, r.text
     assert time.monotonic() - t0 < 10
     after = _row(d, "calendly")
-    assert after["status"] == "active" and after["refresh_state"] is None and after["refresh_lease_owner"] is None
+    assert (
+        after["status"] == "active"
+        and after["refresh_state"] is None
+        and after["refresh_lease_owner"] is None
+    )
     assert after["token_generation"] == before["token_generation"] + 1
-    assert _grants(sandbox_server, "calendly") == grants + 1  # the stored refresh token, sent once more, worked
+    assert (
+        _grants(sandbox_server, "calendly") == grants + 1
+    )  # the stored refresh token, sent once more, worked
     recs = [x for x in d.audit() if x["event"] == "connection.refreshed" and x["connector"] == "calendly"]
     assert recs[-1]["detail"]["previous_outcome"] == "unknown"
 
@@ -416,8 +476,10 @@ def test_refresh_answer_lost_after_rotation_then_killed_ends_needs_reauth(d, san
     r = d.act("hubspot.get_my_contact", token=d.token())
     assert r.status_code == 409 and r.json()["error"]["code"] == "needs_reauth"
     assert sandbox_server.stats()["token_grant_errors"]["hubspot"]["invalid_grant"] == grants + 1
-    conns = {c["connector"]: c for c in json.loads(sh("connections", "list", "-w", "acme", "--json",
-                                                        env=d.env).stdout)}
+    conns = {
+        c["connector"]: c
+        for c in json.loads(sh("connections", "list", "-w", "acme", "--json", env=d.env).stdout)
+    }
     assert conns["hubspot"]["status"] == "needs_reauth"
     assert all(c["status"] == "active" for name, c in conns.items() if name != "hubspot")
     assert sh("audit", "verify", env=d.env).returncode == 0
@@ -442,8 +504,13 @@ def test_write_killed_at_the_vendor_is_recorded_unknown(d, sandbox_server):
     rid = "req_cutoff" + str(random.randrange(10**6))
     sandbox_server.fault("zendesk", "hang", path="/tickets.json", method="POST", hang_seconds=60)
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
-        fut = pool.submit(d.act, "zendesk.create_ticket", {"subject": "cut off", "description": "mid-flight"},
-                          d.token(), **{"X-Request-Id": rid})
+        fut = pool.submit(
+            d.act,
+            "zendesk.create_ticket",
+            {"subject": "cut off", "description": "mid-flight"},
+            d.token(),
+            **{"X-Request-Id": rid},
+        )
         _until(lambda: not sandbox_server.state.faults.list(), 15, "the write to hang at the vendor")
         started = [x for x in d.audit() if x["event"] == "action.started" and x["request_id"] == rid]
         assert len(started) == 1 and started[0]["outcome"] == "pending"
@@ -457,8 +524,15 @@ def test_write_killed_at_the_vendor_is_recorded_unknown(d, sandbox_server):
     runs = [x for x in d.audit() if x["event"] == "action.run" and x["request_id"] == rid]
     assert len(runs) == 1, runs
     rec = runs[0]
-    assert rec["outcome"] == "unknown" and rec["reason"] == "interrupted" and rec["action"] == "zendesk.create_ticket"
-    assert rec["actor"]["email"] == "ada@example.com" and rec["detail"]["pending_id"] == started[0]["detail"]["pending_id"]
+    assert (
+        rec["outcome"] == "unknown"
+        and rec["reason"] == "interrupted"
+        and rec["action"] == "zendesk.create_ticket"
+    )
+    assert (
+        rec["actor"]["email"] == "ada@example.com"
+        and rec["detail"]["pending_id"] == started[0]["detail"]["pending_id"]
+    )
     assert _pending(d) == []
     assert sh("audit", "--outcome", "unknown", "--json", env=d.env).stdout.count(rid) == 1
     assert sh("audit", "verify", env=d.env).returncode == 0
@@ -474,8 +548,12 @@ def d_pg(sandbox_server, tmp_path_factory, pg_database):
         mp.setenv("BOTCTL_DATABASE_URL", url)
         sandbox_server.reset()
         sandbox_server.configure(auto_approve=True)
-        dm = _setup_home(tmp_path_factory.mktemp("crash-pg"), sandbox_server, port=free_port(),
-                         daemon_args=("--ip-rate", "0", "--visitor-rate", "0"))
+        dm = _setup_home(
+            tmp_path_factory.mktemp("crash-pg"),
+            sandbox_server,
+            port=free_port(),
+            daemon_args=("--ip-rate", "0", "--visitor-rate", "0"),
+        )
         try:
             oauth_connect_via_sandbox(dm.env, sandbox_server.url, "calendly", "acme")
             oauth_connect_via_sandbox(dm.env, sandbox_server.url, "hubspot", "acme")

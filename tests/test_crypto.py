@@ -27,7 +27,9 @@ def test_wrong_key_fails():
         crypto.decrypt(crypto.new_key(), blob, aad)
 
 
-@pytest.mark.parametrize("moved", [("other", "conn_1", "api_key"), ("acme", "conn_2", "api_key"), ("acme", "conn_1", "api_secret")])
+@pytest.mark.parametrize(
+    "moved", [("other", "conn_1", "api_key"), ("acme", "conn_2", "api_key"), ("acme", "conn_1", "api_secret")]
+)
 def test_ciphertext_moved_to_another_row_fails(moved):
     key = crypto.new_key()
     blob = crypto.encrypt(key, b"x", crypto.secret_aad("acme", "conn_1", "api_key"))
@@ -75,7 +77,9 @@ def test_vault_secret_moved_between_rows_in_db_fails(home):
     app.vault.put_secret(other.ref, "conn_9", "api_key", Secret("other-key"))
     c = app.vault.conn
     # An attacker with write access copies acme's ciphertext into the other workspace's row.
-    blob = c.execute("SELECT ciphertext FROM secrets WHERE workspace_id=? AND field='api_key'", (ws.id,)).fetchone()[0]
+    blob = c.execute(
+        "SELECT ciphertext FROM secrets WHERE workspace_id=? AND field='api_key'", (ws.id,)
+    ).fetchone()[0]
     c.execute("UPDATE secrets SET ciphertext=? WHERE workspace_id=?", (blob, other.id))
     with pytest.raises(DecryptError):
         app.vault.get_secret(other.ref, "conn_9", "api_key")
@@ -98,7 +102,9 @@ def test_workspace_key_rotation_keeps_secrets_and_kills_old_key(home):
     app2 = Session(home)
     assert app2.vault.get_secret(ws.ref, "conn_1", "api_key").reveal() == "key-AAAA"
     assert app2.vault.get_secret(ws.ref, "conn_1", "refresh_token").reveal() == "rt-BBBB"
-    rows = app2.vault.conn.execute("SELECT version FROM workspace_keys WHERE workspace_id=?", (ws.id,)).fetchall()
+    rows = app2.vault.conn.execute(
+        "SELECT version FROM workspace_keys WHERE workspace_id=?", (ws.id,)
+    ).fetchall()
     assert rows == [(2,)]
     new_blob = app2.vault.conn.execute("SELECT ciphertext FROM secrets WHERE field='api_key'").fetchone()[0]
     with pytest.raises(DecryptError):
@@ -115,7 +121,9 @@ def test_workspace_key_rotation_keeps_secrets_and_kills_old_key(home):
 def test_master_key_rotation_keeps_secrets_and_old_key_useless(home):
     app, ws = _setup(home)
     old_key = app.vault.master.key
-    new, version = app.vault.rotate_master_key(lambda detail: app.audit("vault.master_key_rotated", detail=detail))
+    new, version = app.vault.rotate_master_key(
+        lambda detail: app.audit("vault.master_key_rotated", detail=detail)
+    )
     assert version == 2 and new.key != old_key and new.source == "file"
     app.close()
     # The stored key was replaced, and it opens everything.
@@ -148,8 +156,13 @@ def test_interrupted_master_rotation_recovers(home):
         "SELECT k.workspace_id, w.name, k.version, k.wrapped FROM workspace_keys k JOIN workspaces w ON w.id=k.workspace_id"
     ).fetchall():
         dek = crypto.unwrap_key(old.key, wrapped, crypto.dek_aad(name, version))
-        c.execute("UPDATE workspace_keys SET wrapped=? WHERE workspace_id=?", (crypto.wrap_key(new_key, dek, crypto.dek_aad(name, version)), ws_id))
-    root = crypto.unwrap_key(old.key, c.execute("SELECT wrapped FROM wrapped_keys").fetchone()[0], crypto.AUDIT_ROOT_AAD)
+        c.execute(
+            "UPDATE workspace_keys SET wrapped=? WHERE workspace_id=?",
+            (crypto.wrap_key(new_key, dek, crypto.dek_aad(name, version)), ws_id),
+        )
+    root = crypto.unwrap_key(
+        old.key, c.execute("SELECT wrapped FROM wrapped_keys").fetchone()[0], crypto.AUDIT_ROOT_AAD
+    )
     c.execute("UPDATE wrapped_keys SET wrapped=?", (crypto.wrap_key(new_key, root, crypto.AUDIT_ROOT_AAD),))
     c.execute("UPDATE meta SET value=? WHERE key='kcv'", (crypto.key_check_value(new_key),))
     app.close()
@@ -162,7 +175,9 @@ def test_interrupted_master_rotation_recovers(home):
 
 def test_delete_workspace_shreds_its_key(home):
     app, ws = _setup(home)
-    wrapped = app.vault.conn.execute("SELECT wrapped FROM workspace_keys WHERE workspace_id=?", (ws.id,)).fetchone()[0]
+    wrapped = app.vault.conn.execute(
+        "SELECT wrapped FROM workspace_keys WHERE workspace_id=?", (ws.id,)
+    ).fetchone()[0]
     blob = app.vault.conn.execute("SELECT ciphertext FROM secrets WHERE field='api_key'").fetchone()[0]
     workspaces.delete(app, "acme")
     assert app.vault.conn.execute("SELECT count(*) FROM secrets").fetchone()[0] == 0

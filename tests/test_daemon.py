@@ -28,16 +28,31 @@ def free_port() -> int:
 
 
 def sh(*args, env, input=None, check=True):
-    proc = subprocess.run([sys.executable, "-m", "botctl", *args], env=env, input=input, capture_output=True,
-                          text=True, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-m", "botctl", *args],
+        env=env,
+        input=input,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     if check and proc.returncode != 0:
         raise AssertionError(f"botctl {args} failed ({proc.returncode}): {proc.stderr}")
     return proc
 
 
 class Daemon:
-    def __init__(self, home: Path, env: dict, port: int, secret: str, kid: str, sandbox, metrics_port: int) -> None:
-        self.home, self.env, self.port, self.secret, self.kid, self.sandbox = home, env, port, secret, kid, sandbox
+    def __init__(
+        self, home: Path, env: dict, port: int, secret: str, kid: str, sandbox, metrics_port: int
+    ) -> None:
+        self.home, self.env, self.port, self.secret, self.kid, self.sandbox = (
+            home,
+            env,
+            port,
+            secret,
+            kid,
+            sandbox,
+        )
         self.url = f"http://127.0.0.1:{port}"
         self.http = httpx.Client(base_url=self.url, timeout=30)
         self.metrics_port = metrics_port
@@ -51,14 +66,20 @@ class Daemon:
     def token(self, sub="u-ada", email="ada@example.com", name="Ada Lovelace", aud="acme", ttl=600, **extra):
         now = int(time.time())
         claims = {"sub": sub, "email": email, "name": name, "aud": aud, "iat": now, "exp": now + ttl, **extra}
-        return jwt.encode({k: v for k, v in claims.items() if v is not None}, self.secret, algorithm="HS256",
-                          headers={"kid": self.kid})
+        return jwt.encode(
+            {k: v for k, v in claims.items() if v is not None},
+            self.secret,
+            algorithm="HS256",
+            headers={"kid": self.kid},
+        )
 
     def act(self, action, params=None, token=None, ws="acme", **headers):
         h = {"Content-Type": "application/json", **headers}
         if token:
             h["Authorization"] = f"Bearer {token}"
-        return self.http.post(f"/v1/workspaces/{ws}/actions/{action}", json={"params": params or {}}, headers=h)
+        return self.http.post(
+            f"/v1/workspaces/{ws}/actions/{action}", json={"params": params or {}}, headers=h
+        )
 
     def audit(self):
         out = sh("audit", "--json", "-n", "100000", env=self.env).stdout
@@ -70,19 +91,51 @@ class Daemon:
 
 def _setup_home(tmp: Path, sandbox, *, port: int, daemon_args: tuple[str, ...] = ()) -> Daemon:
     home = tmp / "home"
-    env = {**os.environ, "BOTCTL_HOME": str(home), "BOTCTL_NO_KEYRING": "1",
-           "BOTCTL_MASTER_KEY": base64.b64encode(crypto.new_key()).decode()}
+    env = {
+        **os.environ,
+        "BOTCTL_HOME": str(home),
+        "BOTCTL_NO_KEYRING": "1",
+        "BOTCTL_MASTER_KEY": base64.b64encode(crypto.new_key()).decode(),
+    }
     sh("workspace", "create", "acme", "--plan", "pro", "--origin", SITE_ORIGIN, env=env)
     sh("workspace", "create", "other", "--plan", "pro", env=env)
     sh("workspace", "create", "freebie", "--plan", "free", env=env)
     creds = sandbox.credentials()
     for name, extra in (("shopify", ["--shop", "acme"]), ("zendesk", ["--subdomain", "acme"])):
-        sh("connect", name, "-w", "acme", "--sandbox", sandbox.url, *extra, "--access-token-stdin", env=env,
-           input=creds[name]["access_token"] + "\n")
-    sh("connect", "stripe", "-w", "acme", "--sandbox", sandbox.url, "--api-key-stdin", env=env,
-       input=creds["stripe"]["api_key"] + "\n")
-    sh("connect", "stripe", "-w", "freebie", "--sandbox", sandbox.url, "--api-key-stdin", env=env,
-       input=creds["stripe"]["api_key"] + "\n")
+        sh(
+            "connect",
+            name,
+            "-w",
+            "acme",
+            "--sandbox",
+            sandbox.url,
+            *extra,
+            "--access-token-stdin",
+            env=env,
+            input=creds[name]["access_token"] + "\n",
+        )
+    sh(
+        "connect",
+        "stripe",
+        "-w",
+        "acme",
+        "--sandbox",
+        sandbox.url,
+        "--api-key-stdin",
+        env=env,
+        input=creds["stripe"]["api_key"] + "\n",
+    )
+    sh(
+        "connect",
+        "stripe",
+        "-w",
+        "freebie",
+        "--sandbox",
+        sandbox.url,
+        "--api-key-stdin",
+        env=env,
+        input=creds["stripe"]["api_key"] + "\n",
+    )
     rot = json.loads(sh("identity", "rotate", "-w", "acme", "--json", env=env).stdout)
     sh("identity", "rotate", "-w", "other", env=env)
     metrics_port = free_port()
@@ -104,7 +157,11 @@ def test_verified_visitor_sees_only_own_data_across_connectors(d):
     r = d.act("shopify.list_my_orders", token=tok)
     assert r.status_code == 200, r.text
     body = r.json()
-    assert body["ok"] is True and body["action"] == "shopify.list_my_orders" and body["request_id"] == r.headers["x-request-id"]
+    assert (
+        body["ok"] is True
+        and body["action"] == "shopify.list_my_orders"
+        and body["request_id"] == r.headers["x-request-id"]
+    )
     names = json.dumps(body["result"])
     assert all(n in names for n in seed["shopify"]["ada@example.com"]["order_names"])
     assert not any(n in names for n in seed["shopify"]["grace@example.com"]["order_names"])
@@ -112,25 +169,38 @@ def test_verified_visitor_sees_only_own_data_across_connectors(d):
     assert r.status_code == 200 and str(seed["zendesk"]["ada@example.com"]["tickets"][0]) in r.text
     r = d.act("stripe.list_my_subscriptions", token=tok)
     assert r.status_code == 200 and seed["stripe"]["ada@example.com"]["subscriptions"][0] in r.text
-    r = d.act("zendesk.create_ticket", {"subject": "Where is my order?", "description": "It is late."}, token=tok)
+    r = d.act(
+        "zendesk.create_ticket", {"subject": "Where is my order?", "description": "It is late."}, token=tok
+    )
     assert r.status_code == 200, r.text
 
 
-@pytest.mark.parametrize("action, params, code, status, reason", [
-    # Someone else's object looks like no object to a visitor; the audit keeps the difference.
-    ("shopify.get_my_order", {"order_id": "gid://shopify/Order/5000000003"}, "not_found", 404, "forbidden"),
-    ("zendesk.get_my_ticket", {"ticket_id": 103}, "not_found", 404, "forbidden"),
-    ("shopify.list_my_orders", {"email": "grace@example.com"}, "invalid_params", 422, "invalid_params"),
-    ("shopify.nope", {}, "unknown_action", 404, "unknown_action"),
-    ("calendly.list_my_bookings", {}, "not_connected", 409, "not_connected"),
-])
+@pytest.mark.parametrize(
+    "action, params, code, status, reason",
+    [
+        # Someone else's object looks like no object to a visitor; the audit keeps the difference.
+        (
+            "shopify.get_my_order",
+            {"order_id": "gid://shopify/Order/5000000003"},
+            "not_found",
+            404,
+            "forbidden",
+        ),
+        ("zendesk.get_my_ticket", {"ticket_id": 103}, "not_found", 404, "forbidden"),
+        ("shopify.list_my_orders", {"email": "grace@example.com"}, "invalid_params", 422, "invalid_params"),
+        ("shopify.nope", {}, "unknown_action", 404, "unknown_action"),
+        ("calendly.list_my_bookings", {}, "not_connected", 409, "not_connected"),
+    ],
+)
 def test_refusals_have_codes_and_one_audit_record(d, action, params, code, status, reason):
     before = len(d.audit())
     r = d.act(action, params, token=d.token())
     assert r.status_code == status and r.json()["error"]["code"] == code, r.text
     assert "grace" not in r.text.lower()
     recs = d.audit()[before:]
-    assert len(recs) == 1 and recs[0]["reason"] == reason and recs[0]["request_id"] == r.headers["x-request-id"]
+    assert (
+        len(recs) == 1 and recs[0]["reason"] == reason and recs[0]["request_id"] == r.headers["x-request-id"]
+    )
 
 
 def test_no_token_identity_required(d):
@@ -162,8 +232,12 @@ def _attacks(d):
         "alg_None": f"{_b64({'alg': 'None', 'kid': d.kid})}.{p}.",
         "key_confusion_rs256": f"{_b64({'alg': 'RS256', 'kid': d.kid})}.{p}.{s}",
         "wrong_aud": d.token(aud="other"),
-        "expired": jwt.encode({**claims, "iat": now - 1000, "exp": now - 200}, d.secret, "HS256", {"kid": d.kid}),
-        "future_iat": jwt.encode({**claims, "iat": now + 3600, "exp": now + 4000}, d.secret, "HS256", {"kid": d.kid}),
+        "expired": jwt.encode(
+            {**claims, "iat": now - 1000, "exp": now - 200}, d.secret, "HS256", {"kid": d.kid}
+        ),
+        "future_iat": jwt.encode(
+            {**claims, "iat": now + 3600, "exp": now + 4000}, d.secret, "HS256", {"kid": d.kid}
+        ),
         "future_nbf": d.token(nbf=now + 600),
         "overlong": jwt.encode({**claims, "exp": now + 86400 * 365}, d.secret, "HS256", {"kid": d.kid}),
         "unknown_kid": jwt.encode(claims, d.secret, "HS256", {"kid": "nope"}),
@@ -173,7 +247,9 @@ def _attacks(d):
         "tampered": f"{h}.{_b64({**claims, 'sub': 'admin'})}.{s}",
         "oversized": d.token(pad="x" * 9000),
         "garbage": "not-a-token",
-        "missing_sub": jwt.encode({k: v for k, v in claims.items() if k != "sub"}, d.secret, "HS256", {"kid": d.kid}),
+        "missing_sub": jwt.encode(
+            {k: v for k, v in claims.items() if k != "sub"}, d.secret, "HS256", {"kid": d.kid}
+        ),
     }
 
 
@@ -189,7 +265,9 @@ def test_jwt_attacks_refused_and_audited(d):
     assert all(x["reason"] == "invalid_identity" and x["outcome"] == "denied" for x in recs)
     dump = json.dumps(recs)
     for tok in attacks.values():
-        assert tok.split(".")[-1] not in dump or len(tok.split(".")[-1]) < 8  # the token itself is never recorded
+        assert (
+            tok.split(".")[-1] not in dump or len(tok.split(".")[-1]) < 8
+        )  # the token itself is never recorded
 
 
 def test_token_for_workspace_a_on_b(d):
@@ -198,9 +276,14 @@ def test_token_for_workspace_a_on_b(d):
 
 
 def test_cors(d):
-    r = d.http.options("/v1/workspaces/acme/actions/shopify.list_my_orders",
-                       headers={"Origin": SITE_ORIGIN, "Access-Control-Request-Method": "POST",
-                                "Access-Control-Request-Headers": "authorization, content-type"})
+    r = d.http.options(
+        "/v1/workspaces/acme/actions/shopify.list_my_orders",
+        headers={
+            "Origin": SITE_ORIGIN,
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "authorization, content-type",
+        },
+    )
     assert r.status_code == 204 and r.headers["access-control-allow-origin"] == SITE_ORIGIN
     assert "Authorization" in r.headers["access-control-allow-headers"]
     r = d.http.options("/v1/workspaces/acme/actions/x", headers={"Origin": "https://evil.example"})
@@ -212,17 +295,50 @@ def test_cors(d):
     assert r.headers["access-control-allow-origin"] == SITE_ORIGIN
 
 
-@pytest.mark.parametrize("kwargs, status, code", [
-    ({"content": b"{not json", "headers": {"Content-Type": "application/json"}}, 400, "invalid_request"),
-    ({"content": b'{"params": {}, "extra": 1}', "headers": {"Content-Type": "application/json"}}, 400, "invalid_request"),
-    ({"content": b'[1,2]', "headers": {"Content-Type": "application/json"}}, 400, "invalid_request"),
-    ({"content": b'{"params": []}', "headers": {"Content-Type": "application/json"}}, 422, "invalid_params"),
-    ({"content": b'params=1', "headers": {"Content-Type": "application/x-www-form-urlencoded"}}, 415, "unsupported_media_type"),
-    ({"content": b'{"params": {"x": "' + b"a" * 70000 + b'"}}', "headers": {"Content-Type": "application/json"}}, 413, "payload_too_large"),
-    ({"content": b"\xff\xfe{}", "headers": {"Content-Type": "application/json"}}, 400, "invalid_request"),
-    ({"content": b"[" * 100000 + b"]" * 100000, "headers": {"Content-Type": "application/json"}}, 413, "payload_too_large"),
-    ({"content": b'{"params":' + b'{"a":' * 5000 + b"1" + b"}" * 5001, "headers": {"Content-Type": "application/json"}}, 400, "invalid_request"),
-])
+@pytest.mark.parametrize(
+    "kwargs, status, code",
+    [
+        ({"content": b"{not json", "headers": {"Content-Type": "application/json"}}, 400, "invalid_request"),
+        (
+            {"content": b'{"params": {}, "extra": 1}', "headers": {"Content-Type": "application/json"}},
+            400,
+            "invalid_request",
+        ),
+        ({"content": b"[1,2]", "headers": {"Content-Type": "application/json"}}, 400, "invalid_request"),
+        (
+            {"content": b'{"params": []}', "headers": {"Content-Type": "application/json"}},
+            422,
+            "invalid_params",
+        ),
+        (
+            {"content": b"params=1", "headers": {"Content-Type": "application/x-www-form-urlencoded"}},
+            415,
+            "unsupported_media_type",
+        ),
+        (
+            {
+                "content": b'{"params": {"x": "' + b"a" * 70000 + b'"}}',
+                "headers": {"Content-Type": "application/json"},
+            },
+            413,
+            "payload_too_large",
+        ),
+        ({"content": b"\xff\xfe{}", "headers": {"Content-Type": "application/json"}}, 400, "invalid_request"),
+        (
+            {"content": b"[" * 100000 + b"]" * 100000, "headers": {"Content-Type": "application/json"}},
+            413,
+            "payload_too_large",
+        ),
+        (
+            {
+                "content": b'{"params":' + b'{"a":' * 5000 + b"1" + b"}" * 5001,
+                "headers": {"Content-Type": "application/json"},
+            },
+            400,
+            "invalid_request",
+        ),
+    ],
+)
 def test_bad_requests_get_stable_4xx(d, kwargs, status, code):
     r = d.http.post("/v1/workspaces/acme/actions/shopify.list_my_orders", **kwargs)
     assert r.status_code == status, r.text
@@ -256,7 +372,10 @@ def test_health_ready_metrics_openapi_widget(d):
     plain = d.http.get("/widget.js", headers={"Accept-Encoding": "identity"})
     assert "content-encoding" not in plain.headers and plain.content == w.content
     assert plain.headers["etag"] != w.headers["etag"] and plain.headers["vary"] == "Accept-Encoding"
-    assert d.http.get("/widget.js", headers={"Accept-Encoding": "gzip;q=0"}).headers.get("content-encoding") is None
+    assert (
+        d.http.get("/widget.js", headers={"Accept-Encoding": "gzip;q=0"}).headers.get("content-encoding")
+        is None
+    )
     cfg = d.http.get("/v1/workspaces/acme/widget-config").json()
     assert "shopify.list_my_orders" in cfg["actions"]["signed_in"]
     assert "origins" not in cfg and "plan" not in cfg
@@ -286,7 +405,9 @@ def test_edge_holds_nothing_secret(d):
     cmdline = Path(f"/proc/{edge_pid}/cmdline").read_bytes()
     assert d.env["BOTCTL_MASTER_KEY"].encode() not in cmdline
     sock = Path(st["socket"])
-    if st["isolation"]["edge_user"]:  # started as root: the edge is another user, sharing only the socket's group
+    if st["isolation"][
+        "edge_user"
+    ]:  # started as root: the edge is another user, sharing only the socket's group
         import grp
 
         group = grp.getgrnam(st["isolation"]["edge_user"]).gr_gid
@@ -350,8 +471,12 @@ def test_stop_during_load_loses_no_acknowledged_record(sandbox_server, tmp_path)
 
     def hit(_):
         try:
-            r = httpx.post(f"{dm.url}/v1/workspaces/acme/actions/zendesk.list_my_tickets", json={"params": {}},
-                           headers={"Authorization": f"Bearer {tok}"}, timeout=30)
+            r = httpx.post(
+                f"{dm.url}/v1/workspaces/acme/actions/zendesk.list_my_tickets",
+                json={"params": {}},
+                headers={"Authorization": f"Bearer {tok}"},
+                timeout=30,
+            )
         except httpx.HTTPError:
             return
         if r.status_code == 200:
@@ -376,9 +501,24 @@ def test_es256_site_key(d, tmp_path):
 
     priv = ec.generate_private_key(ec.SECP256R1())
     pem = tmp_path / "site.pub.pem"
-    pem.write_bytes(priv.public_key().public_bytes(serialization.Encoding.PEM,
-                                                   serialization.PublicFormat.SubjectPublicKeyInfo))
-    sh("identity", "add-key", "-w", "acme", "--public-key", str(pem), "--alg", "ES256", "--kid", "site-es256", env=d.env)
+    pem.write_bytes(
+        priv.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    )
+    sh(
+        "identity",
+        "add-key",
+        "-w",
+        "acme",
+        "--public-key",
+        str(pem),
+        "--alg",
+        "ES256",
+        "--kid",
+        "site-es256",
+        env=d.env,
+    )
     now = int(time.time())
     claims = {"sub": "u-ada", "email": "ada@example.com", "aud": "acme", "iat": now, "exp": now + 300}
     tok = jwt.encode(claims, priv, algorithm="ES256", headers={"kid": "site-es256"})
@@ -409,7 +549,9 @@ def test_chat_grounded_and_unknown(d):
     # Knowledge of acme is not reachable from another workspace.
     r = d.http.post("/v1/workspaces/other/chat", json={"message": "How long does standard shipping take?"})
     assert r.json()["grounded"] is False
-    r = d.http.post("/v1/workspaces/acme/chat", json={"message": "hi"}, headers={"Authorization": "Bearer bad.to.ken"})
+    r = d.http.post(
+        "/v1/workspaces/acme/chat", json={"message": "hi"}, headers={"Authorization": "Bearer bad.to.ken"}
+    )
     assert r.status_code == 401 and r.json()["error"]["code"] == "invalid_identity"
     r = d.http.post("/v1/workspaces/acme/chat", json={"message": "", "extra": 1})
     assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_request"

@@ -83,8 +83,14 @@ class Relay:
 
 
 def sh(env, *args, input=None, check=True):
-    p = subprocess.run([sys.executable, "-m", "botctl", *args], env=env, input=input, capture_output=True,
-                       text=True, timeout=90)
+    p = subprocess.run(
+        [sys.executable, "-m", "botctl", *args],
+        env=env,
+        input=input,
+        capture_output=True,
+        text=True,
+        timeout=90,
+    )
     if check and p.returncode != 0:
         raise AssertionError(f"botctl {args}: {p.stderr}")
     return p
@@ -93,35 +99,61 @@ def sh(env, *args, input=None, check=True):
 def test_actions_fail_closed_while_postgresql_is_unreachable(pg_url, sandbox, tmp_path):
     relay = Relay()
     url = pg_url.replace("127.0.0.1:5432", f"127.0.0.1:{relay.port}")
-    env = {**os.environ, "BOTCTL_HOME": str(tmp_path / "node"), "BOTCTL_NO_KEYRING": "1",
-           "BOTCTL_MASTER_KEY": base64.b64encode(crypto.new_key()).decode()}
+    env = {
+        **os.environ,
+        "BOTCTL_HOME": str(tmp_path / "node"),
+        "BOTCTL_NO_KEYRING": "1",
+        "BOTCTL_MASTER_KEY": base64.b64encode(crypto.new_key()).decode(),
+    }
     env.pop("BOTCTL_DATABASE_URL", None)
     sh(env, "init", "--database", url, "--node", "node-1")
     sh(env, "workspace", "create", "acme", "--plan", "pro")
     rot = json.loads(sh(env, "identity", "rotate", "-w", "acme", "--json").stdout)
-    sh(env, "connect", "zendesk", "-w", "acme", "--sandbox", sandbox.url, "--subdomain", "acme",
-       "--access-token-stdin", input=sandbox.credentials()["zendesk"]["access_token"] + "\n")
+    sh(
+        env,
+        "connect",
+        "zendesk",
+        "-w",
+        "acme",
+        "--sandbox",
+        sandbox.url,
+        "--subdomain",
+        "acme",
+        "--access-token-stdin",
+        input=sandbox.credentials()["zendesk"]["access_token"] + "\n",
+    )
     port = free_port()
     sh(env, "daemon", "start", "--port", str(port), "--metrics-port", str(free_port()))
     now = int(time.time())
-    tok = jwt.encode({"sub": "u-ada", "email": "ada@example.com", "aud": "acme", "iat": now, "exp": now + 600},
-                     rot["secret"], algorithm="HS256", headers={"kid": rot["kid"]})
+    tok = jwt.encode(
+        {"sub": "u-ada", "email": "ada@example.com", "aud": "acme", "iat": now, "exp": now + 600},
+        rot["secret"],
+        algorithm="HS256",
+        headers={"kid": rot["kid"]},
+    )
     http = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60)
 
     def act(action: str, params: dict | None = None) -> httpx.Response:
-        return http.post(f"/v1/workspaces/acme/actions/{action}", json={"params": params or {}},
-                         headers={"Authorization": f"Bearer {tok}"})
+        return http.post(
+            f"/v1/workspaces/acme/actions/{action}",
+            json={"params": params or {}},
+            headers={"Authorization": f"Bearer {tok}"},
+        )
 
     try:
         assert act("zendesk.list_my_tickets").status_code == 200
         vendor_before = sandbox.stats()["vendors"]["zendesk"]["requests"]
         relay.cut()
-        for action, params in (("zendesk.list_my_tickets", {}),
-                               ("zendesk.create_ticket", {"subject": "Down?", "description": "db cut"})):
+        for action, params in (
+            ("zendesk.list_my_tickets", {}),
+            ("zendesk.create_ticket", {"subject": "Down?", "description": "db cut"}),
+        ):
             r = act(action, params)
             assert r.status_code == 503 and r.json()["error"]["code"] == "provider_unavailable", r.text
             assert "postgres" not in r.text.lower() and "Traceback" not in r.text
-        assert sandbox.stats()["vendors"]["zendesk"]["requests"] == vendor_before  # nothing reached the vendor
+        assert (
+            sandbox.stats()["vendors"]["zendesk"]["requests"] == vendor_before
+        )  # nothing reached the vendor
         relay.start()
         deadline = time.time() + 60
         while (r := act("zendesk.list_my_tickets")).status_code != 200:

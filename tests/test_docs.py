@@ -26,12 +26,14 @@ def _commands() -> list[str]:
 
 def test_every_command_is_in_the_readme_reference():
     readme = (REPO / "README.md").read_text()
-    reference = readme[readme.index("## CLI reference"):]
+    reference = readme[readme.index("## CLI reference") :]
     missing = []
     for cmd in _commands():
         group, _, sub = cmd.partition(" ")[2].partition(" ")
         # Rows name the full command, or a group then its subcommands separated by " / ".
-        if f"`{cmd}" not in reference and not re.search(rf"`botctl {group} [^`|]*`[^|]*`{re.escape(sub)}\b", reference):
+        if f"`{cmd}" not in reference and not re.search(
+            rf"`botctl {group} [^`|]*`[^|]*`{re.escape(sub)}\b", reference
+        ):
             missing.append(cmd)
     assert missing == [], f"document these in README.md's CLI reference: {missing}"
 

@@ -10,8 +10,19 @@ from botctl.durations import parse_duration, parse_since
 from botctl.errors import UsageError
 
 
-@pytest.mark.parametrize("text, seconds", [("90s", 90), ("10m", 600), ("1h", 3600), ("2d", 172800), ("1w", 604800),
-                                           ("45", 45), (" 5 m ", 300), (30, 30)])
+@pytest.mark.parametrize(
+    "text, seconds",
+    [
+        ("90s", 90),
+        ("10m", 600),
+        ("1h", 3600),
+        ("2d", 172800),
+        ("1w", 604800),
+        ("45", 45),
+        (" 5 m ", 300),
+        (30, 30),
+    ],
+)
 def test_durations(text, seconds):
     assert parse_duration(text) == seconds
 

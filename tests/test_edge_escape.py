@@ -52,8 +52,11 @@ def ensure_user(name: str) -> tuple[int, int]:
     try:
         entry = pwd.getpwnam(name)
     except KeyError:
-        subprocess.run(["useradd", "--system", "--user-group", "--no-create-home", "--shell", "/usr/sbin/nologin", name],
-                       check=False, capture_output=True)
+        subprocess.run(
+            ["useradd", "--system", "--user-group", "--no-create-home", "--shell", "/usr/sbin/nologin", name],
+            check=False,
+            capture_output=True,
+        )
         entry = pwd.getpwnam(name)
     return entry.pw_uid, entry.pw_gid
 
@@ -65,13 +68,29 @@ class Deployment:
         self.base, self.user = base, user
         self.home = base / "home"
         self.port = free_port()
-        self.env = {"PATH": os.environ["PATH"], "LANG": "C.UTF-8", "HOME": str(base), "BOTCTL_HOME": str(self.home),
-                    "BOTCTL_NO_KEYRING": "1", "NO_COLOR": "1", **env}
+        self.env = {
+            "PATH": os.environ["PATH"],
+            "LANG": "C.UTF-8",
+            "HOME": str(base),
+            "BOTCTL_HOME": str(self.home),
+            "BOTCTL_NO_KEYRING": "1",
+            "NO_COLOR": "1",
+            **env,
+        }
 
-    def run(self, *args: str, env: dict[str, str] | None = None, check: bool = True) -> subprocess.CompletedProcess:
+    def run(
+        self, *args: str, env: dict[str, str] | None = None, check: bool = True
+    ) -> subprocess.CompletedProcess:
         as_user = {"user": self.user[0], "group": self.user[1], "extra_groups": []} if self.user else {}
-        proc = subprocess.run([sys.executable, "-m", "botctl", *args], capture_output=True, text=True, timeout=90,
-                              env={**self.env, **(env or {})}, cwd=self.base, **as_user)
+        proc = subprocess.run(
+            [sys.executable, "-m", "botctl", *args],
+            capture_output=True,
+            text=True,
+            timeout=90,
+            env={**self.env, **(env or {})},
+            cwd=self.base,
+            **as_user,
+        )
         if check:
             assert proc.returncode == 0, (args, proc.stdout, proc.stderr)
         return proc
@@ -96,12 +115,27 @@ def plant_key_files(d: Deployment, key_b64: str) -> None:
             os.chown(d.home / name, *d.user)
 
 
-def targets(d: Deployment, status: dict, state: dict, extra_read: list[str], extra_list: tuple[str, ...] = ()) -> dict:
+def targets(
+    d: Deployment, status: dict, state: dict, extra_read: list[str], extra_list: tuple[str, ...] = ()
+) -> dict:
     home = d.home
     # The WAL and SHM files exist while the provider holds the databases open; plant the rest an operator may have.
-    read = [str(home / n) for n in ("vault.db", "vault.db-wal", "vault.db-shm", "audit.db", "audit.db-wal",
-                                    "audit.db-shm", "master.key", "master.key.next", "run/state.json",
-                                    "run/daemon.log", "run/supervisor.pid")] + extra_read
+    read = [
+        str(home / n)
+        for n in (
+            "vault.db",
+            "vault.db-wal",
+            "vault.db-shm",
+            "audit.db",
+            "audit.db-wal",
+            "audit.db-shm",
+            "master.key",
+            "master.key.next",
+            "run/state.json",
+            "run/daemon.log",
+            "run/supervisor.pid",
+        )
+    ] + extra_read
     for path in read:
         assert Path(path).exists(), f"target {path} must exist for the attack to mean anything"
     return {
@@ -111,10 +145,16 @@ def targets(d: Deployment, status: dict, state: dict, extra_read: list[str], ext
         "pids": {"provider": status["provider"]["pid"], "supervisor": status["supervisor"]["pid"]},
         "socket": state["socket"],
         "documented": "/v1/workspaces/acme/config",
-        "undocumented": [("GET", "/v1/secrets"), ("GET", "/v1/workspaces/acme/secrets"), ("GET", "/v1/vault"),
-                         ("POST", "/v1/workspaces/acme/connections"), ("DELETE", "/v1/workspaces/acme"),
-                         ("POST", "/v1/workspaces/acme/identity/rotate"), ("GET", "/admin"),
-                         ("GET", "/v1/workspaces/acme/actions/../../../status/../secrets")],
+        "undocumented": [
+            ("GET", "/v1/secrets"),
+            ("GET", "/v1/workspaces/acme/secrets"),
+            ("GET", "/v1/vault"),
+            ("POST", "/v1/workspaces/acme/connections"),
+            ("DELETE", "/v1/workspaces/acme"),
+            ("POST", "/v1/workspaces/acme/identity/rotate"),
+            ("GET", "/admin"),
+            ("GET", "/v1/workspaces/acme/actions/../../../status/../secrets"),
+        ],
         "tcp": [("127.0.0.1", d.port), ("127.0.0.1", 5432)],
     }
 
@@ -123,16 +163,29 @@ def run_probe(d: Deployment, state: dict, tgt: dict, *, control: bool = False) -
     """Start the probe as the supervisor started the edge: its recorded argv, user, env, working directory."""
     edge_argv = state["edge"]["argv"]  # ["-P", "-m", "botctld", "--socket", ...]
     assert edge_argv[:3] == ["-P", "-m", "botctld"], edge_argv
-    argv = [sys.executable, "-P", str(PROBE), *edge_argv[3:], "--port", "0"] + (["--unconfined-control"] if control else [])
+    argv = [sys.executable, "-P", str(PROBE), *edge_argv[3:], "--port", "0"] + (
+        ["--unconfined-control"] if control else []
+    )
     edge_user = state["isolation"].get("edge_user")
     if edge_user:
         entry = pwd.getpwnam(edge_user)
         as_user = {"user": entry.pw_uid, "group": entry.pw_gid, "extra_groups": []}
     else:
         as_user = {"user": d.user[0], "group": d.user[1], "extra_groups": []} if d.user else {}
-    env = {k: v for k, v in os.environ.items() if k in ("PATH", "LANG", "LC_ALL", "TZ", "PYTHONPATH", "VIRTUAL_ENV")}
-    proc = subprocess.run(argv, capture_output=True, text=True, timeout=120, cwd="/",
-                          env={**env, "PROBE_TARGETS": json.dumps(tgt)}, **as_user)
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k in ("PATH", "LANG", "LC_ALL", "TZ", "PYTHONPATH", "VIRTUAL_ENV")
+    }
+    proc = subprocess.run(
+        argv,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd="/",
+        env={**env, "PROBE_TARGETS": json.dumps(tgt)},
+        **as_user,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
@@ -172,7 +225,12 @@ def test_uid_mode_edge_reaches_nothing(base):
         plant_key_files(d, masterkey.encode(key))
         tgt = targets(d, status, state, [str(creds / masterkey.SYSTEMD_CREDENTIAL)], (str(creds),))
         report = run_probe(d, state, tgt)
-        print("edge-escape suite ran in mode:", state["isolation"]["mode"], "as", state["isolation"]["edge_user"])
+        print(
+            "edge-escape suite ran in mode:",
+            state["isolation"]["mode"],
+            "as",
+            state["isolation"]["edge_user"],
+        )
         assert report["uid"] == edge_uid
         assert escapes(report) == {}, escapes(report)
         assert report["results"]["provider socket: documented route"]["reachable"] == "HTTP 200"
@@ -197,11 +255,17 @@ def test_landlock_mode_edge_reaches_nothing(base):
         plant_key_files(d, key_b64)
         tgt = targets(d, status, state, [])
         report = run_probe(d, state, tgt)
-        print("edge-escape suite ran in mode: landlock as uid", report["uid"], "ABI", report["confinement"].get("abi"))
+        print(
+            "edge-escape suite ran in mode: landlock as uid",
+            report["uid"],
+            "ABI",
+            report["confinement"].get("abi"),
+        )
         assert report["confinement"]["sandbox"] == "landlock"
         doctor = json.loads(d.run("doctor", "--json", check=False).stdout)
         assert {"check": "isolation", "status": "ok"}.items() <= next(
-            f for f in doctor["findings"] if f["check"] == "isolation").items()
+            f for f in doctor["findings"] if f["check"] == "isolation"
+        ).items()
         found = escapes(report)
         if landlock_abi() < 6:  # signals are scoped from ABI 6 on: say so rather than fail on an older kernel
             found = {k: v for k, v in found.items() if not k.endswith(": signal")}
@@ -213,9 +277,14 @@ def test_landlock_mode_edge_reaches_nothing(base):
         control = run_probe(d, state, tgt, control=True)
         leaked = escapes(control)
         assert f"read {d.home / 'vault.db'}" in leaked and f"list {d.home}" in leaked
-        closed = [name for name in control["results"] if name.startswith(("provider: ", "supervisor: "))
-                  and not name.endswith(": signal")]
-        assert closed and not [n for n in closed if n in leaked], {n: leaked[n] for n in closed if n in leaked}
+        closed = [
+            name
+            for name in control["results"]
+            if name.startswith(("provider: ", "supervisor: ")) and not name.endswith(": signal")
+        ]
+        assert closed and not [n for n in closed if n in leaked], {
+            n: leaked[n] for n in closed if n in leaked
+        }
 
         if IS_ROOT:  # the key was handed over on pipes: it is in neither daemon process's environ
             for pid in (status["provider"]["pid"], status["supervisor"]["pid"]):
@@ -243,7 +312,9 @@ def test_probe_escapes_an_unconfined_edge(base):
         leaked = escapes(run_probe(d, state, tgt))
         assert f"read {d.home / 'vault.db'}" in leaked and f"write {d.home / 'audit.db'}" in leaked
         shown = d.run("daemon", "status")
-        assert "isolation" in shown.stdout and "none" in shown.stdout and "could read the vault" in shown.stderr
+        assert (
+            "isolation" in shown.stdout and "none" in shown.stdout and "could read the vault" in shown.stderr
+        )
         doctor = json.loads(d.run("doctor", "--json", check=False).stdout)
         (finding,) = [f for f in doctor["findings"] if f["check"] == "isolation"]
         assert finding["status"] == "warn" and finding["message"].startswith("none") and finding["fix"]
@@ -289,14 +360,27 @@ def test_separate_units_edge_reaches_nothing(base):
         d.run("init")
         d.run("workspace", "create", "acme", "--plan", "pro")
         as_provider = {"user": provider_user[0], "group": provider_user[1], "extra_groups": [edge_gid]}
-        proc = subprocess.run([sys.executable, "-m", "botctl", "daemon", "start", *provider_args], env=d.env,
-                              capture_output=True, text=True, timeout=60, **as_provider)
+        proc = subprocess.run(
+            [sys.executable, "-m", "botctl", "daemon", "start", *provider_args],
+            env=d.env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            **as_provider,
+        )
         assert proc.returncode == 0, proc.stderr
         assert (sock.stat().st_mode & 0o777) == 0o660 and sock.stat().st_gid == edge_gid
         assert (runtime.stat().st_mode & 0o777) == 0o750 and runtime.stat().st_gid == edge_gid
         env = {k: v for k, v in os.environ.items() if k in ("PATH", "LANG")}
-        edge = subprocess.Popen([sys.executable, "-P", "-m", "botctld", *edge_args], env=env, cwd="/",
-                                user=edge_uid, group=edge_gid, extra_groups=[], stderr=subprocess.PIPE)
+        edge = subprocess.Popen(
+            [sys.executable, "-P", "-m", "botctld", *edge_args],
+            env=env,
+            cwd="/",
+            user=edge_uid,
+            group=edge_gid,
+            extra_groups=[],
+            stderr=subprocess.PIPE,
+        )
         import httpx
 
         deadline = time.monotonic() + 20
@@ -310,8 +394,11 @@ def test_separate_units_edge_reaches_nothing(base):
         assert r.status_code == 200 and r.json()["workspace"] == "acme"
         status = json.loads(d.run("daemon", "status", "--json").stdout)
         assert status["edge"] == {"external": True} and status["isolation"]["mode"] == "external"
-        state = {"edge": {"argv": ["-P", "-m", "botctld", *edge_args]}, "socket": str(sock),
-                 "isolation": {"edge_user": "botctl-edge"}}
+        state = {
+            "edge": {"argv": ["-P", "-m", "botctld", *edge_args]},
+            "socket": str(sock),
+            "isolation": {"edge_user": "botctl-edge"},
+        }
         plant_key_files(d, d.env["BOTCTL_MASTER_KEY"])
         report = run_probe(d, state, targets(d, status, state, []))
         assert report["uid"] == edge_uid and report["confinement"]["sandbox"] == "landlock"

@@ -26,11 +26,14 @@ def test_no_botctl_import_in_source():
 
 
 def test_no_botctl_module_loaded_at_runtime(tmp_path):
-    probe = ("import json, sys, botctld.app, botctld.__main__\n"
-             "app = botctld.app.create_app(sys.argv[1])\n"
-             "print(json.dumps(sorted(sys.modules)))")
-    out = subprocess.run([sys.executable, "-c", probe, str(tmp_path / "none.sock")], capture_output=True, text=True,
-                         check=True).stdout
+    probe = (
+        "import json, sys, botctld.app, botctld.__main__\n"
+        "app = botctld.app.create_app(sys.argv[1])\n"
+        "print(json.dumps(sorted(sys.modules)))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe, str(tmp_path / "none.sock")], capture_output=True, text=True, check=True
+    ).stdout
     loaded = json.loads(out)
     assert not [m for m in loaded if m == "botctl" or m.startswith("botctl.")]
     assert not {"cryptography", "jwt", "sqlite3", "keyring"} & {m.split(".")[0] for m in loaded}
@@ -47,5 +50,5 @@ def test_openapi_is_valid_and_covers_every_route(tmp_path):
     routes = {(r.path, m.lower()) for r in app.app.routes for m in (r.methods or []) if m != "HEAD"}
     documented = {(p, m) for p, ops in spec()["paths"].items() for m in ops}
     routes.discard(("/metrics", "get"))  # served only on the --metrics-port listener, not the visitors' API
-    assert routes == documented, (routes ^ documented)
+    assert routes == documented, routes ^ documented
     json.dumps(spec())

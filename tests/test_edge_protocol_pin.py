@@ -11,13 +11,23 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from botctld.protocol import EdgeProtocol
 
-CALLBACKS = ("connection_made", "connection_lost", "data_received", "on_message_begin", "on_url", "on_header",
-             "on_headers_complete", "on_message_complete")
+CALLBACKS = (
+    "connection_made",
+    "connection_lost",
+    "data_received",
+    "on_message_begin",
+    "on_url",
+    "on_header",
+    "on_headers_complete",
+    "on_message_complete",
+)
 
 
 def test_the_pinned_uvicorn_is_the_one_installed():
     major, minor = (int(x) for x in uvicorn.__version__.split(".")[:2])
-    assert (major, minor) == (0, 55), f"uvicorn {uvicorn.__version__}: re-run the hostile suite, then move the pin"
+    assert (major, minor) == (0, 55), (
+        f"uvicorn {uvicorn.__version__}: re-run the hostile suite, then move the pin"
+    )
 
 
 def test_the_private_surface_the_edge_protocol_uses_is_there():

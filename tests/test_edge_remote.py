@@ -47,18 +47,34 @@ def _wait_port(port: int, proc: subprocess.Popen, timeout: float = 20) -> None:
 
 
 class RemoteEdge:
-    def __init__(self, folder: Path, provider_port: int, *, ca: Path | None = None, name: str = "edge-1") -> None:
+    def __init__(
+        self, folder: Path, provider_port: int, *, ca: Path | None = None, name: str = "edge-1"
+    ) -> None:
         self.port = free_port()
         self.log = folder / f"{name}-{self.port}.log"
         # The edge host's whole environment: enough to run Python (no BOTCTL_*, no database URL).
         env = {k: v for k, v in os.environ.items() if k in ("PATH", "PYTHONPATH", "LANG")}
-        self.argv = [sys.executable, "-m", "botctl", "edge", "start", "--provider",
-                     f"https://127.0.0.1:{provider_port}", "--cert", str(folder / f"{name}.crt"),
-                     "--key", str(folder / f"{name}.key"), "--ca", str(ca or folder / "ca.crt"),
-                     "--port", str(self.port)]
+        self.argv = [
+            sys.executable,
+            "-m",
+            "botctl",
+            "edge",
+            "start",
+            "--provider",
+            f"https://127.0.0.1:{provider_port}",
+            "--cert",
+            str(folder / f"{name}.crt"),
+            "--key",
+            str(folder / f"{name}.key"),
+            "--ca",
+            str(ca or folder / "ca.crt"),
+            "--port",
+            str(self.port),
+        ]
         with open(self.log, "wb") as log:
-            self.proc = subprocess.Popen(self.argv, env=env, cwd=folder, stdout=log, stderr=log,
-                                         stdin=subprocess.DEVNULL)
+            self.proc = subprocess.Popen(
+                self.argv, env=env, cwd=folder, stdout=log, stderr=log, stdin=subprocess.DEVNULL
+            )
         _wait_port(self.port, self.proc)
         self.http = httpx.Client(base_url=f"http://127.0.0.1:{self.port}", timeout=30)
 
@@ -80,7 +96,15 @@ def cluster(sandbox_server, tmp_path_factory):
     sh("cluster", "cert", "issue", "edge-1", "--out", str(edge_host), env=dm.env)
     shutil.copy(dm.home / "cluster" / "ca.crt", edge_host / "ca.crt")
     dm.provider_port = free_port()
-    sh("daemon", "start", "--port", str(dm.port), "--provider-listen", f"127.0.0.1:{dm.provider_port}", env=dm.env)
+    sh(
+        "daemon",
+        "start",
+        "--port",
+        str(dm.port),
+        "--provider-listen",
+        f"127.0.0.1:{dm.provider_port}",
+        env=dm.env,
+    )
     dm.edge_host = edge_host
     edge = RemoteEdge(edge_host, dm.provider_port)
     dm.edge = edge
@@ -109,15 +133,20 @@ def _tls_ask(port: int, cert: Path | None, key: Path | None, ca: Path) -> bytes 
 
 
 def _visitor_action(dm, http: httpx.Client) -> httpx.Response:
-    return http.post("/v1/workspaces/acme/actions/zendesk.list_my_tickets", json={"params": {}},
-                     headers={"Authorization": f"Bearer {dm.token()}", "Content-Type": "application/json"})
+    return http.post(
+        "/v1/workspaces/acme/actions/zendesk.list_my_tickets",
+        json={"params": {}},
+        headers={"Authorization": f"Bearer {dm.token()}", "Content-Type": "application/json"},
+    )
 
 
 def test_status_names_the_mutual_tls_listener(cluster):
     st = json.loads(sh("daemon", "status", "--json", env=cluster.env).stdout)
     assert st["provider"]["listen_tls"] == f"127.0.0.1:{cluster.provider_port}"
-    assert f"https://127.0.0.1:{cluster.provider_port} (mutual TLS)" in sh("daemon", "status", env=cluster.env).stderr \
-        + sh("daemon", "status", env=cluster.env).stdout
+    assert (
+        f"https://127.0.0.1:{cluster.provider_port} (mutual TLS)"
+        in sh("daemon", "status", env=cluster.env).stderr + sh("daemon", "status", env=cluster.env).stdout
+    )
 
 
 def test_a_visitor_action_through_the_edge_only_process(cluster):
@@ -142,7 +171,10 @@ def test_the_provider_answers_only_an_allowed_client_certificate(cluster, tmp_pa
     other = tmp_path / "other-ca"
     pki.init_ca(other)
     pki.issue(other, "edge-1")  # same name, another CA
-    refused["another CA"] = (other / "cluster" / "certs" / "edge-1.crt", other / "cluster" / "certs" / "edge-1.key")
+    refused["another CA"] = (
+        other / "cluster" / "certs" / "edge-1.crt",
+        other / "cluster" / "certs" / "edge-1.key",
+    )
     sh("cluster", "cert", "issue", "edge-2", env=cluster.env)
     sh("cluster", "cert", "revoke", "edge-2", env=cluster.env)
     certs = cluster.home / "cluster" / "certs"
@@ -199,17 +231,25 @@ def _server_cert_of_our_ca(home: Path, folder: Path, name: str) -> tuple[Path, P
     ca = x509.load_pem_x509_certificate((home / "cluster" / "ca.crt").read_bytes())
     key = ec.generate_private_key(ec.SECP256R1())
     now = dt.datetime.now(dt.UTC)
-    cert = (x509.CertificateBuilder().subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]))
-            .issuer_name(ca.subject).public_key(key.public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(now - dt.timedelta(minutes=5)).not_valid_after(now + dt.timedelta(days=1))
-            .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
-            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-            .sign(ca_key, hashes.SHA256()))
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]))
+        .issuer_name(ca.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
     folder.mkdir(exist_ok=True)
     (folder / f"{name}.crt").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    (folder / f"{name}.key").write_bytes(key.private_bytes(serialization.Encoding.PEM,
-                                                           serialization.PrivateFormat.PKCS8,
-                                                           serialization.NoEncryption()))
+    (folder / f"{name}.key").write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
     return folder / f"{name}.crt", folder / f"{name}.key"
 
 
@@ -237,7 +277,9 @@ def test_the_edge_refuses_a_server_of_our_ca_that_is_not_the_provider(cluster, t
             try:
                 with ctx.wrap_socket(conn, server_side=True) as tls:
                     served.append(tls.recv(65536))  # reached only if the edge accepted this certificate
-                    tls.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}")
+                    tls.sendall(
+                        b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}"
+                    )
             except (OSError, ssl.SSLError):
                 pass
 
@@ -255,15 +297,28 @@ def test_the_edge_refuses_a_server_of_our_ca_that_is_not_the_provider(cluster, t
         listener.close()
 
 
-@pytest.mark.parametrize(("args", "says"), [
-    (["--provider", "https://127.0.0.1:1"], "needs --cert, --key and --ca"),
-    (["--provider", "http://127.0.0.1:1", "--cert", "c", "--key", "k", "--ca", "a"], "expected https://HOST:PORT"),
-    (["--provider", "https://127.0.0.1:1", "--cert", "/nonexistent.crt", "--key", "k", "--ca", "a"],
-     "cannot load the edge's certificate"),
-])
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["--provider", "https://127.0.0.1:1"], "needs --cert, --key and --ca"),
+        (
+            ["--provider", "http://127.0.0.1:1", "--cert", "c", "--key", "k", "--ca", "a"],
+            "expected https://HOST:PORT",
+        ),
+        (
+            ["--provider", "https://127.0.0.1:1", "--cert", "/nonexistent.crt", "--key", "k", "--ca", "a"],
+            "cannot load the edge's certificate",
+        ),
+    ],
+)
 def test_bad_edge_options_are_refused_before_serving(args, says):
-    proc = subprocess.run([sys.executable, "-P", "-m", "botctld", *args, "--port", str(free_port())],
-                          capture_output=True, text=True, timeout=30, cwd="/")
+    proc = subprocess.run(
+        [sys.executable, "-P", "-m", "botctld", *args, "--port", str(free_port())],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        cwd="/",
+    )
     assert proc.returncode == 2 and says in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
 
 
@@ -271,8 +326,14 @@ def test_the_edge_host_holds_no_database_url_password_or_master_key(cluster):
     pid = cluster.edge.proc.pid  # `botctl edge start` execs python -m botctld: same process
     cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
     assert b"botctld" in cmdline
-    secrets = {cluster.env["BOTCTL_MASTER_KEY"].encode(), b"BOTCTL_MASTER_KEY", b"BOTCTL_DATABASE_URL",
-               b"postgresql://", b"BOTCTL_HOME", str(cluster.home).encode()}
+    secrets = {
+        cluster.env["BOTCTL_MASTER_KEY"].encode(),
+        b"BOTCTL_MASTER_KEY",
+        b"BOTCTL_DATABASE_URL",
+        b"postgresql://",
+        b"BOTCTL_HOME",
+        str(cluster.home).encode(),
+    }
     if os.environ.get("BOTCTL_DATABASE_URL"):
         secrets.add(os.environ["BOTCTL_DATABASE_URL"].encode())
     values: set[str] = set()
@@ -285,7 +346,10 @@ def test_the_edge_host_holds_no_database_url_password_or_master_key(cluster):
     assert not any(str(cluster.home) in f for f in fds), fds
     for f in cluster.edge_host.iterdir():
         seen[f.name] = f.read_bytes()
-    assert {p.name for p in cluster.edge_host.iterdir() if p.suffix in (".crt", ".key")} >= {"edge-1.key", "ca.crt"}
+    assert {p.name for p in cluster.edge_host.iterdir() if p.suffix in (".crt", ".key")} >= {
+        "edge-1.key",
+        "ca.crt",
+    }
     assert not (cluster.edge_host / "ca.key").exists()
     for where, data in seen.items():
         for secret in secrets:
@@ -300,15 +364,20 @@ def test_under_landlock_the_edge_connects_to_the_provider_port_only(cluster):
     info = json.loads(line.split("confinement ", 1)[1])
     assert info["landlock"] is True and info["tcp"] == f"connect to port {cluster.provider_port} only", info
     # The same confinement, applied to a probe: the provider's port connects, the node's edge port does not.
-    code = ("import json,socket,sys; from botctld.confine import confine\n"
-            f"confine(deny=[], required=True, connect_ports=({cluster.provider_port},))\n"
-            "out = {}\n"
-            f"for port in ({cluster.provider_port}, {cluster.port}):\n"
-            "    try:\n"
-            "        socket.create_connection(('127.0.0.1', port), timeout=5).close(); out[port] = 'connected'\n"
-            "    except OSError as exc:\n"
-            "        out[port] = type(exc).__name__\n"
-            "print(json.dumps(out))")
-    out = json.loads(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                                    cwd="/").stdout)
+    code = (
+        "import json,socket,sys; from botctld.confine import confine\n"
+        f"confine(deny=[], required=True, connect_ports=({cluster.provider_port},))\n"
+        "out = {}\n"
+        f"for port in ({cluster.provider_port}, {cluster.port}):\n"
+        "    try:\n"
+        "        socket.create_connection(('127.0.0.1', port), timeout=5).close(); out[port] = 'connected'\n"
+        "    except OSError as exc:\n"
+        "        out[port] = type(exc).__name__\n"
+        "print(json.dumps(out))"
+    )
+    out = json.loads(
+        subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd="/"
+        ).stdout
+    )
     assert out == {str(cluster.provider_port): "connected", str(cluster.port): "PermissionError"}, out

@@ -14,7 +14,9 @@ REPO = Path(__file__).resolve().parent.parent
 
 def test_the_widget_carries_the_generated_messages():
     js = (REPO / "daemon" / "botctld" / "static" / "widget" / "api.js").read_text()
-    assert widget_block() in js, "run: python -m botctld.error_codes --widget, and paste it over the block in static/widget/api.js"
+    assert widget_block() in js, (
+        "run: python -m botctld.error_codes --widget, and paste it over the block in static/widget/api.js"
+    )
     assert js.count(WIDGET_BEGIN) == 1
 
 

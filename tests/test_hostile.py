@@ -28,8 +28,15 @@ ANON_ACTION = "calendly.available_times"  # runs without a visitor: a downgraded
 REFUSED = "The identity token was refused."
 RSA_KID, EC_KID = "site-rs256", "site-es256"
 # Fuzzing budget per operation and generation mode (the module's CI budget is ~3 minutes on 2 cores).
-EXAMPLES = {"runAction": 450, "chat": 350, "getWidgetConfig": 150, "listActions": 150, "mcp": 200,
-            "answerConfirmation": 60, "showConfirmation": 30}
+EXAMPLES = {
+    "runAction": 450,
+    "chat": 350,
+    "getWidgetConfig": 150,
+    "listActions": 150,
+    "mcp": 200,
+    "answerConfirmation": 60,
+    "showConfirmation": 30,
+}
 PREFLIGHT_EXAMPLES, PLAIN_EXAMPLES = 70, 10
 MIN_TOTAL_CASES = 2500
 RSS_GROWTH_MB = 50
@@ -62,22 +69,46 @@ def d(sandbox_server, tmp_path_factory):
     sandbox_server.reset()
     tmp = tmp_path_factory.mktemp("hostile")
     # Rate limits off: the fuzzer sends thousands of requests from one IP (test_rate_limits_... turns them on).
-    dm = _setup_home(tmp, sandbox_server, port=free_port(), daemon_args=("--ip-rate", "0", "--visitor-rate", "0"))
+    dm = _setup_home(
+        tmp, sandbox_server, port=free_port(), daemon_args=("--ip-rate", "0", "--visitor-rate", "0")
+    )
     env = dm.env
     # An anonymous action (calendly.available_times), so that a token quietly downgraded would show as a 200.
-    sh("connect", "calendly", "-w", "acme", "--sandbox", sandbox_server.url, "--access-token-stdin", env=env,
-       input=sandbox_server.credentials()["calendly"]["access_token"] + "\n")
+    sh(
+        "connect",
+        "calendly",
+        "-w",
+        "acme",
+        "--sandbox",
+        sandbox_server.url,
+        "--access-token-stdin",
+        env=env,
+        input=sandbox_server.credentials()["calendly"]["access_token"] + "\n",
+    )
     # Site public keys beside the HS256 secret: RS256 (key confusion with the PEM as HMAC secret) and ES256.
     dm.rsa = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     dm.ec = ec.generate_private_key(ec.SECP256R1())
     spki = serialization.PublicFormat.SubjectPublicKeyInfo
     dm.rsa_pem = dm.rsa.public_key().public_bytes(serialization.Encoding.PEM, spki)
     dm.ec_pem = dm.ec.public_key().public_bytes(serialization.Encoding.PEM, spki)
-    dm.rsa_ssh = dm.rsa.public_key().public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
+    dm.rsa_ssh = dm.rsa.public_key().public_bytes(
+        serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH
+    )
     for kid, alg, pem in ((RSA_KID, "RS256", dm.rsa_pem), (EC_KID, "ES256", dm.ec_pem)):
         (tmp / f"{kid}.pem").write_bytes(pem)
-        sh("identity", "add-key", "-w", "acme", "--public-key", str(tmp / f"{kid}.pem"), "--alg", alg, "--kid", kid,
-           env=env)
+        sh(
+            "identity",
+            "add-key",
+            "-w",
+            "acme",
+            "--public-key",
+            str(tmp / f"{kid}.pem"),
+            "--alg",
+            alg,
+            "--kid",
+            kid,
+            env=env,
+        )
     sh("workspace", "set-identity", "acme", "--issuer", ISSUER, env=env)
     other = json.loads(sh("identity", "rotate", "-w", "other", "--json", env=env).stdout)
     dm.other_secret, dm.other_kid = other["secret"], other["kid"]
@@ -89,8 +120,13 @@ def d(sandbox_server, tmp_path_factory):
     assert dm.act("shopify.list_my_orders", token="x.y.z").status_code == 401
     assert dm.http.post("/v1/workspaces/acme/chat", json={"message": "shipping?"}).status_code == 200
     assert "botctl_edge_requests_total" in dm.metrics()
-    for path in ("/readyz", "/openapi.json", "/widget.js", "/v1/workspaces/acme/actions",
-                 "/v1/workspaces/acme/widget-config"):
+    for path in (
+        "/readyz",
+        "/openapi.json",
+        "/widget.js",
+        "/v1/workspaces/acme/actions",
+        "/v1/workspaces/acme/widget-config",
+    ):
         assert dm.http.get(path).status_code == 200
     dm.baseline = _memory(dm)
     yield dm
@@ -118,14 +154,26 @@ def _serving(d) -> None:
 
 
 def _b64(raw) -> str:
-    data = raw if isinstance(raw, bytes) else (raw.encode() if isinstance(raw, str) else json.dumps(raw).encode())
+    data = (
+        raw
+        if isinstance(raw, bytes)
+        else (raw.encode() if isinstance(raw, str) else json.dumps(raw).encode())
+    )
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
 def _claims(**over) -> dict:
     now = int(time.time())
-    claims = {"sub": "u-ada", "email": "ada@example.com", "name": "Ada Lovelace", "aud": "acme", "iss": ISSUER,
-              "iat": now, "exp": now + 300, **over}
+    claims = {
+        "sub": "u-ada",
+        "email": "ada@example.com",
+        "name": "Ada Lovelace",
+        "aud": "acme",
+        "iss": ISSUER,
+        "iat": now,
+        "exp": now + 300,
+        **over,
+    }
     return {k: v for k, v in claims.items() if v is not None}
 
 
@@ -228,7 +276,11 @@ def _jwt_attacks(d, trap_url: str) -> dict[str, dict]:
     add("hs256_ssh_key_as_secret", _hs(_hd(d, kid=RSA_KID), claims, d.rsa_ssh), "alg_mismatch")
     add("hs256_ec_pem_as_secret", _hs(_hd(d, kid=EC_KID), claims, d.ec_pem), "alg_mismatch")
     add("rs256_header_hmac_signature", f"{_b64({'alg': 'RS256', 'kid': d.kid})}.{p}.{s}", "alg_mismatch")
-    add("rs256_attacker_key_site_kid", _signed(attacker, {"alg": "RS256", "kid": RSA_KID}, claims), "bad_signature")
+    add(
+        "rs256_attacker_key_site_kid",
+        _signed(attacker, {"alg": "RS256", "kid": RSA_KID}, claims),
+        "bad_signature",
+    )
     # 3 signature stripped / extra segments
     add("sig_stripped", f"{h}.{p}.", "malformed")
     add("sig_and_dot_stripped", f"{h}.{p}", "malformed")
@@ -239,7 +291,9 @@ def _jwt_attacks(d, trap_url: str) -> dict[str, dict]:
         add(f"weak_secret_{name}", _hs(_hd(d), claims, weak), "bad_signature", "invalid_token")
     # 5 tampering with the original signature
     add("tampered_payload_sub", f"{h}.{_b64({**claims, 'sub': 'admin'})}.{s}", "bad_signature")
-    add("tampered_payload_email", f"{h}.{_b64({**claims, 'email': 'grace@example.com'})}.{s}", "bad_signature")
+    add(
+        "tampered_payload_email", f"{h}.{_b64({**claims, 'email': 'grace@example.com'})}.{s}", "bad_signature"
+    )
     add("tampered_header", f"{_b64(_hd(d, typ='at+jwt'))}.{p}.{s}", "bad_signature")
     add("tampered_signature", f"{h}.{p}.{flipped}", "bad_signature")
     # 6 kid injection (each signed the way the playbook expects a vulnerable lookup to verify it)
@@ -259,14 +313,26 @@ def _jwt_attacks(d, trap_url: str) -> dict[str, dict]:
     # 7, 8 jku / x5u / embedded jwk / x5c: never fetched, never trusted
     add("jku_spoof", _hs(_hd(d, jku=trap_url), claims, key), "forbidden_header:jku")
     add("x5u_spoof", _hs(_hd(d, x5u=trap_url), claims, key), "forbidden_header:x5u")
-    add("jwk_embedded_rsa", _signed(attacker, {"alg": "RS256", "jwk": _rsa_jwk(attacker)}, claims),
-        "forbidden_header:jwk")
-    add("jwk_embedded_rsa_site_kid", _signed(attacker, {"alg": "RS256", "kid": RSA_KID, "jwk": _rsa_jwk(attacker)},
-                                             claims), "forbidden_header:jwk")
-    add("jwk_embedded_oct", _hs(_hd(d, jwk={"kty": "oct", "k": _b64(b"k" * 32)}), claims, b"k" * 32),
-        "forbidden_header:jwk")
-    add("x5c_embedded", _signed(attacker, {"alg": "RS256", "kid": RSA_KID, "x5c": [_b64(b"attacker cert")]}, claims),
-        "forbidden_header:x5c")
+    add(
+        "jwk_embedded_rsa",
+        _signed(attacker, {"alg": "RS256", "jwk": _rsa_jwk(attacker)}, claims),
+        "forbidden_header:jwk",
+    )
+    add(
+        "jwk_embedded_rsa_site_kid",
+        _signed(attacker, {"alg": "RS256", "kid": RSA_KID, "jwk": _rsa_jwk(attacker)}, claims),
+        "forbidden_header:jwk",
+    )
+    add(
+        "jwk_embedded_oct",
+        _hs(_hd(d, jwk={"kty": "oct", "k": _b64(b"k" * 32)}), claims, b"k" * 32),
+        "forbidden_header:jwk",
+    )
+    add(
+        "x5c_embedded",
+        _signed(attacker, {"alg": "RS256", "kid": RSA_KID, "x5c": [_b64(b"attacker cert")]}, claims),
+        "forbidden_header:x5c",
+    )
     # 9 crit
     for name, crit in (("exp", ["exp"]), ("empty", []), ("string_b64", "b64"), ("unknown", ["foo"])):
         add(f"crit_{name}", _hs(_hd(d, crit=crit), claims, key), "forbidden_header:crit")
@@ -279,8 +345,11 @@ def _jwt_attacks(d, trap_url: str) -> dict[str, dict]:
     add("lifetime_ten_years", _good(d, exp=now + 10 * 365 * 86400), "lifetime_too_long")
     add("lifetime_just_over_max", _good(d, iat=now, exp=now + 3601), "lifetime_too_long")
     for claim in ("exp", "iat", "sub", "aud", "iss"):
-        add(f"missing_{claim}", _hs(_hd(d), {k: v for k, v in claims.items() if k != claim}, key),
-            f"missing_claim:{claim}")
+        add(
+            f"missing_{claim}",
+            _hs(_hd(d), {k: v for k, v in claims.items() if k != claim}, key),
+            f"missing_claim:{claim}",
+        )
     # 14, 15 audience / issuer / workspace
     add("aud_other_workspace", _good(d, aud="other"), "wrong_audience")
     add("aud_list_with_ours", _good(d, aud=["acme", "other"]), "wrong_audience")
@@ -292,10 +361,16 @@ def _jwt_attacks(d, trap_url: str) -> dict[str, dict]:
     add("iss_list", _good(d, iss=[ISSUER]), "wrong_issuer", "invalid_token")
     add("iss_int", _good(d, iss=1), "wrong_issuer", "invalid_token")
     add("token_on_other_workspace", good, "unknown_kid", ws="other")
-    add("other_workspace_token_aud_acme",
-        _hs({"alg": "HS256", "kid": d.other_kid}, claims, d.other_secret.encode()), "unknown_kid")
-    add("other_workspace_token_own_aud",
-        _hs({"alg": "HS256", "kid": d.other_kid}, _claims(aud="other"), d.other_secret.encode()), "unknown_kid")
+    add(
+        "other_workspace_token_aud_acme",
+        _hs({"alg": "HS256", "kid": d.other_kid}, claims, d.other_secret.encode()),
+        "unknown_kid",
+    )
+    add(
+        "other_workspace_token_own_aud",
+        _hs({"alg": "HS256", "kid": d.other_kid}, _claims(aud="other"), d.other_secret.encode()),
+        "unknown_kid",
+    )
     # 16 type confusion
     add("sub_int", _good(d, sub=123), "invalid_token", "bad_sub")
     add("sub_empty", _good(d, sub=""), "bad_sub", "invalid_token")
@@ -313,20 +388,34 @@ def _jwt_attacks(d, trap_url: str) -> dict[str, dict]:
     add("oversized_payload", _good(d, pad="x" * 9000), "token_too_large")
     add("very_long_garbage", "a" * 20_000, "token_too_large")
     add("deep_json_header", f"{_b64('[' * 1500 + ']' * 1500)}.{p}.{s}", "malformed_header")
-    add("deep_json_payload", _hs(_hd(d), ('{"sub":' + "[" * 1500 + "]" * 1500 + "}").encode(), key),
-        "invalid_token")
+    add(
+        "deep_json_payload",
+        _hs(_hd(d), ('{"sub":' + "[" * 1500 + "]" * 1500 + "}").encode(), key),
+        "invalid_token",
+    )
     # 19 encodings: padding, the standard alphabet, whitespace, URL syntax, non-ASCII
     add("b64_padded_header", f"{h}==.{p}.{s}", "malformed")
-    add("b64_padded_payload", f"{h}.{base64.urlsafe_b64encode(json.dumps(claims).encode()).decode()}=.{s}",
-        "malformed")
+    add(
+        "b64_padded_payload",
+        f"{h}.{base64.urlsafe_b64encode(json.dumps(claims).encode()).decode()}=.{s}",
+        "malformed",
+    )
     add("b64_standard_alphabet", f"{h}.{p}.{s}+/", "malformed")
     add("whitespace_inside", f"{h}. {p}.{s}", "malformed")
     add("tab_inside", f"{h}.{p}.{s[:10]}\t{s[10:]}", "malformed")
     add("query_chars", f"{h}.{p}.{s}?x=1", "malformed")
     add("fragment_chars", f"{h}#.{p}.{s}", "malformed")
-    add("braces_json_serialization", json.dumps({"payload": p, "signatures": [{"protected": h, "signature": s}]}),
-        "malformed")
-    add("fullwidth_dots", f"{h}\uff0e{p}\uff0e{s}", "malformed", auth=[f"Bearer {h}\uff0e{p}\uff0e{s}".encode()])
+    add(
+        "braces_json_serialization",
+        json.dumps({"payload": p, "signatures": [{"protected": h, "signature": s}]}),
+        "malformed",
+    )
+    add(
+        "fullwidth_dots",
+        f"{h}\uff0e{p}\uff0e{s}",
+        "malformed",
+        auth=[f"Bearer {h}\uff0e{p}\uff0e{s}".encode()],
+    )
     add("utf8_in_token", None, "malformed", auth=[f"Bearer {h}.{p}é.{s}".encode()])
     # 20 duplicate JOSE header parameters / claims: the last one wins (RFC 7515 §4), the same in every parser
     dup_alg = ('{"alg":"HS256","kid":"%s","alg":"none"}' % d.kid).encode()
@@ -345,13 +434,20 @@ def _jwt_attacks(d, trap_url: str) -> dict[str, dict]:
     add("payload_not_json", _hs(_hd(d), b"not json", key), "invalid_token")
     add("payload_json_array", _hs(_hd(d), [claims], key), "invalid_token")
     add("nested_jwt", _hs(_hd(d, cty="JWT"), good.encode(), key), "invalid_token")
-    add("jwe_five_parts", f"{_b64({'alg': 'dir', 'enc': 'A256GCM', 'kid': d.kid})}..{_b64(b'iv')}.{p}.{_b64(b't')}",
-        "malformed")
+    add(
+        "jwe_five_parts",
+        f"{_b64({'alg': 'dir', 'enc': 'A256GCM', 'kid': d.kid})}..{_b64(b'iv')}.{p}.{_b64(b't')}",
+        "malformed",
+    )
     add("jwe_five_parts_filled", f"{h}.{_b64(b'k')}.{_b64(b'iv')}.{p}.{s}", "malformed")
     # 23 ECDSA "psychic signatures": r = s = 0 and r = s = n
     add("es256_zero_signature", f"{es_header}.{p}.{_b64(bytes(64))}", "bad_signature", "invalid_token")
-    add("es256_r_s_equal_n", f"{es_header}.{p}.{_b64(n_p256.to_bytes(32, 'big') * 2)}", "bad_signature",
-        "invalid_token")
+    add(
+        "es256_r_s_equal_n",
+        f"{es_header}.{p}.{_b64(n_p256.to_bytes(32, 'big') * 2)}",
+        "bad_signature",
+        "invalid_token",
+    )
     add("es256_hmac_signature", f"{es_header}.{p}.{s}", "bad_signature", "invalid_token")
     # the Authorization header itself
     add("empty_token", None, "malformed", auth=["Bearer "])
@@ -371,34 +467,130 @@ def _jwt_attacks(d, trap_url: str) -> dict[str, dict]:
 
 JWT_ATTACK_NAMES = [
     *(f"alg_{x}_{y}" for x in ("none", "None", "NONE", "nOnE") for y in ("empty_sig", "kept_sig")),
-    "alg_missing", "alg_hs512", "alg_lowercase", "alg_not_string",
-    "hs256_rsa_pem_as_secret_rsa_kid", "hs256_rsa_pem_as_secret_hs_kid", "hs256_rsa_pem_as_secret_no_kid",
-    "hs256_ssh_key_as_secret", "hs256_ec_pem_as_secret", "rs256_header_hmac_signature", "rs256_attacker_key_site_kid",
-    "sig_stripped", "sig_and_dot_stripped", "sig_trailing_dot", "sig_extra_segment",
-    "weak_secret_blank", "weak_secret_secret", "weak_secret_password", "weak_secret_one",
-    "tampered_payload_sub", "tampered_payload_email", "tampered_header", "tampered_signature",
-    "kid_traversal_dev_null", "kid_dev_null", "kid_invalid_path", "kid_sql_injection", "kid_sql_tautology",
-    "kid_command_injection", "kid_blank", "kid_null", "kid_int", "kid_list", "kid_object", "kid_other_workspace",
+    "alg_missing",
+    "alg_hs512",
+    "alg_lowercase",
+    "alg_not_string",
+    "hs256_rsa_pem_as_secret_rsa_kid",
+    "hs256_rsa_pem_as_secret_hs_kid",
+    "hs256_rsa_pem_as_secret_no_kid",
+    "hs256_ssh_key_as_secret",
+    "hs256_ec_pem_as_secret",
+    "rs256_header_hmac_signature",
+    "rs256_attacker_key_site_kid",
+    "sig_stripped",
+    "sig_and_dot_stripped",
+    "sig_trailing_dot",
+    "sig_extra_segment",
+    "weak_secret_blank",
+    "weak_secret_secret",
+    "weak_secret_password",
+    "weak_secret_one",
+    "tampered_payload_sub",
+    "tampered_payload_email",
+    "tampered_header",
+    "tampered_signature",
+    "kid_traversal_dev_null",
+    "kid_dev_null",
+    "kid_invalid_path",
+    "kid_sql_injection",
+    "kid_sql_tautology",
+    "kid_command_injection",
+    "kid_blank",
+    "kid_null",
+    "kid_int",
+    "kid_list",
+    "kid_object",
+    "kid_other_workspace",
     "kid_unicode",
-    "jku_spoof", "x5u_spoof", "jwk_embedded_rsa", "jwk_embedded_rsa_site_kid", "jwk_embedded_oct", "x5c_embedded",
-    "crit_exp", "crit_empty", "crit_string_b64", "crit_unknown", "crit_b64_false",
-    "expired_past_leeway", "expired_long_ago", "nbf_future", "iat_future", "lifetime_ten_years",
-    "lifetime_just_over_max", "missing_exp", "missing_iat", "missing_sub", "missing_aud", "missing_iss",
-    "aud_other_workspace", "aud_list_with_ours", "aud_list_only_ours", "aud_empty", "aud_case",
-    "iss_suffix", "iss_trailing_slash", "iss_list", "iss_int", "token_on_other_workspace",
-    "other_workspace_token_aud_acme", "other_workspace_token_own_aud",
-    "sub_int", "sub_empty", "sub_blank", "sub_too_long", "exp_string", "exp_huge_float", "exp_bool", "iat_bool",
-    "email_not_string", "email_two_addresses", "name_not_string",
-    "oversized_header", "oversized_payload", "very_long_garbage", "deep_json_header", "deep_json_payload",
-    "b64_padded_header", "b64_padded_payload", "b64_standard_alphabet", "whitespace_inside", "tab_inside",
-    "query_chars", "fragment_chars", "braces_json_serialization", "fullwidth_dots", "utf8_in_token",
-    "duplicate_alg_last_none", "duplicate_kid_last_unknown", "duplicate_aud_claim",
-    "header_not_json", "header_json_array", "header_json_string", "header_bad_utf8", "header_empty_object",
-    "payload_not_json", "payload_json_array", "nested_jwt", "jwe_five_parts", "jwe_five_parts_filled",
-    "es256_zero_signature", "es256_r_s_equal_n", "es256_hmac_signature",
-    "empty_token", "empty_header", "bearer_without_token", "bearer_twice", "lowercase_scheme_bad_token",
-    "basic_scheme", "other_scheme_good_token", "no_scheme_good_token_with_space",
-    "two_headers_good_good", "two_headers_good_bad", "two_headers_bad_good", "garbage",
+    "jku_spoof",
+    "x5u_spoof",
+    "jwk_embedded_rsa",
+    "jwk_embedded_rsa_site_kid",
+    "jwk_embedded_oct",
+    "x5c_embedded",
+    "crit_exp",
+    "crit_empty",
+    "crit_string_b64",
+    "crit_unknown",
+    "crit_b64_false",
+    "expired_past_leeway",
+    "expired_long_ago",
+    "nbf_future",
+    "iat_future",
+    "lifetime_ten_years",
+    "lifetime_just_over_max",
+    "missing_exp",
+    "missing_iat",
+    "missing_sub",
+    "missing_aud",
+    "missing_iss",
+    "aud_other_workspace",
+    "aud_list_with_ours",
+    "aud_list_only_ours",
+    "aud_empty",
+    "aud_case",
+    "iss_suffix",
+    "iss_trailing_slash",
+    "iss_list",
+    "iss_int",
+    "token_on_other_workspace",
+    "other_workspace_token_aud_acme",
+    "other_workspace_token_own_aud",
+    "sub_int",
+    "sub_empty",
+    "sub_blank",
+    "sub_too_long",
+    "exp_string",
+    "exp_huge_float",
+    "exp_bool",
+    "iat_bool",
+    "email_not_string",
+    "email_two_addresses",
+    "name_not_string",
+    "oversized_header",
+    "oversized_payload",
+    "very_long_garbage",
+    "deep_json_header",
+    "deep_json_payload",
+    "b64_padded_header",
+    "b64_padded_payload",
+    "b64_standard_alphabet",
+    "whitespace_inside",
+    "tab_inside",
+    "query_chars",
+    "fragment_chars",
+    "braces_json_serialization",
+    "fullwidth_dots",
+    "utf8_in_token",
+    "duplicate_alg_last_none",
+    "duplicate_kid_last_unknown",
+    "duplicate_aud_claim",
+    "header_not_json",
+    "header_json_array",
+    "header_json_string",
+    "header_bad_utf8",
+    "header_empty_object",
+    "payload_not_json",
+    "payload_json_array",
+    "nested_jwt",
+    "jwe_five_parts",
+    "jwe_five_parts_filled",
+    "es256_zero_signature",
+    "es256_r_s_equal_n",
+    "es256_hmac_signature",
+    "empty_token",
+    "empty_header",
+    "bearer_without_token",
+    "bearer_twice",
+    "lowercase_scheme_bad_token",
+    "basic_scheme",
+    "other_scheme_good_token",
+    "no_scheme_good_token_with_space",
+    "two_headers_good_good",
+    "two_headers_good_bad",
+    "two_headers_bad_good",
+    "garbage",
 ]
 
 
@@ -415,8 +607,9 @@ def attacks(d, trap):
     return built
 
 
-def _send_raw(d, method: str, path: str, headers: list[tuple[str, bytes | str]], body: bytes = b"",
-              timeout: float = 10) -> tuple[int, dict[str, str], bytes]:
+def _send_raw(
+    d, method: str, path: str, headers: list[tuple[str, bytes | str]], body: bytes = b"", timeout: float = 10
+) -> tuple[int, dict[str, str], bytes]:
     """One request over a plain socket (NUL bytes, tabs, non-ASCII and repeated fields sent as given)."""
     head = [f"{method} {path} HTTP/1.1".encode(), f"Host: 127.0.0.1:{d.port}".encode(), b"Connection: close"]
     for name, value in [*headers, ("Content-Length", str(len(body)))]:
@@ -432,8 +625,9 @@ def _send_raw(d, method: str, path: str, headers: list[tuple[str, bytes | str]],
 def test_jwt_attack_refused_and_audited(d, attacks, trap, name):
     case = attacks[name]
     headers = [("Content-Type", "application/json"), *(("Authorization", v) for v in case["auth"])]
-    status, resp_headers, body = _send_raw(d, "POST", f"/v1/workspaces/{case['ws']}/actions/{ANON_ACTION}",
-                                           headers, b'{"params": {}}')
+    status, resp_headers, body = _send_raw(
+        d, "POST", f"/v1/workspaces/{case['ws']}/actions/{ANON_ACTION}", headers, b'{"params": {}}'
+    )
     answer = json.loads(body)
     rid = resp_headers["x-request-id"]
     # Refused (never run as an anonymous visitor, which this action would allow), in the documented shape.
@@ -458,8 +652,11 @@ def test_jwt_attack_refused_and_audited(d, attacks, trap, name):
 def test_good_token_accepted(d, auth):
     """The control for the attack list: the same request with the untouched token runs for the visitor."""
     tok = _good(d)
-    r = d.http.post("/v1/workspaces/acme/actions/shopify.list_my_orders", json={"params": {}},
-                    headers={"Authorization": auth.format(t=tok)})
+    r = d.http.post(
+        "/v1/workspaces/acme/actions/shopify.list_my_orders",
+        json={"params": {}},
+        headers={"Authorization": auth.format(t=tok)},
+    )
     assert r.status_code == 200, r.text
     rec = _records(d, r.headers["x-request-id"])
     assert len(rec) == 1 and rec[0]["actor"]["email"] == "ada@example.com" and rec[0]["outcome"] == "ok"
@@ -471,10 +668,15 @@ def test_jwt_attack_refused_on_mcp(d, attacks, trap, name):
     refused (HTTP 401, JSON-RPC error with the stable code), audited once, never run anonymously."""
     case = attacks[name]
     headers = [("Content-Type", "application/json"), *(("Authorization", v) for v in case["auth"])]
-    message = {"jsonrpc": "2.0", "id": 7, "method": "tools/call",
-               "params": {"name": ANON_ACTION.replace(".", "__"), "arguments": {}}}
-    status, resp_headers, body = _send_raw(d, "POST", f"/v1/workspaces/{case['ws']}/mcp", headers,
-                                           json.dumps(message).encode())
+    message = {
+        "jsonrpc": "2.0",
+        "id": 7,
+        "method": "tools/call",
+        "params": {"name": ANON_ACTION.replace(".", "__"), "arguments": {}},
+    }
+    status, resp_headers, body = _send_raw(
+        d, "POST", f"/v1/workspaces/{case['ws']}/mcp", headers, json.dumps(message).encode()
+    )
     answer = json.loads(body)
     assert status == 401, (name, status, answer)
     assert answer["id"] == 7 and answer["error"]["data"] == {"code": "invalid_identity"}, answer
@@ -487,15 +689,19 @@ def test_jwt_attack_refused_on_mcp(d, attacks, trap, name):
     assert rec["detail"]["identity_reason"] in case["reasons"], (name, rec["detail"])
     # tools/list too: refused, not listed as for an anonymous caller.
     message = {"jsonrpc": "2.0", "id": 8, "method": "tools/list"}
-    status, resp_headers, body = _send_raw(d, "POST", f"/v1/workspaces/{case['ws']}/mcp", headers,
-                                           json.dumps(message).encode())
+    status, resp_headers, body = _send_raw(
+        d, "POST", f"/v1/workspaces/{case['ws']}/mcp", headers, json.dumps(message).encode()
+    )
     assert status == 401 and "result" not in json.loads(body), (name, body[:200])
     assert not trap.hits
 
 
 def test_bad_token_on_chat_refused_and_audited(d, attacks):
-    r = d.http.post("/v1/workspaces/acme/chat", json={"message": "How long does shipping take?"},
-                    headers={"Authorization": attacks["alg_none_kept_sig"]["auth"][0]})
+    r = d.http.post(
+        "/v1/workspaces/acme/chat",
+        json={"message": "How long does shipping take?"},
+        headers={"Authorization": attacks["alg_none_kept_sig"]["auth"][0]},
+    )
     assert r.status_code == 401 and r.json()["error"]["code"] == "invalid_identity"
     rec = _records(d, r.headers["x-request-id"])
     assert len(rec) == 1 and (rec[0]["event"], rec[0]["reason"]) == ("chat.refused", "invalid_identity")
@@ -511,14 +717,19 @@ def _operations() -> list[tuple[str, str]]:
     for ops in spec()["paths"].values():
         for op in ops.values():
             has_input = bool(op.get("parameters") or op.get("requestBody"))
-            out += [(op["operationId"], mode) for mode in (("positive", "negative") if has_input else ("positive",))]
+            out += [
+                (op["operationId"], mode)
+                for mode in (("positive", "negative") if has_input else ("positive",))
+            ]
     return out
 
 
 def _path_params(operation_id: str) -> set[str]:
     from botctld.openapi import spec
 
-    ops = [op for path in spec()["paths"].values() for op in path.values() if op["operationId"] == operation_id]
+    ops = [
+        op for path in spec()["paths"].values() for op in path.values() if op["operationId"] == operation_id
+    ]
     return {p["name"] for p in ops[0].get("parameters", []) if p["in"] == "path"}
 
 
@@ -551,8 +762,13 @@ def test_schemathesis(d, schema, operation_id, mode):
         status_code_conformance,
     )
 
-    checks = [not_a_server_error, status_code_conformance, content_type_conformance, response_headers_conformance,
-              response_schema_conformance]
+    checks = [
+        not_a_server_error,
+        status_code_conformance,
+        content_type_conformance,
+        response_headers_conformance,
+        response_schema_conformance,
+    ]
     op = schema.find_operation_by_id(operation_id)
     params = _path_params(operation_id)
     actions = [a["name"] for a in d.http.get("/v1/workspaces/acme/actions").json()["actions"]]
@@ -563,38 +779,82 @@ def test_schemathesis(d, schema, operation_id, mode):
     # Hypothesis leans towards the first element of sampled_from: the interesting values come first, None ("as
     # generated") last.
     # The bot's token (botctl_use "mcp") is the one the MCP endpoint takes; everywhere else it is refused.
-    tokens = [f"Bearer {good}", f"Bearer {_good(d, botctl_use='mcp')}",
-              f"Bearer {_good(d, sub='u-grace', email='grace@example.com')}", f"bearer {good}",
-              None, f"Bearer {_good(d, iat=now - 900, exp=now - 300)}", f"Bearer {h}.{p}.{s[::-1]}", "Bearer x.y.z",
-              "Bearer", f"Bearer {other}"]
+    tokens = [
+        f"Bearer {good}",
+        f"Bearer {_good(d, botctl_use='mcp')}",
+        f"Bearer {_good(d, sub='u-grace', email='grace@example.com')}",
+        f"bearer {good}",
+        None,
+        f"Bearer {_good(d, iat=now - 900, exp=now - 300)}",
+        f"Bearer {h}.{p}.{s[::-1]}",
+        "Bearer x.y.z",
+        "Bearer",
+        f"Bearer {other}",
+    ]
     positive = mode == "positive"
     anon_tool = ANON_ACTION.replace(".", "__")
-    bodies = {"runAction": [{"params": {}}, None], "chat": [{"message": "How long does shipping take?"}, None,
-                                                           {"message": "Can I pay with goats?"}],
-              # JSON-RPC bodies: the real methods first, then what the generator makes of the schema.
-              "mcp": [{"jsonrpc": "2.0", "id": 1, "method": "tools/call",
-                       "params": {"name": anon_tool, "arguments": {}}},
-                      {"jsonrpc": "2.0", "id": 2, "method": "tools/list"}, None,
-                      {"jsonrpc": "2.0", "id": "x", "method": "initialize",
-                       "params": {"protocolVersion": "2025-06-18", "capabilities": {},
-                                  "clientInfo": {"name": "fuzz", "version": "0"}}},
-                      {"jsonrpc": "2.0", "method": "notifications/initialized"},
-                      {"jsonrpc": "2.0", "id": 3, "method": "tools/call",
-                       "params": {"name": "shopify__list_my_orders", "arguments": {"email": 1}}},
-                      {"jsonrpc": "2.0", "id": 4, "method": "tools/call",
-                       "params": {"name": "zendesk__create_ticket", "arguments": {"subject": "s", "description": "d"}}},
-                      {"jsonrpc": "2.0", "id": 5, "method": "ping", "params": []}],
-              "answerConfirmation": [{"decision": "confirm"}, None, {"decision": "cancel"}]}
+    bodies = {
+        "runAction": [{"params": {}}, None],
+        "chat": [{"message": "How long does shipping take?"}, None, {"message": "Can I pay with goats?"}],
+        # JSON-RPC bodies: the real methods first, then what the generator makes of the schema.
+        "mcp": [
+            {
+                "jsonrpc": "2.0",
+                "id": 1,
+                "method": "tools/call",
+                "params": {"name": anon_tool, "arguments": {}},
+            },
+            {"jsonrpc": "2.0", "id": 2, "method": "tools/list"},
+            None,
+            {
+                "jsonrpc": "2.0",
+                "id": "x",
+                "method": "initialize",
+                "params": {
+                    "protocolVersion": "2025-06-18",
+                    "capabilities": {},
+                    "clientInfo": {"name": "fuzz", "version": "0"},
+                },
+            },
+            {"jsonrpc": "2.0", "method": "notifications/initialized"},
+            {
+                "jsonrpc": "2.0",
+                "id": 3,
+                "method": "tools/call",
+                "params": {"name": "shopify__list_my_orders", "arguments": {"email": 1}},
+            },
+            {
+                "jsonrpc": "2.0",
+                "id": 4,
+                "method": "tools/call",
+                "params": {
+                    "name": "zendesk__create_ticket",
+                    "arguments": {"subject": "s", "description": "d"},
+                },
+            },
+            {"jsonrpc": "2.0", "id": 5, "method": "ping", "params": []},
+        ],
+        "answerConfirmation": [{"decision": "confirm"}, None, {"decision": "cancel"}],
+    }
     failures: dict[tuple, str] = {}
     statuses: collections.Counter = collections.Counter()
 
-    @settings(max_examples=_budget(operation_id), deadline=None, derandomize=True, database=None,
-              phases=[Phase.explicit, Phase.generate], suppress_health_check=list(HealthCheck))
-    @given(case=op.as_strategy(generation_mode=GenerationMode.POSITIVE if positive else GenerationMode.NEGATIVE),
-           ws=st.sampled_from(["acme", None, "acme", "freebie", "other"]),
-           action=st.sampled_from([ANON_ACTION, *actions, None]),
-           token=st.sampled_from(tokens), origin=st.sampled_from([None, SITE_ORIGIN, None, "https://evil.example"]),
-           body=st.sampled_from(bodies.get(operation_id, [None])))
+    @settings(
+        max_examples=_budget(operation_id),
+        deadline=None,
+        derandomize=True,
+        database=None,
+        phases=[Phase.explicit, Phase.generate],
+        suppress_health_check=list(HealthCheck),
+    )
+    @given(
+        case=op.as_strategy(generation_mode=GenerationMode.POSITIVE if positive else GenerationMode.NEGATIVE),
+        ws=st.sampled_from(["acme", None, "acme", "freebie", "other"]),
+        action=st.sampled_from([ANON_ACTION, *actions, None]),
+        token=st.sampled_from(tokens),
+        origin=st.sampled_from([None, SITE_ORIGIN, None, "https://evil.example"]),
+        body=st.sampled_from(bodies.get(operation_id, [None])),
+    )
     def run(case, ws, action, token, origin, body):
         if ws and "ws" in params:
             case.path_parameters = {**(case.path_parameters or {}), "ws": ws}
@@ -611,7 +871,9 @@ def test_schemathesis(d, schema, operation_id, mode):
             case.validate_response(response, checks=checks)
         except BaseException as exc:  # collected, so that every distinct failure is reported
             title = str(exc).strip().splitlines()[0]
-            failures.setdefault((response.status_code, title), f"{case.as_curl_command()}\n→ {response.text[:300]}")
+            failures.setdefault(
+                (response.status_code, title), f"{case.as_curl_command()}\n→ {response.text[:300]}"
+            )
 
     run()
     n = sum(statuses.values())
@@ -666,7 +928,7 @@ def _raw(d, data: bytes, *, chunk: int = 1 << 16, timeout: float = 10) -> tuple[
     with socket.create_connection(("127.0.0.1", d.port), timeout=timeout) as sock:
         try:
             for i in range(0, len(data), chunk):
-                sock.sendall(data[i:i + chunk])
+                sock.sendall(data[i : i + chunk])
         except (BrokenPipeError, ConnectionResetError):
             cut = True
         # No half-close (SHUT_WR) here: uvicorn closes a connection on EOF, answered or not.
@@ -681,7 +943,9 @@ def _error(resp, status: int, code: str) -> None:
     assert answer["error"]["code"] == code and answer["request_id"] == headers["x-request-id"], answer
 
 
-def _post(path: str, body: bytes, *headers: str, content_type: str = "application/json", length: bool = True) -> bytes:
+def _post(
+    path: str, body: bytes, *headers: str, content_type: str = "application/json", length: bool = True
+) -> bytes:
     lines = [f"POST {path} HTTP/1.1", "Host: x", "Connection: close", *headers]
     if content_type:
         lines.append(f"Content-Type: {content_type}")
@@ -695,36 +959,81 @@ CHAT = "/v1/workspaces/acme/chat"
 
 
 def _chunked(body: bytes, size: int = 4096) -> bytes:
-    parts = [b"%x\r\n%s\r\n" % (len(body[i:i + size]), body[i:i + size]) for i in range(0, len(body), size)]
+    parts = [
+        b"%x\r\n%s\r\n" % (len(body[i : i + size]), body[i : i + size]) for i in range(0, len(body), size)
+    ]
     return b"".join(parts) + b"0\r\n\r\n"
 
 
 BODY_CASES = {
     # size: over 64 KiB, declared or not, honest or lying
-    "oversized_declared": (_post(ACT, b'{"params": {"x": "' + b"a" * 70_000 + b'"}}'), 413, "payload_too_large"),
-    "oversized_chunked": (_post(ACT, b"", "Transfer-Encoding: chunked", length=False)
-                          + _chunked(b'{"params": {"x": "' + b"a" * 200_000 + b'"}}'), 413, "payload_too_large"),
-    "declared_huge_body_absent": (_post(ACT, b"", length=False).replace(b"\r\n\r\n", b"\r\nContent-Length: 999999999"
-                                                                                     b"\r\n\r\n"), 413,
-                                  "payload_too_large"),
-    "expect_continue_huge": (_post(ACT, b"", "Expect: 100-continue", length=False).replace(
-        b"\r\n\r\n", b"\r\nContent-Length: 10000000\r\n\r\n"), 413, "payload_too_large"),
-    "content_length_too_short": (_post(ACT, b'{"params": {}}').replace(b"Content-Length: 14", b"Content-Length: 5"),
-                                 400, "invalid_request"),
-    "content_length_not_a_number": (_post(ACT, b"{}").replace(b"Content-Length: 2", b"Content-Length: 2x"), 400,
-                                    "invalid_request"),
-    "content_length_negative": (_post(ACT, b"{}").replace(b"Content-Length: 2", b"Content-Length: -2"), 400,
-                                "invalid_request"),
+    "oversized_declared": (
+        _post(ACT, b'{"params": {"x": "' + b"a" * 70_000 + b'"}}'),
+        413,
+        "payload_too_large",
+    ),
+    "oversized_chunked": (
+        _post(ACT, b"", "Transfer-Encoding: chunked", length=False)
+        + _chunked(b'{"params": {"x": "' + b"a" * 200_000 + b'"}}'),
+        413,
+        "payload_too_large",
+    ),
+    "declared_huge_body_absent": (
+        _post(ACT, b"", length=False).replace(b"\r\n\r\n", b"\r\nContent-Length: 999999999\r\n\r\n"),
+        413,
+        "payload_too_large",
+    ),
+    "expect_continue_huge": (
+        _post(ACT, b"", "Expect: 100-continue", length=False).replace(
+            b"\r\n\r\n", b"\r\nContent-Length: 10000000\r\n\r\n"
+        ),
+        413,
+        "payload_too_large",
+    ),
+    "content_length_too_short": (
+        _post(ACT, b'{"params": {}}').replace(b"Content-Length: 14", b"Content-Length: 5"),
+        400,
+        "invalid_request",
+    ),
+    "content_length_not_a_number": (
+        _post(ACT, b"{}").replace(b"Content-Length: 2", b"Content-Length: 2x"),
+        400,
+        "invalid_request",
+    ),
+    "content_length_negative": (
+        _post(ACT, b"{}").replace(b"Content-Length: 2", b"Content-Length: -2"),
+        400,
+        "invalid_request",
+    ),
     "content_length_twice": (_post(ACT, b"{}", "Content-Length: 20"), 400, "invalid_request"),
-    "content_length_and_chunked": (_post(ACT, b"0\r\n\r\n", "Transfer-Encoding: chunked"), 400, "invalid_request"),
-    "chunk_size_garbage": (_post(ACT, b"", "Transfer-Encoding: chunked", length=False) + b"zz\r\n{}\r\n0\r\n\r\n", 400,
-                           "invalid_request"),
+    "content_length_and_chunked": (
+        _post(ACT, b"0\r\n\r\n", "Transfer-Encoding: chunked"),
+        400,
+        "invalid_request",
+    ),
+    "chunk_size_garbage": (
+        _post(ACT, b"", "Transfer-Encoding: chunked", length=False) + b"zz\r\n{}\r\n0\r\n\r\n",
+        400,
+        "invalid_request",
+    ),
     # JSON that is not, or that the provider could choke on
     "deep_array_100k": (_post(ACT, b"[" * 100_000 + b"]" * 100_000), 413, "payload_too_large"),
     "deep_array_30k": (_post(ACT, b"[" * 30_000 + b"]" * 30_000), 400, "invalid_request"),
-    "deep_params_900": (_post(ACT, b'{"params": {"a": ' + b"[" * 900 + b"]" * 900 + b"}}"), 400, "invalid_request"),
-    "deep_params_33": (_post(ACT, b'{"params": {"a": ' + b"[" * 32 + b"]" * 32 + b"}}"), 400, "invalid_request"),
-    "deep_objects_5000": (_post(ACT, b'{"params":' + b'{"a":' * 5000 + b"1" + b"}" * 5001), 400, "invalid_request"),
+    "deep_params_900": (
+        _post(ACT, b'{"params": {"a": ' + b"[" * 900 + b"]" * 900 + b"}}"),
+        400,
+        "invalid_request",
+    ),
+    "deep_params_33": (
+        _post(ACT, b'{"params": {"a": ' + b"[" * 32 + b"]" * 32 + b"}}"),
+        400,
+        "invalid_request",
+    ),
+    "deep_objects_5000": (
+        _post(ACT, b'{"params":' + b'{"a":' * 5000 + b"1" + b"}" * 5001),
+        400,
+        "invalid_request",
+    ),
     "invalid_utf8": (_post(ACT, b'{"params": {"x": "\xff\xfe\xc3"}}'), 400, "invalid_request"),
     "overlong_utf8": (_post(ACT, b'{"params": {"x": "\xc0\xaf"}}'), 400, "invalid_request"),
     "lone_surrogate_escape": (_post(ACT, b'{"params": {"x": "\\ud800"}}'), 400, "invalid_request"),
@@ -734,37 +1043,74 @@ BODY_CASES = {
     "number_overflows_float": (_post(ACT, b'{"params": {"x": 1e999}}'), 400, "invalid_request"),
     "integer_5000_digits": (_post(ACT, b'{"params": {"x": ' + b"9" * 5000 + b"}}"), 400, "invalid_request"),
     "huge_string": (_post(ACT, b'{"params": {"x": "' + b"\\u0041" * 10_000 + b'"}}'), 422, "invalid_params"),
-    "many_keys": (_post(ACT, b'{"params": {' + b",".join(b'"k%d": %d' % (i, i) for i in range(4000)) + b"}}"), 422,
-                  "invalid_params"),
+    "many_keys": (
+        _post(ACT, b'{"params": {' + b",".join(b'"k%d": %d' % (i, i) for i in range(4000)) + b"}}"),
+        422,
+        "invalid_params",
+    ),
     "duplicate_keys_last_wins": (_post(ACT, b'{"params": {"x": 1}, "params": []}'), 422, "invalid_params"),
     "json_scalar": (_post(ACT, b'"params"'), 400, "invalid_request"),
     "trailing_garbage": (_post(ACT, b'{"params": {}} {}'), 400, "invalid_request"),
     "bom_prefixed": (_post(ACT, b'\xef\xbb\xbf{"params": {"x": 1}}'), 422, "invalid_params"),
     # content types
     "text_plain": (_post(ACT, b'{"params": {}}', content_type="text/plain"), 415, "unsupported_media_type"),
-    "form": (_post(ACT, b"params=1", content_type="application/x-www-form-urlencoded"), 415, "unsupported_media_type"),
-    "multipart": (_post(ACT, b"--b\r\n\r\n{}\r\n--b--", content_type="multipart/form-data; boundary=b"), 415,
-                  "unsupported_media_type"),
-    "json_lookalike": (_post(ACT, b'{"params": {}}', content_type="application/jsonx"), 415, "unsupported_media_type"),
+    "form": (
+        _post(ACT, b"params=1", content_type="application/x-www-form-urlencoded"),
+        415,
+        "unsupported_media_type",
+    ),
+    "multipart": (
+        _post(ACT, b"--b\r\n\r\n{}\r\n--b--", content_type="multipart/form-data; boundary=b"),
+        415,
+        "unsupported_media_type",
+    ),
+    "json_lookalike": (
+        _post(ACT, b'{"params": {}}', content_type="application/jsonx"),
+        415,
+        "unsupported_media_type",
+    ),
     "no_content_type": (_post(ACT, b'{"params": {}}', content_type=""), 415, "unsupported_media_type"),
-    "chat_message_too_long": (_post(CHAT, json.dumps({"message": "a" * 2001}).encode()), 400, "invalid_request"),
+    "chat_message_too_long": (
+        _post(CHAT, json.dumps({"message": "a" * 2001}).encode()),
+        400,
+        "invalid_request",
+    ),
     # the request line and the head
     "not_http": (b"GARBAGE\r\n\r\n", 400, "invalid_request"),
     "nul_in_path": (b"GET /healthz\x00 HTTP/1.1\r\nHost: x\r\n\r\n", 400, "invalid_request"),
-    "nul_in_authorization": (_post(ACT, b'{"params": {}}', "Authorization: Bearer a.b\x00.c"), 400, "invalid_request"),
+    "nul_in_authorization": (
+        _post(ACT, b'{"params": {}}', "Authorization: Bearer a.b\x00.c"),
+        400,
+        "invalid_request",
+    ),
     "bad_header_name": (b"GET /healthz HTTP/1.1\r\nHost: x\r\nBad Header: 1\r\n\r\n", 400, "invalid_request"),
     "http_2_preface": (b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", 400, "invalid_request"),
     "url_too_long": (b"GET /healthz?" + b"a" * 10_000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", 414, "uri_too_long"),
     "path_too_long": (b"GET /" + b"a/" * 5000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", 414, "uri_too_long"),
-    "header_count_101": (b"GET /healthz HTTP/1.1\r\nHost: x\r\n" + b"".join(b"X-F%d: 1\r\n" % i for i in range(100))
-                         + b"\r\n", 431, "headers_too_large"),
-    "header_count_5000": (b"GET /healthz HTTP/1.1\r\nHost: x\r\n" + b"".join(b"X-F%d: 1\r\n" % i for i in range(5000))
-                          + b"\r\n", 431, "headers_too_large"),
-    "one_40k_header": (b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 40_000 + b"\r\n\r\n", 431,
-                       "headers_too_large"),
-    "cookie_flood": (b"GET /healthz HTTP/1.1\r\nHost: x\r\n" + b"".join(b"Cookie: c%d=%s\r\n" % (i, b"v" * 900)
-                                                                         for i in range(60)) + b"\r\n", 431,
-                     "headers_too_large"),
+    "header_count_101": (
+        b"GET /healthz HTTP/1.1\r\nHost: x\r\n" + b"".join(b"X-F%d: 1\r\n" % i for i in range(100)) + b"\r\n",
+        431,
+        "headers_too_large",
+    ),
+    "header_count_5000": (
+        b"GET /healthz HTTP/1.1\r\nHost: x\r\n"
+        + b"".join(b"X-F%d: 1\r\n" % i for i in range(5000))
+        + b"\r\n",
+        431,
+        "headers_too_large",
+    ),
+    "one_40k_header": (
+        b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 40_000 + b"\r\n\r\n",
+        431,
+        "headers_too_large",
+    ),
+    "cookie_flood": (
+        b"GET /healthz HTTP/1.1\r\nHost: x\r\n"
+        + b"".join(b"Cookie: c%d=%s\r\n" % (i, b"v" * 900) for i in range(60))
+        + b"\r\n",
+        431,
+        "headers_too_large",
+    ),
 }
 
 
@@ -789,14 +1135,17 @@ def test_endless_header_is_cut_off(d, megabytes):
     if responses:
         _error(responses[0], 431, "headers_too_large")
     after = _memory(d)["edge"]
-    print(f"\nendless header {megabytes} MiB: cut={cut}, {time.monotonic() - started:.2f}s, "
-          f"edge RSS {before['VmRSS']:.1f} → {after['VmRSS']:.1f} MiB, peak {after['VmHWM']:.1f} MiB")
+    print(
+        f"\nendless header {megabytes} MiB: cut={cut}, {time.monotonic() - started:.2f}s, "
+        f"edge RSS {before['VmRSS']:.1f} → {after['VmRSS']:.1f} MiB, peak {after['VmHWM']:.1f} MiB"
+    )
     assert after["VmHWM"] - d.baseline["edge"]["VmHWM"] < RSS_GROWTH_MB
     _serving(d)
 
 
 def test_header_floods_in_parallel(d):
     """Fifty connections at once, each with a 1 MiB header or 2000 header fields: all refused, memory flat."""
+
     def one(i):
         if i % 2:
             data = b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + b"b" * (1 << 20) + b"\r\n\r\n"
@@ -817,7 +1166,10 @@ def test_header_floods_in_parallel(d):
 
 def test_pipelined_flood(d):
     """500 requests pipelined on one connection: each answered in order, none lost, nothing else disturbed."""
-    data = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n" * 499 + b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    data = (
+        b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n" * 499
+        + b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
     responses, _ = _raw(d, data, timeout=30)
     assert len(responses) == 500 and {r[0] for r in responses} == {200}
     _serving(d)
@@ -852,7 +1204,7 @@ def test_slow_clients_are_cut_off_and_others_served(d):
                     continue
                 try:
                     if kind == "slow_head" and position < len(slow_bytes):
-                        s.send(slow_bytes[position - 1:position])  # one byte per round, the head never ends
+                        s.send(slow_bytes[position - 1 : position])  # one byte per round, the head never ends
                     elif kind == "slow_body":
                         s.send(b" ")
                     if s.recv(65536) == b"":
@@ -873,9 +1225,11 @@ def test_slow_clients_are_cut_off_and_others_served(d):
         for s in group:
             s.close()
     when = {kind: sorted(closed_at.get(fd, float("inf")) for fd in fdl) for kind, fdl in fds.items()}
-    print("\nslow clients: closed after (min/max s) "
-          + ", ".join(f"{k} {v[0]:.1f}/{v[-1]:.1f}" for k, v in when.items())
-          + f"; normal requests meanwhile: {len(latencies)}, max {max(latencies) * 1000:.0f} ms")
+    print(
+        "\nslow clients: closed after (min/max s) "
+        + ", ".join(f"{k} {v[0]:.1f}/{v[-1]:.1f}" for k, v in when.items())
+        + f"; normal requests meanwhile: {len(latencies)}, max {max(latencies) * 1000:.0f} ms"
+    )
     for kind in ("idle", "slow_head"):
         assert HEAD_TIMEOUT - 1 <= when[kind][0] and when[kind][-1] <= HEAD_TIMEOUT + 4, (kind, when[kind])
     for kind in ("slow_body", "short_body"):
@@ -894,7 +1248,7 @@ def test_memory_bounded_after_the_barrage(d):
         assert a["VmRSS"] - b["VmRSS"] < RSS_GROWTH_MB and a["VmHWM"] - b["VmRSS"] < 2 * RSS_GROWTH_MB, lines
     print("\n" + "; ".join(lines))
     log = (d.home / "run" / "daemon.log").read_text()
-    assert "Traceback" not in log, log[log.find("Traceback") - 200:][:3000]
+    assert "Traceback" not in log, log[log.find("Traceback") - 200 :][:3000]
 
 
 # -- with the rate limits on ------------------------------------------------------------------------
@@ -920,22 +1274,43 @@ def test_rate_limits_answer_429_with_the_documented_body(d, schema):
     for operation_id in ("runAction", "listActions", "chat"):
         op = schema.find_operation_by_id(operation_id)
 
-        @settings(max_examples=80, deadline=None, derandomize=True, database=None, phases=[Phase.generate],
-                  suppress_health_check=list(HealthCheck))
+        @settings(
+            max_examples=80,
+            deadline=None,
+            derandomize=True,
+            database=None,
+            phases=[Phase.generate],
+            suppress_health_check=list(HealthCheck),
+        )
         @given(case=op.as_strategy())
         def run(case):
             case.path_parameters = {**(case.path_parameters or {}), "ws": "acme"}
             # An allowed origin (a foreign one is refused before the limiter counts the request).
-            case.headers = {**(case.headers or {}), "Authorization": f"Bearer {_good(d)}", "Origin": SITE_ORIGIN}
+            case.headers = {
+                **(case.headers or {}),
+                "Authorization": f"Bearer {_good(d)}",
+                "Origin": SITE_ORIGIN,
+            }
             response = case.call(timeout=30)
             seen[response.status_code] += 1
-            case.validate_response(response, checks=[not_a_server_error, status_code_conformance,
-                                                     response_headers_conformance, response_schema_conformance])
+            case.validate_response(
+                response,
+                checks=[
+                    not_a_server_error,
+                    status_code_conformance,
+                    response_headers_conformance,
+                    response_schema_conformance,
+                ],
+            )
             if response.status_code == 429:
                 body, headers = response.json(), {k.lower(): v[0] for k, v in response.headers.items()}
-                assert body["error"]["code"] == "rate_limited" and body["request_id"] == headers["x-request-id"]
+                assert (
+                    body["error"]["code"] == "rate_limited" and body["request_id"] == headers["x-request-id"]
+                )
                 assert int(headers["retry-after"]) >= 1
-                assert headers["access-control-allow-origin"] == SITE_ORIGIN  # the widget can read the refusal
+                assert (
+                    headers["access-control-allow-origin"] == SITE_ORIGIN
+                )  # the widget can read the refusal
 
         run()
     print(f"\nwith limits on: {dict(sorted(seen.items()))}")

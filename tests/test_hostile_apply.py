@@ -92,11 +92,14 @@ def state(home):
         return None
     with Session(home, create=False) as a:
         conn = a.vault.conn
-        return {ws.name: {"docs": sorted(d.name for d in knowledge.list_docs(conn, ws)),
-                          "connections": {c.connector: c.status for c in connections.list_all(conn, ws)}}
-                | {"apps": sorted(x.connector for x in oauth_apps.list_all(conn) if x.workspace == ws.name)}
-                for ws in workspaces.list_all(conn)} | {
-            "_global_apps": sorted(x.connector for x in oauth_apps.list_all(conn) if x.workspace is None)}
+        return {
+            ws.name: {
+                "docs": sorted(d.name for d in knowledge.list_docs(conn, ws)),
+                "connections": {c.connector: c.status for c in connections.list_all(conn, ws)},
+            }
+            | {"apps": sorted(x.connector for x in oauth_apps.list_all(conn) if x.workspace == ws.name)}
+            for ws in workspaces.list_all(conn)
+        } | {"_global_apps": sorted(x.connector for x in oauth_apps.list_all(conn) if x.workspace is None)}
 
 
 def no_leak(r, *values):
@@ -108,10 +111,16 @@ def no_leak(r, *values):
 # -- 1. secrets sent to a host the file chose ------------------------------------------------------------
 
 
-@pytest.mark.parametrize("connector, table", [
-    ("woocommerce", 'site = "{url}"\napi_key_env = "BOTCTL_MASTER_KEY"\napi_secret_env = "CI_DEPLOY_TOKEN"\n'),
-    ("calcom", 'base_url = "{url}"\napi_key_env = "BOTCTL_MASTER_KEY"\n'),
-])
+@pytest.mark.parametrize(
+    "connector, table",
+    [
+        (
+            "woocommerce",
+            'site = "{url}"\napi_key_env = "BOTCTL_MASTER_KEY"\napi_secret_env = "CI_DEPLOY_TOKEN"\n',
+        ),
+        ("calcom", 'base_url = "{url}"\napi_key_env = "BOTCTL_MASTER_KEY"\n'),
+    ],
+)
 def test_master_key_never_leaves_for_a_host_the_file_chose(home, cli, cfg, ci, recorder, connector, table):
     text = WS + f"\n[workspaces.acme.connections.{connector}]\n" + table.format(url=recorder.url)
     p = write(cfg, text)
@@ -127,7 +136,10 @@ def test_master_key_never_leaves_for_a_host_the_file_chose(home, cli, cfg, ci, r
 
 
 def test_a_ci_token_goes_to_a_file_chosen_host_only_with_allow_host(home, cli, cfg, ci, recorder):
-    text = WS + f'\n[workspaces.acme.connections.calcom]\nbase_url = "{recorder.url}"\napi_key_env = "CI_DEPLOY_TOKEN"\n'
+    text = (
+        WS
+        + f'\n[workspaces.acme.connections.calcom]\nbase_url = "{recorder.url}"\napi_key_env = "CI_DEPLOY_TOKEN"\n'
+    )
     p = write(cfg, text)
     r = cli("apply", "-f", str(p), "--json")
     assert r.code == 2
@@ -146,14 +158,27 @@ def test_a_ci_token_goes_to_a_file_chosen_host_only_with_allow_host(home, cli, c
 
 def test_refused_before_any_secret_is_read(home, cli, cfg, ci, recorder):
     # the variable is not set: a refusal that had read it would say "is empty or not set"
-    text = WS + f'\n[workspaces.acme.connections.calcom]\nbase_url = "{recorder.url}"\napi_key_env = "NOT_SET_HERE"\n'
+    text = (
+        WS
+        + f'\n[workspaces.acme.connections.calcom]\nbase_url = "{recorder.url}"\napi_key_env = "NOT_SET_HERE"\n'
+    )
     r = cli("apply", "-f", str(write(cfg, text)))
     assert r.code == 2 and "--allow-host" in r.err
     assert "NOT_SET_HERE" not in r.err and "not set" not in r.err
 
 
-@pytest.mark.parametrize("var", ["BOTCTL_MASTER_KEY", "BOTCTL_LLM_API_KEY", "BOTCTL_HOME", "BOTCTL_SOMETHING_NEW",
-                                 "CREDENTIALS_DIRECTORY", "PGPASSWORD", "PGPASSFILE"])
+@pytest.mark.parametrize(
+    "var",
+    [
+        "BOTCTL_MASTER_KEY",
+        "BOTCTL_LLM_API_KEY",
+        "BOTCTL_HOME",
+        "BOTCTL_SOMETHING_NEW",
+        "CREDENTIALS_DIRECTORY",
+        "PGPASSWORD",
+        "PGPASSFILE",
+    ],
+)
 def test_botctls_own_variables_are_never_a_connection_secret(home, cli, cfg, sandbox, monkeypatch, var):
     monkeypatch.setenv("BOTCTL_SANDBOX", sandbox.url)
     monkeypatch.setenv(var, os.environ.get(var) or "rk_test_" + "5" * 40)
@@ -163,13 +188,19 @@ def test_botctls_own_variables_are_never_a_connection_secret(home, cli, cfg, san
     r = cli("apply", "-f", str(p), "--json")
     assert r.code == 2, r.out + r.err
     assert r.json()["error"]["code"] == "invalid_provision_file"
-    assert f"{p}:{line_of(text, var)}: workspaces.acme.connections.stripe.api_key_env:" in r.json()["error"]["message"]
+    assert (
+        f"{p}:{line_of(text, var)}: workspaces.acme.connections.stripe.api_key_env:"
+        in r.json()["error"]["message"]
+    )
     assert sandbox.stats()["total"] == 0  # nothing was sent to the vendor
     assert state(home) is None
 
 
 def test_reserved_names_also_for_oauth_client_secrets(home, cli, cfg, ci):
-    text = WS + '\n[workspaces.acme.oauth_apps.hubspot]\nclient_id = "x"\nclient_secret_env = "BOTCTL_MASTER_KEY"\n'
+    text = (
+        WS
+        + '\n[workspaces.acme.oauth_apps.hubspot]\nclient_id = "x"\nclient_secret_env = "BOTCTL_MASTER_KEY"\n'
+    )
     r = cli("apply", "-f", str(write(cfg, text)))
     assert r.code == 2 and "botctl's own" in r.err
     no_leak(r, MASTER)
@@ -189,7 +220,10 @@ def test_every_variable_of_the_readme_configuration_table_is_reserved():
 
 def test_sandbox_in_the_file_is_a_host_like_any_other(home, cli, cfg, sandbox, monkeypatch):
     monkeypatch.setenv("STRIPE_KEY", sandbox.credentials()["stripe"]["api_key"])
-    text = WS + f'\n[workspaces.acme.connections.stripe]\nsandbox = "{sandbox.url}"\napi_key_env = "STRIPE_KEY"\n'
+    text = (
+        WS
+        + f'\n[workspaces.acme.connections.stripe]\nsandbox = "{sandbox.url}"\napi_key_env = "STRIPE_KEY"\n'
+    )
     p = write(cfg, text)
     r = cli("apply", "-f", str(p))
     assert r.code == 2 and "--allow-host 127.0.0.1" in r.err and state(home) is None
@@ -198,8 +232,9 @@ def test_sandbox_in_the_file_is_a_host_like_any_other(home, cli, cfg, sandbox, m
     assert state(home)["acme"]["connections"] == {"stripe": "active"}
 
 
-def test_loopback_sandbox_from_the_environment_needs_no_flag_but_another_host_does(home, cli, cfg, sandbox,
-                                                                                  monkeypatch):
+def test_loopback_sandbox_from_the_environment_needs_no_flag_but_another_host_does(
+    home, cli, cfg, sandbox, monkeypatch
+):
     monkeypatch.setenv("STRIPE_KEY", sandbox.credentials()["stripe"]["api_key"])
     p = write(cfg, WS + '\n[workspaces.acme.connections.stripe]\napi_key_env = "STRIPE_KEY"\n')
     monkeypatch.setenv("BOTCTL_SANDBOX", "https://sandbox.attacker.test")
@@ -214,14 +249,21 @@ def test_self_hosted_woocommerce_with_allow_host(home, cli, cfg, sandbox, monkey
     creds = sandbox.credentials()["woocommerce"]
     monkeypatch.setenv("WOO_KEY", creds["consumer_key"])
     monkeypatch.setenv("WOO_SECRET", creds["consumer_secret"])
-    text = WS + (f'\n[workspaces.acme.connections.woocommerce]\nsite = "{sandbox.url}/woocommerce/{creds["store"]}"\n'
-                 'api_key_env = "WOO_KEY"\napi_secret_env = "WOO_SECRET"\n')
+    text = WS + (
+        f'\n[workspaces.acme.connections.woocommerce]\nsite = "{sandbox.url}/woocommerce/{creds["store"]}"\n'
+        'api_key_env = "WOO_KEY"\napi_secret_env = "WOO_SECRET"\n'
+    )
     p = write(cfg, text)
     dry = cli("apply", "-f", str(p), "--dry-run", "--json")
     assert dry.code == 0, dry.err
-    assert dry.json()["hosts"] == [{"host": "127.0.0.1", "port": int(sandbox.url.rsplit(":", 1)[1]),
-                                    "where": f"{p}:{line_of(text, 'site =')}: workspaces.acme.connections.woocommerce.site",
-                                    "allowed": False}]
+    assert dry.json()["hosts"] == [
+        {
+            "host": "127.0.0.1",
+            "port": int(sandbox.url.rsplit(":", 1)[1]),
+            "where": f"{p}:{line_of(text, 'site =')}: workspaces.acme.connections.woocommerce.site",
+            "allowed": False,
+        }
+    ]
     text_dry = cli("apply", "-f", str(p), "--dry-run")
     assert "--allow-host 127.0.0.1" in text_dry.err
     assert cli("apply", "-f", str(p)).code == 2
@@ -234,8 +276,10 @@ def test_self_hosted_woocommerce_with_allow_host(home, cli, cfg, sandbox, monkey
 @pytest.mark.parametrize("where", ["global", "workspace"])
 def test_oauth_endpoint_override_needs_allow_host(home, cli, cfg, ci, where):
     table = "[oauth_apps.hubspot]" if where == "global" else "[workspaces.acme.oauth_apps.hubspot]"
-    text = WS + f'\n{table}\nclient_id = "x"\nclient_secret_env = "CI_DEPLOY_TOKEN"\n' \
-                'token_url = "https://auth.attacker.test/token"\n'
+    text = (
+        WS + f'\n{table}\nclient_id = "x"\nclient_secret_env = "CI_DEPLOY_TOKEN"\n'
+        'token_url = "https://auth.attacker.test/token"\n'
+    )
     p = write(cfg, text)
     r = cli("apply", "-f", str(p))
     assert r.code == 2, r.err
@@ -249,10 +293,13 @@ def test_oauth_endpoint_override_needs_allow_host(home, cli, cfg, ci, where):
 
 
 def test_oauth_override_on_the_vendors_own_host_needs_no_flag(home, cli, cfg, ci):
-    text = WS + '\n[workspaces.acme.oauth_apps.hubspot]\nclient_id = "x"\nclient_secret_env = "CI_DEPLOY_TOKEN"\n' \
-                'token_url = "https://api.hubapi.com/oauth/v3/token"\n' \
-                '\n[workspaces.acme.oauth_apps.zendesk]\nclient_id = "z"\nclient_secret_env = "CI_DEPLOY_TOKEN"\n' \
-                'authorize_url = "https://{subdomain}.zendesk.com/oauth/authorizations/new"\n'
+    text = (
+        WS
+        + '\n[workspaces.acme.oauth_apps.hubspot]\nclient_id = "x"\nclient_secret_env = "CI_DEPLOY_TOKEN"\n'
+        'token_url = "https://api.hubapi.com/oauth/v3/token"\n'
+        '\n[workspaces.acme.oauth_apps.zendesk]\nclient_id = "z"\nclient_secret_env = "CI_DEPLOY_TOKEN"\n'
+        'authorize_url = "https://{subdomain}.zendesk.com/oauth/authorizations/new"\n'
+    )
     r = cli("apply", "-f", str(write(cfg, text)))
     assert r.code == 0, r.err
 
@@ -261,8 +308,10 @@ def test_a_terminal_may_confirm_the_hosts(home, cli, cfg, ci, monkeypatch):
     from botctl.cli import apply_cmd
 
     monkeypatch.setattr(apply_cmd.context, "interactive", lambda: True)
-    text = WS + '\n[oauth_apps.hubspot]\nclient_id = "x"\nclient_secret_env = "CI_DEPLOY_TOKEN"\n' \
-                'token_url = "https://auth.attacker.test/token"\n'
+    text = (
+        WS + '\n[oauth_apps.hubspot]\nclient_id = "x"\nclient_secret_env = "CI_DEPLOY_TOKEN"\n'
+        'token_url = "https://auth.attacker.test/token"\n'
+    )
     p = write(cfg, text)
     r = cli("apply", "-f", str(p), input="n\n")
     assert r.code == 2 and "auth.attacker.test" in r.err and state(home) is None
@@ -401,8 +450,11 @@ def two_tenants(home, cli, cfg, sandbox, monkeypatch):
     monkeypatch.setenv("BOTCTL_SANDBOX", sandbox.url)
     assert cli("apply", "-f", str(cfg / "acme.toml")).code == 0
     text = (cfg / "acme.toml").read_text().split("[workspaces.globex]")[0]
-    text = text.replace('[workspaces.acme.connections.zendesk]   # an OAuth connector: only a vendor-issued token '
-                        'via env here\nsubdomain = "acme"\naccess_token_env = "ZENDESK_TOKEN"\n', "")
+    text = text.replace(
+        "[workspaces.acme.connections.zendesk]   # an OAuth connector: only a vendor-issued token "
+        'via env here\nsubdomain = "acme"\naccess_token_env = "ZENDESK_TOKEN"\n',
+        "",
+    )
     return write(cfg, text, "typo.toml")
 
 
@@ -452,15 +504,26 @@ def test_prune_confirmed_on_a_terminal(home, cli, two_tenants, monkeypatch):
 # -- 1d. a secret pasted where a variable name belongs --------------------------------------------------
 
 
-@pytest.mark.parametrize("table, key", [
-    ("[workspaces.acme.connections.stripe]", "api_key_env"),
-    ("[workspaces.acme.oauth_apps.hubspot]\nclient_id = \"x\"", "client_secret_env"),
-    ("[oauth_apps.zendesk]\nclient_id = \"x\"", "client_secret_env"),
-    ("[workspaces.acme.connections.zendesk]\nsubdomain = \"acme\"", "access_token_env"),
-])
-@pytest.mark.parametrize("value", ["rk_live_51HxQ2nLkd8s9AbCdEfGhIjKlMnOp", "sk_test_4eC39HqLyjWDarjtT1zdp7dc",
-                                   "ghp_16C7e42F292c6912E7710c838347Ae178B4a", "Bearer abc.def.ghi",
-                                   "correct horse battery staple", "stripe_key"])
+@pytest.mark.parametrize(
+    "table, key",
+    [
+        ("[workspaces.acme.connections.stripe]", "api_key_env"),
+        ('[workspaces.acme.oauth_apps.hubspot]\nclient_id = "x"', "client_secret_env"),
+        ('[oauth_apps.zendesk]\nclient_id = "x"', "client_secret_env"),
+        ('[workspaces.acme.connections.zendesk]\nsubdomain = "acme"', "access_token_env"),
+    ],
+)
+@pytest.mark.parametrize(
+    "value",
+    [
+        "rk_live_51HxQ2nLkd8s9AbCdEfGhIjKlMnOp",
+        "sk_test_4eC39HqLyjWDarjtT1zdp7dc",
+        "ghp_16C7e42F292c6912E7710c838347Ae178B4a",
+        "Bearer abc.def.ghi",
+        "correct horse battery staple",
+        "stripe_key",
+    ],
+)
 def test_a_secret_pasted_into_an_env_field_is_not_echoed(home, cli, cfg, table, key, value):
     text = WS + f'\n{table}\n{key} = "{value}"\n'
     p = write(cfg, text)

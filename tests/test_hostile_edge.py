@@ -22,11 +22,24 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def d(sandbox_server, tmp_path_factory):
     sandbox_server.reset()
-    dm = _setup_home(tmp_path_factory.mktemp("hostile-edge"), sandbox_server, port=free_port(),
-                     daemon_args=("--ip-rate", "0", "--visitor-rate", "0", "--trust-proxy", "1"))
+    dm = _setup_home(
+        tmp_path_factory.mktemp("hostile-edge"),
+        sandbox_server,
+        port=free_port(),
+        daemon_args=("--ip-rate", "0", "--visitor-rate", "0", "--trust-proxy", "1"),
+    )
     creds = sandbox_server.credentials()
-    sh("connect", "calendly", "-w", "acme", "--sandbox", sandbox_server.url, "--access-token-stdin", env=dm.env,
-       input=creds["calendly"]["access_token"] + "\n")
+    sh(
+        "connect",
+        "calendly",
+        "-w",
+        "acme",
+        "--sandbox",
+        sandbox_server.url,
+        "--access-token-stdin",
+        env=dm.env,
+        input=creds["calendly"]["access_token"] + "\n",
+    )
     yield dm
     sh("daemon", "stop", env=dm.env, check=False)
 
@@ -52,8 +65,12 @@ def to_provider(d, path: str, payload: dict) -> bytes:
     """Straight to the provider's socket, as code running in a compromised edge could."""
     sock_path = json.loads((d.home / "run" / "state.json").read_text())["socket"]
     body = json.dumps(payload).encode()
-    return raw_exchange(sock_path, f"POST {path} HTTP/1.1\r\nHost: p\r\nConnection: close\r\n"
-                        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n".encode() + body)
+    return raw_exchange(
+        sock_path,
+        f"POST {path} HTTP/1.1\r\nHost: p\r\nConnection: close\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n".encode()
+        + body,
+    )
 
 
 # -- 6. rate limits: first, for everything, and per visitor behind a proxy ----------------------------------
@@ -65,9 +82,13 @@ def test_the_ip_bucket_comes_before_any_other_work(sandbox, tmp_path):
     try:
         attacks = {
             "unknown workspace": lambda: dm.http.get("/v1/workspaces/nope-nope/widget-config"),
-            "wrong origin": lambda: dm.http.get("/v1/workspaces/acme/actions", headers={"Origin": "https://evil.test"}),
-            "preflight": lambda: dm.http.options("/v1/workspaces/acme/actions",
-                                                 headers={"Origin": SITE_ORIGIN, "Access-Control-Request-Method": "GET"}),
+            "wrong origin": lambda: dm.http.get(
+                "/v1/workspaces/acme/actions", headers={"Origin": "https://evil.test"}
+            ),
+            "preflight": lambda: dm.http.options(
+                "/v1/workspaces/acme/actions",
+                headers={"Origin": SITE_ORIGIN, "Access-Control-Request-Method": "GET"},
+            ),
         }
         for name, send in attacks.items():
             time.sleep(3.5)  # the bucket (burst 6 at 2/s) refills between kinds
@@ -86,16 +107,19 @@ def test_behind_one_proxy_the_audit_names_the_visitor_not_the_proxy_nor_a_forged
     assert rec["detail"]["client_ip"] == "203.0.113.7"  # the entry our one proxy added, not the client's own
 
 
-@pytest.mark.parametrize("hops, cidrs, peer, xff, expected", [
-    (0, (), "10.0.0.2", ["1.1.1.1"], "10.0.0.2"),  # no trust: the header means nothing
-    (1, (), "10.0.0.2", ["6.6.6.6, 1.1.1.1"], "1.1.1.1"),  # the leftmost is the client's own invention
-    (2, (), "10.0.0.2", ["6.6.6.6, 1.1.1.1, 10.0.0.9"], "1.1.1.1"),
-    (1, (), "10.0.0.2", ["not-an-ip"], "10.0.0.2"),
-    (0, ("10.0.0.0/8",), "10.0.0.2", ["6.6.6.6, 1.1.1.1, 10.0.0.9"], "1.1.1.1"),
-    (0, ("10.0.0.0/8",), "192.0.2.1", ["1.1.1.1"], "192.0.2.1"),  # the peer is not our proxy
-    (0, ("10.0.0.0/8", "::1/128"), "::1", ["2001:db8::5", "10.1.1.1"], "2001:db8::5"),
-    (1, (), "10.0.0.2", ["[2001:db8::7]:4711"], "2001:db8::7"),
-])
+@pytest.mark.parametrize(
+    "hops, cidrs, peer, xff, expected",
+    [
+        (0, (), "10.0.0.2", ["1.1.1.1"], "10.0.0.2"),  # no trust: the header means nothing
+        (1, (), "10.0.0.2", ["6.6.6.6, 1.1.1.1"], "1.1.1.1"),  # the leftmost is the client's own invention
+        (2, (), "10.0.0.2", ["6.6.6.6, 1.1.1.1, 10.0.0.9"], "1.1.1.1"),
+        (1, (), "10.0.0.2", ["not-an-ip"], "10.0.0.2"),
+        (0, ("10.0.0.0/8",), "10.0.0.2", ["6.6.6.6, 1.1.1.1, 10.0.0.9"], "1.1.1.1"),
+        (0, ("10.0.0.0/8",), "192.0.2.1", ["1.1.1.1"], "192.0.2.1"),  # the peer is not our proxy
+        (0, ("10.0.0.0/8", "::1/128"), "::1", ["2001:db8::5", "10.1.1.1"], "2001:db8::5"),
+        (1, (), "10.0.0.2", ["[2001:db8::7]:4711"], "2001:db8::7"),
+    ],
+)
 def test_client_address_resolution(hops, cidrs, peer, xff, expected):
     assert ClientAddress(hops, cidrs).resolve(peer, xff) == expected
 
@@ -103,22 +127,44 @@ def test_client_address_resolution(hops, cidrs, peer, xff, expected):
 def test_daemon_refuses_a_bad_proxy_network(d, tmp_path):
     env = {**d.env, "BOTCTL_HOME": str(tmp_path / "h")}
     sh("workspace", "create", "x1", env=env)
-    r = sh("daemon", "start", "--port", str(free_port()), "--trust-proxy-cidr", "10.0.0.0/33", env=env, check=False)
+    r = sh(
+        "daemon",
+        "start",
+        "--port",
+        str(free_port()),
+        "--trust-proxy-cidr",
+        "10.0.0.0/33",
+        env=env,
+        check=False,
+    )
     assert r.returncode != 0 and "--trust-proxy-cidr" in r.stderr and "Traceback" not in r.stderr
 
 
 # -- 13 and 5: what reaches the audit log as it was sent -------------------------------------------------
 
 
-@pytest.mark.parametrize("given", ["req_\u01c5\u01c5\u01c5\u01c5\u01c5\u01c5\u01c5\u01c5", "req_\x1b[2K\rok", "x" * 30,
-                                   "req_" + "a" * 60])
+@pytest.mark.parametrize(
+    "given",
+    ["req_\u01c5\u01c5\u01c5\u01c5\u01c5\u01c5\u01c5\u01c5", "req_\x1b[2K\rok", "x" * 30, "req_" + "a" * 60],
+)
 def test_request_ids_of_another_shape_are_replaced(d, given):
     body = b'{"params": {}}'
-    raw = raw_exchange(("127.0.0.1", d.port), b"POST /v1/workspaces/acme/actions/calendly.available_times HTTP/1.1\r\n"
-                       b"Host: x\r\nConnection: close\r\nContent-Type: application/json\r\nX-Request-Id: "
-                       + given.encode("utf-8") + b"\r\nContent-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+    raw = raw_exchange(
+        ("127.0.0.1", d.port),
+        b"POST /v1/workspaces/acme/actions/calendly.available_times HTTP/1.1\r\n"
+        b"Host: x\r\nConnection: close\r\nContent-Type: application/json\r\nX-Request-Id: "
+        + given.encode("utf-8")
+        + b"\r\nContent-Length: "
+        + str(len(body)).encode()
+        + b"\r\n\r\n"
+        + body,
+    )
     head = raw.split(b"\r\n\r\n", 1)[0].decode("latin-1")
-    rid = next(line.split(":", 1)[1].strip() for line in head.split("\r\n") if line.lower().startswith("x-request-id"))
+    rid = next(
+        line.split(":", 1)[1].strip()
+        for line in head.split("\r\n")
+        if line.lower().startswith("x-request-id")
+    )
     assert rid != given and rid.startswith("req_") and rid.isascii() and rid[4:].isalnum()
     if head.startswith("HTTP/1.1 400"):  # a bare CR in a header: the parser refuses the request outright
         assert not records_for(d, rid)
@@ -128,9 +174,16 @@ def test_request_ids_of_another_shape_are_replaced(d, given):
 
 
 def test_a_compromised_edge_cannot_write_ids_or_addresses_into_the_audit(d):
-    raw = to_provider(d, "/v1/workspaces/acme/actions/calendly.available_times",
-                      {"params": {}, "identity_token": None, "request_id": "req_\x1b]0;pwned\x07aaaaaaaa",
-                       "client_ip": "\x1b[2K1.2.3.4"})
+    raw = to_provider(
+        d,
+        "/v1/workspaces/acme/actions/calendly.available_times",
+        {
+            "params": {},
+            "identity_token": None,
+            "request_id": "req_\x1b]0;pwned\x07aaaaaaaa",
+            "client_ip": "\x1b[2K1.2.3.4",
+        },
+    )
     assert b"pwned" not in raw and b"\\u001b" not in raw
     text = json.dumps(d.audit()[-3:])
     assert "pwned" not in text and "\\u001b" not in text
@@ -146,7 +199,12 @@ def test_action_names_that_would_forge_audit_lines_are_not_recorded_as_given(d):
     # Through the edge a malformed workspace stops at the edge (unknown workspace); a compromised edge
     # sending it straight to the provider gets the same treatment as the action name.
     before = len(d.audit())
-    assert d.http.post("/v1/workspaces/%1B%5D0%3Bx%07/actions/stripe.list_plans", json={"params": {}}).status_code == 404
+    assert (
+        d.http.post(
+            "/v1/workspaces/%1B%5D0%3Bx%07/actions/stripe.list_plans", json={"params": {}}
+        ).status_code
+        == 404
+    )
     assert len(d.audit()) == before
     to_provider(d, "/v1/workspaces/%1B%5D0%3Bx%07/actions/stripe.list_plans", {"params": {}})
     (rec,) = d.audit()[before:]
@@ -166,11 +224,14 @@ def test_invented_action_names_add_no_metrics_series(d):
 # -- 10. parameters past the schema ---------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("action, params", [
-    ("calendly.cancel_my_booking", {"booking_id": "abc\n"}),  # "$" before a final newline
-    ("stripe.cancel_my_subscription", {"subscription_id": "sub_\u0663\u0664\n"}),
-    ("zendesk.create_ticket", {"subject": "hi\x1b[2J", "description": "x"}),  # a control in free text
-])
+@pytest.mark.parametrize(
+    "action, params",
+    [
+        ("calendly.cancel_my_booking", {"booking_id": "abc\n"}),  # "$" before a final newline
+        ("stripe.cancel_my_subscription", {"subscription_id": "sub_\u0663\u0664\n"}),
+        ("zendesk.create_ticket", {"subject": "hi\x1b[2J", "description": "x"}),  # a control in free text
+    ],
+)
 def test_parameters_with_control_characters_never_reach_the_vendor(d, action, params):
     before = len(d.audit())
     r = d.act(action, params, token=d.token())
@@ -180,7 +241,11 @@ def test_parameters_with_control_characters_never_reach_the_vendor(d, action, pa
 
 
 def test_line_breaks_in_free_text_are_still_fine(d):
-    r = d.act("zendesk.create_ticket", {"subject": "Late order", "description": "Line one.\nLine two."}, token=d.token())
+    r = d.act(
+        "zendesk.create_ticket",
+        {"subject": "Late order", "description": "Line one.\nLine two."},
+        token=d.token(),
+    )
     assert r.status_code == 200, r.text
 
 

@@ -37,12 +37,19 @@ class _Flood:
             while b"\r\n\r\n" not in data:
                 data += conn.recv(65536)
             head, _, body = data.partition(b"\r\n\r\n")
-            length = int(next(line.split(b":")[1] for line in head.split(b"\r\n")
-                              if line.lower().startswith(b"content-length:")))
+            length = int(
+                next(
+                    line.split(b":")[1]
+                    for line in head.split(b"\r\n")
+                    if line.lower().startswith(b"content-length:")
+                )
+            )
             while len(body) < length:
                 body += conn.recv(65536)
-            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\n"
-                         b"Content-Length: %d\r\n\r\n" % self.total)
+            conn.sendall(
+                b"HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\n"
+                b"Content-Length: %d\r\n\r\n" % self.total
+            )
             chunk = b"x" * 65536
             try:
                 while self.sent < self.total:
@@ -77,8 +84,12 @@ def d(sandbox_server, tmp_path_factory):
     from test_mcp import _connect
 
     sandbox_server.reset()
-    dm = _setup_home(tmp_path_factory.mktemp("hostile-session"), sandbox_server, port=free_port(),
-                     daemon_args=("--ip-rate", "0", "--visitor-rate", "0"))
+    dm = _setup_home(
+        tmp_path_factory.mktemp("hostile-session"),
+        sandbox_server,
+        port=free_port(),
+        daemon_args=("--ip-rate", "0", "--visitor-rate", "0"),
+    )
     _connect(dm, sandbox_server, "calcom")
     other = json.loads(sh("identity", "rotate", "-w", "other", "--json", env=dm.env).stdout)
     dm.other_secret, dm.other_kid = other["secret"], other["kid"]
@@ -95,7 +106,9 @@ def _rpc(d, message, token=None, **headers):
 
 
 def _vendor_writes(d, since):
-    return [r for r in d.sandbox.stats()["requests"][since:] if r["method"] in ("POST", "PUT", "PATCH", "DELETE")]
+    return [
+        r for r in d.sandbox.stats()["requests"][since:] if r["method"] in ("POST", "PUT", "PATCH", "DELETE")
+    ]
 
 
 @pytest.mark.slow
@@ -106,7 +119,11 @@ def test_notifications_and_batches_never_run_a_tool(d):
 
     booking = _ada_booking(d)[0]
     before, runs = len(d.sandbox.stats()["requests"]), len(_records(d, event="action.run"))
-    call = {"jsonrpc": "2.0", "method": "tools/call", "params": {"name": CANCEL, "arguments": {"booking_id": booking}}}
+    call = {
+        "jsonrpc": "2.0",
+        "method": "tools/call",
+        "params": {"name": CANCEL, "arguments": {"booking_id": booking}},
+    }
     assert _rpc(d, call, d.token(botctl_use="mcp")).status_code == 202
     r = _rpc(d, [{**call, "id": 1}, {**call, "id": 2}], d.token(botctl_use="mcp"))
     assert r.status_code == 400 and r.json()["error"]["code"] == -32600
@@ -123,11 +140,19 @@ def test_foreign_origin_is_refused_on_the_mcp_route_and_confirmations(d):
     the transport and on the confirmation routes, preflights included (reviewed: sound)."""
     from test_daemon import SITE_ORIGIN
 
-    for origin in ("https://evil.test", "null", SITE_ORIGIN + "/", SITE_ORIGIN.upper(), SITE_ORIGIN + ".evil.test"):
+    for origin in (
+        "https://evil.test",
+        "null",
+        SITE_ORIGIN + "/",
+        SITE_ORIGIN.upper(),
+        SITE_ORIGIN + ".evil.test",
+    ):
         r = _rpc(d, {"jsonrpc": "2.0", "id": 1, "method": "ping"}, Origin=origin)
         assert r.status_code == 403 and "access-control-allow-origin" not in r.headers, origin
-        r = d.http.options("/v1/workspaces/acme/confirmations/cnf_x", headers={
-            "Origin": origin, "Access-Control-Request-Method": "POST"})
+        r = d.http.options(
+            "/v1/workspaces/acme/confirmations/cnf_x",
+            headers={"Origin": origin, "Access-Control-Request-Method": "POST"},
+        )
         assert r.status_code == 403 and "access-control-allow-origin" not in r.headers, origin
     r = _rpc(d, {"jsonrpc": "2.0", "id": 1, "method": "ping"}, Origin=SITE_ORIGIN)
     assert r.status_code == 200 and r.headers["access-control-allow-origin"] == SITE_ORIGIN
@@ -151,8 +176,12 @@ def test_confirming_needs_a_fresh_token_of_the_same_visitor_in_the_same_workspac
     expired = d.token(iat=now - 900, exp=now - 120)
     assert _answer(d, cid, expired).json()["error"]["code"] == "invalid_identity"
     assert _answer(d, cid, d.token(email="ada@evil.test")).json()["error"]["code"] == "not_found"
-    foreign = jwt.encode({"sub": "u-ada", "email": "ada@example.com", "aud": "other", "iat": now, "exp": now + 300},
-                         d.other_secret, algorithm="HS256", headers={"kid": d.other_kid})
+    foreign = jwt.encode(
+        {"sub": "u-ada", "email": "ada@example.com", "aud": "other", "iat": now, "exp": now + 300},
+        d.other_secret,
+        algorithm="HS256",
+        headers={"kid": d.other_kid},
+    )
     assert _answer(d, cid, foreign).json()["error"]["code"] == "invalid_identity"
     assert _answer(d, cid, foreign, ws="other").json()["error"]["code"] == "not_found"
     assert not _vendor_writes(d, before) and not _bookings_status(d, booking)
@@ -197,9 +226,13 @@ def test_the_bot_cannot_answer_its_own_confirmation(d):
         rec = _records(d, r.headers["x-request-id"], "action.confirmation")
         assert len(rec) == 1 and (rec[0]["outcome"], rec[0]["reason"]) == ("denied", "invalid_identity"), rec
         assert rec[0]["detail"]["identity_reason"] == "wrong_use" and "sub" not in rec[0]["actor"], rec[0]
-    r = d.http.get(f"/v1/workspaces/acme/confirmations/{cid}", headers={"Authorization": f"Bearer {bot_token}"})
+    r = d.http.get(
+        f"/v1/workspaces/acme/confirmations/{cid}", headers={"Authorization": f"Bearer {bot_token}"}
+    )
     assert r.status_code == 401  # nor read it the way the widget does
-    r = d.act("calcom.cancel_my_booking", {"booking_id": booking, "reason": "no need to ask"}, token=bot_token)
+    r = d.act(
+        "calcom.cancel_my_booking", {"booking_id": booking, "reason": "no need to ask"}, token=bot_token
+    )
     assert r.status_code == 401 and r.json()["error"]["code"] == "invalid_identity", r.text
     assert not _bookings_status(d, booking)
     # The visitor's own (widget) token still answers it.
@@ -235,8 +268,12 @@ def test_a_webhook_answering_a_byte_at_a_time_is_cut_at_the_deadline(monkeypatch
 
     def deliver() -> None:
         try:
-            destinations.post(f"http://127.0.0.1:{srv.getsockname()[1]}/hook", b"{}\n", secret_env="RT_HOOK_SECRET",
-                              headers={})
+            destinations.post(
+                f"http://127.0.0.1:{srv.getsockname()[1]}/hook",
+                b"{}\n",
+                secret_env="RT_HOOK_SECRET",
+                headers={},
+            )
             outcome.append("delivered")
         except destinations.DeliveryFailed as exc:
             outcome.append(str(exc))
@@ -259,13 +296,19 @@ def test_a_refused_token_on_the_waiting_list_is_audited(d):
     from test_mcp import _records
 
     now = int(time.time())
-    forged = jwt.encode({"sub": "u-ada", "email": "ada@example.com", "aud": "acme", "iat": now, "exp": now + 300},
-                        "not-the-workspace-secret-0123456789abcdef", algorithm="HS256", headers={"kid": d.kid})
+    forged = jwt.encode(
+        {"sub": "u-ada", "email": "ada@example.com", "aud": "acme", "iat": now, "exp": now + 300},
+        "not-the-workspace-secret-0123456789abcdef",
+        algorithm="HS256",
+        headers={"kid": d.kid},
+    )
     for token, reason in ((forged, "bad_signature"), (d.token(iat=now - 900, exp=now - 120), "expired")):
         r = d.http.get("/v1/workspaces/acme/confirmations", headers={"Authorization": f"Bearer {token}"})
         assert r.status_code == 401 and r.json()["error"]["code"] == "invalid_identity"
         rec = _records(d, r.headers["x-request-id"])
-        assert [(x["event"], x["outcome"], x["reason"]) for x in rec] == [("mcp.refused", "denied", "invalid_identity")]
+        assert [(x["event"], x["outcome"], x["reason"]) for x in rec] == [
+            ("mcp.refused", "denied", "invalid_identity")
+        ]
         assert rec[0]["detail"]["identity_reason"] == reason, rec
     # No token at all is no attack: refused, nothing recorded.
     r = d.http.get("/v1/workspaces/acme/confirmations")
@@ -319,8 +362,10 @@ def test_the_agents_arguments_cannot_rewrite_the_question_on_the_operators_termi
     tty = tmp_path / "tty"
     tty.write_text("")
     _, spec = registry.find_action("calcom.cancel_my_booking")
-    params = {"booking_id": "bkAda1",
-              "reason": "x\x1b[3A\x1b[J\rbotctl mcp: the agent asks to look up slots\n  Booking id: none\x1b]52;c;eA==\x07"}
+    params = {
+        "booking_id": "bkAda1",
+        "reason": "x\x1b[3A\x1b[J\rbotctl mcp: the agent asks to look up slots\n  Booking id: none\x1b]52;c;eA==\x07",
+    }
     hold = terminal_hold(Visitor(sub="u-ada", email="ada@example.com"), yes=False, tty_path=str(tty))
     with pytest.raises(ActionError) as refused:
         asyncio.run(hold(Ws(), "calcom.cancel_my_booking", spec, params))
@@ -330,7 +375,10 @@ def test_the_agents_arguments_cannot_rewrite_the_question_on_the_operators_termi
         assert raw not in shown, repr(raw)
     lines = [line for line in shown.splitlines() if line.strip()]
     assert [line.split(":")[0].strip() for line in lines[1:-1]] == [
-        "Cancel one of your bookings (Cal.com).", "Booking id", "Reason"], lines
+        "Cancel one of your bookings (Cal.com).",
+        "Booking id",
+        "Reason",
+    ], lines
     assert "\\x1b[3A" in shown and "\\n" in shown
 
 
@@ -347,11 +395,20 @@ def test_deep_json_from_the_agent_is_an_answer_not_a_crash(cli):
     nested: object = "x"
     for _ in range(900):
         nested = {"a": nested}
-    call = {"jsonrpc": "2.0", "id": 2, "method": "tools/call",
-            "params": {"name": "calcom__cancel_my_booking", "arguments": {"booking_id": nested}}}
+    call = {
+        "jsonrpc": "2.0",
+        "id": 2,
+        "method": "tools/call",
+        "params": {"name": "calcom__cancel_my_booking", "arguments": {"booking_id": nested}},
+    }
     lines = [deep_line, json.dumps(call), json.dumps({"jsonrpc": "2.0", "id": 3, "method": "ping"})]
-    proc = subprocess.run([sys.executable, "-m", "botctl", "mcp", "serve", "--stdio", "-w", "acme"],
-                          input="\n".join(lines) + "\n", capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "botctl", "mcp", "serve", "--stdio", "-w", "acme"],
+        input="\n".join(lines) + "\n",
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert "Traceback" not in proc.stderr, proc.stderr[-2000:]
     answers = [json.loads(line) for line in proc.stdout.splitlines() if line.strip()]
     assert [a.get("id") for a in answers] == [None, 2, 3], answers
@@ -367,8 +424,11 @@ def test_a_confirmation_id_in_the_path_reaches_the_audit_only_escaped(d):
     of the shape botctl issues is recorded as confirmation_id; anything else as an escaped requested_id."""
     from test_mcp import _records
 
-    r = d.http.post("/v1/workspaces/acme/confirmations/cnf_%1B%5B2J%0D%E2%80%AEevil", json={"decision": "confirm"},
-                    headers={"Authorization": f"Bearer {d.token()}"})
+    r = d.http.post(
+        "/v1/workspaces/acme/confirmations/cnf_%1B%5B2J%0D%E2%80%AEevil",
+        json={"decision": "confirm"},
+        headers={"Authorization": f"Bearer {d.token()}"},
+    )
     assert r.status_code == 404 and r.json()["error"]["code"] == "not_found"
     rec = _records(d, r.headers["x-request-id"])
     assert len(rec) == 1 and rec[0]["event"] == "action.confirmation", rec
@@ -408,7 +468,10 @@ def test_the_consoles_live_poll_refuses_digits_int_cannot_read(cli):
         cookie = running.login()
         for after in ("%C2%B2", "%D9%A3", "1" * 40, "-1", ""):
             r = running.get(f"/api/records?after={after}", cookie)
-            assert r.status_code == 400 and r.json() == {"problem": "after must be a record number"}, (after, r.text)
+            assert r.status_code == 400 and r.json() == {"problem": "after must be a record number"}, (
+                after,
+                r.text,
+            )
         assert running.get("/api/records?after=0", cookie).status_code == 200
     finally:
         stop(running)
@@ -423,12 +486,20 @@ def test_a_refused_token_on_a_vote_is_audited(d):
     from test_mcp import _records
 
     now = int(time.time())
-    forged = jwt.encode({"sub": "u-ada", "aud": "acme", "iat": now, "exp": now + 300},
-                        "not-the-workspace-secret-0123456789abcdef", algorithm="HS256", headers={"kid": d.kid})
-    r = d.http.post("/v1/workspaces/acme/feedback", json={"answer_id": "a1.1.0.x", "vote": "up", "question": "q",
-                                                          "answer": "a"},
-                    headers={"Authorization": f"Bearer {forged}"})
+    forged = jwt.encode(
+        {"sub": "u-ada", "aud": "acme", "iat": now, "exp": now + 300},
+        "not-the-workspace-secret-0123456789abcdef",
+        algorithm="HS256",
+        headers={"kid": d.kid},
+    )
+    r = d.http.post(
+        "/v1/workspaces/acme/feedback",
+        json={"answer_id": "a1.1.0.x", "vote": "up", "question": "q", "answer": "a"},
+        headers={"Authorization": f"Bearer {forged}"},
+    )
     assert r.status_code == 401 and r.json()["error"]["code"] == "invalid_identity"
     rec = _records(d, r.headers["x-request-id"])
-    assert [(x["event"], x["outcome"], x["reason"]) for x in rec] == [("feedback.refused", "denied", "invalid_identity")]
+    assert [(x["event"], x["outcome"], x["reason"]) for x in rec] == [
+        ("feedback.refused", "denied", "invalid_identity")
+    ]
     assert rec[0]["detail"]["identity_reason"] == "bad_signature"

@@ -27,7 +27,14 @@ def env(home):
 
 def _claims(**over):
     now = int(time.time())
-    c = {"sub": "user-1", "email": "Ada@Example.com", "name": "Ada Lovelace", "aud": "acme", "iat": now, "exp": now + 600}
+    c = {
+        "sub": "user-1",
+        "email": "Ada@Example.com",
+        "name": "Ada Lovelace",
+        "aud": "acme",
+        "iat": now,
+        "exp": now + 600,
+    }
     c.update(over)
     return {k: v for k, v in c.items() if v is not None}
 
@@ -82,7 +89,9 @@ def test_alg_none_variants(env, alg):
 def test_key_confusion_hs256_with_public_key(env, tmp_path):
     app, ws, *_ = env
     priv = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    pem = priv.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    pem = priv.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
     k = identity.add_public_key(app, ws, alg="RS256", pem=pem.decode(), kid="rsa1")
     # Sign HS256 using the public PEM as the HMAC secret (the McLean attack).
     import hashlib
@@ -96,8 +105,15 @@ def test_key_confusion_hs256_with_public_key(env, tmp_path):
     assert verify(app, ws, good).sub == "user-1"
 
 
-@pytest.mark.parametrize("mangle", [lambda t: t.rsplit(".", 1)[0] + ".", lambda t: t.rsplit(".", 1)[0],
-                                    lambda t: t + ".", lambda t: t + ".extra"])
+@pytest.mark.parametrize(
+    "mangle",
+    [
+        lambda t: t.rsplit(".", 1)[0] + ".",
+        lambda t: t.rsplit(".", 1)[0],
+        lambda t: t + ".",
+        lambda t: t + ".extra",
+    ],
+)
 def test_signature_stripping(env, mangle):
     _, _, key, secret, *_ = env
     _refused(env, mangle(_hs(secret, headers={"kid": key.kid})))
@@ -122,7 +138,9 @@ def test_tampered_payload(env):
     _refused(env, f"{h}.{p2}.{s}", "bad_signature")
 
 
-@pytest.mark.parametrize("kid", ["../../../../dev/null", "/dev/null", "x' UNION SELECT '1';--", "|sleep 10", ""])
+@pytest.mark.parametrize(
+    "kid", ["../../../../dev/null", "/dev/null", "x' UNION SELECT '1';--", "|sleep 10", ""]
+)
 def test_kid_injection(env, kid):
     _refused(env, _hs("1" * 32, headers={"kid": kid}), "unknown_kid")
 
@@ -140,7 +158,11 @@ def test_non_string_kid(env):
 @pytest.mark.parametrize("param", ["jku", "x5u", "jwk", "x5c"])
 def test_header_key_sources_refused(env, param):
     _, _, key, secret, *_ = env
-    _refused(env, _hs(secret, headers={"kid": key.kid, param: "https://attacker.example/jwks.json"}), "forbidden_header")
+    _refused(
+        env,
+        _hs(secret, headers={"kid": key.kid, param: "https://attacker.example/jwks.json"}),
+        "forbidden_header",
+    )
 
 
 def test_embedded_jwk_attack(env):
@@ -190,7 +212,9 @@ def test_future_iat_and_nbf(env):
 def test_overlong_lifetime(env):
     _, _, key, secret, *_ = env
     now = int(time.time())
-    _refused(env, _hs(secret, _claims(iat=now, exp=now + 10 * 365 * 86400), {"kid": key.kid}), "lifetime_too_long")
+    _refused(
+        env, _hs(secret, _claims(iat=now, exp=now + 10 * 365 * 86400), {"kid": key.kid}), "lifetime_too_long"
+    )
 
 
 @pytest.mark.parametrize("aud", ["other", ["acme", "other"], "", "ACME"])
@@ -214,8 +238,19 @@ def test_issuer(env):
     assert verify(app, ws, _hs(secret, _claims(iss="https://acme.example"), {"kid": key.kid}))
 
 
-@pytest.mark.parametrize("over", [{"sub": 123}, {"sub": ""}, {"exp": "9999999999"}, {"exp": 1e308}, {"exp": True},
-                                  {"email": 5}, {"email": "not-an-email"}, {"name": ["x"]}])
+@pytest.mark.parametrize(
+    "over",
+    [
+        {"sub": 123},
+        {"sub": ""},
+        {"exp": "9999999999"},
+        {"exp": 1e308},
+        {"exp": True},
+        {"email": 5},
+        {"email": "not-an-email"},
+        {"name": ["x"]},
+    ],
+)
 def test_type_confusion(env, over):
     _, _, key, secret, *_ = env
     _refused(env, _hs(secret, _claims(**over), {"kid": key.kid}))
@@ -225,12 +260,23 @@ def test_oversize_and_garbage(env):
     _, _, key, secret, *_ = env
     big = _hs(secret, _claims(pad="x" * 9000), {"kid": key.kid})
     _refused(env, big, "token_too_large")
-    for garbage in ["", "garbage", "a.b", "a.b.c.d", "{\"alg\":\"none\"}.e30.", "ey J.e30.x", "é.é.é", "a?b.c#d.e"]:
+    for garbage in [
+        "",
+        "garbage",
+        "a.b",
+        "a.b.c.d",
+        '{"alg":"none"}.e30.',
+        "ey J.e30.x",
+        "é.é.é",
+        "a?b.c#d.e",
+    ]:
         _refused(env, garbage)
 
 
 def test_json_serialization_refused(env):
-    _refused(env, json.dumps({"payload": _b64(_claims()), "signatures": [{"protected": "x", "signature": "y"}]}))
+    _refused(
+        env, json.dumps({"payload": _b64(_claims()), "signatures": [{"protected": "x", "signature": "y"}]})
+    )
 
 
 def test_rotation_overlap_and_expiry(env):
@@ -247,14 +293,19 @@ def test_rotation_overlap_and_expiry(env):
     assert key1.kid not in [k.kid for k in identity.list_keys(app.vault.conn, ws)]
 
 
-@pytest.mark.parametrize("alg, make", [
-    ("ES256", lambda: ec.generate_private_key(ec.SECP256R1())),
-    ("EdDSA", lambda: ed25519.Ed25519PrivateKey.generate()),
-])
+@pytest.mark.parametrize(
+    "alg, make",
+    [
+        ("ES256", lambda: ec.generate_private_key(ec.SECP256R1())),
+        ("EdDSA", lambda: ed25519.Ed25519PrivateKey.generate()),
+    ],
+)
 def test_public_key_algorithms(env, alg, make):
     app, ws, *_ = env
     priv = make()
-    pem = priv.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    pem = priv.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
     identity.add_public_key(app, ws, alg=alg, pem=pem.decode(), kid=f"pk-{alg}")
     tok = jwt.encode(_claims(), priv, algorithm=alg, headers={"kid": f"pk-{alg}"})
     assert verify(app, ws, tok).email == "ada@example.com"
@@ -265,7 +316,9 @@ def test_public_key_algorithms(env, alg, make):
 def test_ecdsa_zero_signature(env):
     app, ws, *_ = env
     priv = ec.generate_private_key(ec.SECP256R1())
-    pem = priv.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    pem = priv.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
     identity.add_public_key(app, ws, alg="ES256", pem=pem.decode(), kid="ec")
     header, payload = _b64({"alg": "ES256", "kid": "ec"}), _b64(_claims())
     _refused(env, f"{header}.{payload}.{_b64(bytes(64))}", "bad_signature")
@@ -279,8 +332,14 @@ def test_bad_public_key_inputs(env):
         identity.add_public_key(app, ws, alg="RS256", pem="not a pem")
     small = rsa.generate_private_key(public_exponent=65537, key_size=1024).public_key()
     with pytest.raises(UsageError):
-        identity.add_public_key(app, ws, alg="RS256", pem=small.public_bytes(
-            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode())
+        identity.add_public_key(
+            app,
+            ws,
+            alg="RS256",
+            pem=small.public_bytes(
+                serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+            ).decode(),
+        )
     with pytest.raises(UsageError):
         identity.add_public_key(app, ws, alg="HS256", pem="x")
     with pytest.raises(UsageError):

@@ -204,9 +204,12 @@ def _hs_raw(secret: str, header: dict, claims: dict) -> str:
 
 def _provider(home, tmp_path):
     sock = str(tmp_path / "p.sock")
-    proc = subprocess.Popen([sys.executable, "-m", "botctl.provider", "--home", str(home.path), "--socket", sock],
-                            env={**os.environ, "BOTCTL_HOME": str(home.path)}, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "botctl.provider", "--home", str(home.path), "--socket", sock],
+        env={**os.environ, "BOTCTL_HOME": str(home.path)},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     client = httpx.Client(transport=httpx.HTTPTransport(uds=sock), base_url="http://provider", timeout=30)
     deadline = time.monotonic() + 20
     while True:
@@ -237,7 +240,9 @@ def test_hanging_jwks_host_never_stalls_another_workspace(home, tmp_path):
 
         def slow_request() -> None:
             t = time.monotonic()
-            results["first"] = client.post("/v1/workspaces/slow/actions/shopify.list_my_orders", json=body).json()
+            results["first"] = client.post(
+                "/v1/workspaces/slow/actions/shopify.list_my_orders", json=body
+            ).json()
             results["first_s"] = time.monotonic() - t
 
         th = threading.Thread(target=slow_request)
@@ -285,6 +290,7 @@ def test_jwks_waits_are_per_url_and_single_flight(env, sites):
     identity.add_public_key(app, other, alg="RS256", jwks_url=hole.url, kid="site")
     cache = JwksCache(first_wait_s=3.0, deadline_s=2.0)
     try:
+
         async def run() -> list[Any]:
             v_ok = Verifier(app, _ws(app, ws), jwks=cache)
             v_hole = Verifier(app, _ws(app, other), jwks=cache)
@@ -449,17 +455,20 @@ def test_pyjwt_floor():
 # == 9. emails: exactly what the site verified, nothing broader ==========================================
 
 
-@pytest.mark.parametrize("email, reason", [
-    ("\u212aate@example.com", "email_not_ascii"),   # KELVIN SIGN: lower() makes it "kate@example.com"
-    ("linu\u017f@example.com", "email_not_ascii"),  # LONG S: casefold() makes it "linus@example.com"
-    ("gro\u00df@example.com", "email_not_ascii"),   # casefold(): "gross@example.com"
-    ("ada@example.com\u202e", "bad_email"),         # bidi override
-    ("ada\u200b@example.com", "bad_email"),         # zero-width space
-    ("ada@exa\x00mple.com", "bad_email"),
-    ("ada\t@example.com", "bad_email"),
-    (" ada@example.com", "bad_email"),
-    ("ada@@example.com", "bad_email"),
-])
+@pytest.mark.parametrize(
+    "email, reason",
+    [
+        ("\u212aate@example.com", "email_not_ascii"),  # KELVIN SIGN: lower() makes it "kate@example.com"
+        ("linu\u017f@example.com", "email_not_ascii"),  # LONG S: casefold() makes it "linus@example.com"
+        ("gro\u00df@example.com", "email_not_ascii"),  # casefold(): "gross@example.com"
+        ("ada@example.com\u202e", "bad_email"),  # bidi override
+        ("ada\u200b@example.com", "bad_email"),  # zero-width space
+        ("ada@exa\x00mple.com", "bad_email"),
+        ("ada\t@example.com", "bad_email"),
+        (" ada@example.com", "bad_email"),
+        ("ada@@example.com", "bad_email"),
+    ],
+)
 def test_unverifiable_emails_refused_by_default(env, email, reason):
     app, ws, key, secret = env
     v = Verifier(app, _ws(app, ws))
@@ -470,27 +479,39 @@ def test_ascii_email_lowercased_whole_unicode_opt_in_compared_exactly(env):
     from botctl.connectors._common import same_email
 
     app, ws, key, secret = env
-    assert Verifier(app, _ws(app, ws)).verify(_hs(secret, key.kid, email="Ada@Example.COM")).email == "ada@example.com"
+    assert (
+        Verifier(app, _ws(app, ws)).verify(_hs(secret, key.kid, email="Ada@Example.COM")).email
+        == "ada@example.com"
+    )
     identity.set_settings(app, ws, unicode_email=True)
     v = Verifier(app, _ws(app, ws))
     kelvin = v.verify(_hs(secret, key.kid, email="\u212aate@EXAMPLE.com")).email
     assert kelvin == "\u212aate@example.com"  # only the domain's ASCII letters are lowered
     assert not same_email(kelvin, "kate@example.com")
-    assert _refused(v, _hs(secret, key.kid, email="ada@example.com\u202e")) == "bad_email"  # never, even opted in
+    assert (
+        _refused(v, _hs(secret, key.kid, email="ada@example.com\u202e")) == "bad_email"
+    )  # never, even opted in
 
 
-@pytest.mark.parametrize("vendor_side, visitor, same", [
-    ("linus@example.com", "linu\u017f@example.com", False),
-    ("kate@example.com", "\u212aate@example.com", False),
-    ("gross@example.com", "gro\u00df@example.com", False),
-    ("ADA@EXAMPLE.COM", "ada@example.com", True),
-    (" ada@example.com ", "ada@example.com", True),
-    ("J\u00f6rg@Example.com", "J\u00f6rg@example.com", True),   # non-ASCII local part: exact, domain lowered
-    ("j\u00f6rg@example.com", "J\u00f6rg@example.com", False),
-    ("ada@example.com\u202e", "ada@example.com", False),
-    ("ada@example.com", "", False),
-    (None, "ada@example.com", False),
-])
+@pytest.mark.parametrize(
+    "vendor_side, visitor, same",
+    [
+        ("linus@example.com", "linu\u017f@example.com", False),
+        ("kate@example.com", "\u212aate@example.com", False),
+        ("gross@example.com", "gro\u00df@example.com", False),
+        ("ADA@EXAMPLE.COM", "ada@example.com", True),
+        (" ada@example.com ", "ada@example.com", True),
+        (
+            "J\u00f6rg@Example.com",
+            "J\u00f6rg@example.com",
+            True,
+        ),  # non-ASCII local part: exact, domain lowered
+        ("j\u00f6rg@example.com", "J\u00f6rg@example.com", False),
+        ("ada@example.com\u202e", "ada@example.com", False),
+        ("ada@example.com", "", False),
+        (None, "ada@example.com", False),
+    ],
+)
 def test_connector_email_comparison(vendor_side, visitor, same):
     from botctl.connectors._common import same_email
 
@@ -513,9 +534,20 @@ def test_email_verified(env):
 # == 12. typ, jti, iss ======================================================================================
 
 
-@pytest.mark.parametrize("typ, ok", [("JWT", True), ("jwt", True), ("application/jwt", True), ("at+jwt", False),
-                                     ("application/at+jwt", False), ("dpop+jwt", False), ("JOSE", False),
-                                     ("", False), (["JWT"], False)])
+@pytest.mark.parametrize(
+    "typ, ok",
+    [
+        ("JWT", True),
+        ("jwt", True),
+        ("application/jwt", True),
+        ("at+jwt", False),
+        ("application/at+jwt", False),
+        ("dpop+jwt", False),
+        ("JOSE", False),
+        ("", False),
+        (["JWT"], False),
+    ],
+)
 def test_typ_header(env, typ, ok):
     app, ws, key, secret = env
     v = Verifier(app, _ws(app, ws))
@@ -573,7 +605,12 @@ def test_identity_rules_cli(cli, env):
     assert r.code == 0, r.err
     assert r.json()["require_email_verified"] is True and r.json()["jti_replay"] is True
     r = cli("identity", "rules", "-w", "acme", "--no-jti-replay", "--unicode-email", "--json")
-    assert r.json() | {} == {**r.json(), "jti_replay": False, "unicode_email": True, "require_email_verified": True}
+    assert r.json() | {} == {
+        **r.json(),
+        "jti_replay": False,
+        "unicode_email": True,
+        "require_email_verified": True,
+    }
     r = cli("identity", "list", "-w", "acme", "--json")
     assert r.json()["rules"]["unicode_email"] is True
     r = cli("audit", "--event", "workspace.identity_changed", "--json")
@@ -586,7 +623,9 @@ def test_rules_removed_with_the_workspace(env, home):
     app, ws, *_ = env
     identity.set_settings(app, ws, jti_replay=True)
     workspaces.delete(app, "acme")
-    rows = sqlite3.connect(home.vault_db).execute("SELECT key FROM meta WHERE key LIKE 'identity%'").fetchall()
+    rows = (
+        sqlite3.connect(home.vault_db).execute("SELECT key FROM meta WHERE key LIKE 'identity%'").fetchall()
+    )
     assert rows == []
 
 
@@ -597,23 +636,30 @@ def _app_cfg(token_url: str, **over) -> oauth.OAuthApp:
     from botctl.connectors import registry
     from botctl.secret import Secret
 
-    return oauth.effective_app(registry.get("calendly"), source="global", client_id="cid",
-                               client_secret=Secret("client-secret-value"),
-                               settings={"token_url": token_url, "authorize_url": token_url.rsplit("/", 1)[0] + "/a",
-                                         **over},
-                               config={"base_url_resolved": "https://api.calendly.com"})
+    return oauth.effective_app(
+        registry.get("calendly"),
+        source="global",
+        client_id="cid",
+        client_secret=Secret("client-secret-value"),
+        settings={"token_url": token_url, "authorize_url": token_url.rsplit("/", 1)[0] + "/a", **over},
+        config={"base_url_resolved": "https://api.calendly.com"},
+    )
 
 
 @pytest.mark.parametrize("kind", ["bloat", "endless"])
 def test_token_endpoint_answer_capped(sites, kind):
-    handler = endless if kind == "endless" else answer(
-        200, {"access_token": "tok", "token_type": "bearer", "pad": "x" * (2 << 20)})
+    handler = (
+        endless
+        if kind == "endless"
+        else answer(200, {"access_token": "tok", "token_type": "bearer", "pad": "x" * (2 << 20)})
+    )
     site = sites(handler)
     cfg = _app_cfg(site.url + "/token")
 
     async def run():
-        return await asyncio.wait_for(oauth._token_request(cfg, {"grant_type": "refresh_token",
-                                                                 "refresh_token": "r"}), 15)
+        return await asyncio.wait_for(
+            oauth._token_request(cfg, {"grant_type": "refresh_token", "refresh_token": "r"}), 15
+        )
 
     t = time.monotonic()
     with pytest.raises(oauth._EndpointError) as e:
@@ -654,8 +700,14 @@ def test_listener_ignores_foreign_state_and_keeps_waiting():
         statuses = []
         async with httpx.AsyncClient() as http:
             # Any web page the user visits can make the browser request these (a fixed --redirect-port).
-            for q in ("", "?code=x", "?code=x&state=guess", "?error=access_denied&state=nope",
-                      "?state=the-real-state&state=the-real-state", "?code=x&state=the-real-stat"):
+            for q in (
+                "",
+                "?code=x",
+                "?code=x&state=guess",
+                "?error=access_denied&state=nope",
+                "?state=the-real-state&state=the-real-state",
+                "?code=x&state=the-real-stat",
+            ):
                 statuses.append((await http.get(redirect + q, timeout=5)).status_code)
             assert not waiting.done()
             ok = asyncio.ensure_future(http.get(redirect + "?code=good&state=the-real-state", timeout=5))
@@ -686,7 +738,6 @@ def test_listener_timeout_says_foreign_requests_were_ignored():
     assert e.value.exit_code == 26 and "1 request" in e.value.message
 
 
-
 @pytest.fixture
 def peer():
     from test_oauth_as import InteropAS
@@ -704,11 +755,19 @@ def _connect(app, ws, peer, ui, **kw):
     from test_oauth_as import CLIENT_ID, CLIENT_SECRET
 
     calendly = registry.get("calendly")
-    cfg = oauth.effective_app(calendly, source="global", client_id=CLIENT_ID, client_secret=Secret(CLIENT_SECRET),
-                              settings={**peer.app_settings(), "token_auth": "client_secret_basic"},
-                              config=CALENDLY_CONFIG)
-    return asyncio.run(oauth.connect(app, ws, calendly, CALENDLY_CONFIG, cfg, mode="no_browser", ui=ui,
-                                     skip_check=True, **kw))
+    cfg = oauth.effective_app(
+        calendly,
+        source="global",
+        client_id=CLIENT_ID,
+        client_secret=Secret(CLIENT_SECRET),
+        settings={**peer.app_settings(), "token_auth": "client_secret_basic"},
+        config=CALENDLY_CONFIG,
+    )
+    return asyncio.run(
+        oauth.connect(
+            app, ws, calendly, CALENDLY_CONFIG, cfg, mode="no_browser", ui=ui, skip_check=True, **kw
+        )
+    )
 
 
 class _Browser(oauth.FlowUI):

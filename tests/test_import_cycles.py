@@ -69,11 +69,13 @@ def _modules() -> dict[str, tuple[Path, bool]]:
 
 def _is_type_checking(test: ast.expr) -> bool:
     return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
-        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING")
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
+    )
 
 
 def _imports(tree: ast.AST) -> Iterable[tuple[ast.Import | ast.ImportFrom, bool]]:
     """Every import statement of the tree, and whether it sits under `if TYPE_CHECKING:`."""
+
     def walk(node: ast.AST, typing_only: bool) -> Iterable[tuple[ast.Import | ast.ImportFrom, bool]]:
         if isinstance(node, ast.Import | ast.ImportFrom):
             yield node, typing_only
@@ -196,6 +198,7 @@ def _in_package(module: str) -> bool:
 
 def _collapsed(graph: dict[str, set[str]]) -> dict[str, set[str]]:
     """The graph with the whole knowledge package as one node."""
+
     def node(m: str) -> str:
         return PACKAGE if _in_package(m) else m
 
@@ -235,20 +238,26 @@ def _described(graph: dict[str, set[str]], found: list[list[str]]) -> list[str]:
 def test_no_import_cycle_at_run_time():
     graph = import_graph()
     found = cycles(graph)
-    assert found == [], "import cycles (function-level imports count: move the shared part to a module " \
-                        "both can import, or pass it in):\n  " + "\n  ".join(_described(graph, found))
+    assert found == [], (
+        "import cycles (function-level imports count: move the shared part to a module "
+        "both can import, or pass it in):\n  " + "\n  ".join(_described(graph, found))
+    )
 
 
 def test_no_import_cycle_counting_typing_imports_outside_the_sandbox():
     graph = import_graph(typing=True)
     found = [c for c in cycles(graph) if not all(m.startswith(TYPING_CYCLES_ALLOWED) for m in c)]
-    assert found == [], "import cycles through TYPE_CHECKING imports:\n  " + "\n  ".join(_described(graph, found))
+    assert found == [], "import cycles through TYPE_CHECKING imports:\n  " + "\n  ".join(
+        _described(graph, found)
+    )
 
 
 def test_connectors_import_no_domain_module():
     graph = import_graph(typing=True)
     offenders = {
-        m: sorted(t for t in targets if not t.startswith("botctl.connectors") and t not in CONNECTORS_MAY_IMPORT)
+        m: sorted(
+            t for t in targets if not t.startswith("botctl.connectors") and t not in CONNECTORS_MAY_IMPORT
+        )
         for m, targets in graph.items()
         if m.startswith("botctl.connectors")
     }
@@ -280,12 +289,17 @@ def test_every_import_of_ours_names_something_that_exists():
     for mod, (_path, is_pkg) in modules.items():
         for node, _ in _imports(trees[mod]):
             if isinstance(node, ast.Import):
-                missing += [f"{mod}: import {a.name}" for a in node.names
-                            if a.name.split(".")[0] in TREES and a.name not in modules]
+                missing += [
+                    f"{mod}: import {a.name}"
+                    for a in node.names
+                    if a.name.split(".")[0] in TREES and a.name not in modules
+                ]
                 continue
             if node.level:
                 package = mod.split(".") if is_pkg else mod.split(".")[:-1]
-                base = ".".join(package[: len(package) - (node.level - 1)] + ([node.module] if node.module else []))
+                base = ".".join(
+                    package[: len(package) - (node.level - 1)] + ([node.module] if node.module else [])
+                )
             else:
                 base = node.module or ""
             if base.split(".")[0] not in TREES:
@@ -294,9 +308,14 @@ def test_every_import_of_ours_names_something_that_exists():
                 missing.append(f"{mod}: from {base} import ...")
                 continue
             names = defined[base]
-            missing += [f"{mod}: from {base} import {a.name}" for a in node.names
-                        if a.name != "*" and f"{base}.{a.name}" not in modules and names is not None
-                        and a.name not in names]
+            missing += [
+                f"{mod}: from {base} import {a.name}"
+                for a in node.names
+                if a.name != "*"
+                and f"{base}.{a.name}" not in modules
+                and names is not None
+                and a.name not in names
+            ]
     assert not missing, missing
 
 
@@ -308,8 +327,19 @@ def test_every_module_imports_on_its_own():
     names = [m for m in sorted(_modules()) if not m.endswith("__main__")]
     failed = {}
     with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
-        runs = pool.map(lambda m: (m, subprocess.run([sys.executable, "-c", f"import {m}"], env=env,
-                                                     capture_output=True, text=True, timeout=120)), names)
+        runs = pool.map(
+            lambda m: (
+                m,
+                subprocess.run(
+                    [sys.executable, "-c", f"import {m}"],
+                    env=env,
+                    capture_output=True,
+                    text=True,
+                    timeout=120,
+                ),
+            ),
+            names,
+        )
         for name, run in runs:
             if run.returncode != 0:
                 failed[name] = run.stderr.strip().splitlines()[-1:]
@@ -319,16 +349,27 @@ def test_every_module_imports_on_its_own():
 def test_knowledge_is_in_no_import_cycle():
     for typing in (False, True):
         graph = import_graph(typing=typing)
-        found = sorted({" -> ".join(shortest_cycle(g, next(m for m in c if _in_package(m))))
-                        for g in (graph, _collapsed(graph)) for c in cycles(g) if any(_in_package(m) for m in c)})
-        assert found == [], f"import cycles through {PACKAGE} ({'with' if typing else 'without'} " \
-                            f"TYPE_CHECKING imports), e.g.: {found}"
+        found = sorted(
+            {
+                " -> ".join(shortest_cycle(g, next(m for m in c if _in_package(m))))
+                for g in (graph, _collapsed(graph))
+                for c in cycles(g)
+                if any(_in_package(m) for m in c)
+            }
+        )
+        assert found == [], (
+            f"import cycles through {PACKAGE} ({'with' if typing else 'without'} "
+            f"TYPE_CHECKING imports), e.g.: {found}"
+        )
 
 
 def test_knowledge_does_not_import_workspaces():
     graph = import_graph(typing=True)
-    offenders = {m: sorted(t for t in targets if t == "botctl.workspaces")
-                 for m, targets in graph.items() if _in_package(m)}
+    offenders = {
+        m: sorted(t for t in targets if t == "botctl.workspaces")
+        for m, targets in graph.items()
+        if _in_package(m)
+    }
     assert not any(offenders.values()), offenders
 
 

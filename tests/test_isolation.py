@@ -17,8 +17,12 @@ pytestmark = pytest.mark.slow
 def d(sandbox_server, tmp_path_factory):
     sandbox_server.reset()
     # The matrix sends ~100 requests from one IP in a few seconds: edge rate limits off for this daemon.
-    dm = _setup_home(tmp_path_factory.mktemp("isolation"), sandbox_server, port=free_port(),
-                     daemon_args=("--ip-rate", "0", "--visitor-rate", "0"))
+    dm = _setup_home(
+        tmp_path_factory.mktemp("isolation"),
+        sandbox_server,
+        port=free_port(),
+        daemon_args=("--ip-rate", "0", "--visitor-rate", "0"),
+    )
     creds = sandbox_server.credentials()
     connected = {c["connector"] for c in json.loads(sh("connections", "list", "--json", env=dm.env).stdout)}
     for c in registry.all_connectors():  # the rest, as the sandbox says to reach its seeded tenant
@@ -27,8 +31,18 @@ def d(sandbox_server, tmp_path_factory):
         plan = creds[c.name]["connect"]
         settings = [arg for k, v in plan["config"].items() for arg in ("--config", f"{k}={v}")]
         flag = "--access-token-stdin" if "access_token" in plan["credential"] else "--api-key-stdin"
-        sh("connect", c.name, "-w", "acme", "--sandbox", sandbox_server.url, *settings, flag, env=dm.env,
-           input="".join(v + "\n" for v in plan["credential"].values()))
+        sh(
+            "connect",
+            c.name,
+            "-w",
+            "acme",
+            "--sandbox",
+            sandbox_server.url,
+            *settings,
+            flag,
+            env=dm.env,
+            input="".join(v + "\n" for v in plan["credential"].values()),
+        )
     other = json.loads(sh("identity", "rotate", "-w", "other", "--json", env=dm.env).stdout)
     dm.other_secret, dm.other_kid = other["secret"], other["kid"]
     yield dm
@@ -45,34 +59,57 @@ def _actions(d):
 # audit must say forbidden; `lists`: its actions listing the visitor's objects -- Ada's answer must carry
 # none of Grace's ids. A connector with neither says `why`.
 MATRIX = {
-    "calendly": {"by_id": {"cancel_my_booking": lambda g: {"booking_id": g["scheduled_events"][0]}},
-                 "lists": ["list_my_bookings"]},
-    "calcom": {"by_id": {"cancel_my_booking": lambda g: {"booking_id": g["bookings"][0]}},
-               "lists": ["list_my_bookings"]},
-    "zendesk": {"by_id": {"get_my_ticket": lambda g: {"ticket_id": g["tickets"][0]},
-                          "add_comment": lambda g: {"ticket_id": g["tickets"][0], "body": "not mine"}},
-                "lists": ["list_my_tickets"]},
-    "freshdesk": {"by_id": {"get_my_ticket": lambda g: {"ticket_id": g["tickets"][0]}},
-                  "lists": ["list_my_tickets"]},
+    "calendly": {
+        "by_id": {"cancel_my_booking": lambda g: {"booking_id": g["scheduled_events"][0]}},
+        "lists": ["list_my_bookings"],
+    },
+    "calcom": {
+        "by_id": {"cancel_my_booking": lambda g: {"booking_id": g["bookings"][0]}},
+        "lists": ["list_my_bookings"],
+    },
+    "zendesk": {
+        "by_id": {
+            "get_my_ticket": lambda g: {"ticket_id": g["tickets"][0]},
+            "add_comment": lambda g: {"ticket_id": g["tickets"][0], "body": "not mine"},
+        },
+        "lists": ["list_my_tickets"],
+    },
+    "freshdesk": {
+        "by_id": {"get_my_ticket": lambda g: {"ticket_id": g["tickets"][0]}},
+        "lists": ["list_my_tickets"],
+    },
     "hubspot": {"why": "only the visitor's own contact, found by their email: no object ids, no lists"},
-    "stripe": {"by_id": {"cancel_my_subscription": lambda g: {"subscription_id": g["subscriptions"][0]}},
-               "lists": ["list_my_subscriptions"]},
-    "shopify": {"by_id": {"get_my_order": lambda g: {"order_id": g["orders"][0]}},
-                "lists": ["list_my_orders"]},
-    "woocommerce": {"by_id": {"get_my_order": lambda g: {"order_id": g["orders"][0]},
-                              "add_order_note": lambda g: {"order_id": g["orders"][0], "note": "not mine"}},
-                    "lists": ["list_my_orders"]},
+    "stripe": {
+        "by_id": {"cancel_my_subscription": lambda g: {"subscription_id": g["subscriptions"][0]}},
+        "lists": ["list_my_subscriptions"],
+    },
+    "shopify": {
+        "by_id": {"get_my_order": lambda g: {"order_id": g["orders"][0]}},
+        "lists": ["list_my_orders"],
+    },
+    "woocommerce": {
+        "by_id": {
+            "get_my_order": lambda g: {"order_id": g["orders"][0]},
+            "add_order_note": lambda g: {"order_id": g["orders"][0], "note": "not mine"},
+        },
+        "lists": ["list_my_orders"],
+    },
 }
 
 
 def _grace_params(seed):
-    return {f"{name}.{action}": params(seed[name]["grace@example.com"])
-            for name, entry in MATRIX.items() for action, params in entry.get("by_id", {}).items()}
+    return {
+        f"{name}.{action}": params(seed[name]["grace@example.com"])
+        for name, entry in MATRIX.items()
+        for action, params in entry.get("by_id", {}).items()
+    }
 
 
 def test_every_action_connected(d):
     names = {a["name"] for a in _actions(d)}
-    assert len(names) >= 25 and {n.split(".")[0] for n in names} == {c.name for c in registry.all_connectors()}
+    assert len(names) >= 25 and {n.split(".")[0] for n in names} == {
+        c.name for c in registry.all_connectors()
+    }
 
 
 def test_token_for_another_workspace_refused_for_every_action(d):
@@ -81,8 +118,12 @@ def test_token_for_another_workspace_refused_for_every_action(d):
     import jwt
 
     now = int(time.time())
-    foreign = jwt.encode({"sub": "u-ada", "email": "ada@example.com", "aud": "other", "iat": now, "exp": now + 300},
-                         d.other_secret, algorithm="HS256", headers={"kid": d.other_kid})
+    foreign = jwt.encode(
+        {"sub": "u-ada", "email": "ada@example.com", "aud": "other", "iat": now, "exp": now + 300},
+        d.other_secret,
+        algorithm="HS256",
+        headers={"kid": d.other_kid},
+    )
     before = len(d.audit())
     actions = _actions(d)
     for a in actions:
@@ -109,12 +150,18 @@ def test_ada_never_reaches_grace_objects(d):
     # Writes were recorded as started before the vendor was asked (and refused before any write).
     started = [x for x in new if x["event"] == "action.started"]
     assert {x["action"] for x in started} == {a for a in grace if registry.find_action(a)[1].is_write}
-    assert {x["detail"]["pending_id"] for x in started} == {x["detail"].get("pending_id") for x in recs} - {None}
+    assert {x["detail"]["pending_id"] for x in started} == {x["detail"].get("pending_id") for x in recs} - {
+        None
+    }
     # No write reached the vendor for another customer's object.
     after_stats = d.sandbox.stats()
-    writes = [r for r in after_stats["requests"][len(before_stats["requests"]):]
-              if r["method"] in ("POST", "PUT", "PATCH", "DELETE") and r["status"] < 400
-              and not r["path"].endswith("graphql.json")]  # Shopify reads are GraphQL POSTs
+    writes = [
+        r
+        for r in after_stats["requests"][len(before_stats["requests"]) :]
+        if r["method"] in ("POST", "PUT", "PATCH", "DELETE")
+        and r["status"] < 400
+        and not r["path"].endswith("graphql.json")
+    ]  # Shopify reads are GraphQL POSTs
     assert writes == [], writes
     # Lists for Ada never carry Grace's ids.
     for action in [f"{name}.{a}" for name, entry in MATRIX.items() for a in entry.get("lists", ())]:
@@ -158,8 +205,11 @@ def test_knowledge_of_one_workspace_is_not_reachable_from_another(d):
 
 def _mcp(d, method, params=None, token=None, ws="acme"):
     headers = {"Authorization": f"Bearer {token}"} if token else {}
-    return d.http.post(f"/v1/workspaces/{ws}/mcp", headers=headers,
-                       json={"jsonrpc": "2.0", "id": 1, "method": method, "params": params or {}})
+    return d.http.post(
+        f"/v1/workspaces/{ws}/mcp",
+        headers=headers,
+        json={"jsonrpc": "2.0", "id": 1, "method": method, "params": params or {}},
+    )
 
 
 def _tool(d, action, args, token=None):
@@ -173,8 +223,12 @@ def test_mcp_token_for_another_workspace_refused_for_every_tool(d):
     import jwt
 
     now = int(time.time())
-    foreign = jwt.encode({"sub": "u-ada", "email": "ada@example.com", "aud": "other", "iat": now, "exp": now + 300},
-                         d.other_secret, algorithm="HS256", headers={"kid": d.other_kid})
+    foreign = jwt.encode(
+        {"sub": "u-ada", "email": "ada@example.com", "aud": "other", "iat": now, "exp": now + 300},
+        d.other_secret,
+        algorithm="HS256",
+        headers={"kid": d.other_kid},
+    )
     before = len(d.audit())
     actions = _actions(d)
     for a in actions:
@@ -197,20 +251,30 @@ def test_mcp_ada_never_reaches_grace_objects(d):
         if registry.find_action(action)[1].is_write:
             # A write waits for Ada's confirmation; confirmed, it is refused like any other attempt.
             cid = result["structuredContent"]["confirmation_required"]["confirmation_id"]
-            r = d.http.post(f"/v1/workspaces/acme/confirmations/{cid}", json={"decision": "confirm"},
-                            headers={"Authorization": f"Bearer {d.token()}"})
+            r = d.http.post(
+                f"/v1/workspaces/acme/confirmations/{cid}",
+                json={"decision": "confirm"},
+                headers={"Authorization": f"Bearer {d.token()}"},
+            )
             assert r.status_code == 404 and r.json()["error"]["code"] == "not_found", (action, r.text)
         else:
-            assert result["isError"] and result["structuredContent"]["error"]["code"] == "not_found", (action, result)
+            assert result["isError"] and result["structuredContent"]["error"]["code"] == "not_found", (
+                action,
+                result,
+            )
         text = r.text.lower()
         assert "grace" not in text and "hopper" not in text, action
     runs = [x for x in d.audit()[before:] if x["event"] == "action.run"]
     assert len(runs) == len(grace) and {x["reason"] for x in runs} == {"forbidden"}
     assert {x["actor"]["channel"] for x in runs} == {"mcp"}
     after_stats = d.sandbox.stats()
-    writes = [r for r in after_stats["requests"][len(before_stats["requests"]):]
-              if r["method"] in ("POST", "PUT", "PATCH", "DELETE") and r["status"] < 400
-              and not r["path"].endswith("graphql.json")]
+    writes = [
+        r
+        for r in after_stats["requests"][len(before_stats["requests"]) :]
+        if r["method"] in ("POST", "PUT", "PATCH", "DELETE")
+        and r["status"] < 400
+        and not r["path"].endswith("graphql.json")
+    ]
     assert writes == [], writes
     for action in [f"{name}.{a}" for name, entry in MATRIX.items() for a in entry.get("lists", ())]:
         r, result = _tool(d, action, {}, d.token(botctl_use="mcp"))
@@ -224,8 +288,11 @@ def test_mcp_ada_never_reaches_grace_objects(d):
 def test_mcp_anonymous_caller_gets_only_anonymous_reads(d):
     tools = {t["name"] for t in _mcp(d, "tools/list").json()["result"]["tools"]}
     actions = _actions(d)
-    assert tools == {a["name"].replace(".", "__") for a in actions
-                     if not a["customer_specific"] and not registry.find_action(a["name"])[1].is_write}
+    assert tools == {
+        a["name"].replace(".", "__")
+        for a in actions
+        if not a["customer_specific"] and not registry.find_action(a["name"])[1].is_write
+    }
     before = len(d.audit())
     for a in actions:
         _, result = _tool(d, a["name"], {})

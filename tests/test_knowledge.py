@@ -67,12 +67,23 @@ UNANSWERABLE = [
     "what is it?",  # nothing but stop words
 ]
 
-TICKET = {"name": "zendesk.create_ticket", "description": "Open a support ticket for the visitor.",
-          "customer_specific": True, "connector": "zendesk", "params": {}}
-ORDERS = {"name": "shopify.get_my_order", "description": "One of the visitor's orders with items and tracking.",
-          "customer_specific": True}
-BOOKING = {"name": "calcom.book_meeting", "description": "Book a slot for the visitor (the visitor is the attendee).",
-           "customer_specific": True}
+TICKET = {
+    "name": "zendesk.create_ticket",
+    "description": "Open a support ticket for the visitor.",
+    "customer_specific": True,
+    "connector": "zendesk",
+    "params": {},
+}
+ORDERS = {
+    "name": "shopify.get_my_order",
+    "description": "One of the visitor's orders with items and tracking.",
+    "customer_specific": True,
+}
+BOOKING = {
+    "name": "calcom.book_meeting",
+    "description": "Book a slot for the visitor (the visitor is the attendee).",
+    "customer_specific": True,
+}
 
 
 @pytest.fixture
@@ -87,48 +98,132 @@ def knowledge_cli(cli, monkeypatch):
     """The `knowledge` group registered as the lead will register it in cli/lazy.py."""
     from botctl.cli import lazy
 
-    monkeypatch.setitem(lazy.COMMANDS, "knowledge", ("botctl.cli.knowledge_cmd", "Documents and answers.", None))
+    monkeypatch.setitem(
+        lazy.COMMANDS, "knowledge", ("botctl.cli.knowledge_cmd", "Documents and answers.", None)
+    )
     return cli
 
 
 def _audit(app, event):
-    rows = store.open_audit_reader(app.home).execute("SELECT body FROM records WHERE event = ? ORDER BY seq",
-                                                      (event,)).fetchall()
+    rows = (
+        store.open_audit_reader(app.home)
+        .execute("SELECT body FROM records WHERE event = ? ORDER BY seq", (event,))
+        .fetchall()
+    )
     return [json.loads(r[0]) for r in rows]
 
 
 def _corpus_text(document: str) -> str:
     path = CORPUS / document
     kind = knowledge.KINDS[path.suffix]
-    _, blocks = {"markdown": knowledge.parse_markdown, "html": knowledge.parse_html,
-                 "text": knowledge.parse_text}[kind](path.read_text())
+    _, blocks = {
+        "markdown": knowledge.parse_markdown,
+        "html": knowledge.parse_html,
+        "text": knowledge.parse_text,
+    }[kind](path.read_text())
     return "\n".join(t for _, _, t in blocks)
 
 
 # -- the stemmer and normalisation ----------------------------------------------------------------
 
+
 def test_stemmer_matches_sqlite_porter_word_for_word():
     words = set()
     for f in list(CORPUS.iterdir()) + list(Path(knowledge.__file__).parent.rglob("*.py")):
         words |= set(re.findall(r"[a-z0-9]+", f.read_text(errors="ignore").lower()))
-    words |= {"caresses", "ponies", "ties", "caress", "cats", "feed", "agreed", "plastered", "bled", "motoring",
-              "sing", "conflated", "troubled", "sized", "hopping", "tanned", "falling", "hissing", "fizzed",
-              "failing", "filing", "happy", "sky", "relational", "conditional", "rational", "valenci",
-              "digitizer", "conformabli", "radicalli", "differentli", "vileli", "analogousli", "vietnamization",
-              "predication", "operator", "feudalism", "decisiveness", "hopefulness", "callousness", "formaliti",
-              "sensitiviti", "sensibiliti", "triplicate", "formative", "formalize", "electriciti", "electrical",
-              "hopeful", "goodness", "revival", "allowance", "inference", "airliner", "gyroscopic", "adjustable",
-              "defensible", "irritant", "replacement", "adjustment", "dependent", "adoption", "homologou",
-              "communism", "activate", "angulariti", "homologous", "effective", "bowdlerize", "probate", "rate",
-              "cease", "controll", "roll", "1990s", "2nd", "mp3s", "yyy", "syzygy", "queueing"}
+    words |= {
+        "caresses",
+        "ponies",
+        "ties",
+        "caress",
+        "cats",
+        "feed",
+        "agreed",
+        "plastered",
+        "bled",
+        "motoring",
+        "sing",
+        "conflated",
+        "troubled",
+        "sized",
+        "hopping",
+        "tanned",
+        "falling",
+        "hissing",
+        "fizzed",
+        "failing",
+        "filing",
+        "happy",
+        "sky",
+        "relational",
+        "conditional",
+        "rational",
+        "valenci",
+        "digitizer",
+        "conformabli",
+        "radicalli",
+        "differentli",
+        "vileli",
+        "analogousli",
+        "vietnamization",
+        "predication",
+        "operator",
+        "feudalism",
+        "decisiveness",
+        "hopefulness",
+        "callousness",
+        "formaliti",
+        "sensitiviti",
+        "sensibiliti",
+        "triplicate",
+        "formative",
+        "formalize",
+        "electriciti",
+        "electrical",
+        "hopeful",
+        "goodness",
+        "revival",
+        "allowance",
+        "inference",
+        "airliner",
+        "gyroscopic",
+        "adjustable",
+        "defensible",
+        "irritant",
+        "replacement",
+        "adjustment",
+        "dependent",
+        "adoption",
+        "homologou",
+        "communism",
+        "activate",
+        "angulariti",
+        "homologous",
+        "effective",
+        "bowdlerize",
+        "probate",
+        "rate",
+        "cease",
+        "controll",
+        "roll",
+        "1990s",
+        "2nd",
+        "mp3s",
+        "yyy",
+        "syzygy",
+        "queueing",
+    }
     words = sorted(w for w in words if 3 <= len(w) <= 40)
     conn = sqlite3.connect(":memory:")
     conn.execute("CREATE VIRTUAL TABLE t USING fts5(x, tokenize = 'porter ascii')")
     conn.execute("CREATE VIRTUAL TABLE v USING fts5vocab(t, 'instance')")
     conn.executemany("INSERT INTO t (rowid, x) VALUES (?, ?)", list(enumerate(words, 1)))
     sqlite_stems = dict(conn.execute("SELECT doc, term FROM v"))
-    mismatches = [(w, sqlite_stems[i], knowledge.stem(w)) for i, w in enumerate(words, 1)
-                  if sqlite_stems[i] != knowledge.stem(w)]
+    mismatches = [
+        (w, sqlite_stems[i], knowledge.stem(w))
+        for i, w in enumerate(words, 1)
+        if sqlite_stems[i] != knowledge.stem(w)
+    ]
     assert len(words) > 1000 and mismatches == []
 
 
@@ -140,12 +235,37 @@ def test_query_terms_drop_stop_words_fold_diacritics_and_stem():
     assert len(knowledge.query_terms(" ".join(f"word{i}" for i in range(100)))) == knowledge.MAX_QUERY_TERMS
 
 
-@pytest.mark.parametrize("hostile", [
-    '"', '""', '"unbalanced', "*", "ship*", "^ship", "-", "- refund", ":", "body:refund", "section : refund",
-    "workspace_id:ws_x", "NEAR(shipping refund, 2)", "shipping OR", "OR OR OR", "AND", "NOT refund",
-    "shipping AND NOT refund", "((((", "{title section}: refund", "'; DROP TABLE knowledge_fts; --",
-    "\x00", "\\", "rank MATCH 'x'", "🚚 shipping 📦", "refund\"); DELETE FROM knowledge_documents; --",
-])
+@pytest.mark.parametrize(
+    "hostile",
+    [
+        '"',
+        '""',
+        '"unbalanced',
+        "*",
+        "ship*",
+        "^ship",
+        "-",
+        "- refund",
+        ":",
+        "body:refund",
+        "section : refund",
+        "workspace_id:ws_x",
+        "NEAR(shipping refund, 2)",
+        "shipping OR",
+        "OR OR OR",
+        "AND",
+        "NOT refund",
+        "shipping AND NOT refund",
+        "((((",
+        "{title section}: refund",
+        "'; DROP TABLE knowledge_fts; --",
+        "\x00",
+        "\\",
+        "rank MATCH 'x'",
+        "🚚 shipping 📦",
+        'refund"); DELETE FROM knowledge_documents; --',
+    ],
+)
 def test_hostile_queries_cannot_break_or_inject_into_match(app, acme, hostile):
     words = [w for w, _ in knowledge.query_terms(hostile)]
     expr = knowledge.match_expression(words)
@@ -161,7 +281,7 @@ def test_hostile_queries_cannot_break_or_inject_into_match(app, acme, hostile):
 
 def test_random_queries_never_raise(app, acme):
     rng = random.Random(6)
-    alphabet = 'abcdefghij shipping refund "*:^-+(){}[],.;\'\\NEAROTAND\x00éß中🙂\t\n'
+    alphabet = "abcdefghij shipping refund \"*:^-+(){}[],.;'\\NEAROTAND\x00éß中🙂\t\n"
     for _ in range(300):
         q = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 40)))
         knowledge.search(app.vault.conn, acme, q, 3)
@@ -169,6 +289,7 @@ def test_random_queries_never_raise(app, acme):
 
 
 # -- parsing and chunking ---------------------------------------------------------------------------
+
 
 def _sections(document: str) -> list[str]:
     doc = knowledge.parse_document(CORPUS / document, document)
@@ -178,9 +299,14 @@ def _sections(document: str) -> list[str]:
 def test_markdown_sections_title_and_inline_markup():
     doc = knowledge.parse_document(CORPUS / "shipping.md", "shipping.md")
     assert doc.title == "Shipping" and doc.kind == "markdown"
-    assert [c.section for c in doc.chunks] == ["Shipping", "Processing times", "Shipping methods and costs",
-                                               "International shipping", "Tracking your order",
-                                               "PO boxes and military addresses"]
+    assert [c.section for c in doc.chunks] == [
+        "Shipping",
+        "Processing times",
+        "Shipping methods and costs",
+        "International shipping",
+        "Tracking your order",
+        "PO boxes and military addresses",
+    ]
     methods = doc.chunks[2].text
     assert "- Standard (USPS Ground Advantage): 3–5 business days, $5.95" in methods  # ** removed, list kept
     tracking = doc.chunks[4].text
@@ -193,9 +319,14 @@ def test_markdown_sections_title_and_inline_markup():
 def test_html_drops_script_style_nav_footer_and_decodes_entities():
     doc = knowledge.parse_document(CORPUS / "billing.html", "billing.html")
     assert doc.title == "Payments & billing" and doc.kind == "html"
-    assert [c.section for c in doc.chunks] == ["Accepted payment methods", "When you are charged",
-                                               "Sales tax and VAT", "Promo codes and gift cards",
-                                               "Invoices and receipts", "Payment declined"]
+    assert [c.section for c in doc.chunks] == [
+        "Accepted payment methods",
+        "When you are charged",
+        "Sales tax and VAT",
+        "Promo codes and gift cards",
+        "Invoices and receipts",
+        "Payment declined",
+    ]
     text = "\n".join(c.text for c in doc.chunks)
     for dropped in ("dataLayer", "gtag", "font-family", "Mars", "Sign in", "salary", "rights reserved"):
         assert dropped not in text
@@ -205,7 +336,8 @@ def test_html_drops_script_style_nav_footer_and_decodes_entities():
 def test_html_hidden_and_void_elements():
     title, blocks = knowledge.parse_html(
         "<h1>T</h1><input hidden><p>kept one</p><div hidden><p>secret draft</p></div>"
-        "<p aria-hidden='true'>icon text</p><p>kept two<br>same block</p><ul><li>a</li><li>b</li></ul>")
+        "<p aria-hidden='true'>icon text</p><p>kept two<br>same block</p><ul><li>a</li><li>b</li></ul>"
+    )
     texts = [t for _, _, t in blocks]
     assert texts == ["T", "kept one", "kept two same block", "a", "b"]
     assert [k for k, _, _ in blocks] == ["h", "p", "p", "li", "li"]
@@ -214,8 +346,13 @@ def test_html_hidden_and_void_elements():
 def test_plain_text_headings():
     doc = knowledge.parse_document(CORPUS / "account.txt", "account.txt")
     assert doc.title == "Your account" and doc.kind == "text"
-    assert [c.section for c in doc.chunks] == ["Your account", "Reset your password", "Change your email address",
-                                               "Delete your account", "Email newsletters"]
+    assert [c.section for c in doc.chunks] == [
+        "Your account",
+        "Reset your password",
+        "Change your email address",
+        "Delete your account",
+        "Email newsletters",
+    ]
 
 
 def test_long_sections_are_split_into_80_to_250_word_chunks(tmp_path):
@@ -223,8 +360,10 @@ def test_long_sections_are_split_into_80_to_250_word_chunks(tmp_path):
     vocab = "tent stake pole rainfly footprint vestibule zipper seam sealer guyline pack stove fuel".split()
 
     def paragraph(n_sentences):
-        return " ".join(" ".join(rng.choice(vocab) for _ in range(rng.randint(8, 16))).capitalize() + "."
-                        for _ in range(n_sentences))
+        return " ".join(
+            " ".join(rng.choice(vocab) for _ in range(rng.randint(8, 16))).capitalize() + "."
+            for _ in range(n_sentences)
+        )
 
     body = "\n\n".join(paragraph(rng.randint(2, 6)) for _ in range(25))
     giant = paragraph(80)  # one paragraph, no blank line: split at sentences
@@ -242,6 +381,7 @@ def test_long_sections_are_split_into_80_to_250_word_chunks(tmp_path):
 
 
 # -- adding, replacing, removing ------------------------------------------------------------------------
+
 
 def _df_is_consistent(conn, ws_id):
     expected = {}
@@ -282,7 +422,10 @@ def test_add_report_unchanged_is_a_noop_and_changed_replaces(app, tmp_path):
     after = {d.name: d for d in knowledge.list_docs(conn, ws)}
     assert after["shipping.md"].sha256 != before["shipping.md"].sha256
     assert after["shipping.md"].added_at == before["shipping.md"].added_at
-    assert conn.execute("SELECT count(*) FROM knowledge_fts WHERE workspace_id = ?", (ws.id,)).fetchone()[0] == 24
+    assert (
+        conn.execute("SELECT count(*) FROM knowledge_fts WHERE workspace_id = ?", (ws.id,)).fetchone()[0]
+        == 24
+    )
     assert knowledge.answer(conn, ws, "Do you ship to Mexico?")["grounded"] is True
     record = _audit(app, "knowledge.added")[-1]
     assert record["workspace"] == "acme"
@@ -295,8 +438,12 @@ def test_remove_and_audit_records_carry_no_content(app, acme):
     removed = knowledge.remove(app, acme, "billing.html")
     assert removed.name == "billing.html"
     assert [d.name for d in knowledge.list_docs(conn, acme)] == ["account.txt", "returns.md", "shipping.md"]
-    assert conn.execute("SELECT count(*) FROM knowledge_fts WHERE document_id NOT IN "
-                        "(SELECT id FROM knowledge_documents)").fetchone()[0] == 0
+    assert (
+        conn.execute(
+            "SELECT count(*) FROM knowledge_fts WHERE document_id NOT IN (SELECT id FROM knowledge_documents)"
+        ).fetchone()[0]
+        == 0
+    )
     assert _df_is_consistent(conn, acme.id)
     assert knowledge.answer(conn, acme, "Do you accept PayPal?")["grounded"] is False
     from botctl.errors import NotFound
@@ -306,7 +453,9 @@ def test_remove_and_audit_records_carry_no_content(app, acme):
     assert exc.value.code == "unknown_document"
     (rec,) = _audit(app, "knowledge.removed")
     assert rec["detail"] == {"document": "billing.html", "sha256": removed.sha256, "chunks": 6}
-    bodies = ",".join(r[0] for r in store.open_audit_reader(app.home).execute("SELECT body FROM records").fetchall())
+    bodies = ",".join(
+        r[0] for r in store.open_audit_reader(app.home).execute("SELECT body FROM records").fetchall()
+    )
     for doc in ("shipping.md", "returns.md", "billing.html", "account.txt"):
         for sentence in re.split(r"(?<=[.!?])\s+", _corpus_text(doc)):
             if len(sentence) > 25:
@@ -371,6 +520,7 @@ def test_a_failure_inside_the_transaction_rolls_everything_back(app, tmp_path, m
 
 # -- isolation -------------------------------------------------------------------------------------------
 
+
 def _globex(app, tmp_path):
     ws = workspaces.create(app, "globex", plan="pro")
     d = tmp_path / "globex"
@@ -378,7 +528,8 @@ def _globex(app, tmp_path):
     (d / "widgets.md").write_text(
         "# Quantum widgets\n\n## Warranty\n\nEvery quantum widget carries a ten year warranty against flux "
         "decay. Shipping of replacement widgets is free worldwide, including to Mars colonies.\n\n"
-        "## Returns\n\nWidgets can be returned within 90 days. You can pay for repairs in goats on request.\n")
+        "## Returns\n\nWidgets can be returned within 90 days. You can pay for repairs in goats on request.\n"
+    )
     knowledge.add(app, ws, [d])
     return ws
 
@@ -387,8 +538,13 @@ def test_no_query_returns_another_workspaces_passage(app, acme, tmp_path):
     globex = _globex(app, tmp_path)
     conn = app.vault.conn
     acme_docs = {"shipping.md", "returns.md", "billing.html", "account.txt"}
-    for q in ("quantum widget warranty flux", "widgets", 'workspace_id: "' + globex.id + '"', globex.id,
-              "widgets.md Quantum widgets"):
+    for q in (
+        "quantum widget warranty flux",
+        "widgets",
+        'workspace_id: "' + globex.id + '"',
+        globex.id,
+        "widgets.md Quantum widgets",
+    ):
         assert knowledge.search(conn, acme, q, 50) == []  # words only globex's documents hold
         assert knowledge.answer(conn, acme, q)["grounded"] is False
     for q in ("Do you ship to Mars?", "Can I pay with goats?"):  # globex would answer these
@@ -404,15 +560,21 @@ def test_no_query_returns_another_workspaces_passage(app, acme, tmp_path):
 
     with pytest.raises(NotFound):
         knowledge.remove(app, acme, "widgets.md")
+
     # Beyond the index-level scoping, the SQL checks the rows it returns: forged index rows (an acme row
     # pointing at a globex document, a globex row pointing at an acme document) reach neither workspace.
     def some_doc(ws):
-        return conn.execute("SELECT id FROM knowledge_documents WHERE workspace_id = ? LIMIT 1", (ws.id,)).fetchone()[0]
+        return conn.execute(
+            "SELECT id FROM knowledge_documents WHERE workspace_id = ? LIMIT 1", (ws.id,)
+        ).fetchone()[0]
 
     with store.transaction(conn):
         for ws_id, doc_id in ((acme.id, some_doc(globex)), (globex.id, some_doc(acme))):
-            conn.execute("INSERT INTO knowledge_fts (title, section, body, workspace_id, document_id, terms) "
-                         "VALUES ('x', 'Forged', 'zanzibar zanzibar', ?, ?, 'zanzibar | zanzibar')", (ws_id, doc_id))
+            conn.execute(
+                "INSERT INTO knowledge_fts (title, section, body, workspace_id, document_id, terms) "
+                "VALUES ('x', 'Forged', 'zanzibar zanzibar', ?, ?, 'zanzibar | zanzibar')",
+                (ws_id, doc_id),
+            )
     assert knowledge.search(conn, acme, "zanzibar", 5) == []
     assert knowledge.search(conn, globex, "zanzibar", 5) == []
 
@@ -420,17 +582,29 @@ def test_no_query_returns_another_workspaces_passage(app, acme, tmp_path):
 def test_another_workspace_cannot_move_this_ones_scores(app, acme, tmp_path):
     conn = app.vault.conn
     questions = [q for q, _, _ in ANSWERABLE] + UNANSWERABLE
-    before = [(knowledge.answer(conn, acme, q), [(p.document, p.section, round(p.score, 9))
-                                                 for p in knowledge.search(conn, acme, q, 5)]) for q in questions]
+    before = [
+        (
+            knowledge.answer(conn, acme, q),
+            [(p.document, p.section, round(p.score, 9)) for p in knowledge.search(conn, acme, q, 5)],
+        )
+        for q in questions
+    ]
     other = workspaces.create(app, "flood")
     d = tmp_path / "flood"
     d.mkdir()
     for i in range(30):  # lots of shipping/refund text in another tenant skews FTS5's global statistics
-        (d / f"f{i}.md").write_text(f"# Flood {i}\n\n## Shipping\n\nShipping refund return order card payment "
-                                    f"shipping shipping Canada PayPal password {i}.\n")
+        (d / f"f{i}.md").write_text(
+            f"# Flood {i}\n\n## Shipping\n\nShipping refund return order card payment "
+            f"shipping shipping Canada PayPal password {i}.\n"
+        )
     knowledge.add(app, other, [d])
-    after = [(knowledge.answer(conn, acme, q), [(p.document, p.section, round(p.score, 9))
-                                                for p in knowledge.search(conn, acme, q, 5)]) for q in questions]
+    after = [
+        (
+            knowledge.answer(conn, acme, q),
+            [(p.document, p.section, round(p.score, 9)) for p in knowledge.search(conn, acme, q, 5)],
+        )
+        for q in questions
+    ]
     assert after == before
 
 
@@ -441,7 +615,10 @@ def test_deleted_workspace_leaves_no_index_rows(app, acme, tmp_path):
     again = workspaces.create(app, "acme")
     assert knowledge.search(conn, again, "refund", 5) == []  # ... that no query can reach
     _globex(app, tmp_path)  # the next change purges them
-    assert conn.execute("SELECT count(*) FROM knowledge_fts WHERE workspace_id = ?", (old_id,)).fetchone()[0] == 0
+    assert (
+        conn.execute("SELECT count(*) FROM knowledge_fts WHERE workspace_id = ?", (old_id,)).fetchone()[0]
+        == 0
+    )
     # purge_workspace: what workspaces.delete can call to drop the index in its own transaction
     with store.transaction(conn):
         n = knowledge.purge_workspace(conn, workspaces.get(conn, "globex").id)
@@ -449,6 +626,7 @@ def test_deleted_workspace_leaves_no_index_rows(app, acme, tmp_path):
 
 
 # -- grounded answers ----------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize(("question", "document", "section"), ANSWERABLE)
 def test_answerable_questions_cite_the_right_section(app, acme, question, document, section):
@@ -493,11 +671,16 @@ def test_unknown_offers_a_ticket_then_what_the_bot_can_do(app, acme):
     r = knowledge.answer(conn, acme, "Can I pay with goats?", available_actions=[BOOKING, ORDERS, TICKET])
     assert r["grounded"] is False and r["citations"] == []
     assert "open a support ticket" in r["answer"]
-    assert [a["name"] for a in r["suggested_actions"]] == ["zendesk.create_ticket", "calcom.book_meeting",
-                                                           "shopify.get_my_order"]
-    assert r["suggested_actions"][0] == {"name": "zendesk.create_ticket",
-                                         "description": "Open a support ticket for the visitor.",
-                                         "customer_specific": True}
+    assert [a["name"] for a in r["suggested_actions"]] == [
+        "zendesk.create_ticket",
+        "calcom.book_meeting",
+        "shopify.get_my_order",
+    ]
+    assert r["suggested_actions"][0] == {
+        "name": "zendesk.create_ticket",
+        "description": "Open a support ticket for the visitor.",
+        "customer_specific": True,
+    }
     r = knowledge.answer(conn, acme, "Can I pay with goats?", available_actions=[BOOKING])
     assert "Here is what I can do: book meeting." in r["answer"]
     r = knowledge.answer(conn, acme, "Can I pay with goats?")
@@ -505,8 +688,9 @@ def test_unknown_offers_a_ticket_then_what_the_bot_can_do(app, acme):
 
 
 def test_grounded_answers_suggest_only_related_actions(app, acme):
-    r = knowledge.answer(app.vault.conn, acme, "How do I track my order?",
-                         available_actions=[TICKET, BOOKING, ORDERS])
+    r = knowledge.answer(
+        app.vault.conn, acme, "How do I track my order?", available_actions=[TICKET, BOOKING, ORDERS]
+    )
     assert r["grounded"] is True and r["citations"][0]["section"] == "Tracking your order"
     assert [a["name"] for a in r["suggested_actions"]] == ["shopify.get_my_order"]
 
@@ -539,10 +723,13 @@ def test_thresholds_keep_a_margin_on_the_corpus(app, acme):
     for q in UNANSWERABLE:  # answer() takes any candidate that passes, so check them all
         _, passages = _retrieve(conn, acme.id, q, knowledge.CANDIDATES)
         for p in passages:
-            assert p.coverage <= knowledge.MIN_COVERAGE - 0.04 or p.strength <= knowledge.MIN_STRENGTH - 0.1, q
+            assert (
+                p.coverage <= knowledge.MIN_COVERAGE - 0.04 or p.strength <= knowledge.MIN_STRENGTH - 0.1
+            ), q
 
 
 # -- optional LLM phrasing --------------------------------------------------------------------------------
+
 
 def _free_port() -> int:
     with socket.socket() as s:
@@ -558,8 +745,12 @@ def fake_llm():
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self):  # noqa: N802
             body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-            state["requests"].append({"path": self.path, "body": body, "auth": self.headers.get("Authorization")})
-            data = json.dumps({"choices": [{"message": {"role": "assistant", "content": state["reply"]}}]}).encode()
+            state["requests"].append(
+                {"path": self.path, "body": body, "auth": self.headers.get("Authorization")}
+            )
+            data = json.dumps(
+                {"choices": [{"message": {"role": "assistant", "content": state["reply"]}}]}
+            ).encode()
             self.send_response(state["status"])
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(data)))
@@ -607,11 +798,13 @@ def test_llm_phrases_from_the_passages_and_keeps_citations(app, acme, monkeypatc
     offline = knowledge.answer(conn, acme, "Do you ship to Canada?")
     offline_citations = offline["citations"]
     monkeypatch.setenv("BOTCTL_LLM_URL", fake_llm["url"])
-    for bad in ("We ship to Canada [2].",                     # cites a passage it was not given
-                "We ship to Canada.",                         # cites nothing
-                "We ship to Canada in 2 days [1].",           # a number the passage does not hold
-                "NOT_IN_PASSAGES",                            # declines
-                "[1]"):                                       # nothing but a marker
+    for bad in (
+        "We ship to Canada [2].",  # cites a passage it was not given
+        "We ship to Canada.",  # cites nothing
+        "We ship to Canada in 2 days [1].",  # a number the passage does not hold
+        "NOT_IN_PASSAGES",  # declines
+        "[1]",
+    ):  # nothing but a marker
         fake_llm["reply"] = bad
         assert knowledge.answer(conn, acme, "Do you ship to Canada?") == offline, bad
     fake_llm["status"] = 500
@@ -632,11 +825,13 @@ def test_llm_async_variant(app, acme, monkeypatch, fake_llm):
     assert r["answer"].startswith("Refunds go to your original payment method")
     assert [c["section"] for c in r["citations"]] == ["Refunds"]
     monkeypatch.setenv("BOTCTL_LLM_URL", f"http://127.0.0.1:{_free_port()}")
-    assert asyncio.run(knowledge.answer_async(conn, acme, "When will I get my refund?")) == \
-        knowledge.answer(conn, acme, "When will I get my refund?")
+    assert asyncio.run(knowledge.answer_async(conn, acme, "When will I get my refund?")) == knowledge.answer(
+        conn, acme, "When will I get my refund?"
+    )
 
 
 # -- CLI ----------------------------------------------------------------------------------------------
+
 
 def test_cli_round_trip(knowledge_cli, tmp_path):
     cli = knowledge_cli
@@ -648,14 +843,21 @@ def test_cli_round_trip(knowledge_cli, tmp_path):
     assert r.code == 0 and "0 added, 0 replaced, 4 unchanged" in r.err
 
     r = cli("knowledge", "list", "-w", "acme", "--json")
-    assert r.code == 0 and [d["name"] for d in r.json()] == ["account.txt", "billing.html", "returns.md",
-                                                             "shipping.md"]
+    assert r.code == 0 and [d["name"] for d in r.json()] == [
+        "account.txt",
+        "billing.html",
+        "returns.md",
+        "shipping.md",
+    ]
     r = cli("knowledge", "list", "-w", "acme")
     assert r.code == 0 and r.out.splitlines()[0].startswith("account.txt\tYour account\ttext\t5\t")
 
     r = cli("knowledge", "search", "-w", "acme", "gift card refund", "--json", "-n", "2")
-    assert r.code == 0 and len(r.json()) == 2 and set(r.json()[0]) == {"document", "title", "section", "excerpt",
-                                                                      "score"}
+    assert (
+        r.code == 0
+        and len(r.json()) == 2
+        and set(r.json()[0]) == {"document", "title", "section", "excerpt", "score"}
+    )
 
     r = cli("knowledge", "ask", "-w", "acme", "Do you ship to Canada?", "--json")
     assert r.code == 0
@@ -678,10 +880,21 @@ def test_cli_errors_and_exit_codes(knowledge_cli, tmp_path):
     (tmp_path / "notes.pdf").write_bytes(b"%PDF")
     (tmp_path / "empty.txt").write_text("  \n")
     for args, code, first_line in [
-        (["add", "-w", "acme", str(tmp_path / "nope.md")], 2, f"error: {tmp_path / 'nope.md'}: no such file or folder."),
-        (["add", "-w", "acme", str(CORPUS / "shipping.md"), str(tmp_path / "notes.pdf")], 2,
-         f"error: {tmp_path / 'notes.pdf'}: unsupported file type '.pdf'."),
-        (["add", "-w", "acme", str(tmp_path / "empty.txt")], 2, f"error: {tmp_path / 'empty.txt'}: no text to index"),
+        (
+            ["add", "-w", "acme", str(tmp_path / "nope.md")],
+            2,
+            f"error: {tmp_path / 'nope.md'}: no such file or folder.",
+        ),
+        (
+            ["add", "-w", "acme", str(CORPUS / "shipping.md"), str(tmp_path / "notes.pdf")],
+            2,
+            f"error: {tmp_path / 'notes.pdf'}: unsupported file type '.pdf'.",
+        ),
+        (
+            ["add", "-w", "acme", str(tmp_path / "empty.txt")],
+            2,
+            f"error: {tmp_path / 'empty.txt'}: no text to index",
+        ),
         (["add", "-w", "nope", str(CORPUS)], 3, "error: no workspace named 'nope'."),
         (["list", "-w", "nope"], 3, "error: no workspace named 'nope'."),
         (["ask", "-w", "nope", "hi"], 3, "error: no workspace named 'nope'."),

@@ -42,12 +42,16 @@ def _questions(corpus: str) -> list[tuple[str, list[tuple[str, str]]]]:
             continue
         text, _, want = line.rpartition("=>")
         want = want.strip()
-        out.append((text.strip(), [] if want == "-" else [tuple(w.strip().split("#", 1)) for w in want.split("|")]))
+        out.append(
+            (text.strip(), [] if want == "-" else [tuple(w.strip().split("#", 1)) for w in want.split("|")])
+        )
     return out
 
 
 def _cites(c: dict, expected: list[tuple[str, str]]) -> bool:
-    return any(c["document"] == d and (c["section"] == h or c["section"].endswith(" > " + h)) for d, h in expected)
+    return any(
+        c["document"] == d and (c["section"] == h or c["section"].endswith(" > " + h)) for d, h in expected
+    )
 
 
 def _workspace(app, name: str, corpus: str, tmp_path: Path | None = None):
@@ -96,14 +100,18 @@ def test_answers_quote_the_sentence_that_answers(app):
     # not the one that merely names bank transfers.
     r = knowledge.answer(conn, saas, "What happens if my bank transfer is late?")
     assert r["grounded"] and r["citations"][0]["section"].endswith("Which payment methods do you accept?")
-    assert r["answer"] == ("Bank transfers must arrive within seven days of the invoice or the subscription is "
-                           "cancelled automatically.")
+    assert r["answer"] == (
+        "Bank transfers must arrive within seven days of the invoice or the subscription is "
+        "cancelled automatically."
+    )
     for question in ("Do you have a mobile app for Android?", "What is the capital of France?"):
         assert knowledge.answer(conn, saas, question)["grounded"] is False
 
 
 def _vector_rows(conn, ws):
-    return conn.execute("SELECT passage_id, model FROM knowledge_vectors WHERE workspace_id = ?", (ws.id,)).fetchall()
+    return conn.execute(
+        "SELECT passage_id, model FROM knowledge_vectors WHERE workspace_id = ?", (ws.id,)
+    ).fetchall()
 
 
 def _passage_ids(conn, ws):
@@ -127,7 +135,9 @@ def test_vectors_follow_the_passages_and_the_model(app, tmp_path):
     # Another model made these vectors: they are not compared with this model's (FTS5 answers until
     # the next add), and the next add recomputes every one of them.
     conn.execute("UPDATE knowledge_vectors SET model = 'some-older-model@0' WHERE workspace_id = ?", (ws.id,))
-    conn.execute("UPDATE knowledge_vector_state SET generation = generation + 1 WHERE workspace_id = ?", (ws.id,))
+    conn.execute(
+        "UPDATE knowledge_vector_state SET generation = generation + 1 WHERE workspace_id = ?", (ws.id,)
+    )
     why = knowledge.explain(conn, ws, "refund?")["decision"]
     assert why["dense"] is False and "no vectors of the current model" in why["note"]
     assert knowledge.add(app, ws, [docs]).embedded == len(_passage_ids(conn, ws))
@@ -153,7 +163,9 @@ def test_dense_retrieval_never_crosses_workspaces(app):
         "SELECT rowid FROM knowledge_fts WHERE workspace_id = ? AND section LIKE '%two-factor%'", (globex.id,)
     ).fetchone()[0]
     conn.execute("UPDATE knowledge_vectors SET workspace_id = ? WHERE passage_id = ?", (acme.id, target))
-    conn.execute("UPDATE knowledge_vector_state SET generation = generation + 1 WHERE workspace_id = ?", (acme.id,))
+    conn.execute(
+        "UPDATE knowledge_vector_state SET generation = generation + 1 WHERE workspace_id = ?", (acme.id,)
+    )
     assert target in vectors.matrix(conn, acme.id).ids
     r = knowledge.explain(conn, acme, question)
     assert {p["document"] for p in r["decision"]["ranking"]} & globex_docs == set()
@@ -175,7 +187,9 @@ def test_ask_explain_shows_both_rankings_and_the_decision(app, cli):
     d = data["explain"]
     assert d["dense"] is True and d["score"] < d["threshold"] == hybrid.CALIBRATION[embed.MiniLM.name][2]
     ranks = d["ranking"]
-    assert ranks and all({"fts_rank", "bm25", "coverage", "dense_rank", "cosine", "fused"} <= set(x) for x in ranks)
+    assert ranks and all(
+        {"fts_rank", "bm25", "coverage", "dense_rank", "cosine", "fused"} <= set(x) for x in ranks
+    )
     assert [x["fused"] for x in ranks] == sorted((x["fused"] for x in ranks), reverse=True)
     assert any(x["dense_rank"] == 1 for x in ranks)
 
@@ -224,7 +238,9 @@ def test_vectors_on_postgresql(home, pg_url, cli):
     assert cli("workspace", "create", "globex", "--plan", "pro").code == 0
     assert cli("knowledge", "add", "-w", "acme", str(EVAL / "saas" / "docs")).code == 0
     assert cli("knowledge", "add", "-w", "globex", str(EVAL / "store" / "docs")).code == 0
-    r = cli("knowledge", "ask", "-w", "acme", "--explain", "--json", "What happens if my bank transfer is late?")
+    r = cli(
+        "knowledge", "ask", "-w", "acme", "--explain", "--json", "What happens if my bank transfer is late?"
+    )
     assert r.code == 0, r.err
     data = r.json()
     assert data["explain"]["dense"] is True and data["grounded"] is True
@@ -255,10 +271,16 @@ def test_a_model_file_that_is_not_the_calibrated_one_is_refused(app, tmp_path, m
     monkeypatch.setattr(embed, "_models", {})
     docs = tmp_path / "more"
     docs.mkdir()
-    (docs / "extra.md").write_text("# Extra\n\n## Gift wrapping\n\nWe wrap any order as a gift for 3 dollars.\n")
+    (docs / "extra.md").write_text(
+        "# Extra\n\n## Gift wrapping\n\nWe wrap any order as a gift for 3 dollars.\n"
+    )
     with pytest.raises(Exception, match="not the file this botctl was calibrated with") as err:
         knowledge.add(app, ws, [docs])
     assert "BOTCTL_KNOWLEDGE_DENSE=0" in err.value.hint
-    assert [d.name for d in knowledge.list_docs(app.vault.conn, ws)] == ["account.md", "billing.md", "features.md"]
+    assert [d.name for d in knowledge.list_docs(app.vault.conn, ws)] == [
+        "account.md",
+        "billing.md",
+        "features.md",
+    ]
     why = knowledge.explain(app.vault.conn, ws, "refund?")["decision"]
     assert why["dense"] is False and why["note"] == "the embedding model could not be loaded"

@@ -45,10 +45,21 @@ def _slope(points: list[tuple[float, float]]) -> float:
 def d(sandbox_server, tmp_path_factory):
     sandbox_server.reset()
     sandbox_server.configure(auto_approve=True)
-    dm = _setup_home(tmp_path_factory.mktemp("load"), sandbox_server, port=free_port(),
-                     daemon_args=("--ip-rate", "0", "--visitor-rate", "0"))
+    dm = _setup_home(
+        tmp_path_factory.mktemp("load"),
+        sandbox_server,
+        port=free_port(),
+        daemon_args=("--ip-rate", "0", "--visitor-rate", "0"),
+    )
     oauth_connect_via_sandbox(dm.env, sandbox_server.url, "calendly", "acme")
-    sh("knowledge", "add", "-w", "acme", str(Path(__file__).resolve().parents[1] / "src/botctl/demo_kb"), env=dm.env)
+    sh(
+        "knowledge",
+        "add",
+        "-w",
+        "acme",
+        str(Path(__file__).resolve().parents[1] / "src/botctl/demo_kb"),
+        env=dm.env,
+    )
     yield dm
     sh("daemon", "stop", env=dm.env, check=False)
     sandbox_server.reset()
@@ -58,7 +69,12 @@ def test_sustained_load_with_expiring_connections(d):
     token = d.token(ttl=3600)
     auth = {"Authorization": f"Bearer {token}"}
     mix = [
-        ("POST", "/v1/workspaces/acme/actions/calendly.list_my_bookings", {"params": {}}, auth),  # OAuth, expiring
+        (
+            "POST",
+            "/v1/workspaces/acme/actions/calendly.list_my_bookings",
+            {"params": {}},
+            auth,
+        ),  # OAuth, expiring
         ("POST", "/v1/workspaces/acme/actions/shopify.list_my_orders", {"params": {}}, auth),
         ("POST", "/v1/workspaces/acme/actions/stripe.list_my_invoices", {"params": {}}, auth),
         ("POST", "/v1/workspaces/acme/actions/zendesk.list_my_tickets", {"params": {}}, auth),
@@ -92,6 +108,7 @@ def test_sustained_load_with_expiring_connections(d):
     async def drive() -> None:
         limits = httpx.Limits(max_connections=64, max_keepalive_connections=32)
         async with httpx.AsyncClient(base_url=d.url, timeout=30, limits=limits) as client:
+
             async def one(i: int) -> None:
                 method, path, body, headers = mix[i % len(mix)]
                 started = time.monotonic()
@@ -124,18 +141,38 @@ def test_sustained_load_with_expiring_connections(d):
     lat = sorted(r[3] * 1000 for r in results if r[1] == 200)
     p50, p99 = lat[len(lat) // 2], lat[min(len(lat) - 1, int(len(lat) * 0.99))]
     elapsed = max(r[0] + r[3] for r in results)
-    grants = d.sandbox.stats().get("token_grants", {}).get("calendly", {}).get("refresh_token", 0) - grants_before
+    grants = (
+        d.sandbox.stats().get("token_grants", {}).get("calendly", {}).get("refresh_token", 0) - grants_before
+    )
     halves = {}
     for role, pts in rss.items():
         settled = [p for p in pts if p[0] >= WARMUP]
         third = max(1, len(settled) // 3)
-        first, last = statistics.fmean(p[1] for p in settled[:third]), statistics.fmean(p[1] for p in settled[-third:])
+        first, last = (
+            statistics.fmean(p[1] for p in settled[:third]),
+            statistics.fmean(p[1] for p in settled[-third:]),
+        )
         halves[role] = (first, last, _slope(settled) * 60, max(p[1] for p in pts))
-    summary = {"requests": total, "seconds": round(elapsed, 1), "rate": round(total / elapsed, 1),
-               "errors": len(errors), "error_codes": sorted({r[2] for r in errors}), "p50_ms": round(p50, 1),
-               "p99_ms": round(p99, 1), "token_expiries": expiries, "refresh_grants": grants,
-               "rss_mib": {k: {"first_third": round(v[0], 1), "last_third": round(v[1], 1),
-                               "slope_mib_per_min": round(v[2], 2), "max": round(v[3], 1)} for k, v in halves.items()}}
+    summary = {
+        "requests": total,
+        "seconds": round(elapsed, 1),
+        "rate": round(total / elapsed, 1),
+        "errors": len(errors),
+        "error_codes": sorted({r[2] for r in errors}),
+        "p50_ms": round(p50, 1),
+        "p99_ms": round(p99, 1),
+        "token_expiries": expiries,
+        "refresh_grants": grants,
+        "rss_mib": {
+            k: {
+                "first_third": round(v[0], 1),
+                "last_third": round(v[1], 1),
+                "slope_mib_per_min": round(v[2], 2),
+                "max": round(v[3], 1),
+            }
+            for k, v in halves.items()
+        },
+    }
     print("\nload:", json.dumps(summary, indent=1))
     out = Path(os.environ.get("BOTCTL_LOAD_REPORT", "")) if os.environ.get("BOTCTL_LOAD_REPORT") else None
     if out:

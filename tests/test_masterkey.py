@@ -215,11 +215,16 @@ def test_rotate_env_key_from_stdin_or_file(home, cli, monkeypatch, tmp_path):
     monkeypatch.setenv("BOTCTL_MASTER_KEY", _b64(newer))
     assert cli("audit", "verify").code == 0
     recs = cli("audit", "--event", "vault.master_key_rotated", "--json").ndjson()
-    assert [(r["detail"]["key_version"], r["detail"]["new_key"]) for r in recs] == [(2, "supplied"), (3, "supplied")]
+    assert [(r["detail"]["key_version"], r["detail"]["new_key"]) for r in recs] == [
+        (2, "supplied"),
+        (3, "supplied"),
+    ]
 
 
-@pytest.mark.parametrize("failpoint", ["rotate.pending_stored", "rotate.rewrapped", "rotate.audited",
-                                       "rotate.committed", "rotate.promoted"])
+@pytest.mark.parametrize(
+    "failpoint",
+    ["rotate.pending_stored", "rotate.rewrapped", "rotate.audited", "rotate.committed", "rotate.promoted"],
+)
 def test_keyring_rotation_interrupted_at_every_step(home, memory_keyring, monkeypatch, failpoint):
     """Ctrl-C at each step of a keyring rotation: the stored keys open the vault, nothing pending stays."""
     from botctl import failpoints
@@ -309,7 +314,8 @@ def test_opening_during_a_rotation_never_takes_its_key_for_stale(home):
     def rotate():
         with Session(home) as app:
             opened["new"] = app.vault.rotate_master_key(
-                lambda d: app.audit("vault.master_key_rotated", detail=d), announce=announce)[0].key
+                lambda d: app.audit("vault.master_key_rotated", detail=d), announce=announce
+            )[0].key
 
     def open_vault():
         with Vault.open(home) as v:

@@ -24,15 +24,29 @@ def _connect(dm, sandbox, name, ws="acme"):
     plan = sandbox.credentials()[name]["connect"]
     settings = [arg for k, v in plan["config"].items() for arg in ("--config", f"{k}={v}")]
     flag = "--access-token-stdin" if "access_token" in plan["credential"] else "--api-key-stdin"
-    sh("connect", name, "-w", ws, "--sandbox", sandbox.url, *settings, flag, env=dm.env,
-       input="".join(v + "\n" for v in plan["credential"].values()))
+    sh(
+        "connect",
+        name,
+        "-w",
+        ws,
+        "--sandbox",
+        sandbox.url,
+        *settings,
+        flag,
+        env=dm.env,
+        input="".join(v + "\n" for v in plan["credential"].values()),
+    )
 
 
 @pytest.fixture(scope="module")
 def d(sandbox_server, tmp_path_factory):
     sandbox_server.reset()
-    dm = _setup_home(tmp_path_factory.mktemp("mcp"), sandbox_server, port=free_port(),
-                     daemon_args=("--ip-rate", "0", "--visitor-rate", "0"))
+    dm = _setup_home(
+        tmp_path_factory.mktemp("mcp"),
+        sandbox_server,
+        port=free_port(),
+        daemon_args=("--ip-rate", "0", "--visitor-rate", "0"),
+    )
     for name in ("calcom", "calendly"):
         _connect(dm, sandbox_server, name)
     other = json.loads(sh("identity", "rotate", "-w", "other", "--json", env=dm.env).stdout)
@@ -56,9 +70,19 @@ def foreign(d):
     import jwt
 
     now = int(time.time())
-    return jwt.encode({"sub": "u-ada", "email": "ada@example.com", "aud": "other", "iat": now, "exp": now + 300,
-                       "botctl_use": "mcp"},
-                      d.other_secret, algorithm="HS256", headers={"kid": d.other_kid})
+    return jwt.encode(
+        {
+            "sub": "u-ada",
+            "email": "ada@example.com",
+            "aud": "other",
+            "iat": now,
+            "exp": now + 300,
+            "botctl_use": "mcp",
+        },
+        d.other_secret,
+        algorithm="HS256",
+        headers={"kid": d.other_kid},
+    )
 
 
 async def _session(url, token, work):
@@ -68,8 +92,11 @@ async def _session(url, token, work):
     from mcp.shared._httpx_utils import create_mcp_http_client
 
     headers = {"Authorization": f"Bearer {token}"} if token else None
-    async with create_mcp_http_client(headers=headers) as http, \
-            streamable_http_client(url, http_client=http) as (read, write), ClientSession(read, write) as session:
+    async with (
+        create_mcp_http_client(headers=headers) as http,
+        streamable_http_client(url, http_client=http) as (read, write),
+        ClientSession(read, write) as session,
+    ):
         init = await session.initialize()
         return init, await work(session)
 
@@ -89,7 +116,9 @@ def _names(tools):
 def _records(d, rid=None, event=None):
     with sqlite3.connect(f"file:{d.home / 'audit.db'}?mode=ro", uri=True) as conn:
         rows = [json.loads(b) for (b,) in conn.execute("SELECT body FROM records ORDER BY seq")]
-    return [r for r in rows if (rid is None or r["request_id"] == rid) and (event is None or r["event"] == event)]
+    return [
+        r for r in rows if (rid is None or r["request_id"] == rid) and (event is None or r["event"] == event)
+    ]
 
 
 def test_initialize_and_anonymous_tools(d):
@@ -109,7 +138,12 @@ def test_ada_sees_her_tools_with_schemas_and_annotations(d):
 
     _, tools = run(d.mcp_url, bot(d), _list)
     by_name = {t.name: t for t in tools}
-    assert {"shopify__list_my_orders", "zendesk__create_ticket", CANCEL, "botctl__confirmation_status"} <= set(by_name)
+    assert {
+        "shopify__list_my_orders",
+        "zendesk__create_ticket",
+        CANCEL,
+        "botctl__confirmation_status",
+    } <= set(by_name)
     assert not [n for n in by_name if n.startswith(("hubspot__", "woocommerce__"))]  # not connected in acme
     for name, t in by_name.items():
         if name == "botctl__confirmation_status":
@@ -128,8 +162,11 @@ def test_grace_free_plan_and_foreign_token(d):
     assert CANCEL in _names(tools)  # her own tools: the same list as Ada's
     _, tools = run(f"{d.url}/v1/workspaces/freebie/mcp", None, _list)
     assert _names(tools) == set()  # free plan: no actions
-    r = httpx.post(d.mcp_url, json={"jsonrpc": "2.0", "id": 1, "method": "tools/list"},
-                   headers={"Authorization": f"Bearer {foreign(d)}"})
+    r = httpx.post(
+        d.mcp_url,
+        json={"jsonrpc": "2.0", "id": 1, "method": "tools/list"},
+        headers={"Authorization": f"Bearer {foreign(d)}"},
+    )
     assert r.status_code == 401 and r.json()["error"]["data"]["code"] == "invalid_identity"
     assert 'resource_metadata="' in r.headers["www-authenticate"]
     rec = _records(d, r.headers["x-request-id"])
@@ -140,15 +177,20 @@ def test_grace_free_plan_and_foreign_token(d):
     with pytest.raises(ExceptionGroup) as raised:
         run(d.mcp_url, foreign(d), _list)
     errors = _leaves(raised.value)
-    assert any(isinstance(e, MCPError) and e.error.data == {"code": "invalid_identity"} for e in errors), errors
+    assert any(isinstance(e, MCPError) and e.error.data == {"code": "invalid_identity"} for e in errors), (
+        errors
+    )
 
 
 @pytest.mark.parametrize("use", [None, "widget", "chat"])
 def test_the_widgets_token_is_refused_on_mcp(d, use):
     """The widget's token (no botctl_use, or "widget") answers confirmations, so the MCP endpoint never takes it
     (and a use it does not know either): 401, audited with the reason, never served as anonymous."""
-    r = httpx.post(d.mcp_url, json={"jsonrpc": "2.0", "id": 1, "method": "tools/list"},
-                   headers={"Authorization": f"Bearer {d.token(botctl_use=use)}"})
+    r = httpx.post(
+        d.mcp_url,
+        json={"jsonrpc": "2.0", "id": 1, "method": "tools/list"},
+        headers={"Authorization": f"Bearer {d.token(botctl_use=use)}"},
+    )
     assert r.status_code == 401 and r.json()["error"]["data"]["code"] == "invalid_identity", r.text
     rec = _records(d, r.headers["x-request-id"])
     assert len(rec) == 1 and (rec[0]["event"], rec[0]["reason"]) == ("mcp.refused", "invalid_identity")
@@ -180,9 +222,11 @@ def test_read_call_audited_with_channel_mcp(d):
 
 def test_errors_are_tool_errors_with_the_stable_code(d):
     async def work(s):
-        return [await s.call_tool("shopify__list_my_orders", {"email": "grace@example.com"}),
-                await s.call_tool("shopify__nope", {}),
-                await s.call_tool("hubspot__get_my_contact", {})]
+        return [
+            await s.call_tool("shopify__list_my_orders", {"email": "grace@example.com"}),
+            await s.call_tool("shopify__nope", {}),
+            await s.call_tool("hubspot__get_my_contact", {}),
+        ]
 
     _, (bad_params, unknown, not_connected) = run(d.mcp_url, bot(d), work)
     assert bad_params.is_error and bad_params.structured_content["error"]["code"] == "invalid_params"
@@ -207,8 +251,9 @@ def _ask_cancel(d, token, booking, reason="plans changed"):
 
 def _answer(d, cid, token, decision="confirm", ws="acme", **body):
     headers = {"Authorization": f"Bearer {token}"} if token else {}
-    return d.http.post(f"/v1/workspaces/{ws}/confirmations/{cid}", json={"decision": decision, **body},
-                       headers=headers)
+    return d.http.post(
+        f"/v1/workspaces/{ws}/confirmations/{cid}", json={"decision": decision, **body}, headers=headers
+    )
 
 
 def _bookings_status(d, booking):
@@ -224,7 +269,11 @@ def test_write_waits_for_adas_confirmation_then_runs(d):
     writes_before = len(d.sandbox.stats()["requests"])
     held = _ask_cancel(d, bot(d), booking)
     assert held["action"] == "calcom.cancel_my_booking" and held["status"] == "pending"
-    assert booking in held["summary"] and "plans changed" in held["summary"] and "your" in held["summary"].lower()
+    assert (
+        booking in held["summary"]
+        and "plans changed" in held["summary"]
+        and "your" in held["summary"].lower()
+    )
     cid = held["confirmation_id"]
     # Nothing was sent to the vendor: the bot's word is not enough.
     sent = d.sandbox.stats()["requests"][writes_before:]
@@ -240,14 +289,18 @@ def test_write_waits_for_adas_confirmation_then_runs(d):
     assert r.status_code == 200 and cid not in r.text
     assert d.http.get("/v1/workspaces/acme/confirmations").status_code == 401
     # The widget shows Ada the summary (from the provider, not from the bot).
-    r = d.http.get(f"/v1/workspaces/acme/confirmations/{cid}", headers={"Authorization": f"Bearer {d.token()}"})
+    r = d.http.get(
+        f"/v1/workspaces/acme/confirmations/{cid}", headers={"Authorization": f"Bearer {d.token()}"}
+    )
     assert r.status_code == 200 and r.json()["summary"] == held["summary"]
     # Grace and an anonymous visitor cannot answer it; nor see it.
     r = _answer(d, cid, grace(d))
     assert r.status_code == 404 and r.json()["error"]["code"] == "not_found"
     r = _answer(d, cid, None)
     assert r.status_code == 401 and r.json()["error"]["code"] == "identity_required"
-    r = d.http.get(f"/v1/workspaces/acme/confirmations/{cid}", headers={"Authorization": f"Bearer {grace(d)}"})
+    r = d.http.get(
+        f"/v1/workspaces/acme/confirmations/{cid}", headers={"Authorization": f"Bearer {grace(d)}"}
+    )
     assert r.status_code == 404
     # The bot cannot slip other params in with the answer.
     r = _answer(d, cid, d.token(), params={"booking_id": "other"})
@@ -260,19 +313,31 @@ def test_write_waits_for_adas_confirmation_then_runs(d):
     assert _bookings_status(d, booking)
     conf = _records(d, confirm_rid, "action.confirmation")
     run_rec = _records(d, confirm_rid, "action.run")
-    assert len(conf) == 1 and conf[0]["outcome"] == "ok" and conf[0]["detail"]["requested_in"] == requested["request_id"]
-    assert len(run_rec) == 1 and run_rec[0]["outcome"] == "ok" and run_rec[0]["detail"]["confirmation_id"] == cid
+    assert (
+        len(conf) == 1
+        and conf[0]["outcome"] == "ok"
+        and conf[0]["detail"]["requested_in"] == requested["request_id"]
+    )
+    assert (
+        len(run_rec) == 1 and run_rec[0]["outcome"] == "ok" and run_rec[0]["detail"]["confirmation_id"] == cid
+    )
     assert run_rec[0]["detail"]["params"] == {"booking_id": booking, "reason": "plans changed"}
-    assert cid not in d.http.get("/v1/workspaces/acme/confirmations", headers=auth).text  # answered: not waiting
+    assert (
+        cid not in d.http.get("/v1/workspaces/acme/confirmations", headers=auth).text
+    )  # answered: not waiting
     # A second answer is refused.
     r = _answer(d, cid, d.token())
     assert r.status_code == 409 and r.json()["error"]["code"] == "confirmation_used"
     # The bot learns the outcome.
-    _, st = run(d.mcp_url, bot(d),
-                lambda s: s.call_tool("botctl__confirmation_status", {"confirmation_id": cid}))
+    _, st = run(
+        d.mcp_url, bot(d), lambda s: s.call_tool("botctl__confirmation_status", {"confirmation_id": cid})
+    )
     assert st.structured_content["status"] == "confirmed" and st.structured_content["outcome"] == "ok"
-    _, st = run(d.mcp_url, grace(d, "mcp"),
-                lambda s: s.call_tool("botctl__confirmation_status", {"confirmation_id": cid}))
+    _, st = run(
+        d.mcp_url,
+        grace(d, "mcp"),
+        lambda s: s.call_tool("botctl__confirmation_status", {"confirmation_id": cid}),
+    )
     assert st.is_error and st.structured_content["error"]["code"] == "not_found"
 
 
@@ -291,22 +356,28 @@ def test_cancel_expiry_and_tampered_params(d):
         conn.execute("UPDATE mcp_confirmations SET expires_at = ? WHERE id = ?", (time.time() - 1, cid))
     r = _answer(d, cid, d.token())
     assert r.status_code == 410 and r.json()["error"]["code"] == "confirmation_expired"
-    assert _records(d, r.headers["x-request-id"], "action.confirmation")[0]["reason"] == "confirmation_expired"
+    assert (
+        _records(d, r.headers["x-request-id"], "action.confirmation")[0]["reason"] == "confirmation_expired"
+    )
     assert _answer(d, cid, d.token()).json()["error"]["code"] == "confirmation_expired"
     # Expired with nobody coming back: the provider records it by itself (here: on the next MCP request).
     cid = _ask_cancel(d, bot(d), booking)["confirmation_id"]
     with sqlite3.connect(d.home / "vault.db") as conn:
         conn.execute("UPDATE mcp_confirmations SET expires_at = ? WHERE id = ?", (time.time() - 1, cid))
     run(d.mcp_url, None, lambda s: s.send_ping())
-    expired = [r for r in _records(d, event="action.confirmation") if r["detail"].get("confirmation_id") == cid]
+    expired = [
+        r for r in _records(d, event="action.confirmation") if r["detail"].get("confirmation_id") == cid
+    ]
     assert len(expired) == 1 and expired[0]["reason"] == "confirmation_expired"
     assert expired[0]["actor"] == {"type": "system"}
     assert _answer(d, cid, d.token()).status_code == 410
     # Params altered in the store after the ask (an attacker with the file): never run.
     cid = _ask_cancel(d, bot(d), booking)["confirmation_id"]
     with sqlite3.connect(d.home / "vault.db") as conn:
-        conn.execute("UPDATE mcp_confirmations SET params = ? WHERE id = ?",
-                     (json.dumps({"booking_id": _ada_booking(d)[0]}), cid))
+        conn.execute(
+            "UPDATE mcp_confirmations SET params = ? WHERE id = ?",
+            (json.dumps({"booking_id": _ada_booking(d)[0]}), cid),
+        )
     r = _answer(d, cid, d.token())
     assert r.status_code == 409 and r.json()["error"]["code"] == "confirmation_used"
     assert not _bookings_status(d, booking)
@@ -318,8 +389,11 @@ def test_bot_altering_params_gets_a_new_confirmation_never_a_run(d):
     second = _ask_cancel(d, bot(d), booking, reason="changed by the bot")
     assert first["confirmation_id"] != second["confirmation_id"]
     # The confirmation id as a tool argument is not a parameter of the action: refused, nothing runs.
-    _, res = run(d.mcp_url, bot(d), lambda s: s.call_tool(CANCEL, {"booking_id": booking,
-                                                                      "confirmation_id": first["confirmation_id"]}))
+    _, res = run(
+        d.mcp_url,
+        bot(d),
+        lambda s: s.call_tool(CANCEL, {"booking_id": booking, "confirmation_id": first["confirmation_id"]}),
+    )
     assert res.is_error and res.structured_content["error"]["code"] == "invalid_params"
     r = _answer(d, first["confirmation_id"], d.token())
     assert r.status_code == 200
@@ -332,8 +406,13 @@ def test_waived_action_runs_without_confirmation(d):
     try:
         _, tools = run(d.mcp_url, bot(d), _list)
         assert next(t for t in tools if t.name == "zendesk__create_ticket").output_schema is None
-        _, res = run(d.mcp_url, bot(d), lambda s: s.call_tool(
-            "zendesk__create_ticket", {"subject": "Over MCP", "description": "No confirmation needed."}))
+        _, res = run(
+            d.mcp_url,
+            bot(d),
+            lambda s: s.call_tool(
+                "zendesk__create_ticket", {"subject": "Over MCP", "description": "No confirmation needed."}
+            ),
+        )
         assert res.is_error is False and "result" in res.structured_content
         rec = [r for r in _records(d, event="action.run") if r["action"] == "zendesk.create_ticket"][-1]
         assert rec["outcome"] == "ok" and rec["detail"]["confirmation"] == "waived"
@@ -361,21 +440,28 @@ def test_transport_edges(d):
     r = d.http.post(url, json={"jsonrpc": "2.0", "method": "notifications/initialized"})
     assert r.status_code == 202 and r.content == b""
     # Even a notification with a bad token is refused (and audited), not quietly accepted.
-    r = d.http.post(url, json={"jsonrpc": "2.0", "method": "notifications/initialized"},
-                    headers={"Authorization": "Bearer x.y.z"})
+    r = d.http.post(
+        url,
+        json={"jsonrpc": "2.0", "method": "notifications/initialized"},
+        headers={"Authorization": "Bearer x.y.z"},
+    )
     assert r.status_code == 401 and r.json()["error"]["data"]["code"] == "invalid_identity"
     assert _records(d, r.headers["x-request-id"])[0]["event"] == "mcp.refused"
     r = d.http.post(url, json=[{"jsonrpc": "2.0", "id": 1, "method": "ping"}])
     assert r.status_code == 400 and r.json()["error"]["code"] == -32600
     r = d.http.post(url, json={"jsonrpc": "2.0", "id": 1, "method": "resources/list"})
     assert r.status_code == 200 and r.json()["error"]["code"] == -32601
-    r = d.http.post(url, json={"jsonrpc": "2.0", "id": 1, "method": "ping"}, headers={"MCP-Protocol-Version": "1999"})
+    r = d.http.post(
+        url, json={"jsonrpc": "2.0", "id": 1, "method": "ping"}, headers={"MCP-Protocol-Version": "1999"}
+    )
     assert r.status_code == 400
     r = d.http.get(url)
     assert r.status_code == 405
     r = d.http.post(url, content=b"{", headers={"Content-Type": "application/json"})
     assert r.status_code == 400
-    r = d.http.post(url, json={"jsonrpc": "2.0", "id": 1, "method": "ping"}, headers={"Origin": "https://evil.example"})
+    r = d.http.post(
+        url, json={"jsonrpc": "2.0", "id": 1, "method": "ping"}, headers={"Origin": "https://evil.example"}
+    )
     assert r.status_code == 403  # DNS rebinding / foreign pages: the workspace's origins only
     r = d.http.post(url, json={"jsonrpc": "2.0", "id": 1, "method": "ping"}, headers={"Origin": SITE_ORIGIN})
     assert r.status_code == 200 and r.headers["access-control-allow-origin"] == SITE_ORIGIN

@@ -23,7 +23,9 @@ def _pg_database():
     psycopg = pytest.importorskip("psycopg")
     name = "botctl_mcp_" + uuid.uuid4().hex[:12]
     try:
-        admin = psycopg.connect("postgresql://postgres@127.0.0.1:5432/postgres", autocommit=True, connect_timeout=3)
+        admin = psycopg.connect(
+            "postgresql://postgres@127.0.0.1:5432/postgres", autocommit=True, connect_timeout=3
+        )
     except psycopg.OperationalError as exc:
         pytest.skip(f"no PostgreSQL at 127.0.0.1:5432 ({exc})")
     with admin:
@@ -44,8 +46,9 @@ def app(request, home, monkeypatch):
             monkeypatch.setenv("BOTCTL_DATABASE_URL", stack.enter_context(_pg_database()))
         a = Session(home)
         stack.callback(a.close)
-        assert type(a.vault.conn).__module__.startswith("botctl.postgres" if request.param == "postgresql"
-                                                        else "sqlite3")
+        assert type(a.vault.conn).__module__.startswith(
+            "botctl.postgres" if request.param == "postgresql" else "sqlite3"
+        )
         workspaces.create(a, "acme", plan="pro")
         workspaces.create(a, "other", plan="pro")
         yield a
@@ -60,16 +63,27 @@ def _ws(app, name="acme"):
 def _ask(app, params=None, visitor=ADA, ws="acme", ttl=cf.TTL_S):
     _, spec = registry.find_action(ACTION)
     params = params or {"booking_id": "bkAda1", "reason": "plans changed"}
-    return cf.create(app, _ws(app, ws), ACTION, params, visitor, cf.summarize(spec, "Cal.com", params), "req_test0001",
-                     ttl=ttl)
+    return cf.create(
+        app,
+        _ws(app, ws),
+        ACTION,
+        params,
+        visitor,
+        cf.summarize(spec, "Cal.com", params),
+        "req_test0001",
+        ttl=ttl,
+    )
 
 
 def test_summary_says_exactly_what_will_happen(app):
     row = _ask(app)
     pub = row.public()
     assert pub["title"] == "Cancel one of your bookings (Cal.com)"
-    assert pub["summary"].splitlines() == ["Cancel one of your bookings (Cal.com).", "Booking id: bkAda1",
-                                           "Reason: plans changed"]
+    assert pub["summary"].splitlines() == [
+        "Cancel one of your bookings (Cal.com).",
+        "Booking id: bkAda1",
+        "Reason: plans changed",
+    ]
     assert pub["status"] == "pending" and 0 < pub["expires_in_s"] <= cf.TTL_S
     assert row.id.startswith("cnf_") and len(row.id) >= 28
 
@@ -79,7 +93,10 @@ def test_only_that_visitor_answers_and_only_once(app):
     ws = _ws(app)
     assert cf.decide(app, ws, row.id, GRACE, "confirm") == (None, "not_found")
     assert cf.decide(app, ws, row.id, None, "confirm") == (None, "not_found")
-    assert cf.decide(app, _ws(app, "other"), row.id, ADA, "confirm") == (None, "not_found")  # another workspace
+    assert cf.decide(app, _ws(app, "other"), row.id, ADA, "confirm") == (
+        None,
+        "not_found",
+    )  # another workspace
     assert cf.decide(app, ws, "cnf_nope", ADA, "confirm") == (None, "not_found")
     got, code = cf.decide(app, ws, row.id, ADA, "confirm")
     assert code is None and got.params == {"booking_id": "bkAda1", "reason": "plans changed"}
@@ -113,19 +130,24 @@ def test_expired_is_refused_and_recorded_once(app):
     finally:
         reader.close()
     assert [(r["reason"], r["actor"], r["detail"]["confirmation_id"]) for r in recs] == [
-        ("confirmation_expired", {"type": "system"}, row.id)]
+        ("confirmation_expired", {"type": "system"}, row.id)
+    ]
 
 
 def test_tampered_params_never_run(app):
     row = _ask(app)
-    app.vault.conn.execute("UPDATE mcp_confirmations SET params = ? WHERE id = ?",
-                           (json.dumps({"booking_id": "bkOther"}), row.id))
+    app.vault.conn.execute(
+        "UPDATE mcp_confirmations SET params = ? WHERE id = ?",
+        (json.dumps({"booking_id": "bkOther"}), row.id),
+    )
     assert cf.decide(app, _ws(app), row.id, ADA, "confirm")[1] == "confirmation_used"
 
 
 def test_waiver_is_per_workspace_and_audited(app):
     assert cf.waived(app.vault.conn, _ws(app)) == []
-    assert cf.set_waived(app, _ws(app), ["zendesk.create_ticket", "zendesk.create_ticket"]) == ["zendesk.create_ticket"]
+    assert cf.set_waived(app, _ws(app), ["zendesk.create_ticket", "zendesk.create_ticket"]) == [
+        "zendesk.create_ticket"
+    ]
     assert cf.waived(app.vault.conn, _ws(app)) == ["zendesk.create_ticket"]
     assert cf.waived(app.vault.conn, _ws(app, "other")) == []
     assert cf.set_waived(app, _ws(app), []) == []

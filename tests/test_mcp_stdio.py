@@ -18,8 +18,17 @@ def acme(cli, sandbox):
     assert cli("workspace", "create", "acme", "--plan", "pro").code == 0
     plan = sandbox.credentials()["calcom"]["connect"]
     settings = [arg for k, v in plan["config"].items() for arg in ("--config", f"{k}={v}")]
-    r = cli("connect", "calcom", "-w", "acme", "--sandbox", sandbox.url, *settings, "--api-key-stdin",
-            input="".join(v + "\n" for v in plan["credential"].values()))
+    r = cli(
+        "connect",
+        "calcom",
+        "-w",
+        "acme",
+        "--sandbox",
+        sandbox.url,
+        *settings,
+        "--api-key-stdin",
+        input="".join(v + "\n" for v in plan["credential"].values()),
+    )
     assert r.code == 0, r.err
     return sandbox
 
@@ -28,10 +37,16 @@ async def _agent(args, work):
     from mcp.client.session import ClientSession
     from mcp.client.stdio import StdioServerParameters, stdio_client
 
-    params = StdioServerParameters(command=sys.executable, args=["-m", "botctl", "mcp", "serve", "--stdio", *args],
-                                   env=dict(os.environ))
-    with open(os.devnull, "w") as errlog:  # the server's status line on stderr (pytest's stderr has no fileno)
-        async with stdio_client(params, errlog=errlog) as (read, write), ClientSession(read, write) as session:
+    params = StdioServerParameters(
+        command=sys.executable, args=["-m", "botctl", "mcp", "serve", "--stdio", *args], env=dict(os.environ)
+    )
+    with open(
+        os.devnull, "w"
+    ) as errlog:  # the server's status line on stderr (pytest's stderr has no fileno)
+        async with (
+            stdio_client(params, errlog=errlog) as (read, write),
+            ClientSession(read, write) as session,
+        ):
             await session.initialize()
             return await work(session)
 
@@ -45,10 +60,14 @@ def test_operator_agent_lists_and_runs_for_a_named_customer(acme, cli):
         cancelled = await s.call_tool("calcom__cancel_my_booking", {"booking_id": booking})
         return tools, listed, cancelled
 
-    tools, listed, cancelled = asyncio.run(_agent(["-w", "acme", "--as-email", "ada@example.com", "--yes"], work))
+    tools, listed, cancelled = asyncio.run(
+        _agent(["-w", "acme", "--as-email", "ada@example.com", "--yes"], work)
+    )
     names = {t.name for t in tools}
     assert {"calcom__list_my_bookings", "calcom__cancel_my_booking"} <= names
-    assert "botctl__confirmation_status" not in names  # the operator confirms on the terminal, not in a widget
+    assert (
+        "botctl__confirmation_status" not in names
+    )  # the operator confirms on the terminal, not in a widget
     assert listed.is_error is False and booking in json.dumps(listed.structured_content)
     assert cancelled.is_error is False, cancelled
     recs = cli("audit", "--json", "--event", "action.run").ndjson()
@@ -60,22 +79,55 @@ def test_operator_agent_lists_and_runs_for_a_named_customer(acme, cli):
 
 def test_change_without_yes_and_without_a_terminal_is_refused(acme, cli):
     booking = acme.seed()["calcom"]["ada@example.com"]["bookings"][1]
-    lines = [{"jsonrpc": "2.0", "id": 1, "method": "initialize",
-              "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "0"}}},
-             {"jsonrpc": "2.0", "method": "notifications/initialized"},
-             {"jsonrpc": "2.0", "id": 2, "method": "tools/call",
-              "params": {"name": "calcom__cancel_my_booking", "arguments": {"booking_id": booking}}}]
-    proc = subprocess.run([sys.executable, "-m", "botctl", "mcp", "serve", "--stdio", "-w", "acme", "--as-email",
-                           "ada@example.com"], input="".join(json.dumps(x) + "\nnot json\n" for x in lines),
-                          capture_output=True, text=True, timeout=60, start_new_session=True)  # no /dev/tty
+    lines = [
+        {
+            "jsonrpc": "2.0",
+            "id": 1,
+            "method": "initialize",
+            "params": {
+                "protocolVersion": "2025-06-18",
+                "capabilities": {},
+                "clientInfo": {"name": "t", "version": "0"},
+            },
+        },
+        {"jsonrpc": "2.0", "method": "notifications/initialized"},
+        {
+            "jsonrpc": "2.0",
+            "id": 2,
+            "method": "tools/call",
+            "params": {"name": "calcom__cancel_my_booking", "arguments": {"booking_id": booking}},
+        },
+    ]
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "botctl",
+            "mcp",
+            "serve",
+            "--stdio",
+            "-w",
+            "acme",
+            "--as-email",
+            "ada@example.com",
+        ],
+        input="".join(json.dumps(x) + "\nnot json\n" for x in lines),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        start_new_session=True,
+    )  # no /dev/tty
     assert proc.returncode == 0, proc.stderr
     answers = [json.loads(x) for x in proc.stdout.splitlines()]
     assert [a["id"] for a in answers] == [1, None, None, 2, None]  # the notification has no answer
     assert answers[1]["error"]["code"] == -32700
     assert answers[3]["result"]["isError"] is True
     assert answers[3]["result"]["structuredContent"]["error"]["code"] == "confirmation_refused"
-    rec = [r for r in cli("audit", "--json", "--event", "action.run").ndjson()
-           if r["action"] == "calcom.cancel_my_booking"][-1]
+    rec = [
+        r
+        for r in cli("audit", "--json", "--event", "action.run").ndjson()
+        if r["action"] == "calcom.cancel_my_booking"
+    ][-1]
     assert rec["outcome"] == "denied" and rec["reason"] == "confirmation_refused"
     assert not cli("audit", "--json", "--event", "action.started").ndjson()  # nothing was sent to the vendor
 
@@ -95,11 +147,14 @@ def test_a_grant_without_the_scope_is_no_tool(acme, home):
 
     a = Session(home, create=False)
     try:
-        a.vault.conn.execute("UPDATE connections SET scopes = ? WHERE connector = 'calcom'",
-                             (json.dumps(["BOOKING_READ"]),))
+        a.vault.conn.execute(
+            "UPDATE connections SET scopes = ? WHERE connector = 'calcom'", (json.dumps(["BOOKING_READ"]),)
+        )
         ws = workspaces.get(a.vault.conn, "acme")
         names = {t["name"] for t in tools_for(a.vault.conn, ws, signed_in=True, operator=False, waived=[])}
     finally:
         a.close()
     assert "calcom__list_my_bookings" in names  # BOOKING_READ covers it
-    assert "calcom__cancel_my_booking" not in names and "calcom__book_meeting" not in names  # need BOOKING_WRITE
+    assert (
+        "calcom__cancel_my_booking" not in names and "calcom__book_meeting" not in names
+    )  # need BOOKING_WRITE

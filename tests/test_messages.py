@@ -20,7 +20,16 @@ def _closed_port() -> int:
 
 def test_first_connect_with_a_bad_key_is_not_a_stored_credential(home, cli, sandbox):
     assert cli("workspace", "create", "acme").code == 0
-    r = cli("connect", "stripe", "-w", "acme", "--sandbox", sandbox.url, "--api-key-stdin", input="rk_test_wrong\n")
+    r = cli(
+        "connect",
+        "stripe",
+        "-w",
+        "acme",
+        "--sandbox",
+        sandbox.url,
+        "--api-key-stdin",
+        input="rk_test_wrong\n",
+    )
     assert r.code == 20
     assert "Stripe rejected the credential you gave (HTTP 401)." in r.err
     assert "stored" not in r.err and "reconnect" not in r.err.lower()
@@ -29,8 +38,10 @@ def test_first_connect_with_a_bad_key_is_not_a_stored_credential(home, cli, sand
 
 
 def test_apply_with_a_bad_key_is_worded_like_a_first_connect(home, cli, sandbox, tmp_path, monkeypatch):
-    (tmp_path / "botctl.toml").write_text('[workspaces.acme]\nplan = "pro"\n\n'
-                                          '[workspaces.acme.connections.stripe]\napi_key_env = "STRIPE_KEY"\n')
+    (tmp_path / "botctl.toml").write_text(
+        '[workspaces.acme]\nplan = "pro"\n\n'
+        '[workspaces.acme.connections.stripe]\napi_key_env = "STRIPE_KEY"\n'
+    )
     monkeypatch.setenv("BOTCTL_SANDBOX", sandbox.url)
     monkeypatch.setenv("STRIPE_KEY", "rk_test_wrong")
     r = cli("apply", "-f", str(tmp_path / "botctl.toml"))
@@ -41,8 +52,16 @@ def test_apply_with_a_bad_key_is_worded_like_a_first_connect(home, cli, sandbox,
 def test_an_unreachable_vendor_names_the_url_and_the_cause(home, cli):
     assert cli("workspace", "create", "acme").code == 0
     port = _closed_port()
-    r = cli("connect", "stripe", "-w", "acme", "--sandbox", f"http://127.0.0.1:{port}", "--api-key-stdin",
-            input="rk_test_anything\n")
+    r = cli(
+        "connect",
+        "stripe",
+        "-w",
+        "acme",
+        "--sandbox",
+        f"http://127.0.0.1:{port}",
+        "--api-key-stdin",
+        input="rk_test_anything\n",
+    )
     assert r.code == 22
     assert f"http://127.0.0.1:{port}/stripe/" in r.err and "connection refused" in r.err
     assert "--sandbox" in r.err  # what to check
@@ -60,7 +79,9 @@ def test_a_loose_master_key_is_not_reported_missing(home, cli):
     assert r.code == 5 and r.json()["master_key"]["opens_vault"] is False
     findings = {f["check"]: f for f in cli("doctor", "--json").json()["findings"]}
     assert findings["master key"]["status"] == "fail"
-    assert findings["audit"]["status"] == "ok" and "chain intact" in findings["audit"]["message"]  # still checked
+    assert (
+        findings["audit"]["status"] == "ok" and "chain intact" in findings["audit"]["message"]
+    )  # still checked
     home.master_key_file.write_text("not a key\n")  # garbled too: nothing to check with, and it says so
     findings = {f["check"]: f for f in cli("doctor", "--json").json()["findings"]}
     assert findings["audit"]["status"] == "warn" and "not checked" in findings["audit"]["message"]
@@ -104,10 +125,12 @@ def test_apply_names_a_missing_file_plainly(home, cli, tmp_path):
 
 
 def test_apply_words_missing_settings_as_toml_keys(home, cli, tmp_path, monkeypatch):
-    (tmp_path / "botctl.toml").write_text('[workspaces.acme]\nplan = "pro"\n\n'
-                                          '[workspaces.acme.connections.zendesk]\naccess_token_env = "ZD"\n\n'
-                                          '[[workspaces.acme.identity.public_keys]]\nkid = "k"\nalg = "ES256"\n'
-                                          'path = "nope.pem"\n')
+    (tmp_path / "botctl.toml").write_text(
+        '[workspaces.acme]\nplan = "pro"\n\n'
+        '[workspaces.acme.connections.zendesk]\naccess_token_env = "ZD"\n\n'
+        '[[workspaces.acme.identity.public_keys]]\nkid = "k"\nalg = "ES256"\n'
+        'path = "nope.pem"\n'
+    )
     monkeypatch.setenv("ZD", "x")
     r = cli("apply", "-f", str(tmp_path / "botctl.toml"))
     assert r.code == 2
@@ -121,8 +144,18 @@ def _spawn(*args: str, **kw) -> subprocess.Popen:
 
 def test_ctrl_c_in_connect_says_interrupted_and_stores_nothing(home, cli, sandbox):
     assert cli("workspace", "create", "acme").code == 0
-    proc = _spawn("connect", "hubspot", "-w", "acme", "--no-browser", "--sandbox", sandbox.url,
-                  stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = _spawn(
+        "connect",
+        "hubspot",
+        "-w",
+        "acme",
+        "--no-browser",
+        "--sandbox",
+        sandbox.url,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     try:
         deadline = time.monotonic() + 30
         line = ""

@@ -43,7 +43,9 @@ def test_metrics_after_a_scripted_day(tmp_path):
         head_before = s.audit()[-1]["seq"]
         committed_before = value(before, "botctl_audit_records_committed_total")
         assert value(before, "botctl_audit_chain_ok") == 1.0
-        assert value(before, "botctl_connections", workspace="acme", connector="zendesk", state="active") == 1.0
+        assert (
+            value(before, "botctl_connections", workspace="acme", connector="zendesk", state="active") == 1.0
+        )
 
         ids = s.play_the_day()
         text = s.metrics()
@@ -54,16 +56,27 @@ def test_metrics_after_a_scripted_day(tmp_path):
         for family, kind in types.items():
             if kind == "counter":
                 assert family.endswith("_total"), family
-        for family in ("botctl_oauth_refreshes_total", "botctl_audit_records_committed_total",
-                       "botctl_audit_commits_total", "botctl_actions_total", "botctl_edge_requests_total"):
+        for family in (
+            "botctl_oauth_refreshes_total",
+            "botctl_audit_records_committed_total",
+            "botctl_audit_commits_total",
+            "botctl_actions_total",
+            "botctl_edge_requests_total",
+        ):
             assert types[family] == "counter", family
         assert types["botctl_connections"] == "gauge" and types["botctl_audit_chain_ok"] == "gauge"
 
         # Actions, as the edge answered them.
         assert value(after, "botctl_actions_total", action="stripe.list_my_invoices", outcome="ok") == 2
-        assert value(after, "botctl_actions_total", action="stripe.cancel_my_subscription", outcome="not_found") == 1
+        assert (
+            value(after, "botctl_actions_total", action="stripe.cancel_my_subscription", outcome="not_found")
+            == 1
+        )
         assert value(after, "botctl_actions_total", action="zendesk.list_my_tickets", outcome="ok") == 2
-        assert value(after, "botctl_actions_total", action="zendesk.list_my_tickets", outcome="needs_reauth") == 1
+        assert (
+            value(after, "botctl_actions_total", action="zendesk.list_my_tickets", outcome="needs_reauth")
+            == 1
+        )
 
         # Refreshes: one after the 401 that worked, one the vendor refused — both on demand (in an
         # action), none by the background loop; the failed one counted where it happened.
@@ -73,22 +86,37 @@ def test_metrics_after_a_scripted_day(tmp_path):
         failed_records = s.audit("--connector", "zendesk", "--event", "connection.refresh_failed")
         assert len(refresh_records) == 1 and len(failed_records) == 1  # the audit log agrees
         # ...and each refresh record carries the request that needed it: the id the visitor was shown.
-        assert [r["event"] for r in s.audit("--request-id", ids["needs_reauth"])] == \
-            ["connection.refresh_failed", "action.run"]
-        assert [(r["event"], r["outcome"]) for r in s.audit("--request-id", ids["retried"])] == \
-            [("connection.refreshed", "ok"), ("action.run", "retried"), ("action.run", "ok")]
+        assert [r["event"] for r in s.audit("--request-id", ids["needs_reauth"])] == [
+            "connection.refresh_failed",
+            "action.run",
+        ]
+        assert [(r["event"], r["outcome"]) for r in s.audit("--request-id", ids["retried"])] == [
+            ("connection.refreshed", "ok"),
+            ("action.run", "retried"),
+            ("action.run", "ok"),
+        ]
 
         # Connections per state: zendesk fell to needs_reauth, stripe is still active.
-        assert value(after, "botctl_connections", workspace="acme", connector="zendesk", state="needs_reauth") == 1
+        assert (
+            value(after, "botctl_connections", workspace="acme", connector="zendesk", state="needs_reauth")
+            == 1
+        )
         assert value(after, "botctl_connections", workspace="acme", connector="zendesk", state="active") == 0
         assert value(after, "botctl_connections", workspace="acme", connector="stripe", state="active") == 1
 
         # Every record the provider wrote between the scrapes, and nobody else wrote any.
         head_after = s.audit()[-1]["seq"]
-        assert value(after, "botctl_audit_records_committed_total") - committed_before == head_after - head_before
+        assert (
+            value(after, "botctl_audit_records_committed_total") - committed_before
+            == head_after - head_before
+        )
         assert value(after, "botctl_audit_chain_ok") == 1.0 and value(after, "botctl_provider_up") == 1.0
-        assert value(after, "botctl_edge_requests_total", route="/v1/workspaces/{ws}/actions/{action}",
-                     code="200") == 4
+        assert (
+            value(
+                after, "botctl_edge_requests_total", route="/v1/workspaces/{ws}/actions/{action}", code="200"
+            )
+            == 4
+        )
 
         # Sinks: the file catches up (backlog 0, every record in it); the webhook nobody answers holds all.
         deadline = time.monotonic() + 30

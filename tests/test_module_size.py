@@ -22,6 +22,9 @@ EXEMPT: dict[str, str] = {
     # saves (docs/architecture.md, "Decisions"). It stays whole rather than cut into modules that
     # import each other's internals.
     "src/botctl/sandbox/graphql.py": "the sandbox's GraphQL parser, validator and executor",
+    # The edge's OpenAPI 3.1 document: one literal tree of paths, parameters and schemas (ruff format
+    # puts one key per line); cutting it into modules would scatter one document.
+    "daemon/botctld/openapi.py": "the edge's OpenAPI document, a declarative table",
 }
 
 

@@ -29,7 +29,9 @@ def repo_files() -> list[Path]:
     """Every file git tracks or would add (untracked but not ignored), text only."""
     out = subprocess.run(
         ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-        cwd=ROOT, capture_output=True, check=True,
+        cwd=ROOT,
+        capture_output=True,
+        check=True,
     ).stdout
     files = []
     for name in out.decode().split("\0"):

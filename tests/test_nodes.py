@@ -21,10 +21,16 @@ pytestmark = pytest.mark.slow
 
 
 def botctl(home, key: str, *args: str, extra: dict | None = None, timeout: float = 90):
-    env = {**os.environ, "BOTCTL_HOME": str(home), "BOTCTL_MASTER_KEY": key, "BOTCTL_NO_KEYRING": "1",
-           **(extra or {})}
-    return subprocess.run([sys.executable, "-m", "botctl", *args], capture_output=True, text=True, env=env,
-                          timeout=timeout)
+    env = {
+        **os.environ,
+        "BOTCTL_HOME": str(home),
+        "BOTCTL_MASTER_KEY": key,
+        "BOTCTL_NO_KEYRING": "1",
+        **(extra or {}),
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "botctl", *args], capture_output=True, text=True, env=env, timeout=timeout
+    )
 
 
 def sql(url: str, statement: str, *params):
@@ -38,8 +44,12 @@ def new_key() -> str:
 
 
 def snapshot(url: str):
-    return (sql(url, "SELECT key, value FROM meta ORDER BY key"), sql(url, "SELECT name FROM workspaces ORDER BY name"),
-            sql(url, "SELECT seq, hash FROM records ORDER BY seq"), sql(url, "SELECT * FROM nodes ORDER BY name"))
+    return (
+        sql(url, "SELECT key, value FROM meta ORDER BY key"),
+        sql(url, "SELECT name FROM workspaces ORDER BY name"),
+        sql(url, "SELECT seq, hash FROM records ORDER BY seq"),
+        sql(url, "SELECT * FROM nodes ORDER BY name"),
+    )
 
 
 def test_a_node_joins_only_with_the_master_key_that_opens_the_database(pg_url, tmp_path):
@@ -85,7 +95,9 @@ def test_a_node_joins_only_with_the_master_key_that_opens_the_database(pg_url, t
     for home in (n1, n2):
         v = botctl(home, key, "audit", "verify", "--json")
         assert v.returncode == 0 and json.loads(v.stdout)["ok"] is True, v.stdout + v.stderr
-    seq = next(i + 1 for i, b in enumerate(bodies) if b["event"] == "workspace.created" and b["node"] == "node-2")
+    seq = next(
+        i + 1 for i, b in enumerate(bodies) if b["event"] == "workspace.created" and b["node"] == "node-2"
+    )
     forged = rows[seq - 1][0].replace('"node":"node-2"', '"node":"node-1"')
     sql(pg_url, "UPDATE records SET body = %s WHERE seq = %s", forged, seq)
     v = botctl(n1, key, "audit", "verify", "--json")
@@ -102,7 +114,9 @@ def test_each_running_node_beats_and_status_cluster_lists_alive_and_lapsed(pg_ur
     started = []
     try:
         for home in homes.values():
-            r = botctl(home, key, "daemon", "start", "--port", str(free_port()), "--metrics-port", str(free_port()))
+            r = botctl(
+                home, key, "daemon", "start", "--port", str(free_port()), "--metrics-port", str(free_port())
+            )
             assert r.returncode == 0, r.stderr
             started.append(home)
         r = botctl(homes["node-2"], key, "daemon", "status", "--cluster", "--json")
@@ -119,13 +133,23 @@ def test_each_running_node_beats_and_status_cluster_lists_alive_and_lapsed(pg_ur
         # node-2 stopped beating: with a 3 s lapse it is listed as lapsed, node-1 still alive.
         deadline = time.time() + 30
         while True:
-            r = botctl(homes["node-1"], key, "daemon", "status", "--cluster", extra={"BOTCTL_NODE_LAPSE_S": "3"})
+            r = botctl(
+                homes["node-1"], key, "daemon", "status", "--cluster", extra={"BOTCTL_NODE_LAPSE_S": "3"}
+            )
             if "\tlapsed\t" in r.stdout:
                 break
             assert time.time() < deadline, r.stdout
             time.sleep(1)
-        rows = {line.split("\t")[0]: line.split("\t") for line in r.stdout.splitlines() if line.startswith("node-")}
-        assert rows["node-1"][1] == "alive" and rows["node-2"][1] == "lapsed" and "1 of 2 node(s) alive" in r.stderr
+        rows = {
+            line.split("\t")[0]: line.split("\t")
+            for line in r.stdout.splitlines()
+            if line.startswith("node-")
+        }
+        assert (
+            rows["node-1"][1] == "alive"
+            and rows["node-2"][1] == "lapsed"
+            and "1 of 2 node(s) alive" in r.stderr
+        )
     finally:
         for home in started:
             botctl(home, key, "daemon", "stop")

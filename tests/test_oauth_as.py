@@ -36,8 +36,16 @@ CLIENT_ID = "interop-client"
 CLIENT_SECRET = "interop-secret-" + "7" * 24
 PUBLIC_CLIENT_ID = "interop-public"
 REDIRECTS = ("http://127.0.0.1/callback",)
-SCOPES = ("users:read", "scheduled_events:read", "scheduled_events:write", "event_types:read",
-          "availability:read", "oauth", "crm.objects.contacts.read", "crm.objects.contacts.write")
+SCOPES = (
+    "users:read",
+    "scheduled_events:read",
+    "scheduled_events:write",
+    "event_types:read",
+    "availability:read",
+    "oauth",
+    "crm.objects.contacts.read",
+    "crm.objects.contacts.write",
+)
 
 
 @dataclass
@@ -70,7 +78,12 @@ def _loopback_match(registered: str, given: str) -> bool:
     """Exact match, except the port of a loopback redirect (RFC 8252 §7.3, RFC 9700 §2.1)."""
     r, g = urlsplit(registered), urlsplit(given)
     if r.hostname in ("127.0.0.1", "::1") and r.port is None:
-        return (r.scheme, r.hostname, r.path, r.query) == (g.scheme, g.hostname, g.path, g.query) and not g.fragment
+        return (r.scheme, r.hostname, r.path, r.query) == (
+            g.scheme,
+            g.hostname,
+            g.path,
+            g.query,
+        ) and not g.fragment
     return registered == given
 
 
@@ -139,8 +152,13 @@ class Validator(RequestValidator):
 
     def save_authorization_code(self, client_id, code, request, *args, **kwargs):
         self.s.codes[code["code"]] = {
-            "client_id": client_id, "redirect_uri": request.redirect_uri, "scopes": list(request.scopes),
-            "challenge": request.code_challenge, "method": request.code_challenge_method, "used": False}
+            "client_id": client_id,
+            "redirect_uri": request.redirect_uri,
+            "scopes": list(request.scopes),
+            "challenge": request.code_challenge,
+            "method": request.code_challenge_method,
+            "used": False,
+        }
 
     def validate_code(self, client_id, code, client, request, *args, **kwargs):
         found = self.s.codes.get(code)
@@ -181,8 +199,9 @@ class Validator(RequestValidator):
                 old.replacement = new_refresh
             if new_refresh and new_refresh not in s.refresh:
                 s.refresh[new_refresh] = RefreshRecord(family, request.client_id, list(request.scopes))
-            s.access[token["access_token"]] = AccessRecord(family, list(request.scopes),
-                                                           time.time() + token.get("expires_in", 3600))
+            s.access[token["access_token"]] = AccessRecord(
+                family, list(request.scopes), time.time() + token.get("expires_in", 3600)
+            )
             s.issued.append(token)
         return request.redirect_uri
 
@@ -224,10 +243,19 @@ class Validator(RequestValidator):
 
 
 class InteropAS:
-    def __init__(self, *, auth: str = "client_secret_basic", rotate: bool = True, access_ttl: int = 3600,
-                 send_iss: bool = True, mint: Any = None) -> None:
-        self.clients = {CLIENT_ID: Client(CLIENT_ID, CLIENT_SECRET, auth),
-                        PUBLIC_CLIENT_ID: Client(PUBLIC_CLIENT_ID, None, "none")}
+    def __init__(
+        self,
+        *,
+        auth: str = "client_secret_basic",
+        rotate: bool = True,
+        access_ttl: int = 3600,
+        send_iss: bool = True,
+        mint: Any = None,
+    ) -> None:
+        self.clients = {
+            CLIENT_ID: Client(CLIENT_ID, CLIENT_SECRET, auth),
+            PUBLIC_CLIENT_ID: Client(PUBLIC_CLIENT_ID, None, "none"),
+        }
         self.rotate = rotate
         self.access_ttl = access_ttl
         self.send_iss = send_iss
@@ -246,8 +274,11 @@ class InteropAS:
         self.token_requests: Counter[str] = Counter()
         self.reuse_detected = 0
         self.lock = threading.RLock()
-        self.server = Server(Validator(self), token_expires_in=lambda request: self.access_ttl,
-                             token_generator=self._access_token)
+        self.server = Server(
+            Validator(self),
+            token_expires_in=lambda request: self.access_ttl,
+            token_generator=self._access_token,
+        )
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
         self.httpd.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
@@ -284,17 +315,26 @@ class InteropAS:
 
     def app_settings(self, **extra: Any) -> dict[str, Any]:
         """What `botctl oauth-app set` needs to point at this server."""
-        return {"authorize_url": self.url + "/authorize", "token_url": self.url + "/token",
-                "revoke_url": self.url + "/revoke", "metadata_url": self.url + "/.well-known/oauth-authorization-server",
-                **extra}
+        return {
+            "authorize_url": self.url + "/authorize",
+            "token_url": self.url + "/token",
+            "revoke_url": self.url + "/revoke",
+            "metadata_url": self.url + "/.well-known/oauth-authorization-server",
+            **extra,
+        }
 
     def metadata(self) -> dict[str, Any]:
-        return {"issuer": self.issuer, "authorization_endpoint": self.url + "/authorize",
-                "token_endpoint": self.url + "/token", "revocation_endpoint": self.url + "/revoke",
-                "response_types_supported": ["code"], "grant_types_supported": ["authorization_code", "refresh_token"],
-                "code_challenge_methods_supported": ["S256"],
-                "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
-                "authorization_response_iss_parameter_supported": self.send_iss}
+        return {
+            "issuer": self.issuer,
+            "authorization_endpoint": self.url + "/authorize",
+            "token_endpoint": self.url + "/token",
+            "revocation_endpoint": self.url + "/revoke",
+            "response_types_supported": ["code"],
+            "grant_types_supported": ["authorization_code", "refresh_token"],
+            "code_challenge_methods_supported": ["S256"],
+            "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
+            "authorization_response_iss_parameter_supported": self.send_iss,
+        }
 
 
 def _handler(s: InteropAS) -> type[BaseHTTPRequestHandler]:
@@ -326,10 +366,13 @@ def _handler(s: InteropAS) -> type[BaseHTTPRequestHandler]:
             query = parse_qs(urlsplit(self.path).query)
             method = (query.get("code_challenge_method") or [None])[0]
             try:
-                scopes, creds = s.server.validate_authorization_request(uri(self.path), "GET", None, dict(self.headers))
+                scopes, creds = s.server.validate_authorization_request(
+                    uri(self.path), "GET", None, dict(self.headers)
+                )
                 if method != "S256":  # S256 only: plain is a downgrade
-                    raise oauth_errors.InvalidRequestError(description="code_challenge_method must be S256",
-                                                          request=None)
+                    raise oauth_errors.InvalidRequestError(
+                        description="code_challenge_method must be S256", request=None
+                    )
             except oauth_errors.FatalClientError as exc:
                 self._send(400, {"Content-Type": "text/plain"}, f"fatal: {exc.error}")
                 return
@@ -338,11 +381,18 @@ def _handler(s: InteropAS) -> type[BaseHTTPRequestHandler]:
                 self._redirect(redirect, {"error": exc.error, "state": (query.get("state") or [""])[0]})
                 return
             if s.deny:
-                self._redirect(creds["redirect_uri"], {"error": "access_denied", "error_description": "The user said no",
-                                                       "state": creds["state"]})
+                self._redirect(
+                    creds["redirect_uri"],
+                    {
+                        "error": "access_denied",
+                        "error_description": "The user said no",
+                        "state": creds["state"],
+                    },
+                )
                 return
             headers, _, status = s.server.create_authorization_response(
-                uri(self.path), "GET", None, dict(self.headers), scopes=scopes, credentials={"user": "ada"})
+                uri(self.path), "GET", None, dict(self.headers), scopes=scopes, credentials={"user": "ada"}
+            )
             location = headers["Location"]
             if s.send_iss:
                 parts = urlsplit(location)
@@ -430,14 +480,23 @@ class DeviceScript:
             def do_POST(self) -> None:
                 body = parse_qs(self.rfile.read(int(self.headers.get("Content-Length") or 0)).decode())
                 if self.path == "/device":
-                    status, payload = 200, {"device_code": "dev-code-1", "user_code": "WDJB-MJHT",
-                                            "verification_uri": "https://as.example/device", "expires_in": 600,
-                                            **script.device_response}
+                    status, payload = (
+                        200,
+                        {
+                            "device_code": "dev-code-1",
+                            "user_code": "WDJB-MJHT",
+                            "verification_uri": "https://as.example/device",
+                            "expires_in": 600,
+                            **script.device_response,
+                        },
+                    )
                 else:
                     assert body["grant_type"] == ["urn:ietf:params:oauth:grant-type:device_code"]
                     assert body["device_code"] == ["dev-code-1"]
                     script.polls.append(script.clock.now)
-                    status, payload = script.answers.pop(0) if script.answers else (400, {"error": "authorization_pending"})
+                    status, payload = (
+                        script.answers.pop(0) if script.answers else (400, {"error": "authorization_pending"})
+                    )
                 data = json.dumps({k: v for k, v in payload.items() if v is not None}).encode()
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
@@ -478,8 +537,13 @@ def peer():
 
 
 def _authorize(peer: InteropAS, **params: str) -> httpx.Response:
-    base = {"response_type": "code", "client_id": CLIENT_ID, "redirect_uri": "http://127.0.0.1:5555/callback",
-            "scope": "users:read", "state": "s" * 30}
+    base = {
+        "response_type": "code",
+        "client_id": CLIENT_ID,
+        "redirect_uri": "http://127.0.0.1:5555/callback",
+        "scope": "users:read",
+        "state": "s" * 30,
+    }
     return httpx.get(peer.url + "/authorize?" + urlencode({**base, **params}))
 
 
@@ -488,16 +552,22 @@ def _code(response: httpx.Response) -> str:
 
 
 def _token(peer: InteropAS, **data: str) -> httpx.Response:
-    return httpx.post(peer.url + "/token", data={"grant_type": "authorization_code",
-                                                 "redirect_uri": "http://127.0.0.1:5555/callback", **data},
-                      auth=(CLIENT_ID, CLIENT_SECRET))
+    return httpx.post(
+        peer.url + "/token",
+        data={"grant_type": "authorization_code", "redirect_uri": "http://127.0.0.1:5555/callback", **data},
+        auth=(CLIENT_ID, CLIENT_SECRET),
+    )
 
 
 def test_peer_enforces_redirect_matching_except_loopback_port(peer):
     verifier, challenge = pkce_pair()
     ok = _authorize(peer, code_challenge=challenge, code_challenge_method="S256")
     assert ok.status_code == 302 and "code=" in ok.headers["location"]
-    for bad in ("http://127.0.0.1:5555/other", "http://localhost:5555/callback", "http://evil.example/callback"):
+    for bad in (
+        "http://127.0.0.1:5555/other",
+        "http://localhost:5555/callback",
+        "http://evil.example/callback",
+    ):
         r = _authorize(peer, redirect_uri=bad, code_challenge=challenge, code_challenge_method="S256")
         assert r.status_code == 400, bad
 
@@ -505,7 +575,9 @@ def test_peer_enforces_redirect_matching_except_loopback_port(peer):
 def test_peer_codes_are_single_use_and_pkce_is_enforced(peer):
     verifier, challenge = pkce_pair()
     code = _code(_authorize(peer, code_challenge=challenge, code_challenge_method="S256"))
-    assert _token(peer, code=code, code_verifier="x" * 43).json()["error"] == "invalid_grant"  # wrong verifier
+    assert (
+        _token(peer, code=code, code_verifier="x" * 43).json()["error"] == "invalid_grant"
+    )  # wrong verifier
     code = _code(_authorize(peer, code_challenge=challenge, code_challenge_method="S256"))
     assert _token(peer, code=code).status_code == 400  # challenge without verifier
     code = _code(_authorize(peer, code_challenge=challenge, code_challenge_method="S256"))
@@ -521,13 +593,26 @@ def test_peer_rotation_and_reuse_detection(peer):
     verifier, challenge = pkce_pair()
     code = _code(_authorize(peer, code_challenge=challenge, code_challenge_method="S256"))
     first = _token(peer, code=code, code_verifier=verifier).json()
-    r1 = httpx.post(peer.url + "/token", data={"grant_type": "refresh_token", "refresh_token": first["refresh_token"]},
-                    auth=(CLIENT_ID, CLIENT_SECRET)).json()
+    r1 = httpx.post(
+        peer.url + "/token",
+        data={"grant_type": "refresh_token", "refresh_token": first["refresh_token"]},
+        auth=(CLIENT_ID, CLIENT_SECRET),
+    ).json()
     assert r1["refresh_token"] != first["refresh_token"]
-    reuse = httpx.post(peer.url + "/token", data={"grant_type": "refresh_token", "refresh_token": first["refresh_token"]},
-                       auth=(CLIENT_ID, CLIENT_SECRET))
+    reuse = httpx.post(
+        peer.url + "/token",
+        data={"grant_type": "refresh_token", "refresh_token": first["refresh_token"]},
+        auth=(CLIENT_ID, CLIENT_SECRET),
+    )
     assert reuse.json()["error"] == "invalid_grant"
     assert not peer.refresh_token_ok(r1["refresh_token"])  # the family is revoked
-    wrong_method = httpx.post(peer.url + "/token", data={"grant_type": "refresh_token", "client_id": CLIENT_ID,
-                                                         "client_secret": CLIENT_SECRET, "refresh_token": "x"})
+    wrong_method = httpx.post(
+        peer.url + "/token",
+        data={
+            "grant_type": "refresh_token",
+            "client_id": CLIENT_ID,
+            "client_secret": CLIENT_SECRET,
+            "refresh_token": "x",
+        },
+    )
     assert wrong_method.json()["error"] == "invalid_client"

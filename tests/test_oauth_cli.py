@@ -34,9 +34,25 @@ def ws(cli):
 
 def set_app(cli, peer, *extra: str, connector: str = "calendly", secret: str = CLIENT_SECRET):
     s = peer.app_settings()
-    args = ["oauth-app", "set", connector, "--client-id", CLIENT_ID, "--client-secret-stdin",
-            "--authorize-url", s["authorize_url"], "--token-url", s["token_url"], "--revoke-url", s["revoke_url"],
-            "--metadata-url", s["metadata_url"], "--token-auth", "client_secret_basic", *extra]
+    args = [
+        "oauth-app",
+        "set",
+        connector,
+        "--client-id",
+        CLIENT_ID,
+        "--client-secret-stdin",
+        "--authorize-url",
+        s["authorize_url"],
+        "--token-url",
+        s["token_url"],
+        "--revoke-url",
+        s["revoke_url"],
+        "--metadata-url",
+        s["metadata_url"],
+        "--token-auth",
+        "client_secret_basic",
+        *extra,
+    ]
     return cli(*args, input=secret + "\n")
 
 
@@ -56,12 +72,36 @@ def test_oauth_app_set_list_remove_and_the_secret_stays_encrypted(home, cli, ws,
     r = set_app(cli, peer)
     assert r.code == 0, r.err
     assert "redirect URI to register" in r.err
-    r = cli("oauth-app", "set", "calendly", "-w", "acme", "--client-id", "ws-client", "--client-secret-env", "WS_SECRET")
+    r = cli(
+        "oauth-app",
+        "set",
+        "calendly",
+        "-w",
+        "acme",
+        "--client-id",
+        "ws-client",
+        "--client-secret-env",
+        "WS_SECRET",
+    )
     assert r.code == 2 and "WS_SECRET" in r.err
     os.environ["WS_SECRET"] = "workspace-secret-0123456789"
     try:
-        r = cli("oauth-app", "set", "calendly", "-w", "acme", "--client-id", "ws-client", "--client-secret-env",
-                "WS_SECRET", "--redirect-port", "8765", "--scopes", "users:read scheduled_events:read", "--json")
+        r = cli(
+            "oauth-app",
+            "set",
+            "calendly",
+            "-w",
+            "acme",
+            "--client-id",
+            "ws-client",
+            "--client-secret-env",
+            "WS_SECRET",
+            "--redirect-port",
+            "8765",
+            "--scopes",
+            "users:read scheduled_events:read",
+            "--json",
+        )
     finally:
         del os.environ["WS_SECRET"]
     assert r.code == 0, r.err
@@ -70,13 +110,21 @@ def test_oauth_app_set_list_remove_and_the_secret_stays_encrypted(home, cli, ws,
     assert shown["token_auth"] == "client_secret_basic"  # Calendly's default for a confidential web client
     listed = cli("oauth-app", "list", "--json").json()
     assert [(a["connector"], a["scope"], a["client_secret"]) for a in listed] == [
-        ("calendly", "global", "set"), ("calendly", "acme", "set")]
-    out = cli("oauth-app", "list").out + json.dumps(listed) + "".join(x["detail"].__repr__() for x in records(cli))
+        ("calendly", "global", "set"),
+        ("calendly", "acme", "set"),
+    ]
+    out = (
+        cli("oauth-app", "list").out
+        + json.dumps(listed)
+        + "".join(x["detail"].__repr__() for x in records(cli))
+    )
     assert CLIENT_SECRET not in out and "workspace-secret" not in out
     for blob in all_bytes(home):
         assert CLIENT_SECRET.encode() not in blob and b"workspace-secret-0123456789" not in blob
     db = sqlite3.connect(home.vault_db)
-    assert db.execute("SELECT count(*) FROM wrapped_keys WHERE name = 'botctl/v1|oauth-apps'").fetchone() == (1,)
+    assert db.execute("SELECT count(*) FROM wrapped_keys WHERE name = 'botctl/v1|oauth-apps'").fetchone() == (
+        1,
+    )
     assert db.execute("SELECT count(*) FROM secrets WHERE owner = 'oauth-app:calendly'").fetchone() == (1,)
     # Both secrets survive both kinds of key rotation.
     assert cli("vault", "rotate-master-key", "--yes").code == 0
@@ -101,20 +149,84 @@ def test_oauth_app_set_list_remove_and_the_secret_stays_encrypted(home, cli, ws,
     assert cli("audit", "verify").code == 0
 
 
-@pytest.mark.parametrize("args, needle", [
-    (["oauth-app", "set", "stripe", "--client-id", "x", "--token-auth", "none"], "does not connect with OAuth"),
-    (["oauth-app", "set", "calendly", "--client-id", "x", "--token-auth", "none", "--token-url",
-      "http://evil.example/token"], "https://"),
-    (["oauth-app", "set", "calendly", "--client-id", "x", "--token-auth", "none", "--redirect-uri",
-      "https://example.com/cb"], "loopback"),
-    (["oauth-app", "set", "calendly", "--client-id", "x", "--token-auth", "none", "--client-secret-stdin"],
-     "public clients"),
-    (["oauth-app", "set", "calendly", "--client-id", "x", "--token-auth", "bogus", "--client-secret-stdin"],
-     "--token-auth"),
-    (["oauth-app", "set", "zendesk", "--client-id", "x", "--token-auth", "none", "--token-url",
-      "https://{tenant}.example/token"], "placeholder"),
-    (["oauth-app", "set", "calendly", "--client-id", "x", "--client-secret", "s"], "No such option"),
-])
+@pytest.mark.parametrize(
+    "args, needle",
+    [
+        (
+            ["oauth-app", "set", "stripe", "--client-id", "x", "--token-auth", "none"],
+            "does not connect with OAuth",
+        ),
+        (
+            [
+                "oauth-app",
+                "set",
+                "calendly",
+                "--client-id",
+                "x",
+                "--token-auth",
+                "none",
+                "--token-url",
+                "http://evil.example/token",
+            ],
+            "https://",
+        ),
+        (
+            [
+                "oauth-app",
+                "set",
+                "calendly",
+                "--client-id",
+                "x",
+                "--token-auth",
+                "none",
+                "--redirect-uri",
+                "https://example.com/cb",
+            ],
+            "loopback",
+        ),
+        (
+            [
+                "oauth-app",
+                "set",
+                "calendly",
+                "--client-id",
+                "x",
+                "--token-auth",
+                "none",
+                "--client-secret-stdin",
+            ],
+            "public clients",
+        ),
+        (
+            [
+                "oauth-app",
+                "set",
+                "calendly",
+                "--client-id",
+                "x",
+                "--token-auth",
+                "bogus",
+                "--client-secret-stdin",
+            ],
+            "--token-auth",
+        ),
+        (
+            [
+                "oauth-app",
+                "set",
+                "zendesk",
+                "--client-id",
+                "x",
+                "--token-auth",
+                "none",
+                "--token-url",
+                "https://{tenant}.example/token",
+            ],
+            "placeholder",
+        ),
+        (["oauth-app", "set", "calendly", "--client-id", "x", "--client-secret", "s"], "No such option"),
+    ],
+)
 def test_oauth_app_set_refuses_bad_input(home, cli, args, needle):
     r = cli(*args, input="some-secret\n")
     assert r.code == 2, r.err
@@ -157,8 +269,14 @@ def test_connect_opens_the_browser_and_stores_the_grant(home, cli, ws, peer, tmp
 
 
 def _spawn(*args: str, stdin: bool = False) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "botctl", *args], stdin=subprocess.PIPE if stdin else None,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=dict(os.environ))
+    return subprocess.Popen(
+        [sys.executable, "-m", "botctl", *args],
+        stdin=subprocess.PIPE if stdin else None,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=dict(os.environ),
+    )
 
 
 def _read_url(proc: subprocess.Popen) -> str:
@@ -212,7 +330,8 @@ def test_connect_denied_in_the_browser(home, cli, ws, peer, tmp_path, botctl_pro
     assert r.code == 24, r.err
     assert r.json()["error"]["code"] == "access_denied"
     assert [line for line in r.err.splitlines() if line.startswith("error:")] == [
-        "error: the authorization was denied (The user said no); nothing was stored."]
+        "error: the authorization was denied (The user said no); nothing was stored."
+    ]
     assert open(page).read().startswith("400")
     assert cli("connections", "list", "--json").json() == []
     assert records(cli, "connection.failed")[0]["reason"] == "access_denied"
@@ -269,7 +388,9 @@ def test_disconnect_revokes_with_rfc7009_then_deletes(home, cli, ws, peer):
     assert r.json()["revoked"] == "yes"
     assert [hint for hint, _ in peer.revocations] == ["refresh_token", "access_token"]
     assert not peer.refresh_token_ok(tokens["refresh_token"]) and peer.access[tokens["access_token"]].revoked
-    assert sqlite3.connect(home.vault_db).execute("SELECT count(*) FROM secrets WHERE owner LIKE 'conn_%'").fetchone() == (0,)
+    assert sqlite3.connect(home.vault_db).execute(
+        "SELECT count(*) FROM secrets WHERE owner LIKE 'conn_%'"
+    ).fetchone() == (0,)
     revoked = records(cli, "connection.revoked")[0]
     assert revoked["outcome"] == "ok" and revoked["detail"]["method"] == "rfc7009"
     assert records(cli, "connection.deleted")[0]["detail"]["revoked"] == "yes"

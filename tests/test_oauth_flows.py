@@ -47,9 +47,14 @@ def peer():
 
 
 def app_cfg(peer: InteropAS, **settings: Any) -> oauth.OAuthApp:
-    return oauth.effective_app(CALENDLY, source="global", client_id=CLIENT_ID, client_secret=Secret(CLIENT_SECRET),
-                               settings={**peer.app_settings(), "token_auth": "client_secret_basic", **settings},
-                               config=CONFIG)
+    return oauth.effective_app(
+        CALENDLY,
+        source="global",
+        client_id=CLIENT_ID,
+        client_secret=Secret(CLIENT_SECRET),
+        settings={**peer.app_settings(), "token_auth": "client_secret_basic", **settings},
+        config=CONFIG,
+    )
 
 
 class BrowserUI(oauth.FlowUI):
@@ -80,8 +85,11 @@ class BrowserUI(oauth.FlowUI):
 
 
 def connect(app, ws, cfg, ui, **kw):
-    return asyncio.run(oauth.connect(app, ws, CALENDLY, CONFIG, cfg, mode=kw.pop("mode", "no_browser"), ui=ui,
-                                     skip_check=True, **kw))
+    return asyncio.run(
+        oauth.connect(
+            app, ws, CALENDLY, CONFIG, cfg, mode=kw.pop("mode", "no_browser"), ui=ui, skip_check=True, **kw
+        )
+    )
 
 
 def rows(home, sql):
@@ -107,7 +115,10 @@ def redirect_target(authorize_url: str) -> tuple[str, dict[str, str]]:
 
 
 def test_pkce_rfc7636_appendix_b_and_fresh_values():
-    assert oauth.s256("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk") == "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
+    assert (
+        oauth.s256("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk")
+        == "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
+    )
     verifiers = {oauth.new_verifier() for _ in range(50)}
     assert len(verifiers) == 50
     assert all(re.fullmatch(r"[A-Za-z0-9_-]{43}", v) for v in verifiers)  # 32 random octets, unreserved set
@@ -121,10 +132,20 @@ def test_authorize_url_carries_s256_challenge_and_state(peer):
     assert q["code_challenge_method"] == "S256" and q["code_challenge"] == oauth.s256(req.verifier)
     assert q["state"] == req.state and q["response_type"] == "code" and q["client_id"] == CLIENT_ID
     assert q["scope"] == " ".join(CALENDLY.scopes)
-    shopify = oauth.effective_app(registry.get("shopify"), source="global", client_id="c", client_secret=Secret("s"),
-                                  settings={}, config={"shop": "acme"})
-    q2 = redirect_target(oauth.AuthRequest(shopify, "http://127.0.0.1:1/callback", ("read_orders", "read_customers")).url)[1]
-    assert "code_challenge" not in q2 and q2["scope"] == "read_orders,read_customers"  # Shopify: no PKCE, commas
+    shopify = oauth.effective_app(
+        registry.get("shopify"),
+        source="global",
+        client_id="c",
+        client_secret=Secret("s"),
+        settings={},
+        config={"shop": "acme"},
+    )
+    q2 = redirect_target(
+        oauth.AuthRequest(shopify, "http://127.0.0.1:1/callback", ("read_orders", "read_customers")).url
+    )[1]
+    assert (
+        "code_challenge" not in q2 and q2["scope"] == "read_orders,read_customers"
+    )  # Shopify: no PKCE, commas
     assert shopify.authorize_url == "https://acme.myshopify.com/admin/oauth/authorize"
 
 
@@ -145,10 +166,17 @@ def test_state_is_single_use_and_checked_first(peer):
 
 def test_paste_parsing(peer):
     redirect = "http://127.0.0.1:4242/callback"
-    assert oauth.parse_pasted(f"  {redirect}?code=abc&state=xyz\n", redirect) == {"code": "abc", "state": "xyz"}
+    assert oauth.parse_pasted(f"  {redirect}?code=abc&state=xyz\n", redirect) == {
+        "code": "abc",
+        "state": "xyz",
+    }
     assert oauth.parse_pasted("?code=abc&state=xyz", redirect) == {"code": "abc", "state": "xyz"}
-    for bad in ("http://127.0.0.1:4243/callback?code=a&state=b", "https://evil.example/callback?code=a&state=b",
-                "http://127.0.0.1:4242/other?code=a&state=b", ""):
+    for bad in (
+        "http://127.0.0.1:4243/callback?code=a&state=b",
+        "https://evil.example/callback?code=a&state=b",
+        "http://127.0.0.1:4242/other?code=a&state=b",
+        "",
+    ):
         with pytest.raises(oauth.CallbackRejected):
             oauth.parse_pasted(bad, redirect)
 
@@ -185,8 +213,14 @@ def test_browser_flow_interop_end_to_end(home, app, ws, peer):
 
 
 def test_public_client_with_pkce_only(app, ws, peer):
-    cfg = oauth.effective_app(CALENDLY, source="global", client_id=PUBLIC_CLIENT_ID, client_secret=None,
-                              settings=peer.app_settings(), config=CONFIG)
+    cfg = oauth.effective_app(
+        CALENDLY,
+        source="global",
+        client_id=PUBLIC_CLIENT_ID,
+        client_secret=None,
+        settings=peer.app_settings(),
+        config=CONFIG,
+    )
     assert cfg.token_auth == "none"
     ui = BrowserUI()
     result = connect(app, ws, cfg, ui)
@@ -276,16 +310,24 @@ def test_iss_mismatch_is_refused(home, app, ws, peer):
 
 def test_missing_iss_refused_when_the_server_promises_it(home, app, ws, peer):
     peer.send_iss = False  # the redirect carries no iss ...
-    cfg = oauth.apply_metadata(app_cfg(peer, metadata_url=None), {**peer.metadata(), "issuer": peer.issuer,
-                                                                  "authorization_response_iss_parameter_supported": True})
+    cfg = oauth.apply_metadata(
+        app_cfg(peer, metadata_url=None),
+        {**peer.metadata(), "issuer": peer.issuer, "authorization_response_iss_parameter_supported": True},
+    )
     with pytest.raises(oauth.CallbackRejected) as e:  # ... but the metadata says it would
         connect(app, ws, cfg, BrowserUI())
     assert e.value.code == "iss_mismatch"
 
 
 def test_invalid_client_is_a_clear_rejection(home, app, ws, peer):
-    cfg = oauth.effective_app(CALENDLY, source="global", client_id=CLIENT_ID, client_secret=Secret("wrong-secret"),
-                              settings={**peer.app_settings(), "token_auth": "client_secret_basic"}, config=CONFIG)
+    cfg = oauth.effective_app(
+        CALENDLY,
+        source="global",
+        client_id=CLIENT_ID,
+        client_secret=Secret("wrong-secret"),
+        settings={**peer.app_settings(), "token_auth": "client_secret_basic"},
+        config=CONFIG,
+    )
     with pytest.raises(oauth.CredentialRejected) as e:
         connect(app, ws, cfg, BrowserUI())
     assert e.value.exit_code == 20 and e.value.code == "invalid_client"
@@ -305,9 +347,14 @@ def test_unreachable_token_endpoint_is_transient(home, app, ws, peer):
 
 
 def _device_cfg(script: DeviceScript) -> oauth.OAuthApp:
-    return oauth.effective_app(CALENDLY, source="global", client_id=PUBLIC_CLIENT_ID, client_secret=None,
-                               settings={"token_url": script.url + "/token", "device_url": script.url + "/device"},
-                               config=CONFIG)
+    return oauth.effective_app(
+        CALENDLY,
+        source="global",
+        client_id=PUBLIC_CLIENT_ID,
+        client_secret=None,
+        settings={"token_url": script.url + "/token", "device_url": script.url + "/device"},
+        config=CONFIG,
+    )
 
 
 class DeviceUI(oauth.FlowUI):
@@ -321,15 +368,21 @@ class DeviceUI(oauth.FlowUI):
 def run_device(script: DeviceScript, clock: FakeClock) -> oauth.Authorization:
     ui = DeviceUI()
     try:
-        return asyncio.run(oauth.device_flow(_device_cfg(script), ui=ui, vendor_name="Calendly", clock=clock,
-                                             sleep=clock.sleep))
+        return asyncio.run(
+            oauth.device_flow(
+                _device_cfg(script), ui=ui, vendor_name="Calendly", clock=clock, sleep=clock.sleep
+            )
+        )
     finally:
         assert ui.codes and ui.codes[0][:2] == ("WDJB-MJHT", "https://as.example/device")
 
 
 PENDING = (400, {"error": "authorization_pending"})
 SLOW = (400, {"error": "slow_down"})
-TOKEN = (200, {"access_token": "dev-at", "refresh_token": "dev-rt", "token_type": "Bearer", "expires_in": 3600})
+TOKEN = (
+    200,
+    {"access_token": "dev-at", "refresh_token": "dev-rt", "token_type": "Bearer", "expires_in": 3600},
+)
 
 
 def test_device_flow_default_interval_pending_and_sticky_slow_down():
@@ -377,8 +430,20 @@ def test_device_flow_through_connect_auto_when_no_browser(home, app, ws, monkeyp
         monkeypatch.delenv(var, raising=False)
     clock = FakeClock()
     with DeviceScript(clock, [PENDING, TOKEN]) as script:
-        result = asyncio.run(oauth.connect(app, ws, CALENDLY, CONFIG, _device_cfg(script), mode="auto", ui=DeviceUI(),
-                                           skip_check=True, clock=clock, sleep=clock.sleep))
+        result = asyncio.run(
+            oauth.connect(
+                app,
+                ws,
+                CALENDLY,
+                CONFIG,
+                _device_cfg(script),
+                mode="auto",
+                ui=DeviceUI(),
+                skip_check=True,
+                clock=clock,
+                sleep=clock.sleep,
+            )
+        )
     assert result.flow == "device" and result.connection.status == "active"
     text = " ".join(str(r) for r in audit(app, "connection.created"))
     assert "WDJB-MJHT" not in text and "dev-code-1" not in text and "dev-at" not in text  # codes never logged

@@ -38,16 +38,23 @@ def ws(app):
 
 
 def configure(app, peer: InteropAS, connector=CALENDLY) -> None:
-    oauth_apps.set_app(app, connector, ws=None, client_id=CLIENT_ID, client_secret=Secret(CLIENT_SECRET),
-                       settings={**peer.app_settings(), "token_auth": "client_secret_basic"})
+    oauth_apps.set_app(
+        app,
+        connector,
+        ws=None,
+        client_id=CLIENT_ID,
+        client_secret=Secret(CLIENT_SECRET),
+        settings={**peer.app_settings(), "token_auth": "client_secret_basic"},
+    )
 
 
 def connect(app, ws, peer, connector=CALENDLY, config=CONFIG, *, skip_check=True) -> connections.Connection:
     configure(app, peer, connector)
     cfg = oauth_apps.resolve(app, ws, connector, config)
     ui = BrowserUI(browse)
-    result = asyncio.run(oauth.connect(app, ws, connector, config, cfg, mode="no_browser", ui=ui,
-                                       skip_check=skip_check))
+    result = asyncio.run(
+        oauth.connect(app, ws, connector, config, cfg, mode="no_browser", ui=ui, skip_check=skip_check)
+    )
     assert ui.join().status_code == 200
     return result.connection
 
@@ -66,13 +73,19 @@ def test_refresh_rotates_and_persists_both_tokens(app, ws, peer):
     peer.access_ttl = 3600
     new = asyncio.run(oauth.refresh(app, ws, conn))
     after = stored(app, ws, new)
-    assert after["access_token"] != before["access_token"] and after["refresh_token"] != before["refresh_token"]
-    assert peer.refresh_token_ok(after["refresh_token"]) and not peer.refresh_token_ok(before["refresh_token"])
+    assert (
+        after["access_token"] != before["access_token"] and after["refresh_token"] != before["refresh_token"]
+    )
+    assert peer.refresh_token_ok(after["refresh_token"]) and not peer.refresh_token_ok(
+        before["refresh_token"]
+    )
     assert new.token_generation == conn.token_generation + 1 and new.refresh_state is None
     assert new.expires_at > conn.expires_at and new.refreshed_at
     rec = audit(app, "connection.refreshed")[-1]
     assert rec["detail"]["rotated"] is True and rec["outcome"] == "ok"
-    assert asyncio.run(oauth.ensure_fresh(app, ws, new)).token_generation == new.token_generation  # not due now
+    assert (
+        asyncio.run(oauth.ensure_fresh(app, ws, new)).token_generation == new.token_generation
+    )  # not due now
 
 
 def test_200_concurrent_callers_cause_exactly_one_token_request(app, ws, peer):
@@ -115,8 +128,15 @@ def test_two_processes_refreshing_at_once_send_one_request(home, app, ws, peer):
     peer.access_ttl = 3600
     peer.token_delay = 0.5
     start = time.time() + 1.5
-    procs = [subprocess.Popen([sys.executable, "-c", TWO_PROCS, str(home.path), str(start)], stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", TWO_PROCS, str(home.path), str(start)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
     outs = [p.communicate(timeout=30) for p in procs]
     assert all(p.returncode == 0 for p in procs), [o[1] for o in outs]
     lines = {o[0].strip() for o in outs}
@@ -146,8 +166,12 @@ CRASH_AFTER_PERSIST = textwrap.dedent("""
 def test_rotation_is_persisted_before_use(home, app, ws, peer):
     conn = connect(app, ws, peer)
     old = stored(app, ws, conn)["refresh_token"]
-    proc = subprocess.run([sys.executable, "-c", CRASH_AFTER_PERSIST, str(home.path)], capture_output=True,
-                          text=True, timeout=30)
+    proc = subprocess.run(
+        [sys.executable, "-c", CRASH_AFTER_PERSIST, str(home.path)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert proc.returncode == 0, proc.stderr
     new = stored(app, ws, current(app, ws))["refresh_token"]
     assert new != old and new in peer.current_refresh_tokens() and not peer.refresh_token_ok(old)
@@ -173,8 +197,12 @@ HANG_IN_REFRESH = textwrap.dedent("""
 def test_killed_mid_refresh_next_attempt_uses_stored_token_once_then_needs_reauth(home, app, ws, peer):
     connect(app, ws, peer)
     peer.token_delay = 5.0  # the server rotates, then the answer is slow: the client is killed meanwhile
-    proc = subprocess.Popen([sys.executable, "-c", HANG_IN_REFRESH, str(home.path)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", HANG_IN_REFRESH, str(home.path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     assert proc.stdout.readline().strip() == "go"
     deadline = time.time() + 10
     while peer.token_requests["refresh_token"] < 1 and time.time() < deadline:
@@ -182,12 +210,19 @@ def test_killed_mid_refresh_next_attempt_uses_stored_token_once_then_needs_reaut
     time.sleep(0.1)
     proc.send_signal(signal.SIGKILL)
     proc.wait(5)
-    row = sqlite3.connect(home.vault_db).execute(
-        "SELECT refresh_state, refresh_lease_owner FROM connections").fetchone()
-    assert row[0] == "sent" and row[1] and f":{proc.pid}:" in row[1]  # the attempt was recorded before sending
+    row = (
+        sqlite3.connect(home.vault_db)
+        .execute("SELECT refresh_state, refresh_lease_owner FROM connections")
+        .fetchone()
+    )
+    assert (
+        row[0] == "sent" and row[1] and f":{proc.pid}:" in row[1]
+    )  # the attempt was recorded before sending
     peer.token_delay = 0
     with pytest.raises(oauth.NeedsReauth) as e:
-        asyncio.run(oauth.refresh(app, ws, current(app, ws), force=True))  # takes over the dead process's lease
+        asyncio.run(
+            oauth.refresh(app, ws, current(app, ws), force=True)
+        )  # takes over the dead process's lease
     assert "outcome was unknown" in e.value.message and e.value.exit_code == 21
     assert peer.token_requests["refresh_token"] == 2 and peer.reuse_detected == 1
     after = current(app, ws)
@@ -205,7 +240,12 @@ def test_unknown_outcome_5xx_then_one_retry_then_needs_reauth(app, ws, peer):
         asyncio.run(oauth.refresh(app, ws, conn))
     assert e.value.code == "refresh_outcome_unknown"
     c = current(app, ws)
-    assert c.status == "active" and c.refresh_state == "unknown" and c.refresh_failures == 1 and c.refresh_retry_at
+    assert (
+        c.status == "active"
+        and c.refresh_state == "unknown"
+        and c.refresh_failures == 1
+        and c.refresh_retry_at
+    )
     failed = audit(app, "connection.refresh_failed")[-1]
     assert failed["reason"] == "refresh_outcome_unknown" and failed["detail"]["outcome_unknown"] is True
     with pytest.raises(oauth.NeedsReauth):
@@ -281,8 +321,14 @@ def test_client_secret_rotation_applies_without_reconnect(app, ws, peer):
     with pytest.raises(oauth.CredentialRejected) as e:
         asyncio.run(oauth.refresh(app, ws, conn, force=True))
     assert e.value.code == "invalid_client" and current(app, ws).status == "active"
-    oauth_apps.set_app(app, CALENDLY, ws=None, client_id=CLIENT_ID, client_secret=Secret(peer.clients[CLIENT_ID].secret),
-                       settings={**peer.app_settings(), "token_auth": "client_secret_basic"})
+    oauth_apps.set_app(
+        app,
+        CALENDLY,
+        ws=None,
+        client_id=CLIENT_ID,
+        client_secret=Secret(peer.clients[CLIENT_ID].secret),
+        settings={**peer.app_settings(), "token_auth": "client_secret_basic"},
+    )
     assert asyncio.run(oauth.refresh(app, ws, current(app, ws), force=True)).status == "active"
 
 
@@ -314,13 +360,19 @@ def test_action_refreshes_once_on_401_and_retries(app, ws, minted, sandbox):
     out = asyncio.run(run_action(app, "acme", "hubspot.get_my_contact", visitor=ada, params={}))
     assert out["ok"] and minted.token_requests["refresh_token"] == 1
     runs = audit(app, "action.run")
-    assert [(r["outcome"], r["reason"]) for r in runs] == [("ok", None), ("retried", "token_refreshed"), ("ok", None)]
+    assert [(r["outcome"], r["reason"]) for r in runs] == [
+        ("ok", None),
+        ("retried", "token_refreshed"),
+        ("ok", None),
+    ]
     assert runs[1]["detail"]["retried"] is True and runs[2]["detail"]["attempt"] == 2
     assert runs[1]["request_id"] == runs[2]["request_id"]
     assert connections.get(app.vault.conn, ws, "hubspot").status == "active"
     # An expired token is refreshed before the call, not after a failure.
-    app.vault.conn.execute("UPDATE connections SET expires_at = ? WHERE id = ?",
-                           (connections.epoch_to_iso(time.time() - 5), conn.id))
+    app.vault.conn.execute(
+        "UPDATE connections SET expires_at = ? WHERE id = ?",
+        (connections.epoch_to_iso(time.time() - 5), conn.id),
+    )
     assert asyncio.run(run_action(app, "acme", "hubspot.get_my_contact", visitor=ada, params={}))["ok"]
     assert minted.token_requests["refresh_token"] == 2 and len(audit(app, "action.run")) == 4
 
@@ -336,8 +388,15 @@ def test_action_on_dead_grant_marks_needs_reauth(app, ws, minted, sandbox):
     sandbox.revoke_token(tokens["access_token"])
     minted.revoke_family(minted.refresh[tokens["refresh_token"]].family)  # the user removed the app
     with pytest.raises(ActionError) as e:
-        asyncio.run(run_action(app, "acme", "hubspot.get_my_contact",
-                               visitor=Visitor(sub="u", email="ada@example.com"), params={}))
+        asyncio.run(
+            run_action(
+                app,
+                "acme",
+                "hubspot.get_my_contact",
+                visitor=Visitor(sub="u", email="ada@example.com"),
+                params={},
+            )
+        )
     assert e.value.code == "needs_reauth"
     assert connections.get(app.vault.conn, ws, "hubspot").status == "needs_reauth"
     assert [r["reason"] for r in audit(app, "action.run")] == ["needs_reauth"]
@@ -360,9 +419,15 @@ def test_reconnect_during_a_refresh_keeps_the_new_grant(app, ws, peer):
     async def race() -> connections.Connection:
         refreshing = asyncio.create_task(oauth.refresh(app, ws, conn, force=True))
         await asyncio.sleep(0.15)  # the refresh request is out; the operator reconnects meanwhile
-        connections.save(app, ws, CALENDLY, auth="oauth", config=conn.config,
-                         credential={"access_token": Secret("brand-new-at"), "refresh_token": Secret("brand-new-rt")},
-                         account_label=None)
+        connections.save(
+            app,
+            ws,
+            CALENDLY,
+            auth="oauth",
+            config=conn.config,
+            credential={"access_token": Secret("brand-new-at"), "refresh_token": Secret("brand-new-rt")},
+            account_label=None,
+        )
         return await refreshing
 
     result = asyncio.run(race())

@@ -31,8 +31,15 @@ OAUTH = [c.name for c in registry.all_connectors() if c.auth == "oauth"]
 # The settings reaching the sandbox's seeded tenant, as each sandbox vendor declares them.
 SETTINGS = {name: dict(sandbox_vendor(name).connect_config) for name in OAUTH}
 # Per connector, its first read of the visitor's own data that needs no parameter.
-ACTION = {c.name: next(f"{c.name}.{a.name}" for a in c.actions if a.customer_specific and a.idempotent
-                       and not a.params.get("required")) for c in registry.all_connectors() if c.name in OAUTH}
+ACTION = {
+    c.name: next(
+        f"{c.name}.{a.name}"
+        for a in c.actions
+        if a.customer_specific and a.idempotent and not a.params.get("required")
+    )
+    for c in registry.all_connectors()
+    if c.name in OAUTH
+}
 ADA = Visitor(sub="u-ada", email="ada@example.com", name="Ada Lovelace")
 
 
@@ -68,7 +75,8 @@ def test_vendor_connects_acts_refreshes_and_revokes(app, ws, sb, name):
     connector = registry.get(name)
     assert conn.status == "active" and conn.account_label and conn.expires_at
     assert set(connector.scopes) <= set(conn.scopes) or not [
-        s for s in connector.scopes if s not in conn.scopes]
+        s for s in connector.scopes if s not in conn.scopes
+    ]
     assert sb.stats()["token_grants"][name] == {"authorization_code": 1}
     assert asyncio.run(run_action(app, "acme", ACTION[name], visitor=ADA, params={}))["ok"]
     first = token_of(app, ws, conn)
@@ -85,14 +93,17 @@ def test_vendor_connects_acts_refreshes_and_revokes(app, ws, sb, name):
 def test_sandbox_expired_token_refreshed_once_for_200_callers(app, ws, sb):
     conn = lib_connect(app, ws, sb, "hubspot")
     sb.expire_oauth_tokens("hubspot")
-    app.vault.conn.execute("UPDATE connections SET expires_at = ? WHERE id = ?",
-                           (connections.epoch_to_iso(time.time() - 1), conn.id))
+    app.vault.conn.execute(
+        "UPDATE connections SET expires_at = ? WHERE id = ?",
+        (connections.epoch_to_iso(time.time() - 1), conn.id),
+    )
     expired = connections.get(app.vault.conn, ws, "hubspot")
 
     async def herd():
         fresh = await asyncio.gather(*(oauth.ensure_fresh(app, ws, expired) for _ in range(200)))
-        acted = await asyncio.gather(*(run_action(app, "acme", "hubspot.get_my_contact", visitor=ADA, params={})
-                                       for _ in range(10)))
+        acted = await asyncio.gather(
+            *(run_action(app, "acme", "hubspot.get_my_contact", visitor=ADA, params={}) for _ in range(10))
+        )
         return fresh, acted
 
     fresh, acted = asyncio.run(herd())
@@ -159,7 +170,9 @@ def test_cli_browser_flow_and_disconnect(cli, sb, tmp_path, botctl_proc):
     assert r.code == 0, r.err
     assert "connected zendesk in acme as" in r.err and "browser flow" in r.err
     assert open(page).read().startswith("200")
-    r = cli("actions", "run", "zendesk.list_my_tickets", "-w", "acme", "--as-email", "ada@example.com", "--json")
+    r = cli(
+        "actions", "run", "zendesk.list_my_tickets", "-w", "acme", "--as-email", "ada@example.com", "--json"
+    )
     assert r.code == 0, r.err
     r = cli("connections", "refresh", "zendesk", "-w", "acme")
     assert r.code == 0, r.err
@@ -178,7 +191,9 @@ def test_cli_no_browser_flow(cli, sb):
 
 def test_cli_paste_flow(cli, sb):
     assert cli("workspace", "create", "acme", "--plan", "pro").code == 0
-    proc = _spawn("connect", "shopify", "-w", "acme", "--sandbox", sb.url, "--shop", "acme", "--paste", stdin=True)
+    proc = _spawn(
+        "connect", "shopify", "-w", "acme", "--sandbox", sb.url, "--shop", "acme", "--paste", stdin=True
+    )
     url = _read_url(proc)
     redirect = parse_qs(urlsplit(url).query)["redirect_uri"][0]
     hop = browse(url, stop_before=redirect)
@@ -190,9 +205,13 @@ def test_cli_paste_flow(cli, sb):
 
 def test_cli_device_flow(cli, sb):
     assert cli("workspace", "create", "acme", "--plan", "pro").code == 0
-    proc = subprocess.Popen([sys.executable, "-m", "botctl", "connect", "hubspot", "-w", "acme", "--sandbox", sb.url,
-                             "--device"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=dict(os.environ))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "botctl", "connect", "hubspot", "-w", "acme", "--sandbox", sb.url, "--device"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=dict(os.environ),
+    )
     code = None
     deadline = time.time() + 20
     while code is None and time.time() < deadline:

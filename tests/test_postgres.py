@@ -20,8 +20,14 @@ from botctl.home import Home
 
 
 def botctl(*args: str, env: dict | None = None, input: str | None = None, timeout: float = 90):
-    return subprocess.run([sys.executable, "-m", "botctl", *args], capture_output=True, text=True, input=input,
-                          env={**os.environ, **(env or {})}, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "botctl", *args],
+        capture_output=True,
+        text=True,
+        input=input,
+        env={**os.environ, **(env or {})},
+        timeout=timeout,
+    )
 
 
 def sql(url: str, statement: str, *params):
@@ -89,14 +95,20 @@ def test_the_password_comes_from_a_passfile_or_a_systemd_credential(home, pg_url
 @pytest.mark.sqlite_only  # no database of its own: the URL it gives leads nowhere
 def test_an_unreachable_server_is_one_clear_line(home, cli):
     r = cli("init", "--database", "postgresql://postgres@127.0.0.1:1/nowhere")
-    assert r.code != 0 and r.err.startswith("error: cannot connect to the PostgreSQL database") and "Traceback" not in r.err
+    assert (
+        r.code != 0
+        and r.err.startswith("error: cannot connect to the PostgreSQL database")
+        and "Traceback" not in r.err
+    )
 
 
 @pytest.mark.sqlite_only  # the SQLite path is the point
 def test_the_sqlite_path_never_imports_the_driver(home, cli):
     assert cli("workspace", "create", "acme").code == 0
-    probe = ("import sys; from botctl.cli.main import run\ntry:\n    run(['workspace', 'list', '--json'])\n"
-             "except SystemExit:\n    pass\nprint(sorted(m for m in sys.modules if m.startswith('psycopg')), file=sys.stderr)")
+    probe = (
+        "import sys; from botctl.cli.main import run\ntry:\n    run(['workspace', 'list', '--json'])\n"
+        "except SystemExit:\n    pass\nprint(sorted(m for m in sys.modules if m.startswith('psycopg')), file=sys.stderr)"
+    )
     proc = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
     assert proc.stderr.strip().splitlines()[-1] == "[]"
 
@@ -107,10 +119,20 @@ def test_the_sqlite_path_never_imports_the_driver(home, cli):
 def test_from_init_to_an_audited_action_on_postgresql(pg_home, pg_url, cli, sandbox):
     creds = sandbox.credentials()
     assert cli("workspace", "create", "acme", "--plan", "pro").code == 0
-    r = cli("connect", "stripe", "-w", "acme", "--sandbox", sandbox.url, "--api-key-stdin",
-            input=creds["stripe"]["api_key"] + "\n")
+    r = cli(
+        "connect",
+        "stripe",
+        "-w",
+        "acme",
+        "--sandbox",
+        sandbox.url,
+        "--api-key-stdin",
+        input=creds["stripe"]["api_key"] + "\n",
+    )
     assert r.code == 0, r.err
-    r = cli("actions", "run", "stripe.list_my_invoices", "-w", "acme", "--as-email", "ada@example.com", "--json")
+    r = cli(
+        "actions", "run", "stripe.list_my_invoices", "-w", "acme", "--as-email", "ada@example.com", "--json"
+    )
     assert r.code == 0, r.err
     events = [rec["event"] for rec in cli("audit", "--json", "-n", "50").ndjson()]
     assert events[-3:] == ["workspace.created", "connection.created", "action.run"]
@@ -137,7 +159,9 @@ def test_tampering_in_postgresql_is_detected(pg_home, pg_url, cli):
         assert cli("workspace", "create", name).code == 0
     assert cli("audit", "verify").code == 0
     sql(pg_url, "UPDATE records SET body = replace(body, 'beta', 'evil') WHERE seq = 3")
-    assert sql(pg_url, "SELECT workspace FROM records WHERE seq = 3") == [("evil",)]  # generated from the body
+    assert sql(pg_url, "SELECT workspace FROM records WHERE seq = 3") == [
+        ("evil",)
+    ]  # generated from the body
     r = cli("audit", "verify", "--json")
     assert r.code == 10 and r.json()["first_bad_seq"] == 3
     sql(pg_url, "UPDATE records SET body = replace(body, 'evil', 'beta') WHERE seq = 3")
@@ -183,8 +207,9 @@ def test_the_request_id_filter_has_its_index(pg_home, pg_url, cli):
     # The expression index of audit migration 2 works through the json_extract SQL function (IMMUTABLE).
     with psycopg.connect(pg_url, autocommit=True) as c:
         c.execute("SET enable_seqscan = off")
-        rows = c.execute("EXPLAIN SELECT seq FROM records WHERE json_extract(body, '$.request_id') = %s",
-                         ("req_X",)).fetchall()
+        rows = c.execute(
+            "EXPLAIN SELECT seq FROM records WHERE json_extract(body, '$.request_id') = %s", ("req_X",)
+        ).fetchall()
     assert any("records_request_id" in r[0] for r in rows), rows
 
 
@@ -193,9 +218,11 @@ def test_the_request_id_filter_has_its_index(pg_home, pg_url, cli):
 
 def test_concurrent_writers_keep_one_chain(pg_home, pg_url):
     """Four processes appending at once: contiguous seqs, every record chained, verify passes."""
-    script = ("import sys\nfrom botctl.session import Session\nfrom botctl.home import Home\n"
-              "with Session(Home.resolve(None)) as a:\n"
-              "    for i in range(25):\n        a.audit('test.concurrent', detail={'writer': sys.argv[1], 'i': i})\n")
+    script = (
+        "import sys\nfrom botctl.session import Session\nfrom botctl.home import Home\n"
+        "with Session(Home.resolve(None)) as a:\n"
+        "    for i in range(25):\n        a.audit('test.concurrent', detail={'writer': sys.argv[1], 'i': i})\n"
+    )
     procs = [subprocess.Popen([sys.executable, "-c", script, str(n)]) for n in range(4)]
     assert [p.wait(timeout=120) for p in procs] == [0, 0, 0, 0]
     seqs = [r[0] for r in sql(pg_url, "SELECT seq FROM records ORDER BY seq")]
@@ -205,8 +232,13 @@ def test_concurrent_writers_keep_one_chain(pg_home, pg_url):
 
 
 def test_audit_follow_is_woken_by_notify(pg_home, cli):
-    proc = subprocess.Popen([sys.executable, "-m", "botctl", "audit", "-f", "--json", "--event", "test.follow"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=os.environ.copy())
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "botctl", "audit", "-f", "--json", "--event", "test.follow"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=os.environ.copy(),
+    )
     try:
         time.sleep(2.0)  # listening
         from botctl.session import Session
@@ -264,7 +296,9 @@ def _until_shredded(url: str, cli) -> None:  # noqa: ANN001
 
 
 def _datafile(url: str, table: str) -> bytes | None:
-    path = sql(url, f"SELECT current_setting('data_directory') || '/' || pg_relation_filepath('{table}')")[0][0]
+    path = sql(url, f"SELECT current_setting('data_directory') || '/' || pg_relation_filepath('{table}')")[0][
+        0
+    ]
     if not os.access(path, os.R_OK):
         return None
     with open(path, "rb") as f:
@@ -301,15 +335,51 @@ def test_a_dump_of_the_database_holds_only_ciphertext(pg_home, pg_url, cli, sand
     creds = sandbox.credentials()
     api_key = creds["stripe"]["api_key"]
     assert cli("workspace", "create", "acme", "--plan", "pro").code == 0
-    assert cli("connect", "stripe", "-w", "acme", "--sandbox", sandbox.url, "--api-key-stdin",
-               input=api_key + "\n").code == 0
+    assert (
+        cli(
+            "connect",
+            "stripe",
+            "-w",
+            "acme",
+            "--sandbox",
+            sandbox.url,
+            "--api-key-stdin",
+            input=api_key + "\n",
+        ).code
+        == 0
+    )
     identity = cli("identity", "rotate", "-w", "acme", "--json").json()["secret"]
     global_secret, ws_secret = "global-client-secret-" + "q" * 24, "workspace-client-secret-" + "z" * 24
-    assert cli("oauth-app", "set", "hubspot", "--client-id", "cid-global", "--client-secret-stdin",
-               input=global_secret + "\n").code == 0
-    assert cli("oauth-app", "set", "hubspot", "-w", "acme", "--client-id", "cid-ws", "--client-secret-stdin",
-               input=ws_secret + "\n").code == 0
-    assert cli("actions", "run", "stripe.list_my_invoices", "-w", "acme", "--as-email", "ada@example.com").code == 0
+    assert (
+        cli(
+            "oauth-app",
+            "set",
+            "hubspot",
+            "--client-id",
+            "cid-global",
+            "--client-secret-stdin",
+            input=global_secret + "\n",
+        ).code
+        == 0
+    )
+    assert (
+        cli(
+            "oauth-app",
+            "set",
+            "hubspot",
+            "-w",
+            "acme",
+            "--client-id",
+            "cid-ws",
+            "--client-secret-stdin",
+            input=ws_secret + "\n",
+        ).code
+        == 0
+    )
+    assert (
+        cli("actions", "run", "stripe.list_my_invoices", "-w", "acme", "--as-email", "ada@example.com").code
+        == 0
+    )
     key = (pg_home.path / "master.key").read_text().strip()
     dump = subprocess.run(["pg_dump", "--no-owner", pg_url], capture_output=True, check=True).stdout
     assert b"CREATE TABLE public.secrets" in dump and b"cid-global" in dump  # the dump is the real thing
@@ -326,9 +396,23 @@ def test_a_dump_of_the_database_holds_only_ciphertext(pg_home, pg_url, cli, sand
 def _sqlite_home_with_history(cli, sandbox):
     creds = sandbox.credentials()
     assert cli("workspace", "create", "acme", "--plan", "pro").code == 0
-    assert cli("connect", "stripe", "-w", "acme", "--sandbox", sandbox.url, "--api-key-stdin",
-               input=creds["stripe"]["api_key"] + "\n").code == 0
-    assert cli("actions", "run", "stripe.list_my_invoices", "-w", "acme", "--as-email", "ada@example.com").code == 0
+    assert (
+        cli(
+            "connect",
+            "stripe",
+            "-w",
+            "acme",
+            "--sandbox",
+            sandbox.url,
+            "--api-key-stdin",
+            input=creds["stripe"]["api_key"] + "\n",
+        ).code
+        == 0
+    )
+    assert (
+        cli("actions", "run", "stripe.list_my_invoices", "-w", "acme", "--as-email", "ada@example.com").code
+        == 0
+    )
     assert cli("identity", "rotate", "-w", "acme").code == 0
     return creds
 
@@ -338,25 +422,36 @@ def _chain(conn_rows):
 
 
 @pytest.mark.sqlite_only  # the source is a SQLite home
-def test_db_copy_moves_a_sqlite_home_to_postgresql_with_the_chain_intact(home, pg_url, cli, sandbox, tmp_path):
+def test_db_copy_moves_a_sqlite_home_to_postgresql_with_the_chain_intact(
+    home, pg_url, cli, sandbox, tmp_path
+):
     _sqlite_home_with_history(cli, sandbox)
     (kb := tmp_path / "kb").mkdir()
     (kb / "faq.md").write_text("# Returns\n\nYou can return any item within 30 days for a full refund.\n")
     assert cli("knowledge", "add", "-w", "acme", str(kb / "faq.md")).code == 0
     import sqlite3
 
-    src = sqlite3.connect(home.audit_db).execute("SELECT seq, body, prev_hash, hash FROM records ORDER BY seq").fetchall()
+    src = (
+        sqlite3.connect(home.audit_db)
+        .execute("SELECT seq, body, prev_hash, hash FROM records ORDER BY seq")
+        .fetchall()
+    )
     r = cli("db", "copy", "--to", pg_url, "--switch", "--json")
     assert r.code == 0, r.err
     assert r.json()["records"] == len(src) and r.json()["switched"] is True
-    copied = sql(pg_url, "SELECT seq, body, prev_hash, hash FROM records WHERE seq <= %s ORDER BY seq", len(src))
+    copied = sql(
+        pg_url, "SELECT seq, body, prev_hash, hash FROM records WHERE seq <= %s ORDER BY seq", len(src)
+    )
     assert _chain(copied) == _chain(src)  # byte for byte
     assert not home.vault_db.exists() and (home.path / "vault.db.copied").exists()
     v = cli("audit", "verify", "--json").json()
     assert v["ok"] and v["records"] == len(src) + 1  # + database.switched, written on the copy
     assert cli("audit", "--json", "-n", "1").ndjson()[0]["event"] == "database.switched"
     # Everything works on the copy: the credential decrypts, knowledge answers, new ids do not collide.
-    assert cli("actions", "run", "stripe.list_my_invoices", "-w", "acme", "--as-email", "ada@example.com").code == 0
+    assert (
+        cli("actions", "run", "stripe.list_my_invoices", "-w", "acme", "--as-email", "ada@example.com").code
+        == 0
+    )
     ans = cli("knowledge", "ask", "-w", "acme", "can I return an item for a refund?", "--json").json()
     assert "30 days" in json.dumps(ans)
     (kb / "more.md").write_text("# Shipping\n\nWe ship worldwide within 5 business days.\n")
@@ -364,8 +459,11 @@ def test_db_copy_moves_a_sqlite_home_to_postgresql_with_the_chain_intact(home, p
     # And back: a SQLite copy of the PostgreSQL home verifies with the same key.
     back = tmp_path / "back"
     assert cli("db", "copy", "--to", f"sqlite:{back}").code == 0
-    env = {"BOTCTL_HOME": str(back), "BOTCTL_DATABASE_URL": "",
-           "BOTCTL_MASTER_KEY": (home.path / "master.key").read_text().strip()}
+    env = {
+        "BOTCTL_HOME": str(back),
+        "BOTCTL_DATABASE_URL": "",
+        "BOTCTL_MASTER_KEY": (home.path / "master.key").read_text().strip(),
+    }
     r = botctl("audit", "verify", "--json", env=env)
     assert r.returncode == 0 and json.loads(r.stdout)["ok"], r.stdout + r.stderr
 
@@ -375,7 +473,9 @@ def test_db_copy_refuses_a_non_empty_target_and_leaves_it_untouched(home, pg_url
     sql(pg_url, "CREATE TABLE someone_elses (x int)")
     r = cli("db", "copy", "--to", pg_url, "--switch")
     assert r.code != 0 and "not empty" in r.err and "Traceback" not in r.err
-    assert {t[0] for t in sql(pg_url, "SELECT tablename FROM pg_tables WHERE schemaname = 'public'")} == {"someone_elses"}
+    assert {t[0] for t in sql(pg_url, "SELECT tablename FROM pg_tables WHERE schemaname = 'public'")} == {
+        "someone_elses"
+    }
     assert not (home.path / "database.url").exists() or store.database_url(Home(home.path)) != pg_url
 
 

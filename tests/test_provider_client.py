@@ -34,12 +34,19 @@ class Server:
             async def gen():
                 yield b'{"status": 200, '
                 yield b'"body": {"chunked": true}}'
+
             return StreamingResponse(gen(), media_type="application/json")
 
-        app = Starlette(routes=[Route("/slow", slow, methods=["POST"]), Route("/chunked", chunked),
-                                Route("/{p:path}", echo, methods=["GET", "POST"])])
-        self.server = uvicorn.Server(uvicorn.Config(app, uds=path, log_level="warning", timeout_keep_alive=keep_alive,
-                                                    lifespan="off"))
+        app = Starlette(
+            routes=[
+                Route("/slow", slow, methods=["POST"]),
+                Route("/chunked", chunked),
+                Route("/{p:path}", echo, methods=["GET", "POST"]),
+            ]
+        )
+        self.server = uvicorn.Server(
+            uvicorn.Config(app, uds=path, log_level="warning", timeout_keep_alive=keep_alive, lifespan="off")
+        )
         self.thread = threading.Thread(target=self.server.run, daemon=True)
         self.thread.start()
         while not self.server.started:
@@ -144,8 +151,11 @@ def test_garbage_and_truncated_answers(sock):
     lsock = socket.socket(socket.AF_UNIX)
     lsock.bind(sock)
     lsock.listen()
-    answers = [b"SSH-2.0-OpenSSH\r\n\r\n", b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n{\"a\"",
-               b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nnope!"]
+    answers = [
+        b"SSH-2.0-OpenSSH\r\n\r\n",
+        b'HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n{"a"',
+        b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nnope!",
+    ]
 
     def serve():
         for answer in answers:

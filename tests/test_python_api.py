@@ -21,7 +21,10 @@ def test_a_home_from_nothing_to_an_audited_action(isolated, sandbox):
         assert conn["connector"] == "stripe" and conn["status"] == "active"
         assert creds["stripe"]["api_key"] not in repr(bc.connections("acme"))
         statuses = {a["name"]: a["status"] for a in bc.actions("acme")}
-        assert statuses["stripe.list_my_invoices"] == "available" and statuses["zendesk.create_ticket"] == "not_connected"
+        assert (
+            statuses["stripe.list_my_invoices"] == "available"
+            and statuses["zendesk.create_ticket"] == "not_connected"
+        )
 
         result = bc.run_action("acme", "stripe.list_my_invoices", visitor_email="ada@example.com")
         assert result["ok"] and result["action"] == "stripe.list_my_invoices"
@@ -30,8 +33,10 @@ def test_a_home_from_nothing_to_an_audited_action(isolated, sandbox):
         assert refused.value.code == "identity_required"
 
         runs = bc.audit(event="action.run")
-        assert [(r["action"], r["outcome"]) for r in runs] == [("stripe.list_my_invoices", "ok"),
-                                                                ("stripe.list_my_invoices", "denied")]
+        assert [(r["action"], r["outcome"]) for r in runs] == [
+            ("stripe.list_my_invoices", "ok"),
+            ("stripe.list_my_invoices", "denied"),
+        ]
         assert bc.audit_record(runs[0]["seq"])["request_id"] == result["request_id"]
         verdict = bc.verify_audit()
         assert verdict.ok and verdict.records >= 4
@@ -62,6 +67,10 @@ def test_the_api_is_documented_and_costs_the_cli_nothing():
     page = (Path(__file__).resolve().parent.parent / "docs" / "python-api.md").read_text()
     public = [m for m in dir(Botctl) if not m.startswith("_")]
     assert public and not [m for m in public if f"`{m}" not in page], "document every public method"
-    loaded = subprocess.run([sys.executable, "-c", "import sys, botctl; print('botctl.api' in sys.modules)"],
-                            capture_output=True, text=True, check=True).stdout.strip()
+    loaded = subprocess.run(
+        [sys.executable, "-c", "import sys, botctl; print('botctl.api' in sys.modules)"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
     assert loaded == "False"  # `import botctl` (every CLI start) does not import the API module

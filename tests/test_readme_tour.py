@@ -61,12 +61,15 @@ def _free_port() -> int:
 
 
 def script(blocks: list[str], sandbox_port: int, edge_port: int) -> str:
-    lines = ["set -u", "wait_port() { for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$1) 2>/dev/null "
-             "&& return 0; sleep 0.1; done; echo \"nothing listens on $1\" >&2; return 1; }"]
+    lines = [
+        "set -u",
+        "wait_port() { for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$1) 2>/dev/null "
+        '&& return 0; sleep 0.1; done; echo "nothing listens on $1" >&2; return 1; }',
+    ]
     for n, block in enumerate(blocks, 1):
         for cmd in commands(block.replace("8790", str(sandbox_port)).replace("8765", str(edge_port))):
             label = shlex.quote(f"block {n}: {cmd.splitlines()[0].split('  #')[0].strip()}")
-            lines.append(f"echo \"### \"{label}; echo \"### \"{label} >&2")
+            lines.append(f'echo "### "{label}; echo "### "{label} >&2')
             code = cmd.split("  #")[0].rstrip() if "\n" not in cmd else cmd
             if code.endswith("&"):
                 if "sandbox serve" in code:
@@ -76,8 +79,12 @@ def script(blocks: list[str], sandbox_port: int, edge_port: int) -> str:
             want = expected_exit(cmd)
             if re.search(r"\s-f\b", code) and "audit" in code:  # follows until Ctrl-C
                 code, want = f"timeout -s INT --preserve-status 2 {code}", 130
-            lines += [code, "rc=$?", f"if [ $rc -ne {want} ]; then echo \"FAILED: exit $rc, "
-                                     f"the README says {want}: \"{label} >&2; exit 98; fi"]
+            lines += [
+                code,
+                "rc=$?",
+                f'if [ $rc -ne {want} ]; then echo "FAILED: exit $rc, '
+                f'the README says {want}: "{label} >&2; exit 98; fi',
+            ]
     lines.append("echo TOUR-DONE")
     return "\n".join(lines) + "\n"
 
@@ -92,8 +99,9 @@ def test_tour_blocks_are_found():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgresql", marks=[pytest.mark.slow,
-                                                                                pytest.mark.timeout(900)])])
+@pytest.mark.parametrize(
+    "backend", ["sqlite", pytest.param("postgresql", marks=[pytest.mark.slow, pytest.mark.timeout(900)])]
+)
 def test_the_readme_tour_runs_end_to_end(tmp_path, monkeypatch, request, backend):
     """On PostgreSQL: `botctl init --database URL` first (a fresh database), then the same tour."""
     blocks = tour_blocks((REPO / "README.md").read_text())
@@ -103,21 +111,38 @@ def test_the_readme_tour_runs_end_to_end(tmp_path, monkeypatch, request, backend
     user_home.mkdir()
     bindir.mkdir()
     wrapper = bindir / "botctl"
-    wrapper.write_text(f"#!/bin/sh\nexec {shlex.quote(sys.executable)} -m botctl \"$@\"\n")
+    wrapper.write_text(f'#!/bin/sh\nexec {shlex.quote(sys.executable)} -m botctl "$@"\n')
     wrapper.chmod(wrapper.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith("BOTCTL_") and k not in {"CI", "CREDENTIALS_DIRECTORY"}}
-    env.update(HOME=str(user_home), PATH=f"{bindir}:{env.get('PATH', '/usr/bin:/bin')}",
-               BOTCTL_NO_KEYRING="1", BOTCTL_PORT=str(edge_port), NO_COLOR="1")
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("BOTCTL_") and k not in {"CI", "CREDENTIALS_DIRECTORY"}
+    }
+    env.update(
+        HOME=str(user_home),
+        PATH=f"{bindir}:{env.get('PATH', '/usr/bin:/bin')}",
+        BOTCTL_NO_KEYRING="1",
+        BOTCTL_PORT=str(edge_port),
+        NO_COLOR="1",
+    )
     text = script(blocks, sandbox_port, edge_port)
     if backend == "postgresql":
         lines = text.split("\n")
         at = next(i for i, line in enumerate(lines) if line.startswith("export BOTCTL_HOME="))
-        lines.insert(at + 1, f"botctl init --database {shlex.quote(request.getfixturevalue('pg_url'))} || exit 97")
+        lines.insert(
+            at + 1, f"botctl init --database {shlex.quote(request.getfixturevalue('pg_url'))} || exit 97"
+        )
         text = "\n".join(lines)
     (tmp_path / "tour.sh").write_text(text)
-    proc = subprocess.Popen(["bash", str(tmp_path / "tour.sh")], cwd=REPO, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    proc = subprocess.Popen(
+        ["bash", str(tmp_path / "tour.sh")],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
     try:
         # On PostgreSQL every command also imports the driver and connects (about 1 s more each, measured).
         out, err = proc.communicate(timeout=240 if backend == "sqlite" else 800)
@@ -125,8 +150,12 @@ def test_the_readme_tour_runs_end_to_end(tmp_path, monkeypatch, request, backend
         if proc.poll() is None:
             os.killpg(proc.pid, 9)
         # Whatever the tour left running (it stops both itself at the end): the daemon, then the sandbox.
-        subprocess.run([sys.executable, "-m", "botctl", "--home", str(user_home / "botctl-home"), "daemon", "stop"],
-                       env=env, capture_output=True, timeout=60)
+        subprocess.run(
+            [sys.executable, "-m", "botctl", "--home", str(user_home / "botctl-home"), "daemon", "stop"],
+            env=env,
+            capture_output=True,
+            timeout=60,
+        )
         subprocess.run(["pkill", "-g", str(proc.pid)], capture_output=True)
     (tmp_path / "tour.out").write_text(out)
     (tmp_path / "tour.err").write_text(err)

@@ -25,7 +25,13 @@ from pathlib import Path
 import pytest
 
 SOURCES = ("file", "env-generated", "env-stdin", "systemd")
-FAILPOINTS = ("rotate.pending_stored", "rotate.rewrapped", "rotate.audited", "rotate.committed", "rotate.promoted")
+FAILPOINTS = (
+    "rotate.pending_stored",
+    "rotate.rewrapped",
+    "rotate.audited",
+    "rotate.committed",
+    "rotate.promoted",
+)
 WS = "alpha"
 PENDING = "master.key.next"
 
@@ -46,8 +52,11 @@ def _b64(key: bytes) -> str:
 
 def _base_env() -> dict[str, str]:
     # Without PYTHONUNBUFFERED: stdout to a pipe is block-buffered, as for an operator's `| tee`.
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith("BOTCTL_") and k not in ("CREDENTIALS_DIRECTORY", "CI", "PYTHONUNBUFFERED")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("BOTCTL_") and k not in ("CREDENTIALS_DIRECTORY", "CI", "PYTHONUNBUFFERED")
+    }
     env.update(BOTCTL_NO_KEYRING="1", NO_COLOR="1")
     return env
 
@@ -68,7 +77,9 @@ class Case:
         if self.creds is not None:
             (self.creds / "botctl-master-key").write_text(key + "\n")
 
-    def run(self, *args: str, input: str | None = None, failpoints: str | None = None, timeout: float = 60) -> Result:
+    def run(
+        self, *args: str, input: str | None = None, failpoints: str | None = None, timeout: float = 60
+    ) -> Result:
         env = _base_env()
         env["BOTCTL_HOME"] = str(self.home)
         if self.source.startswith("env"):
@@ -77,8 +88,14 @@ class Case:
             env["CREDENTIALS_DIRECTORY"] = str(self.creds)
         if failpoints:
             env["BOTCTL_FAILPOINTS"] = failpoints
-        proc = subprocess.run([sys.executable, "-m", "botctl", *args], input=input, capture_output=True,
-                              text=True, env=env, timeout=timeout)
+        proc = subprocess.run(
+            [sys.executable, "-m", "botctl", *args],
+            input=input,
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=timeout,
+        )
         return Result(proc.returncode, proc.stdout, proc.stderr)
 
     def rotate(self, *extra: str, new_key: str | None = None, failpoints: str | None = None) -> Result:
@@ -100,7 +117,9 @@ class Case:
     def rotation_records(self) -> list[dict]:
         conn = sqlite3.connect(self.home / "audit.db")
         try:
-            rows = conn.execute("SELECT body FROM records WHERE event = 'vault.master_key_rotated' ORDER BY seq")
+            rows = conn.execute(
+                "SELECT body FROM records WHERE event = 'vault.master_key_rotated' ORDER BY seq"
+            )
             return [json.loads(r[0]) for r in rows]
         finally:
             conn.close()
@@ -128,7 +147,11 @@ def _template(root: Path, source: str) -> tuple[Path, Path | None, str, str, str
         case = Case(source, base / "home", creds, key, "", "")
         if key:
             case.use_key(key)
-        for args in (("init",), ("workspace", "create", WS, "--plan", "pro"), ("workspace", "create", "beta")):
+        for args in (
+            ("init",),
+            ("workspace", "create", WS, "--plan", "pro"),
+            ("workspace", "create", "beta"),
+        ):
             r = case.run(*args)
             assert r.code == 0, r.err
         r = case.run("identity", "rotate", "-w", WS, "--json")
@@ -184,8 +207,9 @@ def _check_records(case: Case, completed: bool) -> None:
         assert [(r["detail"]["key_version"], r["detail"]["kcv"]) for r in records] == [(2, kcv)], records
         assert records[0]["outcome"] == "ok"
     else:
-        assert len(records) <= 1 and all(r["detail"]["key_version"] == 2 and r["detail"]["kcv"] != kcv
-                                          for r in records), records
+        assert len(records) <= 1 and all(
+            r["detail"]["key_version"] == 2 and r["detail"]["kcv"] != kcv for r in records
+        ), records
 
 
 def _printed_key(r: Result) -> str | None:
@@ -289,7 +313,9 @@ time.sleep(60)
 
 
 def _rotate_while_audit_locked(case: Case, json_out: bool) -> Result:
-    holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(case.home / "audit.db")], stdout=subprocess.PIPE, text=True)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, str(case.home / "audit.db")], stdout=subprocess.PIPE, text=True
+    )
     try:
         assert holder.stdout.readline().strip() == "locked"
         supplied = _b64(os.urandom(32)) if case.source == "env-stdin" else None

@@ -16,8 +16,14 @@ def test_env_master_key_and_secrets_never_written(home, cli, monkeypatch):
     b64 = base64.b64encode(key).decode()
     monkeypatch.setenv("BOTCTL_MASTER_KEY", b64)
     outputs = []
-    for args in (("init",), ("workspace", "create", "acme", "--plan", "pro"), ("vault", "status", "--json"),
-                 ("workspace", "rotate-key", "acme"), ("audit", "--json"), ("audit", "verify", "--json")):
+    for args in (
+        ("init",),
+        ("workspace", "create", "acme", "--plan", "pro"),
+        ("vault", "status", "--json"),
+        ("workspace", "rotate-key", "acme"),
+        ("audit", "--json"),
+        ("audit", "verify", "--json"),
+    ):
         r = cli(*args)
         assert r.code == 0, r.err
         outputs.append(r.out + r.err)

@@ -30,8 +30,10 @@ from botctl import crypto
 pytestmark = pytest.mark.slow
 
 # Leaf names of secret values in the sandbox's credential listing (not client ids, usernames or URLs).
-SECRET_FIELD = re.compile(r"^(access_token|refresh_token|api_key|client_secret|secret_key|consumer_key|"
-                          r"consumer_secret|token|password|secret|webhook_secret)$")
+SECRET_FIELD = re.compile(
+    r"^(access_token|refresh_token|api_key|client_secret|secret_key|consumer_key|"
+    r"consumer_secret|token|password|secret|webhook_secret)$"
+)
 
 
 def _walk(obj, out: set[str], key: str = "") -> None:
@@ -49,8 +51,13 @@ def _forms(secret: str) -> set[bytes]:
     """The secret as it would appear if something wrote it carelessly: raw, base64 (incl. as part of a
     Basic credential), URL-encoded, JSON-escaped."""
     raw = secret.encode()
-    forms = {raw, base64.b64encode(raw).rstrip(b"="), base64.urlsafe_b64encode(raw).rstrip(b"="),
-             urllib.parse.quote(secret, safe="").encode(), json.dumps(secret)[1:-1].encode()}
+    forms = {
+        raw,
+        base64.b64encode(raw).rstrip(b"="),
+        base64.urlsafe_b64encode(raw).rstrip(b"="),
+        urllib.parse.quote(secret, safe="").encode(),
+        json.dumps(secret)[1:-1].encode(),
+    }
     return {f for f in forms if len(f) >= 12}
 
 
@@ -65,9 +72,12 @@ def _vault_secrets(home: Path, master_key_b64: str) -> set[str]:
         with Session(Home(home), create=False) as app:
             rows = app.vault.conn.execute(
                 "SELECT s.workspace_id, w.name, s.owner, s.field FROM secrets s JOIN workspaces w "
-                "ON w.id = s.workspace_id").fetchall()
-            values = {app.vault.get_secret(WorkspaceRef(wid, name), owner, field).reveal()
-                      for wid, name, owner, field in rows}
+                "ON w.id = s.workspace_id"
+            ).fetchall()
+            values = {
+                app.vault.get_secret(WorkspaceRef(wid, name), owner, field).reveal()
+                for wid, name, owner, field in rows
+            }
     finally:
         del os.environ["BOTCTL_MASTER_KEY"]
     return values
@@ -85,8 +95,13 @@ def demo(tmp_path_factory):
     key_b64 = base64.b64encode(crypto.new_key()).decode()
     env = {k: v for k, v in os.environ.items() if k not in ("BOTCTL_HOME",)}
     env.update(BOTCTL_MASTER_KEY=key_b64, BOTCTL_NO_KEYRING="1", NO_COLOR="1")
-    proc = subprocess.run([sys.executable, "-m", "botctl", "demo", "--keep"], env=env, capture_output=True,
-                          text=True, timeout=180)
+    proc = subprocess.run(
+        [sys.executable, "-m", "botctl", "demo", "--keep"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
     out = proc.stdout + proc.stderr
     home_m = re.search(r"export BOTCTL_HOME=(\S+)", out)
     sandbox_m = re.search(r"sandbox (http://127\.0\.0\.1:\d+)", out)
@@ -94,11 +109,18 @@ def demo(tmp_path_factory):
     env["BOTCTL_HOME"] = home_m.group(1) if home_m else ""
     try:
         assert proc.returncode == 0 and home_m and sandbox_m, out[-3000:]
-        yield {"env": env, "key": key_b64, "home": Path(home_m.group(1)), "sandbox": sandbox_m.group(1),
-               "output": out}
+        yield {
+            "env": env,
+            "key": key_b64,
+            "home": Path(home_m.group(1)),
+            "sandbox": sandbox_m.group(1),
+            "output": out,
+        }
     finally:
         if home_m:
-            subprocess.run([sys.executable, "-m", "botctl", "daemon", "stop"], env=env, capture_output=True, timeout=60)
+            subprocess.run(
+                [sys.executable, "-m", "botctl", "daemon", "stop"], env=env, capture_output=True, timeout=60
+            )
         if kill_m:
             try:
                 os.kill(int(kill_m.group(1)), signal.SIGTERM)
@@ -128,8 +150,11 @@ def needles(demo):
     for s in secrets:
         for f in _forms(s):
             by_form[f] = s[:4] + "…"
-    key_forms = {demo["key"].encode(): "master key", base64.b64decode(demo["key"]): "master key (raw)",
-                 demo["key"].encode().hex().encode(): "master key (hex)"}
+    key_forms = {
+        demo["key"].encode(): "master key",
+        base64.b64decode(demo["key"]): "master key (raw)",
+        demo["key"].encode().hex().encode(): "master key (hex)",
+    }
     planted = b"log line: Authorization: Basic " + next(iter(by_form)) + b"\n"
     assert _hits(planted, by_form)  # the scan finds what it looks for
     return by_form, key_forms
@@ -172,12 +197,26 @@ def test_sqlite_pages_hold_no_plaintext_even_in_free_space(demo, needles):
 def test_no_secret_in_the_demo_or_operator_output(demo, needles):
     by_form, key_forms = needles
     outputs = {"demo": demo["output"]}
-    for args in (("connections", "list", "--json"), ("connections", "list"), ("audit", "--json", "-n", "10000"),
-                 ("audit",), ("audit", "verify", "--json"), ("doctor", "--json"), ("vault", "status", "--json"),
-                 ("identity", "list", "-w", "acme", "--json"), ("daemon", "status", "--json"),
-                 ("oauth-app", "list", "--json"), ("workspace", "show", "acme", "--json")):
-        p = subprocess.run([sys.executable, "-m", "botctl", *args], env=demo["env"], capture_output=True, text=True,
-                           timeout=60)
+    for args in (
+        ("connections", "list", "--json"),
+        ("connections", "list"),
+        ("audit", "--json", "-n", "10000"),
+        ("audit",),
+        ("audit", "verify", "--json"),
+        ("doctor", "--json"),
+        ("vault", "status", "--json"),
+        ("identity", "list", "-w", "acme", "--json"),
+        ("daemon", "status", "--json"),
+        ("oauth-app", "list", "--json"),
+        ("workspace", "show", "acme", "--json"),
+    ):
+        p = subprocess.run(
+            [sys.executable, "-m", "botctl", *args],
+            env=demo["env"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         assert p.returncode in (0, 1), (args, p.stderr)  # doctor exits 1 when it has findings
         outputs[" ".join(args)] = p.stdout + p.stderr
     for name, text in outputs.items():
@@ -189,7 +228,11 @@ def test_no_secret_in_the_demo_or_operator_output(demo, needles):
 def test_no_secret_in_process_argv_or_environ(demo, needles):
     by_form, key_forms = needles
     state = json.loads((demo["home"] / "run" / "state.json").read_text())
-    pids = {"supervisor": state["supervisor_pid"], "provider": state["provider"]["pid"], "edge": state["edge"]["pid"]}
+    pids = {
+        "supervisor": state["supervisor_pid"],
+        "provider": state["provider"]["pid"],
+        "edge": state["edge"]["pid"],
+    }
     for role, pid in pids.items():
         argv, environ = _proc(pid, "cmdline"), _proc(pid, "environ")
         assert argv, (role, "not running")

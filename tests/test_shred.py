@@ -11,7 +11,9 @@ import sys
 
 import pytest
 
-pytestmark = pytest.mark.sqlite_only  # reads the SQLite files and their WAL (PostgreSQL: tests/test_postgres.py)
+pytestmark = (
+    pytest.mark.sqlite_only
+)  # reads the SQLite files and their WAL (PostgreSQL: tests/test_postgres.py)
 
 
 def run(*args: str) -> subprocess.CompletedProcess:
@@ -30,8 +32,10 @@ def test_a_reader_cannot_keep_a_deleted_workspace_key_on_disk(isolated, monkeypa
     assert run("workspace", "create", "keeper").returncode == 0
     vault_db = home / "vault.db"
     con = sqlite3.connect(vault_db)
-    (wrapped,) = con.execute("SELECT k.wrapped FROM workspace_keys k JOIN workspaces w ON w.id = k.workspace_id "
-                             "WHERE w.name = 'doomed'").fetchone()
+    (wrapped,) = con.execute(
+        "SELECT k.wrapped FROM workspace_keys k JOIN workspaces w ON w.id = k.workspace_id "
+        "WHERE w.name = 'doomed'"
+    ).fetchone()
     con.close()
     assert on_disk(home, wrapped)
 

@@ -6,8 +6,21 @@ import sys
 
 import pytest
 
-HEAVY = {"httpx", "rich", "keyring", "uvicorn", "starlette", "jsonschema", "cryptography", "jwt",
-         "sqlite_utils", "platformdirs", "pydantic", "psycopg", "psycopg_pool"}
+HEAVY = {
+    "httpx",
+    "rich",
+    "keyring",
+    "uvicorn",
+    "starlette",
+    "jsonschema",
+    "cryptography",
+    "jwt",
+    "sqlite_utils",
+    "platformdirs",
+    "pydantic",
+    "psycopg",
+    "psycopg_pool",
+}
 
 PROBE = """
 import json, sys
@@ -20,8 +33,10 @@ print(json.dumps(sorted({m.split('.')[0] for m in sys.modules})), file=sys.stder
 """
 
 
-@pytest.mark.parametrize("args", [["workspace", "list", "--json"], ["--help"], ["workspace", "--help"],
-                                  ["audit", "--json", "-n", "5"]])
+@pytest.mark.parametrize(
+    "args",
+    [["workspace", "list", "--json"], ["--help"], ["workspace", "--help"], ["audit", "--json", "-n", "5"]],
+)
 def test_common_commands_stay_light(home, cli, args):
     assert cli("workspace", "create", "acme").code == 0
     proc = subprocess.run([sys.executable, "-c", PROBE, *args], capture_output=True, text=True)
@@ -33,7 +48,9 @@ def test_completion_is_light_and_works(home):
     env_args = {"_BOTCTL_COMPLETE": "complete_bash", "COMP_WORDS": "botctl workspace l", "COMP_CWORD": "2"}
     import os
 
-    proc = subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True, env={**os.environ, **env_args})
+    proc = subprocess.run(
+        [sys.executable, "-c", PROBE], capture_output=True, text=True, env={**os.environ, **env_args}
+    )
     assert proc.stdout.split() == ["list"]
     loaded = set(json.loads(proc.stderr.strip().splitlines()[-1]))
     assert not (loaded & HEAVY)

@@ -31,11 +31,19 @@ def test_edge_unit_is_another_user_without_the_home():
     assert "botctl-edge" in provider["SupplementaryGroups"]
     inaccessible = " ".join(edge["InaccessiblePaths"])
     assert "/var/lib/botctl" in inaccessible and "/etc/botctl" in inaccessible
-    assert not edge.get("LoadCredential") and provider["LoadCredential"] == ["botctl-master-key:/etc/botctl/master.key"]
+    assert not edge.get("LoadCredential") and provider["LoadCredential"] == [
+        "botctl-master-key:/etc/botctl/master.key"
+    ]
     for unit in (provider, edge):
-        for key, value in {"NoNewPrivileges": "yes", "ProtectHome": "yes", "ProtectSystem": "strict",
-                           "MemoryDenyWriteExecute": "yes", "RestrictAddressFamilies": "AF_UNIX AF_INET AF_INET6",
-                           "CapabilityBoundingSet": "", "ProtectProc": "invisible"}.items():
+        for key, value in {
+            "NoNewPrivileges": "yes",
+            "ProtectHome": "yes",
+            "ProtectSystem": "strict",
+            "MemoryDenyWriteExecute": "yes",
+            "RestrictAddressFamilies": "AF_UNIX AF_INET AF_INET6",
+            "CapabilityBoundingSet": "",
+            "ProtectProc": "invisible",
+        }.items():
             assert unit[key] == [value], (key, unit[key])
         assert "@system-service" in unit["SystemCallFilter"]
     assert "landlock_create_ruleset landlock_add_rule landlock_restrict_self" in edge["SystemCallFilter"]
@@ -67,11 +75,21 @@ def test_remote_edge_unit_holds_only_its_certificates_and_reaches_only_the_provi
 
 
 @pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze is not installed")
-@pytest.mark.parametrize("unit, label", [("botctl-provider.service", "provider"), ("botctl-edge.service", "edge"),
-                                         ("botctl-edge-remote.service", "remote edge")])
+@pytest.mark.parametrize(
+    "unit, label",
+    [
+        ("botctl-provider.service", "provider"),
+        ("botctl-edge.service", "edge"),
+        ("botctl-edge-remote.service", "remote edge"),
+    ],
+)
 def test_security_score_is_what_the_readme_says(unit, label):
-    proc = subprocess.run(["systemd-analyze", "security", "--offline=yes", "--no-pager", str(UNITS / unit)],
-                          capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        ["systemd-analyze", "security", "--offline=yes", "--no-pager", str(UNITS / unit)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     found = re.search(r"Overall exposure level for \S+: (\d+\.\d)", proc.stdout)
     assert found, proc.stdout[-500:] + proc.stderr[-500:]
     score = float(found.group(1))

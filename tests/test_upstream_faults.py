@@ -44,9 +44,26 @@ OAUTH_WS = "oauthco"
 P = 10  # a "persistent" fault: more uses than botctl ever makes attempts
 CLIENT_TIMEOUT_S = inspect.signature(run_action).parameters["timeout"].default  # per vendor request
 # Vendor error vocabulary (the sandbox's fault bodies) that must never reach a visitor.
-VENDOR_WORDS = ("InternalError", "BadGateway", "ServiceUnavailable", "APIRateLimitExceeded", "api_error",
-                "doc_url", "error-codes", "internal_server_error", "critical error", "Unavailable Shop", "Too Many Requests",
-                "wordpress", "Traceback", "Exception", "<", "http://", "127.0.0.1", "Stripe-Should-Retry")
+VENDOR_WORDS = (
+    "InternalError",
+    "BadGateway",
+    "ServiceUnavailable",
+    "APIRateLimitExceeded",
+    "api_error",
+    "doc_url",
+    "error-codes",
+    "internal_server_error",
+    "critical error",
+    "Unavailable Shop",
+    "Too Many Requests",
+    "wordpress",
+    "Traceback",
+    "Exception",
+    "<",
+    "http://",
+    "127.0.0.1",
+    "Stripe-Should-Retry",
+)
 
 
 # -- the daemon and the two sandboxes ---------------------------------------------------------------------------
@@ -63,12 +80,27 @@ def hang_sb():
 def d(sandbox_server, hang_sb, tmp_path_factory):
     sandbox_server.reset()
     # Dozens of requests from one IP and one visitor in a few seconds: edge rate limits off for this daemon.
-    dm = _setup_home(tmp_path_factory.mktemp("faults"), sandbox_server, port=free_port(),
-                     daemon_args=("--ip-rate", "0", "--visitor-rate", "0"))
+    dm = _setup_home(
+        tmp_path_factory.mktemp("faults"),
+        sandbox_server,
+        port=free_port(),
+        daemon_args=("--ip-rate", "0", "--visitor-rate", "0"),
+    )
     creds, hcreds = sandbox_server.credentials(), hang_sb.credentials()
     woo = creds["woocommerce"]
-    sh("connect", "woocommerce", "-w", "acme", "--sandbox", sandbox_server.url, "--site", "https://acme.example",
-       "--api-key-stdin", env=dm.env, input=f"{woo['consumer_key']}\n{woo['consumer_secret']}\n")
+    sh(
+        "connect",
+        "woocommerce",
+        "-w",
+        "acme",
+        "--sandbox",
+        sandbox_server.url,
+        "--site",
+        "https://acme.example",
+        "--api-key-stdin",
+        env=dm.env,
+        input=f"{woo['consumer_key']}\n{woo['consumer_secret']}\n",
+    )
     for name, flags, secret in [
         ("hubspot", ["--access-token-stdin"], hcreds["hubspot"]["access_token"]),
         ("calcom", ["--api-key-stdin"], hcreds["calcom"]["api_key"]),
@@ -88,7 +120,11 @@ def _secret_values(tree: Any) -> set[str]:
     out: set[str] = set()
     if isinstance(tree, dict):
         for k, v in tree.items():
-            if isinstance(v, str) and len(v) >= 8 and any(w in k for w in ("token", "key", "secret", "password")):
+            if (
+                isinstance(v, str)
+                and len(v) >= 8
+                and any(w in k for w in ("token", "key", "secret", "password"))
+            ):
                 out.add(v)
             else:
                 out |= _secret_values(v)
@@ -100,7 +136,14 @@ def _secret_values(tree: Any) -> set[str]:
 
 def _oauth_token(d) -> str:
     now = int(time.time())
-    claims = {"sub": "u-ada", "email": ADA, "name": "Ada Lovelace", "aud": OAUTH_WS, "iat": now, "exp": now + 600}
+    claims = {
+        "sub": "u-ada",
+        "email": ADA,
+        "name": "Ada Lovelace",
+        "aud": OAUTH_WS,
+        "iat": now,
+        "exp": now + 600,
+    }
     return jwt.encode(claims, d.oauth_secret, algorithm="HS256", headers={"kid": d.oauth_kid})
 
 
@@ -135,7 +178,10 @@ def one_action_record(d, rid: str, since: int) -> dict[str, Any]:
     if registry.find_action(runs[0]["action"])[1].is_write:
         assert "pending_id" in runs[0]["detail"], runs
         assert len(started) == 1 and started[0]["seq"] < runs[0]["seq"], recs
-        assert started[0]["outcome"] == "pending" and started[0]["detail"]["pending_id"] == runs[0]["detail"]["pending_id"]
+        assert (
+            started[0]["outcome"] == "pending"
+            and started[0]["detail"]["pending_id"] == runs[0]["detail"]["pending_id"]
+        )
     assert len(recs) == len(runs) + len(started), recs
     return runs[0]
 
@@ -144,7 +190,9 @@ def connection(d, connector: str, ws: str = "acme") -> dict[str, Any]:
     with _db(d.home / "vault.db") as db:
         row = db.execute(
             "SELECT c.status, c.status_reason, c.refresh_state FROM connections c JOIN workspaces w "
-            "ON w.id = c.workspace_id WHERE w.name = ? AND c.connector = ?", (ws, connector)).fetchone()
+            "ON w.id = c.workspace_id WHERE w.name = ? AND c.connector = ?",
+            (ws, connector),
+        ).fetchone()
     assert row is not None, (ws, connector)
     return {"status": row[0], "reason": row[1], "refresh_state": row[2]}
 
@@ -210,7 +258,9 @@ class Case:
 
 
 ZD_CREATE = dict(action="zendesk.create_ticket", method="POST", path="/tickets.json")  # Idempotency-Key
-STRIPE_CANCEL = dict(action="stripe.cancel_my_subscription", method="POST")  # Idempotency-Key, Stripe-Should-Retry
+STRIPE_CANCEL = dict(
+    action="stripe.cancel_my_subscription", method="POST"
+)  # Idempotency-Key, Stripe-Should-Retry
 WOO_NOTE = dict(action="woocommerce.add_order_note", method="POST", path="/notes")  # no key: never replayed
 
 CASES = {
@@ -218,10 +268,12 @@ CASES = {
     # ones surface after three attempts.
     "read-429-no-retry-after": Case("shopify.list_my_orders", "429", P, 429, "rate_limited", 3),
     "read-429-no-retry-after-once": Case("stripe.list_my_invoices", "429", 1, 200, None, 2),
-    "read-429-retry-after-1s-once": Case("shopify.list_my_orders", "429", 1, 200, None, 2, retry_after=1,
-                                         min_gap=1.0),
-    "read-429-retry-after-120s": Case("stripe.list_my_invoices", "429", 1, 429, "rate_limited", 1,
-                                      retry_after=120, header="120"),
+    "read-429-retry-after-1s-once": Case(
+        "shopify.list_my_orders", "429", 1, 200, None, 2, retry_after=1, min_gap=1.0
+    ),
+    "read-429-retry-after-120s": Case(
+        "stripe.list_my_invoices", "429", 1, 429, "rate_limited", 1, retry_after=120, header="120"
+    ),
     "read-500": Case("stripe.list_my_invoices", "500", P, 502, "upstream_error", 3),
     "read-500-once": Case("zendesk.list_my_tickets", "500", 1, 200, None, 2),
     "read-502": Case("woocommerce.list_my_orders", "502", P, 502, "upstream_error", 3),
@@ -233,57 +285,117 @@ CASES = {
     "read-malformed": Case("woocommerce.list_my_orders", "malformed_json", P, 502, "upstream_error", 3),
     "read-malformed-once": Case("stripe.list_my_invoices", "malformed_json", 1, 200, None, 2),
     # A write with an Idempotency-Key (Zendesk ticket create): retried with the same key, applied at most once.
-    "zendesk-write-429-retry-after-1s-once": Case(**ZD_CREATE, kind="429", count=1, status=200, code=None,
-                                                  attempts=2, applied=1, retry_after=1, min_gap=1.0),
-    "zendesk-write-429-retry-after-120s": Case(**ZD_CREATE, kind="429", count=P, status=429, code="rate_limited",
-                                               attempts=1, applied=0, retry_after=120, header="120"),
-    "zendesk-write-500": Case(**ZD_CREATE, kind="500", count=P, status=502, code="outcome_unknown", attempts=3,
-                              applied=0),
-    "zendesk-write-502-once": Case(**ZD_CREATE, kind="502", count=1, status=200, code=None, attempts=2, applied=1),
-    "zendesk-write-503": Case(**ZD_CREATE, kind="503", count=P, status=502, code="outcome_unknown", attempts=3,
-                              applied=0),
-    "zendesk-write-reset": Case(**ZD_CREATE, kind="reset", count=P, status=502, code="outcome_unknown", attempts=3,
-                                applied=0),
-    "zendesk-write-reset-once": Case(**ZD_CREATE, kind="reset", count=1, status=200, code=None, attempts=2,
-                                     applied=1),
-    "zendesk-write-malformed-once": Case(**ZD_CREATE, kind="malformed_json", count=1, status=200, code=None,
-                                         attempts=2, applied=1),
+    "zendesk-write-429-retry-after-1s-once": Case(
+        **ZD_CREATE,
+        kind="429",
+        count=1,
+        status=200,
+        code=None,
+        attempts=2,
+        applied=1,
+        retry_after=1,
+        min_gap=1.0,
+    ),
+    "zendesk-write-429-retry-after-120s": Case(
+        **ZD_CREATE,
+        kind="429",
+        count=P,
+        status=429,
+        code="rate_limited",
+        attempts=1,
+        applied=0,
+        retry_after=120,
+        header="120",
+    ),
+    "zendesk-write-500": Case(
+        **ZD_CREATE, kind="500", count=P, status=502, code="outcome_unknown", attempts=3, applied=0
+    ),
+    "zendesk-write-502-once": Case(
+        **ZD_CREATE, kind="502", count=1, status=200, code=None, attempts=2, applied=1
+    ),
+    "zendesk-write-503": Case(
+        **ZD_CREATE, kind="503", count=P, status=502, code="outcome_unknown", attempts=3, applied=0
+    ),
+    "zendesk-write-reset": Case(
+        **ZD_CREATE, kind="reset", count=P, status=502, code="outcome_unknown", attempts=3, applied=0
+    ),
+    "zendesk-write-reset-once": Case(
+        **ZD_CREATE, kind="reset", count=1, status=200, code=None, attempts=2, applied=1
+    ),
+    "zendesk-write-malformed-once": Case(
+        **ZD_CREATE, kind="malformed_json", count=1, status=200, code=None, attempts=2, applied=1
+    ),
     # The write happened but its answer was lost: the retry carries the same key, Zendesk replays its answer.
-    "zendesk-write-applied-then-reset-once": Case(**ZD_CREATE, kind="write_then_reset", count=1, status=200,
-                                                  code=None, attempts=2, applied=1),
-    "zendesk-write-applied-then-reset": Case(**ZD_CREATE, kind="write_then_reset", count=P, status=502,
-                                             code="outcome_unknown", attempts=3, applied=1),
-    "zendesk-write-applied-then-500-once": Case(**ZD_CREATE, kind="rotate_then_fail", count=1, status=200,
-                                                code=None, attempts=2, applied=1),
+    "zendesk-write-applied-then-reset-once": Case(
+        **ZD_CREATE, kind="write_then_reset", count=1, status=200, code=None, attempts=2, applied=1
+    ),
+    "zendesk-write-applied-then-reset": Case(
+        **ZD_CREATE,
+        kind="write_then_reset",
+        count=P,
+        status=502,
+        code="outcome_unknown",
+        attempts=3,
+        applied=1,
+    ),
+    "zendesk-write-applied-then-500-once": Case(
+        **ZD_CREATE, kind="rotate_then_fail", count=1, status=200, code=None, attempts=2, applied=1
+    ),
     # Stripe: Idempotency-Key on every write, and its 5xx say Stripe-Should-Retry: true.
-    "stripe-write-429-once": Case(**STRIPE_CANCEL, kind="429", count=1, status=200, code=None, attempts=2,
-                                  applied=1),
-    "stripe-write-500": Case(**STRIPE_CANCEL, kind="500", count=P, status=502, code="upstream_error", attempts=3,
-                             applied=0),
-    "stripe-write-503-once": Case(**STRIPE_CANCEL, kind="503", count=1, status=200, code=None, attempts=2,
-                                  applied=1),
-    "stripe-write-applied-then-500-once": Case(**STRIPE_CANCEL, kind="rotate_then_fail", count=1, status=200,
-                                               code=None, attempts=2, applied=1),
-    "stripe-write-applied-then-reset-once": Case(**STRIPE_CANCEL, kind="write_then_reset", count=1, status=200,
-                                                 code=None, attempts=2, applied=1),
+    "stripe-write-429-once": Case(
+        **STRIPE_CANCEL, kind="429", count=1, status=200, code=None, attempts=2, applied=1
+    ),
+    "stripe-write-500": Case(
+        **STRIPE_CANCEL, kind="500", count=P, status=502, code="upstream_error", attempts=3, applied=0
+    ),
+    "stripe-write-503-once": Case(
+        **STRIPE_CANCEL, kind="503", count=1, status=200, code=None, attempts=2, applied=1
+    ),
+    "stripe-write-applied-then-500-once": Case(
+        **STRIPE_CANCEL, kind="rotate_then_fail", count=1, status=200, code=None, attempts=2, applied=1
+    ),
+    "stripe-write-applied-then-reset-once": Case(
+        **STRIPE_CANCEL, kind="write_then_reset", count=1, status=200, code=None, attempts=2, applied=1
+    ),
     # A write without an idempotency key (WooCommerce order note): only a 429 (refused before any work) is
     # retried; anything else surfaces at once, even a one-off, so a lost answer is never turned into two notes.
     "woo-write-429-once": Case(**WOO_NOTE, kind="429", count=1, status=200, code=None, attempts=2, applied=1),
-    "woo-write-429": Case(**WOO_NOTE, kind="429", count=P, status=429, code="rate_limited", attempts=3, applied=0),
-    "woo-write-500-once": Case(**WOO_NOTE, kind="500", count=1, status=502, code="outcome_unknown", attempts=1,
-                               applied=0),
-    "woo-write-502-once": Case(**WOO_NOTE, kind="502", count=1, status=502, code="outcome_unknown", attempts=1,
-                               applied=0),
-    "woo-write-503-once": Case(**WOO_NOTE, kind="503", count=1, status=502, code="outcome_unknown", attempts=1,
-                               applied=0),
-    "woo-write-reset-once": Case(**WOO_NOTE, kind="reset", count=1, status=502, code="outcome_unknown", attempts=1,
-                                 applied=0),
-    "woo-write-malformed-once": Case(**WOO_NOTE, kind="malformed_json", count=1, status=502,
-                                     code="outcome_unknown", attempts=1, applied=0),
-    "woo-write-applied-then-reset-once": Case(**WOO_NOTE, kind="write_then_reset", count=1, status=502,
-                                              code="outcome_unknown", attempts=1, applied=1),
-    "woo-write-applied-then-500-once": Case(**WOO_NOTE, kind="rotate_then_fail", count=1, status=502,
-                                            code="outcome_unknown", attempts=1, applied=1),
+    "woo-write-429": Case(
+        **WOO_NOTE, kind="429", count=P, status=429, code="rate_limited", attempts=3, applied=0
+    ),
+    "woo-write-500-once": Case(
+        **WOO_NOTE, kind="500", count=1, status=502, code="outcome_unknown", attempts=1, applied=0
+    ),
+    "woo-write-502-once": Case(
+        **WOO_NOTE, kind="502", count=1, status=502, code="outcome_unknown", attempts=1, applied=0
+    ),
+    "woo-write-503-once": Case(
+        **WOO_NOTE, kind="503", count=1, status=502, code="outcome_unknown", attempts=1, applied=0
+    ),
+    "woo-write-reset-once": Case(
+        **WOO_NOTE, kind="reset", count=1, status=502, code="outcome_unknown", attempts=1, applied=0
+    ),
+    "woo-write-malformed-once": Case(
+        **WOO_NOTE, kind="malformed_json", count=1, status=502, code="outcome_unknown", attempts=1, applied=0
+    ),
+    "woo-write-applied-then-reset-once": Case(
+        **WOO_NOTE,
+        kind="write_then_reset",
+        count=1,
+        status=502,
+        code="outcome_unknown",
+        attempts=1,
+        applied=1,
+    ),
+    "woo-write-applied-then-500-once": Case(
+        **WOO_NOTE,
+        kind="rotate_then_fail",
+        count=1,
+        status=502,
+        code="outcome_unknown",
+        attempts=1,
+        applied=1,
+    ),
 }
 
 
@@ -293,7 +405,10 @@ def params_for(d, action: str, tag: str) -> dict[str, Any]:
         "zendesk.create_ticket": {"subject": f"Fault case {tag}", "description": "Is this created once?"},
         "freshdesk.create_ticket": {"subject": f"Fault case {tag}", "description": "Is this created once?"},
         "stripe.cancel_my_subscription": {"subscription_id": ada["stripe"]["subscriptions"][0]},
-        "woocommerce.add_order_note": {"order_id": ada["woocommerce"]["orders"][0], "note": f"Fault case {tag}"},
+        "woocommerce.add_order_note": {
+            "order_id": ada["woocommerce"]["orders"][0],
+            "note": f"Fault case {tag}",
+        },
     }.get(action, {})
 
 
@@ -317,7 +432,9 @@ def test_fault(d, name):
     case, sb = CASES[name], d.sandbox
     sb.reset()
     params = params_for(d, case.action, name)
-    sb.fault(case.vendor, case.kind, case.count, retry_after=case.retry_after, path=case.path, method=case.method)
+    sb.fault(
+        case.vendor, case.kind, case.count, retry_after=case.retry_after, path=case.path, method=case.method
+    )
     mark = audit_head(d)
 
     r = d.act(case.action, params, token=d.token())
@@ -371,13 +488,34 @@ def test_fault(d, name):
 
 HANGS = {
     # action, fault (count, method), visitor status, code, attempts, seconds (at least, at most)
-    "read-hang": ("hubspot.get_my_contact", P, None, 504, "upstream_timeout", 3,
-                  (ACTION_BUDGET_S - 1, ACTION_BUDGET_S + 3)),
-    "read-hang-once": ("calcom.list_my_bookings", 1, None, 200, None, 2,
-                       (CLIENT_TIMEOUT_S, CLIENT_TIMEOUT_S + 4)),
+    "read-hang": (
+        "hubspot.get_my_contact",
+        P,
+        None,
+        504,
+        "upstream_timeout",
+        3,
+        (ACTION_BUDGET_S - 1, ACTION_BUDGET_S + 3),
+    ),
+    "read-hang-once": (
+        "calcom.list_my_bookings",
+        1,
+        None,
+        200,
+        None,
+        2,
+        (CLIENT_TIMEOUT_S, CLIENT_TIMEOUT_S + 4),
+    ),
     # A write sent and never answered: it may have been applied, so never "try again".
-    "write-hang": ("freshdesk.create_ticket", P, "POST", 502, "outcome_unknown", 1,
-                   (CLIENT_TIMEOUT_S, CLIENT_TIMEOUT_S + 4)),
+    "write-hang": (
+        "freshdesk.create_ticket",
+        P,
+        "POST",
+        502,
+        "outcome_unknown",
+        1,
+        (CLIENT_TIMEOUT_S, CLIENT_TIMEOUT_S + 4),
+    ),
 }
 
 
@@ -391,8 +529,11 @@ def hangs(d, hang_sb):
         action = HANGS[name][0]
         with httpx.Client(base_url=d.url, timeout=60) as http:
             t0 = time.monotonic()
-            r = http.post(f"/v1/workspaces/acme/actions/{action}", json={"params": params_for(d, action, name)},
-                          headers={"Authorization": f"Bearer {tok}"})
+            r = http.post(
+                f"/v1/workspaces/acme/actions/{action}",
+                json={"params": params_for(d, action, name)},
+                headers={"Authorization": f"Bearer {tok}"},
+            )
             return r, time.monotonic() - t0
 
     for action, count, method, *_rest in HANGS.values():
@@ -464,8 +605,19 @@ def test_only_a_401_takes_the_connection_out_of_service(d):
     assert r.status_code == 409 and r.json()["error"]["code"] == "needs_reauth"
     assert sb.stats()["vendors"].get("zendesk", {}).get("requests", 0) == 0
     # The operator reconnects: back in service.
-    sh("connect", "zendesk", "-w", "acme", "--sandbox", sb.url, "--subdomain", "acme", "--access-token-stdin",
-       env=d.env, input=sb.credentials()["zendesk"]["access_token"] + "\n")
+    sh(
+        "connect",
+        "zendesk",
+        "-w",
+        "acme",
+        "--sandbox",
+        sb.url,
+        "--subdomain",
+        "acme",
+        "--access-token-stdin",
+        env=d.env,
+        input=sb.credentials()["zendesk"]["access_token"] + "\n",
+    )
     assert connection(d, "zendesk")["status"] == "active"
     assert d.act("zendesk.list_my_tickets", token=tok).status_code == 200
 
@@ -473,12 +625,15 @@ def test_only_a_401_takes_the_connection_out_of_service(d):
 # -- a token endpoint that rotates the refresh token, then fails before answering ---------------------------
 
 
-@pytest.mark.parametrize("connector, action, extra, token_path", [
-    # Zendesk invalidates a refresh token once it has rotated it: the grant cannot be recovered.
-    ("zendesk", "zendesk.list_my_tickets", ("--subdomain", "acme"), "/oauth/tokens"),
-    # Shopify keeps the previous refresh token valid until its replacement is used: the retry recovers it.
-    ("shopify", "shopify.list_my_orders", ("--shop", "acme"), "/admin/oauth/access_token"),
-])
+@pytest.mark.parametrize(
+    "connector, action, extra, token_path",
+    [
+        # Zendesk invalidates a refresh token once it has rotated it: the grant cannot be recovered.
+        ("zendesk", "zendesk.list_my_tickets", ("--subdomain", "acme"), "/oauth/tokens"),
+        # Shopify keeps the previous refresh token valid until its replacement is used: the retry recovers it.
+        ("shopify", "shopify.list_my_orders", ("--shop", "acme"), "/admin/oauth/access_token"),
+    ],
+)
 def test_token_endpoint_rotates_then_fails(d, connector, action, extra, token_path):
     sb = d.sandbox
     sb.reset()
@@ -491,8 +646,11 @@ def test_token_endpoint_rotates_then_fails(d, connector, action, extra, token_pa
 
     def grants() -> tuple[dict[str, int], dict[str, int], dict[str, int]]:
         st = sb.stats()
-        return (st["token_grants"].get(connector, {}), st["token_grant_errors"].get(connector, {}),
-                st["oauth_events"].get(connector, {}))
+        return (
+            st["token_grants"].get(connector, {}),
+            st["token_grant_errors"].get(connector, {}),
+            st["oauth_events"].get(connector, {}),
+        )
 
     assert act().status_code == 200
     assert grants()[0] == {"authorization_code": 1}
@@ -515,7 +673,11 @@ def test_token_endpoint_rotates_then_fails(d, connector, action, extra, token_pa
     assert failed[0]["detail"]["outcome_unknown"] is True and failed[0]["workspace"] == OAUTH_WS
     assert grants()[0] == {"authorization_code": 1, "refresh_token": 1}  # the server did rotate it
     # Not a silent wrong state: still in service, with the refresh's outcome recorded as unknown.
-    assert connection(d, connector, OAUTH_WS) == {"status": "active", "reason": None, "refresh_state": "unknown"}
+    assert connection(d, connector, OAUTH_WS) == {
+        "status": "active",
+        "reason": None,
+        "refresh_state": "unknown",
+    }
     assert not any(s in json.dumps(recs) for s in d.secrets)
 
     # The token endpoint is back. The next action sends the stored refresh token once more.
@@ -528,12 +690,17 @@ def test_token_endpoint_rotates_then_fails(d, connector, action, extra, token_pa
         # there: needs_reauth with a reason that says why, never another refresh loop.
         assert r.status_code == 409 and r.json()["error"]["code"] == "needs_reauth", r.text
         assert_clean(d, r, settled_log(sb))
-        assert [(x["event"], x["outcome"], x["reason"]) for x in mine] == [("action.run", "error", "needs_reauth")]
+        assert [(x["event"], x["outcome"], x["reason"]) for x in mine] == [
+            ("action.run", "error", "needs_reauth")
+        ]
         failed = [x for x in recs if x["event"] == "connection.refresh_failed"]
         assert len(failed) == 1 and failed[0]["reason"] == "needs_reauth"
         assert failed[0]["detail"]["previous_outcome"] == "unknown"
-        assert grants() == ({"authorization_code": 1, "refresh_token": 1}, {"invalid_grant": 1},
-                            {"refresh_token_reuse": 1})
+        assert grants() == (
+            {"authorization_code": 1, "refresh_token": 1},
+            {"invalid_grant": 1},
+            {"refresh_token_reuse": 1},
+        )
         state = connection(d, connector, OAUTH_WS)
         assert state["status"] == "needs_reauth" and "outcome was unknown" in state["reason"]
         # Never stuck: the next visitor gets the same clear answer at once, without a call to the vendor.
@@ -553,7 +720,11 @@ def test_token_endpoint_rotates_then_fails(d, connector, action, extra, token_pa
         refreshed = [x for x in recs if x["event"] == "connection.refreshed"]
         assert len(refreshed) == 1 and refreshed[0]["detail"]["previous_outcome"] == "unknown"
         assert grants() == ({"authorization_code": 1, "refresh_token": 2}, {}, {})
-        assert connection(d, connector, OAUTH_WS) == {"status": "active", "reason": None, "refresh_state": None}
+        assert connection(d, connector, OAUTH_WS) == {
+            "status": "active",
+            "reason": None,
+            "refresh_state": None,
+        }
         assert act().status_code == 200 and grants()[0]["refresh_token"] == 2  # no further refresh
 
 

@@ -16,7 +16,9 @@ def _pg_database():
     psycopg = pytest.importorskip("psycopg")
     name = "botctl_widget_" + uuid.uuid4().hex[:12]
     try:
-        admin = psycopg.connect("postgresql://postgres@127.0.0.1:5432/postgres", autocommit=True, connect_timeout=3)
+        admin = psycopg.connect(
+            "postgresql://postgres@127.0.0.1:5432/postgres", autocommit=True, connect_timeout=3
+        )
     except psycopg.OperationalError as exc:
         pytest.skip(f"no PostgreSQL at 127.0.0.1:5432 ({exc})")
     with admin:
@@ -36,8 +38,9 @@ def app(request, home, monkeypatch):
             monkeypatch.setenv("BOTCTL_DATABASE_URL", stack.enter_context(_pg_database()))
         a = Session(home)
         stack.callback(a.close)
-        assert type(a.vault.conn).__module__.startswith("botctl.postgres" if request.param == "postgresql"
-                                                        else "sqlite3")
+        assert type(a.vault.conn).__module__.startswith(
+            "botctl.postgres" if request.param == "postgresql" else "sqlite3"
+        )
         yield a
 
 
@@ -51,8 +54,13 @@ def test_settings_set_and_cleared(app):
     ws, other = _ws(app), _ws(app, "other")
     widget_settings.update(app, ws, {"accent": "#ABC", "support_contact": "Email us"})
     assert widget_settings.update(app, ws, {"accent": None, "logo": "https://cdn.acme.test/l.svg"}) == {
-        "logo": "https://cdn.acme.test/l.svg", "support_contact": "Email us"}
-    assert widget_settings.get(app.vault.conn, ws) == {"logo": "https://cdn.acme.test/l.svg", "support_contact": "Email us"}
+        "logo": "https://cdn.acme.test/l.svg",
+        "support_contact": "Email us",
+    }
+    assert widget_settings.get(app.vault.conn, ws) == {
+        "logo": "https://cdn.acme.test/l.svg",
+        "support_contact": "Email us",
+    }
     assert widget_settings.get(app.vault.conn, other) == {}  # per workspace
 
 
@@ -65,7 +73,9 @@ def test_votes_once_per_answer_and_summarised(app):
     feedback.record(conn, key, ws, aid, "down", "Mars?", "I don't know.", "u-ada")
     with pytest.raises(feedback.FeedbackRefused):
         feedback.record(conn, key, other, aid, "down", "Mars?", "I don't know.", None)
-    assert [(q.question, q.down, q.up, q.grounded) for q in feedback.summary(conn, ws)] == [("Mars?", 1, 0, False)]
+    assert [(q.question, q.down, q.up, q.grounded) for q in feedback.summary(conn, ws)] == [
+        ("Mars?", 1, 0, False)
+    ]
     assert feedback.summary(conn, other) == []
 
 
@@ -73,10 +83,22 @@ def test_document_urls_and_cited_titles(app, tmp_path):
     from botctl import knowledge
 
     ws = _ws(app)
-    (tmp_path / "returns.md").write_text("---\ntitle: Returns and refunds\n---\n\nRefunds take five business days.\n")
-    (tmp_path / "faq.md").write_text("---\nurl: https://help.acme.test/faq\n---\n\n# FAQ\n\nWe ship worldwide.\n")
+    (tmp_path / "returns.md").write_text(
+        "---\ntitle: Returns and refunds\n---\n\nRefunds take five business days.\n"
+    )
+    (tmp_path / "faq.md").write_text(
+        "---\nurl: https://help.acme.test/faq\n---\n\n# FAQ\n\nWe ship worldwide.\n"
+    )
     knowledge.add(app, ws, [str(tmp_path)], url_base="https://help.acme.test/a")
-    got = cite(app.vault.conn, ws.id, [{"document": "returns.md", "section": "Returns and refunds", "excerpt": ""},
-                                       {"document": "faq.md", "section": "FAQ", "excerpt": ""}])
-    assert [(c["title"], c["url"]) for c in got] == [("Returns and refunds", "https://help.acme.test/a/returns"),
-                                                     ("FAQ", "https://help.acme.test/faq")]
+    got = cite(
+        app.vault.conn,
+        ws.id,
+        [
+            {"document": "returns.md", "section": "Returns and refunds", "excerpt": ""},
+            {"document": "faq.md", "section": "FAQ", "excerpt": ""},
+        ],
+    )
+    assert [(c["title"], c["url"]) for c in got] == [
+        ("Returns and refunds", "https://help.acme.test/a/returns"),
+        ("FAQ", "https://help.acme.test/faq"),
+    ]

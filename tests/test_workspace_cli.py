@@ -14,15 +14,28 @@ def _state(home):
             c.execute("SELECT * FROM workspace_keys ORDER BY workspace_id, version").fetchall(),
             c.execute("SELECT * FROM secrets").fetchall(),
             sqlite3.connect(home.audit_db).execute("SELECT count(*) FROM records").fetchone()[0]
-            if home.audit_db.exists() else 0,
+            if home.audit_db.exists()
+            else 0,
         )
     finally:
         c.close()
 
 
 def test_crud_with_json(home, cli):
-    r = cli("workspace", "create", "acme", "--plan", "pro", "--origin", "https://Shop.Example.com:443",
-            "--origin", "http://localhost:3000", "--display-name", "Acme Support", "--json")
+    r = cli(
+        "workspace",
+        "create",
+        "acme",
+        "--plan",
+        "pro",
+        "--origin",
+        "https://Shop.Example.com:443",
+        "--origin",
+        "http://localhost:3000",
+        "--display-name",
+        "Acme Support",
+        "--json",
+    )
     assert r.code == 0, r.err
     ws = r.json()
     assert ws["name"] == "acme" and ws["plan"] == "pro" and ws["id"].startswith("ws_")
@@ -44,9 +57,16 @@ def test_crud_with_json(home, cli):
     assert r.json() == {"name": "beta", "deleted": True, "shredding": "complete"}
     assert [w["name"] for w in cli("workspace", "list", "--json").json()] == ["acme"]
     events = [rec["event"] for rec in cli("audit", "-n", "100", "--json").ndjson()]
-    assert events == ["vault.initialized", "workspace.created", "workspace.created", "workspace.plan_changed",
-                      "workspace.origins_changed", "workspace.origins_changed", "workspace.key_rotated",
-                      "workspace.deleted"]
+    assert events == [
+        "vault.initialized",
+        "workspace.created",
+        "workspace.created",
+        "workspace.plan_changed",
+        "workspace.origins_changed",
+        "workspace.origins_changed",
+        "workspace.key_rotated",
+        "workspace.deleted",
+    ]
     assert cli("audit", "verify").code == 0
 
 
@@ -59,7 +79,9 @@ def test_human_output_is_plain_when_piped(home, cli):
 
 
 def test_list_on_fresh_machine_creates_nothing(home, cli):
-    r = cli("workspace", "list", "--json")  # a mistyped --home must not read as "no workspaces yet" (issue #20)
+    r = cli(
+        "workspace", "list", "--json"
+    )  # a mistyped --home must not read as "no workspaces yet" (issue #20)
     assert r.code == 1 and r.json()["error"]["code"] == "not_initialised" and "botctl init" in r.err
     assert not home.path.exists()
 

@@ -42,15 +42,23 @@ ROUTES = [
     # MCP (botctld.mcp): the transport, the visitor's confirmations, the RFC 9728 metadata.
     _guarded("/mcp", mcp.endpoint, "POST"),
     _guarded("/confirmations", mcp.pending, "GET"),
-    Route(WS + "/confirmations/{cid}", mcp.confirmation, methods=["GET", "POST", "OPTIONS"],
-          middleware=[Middleware(WorkspaceGuard)]),
+    Route(
+        WS + "/confirmations/{cid}",
+        mcp.confirmation,
+        methods=["GET", "POST", "OPTIONS"],
+        middleware=[Middleware(WorkspaceGuard)],
+    ),
     Route("/.well-known/oauth-protected-resource" + WS + "/mcp", mcp.protected_resource),
 ]
 
 
 async def _provider_down(request: Request, _exc: Exception) -> Response:
-    return err("provider_unavailable", "The service is restarting or unavailable; try again shortly.",
-               request.state.rid, {"Retry-After": "1"})
+    return err(
+        "provider_unavailable",
+        "The service is restarting or unavailable; try again shortly.",
+        request.state.rid,
+        {"Retry-After": "1"},
+    )
 
 
 async def _internal_error(request: Request, _exc: Exception) -> Response:
@@ -61,13 +69,22 @@ def create_app(socket_path: str, **opts: Any) -> Envelope:
     """The edge for the provider listening on `socket_path` (options: see botctld.state.Edge)."""
     # Inside Starlette, an exception escaping a handler is answered by its ServerErrorMiddleware (plain text
     # 500) before the Envelope could see it: both kinds get the error envelope here.
-    app = Starlette(routes=ROUTES, exception_handlers={ProviderDown: _provider_down, Exception: _internal_error})
+    app = Starlette(
+        routes=ROUTES, exception_handlers={ProviderDown: _provider_down, Exception: _internal_error}
+    )
     app.state.edge = Edge(socket_path, **opts)
     return Envelope(app, app.state.edge)
 
 
-def build_server(socket_path: str, host: str, port: int, *, metrics_host: str = "127.0.0.1",
-                 metrics_port: int | None = None, **opts: Any) -> tuple[Any, list[Any]]:
+def build_server(
+    socket_path: str,
+    host: str,
+    port: int,
+    *,
+    metrics_host: str = "127.0.0.1",
+    metrics_port: int | None = None,
+    **opts: Any,
+) -> tuple[Any, list[Any]]:
     """The uvicorn server and its bound listening sockets (the visitors' and, with `metrics_port`, the
     metrics one), with everything it imports already loaded: after this the edge can confine itself
     (no more binds) and still serve (see botctld.confine)."""
@@ -89,10 +106,19 @@ def build_server(socket_path: str, host: str, port: int, *, metrics_host: str = 
         sockets.append(msock)
     app = create_app(socket_path, metrics_port=metrics_port, **opts)
     # EdgeProtocol: httptools with caps on the request head and deadlines on reading the request.
-    config = uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False, lifespan="off",
-                            timeout_graceful_shutdown=10, http=EdgeProtocol, limit_concurrency=1000,
-                            timeout_keep_alive=5, server_header=False)
+    config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        log_level="warning",
+        access_log=False,
+        lifespan="off",
+        timeout_graceful_shutdown=10,
+        http=EdgeProtocol,
+        limit_concurrency=1000,
+        timeout_keep_alive=5,
+        server_header=False,
+    )
     config.load()
     config.get_loop_factory()  # imports the event loop implementation now
     return uvicorn.Server(config), [config.bind_socket(), *sockets]
-

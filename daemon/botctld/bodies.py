@@ -54,14 +54,20 @@ async def read_body(request: Request) -> bytes:
     return b"".join(chunks)
 
 
-async def json_object(request: Request, fields: set[str], shape: str) -> tuple[dict[str, Any] | None, Response | None]:
+async def json_object(
+    request: Request, fields: set[str], shape: str
+) -> tuple[dict[str, Any] | None, Response | None]:
     """The body as a JSON object with only `fields`, or the stable 4xx that explains what is wrong."""
     body, bad = await json_value(request)
     if bad is not None:
         return None, bad
     if not isinstance(body, dict) or set(body) - fields:
-        return None, err("invalid_request", f"The body must be {shape} with no other fields.", request.state.rid,
-                         request.state.cors)
+        return None, err(
+            "invalid_request",
+            f"The body must be {shape} with no other fields.",
+            request.state.rid,
+            request.state.cors,
+        )
     return body, None
 
 

@@ -24,7 +24,7 @@ MAX_ENTRIES = 32
 def _ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
     text = text.strip()
     if text.startswith("[") and "]" in text:  # [v6]:port
-        text = text[1:text.index("]")]
+        text = text[1 : text.index("]")]
     elif text.count(":") == 1:  # v4:port
         text = text.split(":")[0]
     try:
@@ -74,7 +74,7 @@ class ClientAddress:
         addr = _ip(candidate)
         if addr is not None:
             return str(addr)
-        for entry in reversed(chain[-self.hops:]):  # the nearest trusted hop that is an address
+        for entry in reversed(chain[-self.hops :]):  # the nearest trusted hop that is an address
             addr = _ip(entry)
             if addr is not None:
                 return str(addr)

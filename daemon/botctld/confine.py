@@ -61,8 +61,11 @@ class ConfinementError(Exception):
 
 
 class _RulesetAttr(ctypes.Structure):
-    _fields_ = [("handled_access_fs", ctypes.c_uint64), ("handled_access_net", ctypes.c_uint64),
-                ("scoped", ctypes.c_uint64)]
+    _fields_ = [
+        ("handled_access_fs", ctypes.c_uint64),
+        ("handled_access_net", ctypes.c_uint64),
+        ("scoped", ctypes.c_uint64),
+    ]
 
 
 class _PathBeneathAttr(ctypes.Structure):
@@ -83,7 +86,10 @@ def _libc() -> ctypes.CDLL:
 
 
 def _prctl(option: int, value: int) -> None:
-    if _libc().prctl(option, ctypes.c_ulong(value), ctypes.c_ulong(0), ctypes.c_ulong(0), ctypes.c_ulong(0)) != 0:
+    if (
+        _libc().prctl(option, ctypes.c_ulong(value), ctypes.c_ulong(0), ctypes.c_ulong(0), ctypes.c_ulong(0))
+        != 0
+    ):
         err = ctypes.get_errno()
         raise OSError(err, os.strerror(err))
 
@@ -103,8 +109,12 @@ def landlock_abi() -> int:
     if not sys.platform.startswith("linux"):
         return 0
     try:
-        abi = _libc().syscall(SYS_LANDLOCK_CREATE_RULESET, None, ctypes.c_size_t(0),
-                              ctypes.c_uint32(LANDLOCK_CREATE_RULESET_VERSION))
+        abi = _libc().syscall(
+            SYS_LANDLOCK_CREATE_RULESET,
+            None,
+            ctypes.c_size_t(0),
+            ctypes.c_uint32(LANDLOCK_CREATE_RULESET_VERSION),
+        )
     except (OSError, AttributeError):
         return 0
     return int(abi) if abi > 0 else 0
@@ -132,8 +142,15 @@ def read_roots(deny: list[str]) -> tuple[list[Path], list[Path]]:
     (the home, the key's folder): an import root that happens to contain the home must not open it.
     """
     denied = [Path(os.path.realpath(d)) for d in deny if d]
-    candidates = [sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix, *sys.path,
-                  str(Path(__file__).resolve().parent), *SYSTEM_LIBRARIES]
+    candidates = [
+        sys.prefix,
+        sys.base_prefix,
+        sys.exec_prefix,
+        sys.base_exec_prefix,
+        *sys.path,
+        str(Path(__file__).resolve().parent),
+        *SYSTEM_LIBRARIES,
+    ]
     allowed: list[Path] = []
     refused: list[Path] = []
     for cand in candidates:
@@ -164,35 +181,70 @@ def confine(*, deny: list[str], required: bool, connect_ports: tuple[int, ...] =
         return {"landlock": False, "abi": 0}
     allowed, refused = read_roots(deny)
     libc = _libc()
-    attr = _RulesetAttr(handled_access_fs=_fs_rights(abi),
-                        handled_access_net=(NET_BIND_TCP | NET_CONNECT_TCP) if abi >= 4 else 0,
-                        scoped=(SCOPE_ABSTRACT_UNIX_SOCKET | SCOPE_SIGNAL) if abi >= 6 else 0)
+    attr = _RulesetAttr(
+        handled_access_fs=_fs_rights(abi),
+        handled_access_net=(NET_BIND_TCP | NET_CONNECT_TCP) if abi >= 4 else 0,
+        scoped=(SCOPE_ABSTRACT_UNIX_SOCKET | SCOPE_SIGNAL) if abi >= 6 else 0,
+    )
     size = 24 if abi >= 6 else 16 if abi >= 4 else 8
-    ruleset = libc.syscall(SYS_LANDLOCK_CREATE_RULESET, ctypes.byref(attr), ctypes.c_size_t(size), ctypes.c_uint32(0))
+    ruleset = libc.syscall(
+        SYS_LANDLOCK_CREATE_RULESET, ctypes.byref(attr), ctypes.c_size_t(size), ctypes.c_uint32(0)
+    )
     if ruleset < 0:
         raise ConfinementError(f"landlock_create_ruleset failed: {os.strerror(ctypes.get_errno())}")
     try:
         for path in allowed:
             fd = os.open(path, os.O_PATH | os.O_CLOEXEC)
             try:
-                rule = _PathBeneathAttr(allowed_access=READ_ONLY_DIR if path.is_dir() else READ_ONLY_FILE,
-                                        parent_fd=fd)
-                if libc.syscall(SYS_LANDLOCK_ADD_RULE, ctypes.c_int(ruleset), ctypes.c_int(LANDLOCK_RULE_PATH_BENEATH),
-                                ctypes.byref(rule), ctypes.c_uint32(0)) != 0:
-                    raise ConfinementError(f"landlock_add_rule({path}) failed: {os.strerror(ctypes.get_errno())}")
+                rule = _PathBeneathAttr(
+                    allowed_access=READ_ONLY_DIR if path.is_dir() else READ_ONLY_FILE, parent_fd=fd
+                )
+                if (
+                    libc.syscall(
+                        SYS_LANDLOCK_ADD_RULE,
+                        ctypes.c_int(ruleset),
+                        ctypes.c_int(LANDLOCK_RULE_PATH_BENEATH),
+                        ctypes.byref(rule),
+                        ctypes.c_uint32(0),
+                    )
+                    != 0
+                ):
+                    raise ConfinementError(
+                        f"landlock_add_rule({path}) failed: {os.strerror(ctypes.get_errno())}"
+                    )
             finally:
                 os.close(fd)
         for port in connect_ports if abi >= 4 else ():
             net = _NetPortAttr(allowed_access=NET_CONNECT_TCP, port=port)
-            if libc.syscall(SYS_LANDLOCK_ADD_RULE, ctypes.c_int(ruleset), ctypes.c_int(LANDLOCK_RULE_NET_PORT),
-                            ctypes.byref(net), ctypes.c_uint32(0)) != 0:
-                raise ConfinementError(f"landlock_add_rule(port {port}) failed: {os.strerror(ctypes.get_errno())}")
+            if (
+                libc.syscall(
+                    SYS_LANDLOCK_ADD_RULE,
+                    ctypes.c_int(ruleset),
+                    ctypes.c_int(LANDLOCK_RULE_NET_PORT),
+                    ctypes.byref(net),
+                    ctypes.c_uint32(0),
+                )
+                != 0
+            ):
+                raise ConfinementError(
+                    f"landlock_add_rule(port {port}) failed: {os.strerror(ctypes.get_errno())}"
+                )
         _prctl(PR_SET_NO_NEW_PRIVS, 1)
         if libc.syscall(SYS_LANDLOCK_RESTRICT_SELF, ctypes.c_int(ruleset), ctypes.c_uint32(0)) != 0:
             raise ConfinementError(f"landlock_restrict_self failed: {os.strerror(ctypes.get_errno())}")
     finally:
         os.close(ruleset)
-    return {"landlock": True, "abi": abi, "read_only": [str(p) for p in allowed],
-            "refused_roots": [str(p) for p in refused], "tcp": ("not restricted" if abi < 4 else
-                    f"connect to port {', '.join(map(str, connect_ports))} only" if connect_ports else "none"),
-            "signals_and_abstract_sockets": "own sandbox only" if abi >= 6 else "not restricted"}
+    return {
+        "landlock": True,
+        "abi": abi,
+        "read_only": [str(p) for p in allowed],
+        "refused_roots": [str(p) for p in refused],
+        "tcp": (
+            "not restricted"
+            if abi < 4
+            else f"connect to port {', '.join(map(str, connect_ports))} only"
+            if connect_ports
+            else "none"
+        ),
+        "signals_and_abstract_sockets": "own sandbox only" if abi >= 6 else "not restricted",
+    }

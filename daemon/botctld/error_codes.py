@@ -42,7 +42,9 @@ ERRORS: dict[str, ErrorCode] = {
     "unsupported_media_type": ErrorCode(415, "denied", "Something went wrong; please try again."),
     "headers_too_large": ErrorCode(431, "denied", "Something went wrong; please try again."),
     # A change asked for over MCP waits for the visitor's own confirmation (botctl/mcp/confirmations.py).
-    "confirmation_expired": ErrorCode(410, "denied", "This request expired before it was confirmed; please ask again."),
+    "confirmation_expired": ErrorCode(
+        410, "denied", "This request expired before it was confirmed; please ask again."
+    ),
     "confirmation_used": ErrorCode(409, "denied", "This request was already answered."),
     "confirmation_refused": ErrorCode(403, "denied", "This change was not confirmed, so nothing was done."),
     # The tool behind the action.
@@ -51,10 +53,14 @@ ERRORS: dict[str, ErrorCode] = {
     "missing_scope": ErrorCode(409, "error", "This isn't available right now."),
     "rate_limited": ErrorCode(429, "error", "Too many requests; please wait a moment."),
     "upstream_error": ErrorCode(502, "error", "The service didn't answer; try again."),
-    "outcome_unknown": ErrorCode(502, "unknown", "We couldn't confirm this went through. Please check before trying again."),
+    "outcome_unknown": ErrorCode(
+        502, "unknown", "We couldn't confirm this went through. Please check before trying again."
+    ),
     "upstream_timeout": ErrorCode(504, "error", "The service didn't answer; try again."),
     # botctl itself.
-    "provider_unavailable": ErrorCode(503, "error", "The assistant is starting up or unavailable; try again in a moment."),
+    "provider_unavailable": ErrorCode(
+        503, "error", "The assistant is starting up or unavailable; try again in a moment."
+    ),
     "audit_unavailable": ErrorCode(503, "error", "This isn't available right now; please try again later."),
     "internal_error": ErrorCode(500, "error", "Something went wrong on our side; please try again."),
 }

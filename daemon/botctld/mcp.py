@@ -28,7 +28,9 @@ from botctld.state import Edge, err, seg
 
 # The MCP revisions botctl speaks (the same list as botctl.mcp.server.PROTOCOL_VERSIONS; a test keeps them equal).
 PROTOCOL_VERSIONS = ("2025-11-25", "2025-06-18", "2025-03-26")
-_HOST = re.compile(r"(?:[A-Za-z0-9-]{1,63}\.)*[A-Za-z0-9-]{1,63}(?::\d{1,5})?|\[[0-9A-Fa-f:.]{2,45}\](?::\d{1,5})?")
+_HOST = re.compile(
+    r"(?:[A-Za-z0-9-]{1,63}\.)*[A-Za-z0-9-]{1,63}(?::\d{1,5})?|\[[0-9A-Fa-f:.]{2,45}\](?::\d{1,5})?"
+)
 
 
 def _edge(request: Request) -> Edge:
@@ -41,8 +43,12 @@ def _limited(request: Request, token: str | None) -> Response | None:
     wait = _edge(request).visitor_limits.take("v:" + hashlib.sha256(token.encode()).hexdigest())
     if not wait:
         return None
-    return err("rate_limited", "Too many requests; slow down.", request.state.rid,
-               {**request.state.cors, "Retry-After": str(max(1, int(wait + 0.999)))})
+    return err(
+        "rate_limited",
+        "Too many requests; slow down.",
+        request.state.rid,
+        {**request.state.cors, "Retry-After": str(max(1, int(wait + 0.999)))},
+    )
 
 
 def _base(request: Request) -> str:
@@ -62,9 +68,18 @@ async def endpoint(request: Request) -> Response:
     ws, rid, cors = request.path_params["ws"], request.state.rid, request.state.cors
     version = request.headers.get("mcp-protocol-version")
     if version is not None and version not in PROTOCOL_VERSIONS:
-        return JSONResponse({"jsonrpc": "2.0", "id": None, "error": {
-            "code": -32600, "message": f"Unsupported MCP-Protocol-Version; botctl speaks {', '.join(PROTOCOL_VERSIONS)}."}},
-            status_code=400, headers=cors)
+        return JSONResponse(
+            {
+                "jsonrpc": "2.0",
+                "id": None,
+                "error": {
+                    "code": -32600,
+                    "message": f"Unsupported MCP-Protocol-Version; botctl speaks {', '.join(PROTOCOL_VERSIONS)}.",
+                },
+            },
+            status_code=400,
+            headers=cors,
+        )
     message, bad = await json_value(request)
     if bad is not None:
         return bad
@@ -72,15 +87,24 @@ async def endpoint(request: Request) -> Response:
     limited = _limited(request, token)
     if limited is not None:
         return limited
-    answer = await _edge(request).provider("POST", f"/v1/workspaces/{seg(ws)}/mcp",
-                                           {"message": message, "identity_token": token, "request_id": rid,
-                                            "client_ip": request.state.client_ip})
+    answer = await _edge(request).provider(
+        "POST",
+        f"/v1/workspaces/{seg(ws)}/mcp",
+        {
+            "message": message,
+            "identity_token": token,
+            "request_id": rid,
+            "client_ip": request.state.client_ip,
+        },
+    )
     headers = {**cors, **(answer.get("headers") or {})}
     if answer["status"] == 202:
         return Response(status_code=202, headers=cors)
     if answer["status"] == 401:
         # RFC 9728 §5.1: where to learn how tokens for this resource are obtained.
-        headers["WWW-Authenticate"] = f'Bearer error="invalid_token", resource_metadata="{metadata_url(request, ws)}"'
+        headers["WWW-Authenticate"] = (
+            f'Bearer error="invalid_token", resource_metadata="{metadata_url(request, ws)}"'
+        )
     return JSONResponse(answer["body"], status_code=answer["status"], headers=headers)
 
 
@@ -91,14 +115,23 @@ async def pending(request: Request) -> Response:
     limited = _limited(request, token)
     if limited is not None:
         return limited
-    answer = await _edge(request).provider("POST", f"/v1/workspaces/{seg(ws)}/confirmations",
-                                           {"identity_token": token, "request_id": rid,
-                                            "client_ip": request.state.client_ip})
-    return JSONResponse(answer["body"], status_code=answer["status"], headers={**cors, **(answer.get("headers") or {})})
+    answer = await _edge(request).provider(
+        "POST",
+        f"/v1/workspaces/{seg(ws)}/confirmations",
+        {"identity_token": token, "request_id": rid, "client_ip": request.state.client_ip},
+    )
+    return JSONResponse(
+        answer["body"], status_code=answer["status"], headers={**cors, **(answer.get("headers") or {})}
+    )
 
 
 async def confirmation(request: Request) -> Response:
-    ws, cid, rid, cors = request.path_params["ws"], request.path_params["cid"], request.state.rid, request.state.cors
+    ws, cid, rid, cors = (
+        request.path_params["ws"],
+        request.path_params["cid"],
+        request.state.rid,
+        request.state.cors,
+    )
     if request.method == "GET":
         decision: Any = "show"
     else:
@@ -112,10 +145,19 @@ async def confirmation(request: Request) -> Response:
     limited = _limited(request, token)
     if limited is not None:
         return limited
-    answer = await _edge(request).provider("POST", f"/v1/workspaces/{seg(ws)}/confirmations/{seg(cid)}",
-                                           {"decision": decision, "identity_token": token, "request_id": rid,
-                                            "client_ip": request.state.client_ip})
-    return JSONResponse(answer["body"], status_code=answer["status"], headers={**cors, **(answer.get("headers") or {})})
+    answer = await _edge(request).provider(
+        "POST",
+        f"/v1/workspaces/{seg(ws)}/confirmations/{seg(cid)}",
+        {
+            "decision": decision,
+            "identity_token": token,
+            "request_id": rid,
+            "client_ip": request.state.client_ip,
+        },
+    )
+    return JSONResponse(
+        answer["body"], status_code=answer["status"], headers={**cors, **(answer.get("headers") or {})}
+    )
 
 
 async def protected_resource(request: Request) -> Response:
@@ -124,10 +166,14 @@ async def protected_resource(request: Request) -> Response:
     status, config = await _edge(request).ws_config(ws)
     if status == 404:
         return err("unknown_workspace", "No such workspace.", rid, {"Access-Control-Allow-Origin": "*"})
-    body: dict[str, Any] = {"resource": f"{_base(request)}/v1/workspaces/{seg(ws)}/mcp",
-                            "bearer_methods_supported": ["header"],
-                            "resource_name": f"{config.get('display_name') or ws} (botctl)"}
+    body: dict[str, Any] = {
+        "resource": f"{_base(request)}/v1/workspaces/{seg(ws)}/mcp",
+        "bearer_methods_supported": ["header"],
+        "resource_name": f"{config.get('display_name') or ws} (botctl)",
+    }
     issuer = config.get("identity_issuer")
     if isinstance(issuer, str) and issuer:
         body["authorization_servers"] = [issuer]  # who signs this workspace's visitor tokens
-    return JSONResponse(body, headers={"Access-Control-Allow-Origin": "*", "Cache-Control": "public, max-age=300"})
+    return JSONResponse(
+        body, headers={"Access-Control-Allow-Origin": "*", "Cache-Control": "public, max-age=300"}
+    )

@@ -34,45 +34,68 @@ class ProviderCollector:
         if not status:
             return
         refresh = status.get("refresh") or {}
-        runs = CounterMetricFamily("botctl_oauth_refresh_runs", "Runs of the provider's background refresh loop")
+        runs = CounterMetricFamily(
+            "botctl_oauth_refresh_runs", "Runs of the provider's background refresh loop"
+        )
         runs.add_metric([], float(refresh.get("runs", 0)))
         yield runs
-        errors = CounterMetricFamily("botctl_oauth_refresh_loop_errors", "Background refresh-loop runs that "
-                                     "raised (logged by the provider)")
+        errors = CounterMetricFamily(
+            "botctl_oauth_refresh_loop_errors",
+            "Background refresh-loop runs that raised (logged by the provider)",
+        )
         errors.add_metric([], float(refresh.get("errors", 0)))
         yield errors
-        attempts = CounterMetricFamily("botctl_oauth_refreshes", "OAuth refresh token requests made by the "
-                                       "provider, by connector and result (background and on-demand alike)",
-                                       labels=["connector", "result"])
+        attempts = CounterMetricFamily(
+            "botctl_oauth_refreshes",
+            "OAuth refresh token requests made by the "
+            "provider, by connector and result (background and on-demand alike)",
+            labels=["connector", "result"],
+        )
         for a in refresh.get("attempts") or []:
             attempts.add_metric([str(a.get("connector")), str(a.get("result"))], float(a.get("count", 0)))
         yield attempts
         audit = status.get("audit") or {}
-        for name, key, doc in (("botctl_audit_records_committed", "records", "Audit records committed by the provider"),
-                               ("botctl_audit_commits", "batches", "Audit commits (fsyncs) by the provider"),
-                               ("botctl_audit_records_refused", "refused",
-                                "Audit records refused because the chain's head disagreed with its checkpoint")):
+        for name, key, doc in (
+            ("botctl_audit_records_committed", "records", "Audit records committed by the provider"),
+            ("botctl_audit_commits", "batches", "Audit commits (fsyncs) by the provider"),
+            (
+                "botctl_audit_records_refused",
+                "refused",
+                "Audit records refused because the chain's head disagreed with its checkpoint",
+            ),
+        ):
             if key in audit:
                 c = CounterMetricFamily(name, doc)
                 c.add_metric([], float(audit[key] or 0))
                 yield c
         if audit.get("chain") in ("ok", "broken"):
-            g = GaugeMetricFamily("botctl_audit_chain_ok", "1 when the audit log's head matches its checkpoint "
-                                  "(the check before every write), 0 when it does not")
+            g = GaugeMetricFamily(
+                "botctl_audit_chain_ok",
+                "1 when the audit log's head matches its checkpoint "
+                "(the check before every write), 0 when it does not",
+            )
             g.add_metric([], 1.0 if audit["chain"] == "ok" else 0.0)
             yield g
         if "connections" in status:
-            g = GaugeMetricFamily("botctl_connections", "Connections by workspace, connector and state (1 for the "
-                                  "state the connection is in, 0 for the others)",
-                                  labels=["workspace", "connector", "state"])
+            g = GaugeMetricFamily(
+                "botctl_connections",
+                "Connections by workspace, connector and state (1 for the "
+                "state the connection is in, 0 for the others)",
+                labels=["workspace", "connector", "state"],
+            )
             for c in status.get("connections") or []:
                 for state in dict.fromkeys((*CONNECTION_STATES, str(c.get("state")))):
-                    g.add_metric([str(c.get("workspace")), str(c.get("connector")), state],
-                                 1.0 if state == c.get("state") else 0.0)
+                    g.add_metric(
+                        [str(c.get("workspace")), str(c.get("connector")), state],
+                        1.0 if state == c.get("state") else 0.0,
+                    )
             yield g
         if "audit_sinks" in status:
-            g = GaugeMetricFamily("botctl_audit_sink_backlog", "Audit records committed but not yet delivered to "
-                                  "each sink", labels=["sink"])
+            g = GaugeMetricFamily(
+                "botctl_audit_sink_backlog",
+                "Audit records committed but not yet delivered to each sink",
+                labels=["sink"],
+            )
             for s in status.get("audit_sinks") or []:
                 if s.get("backlog") is not None:
                     g.add_metric([str(s.get("name"))], float(s["backlog"]))
@@ -82,14 +105,28 @@ class ProviderCollector:
 class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
-        self.requests = Counter("botctl_edge_requests", "HTTP requests by route template and status code",
-                                ["route", "code"], registry=self.registry)
-        self.latency = Histogram("botctl_edge_request_duration_seconds", "Request latency by route template",
-                                 ["route"], buckets=BUCKETS, registry=self.registry)
-        self.actions = Counter("botctl_actions", "Action attempts by action and outcome (ok or the error code)",
-                               ["action", "outcome"], registry=self.registry)
-        self.provider_up = Gauge("botctl_provider_up", "1 when the provider answered this scrape",
-                                 registry=self.registry)
+        self.requests = Counter(
+            "botctl_edge_requests",
+            "HTTP requests by route template and status code",
+            ["route", "code"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "botctl_edge_request_duration_seconds",
+            "Request latency by route template",
+            ["route"],
+            buckets=BUCKETS,
+            registry=self.registry,
+        )
+        self.actions = Counter(
+            "botctl_actions",
+            "Action attempts by action and outcome (ok or the error code)",
+            ["action", "outcome"],
+            registry=self.registry,
+        )
+        self.provider_up = Gauge(
+            "botctl_provider_up", "1 when the provider answered this scrape", registry=self.registry
+        )
         self.provider = ProviderCollector()
         self.registry.register(self.provider)
 

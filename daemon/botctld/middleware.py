@@ -37,8 +37,13 @@ class WorkspaceGuard:
         refusal, cors = await _cors_check(edge, request, scope["path_params"]["ws"], request.state.rid)
         if refusal is None and scope["method"] == "OPTIONS":
             if cors:
-                cors.update({"Access-Control-Allow-Methods": "GET, POST, OPTIONS",
-                             "Access-Control-Allow-Headers": CORS_ALLOW_HEADERS, "Access-Control-Max-Age": "600"})
+                cors.update(
+                    {
+                        "Access-Control-Allow-Methods": "GET, POST, OPTIONS",
+                        "Access-Control-Allow-Headers": CORS_ALLOW_HEADERS,
+                        "Access-Control-Max-Age": "600",
+                    }
+                )
             refusal = Response(status_code=204, headers=cors)
         if refusal is not None:
             await refusal(scope, receive, send)
@@ -47,22 +52,28 @@ class WorkspaceGuard:
         await self.app(scope, receive, send)
 
 
-async def _cors_check(edge: Edge, request: Request, ws: str, rid: str) -> tuple[Response | None, dict[str, str]]:
+async def _cors_check(
+    edge: Edge, request: Request, ws: str, rid: str
+) -> tuple[Response | None, dict[str, str]]:
     """(refusal or None, CORS headers to add). Only the workspace's allowed origins get CORS headers."""
     origin = request.headers.get("origin")
     try:
         status, body = await edge.ws_config(ws)
     except (ProviderDown, KeyError):
-        return err("provider_unavailable", "The service is starting or unavailable; try again shortly.",
-                   rid), {}
+        return err(
+            "provider_unavailable", "The service is starting or unavailable; try again shortly.", rid
+        ), {}
     if status == 404:
         return err("unknown_workspace", "No such workspace.", rid), {}
     if origin is None:
         return None, {}  # not a browser request (server-to-server, curl): CORS does not apply
     if origin not in body.get("origins", []):
         return err("origin_not_allowed", "This site is not allowed to use this workspace.", rid), {}
-    return None, {"Access-Control-Allow-Origin": origin, "Vary": "Origin",
-                  "Access-Control-Expose-Headers": "X-Request-Id, Retry-After"}
+    return None, {
+        "Access-Control-Allow-Origin": origin,
+        "Vary": "Origin",
+        "Access-Control-Expose-Headers": "X-Request-Id, Retry-After",
+    }
 
 
 class Envelope:
@@ -76,7 +87,9 @@ class Envelope:
             return await self.app(scope, receive, send)
         headers_in = scope.get("headers") or []
         incoming = dict(headers_in).get(b"x-request-id", b"").decode("latin-1")
-        rid = incoming if REQUEST_ID.fullmatch(incoming) else new_request_id()  # nothing else reaches the audit
+        rid = (
+            incoming if REQUEST_ID.fullmatch(incoming) else new_request_id()
+        )  # nothing else reaches the audit
         peer = (scope.get("client") or (None,))[0]
         forwarded = [v.decode("latin-1") for k, v in headers_in if k == b"x-forwarded-for"]
         client_ip = self.edge.addresses.resolve(peer, forwarded)
@@ -86,7 +99,9 @@ class Envelope:
         refusal = self.screen(scope, rid, client_ip)
         if refusal is not None:
             await refusal(scope, receive, send)
-            self.edge.metrics.request(_route_template(scope), refusal.status_code, time.perf_counter() - started)
+            self.edge.metrics.request(
+                _route_template(scope), refusal.status_code, time.perf_counter() - started
+            )
             return
 
         async def send_wrapped(message):  # type: ignore[no-untyped-def]
@@ -101,12 +116,26 @@ class Envelope:
                 message = {**message, "headers": headers}
             elif message["type"] == "http.response.body" and "rewrite" in status_holder:
                 code = status_holder.pop("rewrite")
-                body = json.dumps({"error": {"code": "not_found" if code == 404 else "method_not_allowed",
-                                             "message": "No such route." if code == 404 else "Method not allowed."},
-                                   "request_id": rid}).encode()
-                await send({"type": "http.response.start", "status": code,
-                            "headers": [(b"content-type", b"application/json"), (b"x-request-id", rid.encode()),
-                                        (b"content-length", str(len(body)).encode())]})
+                body = json.dumps(
+                    {
+                        "error": {
+                            "code": "not_found" if code == 404 else "method_not_allowed",
+                            "message": "No such route." if code == 404 else "Method not allowed.",
+                        },
+                        "request_id": rid,
+                    }
+                ).encode()
+                await send(
+                    {
+                        "type": "http.response.start",
+                        "status": code,
+                        "headers": [
+                            (b"content-type", b"application/json"),
+                            (b"x-request-id", rid.encode()),
+                            (b"content-length", str(len(body)).encode()),
+                        ],
+                    }
+                )
                 message = {"type": "http.response.body", "body": body}
             await send(message)
 
@@ -119,16 +148,30 @@ class Envelope:
             if not status_holder["sent"]:
                 code, status = ("provider_unavailable", 503) if down else ("internal_error", 500)
                 status_holder["status"] = status
-                message = ("The service is restarting or unavailable; try again shortly." if down
-                           else "Something went wrong on our side.")
+                message = (
+                    "The service is restarting or unavailable; try again shortly."
+                    if down
+                    else "Something went wrong on our side."
+                )
                 body = json.dumps({"error": {"code": code, "message": message}, "request_id": rid}).encode()
                 extra = [(b"retry-after", b"1")] if down else []
-                await send({"type": "http.response.start", "status": status, "headers": extra + [
-                    (b"content-type", b"application/json"), (b"x-request-id", rid.encode()),
-                    (b"content-length", str(len(body)).encode())]})
+                await send(
+                    {
+                        "type": "http.response.start",
+                        "status": status,
+                        "headers": extra
+                        + [
+                            (b"content-type", b"application/json"),
+                            (b"x-request-id", rid.encode()),
+                            (b"content-length", str(len(body)).encode()),
+                        ],
+                    }
+                )
                 await send({"type": "http.response.body", "body": body})
         finally:
-            self.edge.metrics.request(_route_template(scope), status_holder["status"], time.perf_counter() - started)
+            self.edge.metrics.request(
+                _route_template(scope), status_holder["status"], time.perf_counter() - started
+            )
 
     def screen(self, scope, rid: str, client_ip: str) -> Response | None:  # type: ignore[no-untyped-def]
         """Before any other work: the metrics listener serves only /metrics (and only it does), and every
@@ -144,8 +187,12 @@ class Envelope:
         if wait:
             origin = dict(scope.get("headers") or []).get(b"origin")
             cors = self.edge.cached_cors(path, origin.decode("latin-1") if origin else None)
-            return err("rate_limited", "Too many requests; slow down.", rid,
-                       {**cors, "Retry-After": str(max(1, int(wait + 0.999))), "X-Request-Id": rid})
+            return err(
+                "rate_limited",
+                "Too many requests; slow down.",
+                rid,
+                {**cors, "Retry-After": str(max(1, int(wait + 0.999))), "X-Request-Id": rid},
+            )
         return None
 
 

@@ -89,7 +89,11 @@ class EdgeProtocol(HttpToolsProtocol):
             self._refusal = (431, "headers_too_large", f"The request has over {MAX_HEADERS} header fields.")
             raise _Refused
         if self._head_size > MAX_HEAD:
-            self._refusal = (431, "headers_too_large", f"The request headers are over {MAX_HEAD // 1024} KiB.")
+            self._refusal = (
+                431,
+                "headers_too_large",
+                f"The request headers are over {MAX_HEAD // 1024} KiB.",
+            )
             raise _Refused
         super().on_header(name, value)
 
@@ -124,8 +128,13 @@ class EdgeProtocol(HttpToolsProtocol):
         body = json.dumps({"error": {"code": code, "message": message}, "request_id": rid}).encode()
         head = [b"HTTP/1.1 %d %s\r\n" % (status, _REASONS.get(status, b"Error"))]
         head += [name + b": " + value + b"\r\n" for name, value in self.server_state.default_headers]
-        head += [b"content-type: application/json\r\n", b"content-length: %d\r\n" % len(body),
-                 b"x-request-id: " + rid.encode() + b"\r\n", b"connection: close\r\n", b"\r\n"]
+        head += [
+            b"content-type: application/json\r\n",
+            b"content-length: %d\r\n" % len(body),
+            b"x-request-id: " + rid.encode() + b"\r\n",
+            b"connection: close\r\n",
+            b"\r\n",
+        ]
         self.transport.write(b"".join(head) + body)
         self.transport.close()
 

@@ -30,10 +30,20 @@ class ProviderError(Exception):
 
 
 class ProviderClient:
-    def __init__(self, socket_path: str, *, timeout: float = 60.0, connect_timeout: float = 2.0,
-                 max_idle: int = 64, ssl_context: Any = None, server_name: str = "provider") -> None:
+    def __init__(
+        self,
+        socket_path: str,
+        *,
+        timeout: float = 60.0,
+        connect_timeout: float = 2.0,
+        max_idle: int = 64,
+        ssl_context: Any = None,
+        server_name: str = "provider",
+    ) -> None:
         self.socket_path = socket_path
-        self.ssl_context = ssl_context  # set: socket_path is https://HOST:PORT (a remote provider, mutual TLS)
+        self.ssl_context = (
+            ssl_context  # set: socket_path is https://HOST:PORT (a remote provider, mutual TLS)
+        )
         self.server_name = server_name  # the name the provider's certificate must carry
         self.timeout = timeout
         self.connect_timeout = connect_timeout
@@ -52,8 +62,13 @@ class ProviderClient:
                 async with asyncio.timeout(self.connect_timeout):
                     if self.ssl_context is not None:
                         host, _, port = self.socket_path.removeprefix("https://").rstrip("/").rpartition(":")
-                        return await asyncio.open_connection(host.strip("[]"), int(port), limit=MAX_HEAD,
-                                                             ssl=self.ssl_context, server_hostname=self.server_name)
+                        return await asyncio.open_connection(
+                            host.strip("[]"),
+                            int(port),
+                            limit=MAX_HEAD,
+                            ssl=self.ssl_context,
+                            server_hostname=self.server_name,
+                        )
                     return await asyncio.open_unix_connection(self.socket_path, limit=MAX_HEAD)
             except (OSError, TimeoutError) as exc:  # ssl.SSLError (a provider not of our CA) is an OSError
                 if attempt == 2:
@@ -63,8 +78,10 @@ class ProviderClient:
     async def request(self, method: str, path: str, payload: Any = None) -> tuple[int, Any]:
         """(HTTP status, parsed JSON body)."""
         body = b"" if payload is None else json.dumps(payload, separators=(",", ":")).encode()
-        head = (f"{method} {path} HTTP/1.1\r\nHost: provider\r\nAccept: application/json\r\n"
-                f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n").encode("ascii")
+        head = (
+            f"{method} {path} HTTP/1.1\r\nHost: provider\r\nAccept: application/json\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+        ).encode("ascii")
         reader, writer = await self._connect()
         reusable = False
         try:
@@ -72,7 +89,13 @@ class ProviderClient:
                 writer.write(head + body)
                 await writer.drain()
                 status, raw, reusable = await _read_response(reader)
-        except (OSError, TimeoutError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError) as exc:
+        except (
+            OSError,
+            TimeoutError,
+            asyncio.IncompleteReadError,
+            asyncio.LimitOverrunError,
+            ValueError,
+        ) as exc:
             raise ProviderError(f"no answer from the provider ({type(exc).__name__})") from None
         finally:
             if reusable and len(self._idle) < self.max_idle:

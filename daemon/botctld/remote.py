@@ -24,8 +24,10 @@ def client_context(cert: str, key: str, ca: str) -> ssl.SSLContext:
         ctx.load_verify_locations(cafile=ca)
         ctx.load_cert_chain(cert, key)
     except (OSError, ssl.SSLError) as exc:
-        raise RemoteProviderError(f"cannot load the edge's certificate, key or CA ({exc}); "
-                                  "give the files `botctl cluster cert issue NAME` wrote") from None
+        raise RemoteProviderError(
+            f"cannot load the edge's certificate, key or CA ({exc}); "
+            "give the files `botctl cluster cert issue NAME` wrote"
+        ) from None
     return ctx
 
 
@@ -33,8 +35,9 @@ def resolve(url: str) -> tuple[str, int]:
     """(IP address, port) of `https://HOST:PORT`, resolved now (after confinement /etc/hosts is unreadable)."""
     parts = urlsplit(url)
     if parts.scheme != "https" or not parts.hostname or parts.port is None or parts.path not in ("", "/"):
-        raise RemoteProviderError(f"--provider {url!r}: expected https://HOST:PORT (the provider's "
-                                  "--provider-listen address)")
+        raise RemoteProviderError(
+            f"--provider {url!r}: expected https://HOST:PORT (the provider's --provider-listen address)"
+        )
     try:
         info = socket.getaddrinfo(parts.hostname, parts.port, type=socket.SOCK_STREAM)
     except OSError as exc:

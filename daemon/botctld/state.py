@@ -35,15 +35,30 @@ def seg(value: str) -> str:
 def err(code: str, message: str, rid: str, headers: dict[str, str] | None = None) -> JSONResponse:
     """The stable error envelope, `{"error": {"code", "message"}, "request_id"}`, with the code's status
     from the one catalogue (botctld.error_codes)."""
-    return JSONResponse({"error": {"code": code, "message": message}, "request_id": rid},
-                        status_code=error_codes.status(code), headers=headers)
+    return JSONResponse(
+        {"error": {"code": code, "message": message}, "request_id": rid},
+        status_code=error_codes.status(code),
+        headers=headers,
+    )
 
 
 class Edge:
-    def __init__(self, socket_path: str, *, ip_rate: float = 20.0, ip_burst: int = 60, visitor_rate: float = 5.0,
-                 visitor_burst: int = 20, config_ttl: float = 5.0, provider_timeout: float = 30.0,
-                 trust_proxy: int = 0, trust_proxy_cidrs: tuple[str, ...] = (), metrics_port: int | None = None,
-                 provider_ssl: Any = None, provider_name: str = "provider") -> None:
+    def __init__(
+        self,
+        socket_path: str,
+        *,
+        ip_rate: float = 20.0,
+        ip_burst: int = 60,
+        visitor_rate: float = 5.0,
+        visitor_burst: int = 20,
+        config_ttl: float = 5.0,
+        provider_timeout: float = 30.0,
+        trust_proxy: int = 0,
+        trust_proxy_cidrs: tuple[str, ...] = (),
+        metrics_port: int | None = None,
+        provider_ssl: Any = None,
+        provider_name: str = "provider",
+    ) -> None:
         self.socket_path = socket_path
         self.ip_limits = TokenBuckets(ip_rate, ip_burst)
         self.visitor_limits = TokenBuckets(visitor_rate, visitor_burst)
@@ -52,8 +67,13 @@ class Edge:
         self.metrics_port = metrics_port  # /metrics is served only on this (loopback) listener
         self.metrics = Metrics()
         self._configs: dict[str, tuple[float, int, dict[str, Any]]] = {}
-        self.client = ProviderClient(socket_path, timeout=provider_timeout, connect_timeout=2.0,
-                                     ssl_context=provider_ssl, server_name=provider_name)
+        self.client = ProviderClient(
+            socket_path,
+            timeout=provider_timeout,
+            connect_timeout=2.0,
+            ssl_context=provider_ssl,
+            server_name=provider_name,
+        )
         self.widget_js = widget_bundle.bundle()
         self.widget_etag = '"' + hashlib.sha256(self.widget_js).hexdigest()[:16] + '"'
         # Compressed once (55 KB → ~16 KB); its own ETag, as a different representation (RFC 9110 §8.8.3).
@@ -78,10 +98,18 @@ class Edge:
         if origin is None or not path.startswith("/v1/workspaces/"):
             return {}
         hit = self._configs.get(path.split("/")[3])
-        if hit is None or hit[0] <= time.monotonic() or hit[1] != 200 or origin not in hit[2].get("origins", []):
+        if (
+            hit is None
+            or hit[0] <= time.monotonic()
+            or hit[1] != 200
+            or origin not in hit[2].get("origins", [])
+        ):
             return {}
-        return {"Access-Control-Allow-Origin": origin, "Vary": "Origin",
-                "Access-Control-Expose-Headers": "X-Request-Id, Retry-After"}
+        return {
+            "Access-Control-Allow-Origin": origin,
+            "Vary": "Origin",
+            "Access-Control-Expose-Headers": "X-Request-Id, Retry-After",
+        }
 
     async def ws_config(self, ws: str) -> tuple[int, dict[str, Any]]:
         hit = self._configs.get(ws)

@@ -17,21 +17,21 @@ from pathlib import Path
 WIDGET_DIR = Path(__file__).parent / "static" / "widget"
 
 PARTS = (
-    "boot.js",        # the script tag's settings, URL checks
-    "i18n.js",        # the visitor-facing strings, per language (data-locale)
-    "styles.js",      # the constructed stylesheet (light and dark), the workspace's accent
-    "dom.js",         # DOM helpers (text only, never HTML), icons
-    "markdown.js",    # answers' safe Markdown subset, built with DOM calls
-    "identity.js",    # the visitor's identity token (memory only)
-    "api.js",         # the edge's API, error messages
-    "results.js",     # action results in plain language
-    "forms.js",       # action forms from JSON Schema
+    "boot.js",  # the script tag's settings, URL checks
+    "i18n.js",  # the visitor-facing strings, per language (data-locale)
+    "styles.js",  # the constructed stylesheet (light and dark), the workspace's accent
+    "dom.js",  # DOM helpers (text only, never HTML), icons
+    "markdown.js",  # answers' safe Markdown subset, built with DOM calls
+    "identity.js",  # the visitor's identity token (memory only)
+    "api.js",  # the edge's API, error messages
+    "results.js",  # action results in plain language
+    "forms.js",  # action forms from JSON Schema
     "transcript.js",  # the conversation kept across page loads (sessionStorage, never the token)
-    "ui.js",          # the launcher, panel, conversation, tray, the confirmation sheet (ui.confirm)
-    "answers.js",     # an answer's sources and the visitor's thumbs up / down
-    "handoff.js",     # "talk to a person": a ticket with the conversation, or how to reach support
-    "confirm.js",     # a change an MCP bot asked for, confirmed or cancelled by the visitor (botctl.confirm)
-    "main.js",        # the public API (window.botctl) and start-up
+    "ui.js",  # the launcher, panel, conversation, tray, the confirmation sheet (ui.confirm)
+    "answers.js",  # an answer's sources and the visitor's thumbs up / down
+    "handoff.js",  # "talk to a person": a ticket with the conversation, or how to reach support
+    "confirm.js",  # a change an MCP bot asked for, confirmed or cancelled by the visitor (botctl.confirm)
+    "main.js",  # the public API (window.botctl) and start-up
 )
 
 

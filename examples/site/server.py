@@ -53,8 +53,9 @@ def b64url(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
 
 
-def mint_token(user: dict[str, str], *, secret: str, kid: str | None, workspace: str, ttl: int,
-               use: str | None = None) -> str:
+def mint_token(
+    user: dict[str, str], *, secret: str, kid: str | None, workspace: str, ttl: int, use: str | None = None
+) -> str:
     """An HS256 JWT, as PyJWT's `jwt.encode(claims, secret, "HS256", headers={"kid": kid})` would make it.
 
     Without `use`: the widget's token (the only one that answers a confirmation). A site with an MCP bot signs
@@ -62,9 +63,18 @@ def mint_token(user: dict[str, str], *, secret: str, kid: str | None, workspace:
     endpoint takes only the bot's, and everything else refuses it, so the bot cannot confirm its own ask."""
     now = int(time.time())
     header = {"alg": "HS256", "typ": "JWT", **({"kid": kid} if kid else {})}
-    claims = {"sub": user["sub"], "email": user["email"], "name": user["name"], "aud": workspace,
-              "iat": now, "exp": now + min(ttl, MAX_TTL), **({"botctl_use": use} if use else {})}
-    signing_input = ".".join(b64url(json.dumps(part, separators=(",", ":")).encode()) for part in (header, claims))
+    claims = {
+        "sub": user["sub"],
+        "email": user["email"],
+        "name": user["name"],
+        "aud": workspace,
+        "iat": now,
+        "exp": now + min(ttl, MAX_TTL),
+        **({"botctl_use": use} if use else {}),
+    }
+    signing_input = ".".join(
+        b64url(json.dumps(part, separators=(",", ":")).encode()) for part in (header, claims)
+    )
     signature = hmac.new(secret.encode(), signing_input.encode("ascii"), hashlib.sha256).digest()
     return signing_input + "." + b64url(signature)
 
@@ -94,26 +104,30 @@ def load_secret(path: str | None, kid: str | None) -> tuple[str, str | None]:
 def origin_of(url: str) -> str:
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.netloc or parts.path not in ("", "/"):
-        raise SystemExit(f"error: --edge must be the daemon's origin, like http://127.0.0.1:8765 (got {url!r}).")
+        raise SystemExit(
+            f"error: --edge must be the daemon's origin, like http://127.0.0.1:8765 (got {url!r})."
+        )
     return f"{parts.scheme}://{parts.netloc}"
 
 
 def csp(edge: str) -> str:
     """Only this site and the daemon's edge; no inline script or style, no eval, Trusted Types enforced."""
-    return "; ".join([
-        "default-src 'self'",
-        f"script-src 'self' {edge}",
-        f"connect-src 'self' {edge}",
-        "style-src 'self'",
-        "img-src 'self'",
-        "font-src 'self'",
-        "object-src 'none'",
-        "base-uri 'none'",
-        "form-action 'self'",
-        "frame-ancestors 'none'",
-        "require-trusted-types-for 'script'",
-        "trusted-types 'none'",
-    ])
+    return "; ".join(
+        [
+            "default-src 'self'",
+            f"script-src 'self' {edge}",
+            f"connect-src 'self' {edge}",
+            "style-src 'self'",
+            "img-src 'self'",
+            "font-src 'self'",
+            "object-src 'none'",
+            "base-uri 'none'",
+            "form-action 'self'",
+            "frame-ancestors 'none'",
+            "require-trusted-types-for 'script'",
+            "trusted-types 'none'",
+        ]
+    )
 
 
 class Site:
@@ -126,7 +140,8 @@ class Site:
     def page(self, user: str | None, mode: str, locale: str | None = None) -> bytes:
         u = USERS.get(user or "")
         values = {
-            "edge": self.edge, "workspace": self.workspace,
+            "edge": self.edge,
+            "workspace": self.workspace,
             "who": f"Signed in as {u['name']} ({u['email']})" if u else "You are not signed in.",
             "signed_in": "true" if u else "false",
             "mode": mode,
@@ -137,7 +152,9 @@ class Site:
         }
         out = self.template
         for key, value in values.items():
-            out = out.replace("{{" + key + "}}", value if key.endswith("_attr") else html.escape(value, quote=True))
+            out = out.replace(
+                "{{" + key + "}}", value if key.endswith("_attr") else html.escape(value, quote=True)
+            )
         return out.encode("utf-8")
 
 
@@ -198,9 +215,12 @@ def make_handler(site: Site, quiet: bool) -> type[BaseHTTPRequestHandler]:
             if url.path == "/":
                 query = parse_qs(url.query)
                 mode = "push" if query.get("mode") == ["push"] else "endpoint"
-                self.send(200, site.page(self.session_user(), mode, (query.get("lang") or [None])[0]),
-                          "text/html; charset=utf-8",
-                          {"Cache-Control": "no-store"})
+                self.send(
+                    200,
+                    site.page(self.session_user(), mode, (query.get("lang") or [None])[0]),
+                    "text/html; charset=utf-8",
+                    {"Cache-Control": "no-store"},
+                )
             elif url.path == "/botctl-token":
                 self.token()
             elif url.path in STATIC:
@@ -221,7 +241,9 @@ def make_handler(site: Site, quiet: bool) -> type[BaseHTTPRequestHandler]:
             if user is None:
                 self.send_json(200, {"token": None})  # anonymous: the widget offers what needs no sign-in
                 return
-            tok = mint_token(USERS[user], secret=site.secret, kid=site.kid, workspace=site.workspace, ttl=site.ttl)
+            tok = mint_token(
+                USERS[user], secret=site.secret, kid=site.kid, workspace=site.workspace, ttl=site.ttl
+            )
             self.send_json(200, {"token": tok})
 
         def do_POST(self) -> None:  # noqa: N802
@@ -257,8 +279,11 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description="Example site embedding the botctl widget.")
     ap.add_argument("--edge", required=True, help="the daemon's edge origin, e.g. http://127.0.0.1:8765")
     ap.add_argument("--workspace", required=True, help="the botctl workspace (also the tokens' aud)")
-    ap.add_argument("--secret-file", help="0600 file: `botctl identity rotate -w WS --json` output, or the bare "
-                                          "secret (else env BOTCTL_SECRET / BOTCTL_KID)")
+    ap.add_argument(
+        "--secret-file",
+        help="0600 file: `botctl identity rotate -w WS --json` output, or the bare "
+        "secret (else env BOTCTL_SECRET / BOTCTL_KID)",
+    )
     ap.add_argument("--kid", help="key id for the token header (default: from the secret file or BOTCTL_KID)")
     ap.add_argument("--host", default="127.0.0.1")
     ap.add_argument("--port", type=int, default=8000)
@@ -272,8 +297,11 @@ def main(argv: list[str] | None = None) -> None:
     httpd = ThreadingHTTPServer((args.host, args.port), make_handler(site, args.quiet))
     httpd.daemon_threads = True
     host, port = httpd.server_address[:2]
-    print(f"example site on http://{host}:{port} (widget from {site.edge}, workspace {site.workspace}); "
-          f"allow this origin: botctl workspace set-origins {site.workspace} http://{host}:{port}", flush=True)
+    print(
+        f"example site on http://{host}:{port} (widget from {site.edge}, workspace {site.workspace}); "
+        f"allow this origin: botctl workspace set-origins {site.workspace} http://{host}:{port}",
+        flush=True,
+    )
     try:
         httpd.serve_forever()
     except KeyboardInterrupt:

@@ -67,12 +67,30 @@ def catalogue(conn: Any, ws: Any) -> list[dict[str, Any]]:
     out = []
     for c in registry.all_connectors():
         row = conns.get(c.name)
-        status = ("plan_required" if not ws.actions_allowed else "not_connected" if row is None
-                  else "needs_reauth" if row.status != "active" else "available")
+        status = (
+            "plan_required"
+            if not ws.actions_allowed
+            else "not_connected"
+            if row is None
+            else "needs_reauth"
+            if row.status != "active"
+            else "available"
+        )
         for a in c.actions:
-            out.append({"name": f"{c.name}.{a.name}", "connector": c.name, "vendor": c.vendor, "category": c.category,
-                        "description": a.description, "customer_specific": a.customer_specific,
-                        "idempotent": a.idempotent, "scopes": list(a.scopes), "params": a.params, "status": status})
+            out.append(
+                {
+                    "name": f"{c.name}.{a.name}",
+                    "connector": c.name,
+                    "vendor": c.vendor,
+                    "category": c.category,
+                    "description": a.description,
+                    "customer_specific": a.customer_specific,
+                    "idempotent": a.idempotent,
+                    "scopes": list(a.scopes),
+                    "params": a.params,
+                    "status": status,
+                }
+            )
     return out
 
 
@@ -137,12 +155,16 @@ def check_params(full_name: str, params: Any) -> dict[str, Any]:
         where = ".".join(str(p) for p in err.absolute_path) or "params"
         if err.validator == "additionalProperties":
             extra = sorted(set(params) - set(err.schema.get("properties", {})))
-            raise ActionError("invalid_params", f"unknown parameter {extra[0]!r}." if extra else "unknown parameter.")
+            raise ActionError(
+                "invalid_params", f"unknown parameter {extra[0]!r}." if extra else "unknown parameter."
+            )
         if err.validator == "required":
             raise ActionError("invalid_params", f"missing parameter: {err.message.split(' ')[0]}.")
         # The validator's message may quote the value; describe the rule, not the input.
-        raise ActionError("invalid_params", f"{where}: does not satisfy '{err.validator}' "
-                                            f"({_rule(err.validator, err.validator_value)}).")
+        raise ActionError(
+            "invalid_params",
+            f"{where}: does not satisfy '{err.validator}' ({_rule(err.validator, err.validator_value)}).",
+        )
     return params
 
 
@@ -211,8 +233,17 @@ async def run_action(
     async def record(outcome: str, reason: str | None, *, final: bool = True) -> None:
         detail["latency_ms"] = round((time.monotonic() - started) * 1000, 1)
         # Awaited: the caller gets its answer only once the record is durable (group commit in the daemon).
-        await app.aaudit("action.run", workspace=rec_workspace, actor=actor or visitor_actor(visitor), action=rec_action,
-                  connector=connector_name, outcome=outcome, reason=reason, detail=detail, request_id=request_id)
+        await app.aaudit(
+            "action.run",
+            workspace=rec_workspace,
+            actor=actor or visitor_actor(visitor),
+            action=rec_action,
+            connector=connector_name,
+            outcome=outcome,
+            reason=reason,
+            detail=detail,
+            request_id=request_id,
+        )
         if final and pending_id is not None:
             intents.end(app, pending_id)  # the write's outcome is on record: nothing pending any more
 
@@ -242,8 +273,11 @@ async def run_action(
         missing = missing_scopes(connector, conn_row.scopes, spec.scopes) if conn_row.scopes else []
         if missing:
             detail["missing_scopes"] = missing
-            raise ActionError("needs_reauth", f"The {connector.vendor} connection lacks the permission this "
-                                              f"action needs ({', '.join(missing)}); reconnect it.")
+            raise ActionError(
+                "needs_reauth",
+                f"The {connector.vendor} connection lacks the permission this "
+                f"action needs ({', '.join(missing)}); reconnect it.",
+            )
         params = check_params(action, params)
         if hold is not None and spec.is_write:
             held = await hold(ws, action, spec, params)
@@ -252,12 +286,23 @@ async def run_action(
             elif held is not None:
                 detail.update(held.get("audit") or {})
                 detail["latency_ms"] = round((time.monotonic() - started) * 1000, 1)
-                await app.aaudit("action.confirmation_requested", workspace=rec_workspace,
-                                 actor=actor or visitor_actor(visitor), action=rec_action, connector=connector_name,
-                                 outcome="pending", reason="confirmation_required", detail=detail,
-                                 request_id=request_id)
-                return {"ok": False, "action": action, "confirmation_required": held["public"],
-                        "request_id": request_id}
+                await app.aaudit(
+                    "action.confirmation_requested",
+                    workspace=rec_workspace,
+                    actor=actor or visitor_actor(visitor),
+                    action=rec_action,
+                    connector=connector_name,
+                    outcome="pending",
+                    reason="confirmation_required",
+                    detail=detail,
+                    request_id=request_id,
+                )
+                return {
+                    "ok": False,
+                    "action": action,
+                    "confirmation_required": held["public"],
+                    "request_id": request_id,
+                }
         from botctl import oauth
         from botctl.connectors.base import ActionContext
         from botctl.connectors.http import build_client, upstream_statuses
@@ -270,22 +315,48 @@ async def run_action(
             # the vendor. A process killed before the outcome record leaves the pending row, which the next
             # provider start records as outcome `unknown` (botctl/intents.py).
             who = actor or visitor_actor(visitor)
-            pending_id = intents.begin(app, workspace=ws.name, action=action, connector=connector_name, actor=who,
-                                       request_id=request_id)
+            pending_id = intents.begin(
+                app,
+                workspace=ws.name,
+                action=action,
+                connector=connector_name,
+                actor=who,
+                request_id=request_id,
+            )
             detail["pending_id"] = pending_id
-            intent = await app.aaudit("action.started", workspace=ws.name, actor=who, action=action,
-                                      connector=connector_name, outcome="pending", request_id=request_id,
-                                      detail={"params": detail["params"], "pending_id": pending_id})
+            intent = await app.aaudit(
+                "action.started",
+                workspace=ws.name,
+                actor=who,
+                action=action,
+                connector=connector_name,
+                outcome="pending",
+                request_id=request_id,
+                detail={"params": detail["params"], "pending_id": pending_id},
+            )
             intents.started(app, pending_id, intent["seq"])
         while True:
             credential = connections.credential(app, ws, conn_row)
-            client = build_client(connector, conn_row.config, credential, base_url=conn_row.base_url,
-                                  idempotent=spec.idempotent, timeout=timeout, sleep=sleep,
-                                  inner=getattr(app, "vendor_pool", None), deadline=started + budget)
+            client = build_client(
+                connector,
+                conn_row.config,
+                credential,
+                base_url=conn_row.base_url,
+                idempotent=spec.idempotent,
+                timeout=timeout,
+                sleep=sleep,
+                inner=getattr(app, "vendor_pool", None),
+                deadline=started + budget,
+            )
             try:
                 async with client:
-                    ctx = ActionContext(client=client, params=params, visitor=visitor,
-                                        config=conn_row.public_config(), request_id=request_id)
+                    ctx = ActionContext(
+                        client=client,
+                        params=params,
+                        visitor=visitor,
+                        config=conn_row.public_config(),
+                        request_id=request_id,
+                    )
                     try:
                         result = await spec.handler(ctx)
                     finally:
@@ -302,8 +373,12 @@ async def run_action(
                 conn_row = await oauth.refresh_after_401(app, ws, conn_row, request_id=request_id)
                 detail["refreshed_after_401"] = True
                 if not retry:
-                    raise ActionError("upstream_error", f"{connector.vendor} refused the expired credential; it "
-                                      "has been refreshed: retry the action.", upstream_status=401) from None
+                    raise ActionError(
+                        "upstream_error",
+                        f"{connector.vendor} refused the expired credential; it "
+                        "has been refreshed: retry the action.",
+                        upstream_status=401,
+                    ) from None
                 detail |= {"upstream_status": 401, "message": exc.message, "retried": True}
                 # One record per attempt: this one, then the retry's. This attempt is not the action's
                 # outcome: it reads `retried` (the token was refreshed), and the next record says how it went.

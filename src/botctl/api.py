@@ -31,8 +31,13 @@ __all__ = ["ActionError", "Botctl", "BotctlError", "Visitor"]
 class Botctl:
     """One botctl home, opened for use from Python. Not thread-safe: one per thread (or process)."""
 
-    def __init__(self, home: str | os.PathLike[str] | None = None, *, create: bool = False,
-                 actor: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        home: str | os.PathLike[str] | None = None,
+        *,
+        create: bool = False,
+        actor: dict[str, Any] | None = None,
+    ) -> None:
         """Open `home` (default: BOTCTL_HOME, else the user data dir). `create`: make the home and its master
         key on first use (like `botctl init`); otherwise a missing home is an error. The master key comes
         from the usual sources (BOTCTL_MASTER_KEY, systemd credential, keyring, master.key)."""
@@ -69,21 +74,37 @@ class Botctl:
 
         return workspaces.get(self._app.vault.conn, name).as_dict()
 
-    def create_workspace(self, name: str, *, plan: str = "free", origins: list[str] | tuple[str, ...] = (),
-                         display_name: str | None = None) -> dict[str, Any]:
+    def create_workspace(
+        self,
+        name: str,
+        *,
+        plan: str = "free",
+        origins: list[str] | tuple[str, ...] = (),
+        display_name: str | None = None,
+    ) -> dict[str, Any]:
         """A new workspace with its own key. `plan`: free, pro or business (actions need pro or business)."""
         from botctl import workspaces
 
-        return workspaces.create(self._app, name, plan=plan, origins=list(origins),
-                                 display_name=display_name).as_dict()
+        return workspaces.create(
+            self._app, name, plan=plan, origins=list(origins), display_name=display_name
+        ).as_dict()
 
-    def update_workspace(self, name: str, *, plan: str | None = None, origins: list[str] | None = None,
-                         display_name: str | None = None) -> dict[str, Any]:
+    def update_workspace(
+        self,
+        name: str,
+        *,
+        plan: str | None = None,
+        origins: list[str] | None = None,
+        display_name: str | None = None,
+    ) -> dict[str, Any]:
         """Change a workspace's plan, allowed origins or display name (only what is given)."""
         from botctl import workspaces
 
-        changes = {k: v for k, v in (("plan", plan), ("origins", origins), ("display_name", display_name))
-                   if v is not None}
+        changes = {
+            k: v
+            for k, v in (("plan", plan), ("origins", origins), ("display_name", display_name))
+            if v is not None
+        }
         return workspaces.update(self._app, name, **changes).as_dict()
 
     def delete_workspace(self, name: str) -> bool:
@@ -104,9 +125,18 @@ class Botctl:
         ws = workspaces.get(conn, workspace) if workspace else None
         return [c.as_dict() for c in connections.list_all(conn, ws)]
 
-    def connect(self, workspace: str, connector: str, *, api_key: str | None = None, api_secret: str | None = None,
-                access_token: str | None = None, config: dict[str, str] | None = None, sandbox: str | None = None,
-                check: bool = True) -> dict[str, Any]:
+    def connect(
+        self,
+        workspace: str,
+        connector: str,
+        *,
+        api_key: str | None = None,
+        api_secret: str | None = None,
+        access_token: str | None = None,
+        config: dict[str, str] | None = None,
+        sandbox: str | None = None,
+        check: bool = True,
+    ) -> dict[str, Any]:
         """Connect a tool with an API key (`api_secret` too for WooCommerce) or a vendor-issued access token.
 
         `config`: the connector's settings (e.g. `{"subdomain": "acme"}`); `sandbox`: the URL of a botctl
@@ -138,9 +168,16 @@ class Botctl:
         conn = self._app.vault.conn
         return catalogue(conn, workspaces.get(conn, workspace))
 
-    def run_action(self, workspace: str, action: str, params: dict[str, Any] | None = None, *,
-                   visitor_email: str | None = None, visitor_sub: str | None = None,
-                   visitor_name: str | None = None) -> dict[str, Any]:
+    def run_action(
+        self,
+        workspace: str,
+        action: str,
+        params: dict[str, Any] | None = None,
+        *,
+        visitor_email: str | None = None,
+        visitor_sub: str | None = None,
+        visitor_name: str | None = None,
+    ) -> dict[str, Any]:
         """Run `action` for a customer you have verified yourself (as `botctl actions run --as-email`).
 
         The same path as the daemon's: plan, identity, connection, scopes, params schema, the vendor, one
@@ -153,16 +190,32 @@ class Botctl:
 
         visitor = None
         if visitor_email:
-            visitor = Visitor(sub=visitor_sub or visitor_email, email=operator_email(visitor_email), name=visitor_name)
-        return asyncio.run(run_action(self._app, workspace, action, visitor=visitor, params=params or {},
-                                      actor=self._app.actor))
+            visitor = Visitor(
+                sub=visitor_sub or visitor_email, email=operator_email(visitor_email), name=visitor_name
+            )
+        return asyncio.run(
+            run_action(
+                self._app, workspace, action, visitor=visitor, params=params or {}, actor=self._app.actor
+            )
+        )
 
     # -- audit ---------------------------------------------------------------------------------------
 
-    def audit(self, *, limit: int = 20, workspace: str | None = None, event: str | None = None,
-              action: str | None = None, outcome: str | None = None, since: str | None = None,
-              until: str | None = None, visitor: str | None = None, request_id: str | None = None,
-              actor: str | None = None, connector: str | None = None) -> list[dict[str, Any]]:
+    def audit(
+        self,
+        *,
+        limit: int = 20,
+        workspace: str | None = None,
+        event: str | None = None,
+        action: str | None = None,
+        outcome: str | None = None,
+        since: str | None = None,
+        until: str | None = None,
+        visitor: str | None = None,
+        request_id: str | None = None,
+        actor: str | None = None,
+        connector: str | None = None,
+    ) -> list[dict[str, Any]]:
         """The latest `limit` audit records (oldest first), filtered as `botctl audit` filters them;
         `since` / `until` like `2h`, `3d` or an ISO time (since <= ts < until)."""
         from botctl.audit import AuditReader, Filters
@@ -170,10 +223,21 @@ class Botctl:
 
         reader = AuditReader(self._app.home)
         try:
-            return reader.latest(Filters(workspace=workspace, event=event, action=action, outcome=outcome,
-                                         visitor=visitor, since=parse_since(since) if since else None,
-                                         until=parse_since(until, flag="until") if until else None,
-                                         request_id=request_id, actor=actor, connector=connector), limit)
+            return reader.latest(
+                Filters(
+                    workspace=workspace,
+                    event=event,
+                    action=action,
+                    outcome=outcome,
+                    visitor=visitor,
+                    since=parse_since(since) if since else None,
+                    until=parse_since(until, flag="until") if until else None,
+                    request_id=request_id,
+                    actor=actor,
+                    connector=connector,
+                ),
+                limit,
+            )
         finally:
             reader.close()
 
@@ -193,4 +257,3 @@ class Botctl:
 
         vault = self._app.vault
         return audit.verify(self._app.home, vault.audit_key(), vault.conn)
-

@@ -35,9 +35,13 @@ STATUSES = ("active", "needs_reauth", "error")
 SECRET_FIELDS = ("api_key", "api_secret", "access_token", "refresh_token")
 # The OAuth app's client secret as it was at connect time; never handed to the vendor API client.
 CLIENT_SECRET_FIELD = "client_secret"
-_BASE_COLUMNS = ("id, workspace_id, connector, auth, status, status_reason, account_label, config, scopes, "
-                 "created_at, updated_at, last_used_at, expires_at")
-_COLUMNS = _BASE_COLUMNS + ", token_generation, refreshed_at, refresh_state, refresh_failures, refresh_retry_at"
+_BASE_COLUMNS = (
+    "id, workspace_id, connector, auth, status, status_reason, account_label, config, scopes, "
+    "created_at, updated_at, last_used_at, expires_at"
+)
+_COLUMNS = (
+    _BASE_COLUMNS + ", token_generation, refreshed_at, refresh_state, refresh_failures, refresh_retry_at"
+)
 OAUTH_PREFIX = "oauth_"
 
 
@@ -68,12 +72,15 @@ class Connection:
         return self.config.get("base_url_resolved")
 
     def public_config(self) -> dict[str, str]:
-        return {k: v for k, v in self.config.items()
-                if k != "base_url_resolved" and not k.startswith(OAUTH_PREFIX)}
+        return {
+            k: v
+            for k, v in self.config.items()
+            if k != "base_url_resolved" and not k.startswith(OAUTH_PREFIX)
+        }
 
     def oauth_config(self) -> dict[str, str]:
         """The OAuth app this connection was made with: client id, token/revoke URLs, auth method."""
-        return {k[len(OAUTH_PREFIX):]: v for k, v in self.config.items() if k.startswith(OAUTH_PREFIX)}
+        return {k[len(OAUTH_PREFIX) :]: v for k, v in self.config.items() if k.startswith(OAUTH_PREFIX)}
 
     def expires_at_epoch(self) -> float | None:
         return iso_to_epoch(self.expires_at)
@@ -129,13 +136,34 @@ def epoch_to_iso(value: float) -> str:
 
 
 def _row(r: tuple, workspace: str) -> Connection:
-    return Connection(r[0], r[1], workspace, r[2], r[3], r[4], r[5], r[6], json.loads(r[7]),
-                      tuple(json.loads(r[8])), r[9], r[10], r[11], r[12], r[13], r[14], r[15], r[16], r[17])
+    return Connection(
+        r[0],
+        r[1],
+        workspace,
+        r[2],
+        r[3],
+        r[4],
+        r[5],
+        r[6],
+        json.loads(r[7]),
+        tuple(json.loads(r[8])),
+        r[9],
+        r[10],
+        r[11],
+        r[12],
+        r[13],
+        r[14],
+        r[15],
+        r[16],
+        r[17],
+    )
 
 
 def list_all(conn: sqlite3.Connection, workspace: Workspace | None = None) -> list[Connection]:
-    sql = (f"SELECT {', '.join('c.' + c.strip() for c in _COLUMNS.split(','))}, w.name FROM connections c "
-           "JOIN workspaces w ON w.id = c.workspace_id")
+    sql = (
+        f"SELECT {', '.join('c.' + c.strip() for c in _COLUMNS.split(','))}, w.name FROM connections c "
+        "JOIN workspaces w ON w.id = c.workspace_id"
+    )
     args: tuple = ()
     if workspace is not None:
         sql += " WHERE c.workspace_id = ?"
@@ -145,22 +173,27 @@ def list_all(conn: sqlite3.Connection, workspace: Workspace | None = None) -> li
 
 
 def find(conn: sqlite3.Connection, ws: Workspace, connector: str) -> Connection | None:
-    r = conn.execute(f"SELECT {_COLUMNS} FROM connections WHERE workspace_id = ? AND connector = ?",
-                     (ws.id, connector)).fetchone()
+    r = conn.execute(
+        f"SELECT {_COLUMNS} FROM connections WHERE workspace_id = ? AND connector = ?", (ws.id, connector)
+    ).fetchone()
     return _row(r, ws.name) if r else None
 
 
 def by_id(conn: sqlite3.Connection, ws: Workspace, connection_id: str) -> Connection | None:
-    r = conn.execute(f"SELECT {_COLUMNS} FROM connections WHERE id = ? AND workspace_id = ?",
-                     (connection_id, ws.id)).fetchone()
+    r = conn.execute(
+        f"SELECT {_COLUMNS} FROM connections WHERE id = ? AND workspace_id = ?", (connection_id, ws.id)
+    ).fetchone()
     return _row(r, ws.name) if r else None
 
 
 def get(conn: sqlite3.Connection, ws: Workspace, connector: str) -> Connection:
     c = find(conn, ws, connector)
     if c is None:
-        raise NotFound(f"{connector} is not connected in workspace {ws.name!r}.",
-                       hint=f"Connect it with: botctl connect {connector} -w {ws.name}", code="not_connected")
+        raise NotFound(
+            f"{connector} is not connected in workspace {ws.name!r}.",
+            hint=f"Connect it with: botctl connect {connector} -w {ws.name}",
+            code="not_connected",
+        )
     return c
 
 
@@ -181,8 +214,11 @@ def resolve_connector(name: str) -> Connector:
         from botctl.suggest import hint
 
         names = [x.name for x in registry.all_connectors()]
-        raise NotFound(f"unknown connector {name!r}.", hint=hint(name, names, f"Known connectors: {', '.join(names)}."),
-                       code="unknown_connector")
+        raise NotFound(
+            f"unknown connector {name!r}.",
+            hint=hint(name, names, f"Known connectors: {', '.join(names)}."),
+            code="unknown_connector",
+        )
     return c
 
 
@@ -191,8 +227,14 @@ class SettingsError(UsageError):
     setting"); `worded(word, listed)` words it again for a front end that names settings its own way
     (the CLI: `--subdomain`): `word` for a setting in a sentence, `listed` for one in a list."""
 
-    def __init__(self, compose: Callable[[Word], str], *, hint: Callable[[Word], str] | None = None,
-                 fields: Sequence[str] = (), code: str | None = None) -> None:
+    def __init__(
+        self,
+        compose: Callable[[Word], str],
+        *,
+        hint: Callable[[Word], str] | None = None,
+        fields: Sequence[str] = (),
+        code: str | None = None,
+    ) -> None:
         from botctl.connectors.urls import setting_word
 
         self._compose, self._hint, self.fields = compose, hint, tuple(fields)
@@ -207,7 +249,9 @@ class SettingsError(UsageError):
         return self._compose(word), (self._hint(listed) or None if self._hint else None)
 
 
-def resolve_config(connector: Connector, config: Mapping[str, str | None], sandbox: str | None) -> dict[str, str]:
+def resolve_config(
+    connector: Connector, config: Mapping[str, str | None], sandbox: str | None
+) -> dict[str, str]:
     """Normalised config plus the resolved base URL (sandbox or the vendor's). A setting the connector
     does not take, a missing or malformed one: SettingsError."""
     from botctl.connectors import urls
@@ -220,7 +264,9 @@ def resolve_config(connector: Connector, config: Mapping[str, str | None], sandb
         if sandbox:
             sandbox = sandbox.rstrip("/")
             if not sandbox.startswith(("http://", "https://")):
-                raise UsageError(f"--sandbox {sandbox!r} is not a URL.", hint="Use e.g. --sandbox http://127.0.0.1:8790")
+                raise UsageError(
+                    f"--sandbox {sandbox!r} is not a URL.", hint="Use e.g. --sandbox http://127.0.0.1:8790"
+                )
             resolved = urls.sandbox_url_for(connector, clean, sandbox)
             clean["sandbox"] = sandbox
         else:
@@ -242,32 +288,49 @@ def error_for(exc: ActionError, vendor: str, *, given: bool = False) -> BotctlEr
     if code in ("needs_reauth", "forbidden", "missing_scope"):
         status = f" (HTTP {exc.upstream_status})" if exc.upstream_status else ""
         if given and code == "missing_scope":
-            return CredentialRejected(f"{vendor} knows the credential you gave, but it lacks a permission "
-                                      f"botctl needs{status}.", hint="Give it the scopes `botctl connectors show` "
-                                      "lists for this tool, then connect again.")
+            return CredentialRejected(
+                f"{vendor} knows the credential you gave, but it lacks a permission botctl needs{status}.",
+                hint="Give it the scopes `botctl connectors show` lists for this tool, then connect again.",
+            )
         if given:
-            return CredentialRejected(f"{vendor} rejected the credential you gave{status}.",
-                                      hint=f"Check that it is the whole {vendor} key or token, for the right account, "
-                                           "and not revoked, then connect again.")
-        message = exc.message if exc.message.startswith(vendor) else f"{vendor} rejected the credential: {exc.message}"
+            return CredentialRejected(
+                f"{vendor} rejected the credential you gave{status}.",
+                hint=f"Check that it is the whole {vendor} key or token, for the right account, "
+                "and not revoked, then connect again.",
+            )
+        message = (
+            exc.message
+            if exc.message.startswith(vendor)
+            else f"{vendor} rejected the credential: {exc.message}"
+        )
         return CredentialRejected(message, hint="Check the key (and its permissions), then connect again.")
     if code == "not_found":
         from botctl.connectors import registry
 
         fields = next((c.config_fields for c in registry.all_connectors() if c.vendor == vendor), ())
         message = f"{vendor} has no account at that address: {exc.message}"
-        return SettingsError(lambda w: message, hint=lambda w: f"Check the settings: {', '.join(w(f) for f in fields)}."
-                             if fields else "", fields=fields, code="wrong_account")
+        return SettingsError(
+            lambda w: message,
+            hint=lambda w: f"Check the settings: {', '.join(w(f) for f in fields)}." if fields else "",
+            fields=fields,
+            code="wrong_account",
+        )
     if code == "invalid_params":
         return UsageError(exc.message)
     wait = f" (retry after {exc.retry_after:.0f}s)" if exc.retry_after else ""
     where = getattr(exc, "where", None)
     if where:
-        return Transient(f"could not reach {vendor} at {where}.",
-                         hint="Check the address (--sandbox URL, or the connection's settings) and that it answers, "
-                              "then try again.", code="upstream_unavailable")
-    return Transient(f"could not reach {vendor}: {exc.message}{wait}", hint="Try again in a moment.",
-                     code="upstream_unavailable")
+        return Transient(
+            f"could not reach {vendor} at {where}.",
+            hint="Check the address (--sandbox URL, or the connection's settings) and that it answers, "
+            "then try again.",
+            code="upstream_unavailable",
+        )
+    return Transient(
+        f"could not reach {vendor}: {exc.message}{wait}",
+        hint="Try again in a moment.",
+        code="upstream_unavailable",
+    )
 
 
 async def validate(connector: Connector, config: Mapping[str, str], credential: Mapping[str, Secret]) -> str:
@@ -278,10 +341,20 @@ async def validate(connector: Connector, config: Mapping[str, str], credential: 
         return await connector.validate(client, config)
 
 
-def save(app: Session, ws: Workspace, connector: Connector, *, auth: str, config: Mapping[str, str],
-         credential: Mapping[str, Secret], account_label: str | None, scopes: tuple[str, ...] = (),
-         expires_at: str | None = None, actor: dict | None = None,
-         extra_detail: Mapping[str, Any] | None = None) -> tuple[Connection, bool]:
+def save(
+    app: Session,
+    ws: Workspace,
+    connector: Connector,
+    *,
+    auth: str,
+    config: Mapping[str, str],
+    credential: Mapping[str, Secret],
+    account_label: str | None,
+    scopes: tuple[str, ...] = (),
+    expires_at: str | None = None,
+    actor: dict | None = None,
+    extra_detail: Mapping[str, Any] | None = None,
+) -> tuple[Connection, bool]:
     """Insert or replace the connection and its secrets in one transaction, audited. Returns (conn, replaced)."""
     vault = app.vault
     now = store.now_iso()
@@ -296,26 +369,61 @@ def save(app: Session, ws: Workspace, connector: Connector, *, auth: str, config
                 "config = ?, scopes = ?, updated_at = ?, expires_at = ?, token_generation = token_generation + 1, "
                 "refreshed_at = NULL, refresh_state = NULL, refresh_failures = 0, refresh_retry_at = NULL, "
                 "refresh_lease_owner = NULL, refresh_lease_until = NULL WHERE id = ?",
-                (auth, account_label, json.dumps(dict(config)), json.dumps(list(scopes)), now, expires_at, cid))
+                (
+                    auth,
+                    account_label,
+                    json.dumps(dict(config)),
+                    json.dumps(list(scopes)),
+                    now,
+                    expires_at,
+                    cid,
+                ),
+            )
         else:
             vault.conn.execute(
                 f"INSERT INTO connections ({_BASE_COLUMNS}) VALUES (?, ?, ?, ?, 'active', NULL, ?, ?, ?, ?, ?, NULL, ?)",
-                (cid, ws.id, connector.name, auth, account_label, json.dumps(dict(config)),
-                 json.dumps(list(scopes)), now, now, expires_at))
+                (
+                    cid,
+                    ws.id,
+                    connector.name,
+                    auth,
+                    account_label,
+                    json.dumps(dict(config)),
+                    json.dumps(list(scopes)),
+                    now,
+                    now,
+                    expires_at,
+                ),
+            )
         for field, value in credential.items():
             if field not in SECRET_FIELDS and field != CLIENT_SECRET_FIELD:
                 raise ValueError(f"unknown credential field {field}")
             vault.put_secret(ws.ref, cid, field, value)
-        app.audit("connection.replaced" if existing else "connection.created", workspace=ws.name,
-                  connector=connector.name, actor=actor,
-                  detail={"auth": auth, "account": account_label, "config": {k: v for k, v in config.items()
-                                                                              if k != "base_url_resolved"},
-                          "fields": sorted(credential), **(extra_detail or {})})
+        app.audit(
+            "connection.replaced" if existing else "connection.created",
+            workspace=ws.name,
+            connector=connector.name,
+            actor=actor,
+            detail={
+                "auth": auth,
+                "account": account_label,
+                "config": {k: v for k, v in config.items() if k != "base_url_resolved"},
+                "fields": sorted(credential),
+                **(extra_detail or {}),
+            },
+        )
     return get(vault.conn, ws, connector.name), existing is not None
 
 
-def connect_with_secret(app: Session, ws: Workspace, connector: Connector, config: Mapping[str, str],
-                        credential: Mapping[str, Secret], *, check: bool = True) -> tuple[Connection, bool]:
+def connect_with_secret(
+    app: Session,
+    ws: Workspace,
+    connector: Connector,
+    config: Mapping[str, str],
+    credential: Mapping[str, Secret],
+    *,
+    check: bool = True,
+) -> tuple[Connection, bool]:
     """Connect with an API key (and secret) or a vendor-issued access token: the vendor's "who am I" call
     through the same client the actions use, then the row and its encrypted credential in one audited
     transaction. A refusal is audited as `connection.failed` and raised as a BotctlError (nothing stored).
@@ -331,18 +439,27 @@ def connect_with_secret(app: Session, ws: Workspace, connector: Connector, confi
             label = asyncio.run(validate(connector, config, credential))
         except ActionError as exc:
             err = error_for(exc, connector.vendor, given=True)
-            app.audit("connection.failed", workspace=ws.name, connector=connector.name,
-                      outcome="denied" if err.exit_code != EXIT_TRANSIENT else "error", reason=err.code,
-                      detail={"upstream_status": exc.upstream_status, "message": exc.message})
+            app.audit(
+                "connection.failed",
+                workspace=ws.name,
+                connector=connector.name,
+                outcome="denied" if err.exit_code != EXIT_TRANSIENT else "error",
+                reason=err.code,
+                detail={"upstream_status": exc.upstream_status, "message": exc.message},
+            )
             raise err from None
-    return save(app, ws, connector, auth=connector.auth, config=config, credential=credential, account_label=label)
+    return save(
+        app, ws, connector, auth=connector.auth, config=config, credential=credential, account_label=label
+    )
 
 
 def set_status(app: Session, connection: Connection, status: str, reason: str | None) -> None:
     if status not in STATUSES:
         raise ValueError(status)
-    app.vault.conn.execute("UPDATE connections SET status = ?, status_reason = ?, updated_at = ? WHERE id = ?",
-                           (status, reason, store.now_iso(), connection.id))
+    app.vault.conn.execute(
+        "UPDATE connections SET status = ?, status_reason = ?, updated_at = ? WHERE id = ?",
+        (status, reason, store.now_iso(), connection.id),
+    )
 
 
 def touch(app: Session, connection: Connection) -> None:
@@ -358,8 +475,12 @@ def delete(app: Session, ws: Workspace, connection: Connection, *, detail: dict[
     with store.transaction(vault.conn):
         shredded = vault.delete_secrets(ws.ref, connection.id)
         vault.conn.execute("DELETE FROM connections WHERE id = ?", (connection.id,))
-        app.audit("connection.deleted", workspace=ws.name, connector=connection.connector,
-                  detail={**detail, "secrets_deleted": shredded})
+        app.audit(
+            "connection.deleted",
+            workspace=ws.name,
+            connector=connection.connector,
+            detail={**detail, "secrets_deleted": shredded},
+        )
     vault.shred()
 
 
@@ -368,103 +489,3 @@ def describe_failure(exc: ActionError) -> dict[str, Any]:
 
 
 # -- OAuth token state (schema 5) -----------------------------------------------------------------
-
-
-def has_refresh_token(app: Session, ws: Workspace, connection: Connection) -> bool:
-    """Whether a refresh token is stored (no decryption)."""
-    return "refresh_token" in app.vault.secret_fields(ws.ref, connection.id)
-
-
-def lease_holder(app: Session, connection: Connection) -> tuple[str | None, float | None]:
-    row = app.vault.conn.execute("SELECT refresh_lease_owner, refresh_lease_until FROM connections WHERE id = ?",
-                                 (connection.id,)).fetchone()
-    return (row[0], row[1]) if row else (None, None)
-
-
-def acquire_refresh_lease(app: Session, connection: Connection, owner: str, *, ttl_s: float, now: float,
-                          stale_owner: str | None = None) -> bool:
-    """Take the refresh lease if it is free, expired, or held by `stale_owner` (a process that died).
-
-    One UPDATE, so two processes can never both get it (SQLite serialises writers)."""
-    cur = app.vault.conn.execute(
-        "UPDATE connections SET refresh_lease_owner = ?, refresh_lease_until = ? WHERE id = ? AND "
-        "(refresh_lease_owner IS NULL OR refresh_lease_until < ? OR refresh_lease_owner = ? OR refresh_lease_owner = ?)",
-        (owner, now + ttl_s, connection.id, now, owner, stale_owner or owner))
-    return cur.rowcount == 1
-
-
-def release_refresh_lease(app: Session, connection: Connection, owner: str) -> None:
-    app.vault.conn.execute("UPDATE connections SET refresh_lease_owner = NULL, refresh_lease_until = NULL "
-                           "WHERE id = ? AND refresh_lease_owner = ?", (connection.id, owner))
-
-
-def mark_refresh_sent(app: Session, connection: Connection, owner: str) -> bool:
-    """Record, before the request leaves, that a refresh is about to be sent (False: lease lost)."""
-    cur = app.vault.conn.execute(
-        "UPDATE connections SET refresh_state = 'sent' WHERE id = ? AND refresh_lease_owner = ?",
-        (connection.id, owner))
-    return cur.rowcount == 1
-
-
-class Superseded(Exception):
-    """The connection was replaced (reconnected) while a refresh was in flight."""
-
-
-# The three writes below commit before their caller audits them (`botctl.oauth`): a rotated refresh
-# token must never be rolled back because an audit append failed, and in the daemon the group
-# committer checkpoints through its own vault connection, which a held write lock would block.
-
-
-def record_refresh_failure(app: Session, connection: Connection, owner: str, *, sent: bool, outcome_unknown: bool,
-                           retry_at: float | None) -> None:
-    """A refresh that produced no tokens: backoff, the unknown-outcome mark, the lease released.
-
-    `sent` False (nothing reached the server) keeps the state the attempt found."""
-    if outcome_unknown:
-        state_sql, args = "'unknown'", ()
-    elif sent:
-        state_sql, args = "NULL", ()
-    else:
-        state_sql, args = "?", (connection.refresh_state,)
-    app.vault.conn.execute(
-        f"UPDATE connections SET refresh_state = {state_sql}, refresh_failures = refresh_failures + 1, "
-        "refresh_retry_at = ?, refresh_lease_owner = NULL, refresh_lease_until = NULL "
-        "WHERE id = ? AND (refresh_lease_owner IS NULL OR refresh_lease_owner = ?)",
-        (*args, retry_at, connection.id, owner))
-
-
-def save_tokens(app: Session, ws: Workspace, connection: Connection, *, access_token: Secret,
-                refresh_token: Secret | None, expires_at: str | None, scopes: tuple[str, ...]) -> Connection:
-    """Persist a refresh's result in ONE transaction (rotation-safe): the new access token, the new
-    refresh token (if the server rotated it), expiry and scopes, a new generation, the lease released.
-    Only after this commits may either token be used. If the connection was replaced meanwhile (a
-    reconnect: its generation moved), the new grant is kept and this result is dropped."""
-    vault = app.vault
-    with store.transaction(vault.conn):
-        row = vault.conn.execute("SELECT token_generation FROM connections WHERE id = ?", (connection.id,)).fetchone()
-        if row is None or row[0] != connection.token_generation:
-            raise Superseded(connection.id)
-        vault.put_secret(ws.ref, connection.id, "access_token", access_token)
-        if refresh_token is not None:
-            vault.put_secret(ws.ref, connection.id, "refresh_token", refresh_token)
-        now = store.now_iso()
-        vault.conn.execute(
-            "UPDATE connections SET expires_at = ?, scopes = ?, token_generation = token_generation + 1, "
-            "refreshed_at = ?, updated_at = ?, refresh_state = NULL, refresh_failures = 0, refresh_retry_at = NULL, "
-            "refresh_lease_owner = NULL, refresh_lease_until = NULL, status = 'active', status_reason = NULL "
-            "WHERE id = ?", (expires_at, json.dumps(list(scopes)), now, now, connection.id))
-    found = by_id(vault.conn, ws, connection.id)
-    assert found is not None
-    return found
-
-
-def mark_needs_reauth(app: Session, ws: Workspace, connection: Connection, reason: str) -> Connection:
-    """The server refused the grant for good: stop refreshing until the operator reconnects."""
-    vault = app.vault
-    vault.conn.execute(
-        "UPDATE connections SET status = 'needs_reauth', status_reason = ?, updated_at = ?, refresh_state = NULL, "
-        "refresh_lease_owner = NULL, refresh_lease_until = NULL WHERE id = ?",
-        (reason, store.now_iso(), connection.id))
-    found = by_id(vault.conn, ws, connection.id)
-    assert found is not None
-    return found

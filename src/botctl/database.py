@@ -52,23 +52,32 @@ def check(url: str, *, stored: bool) -> str:
     home, so it must not carry a password."""
     parts = urlsplit(url)
     if parts.scheme not in SCHEMES:
-        raise UsageError(f"unsupported database URL scheme {parts.scheme or '(none)'!r}.",
-                         hint="Use postgresql://USER@HOST:PORT/DBNAME (SQLite is the default: give no --database).")
+        raise UsageError(
+            f"unsupported database URL scheme {parts.scheme or '(none)'!r}.",
+            hint="Use postgresql://USER@HOST:PORT/DBNAME (SQLite is the default: give no --database).",
+        )
     if not parts.path.strip("/"):
-        raise UsageError("the database URL names no database.", hint="Use postgresql://USER@HOST:PORT/DBNAME.")
+        raise UsageError(
+            "the database URL names no database.", hint="Use postgresql://USER@HOST:PORT/DBNAME."
+        )
     if stored and parts.password is not None:
         raise UsageError(
             "the database URL holds a password, and it would be stored in the home in plain text.",
             hint="Put the password in a libpq password file (?passfile=PATH, PGPASSFILE or ~/.pgpass), name a "
-                 "systemd credential (?credential=NAME), or set BOTCTL_DATABASE_URL instead of storing it.")
+            "systemd credential (?credential=NAME), or set BOTCTL_DATABASE_URL instead of storing it.",
+        )
     query = dict(parse_qsl(parts.query))
     if stored and "password" in query:
-        raise UsageError("the database URL holds a password parameter, and it would be stored in plain text.",
-                         hint="Use ?passfile=PATH or ?credential=NAME instead.")
+        raise UsageError(
+            "the database URL holds a password parameter, and it would be stored in plain text.",
+            hint="Use ?passfile=PATH or ?credential=NAME instead.",
+        )
     name = query.get("credential")
     if name is not None and (not name or "/" in name or name.startswith(".")):
-        raise UsageError(f"credential={name!r} is not a systemd credential name.",
-                         hint="Give the name LoadCredential= uses, e.g. credential=botctl-db-password.")
+        raise UsageError(
+            f"credential={name!r} is not a systemd credential name.",
+            hint="Give the name LoadCredential= uses, e.g. credential=botctl-db-password.",
+        )
     return url
 
 
@@ -101,20 +110,26 @@ def libpq_conninfo(url: str) -> tuple[str, dict[str, str]]:
             extra["password"] = _read_credential(v)
         else:
             kept.append((k, v))
-    clean = urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(kept, quote_via=quote, safe="/"), ""))
+    clean = urlunsplit(
+        (parts.scheme, parts.netloc, parts.path, urlencode(kept, quote_via=quote, safe="/"), "")
+    )
     return clean, extra
 
 
 def _read_credential(name: str) -> str:
     directory = os.environ.get("CREDENTIALS_DIRECTORY")
     if not directory:
-        raise UsageError(f"the database URL names the systemd credential {name!r}, but CREDENTIALS_DIRECTORY is "
-                         "not set.", hint=f"Run under systemd with LoadCredential={name}:PATH, or use passfile=PATH.")
+        raise UsageError(
+            f"the database URL names the systemd credential {name!r}, but CREDENTIALS_DIRECTORY is not set.",
+            hint=f"Run under systemd with LoadCredential={name}:PATH, or use passfile=PATH.",
+        )
     try:
         return (Path(directory) / name).read_text().strip()
     except OSError as exc:
-        raise UsageError(f"cannot read the systemd credential {name!r}: {exc.strerror}.",
-                         hint="Check the unit's LoadCredential= line.") from None
+        raise UsageError(
+            f"cannot read the systemd credential {name!r}: {exc.strerror}.",
+            hint="Check the unit's LoadCredential= line.",
+        ) from None
 
 
 def database_name(url: str) -> str:

@@ -20,11 +20,29 @@ from botctl.errors import BotctlError, UsageError
 from botctl.home import Home
 
 ORDER = {
-    "vault": ["meta", "workspaces", "workspace_keys", "secrets", "wrapped_keys", "audit_checkpoint", "connections",
-              "identity_keys", "oauth_apps", "knowledge_documents", "knowledge_terms", "knowledge_fts",
-              "pending_actions", "widget_settings", "answer_feedback", "mcp_confirmations", "mcp_settings",
-              "knowledge_vectors", "knowledge_vector_state", "nodes",
-              "identity_jti"],
+    "vault": [
+        "meta",
+        "workspaces",
+        "workspace_keys",
+        "secrets",
+        "wrapped_keys",
+        "audit_checkpoint",
+        "connections",
+        "identity_keys",
+        "oauth_apps",
+        "knowledge_documents",
+        "knowledge_terms",
+        "knowledge_fts",
+        "pending_actions",
+        "widget_settings",
+        "answer_feedback",
+        "mcp_confirmations",
+        "mcp_settings",
+        "knowledge_vectors",
+        "knowledge_vector_state",
+        "nodes",
+        "identity_jti",
+    ],
     "audit": ["records"],
 }
 IDENTITY_TABLES = ("knowledge_documents", "knowledge_fts", "pending_actions", "answer_feedback")
@@ -37,7 +55,7 @@ COPIED_SUFFIX = ".copied"
 def parse_target(home: Home, to: str) -> tuple[str, str | Path]:
     """("postgresql", url) or ("sqlite", folder)."""
     if to.startswith("sqlite:"):
-        rest = to[len("sqlite:"):]
+        rest = to[len("sqlite:") :]
         folder = Path(rest).expanduser().absolute() if rest else home.path
         return "sqlite", folder
     if database.is_postgres(to):
@@ -49,15 +67,22 @@ def columns(conn: Any, table: str) -> list[str]:
     """The table's stored columns (generated ones left out: they follow from the others)."""
     if store.dialect(conn) == "sqlite":
         return [r[1] for r in conn.execute(f"PRAGMA table_xinfo({table})").fetchall() if r[6] == 0]
-    return [r[0] for r in conn.execute(
-        "SELECT column_name FROM information_schema.columns WHERE table_schema = current_schema() "
-        "AND table_name = ? AND is_generated = 'NEVER' ORDER BY ordinal_position", (table,)).fetchall()]
+    return [
+        r[0]
+        for r in conn.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_schema = current_schema() "
+            "AND table_name = ? AND is_generated = 'NEVER' ORDER BY ordinal_position",
+            (table,),
+        ).fetchall()
+    ]
 
 
 def tables(conn: Any) -> set[str]:
     if store.dialect(conn) == "sqlite":
-        rows = conn.execute("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' "
-                            "AND name NOT LIKE 'knowledge_fts_%'").fetchall()
+        rows = conn.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' "
+            "AND name NOT LIKE 'knowledge_fts_%'"
+        ).fetchall()
     else:
         rows = conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = current_schema()").fetchall()
     return {r[0] for r in rows} - {"schema_versions"}
@@ -69,7 +94,9 @@ def copy(home: Home, to: str, *, switch: bool = False) -> dict[str, Any]:
     if switch and kind == "postgresql":
         database.check(str(target), stored=True)  # refused before anything is copied: it would be stored
     if kind == "sqlite" and current is None and Path(target) == home.path:
-        raise UsageError("this home already keeps its tables in SQLite files.", hint="Give --to sqlite:OTHER_FOLDER.")
+        raise UsageError(
+            "this home already keeps its tables in SQLite files.", hint="Give --to sqlite:OTHER_FOLDER."
+        )
     if switch and kind == "sqlite" and Path(target) != home.path:
         raise UsageError("--switch to SQLite copies into the home itself.", hint="Use --to sqlite: --switch.")
     with ExitStack() as stack:
@@ -84,8 +111,13 @@ def copy(home: Home, to: str, *, switch: bool = False) -> dict[str, Any]:
         counts = _copy_into(kind, target, src_vault, src_audit)
     if switch:
         _switch(home, kind, target)
-    return {"to": database.redacted(str(target)) if kind == "postgresql" else f"sqlite:{target}",
-            "backend": kind, "tables": counts, "records": counts.get("records", 0), "switched": switch}
+    return {
+        "to": database.redacted(str(target)) if kind == "postgresql" else f"sqlite:{target}",
+        "backend": kind,
+        "tables": counts,
+        "records": counts.get("records", 0),
+        "switched": switch,
+    }
 
 
 def _copy_into(kind: str, target: str | Path, src_vault: Any, src_audit: Any) -> dict[str, int]:
@@ -96,10 +128,12 @@ def _copy_into(kind: str, target: str | Path, src_vault: Any, src_audit: Any) ->
         try:
             taken = tables(dst)
             if taken:
-                raise BotctlError(f"the target database {database.redacted(str(target))} is not empty "
-                                  f"({len(taken)} tables, e.g. {sorted(taken)[0]}).",
-                                  hint="Copy into a new, empty database (CREATE DATABASE ... OWNER ...).",
-                                  code="target_not_empty")
+                raise BotctlError(
+                    f"the target database {database.redacted(str(target))} is not empty "
+                    f"({len(taken)} tables, e.g. {sorted(taken)[0]}).",
+                    hint="Copy into a new, empty database (CREATE DATABASE ... OWNER ...).",
+                    code="target_not_empty",
+                )
             with dst.transaction():  # everything, the schema too, or nothing
                 dst.schema = "vault"
                 store.migrate(dst, store.VAULT_MIGRATIONS, what=str(target))
@@ -110,20 +144,27 @@ def _copy_into(kind: str, target: str | Path, src_vault: Any, src_audit: Any) ->
                     counts.update(_copy_tables(src_audit, dst, "audit"))
                     _same_chain(src_audit, dst)
                 for table in IDENTITY_TABLES:
-                    dst.execute(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
-                                f"coalesce((SELECT max(id) FROM {table}), 0) + 1, false)")
+                    dst.execute(
+                        f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
+                        f"coalesce((SELECT max(id) FROM {table}), 0) + 1, false)"
+                    )
         finally:
             dst.close()
         return counts
     folder = Path(target)
     vault_path, audit_path = folder / "vault.db", folder / "audit.db"
     if vault_path.exists() or audit_path.exists():
-        raise BotctlError(f"{folder} already holds vault.db or audit.db.", hint="Copy into an empty folder.",
-                          code="target_not_empty")
+        raise BotctlError(
+            f"{folder} already holds vault.db or audit.db.",
+            hint="Copy into an empty folder.",
+            code="target_not_empty",
+        )
     folder.mkdir(mode=0o700, parents=True, exist_ok=True)
     try:
-        with _closing(store.connect(vault_path, secure_delete=True)) as dv, \
-                _closing(store.connect(audit_path, durable=True)) as da:
+        with (
+            _closing(store.connect(vault_path, secure_delete=True)) as dv,
+            _closing(store.connect(audit_path, durable=True)) as da,
+        ):
             store.migrate(dv, store.VAULT_MIGRATIONS, what=str(vault_path))
             store.migrate(da, store.AUDIT_MIGRATIONS, what=str(audit_path))
             with store.transaction(dv), store.transaction(da):
@@ -143,8 +184,11 @@ def _copy_tables(src: Any, dst: Any, which: str) -> dict[str, int]:
     present = tables(src)
     unknown = present - {t for names in ORDER.values() for t in names}  # one PostgreSQL database holds both
     if unknown:  # a table this copy would leave behind: refuse rather than copy part of the home
-        raise BotctlError(f"db copy does not know the table(s) {', '.join(sorted(unknown))}.",
-                          hint="Upgrade botctl, or report this: every table must be copied.", code="copy_incomplete")
+        raise BotctlError(
+            f"db copy does not know the table(s) {', '.join(sorted(unknown))}.",
+            hint="Upgrade botctl, or report this: every table must be copied.",
+            code="copy_incomplete",
+        )
     counts = {}
     for table in ORDER[which]:
         if table not in present:
@@ -155,8 +199,9 @@ def _copy_tables(src: Any, dst: Any, which: str) -> dict[str, int]:
             src_cols.insert(0, PASSAGE_KEY[store.dialect(src)] if table == "knowledge_fts" else "id")
             dst_cols.insert(0, PASSAGE_KEY[store.dialect(dst)] if table == "knowledge_fts" else "id")
         rows = src.execute(f"SELECT {', '.join(src_cols)} FROM {table}").fetchall()
-        dst.executemany(f"INSERT INTO {table} ({', '.join(dst_cols)}) VALUES ({', '.join('?' * len(dst_cols))})",
-                        rows)
+        dst.executemany(
+            f"INSERT INTO {table} ({', '.join(dst_cols)}) VALUES ({', '.join('?' * len(dst_cols))})", rows
+        )
         counts[table] = len(rows)
     return counts
 
@@ -165,8 +210,9 @@ def _same_chain(src: Any, dst: Any) -> None:
     """The copy's chain is the source's, byte for byte, or the copy is rolled back."""
     sql = "SELECT seq, body, prev_hash, hash FROM records ORDER BY seq"
     if src.execute(sql).fetchall() != dst.execute(sql).fetchall():
-        raise BotctlError("the copied audit chain differs from the source; nothing was copied.",
-                          code="copy_mismatch")
+        raise BotctlError(
+            "the copied audit chain differs from the source; nothing was copied.", code="copy_mismatch"
+        )
 
 
 def _switch(home: Home, kind: str, target: str | Path) -> None:

@@ -43,8 +43,10 @@ def parse_since(text: str, *, now: datetime | None = None, flag: str = "--since"
         try:
             when = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
         except ValueError:
-            raise UsageError(f"{flag} {text!r} is neither a duration nor a date.",
-                             hint="Use e.g. 10m, 2h, 3d, or 2026-11-01T00:00.") from None
+            raise UsageError(
+                f"{flag} {text!r} is neither a duration nor a date.",
+                hint="Use e.g. 10m, 2h, 3d, or 2026-11-01T00:00.",
+            ) from None
         if when.tzinfo is None:
             when = when.replace(tzinfo=UTC)
     return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")

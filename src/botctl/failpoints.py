@@ -21,7 +21,9 @@ def _parse(spec: str) -> dict[str, str]:
     return actions
 
 
-_ACTIONS: dict[str, str] = _parse(os.environ["BOTCTL_FAILPOINTS"]) if os.environ.get("BOTCTL_FAILPOINTS") else {}
+_ACTIONS: dict[str, str] = (
+    _parse(os.environ["BOTCTL_FAILPOINTS"]) if os.environ.get("BOTCTL_FAILPOINTS") else {}
+)
 
 
 def hit(name: str) -> None:

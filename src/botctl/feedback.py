@@ -39,13 +39,21 @@ def feedback_key(audit_key: bytes) -> bytes:
 
 
 def _mac(key: bytes, workspace_id: str, ts: int, question: str, answer: str, grounded: bool) -> str:
-    msg = "\n".join([workspace_id, str(ts), hashlib.sha256(question.encode()).hexdigest(),
-                     hashlib.sha256(answer.encode()).hexdigest(), "1" if grounded else "0"])
+    msg = "\n".join(
+        [
+            workspace_id,
+            str(ts),
+            hashlib.sha256(question.encode()).hexdigest(),
+            hashlib.sha256(answer.encode()).hexdigest(),
+            "1" if grounded else "0",
+        ]
+    )
     return hmac.new(key, msg.encode(), hashlib.sha256).hexdigest()[:32]
 
 
-def answer_id(key: bytes, workspace_id: str, question: str, answer: str, grounded: bool, *,
-              now: float | None = None) -> str:
+def answer_id(
+    key: bytes, workspace_id: str, question: str, answer: str, grounded: bool, *, now: float | None = None
+) -> str:
     ts = int(time.time() if now is None else now)
     return f"a1.{ts}.{int(grounded)}.{_mac(key, workspace_id, ts, question, answer, grounded)}"
 
@@ -64,13 +72,25 @@ def _verify(key: bytes, workspace_id: str, aid: str, question: str, answer: str)
     return grounded
 
 
-def record(conn: sqlite3.Connection, key: bytes, ws: Any, aid: str, vote: str, question: str, answer: str,
-           visitor: str | None) -> None:
+def record(
+    conn: sqlite3.Connection,
+    key: bytes,
+    ws: Any,
+    aid: str,
+    vote: str,
+    question: str,
+    answer: str,
+    visitor: str | None,
+) -> None:
     """Store (or replace) the vote on one answer. FeedbackRefused when it is not about an answer given."""
     if vote not in VOTES:
         raise FeedbackRefused("vote must be up or down")
-    if not isinstance(question, str) or not isinstance(answer, str) or len(question) > MAX_QUESTION \
-            or len(answer) > MAX_ANSWER:
+    if (
+        not isinstance(question, str)
+        or not isinstance(answer, str)
+        or len(question) > MAX_QUESTION
+        or len(answer) > MAX_ANSWER
+    ):
         raise FeedbackRefused("question or answer too long")
     grounded = _verify(key, ws.id, aid, question, answer)
     with store.transaction(conn):
@@ -78,8 +98,17 @@ def record(conn: sqlite3.Connection, key: bytes, ws: Any, aid: str, vote: str, q
             "INSERT INTO answer_feedback (workspace_id, answer_id, vote, question, answer, grounded, visitor, "
             "created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (workspace_id, answer_id) DO UPDATE SET "
             "vote = excluded.vote, visitor = excluded.visitor, created_at = excluded.created_at",
-            (ws.id, aid, vote, question, answer, int(grounded), (visitor or None) and str(visitor)[:200],
-             store.now_iso()))
+            (
+                ws.id,
+                aid,
+                vote,
+                question,
+                answer,
+                int(grounded),
+                (visitor or None) and str(visitor)[:200],
+                store.now_iso(),
+            ),
+        )
 
 
 @dataclass(frozen=True)
@@ -92,15 +121,26 @@ class QuestionVotes:
     last_vote_at: str
 
     def as_dict(self) -> dict[str, Any]:
-        return {"question": self.question, "down": self.down, "up": self.up, "grounded": self.grounded,
-                "last_answer": self.last_answer, "last_vote_at": self.last_vote_at}
+        return {
+            "question": self.question,
+            "down": self.down,
+            "up": self.up,
+            "grounded": self.grounded,
+            "last_answer": self.last_answer,
+            "last_vote_at": self.last_vote_at,
+        }
 
 
-def summary(conn: sqlite3.Connection, ws: Any, *, include_up: bool = False, limit: int = 100) -> list[QuestionVotes]:
+def summary(
+    conn: sqlite3.Connection, ws: Any, *, include_up: bool = False, limit: int = 100
+) -> list[QuestionVotes]:
     """Questions with their votes, the most down-voted first (questions compared case- and
     space-insensitively). Without `include_up`, only questions with at least one down vote."""
-    rows = conn.execute("SELECT question, answer, vote, grounded, created_at FROM answer_feedback "
-                        "WHERE workspace_id = ? ORDER BY created_at", (ws.id,)).fetchall()
+    rows = conn.execute(
+        "SELECT question, answer, vote, grounded, created_at FROM answer_feedback "
+        "WHERE workspace_id = ? ORDER BY created_at",
+        (ws.id,),
+    ).fetchall()
     groups: dict[str, dict[str, Any]] = {}
     for question, answer, vote, grounded, at in rows:
         g = groups.setdefault(" ".join(question.lower().split()), {"question": question, "down": 0, "up": 0})

@@ -31,8 +31,10 @@ if TYPE_CHECKING:
     from botctl.session import Session
 
 _OWNER = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
-INTERRUPTED = ("The process running this action stopped before its outcome was recorded; the vendor may or "
-               "may not have applied it: check there.")
+INTERRUPTED = (
+    "The process running this action stopped before its outcome was recorded; the vendor may or "
+    "may not have applied it: check there."
+)
 NOT_SENT = "The process running this action stopped before the vendor was called; nothing was sent."
 
 
@@ -44,14 +46,30 @@ def owner() -> str:
     return _OWNER
 
 
-def begin(app: Session, *, workspace: str, action: str, connector: str | None, actor: dict[str, Any],
-          request_id: str | None) -> int:
+def begin(
+    app: Session,
+    *,
+    workspace: str,
+    action: str,
+    connector: str | None,
+    actor: dict[str, Any],
+    request_id: str | None,
+) -> int:
     """Make the write pending (before its `action.started` record); returns the pending id."""
     row = app.vault.conn.execute(
         "INSERT INTO pending_actions (workspace, action, connector, actor, request_id, owner, started_at, node) "
         "VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
-        (workspace, action, connector, json.dumps(actor, sort_keys=True), request_id, owner(), store.now_iso(),
-         app.node)).fetchone()
+        (
+            workspace,
+            action,
+            connector,
+            json.dumps(actor, sort_keys=True),
+            request_id,
+            owner(),
+            store.now_iso(),
+            app.node,
+        ),
+    ).fetchone()
     return int(row[0])
 
 
@@ -84,13 +102,26 @@ def _gone(row_owner: str) -> bool:
 def abandoned(app: Session) -> list[dict[str, Any]]:
     rows = app.vault.conn.execute(
         "SELECT id, workspace, action, connector, actor, request_id, owner, started_at, started_seq, node "
-        "FROM pending_actions ORDER BY id").fetchall()
-    keys = ("id", "workspace", "action", "connector", "actor", "request_id", "owner", "started_at", "started_seq",
-            "node")
+        "FROM pending_actions ORDER BY id"
+    ).fetchall()
+    keys = (
+        "id",
+        "workspace",
+        "action",
+        "connector",
+        "actor",
+        "request_id",
+        "owner",
+        "started_at",
+        "started_seq",
+        "node",
+    )
     if not rows:
         return []
     lapsed = _lapsed_nodes(app, {r[9] for r in rows})
-    return [dict(zip(keys, r, strict=True)) for r in rows if r[6] != owner() and (_gone(r[6]) or r[9] in lapsed)]
+    return [
+        dict(zip(keys, r, strict=True)) for r in rows if r[6] != owner() and (_gone(r[6]) or r[9] in lapsed)
+    ]
 
 
 def _lapsed_nodes(app: Session, named: set[str | None]) -> set[str]:
@@ -105,8 +136,9 @@ def _lapsed_nodes(app: Session, named: set[str | None]) -> set[str]:
 
 def _claim(app: Session, row: dict[str, Any]) -> bool:
     """Make the row ours before recording it: of several live nodes recovering at once, one does."""
-    cur = app.vault.conn.execute("UPDATE pending_actions SET owner = ? WHERE id = ? AND owner = ?",
-                                 (owner(), row["id"], row["owner"]))
+    cur = app.vault.conn.execute(
+        "UPDATE pending_actions SET owner = ? WHERE id = ? AND owner = ?", (owner(), row["id"], row["owner"])
+    )
     return cur.rowcount == 1
 
 
@@ -117,8 +149,9 @@ def _recorded(app: Session, pending_id: int, after_seq: int) -> bool:
     if conn is None:
         return False
     try:
-        rows = conn.execute("SELECT body FROM records WHERE event = 'action.run' AND seq > ? ORDER BY seq",
-                            (after_seq,))
+        rows = conn.execute(
+            "SELECT body FROM records WHERE event = 'action.run' AND seq > ? ORDER BY seq", (after_seq,)
+        )
         return any(json.loads(body).get("detail", {}).get("pending_id") == pending_id for (body,) in rows)
     finally:
         conn.close()
@@ -138,11 +171,21 @@ async def recover(app: Session) -> int:
             end(app, row["id"])
             continue
         reached = row["started_seq"] is not None
-        await app.aaudit("action.run", workspace=row["workspace"], actor=json.loads(row["actor"]),
-                         action=row["action"], connector=row["connector"],
-                         outcome="unknown" if reached else "error", reason="interrupted", request_id=row["request_id"],
-                         detail={"pending_id": row["id"], "started_at": row["started_at"],
-                                 "message": INTERRUPTED if reached else NOT_SENT})
+        await app.aaudit(
+            "action.run",
+            workspace=row["workspace"],
+            actor=json.loads(row["actor"]),
+            action=row["action"],
+            connector=row["connector"],
+            outcome="unknown" if reached else "error",
+            reason="interrupted",
+            request_id=row["request_id"],
+            detail={
+                "pending_id": row["id"],
+                "started_at": row["started_at"],
+                "message": INTERRUPTED if reached else NOT_SENT,
+            },
+        )
         end(app, row["id"])
         n += 1
     return n

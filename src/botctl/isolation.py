@@ -48,8 +48,12 @@ class Isolation:
         return "landlock" in self.mode
 
     def summary(self) -> dict[str, Any]:
-        return {"mode": self.mode, "edge_user": self.edge_user, "landlock_abi": self.landlock_abi,
-                "meaning": describe(self.mode)}
+        return {
+            "mode": self.mode,
+            "edge_user": self.edge_user,
+            "landlock_abi": self.landlock_abi,
+            "meaning": describe(self.mode),
+        }
 
 
 def describe(mode: str) -> str:
@@ -76,16 +80,22 @@ def plan(requested: str = "auto", edge_user: str = DEFAULT_EDGE_USER) -> Isolati
     abi = landlock_abi()
     if root:
         if requested in ("landlock", "none"):
-            raise UsageError(f"--isolation {requested} would run the edge as root.",
-                             hint=f"As root the edge runs as its own user: use --isolation auto (or uid), "
-                                  f"with --edge-user NAME to choose it (default {DEFAULT_EDGE_USER}).")
+            raise UsageError(
+                f"--isolation {requested} would run the edge as root.",
+                hint=f"As root the edge runs as its own user: use --isolation auto (or uid), "
+                f"with --edge-user NAME to choose it (default {DEFAULT_EDGE_USER}).",
+            )
         return Isolation("uid+landlock" if abi else "uid", abi, edge_user=edge_user)
     if requested == "uid":
-        raise IsolationError("--isolation uid needs root: only root can start the edge as another user.",
-                             hint="Run `botctl daemon start` as root, use the systemd units, or use --isolation landlock.")
+        raise IsolationError(
+            "--isolation uid needs root: only root can start the edge as another user.",
+            hint="Run `botctl daemon start` as root, use the systemd units, or use --isolation landlock.",
+        )
     if requested == "landlock" and not abi:
-        raise IsolationError("this kernel has no Landlock (Linux 5.13 or newer, enabled at boot).",
-                             hint="Start the daemon as root (the edge then runs as its own user), or use the systemd units.")
+        raise IsolationError(
+            "this kernel has no Landlock (Linux 5.13 or newer, enabled at boot).",
+            hint="Start the daemon as root (the edge then runs as its own user), or use the systemd units.",
+        )
     if requested == "none" or not abi:
         return Isolation("none", abi)
     return Isolation("landlock", abi)
@@ -98,17 +108,35 @@ def ensure_user(name: str) -> tuple[int, int]:
     try:
         entry = pwd.getpwnam(name)
     except KeyError:
-        proc = subprocess.run(["useradd", "--system", "--user-group", "--no-create-home", "--home-dir", "/nonexistent",
-                               "--shell", "/usr/sbin/nologin", "--comment", "botctl edge (visitor-facing, holds nothing)",
-                               name], capture_output=True, text=True)
+        proc = subprocess.run(
+            [
+                "useradd",
+                "--system",
+                "--user-group",
+                "--no-create-home",
+                "--home-dir",
+                "/nonexistent",
+                "--shell",
+                "/usr/sbin/nologin",
+                "--comment",
+                "botctl edge (visitor-facing, holds nothing)",
+                name,
+            ],
+            capture_output=True,
+            text=True,
+        )
         try:  # another daemon may have created it meanwhile
             entry = pwd.getpwnam(name)
         except KeyError:
-            raise IsolationError(f"cannot create the edge user {name!r}: {proc.stderr.strip() or 'useradd failed'}",
-                                 hint=f"Create it yourself (useradd --system {name}) or name one with --edge-user.") from None
+            raise IsolationError(
+                f"cannot create the edge user {name!r}: {proc.stderr.strip() or 'useradd failed'}",
+                hint=f"Create it yourself (useradd --system {name}) or name one with --edge-user.",
+            ) from None
     if entry.pw_uid == 0 or entry.pw_gid == 0:
-        raise IsolationError(f"the edge user {name!r} is root or in group root.",
-                             hint="Name an unprivileged user with --edge-user.")
+        raise IsolationError(
+            f"the edge user {name!r} is root or in group root.",
+            hint="Name an unprivileged user with --edge-user.",
+        )
     return entry.pw_uid, entry.pw_gid
 
 
@@ -135,7 +163,9 @@ def prepare_socket_dir(socket: Path, gid: int) -> None:
     os.chmod(folder, 0o750)  # noqa: S103 - the edge's group must enter it to reach the socket
 
 
-def prepare(requested: str, edge_user: str, python: str, edge_env: dict[str, str], *, check: bool = True) -> Isolation:
+def prepare(
+    requested: str, edge_user: str, python: str, edge_env: dict[str, str], *, check: bool = True
+) -> Isolation:
     """`plan` plus what it needs: the edge user (created as root if missing) and, with `check`, proof that
     this user can run the edge (an interpreter under /root, say, it could not)."""
     iso = plan(requested, edge_user)
@@ -145,11 +175,22 @@ def prepare(requested: str, edge_user: str, python: str, edge_env: dict[str, str
     iso = Isolation(iso.mode, iso.landlock_abi, edge_user=edge_user, uid=uid, gid=gid)
     if not check:
         return iso
-    proc = subprocess.run([python, "-P", "-c", "import botctld.__main__"], user=uid, group=gid, extra_groups=[],
-                          env=edge_env, cwd="/", capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [python, "-P", "-c", "import botctld.__main__"],
+        user=uid,
+        group=gid,
+        extra_groups=[],
+        env=edge_env,
+        cwd="/",
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     if proc.returncode != 0:
         last = (proc.stderr.strip().splitlines() or ["exit status " + str(proc.returncode)])[-1]
-        raise IsolationError(f"the edge user {edge_user!r} cannot run {python}: {last}",
-                             hint="Install botctl where every user can read it (e.g. a venv made from /usr/bin/python3 "
-                                  "under /opt), or start the daemon as an ordinary user (Landlock).")
+        raise IsolationError(
+            f"the edge user {edge_user!r} cannot run {python}: {last}",
+            hint="Install botctl where every user can read it (e.g. a venv made from /usr/bin/python3 "
+            "under /opt), or start the daemon as an ordinary user (Landlock).",
+        )
     return iso

@@ -46,15 +46,19 @@ def encode(key: bytes) -> str:
     return base64.b64encode(key).decode()
 
 
-RESTORE_HINT = ("A new key cannot open the existing vault: restore the key this vault was set up with "
-                "(from your backup or password manager).")
+RESTORE_HINT = (
+    "A new key cannot open the existing vault: restore the key this vault was set up with "
+    "(from your backup or password manager)."
+)
 
 
 def decode(text: str, *, origin: str, vault_exists: bool = False) -> bytes:
     """`vault_exists`: the key is for a vault that exists, so a bad one is restored, never regenerated."""
     raw = text.strip()
     try:
-        key = base64.b64decode(raw + "=" * (-len(raw) % 4), altchars=b"-_" if ("-" in raw or "_" in raw) else None, validate=True)
+        key = base64.b64decode(
+            raw + "=" * (-len(raw) % 4), altchars=b"-_" if ("-" in raw or "_" in raw) else None, validate=True
+        )
     except (binascii.Error, ValueError):
         key = b""
     if len(key) != KEY_BYTES:
@@ -143,7 +147,11 @@ def find(home: Home, *, warn: bool = False) -> MasterKey | None:
         if os.path.exists(path):
             with open(path, "rb") as fh:
                 data = fh.read()
-            key = data if len(data) == KEY_BYTES else decode(data.decode("ascii", "replace"), origin=path, vault_exists=exists)
+            key = (
+                data
+                if len(data) == KEY_BYTES
+                else decode(data.decode("ascii", "replace"), origin=path, vault_exists=exists)
+            )
             return MasterKey(key, "systemd", path)
     if not keyring_disabled():
         try:
@@ -151,7 +159,11 @@ def find(home: Home, *, warn: bool = False) -> MasterKey | None:
         except Exception:
             stored = None
         if stored:
-            return MasterKey(decode(stored, origin="the OS keyring entry", vault_exists=exists), "keyring", f"keyring:{KEYRING_SERVICE}/{_keyring_user(home)}")
+            return MasterKey(
+                decode(stored, origin="the OS keyring entry", vault_exists=exists),
+                "keyring",
+                f"keyring:{KEYRING_SERVICE}/{_keyring_user(home)}",
+            )
     path = home.master_key_file
     if path.exists():
         mode = path.stat().st_mode & 0o777
@@ -175,7 +187,10 @@ def store_new(home: Home, key: bytes, *, prefer: Literal["auto", "keyring", "fil
             keyring_set(_keyring_user(home), encode(key))
             return MasterKey(key, "keyring", f"keyring:{KEYRING_SERVICE}/{_keyring_user(home)}")
         if prefer == "keyring":
-            raise MasterKeyError(f"cannot use the OS keyring: {reason}.", hint="Use --key-store file, or set BOTCTL_MASTER_KEY.")
+            raise MasterKeyError(
+                f"cannot use the OS keyring: {reason}.",
+                hint="Use --key-store file, or set BOTCTL_MASTER_KEY.",
+            )
     home.ensure()
     write_private_file(home.master_key_file, (encode(key) + "\n").encode())
     print(FILE_WARNING.format(path=home.master_key_file), file=sys.stderr)
@@ -309,29 +324,46 @@ class PendingRotation:
     @property
     def message(self) -> str:
         if self.state == "stale":
-            return (f"a pending master key from a rotation that never committed is in {self.location}; "
-                    "it is deleted the next time botctl opens the vault")
+            return (
+                f"a pending master key from a rotation that never committed is in {self.location}; "
+                "it is deleted the next time botctl opens the vault"
+            )
         if self.state == "superseded":
-            return (f"a leftover pending master key is in {self.location} (the key source already holds it); "
-                    "it is deleted the next time botctl opens the vault")
+            return (
+                f"a leftover pending master key is in {self.location} (the key source already holds it); "
+                "it is deleted the next time botctl opens the vault"
+            )
         if not self.operator_must_act:
-            return (f"a master-key rotation was committed but not finished; the new key in {self.location} "
-                    "is moved into place the next time botctl opens the vault")
-        return (f"{self.source_location} still holds the previous master key; a rotation was committed and "
-                f"botctl opens the vault with the new key in {self.location}")
+            return (
+                f"a master-key rotation was committed but not finished; the new key in {self.location} "
+                "is moved into place the next time botctl opens the vault"
+            )
+        return (
+            f"{self.source_location} still holds the previous master key; a rotation was committed and "
+            f"botctl opens the vault with the new key in {self.location}"
+        )
 
     @property
     def what_to_do(self) -> str:
         if self.operator_must_act:
-            return (f"Put the key from {self.location} in {self.source_location}; botctl deletes the file once "
-                    "it does. Do not delete it before.")
+            return (
+                f"Put the key from {self.location} in {self.source_location}; botctl deletes the file once "
+                "it does. Do not delete it before."
+            )
         return "Nothing: any command that opens the vault settles it (e.g. botctl audit verify)."
 
     def as_dict(self) -> dict[str, str]:
-        return {"state": self.state, "location": self.location, "message": self.message, "what_to_do": self.what_to_do}
+        return {
+            "state": self.state,
+            "location": self.location,
+            "message": self.message,
+            "what_to_do": self.what_to_do,
+        }
 
 
-def inspect_pending(home: Home, found: MasterKey | None, kcv: str | None) -> tuple[PendingRotation | None, bool]:
+def inspect_pending(
+    home: Home, found: MasterKey | None, kcv: str | None
+) -> tuple[PendingRotation | None, bool]:
     """(what a pending key beside `found` means, does `found` or the pending key open the vault).
 
     Reads only; `Vault._load_master_key` is what settles it.

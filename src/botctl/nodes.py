@@ -34,9 +34,11 @@ _NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
 
 def check_name(name: str) -> str:
     if not _NAME.match(name):
-        raise UsageError(f"{name!r} is not a usable node name.",
-                         hint="Use 1-63 lower-case letters, digits, '.', '_' or '-', starting with a letter or "
-                              "digit (e.g. node-1).")
+        raise UsageError(
+            f"{name!r} is not a usable node name.",
+            hint="Use 1-63 lower-case letters, digits, '.', '_' or '-', starting with a letter or "
+            "digit (e.g. node-1).",
+        )
     return name
 
 
@@ -70,16 +72,28 @@ def beat(conn: Any, name: str, version: str, started_at: str, *, now: float | No
         "INSERT INTO nodes (name, version, pid, host, started_at, last_seen) VALUES (?, ?, ?, ?, ?, ?) "
         "ON CONFLICT (name) DO UPDATE SET version = excluded.version, pid = excluded.pid, host = excluded.host, "
         "started_at = excluded.started_at, last_seen = excluded.last_seen",
-        (name, version, os.getpid(), socket.gethostname(), started_at, time.time() if now is None else now))
+        (name, version, os.getpid(), socket.gethostname(), started_at, time.time() if now is None else now),
+    )
 
 
 def listing(conn: Any, *, now: float | None = None) -> list[dict[str, Any]]:
     """Every node that ever beat, alive or lapsed, by name."""
     now = time.time() if now is None else now
-    rows = conn.execute("SELECT name, version, pid, host, started_at, last_seen FROM nodes ORDER BY name").fetchall()
-    return [{"name": n, "version": v, "pid": pid, "host": host, "started_at": started,
-             "last_seen_s_ago": round(now - seen, 1), "alive": now - seen <= LAPSE_S}
-            for n, v, pid, host, started, seen in rows]
+    rows = conn.execute(
+        "SELECT name, version, pid, host, started_at, last_seen FROM nodes ORDER BY name"
+    ).fetchall()
+    return [
+        {
+            "name": n,
+            "version": v,
+            "pid": pid,
+            "host": host,
+            "started_at": started,
+            "last_seen_s_ago": round(now - seen, 1),
+            "alive": now - seen <= LAPSE_S,
+        }
+        for n, v, pid, host, started, seen in rows
+    ]
 
 
 def lapsed(conn: Any, *, now: float | None = None) -> set[str]:

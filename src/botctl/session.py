@@ -17,8 +17,9 @@ from botctl.vault import Vault
 
 
 class Session:
-    def __init__(self, home: Home, *, actor: dict[str, Any] | None = None, create: bool = True,
-                 key_store: str = "auto") -> None:
+    def __init__(
+        self, home: Home, *, actor: dict[str, Any] | None = None, create: bool = True, key_store: str = "auto"
+    ) -> None:
         from botctl.audit import operator_actor
 
         self.home = home
@@ -53,8 +54,13 @@ class Session:
             if self._vault.just_initialized:
                 self._vault.just_initialized = False
                 self.initialized_now = True
-                self.audit("vault.initialized", detail={"key_source": self._vault.master.source,
-                                                        "schema": self._vault.status()["schema_version"]})
+                self.audit(
+                    "vault.initialized",
+                    detail={
+                        "key_source": self._vault.master.source,
+                        "schema": self._vault.status()["schema_version"],
+                    },
+                )
         return self._vault
 
     @property

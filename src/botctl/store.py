@@ -317,7 +317,9 @@ def connect(path: Path, *, durable: bool = False, secure_delete: bool = False) -
     `durable`: synchronous=FULL, for the audit log (a record a visitor was told about survives power loss).
     """
     create_private_file(path)
-    conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False)
+    conn = sqlite3.connect(
+        path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False
+    )
     conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
     mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
     if mode != "wal":
@@ -403,8 +405,11 @@ def _pg_migrate(conn, migrations: list[str], *, what: str, target: int | None) -
                 break
             for statement in _statements(steps[current]):
                 conn.execute(statement)
-            conn.execute("INSERT INTO schema_versions (name, version) VALUES (?, ?) ON CONFLICT (name) "
-                         "DO UPDATE SET version = excluded.version", (which, current + 1))
+            conn.execute(
+                "INSERT INTO schema_versions (name, version) VALUES (?, ?) ON CONFLICT (name) "
+                "DO UPDATE SET version = excluded.version",
+                (which, current + 1),
+            )
         current += 1
     return current
 
@@ -446,7 +451,7 @@ def database_url(home: Home) -> str | None:
 
 
 def dialect(conn: object) -> str:
-    """"sqlite" or "postgresql": for the few statements that must differ."""
+    """ "sqlite" or "postgresql": for the few statements that must differ."""
     return "sqlite" if isinstance(conn, sqlite3.Connection) else "postgresql"
 
 

@@ -1,4 +1,4 @@
-""""Did you mean ...?" for a mistyped name (commands, connectors, workspaces, actions). Imported only on errors."""
+""" "Did you mean ...?" for a mistyped name (commands, connectors, workspaces, actions). Imported only on errors."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ def closest(word: str, choices: Iterable[str], n: int = 3) -> list[str]:
 
 
 def did_you_mean(word: str, choices: Iterable[str]) -> str | None:
-    """"Did you mean 'x'?" (or 'x' or 'y'), or None when nothing is close."""
+    """ "Did you mean 'x'?" (or 'x' or 'y'), or None when nothing is close."""
     found = closest(word, choices)
     if not found:
         return None

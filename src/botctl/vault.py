@@ -21,7 +21,9 @@ if TYPE_CHECKING:
 # neither, and every millisecond of start-up is paid on each TAB press.
 
 AUDIT_ROOT = "audit-root"
-SHRED_PENDING = "shred_pending"  # meta: a shred's checkpoint was blocked by a reader; finish it at the next open
+SHRED_PENDING = (
+    "shred_pending"  # meta: a shred's checkpoint was blocked by a reader; finish it at the next open
+)
 SHRED_DEADLINE_S = 5.0
 # PostgreSQL: sessions anywhere on the server (other databases too: their snapshots hold back VACUUM here)
 # whose transaction or snapshot is older than the transaction id `?`.
@@ -55,7 +57,9 @@ class Vault:
     # -- opening ---------------------------------------------------------------------------------
 
     @classmethod
-    def open(cls, home: Home, *, create: bool = False, need_key: bool = True, key_store: str = "auto") -> Vault:
+    def open(
+        cls, home: Home, *, create: bool = False, need_key: bool = True, key_store: str = "auto"
+    ) -> Vault:
         """Open the vault, migrating it to this botctl's schema.
 
         `create`: make the home, vault and (if no source has one) a master key on first use.
@@ -150,7 +154,9 @@ class Vault:
         conn.raw.add_notice_handler(note)
         conn.execute("SELECT pg_advisory_lock(?)", (WRITE_LOCK,))
         try:
-            (mark,) = conn.execute("SELECT pg_current_xact_id()::text").fetchone()  # after the delete's commit
+            (mark,) = conn.execute(
+                "SELECT pg_current_xact_id()::text"
+            ).fetchone()  # after the delete's commit
             conn.execute(f"SET lock_timeout = {max(int(deadline_s * 1000), 100)}")
             for table in ("workspace_keys", "secrets", "wrapped_keys"):
                 while True:
@@ -161,7 +167,7 @@ class Vault:
                     kept = [int(m.group(1)) for n in notes if (m := re.search(r"(\d+) nonremovable", n))]
                     # VACUUM's own count decides; a server speaking another language than English gives none,
                     # and then only a server without any older snapshot does.
-                    if (all(k <= live for k in kept) if kept else quiet):
+                    if all(k <= live for k in kept) if kept else quiet:
                         break
                     if time.monotonic() >= end:
                         return self._shred_blocked()
@@ -218,7 +224,11 @@ class Vault:
                     self._set_meta("created_at", store.now_iso())
                     self.conn.execute(
                         "INSERT INTO wrapped_keys (name, wrapped, created_at) VALUES (?, ?, ?)",
-                        (AUDIT_ROOT, crypto.wrap_key(found.key, crypto.new_key(), crypto.AUDIT_ROOT_AAD), store.now_iso()),
+                        (
+                            AUDIT_ROOT,
+                            crypto.wrap_key(found.key, crypto.new_key(), crypto.AUDIT_ROOT_AAD),
+                            store.now_iso(),
+                        ),
                     )
                     self.just_initialized = True
             kcv = self._meta("kcv")
@@ -269,9 +279,12 @@ class Vault:
             if crypto.key_check_value(pending.key) != kcv:
                 raise self._wrong_key(found)
             if found.source in masterkey.ROTATION_SOURCES_KEPT:
-                return masterkey.promote_pending(self.home, found, pending.key)  # finish an interrupted rotation
-            rotation = masterkey.PendingRotation("committed", pending.location, found.source,
-                                                 masterkey.source_description(found))
+                return masterkey.promote_pending(
+                    self.home, found, pending.key
+                )  # finish an interrupted rotation
+            rotation = masterkey.PendingRotation(
+                "committed", pending.location, found.source, masterkey.source_description(found)
+            )
             self.pending_rotation = rotation
             sys.stderr.write(f"warning: {rotation.message}. {rotation.what_to_do}\n")
             return masterkey.MasterKey(pending.key, found.source, pending.location)
@@ -296,12 +309,19 @@ class Vault:
 
         self.conn.execute(
             "INSERT INTO workspace_keys (workspace_id, version, wrapped, created_at) VALUES (?, ?, ?, ?)",
-            (ws.id, version, crypto.wrap_key(self.master.key, dek, crypto.dek_aad(ws.name, version)), store.now_iso()),
+            (
+                ws.id,
+                version,
+                crypto.wrap_key(self.master.key, dek, crypto.dek_aad(ws.name, version)),
+                store.now_iso(),
+            ),
         )
         self._deks[(ws.id, version)] = dek
 
     def _current_dek_version(self, ws: WorkspaceRef) -> int:
-        row = self.conn.execute("SELECT max(version) FROM workspace_keys WHERE workspace_id = ?", (ws.id,)).fetchone()
+        row = self.conn.execute(
+            "SELECT max(version) FROM workspace_keys WHERE workspace_id = ?", (ws.id,)
+        ).fetchone()
         if row[0] is None:
             raise BotctlError(f"workspace {ws.name!r} has no key (was it deleted?).", code="no_workspace_key")
         return int(row[0])
@@ -327,7 +347,9 @@ class Vault:
         from botctl import crypto
 
         version = self._current_dek_version(ws)
-        blob = crypto.encrypt(self._dek(ws, version), value.reveal().encode(), crypto.secret_aad(ws.name, owner, field))
+        blob = crypto.encrypt(
+            self._dek(ws, version), value.reveal().encode(), crypto.secret_aad(ws.name, owner, field)
+        )
         self.conn.execute(
             "INSERT INTO secrets (workspace_id, owner, field, dek_version, ciphertext, updated_at) VALUES (?, ?, ?, ?, ?, ?) "
             "ON CONFLICT(workspace_id, owner, field) DO UPDATE SET dek_version = excluded.dek_version, "
@@ -375,9 +397,18 @@ class Vault:
             self.conn.execute(
                 "UPDATE secrets SET dek_version = ?, ciphertext = ?, updated_at = ? "
                 "WHERE workspace_id = ? AND owner = ? AND field = ?",
-                (new_version, crypto.encrypt(self._dek(ws, new_version), plain, aad), store.now_iso(), ws.id, owner, field),
+                (
+                    new_version,
+                    crypto.encrypt(self._dek(ws, new_version), plain, aad),
+                    store.now_iso(),
+                    ws.id,
+                    owner,
+                    field,
+                ),
             )
-        self.conn.execute("DELETE FROM workspace_keys WHERE workspace_id = ? AND version < ?", (ws.id, new_version))
+        self.conn.execute(
+            "DELETE FROM workspace_keys WHERE workspace_id = ? AND version < ?", (ws.id, new_version)
+        )
         for key in [k for k in self._deks if k[0] == ws.id and k[1] < new_version]:
             del self._deks[key]
         return new_version
@@ -387,7 +418,10 @@ class Vault:
             del self._deks[key]
 
     def rotate_master_key(
-        self, record: Callable[[dict[str, Any]], object], *, new_key: bytes | None = None,
+        self,
+        record: Callable[[dict[str, Any]], object],
+        *,
+        new_key: bytes | None = None,
         announce: Callable[[bytes, str | None], None] | None = None,
     ) -> tuple[MasterKey, int]:
         """Re-wrap every DEK and wrapped key under a new KEK, recorded in the same vault transaction.
@@ -412,7 +446,9 @@ class Vault:
         generated = new_key is None
         new_key = crypto.new_key() if new_key is None else new_key
         if new_key == old.key:
-            raise UsageError("the new master key is the one in use.", hint="Give a different key, or none to generate one.")
+            raise UsageError(
+                "the new master key is the one in use.", hint="Give a different key, or none to generate one."
+            )
         # A key botctl made must be written down before it protects anything; a key the operator gave
         # (env/systemd) is theirs to keep, and is not copied beside the vault.
         keep_pending = generated or old.source in masterkey.ROTATION_SOURCES_KEPT
@@ -420,8 +456,11 @@ class Vault:
             if self._meta("kcv") != crypto.key_check_value(old.key):
                 # Another rotation committed since this vault was opened: its pending key must not be
                 # overwritten (or deleted) by this one.
-                raise Conflict("the master key was rotated by another process meanwhile; nothing was changed.",
-                               hint="Run the command again.", code="rotation_conflict")
+                raise Conflict(
+                    "the master key was rotated by another process meanwhile; nothing was changed.",
+                    hint="Run the command again.",
+                    code="rotation_conflict",
+                )
             self.audit_key()  # derived (and kept) now, while its root is still wrapped by the old key
             try:
                 where = masterkey.store_pending(self.home, old, new_key) if keep_pending else None
@@ -442,7 +481,8 @@ class Vault:
                     aad = crypto.AUDIT_ROOT_AAD if name == AUDIT_ROOT else name.encode()
                     key = crypto.unwrap_key(old.key, wrapped, aad)
                     self.conn.execute(
-                        "UPDATE wrapped_keys SET wrapped = ? WHERE name = ?", (crypto.wrap_key(new_key, key, aad), name)
+                        "UPDATE wrapped_keys SET wrapped = ? WHERE name = ?",
+                        (crypto.wrap_key(new_key, key, aad), name),
                     )
                 kek_version = int(self._meta("kek_version") or "1") + 1
                 new_kcv = crypto.key_check_value(new_key)
@@ -484,9 +524,13 @@ class Vault:
         from botctl import crypto
 
         if self._audit_key is None:
-            row = self.conn.execute("SELECT wrapped FROM wrapped_keys WHERE name = ?", (AUDIT_ROOT,)).fetchone()
+            row = self.conn.execute(
+                "SELECT wrapped FROM wrapped_keys WHERE name = ?", (AUDIT_ROOT,)
+            ).fetchone()
             if row is None:
-                raise BotctlError("this vault has no audit key.", hint="Run `botctl init`.", code="not_initialised")
+                raise BotctlError(
+                    "this vault has no audit key.", hint="Run `botctl init`.", code="not_initialised"
+                )
             root = crypto.unwrap_key(self.master.key, row[0], crypto.AUDIT_ROOT_AAD)
             self._audit_key = crypto.hkdf(root, b"botctl/audit/v1")
         return self._audit_key
@@ -498,9 +542,16 @@ class Vault:
         if store.dialect(self.conn) == "sqlite":
             import sqlite3
 
-            return {"backend": "sqlite", "location": str(self.home.vault_db), "server_version": sqlite3.sqlite_version}
-        return {"backend": "postgresql", "location": store.where(self.home).rsplit(" (", 1)[0],
-                "server_version": self.conn.server_version()}
+            return {
+                "backend": "sqlite",
+                "location": str(self.home.vault_db),
+                "server_version": sqlite3.sqlite_version,
+            }
+        return {
+            "backend": "postgresql",
+            "location": store.where(self.home).rsplit(" (", 1)[0],
+            "server_version": self.conn.server_version(),
+        }
 
     def status(self) -> dict[str, Any]:
         c = self.conn

@@ -66,13 +66,26 @@ def check_locale(value: str) -> str:
 
 def check_contact(value: str) -> str:
     text = value.strip()
-    if not text or len(text) > MAX_CONTACT or _CONTROL.sub("", text.replace("\n", " ")) != text.replace("\n", " "):
-        raise _bad("support contact", value, f"plain text of 1-{MAX_CONTACT} characters",
-                   "Say how visitors reach you, e.g. 'Email help@example.com (we answer within a day).'")
+    if (
+        not text
+        or len(text) > MAX_CONTACT
+        or _CONTROL.sub("", text.replace("\n", " ")) != text.replace("\n", " ")
+    ):
+        raise _bad(
+            "support contact",
+            value,
+            f"plain text of 1-{MAX_CONTACT} characters",
+            "Say how visitors reach you, e.g. 'Email help@example.com (we answer within a day).'",
+        )
     return text
 
 
-CHECKS = {"accent": check_accent, "logo": check_logo, "locale": check_locale, "support_contact": check_contact}
+CHECKS = {
+    "accent": check_accent,
+    "logo": check_logo,
+    "locale": check_locale,
+    "support_contact": check_contact,
+}
 
 
 def get(conn: sqlite3.Connection, ws: Any) -> dict[str, str]:
@@ -89,8 +102,11 @@ def update(app: Session, ws: Any, changes: dict[str, str | None]) -> dict[str, s
     `widget.updated` audit record naming what changed. Returns the settings as they now are."""
     unknown = set(changes) - set(FIELDS)
     if unknown:
-        raise UsageError(f"unknown widget setting(s): {', '.join(sorted(unknown))}.",
-                         hint=f"Settings: {', '.join(FIELDS)}.", code="invalid_widget_setting")
+        raise UsageError(
+            f"unknown widget setting(s): {', '.join(sorted(unknown))}.",
+            hint=f"Settings: {', '.join(FIELDS)}.",
+            code="invalid_widget_setting",
+        )
     checked = {k: (None if v is None else CHECKS[k](v)) for k, v in changes.items()}
     conn = app.vault.conn
     with store.transaction(conn):
@@ -101,8 +117,11 @@ def update(app: Session, ws: Any, changes: dict[str, str | None]) -> dict[str, s
                 after.pop(k, None)
         changed = sorted(k for k in FIELDS if before.get(k) != after.get(k))
         if changed:
-            conn.execute("INSERT INTO widget_settings (workspace_id, settings, updated_at) VALUES (?, ?, ?) "
-                         "ON CONFLICT (workspace_id) DO UPDATE SET settings = excluded.settings, "
-                         "updated_at = excluded.updated_at", (ws.id, json.dumps(after, sort_keys=True), store.now_iso()))
+            conn.execute(
+                "INSERT INTO widget_settings (workspace_id, settings, updated_at) VALUES (?, ?, ?) "
+                "ON CONFLICT (workspace_id) DO UPDATE SET settings = excluded.settings, "
+                "updated_at = excluded.updated_at",
+                (ws.id, json.dumps(after, sort_keys=True), store.now_iso()),
+            )
             app.audit("widget.updated", workspace=ws.name, detail={"changed": changed})
     return after

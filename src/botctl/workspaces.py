@@ -117,13 +117,21 @@ def get(conn: sqlite3.Connection, name: str) -> Workspace:
         from botctl.suggest import hint
 
         names = [r[0] for r in conn.execute("SELECT name FROM workspaces")]
-        raise NotFound(f"no workspace named {name!r}.", hint=hint(name, names, "See `botctl workspace list`."),
-                       code="unknown_workspace")
+        raise NotFound(
+            f"no workspace named {name!r}.",
+            hint=hint(name, names, "See `botctl workspace list`."),
+            code="unknown_workspace",
+        )
     return ws
 
 
 def create(
-    app: Session, name: str, *, plan: str = "free", origins: list[str] | None = None, display_name: str | None = None
+    app: Session,
+    name: str,
+    *,
+    plan: str = "free",
+    origins: list[str] | None = None,
+    display_name: str | None = None,
 ) -> Workspace:
     """Validate everything first, then create the row and its key in one transaction."""
     validate_name(name)
@@ -140,8 +148,11 @@ def create(
             (ws_id, name, plan, display_name, json.dumps(list(clean_origins)), now, now),
         )
         vault.create_workspace_key(WorkspaceRef(ws_id, name))
-        app.audit("workspace.created", workspace=name,
-                  detail={"plan": plan, "origins": list(clean_origins), "key_version": 1})
+        app.audit(
+            "workspace.created",
+            workspace=name,
+            detail={"plan": plan, "origins": list(clean_origins), "key_version": 1},
+        )
     return get(vault.conn, name)
 
 
@@ -159,13 +170,20 @@ def update(app: Session, name: str, **changes: Any) -> Workspace:
         before = get(vault.conn, name)
         sets = ", ".join(f"{k} = ?" for k in changes)
         vault.conn.execute(
-            f"UPDATE workspaces SET {sets}, updated_at = ? WHERE name = ?", (*changes.values(), store.now_iso(), name)
+            f"UPDATE workspaces SET {sets}, updated_at = ? WHERE name = ?",
+            (*changes.values(), store.now_iso(), name),
         )
         after = get(vault.conn, name)
-        diff = {k: {"from": before.as_dict()[k], "to": after.as_dict()[k]}
-                for k in ("plan", "origins", "display_name") if before.as_dict()[k] != after.as_dict()[k]}
-        event = "workspace.plan_changed" if set(diff) == {"plan"} else (
-            "workspace.origins_changed" if set(diff) == {"origins"} else "workspace.updated")
+        diff = {
+            k: {"from": before.as_dict()[k], "to": after.as_dict()[k]}
+            for k in ("plan", "origins", "display_name")
+            if before.as_dict()[k] != after.as_dict()[k]
+        }
+        event = (
+            "workspace.plan_changed"
+            if set(diff) == {"plan"}
+            else ("workspace.origins_changed" if set(diff) == {"origins"} else "workspace.updated")
+        )
         app.audit(event, workspace=name, detail=diff)
     return after
 
@@ -175,7 +193,9 @@ def delete(app: Session, name: str) -> Workspace:
     vault = app.vault
     with store.transaction(vault.conn):
         ws = get(vault.conn, name)
-        secrets_count = vault.conn.execute("SELECT count(*) FROM secrets WHERE workspace_id = ?", (ws.id,)).fetchone()[0]
+        secrets_count = vault.conn.execute(
+            "SELECT count(*) FROM secrets WHERE workspace_id = ?", (ws.id,)
+        ).fetchone()[0]
         vault.conn.execute("DELETE FROM workspace_keys WHERE workspace_id = ?", (ws.id,))
         from botctl.knowledge import purge_workspace
 
@@ -184,7 +204,9 @@ def delete(app: Session, name: str) -> Workspace:
 
         vault.conn.execute("DELETE FROM meta WHERE key = ?", (rules_key(ws.id),))  # its identity rules
         vault.conn.execute("DELETE FROM workspaces WHERE id = ?", (ws.id,))
-        app.audit("workspace.deleted", workspace=name, detail={"id": ws.id, "secrets_shredded": secrets_count})
+        app.audit(
+            "workspace.deleted", workspace=name, detail={"id": ws.id, "secrets_shredded": secrets_count}
+        )
     vault.forget_workspace_keys(ws.ref)
     vault.shred()  # blocked by a reader's old snapshot: `vault.shred_pending`, finished at the next open
     return ws

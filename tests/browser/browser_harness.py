@@ -29,8 +29,14 @@ KNOWLEDGE = REPO / "tests" / "data" / "knowledge"
 WIDGET_ANSWERS = REPO / "tests" / "data" / "widget_answers"  # Markdown and an XSS attempt in an answer
 HELP_CENTER = "https://help.juniper.example/articles"
 SUPPORT_CONTACT = "Email help@juniper.example, Monday to Friday; we answer within a day."
-LAUNCH_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-               "--disable-sync", "--no-first-run"]
+LAUNCH_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 W = "#botctl-widget"  # the widget's host element; Playwright's CSS locators pierce its (open) shadow root
 
 # Reports CSP violations from every document the page loads (registered before any page script runs).
@@ -49,8 +55,14 @@ def free_port() -> int:
 
 
 def botctl(*args: str, env: dict[str, str], input: str | None = None, check: bool = True):
-    proc = subprocess.run([sys.executable, "-m", "botctl", *args], env=env, input=input, capture_output=True,
-                          text=True, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-m", "botctl", *args],
+        env=env,
+        input=input,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     if check and proc.returncode != 0:
         raise AssertionError(f"botctl {' '.join(args)} failed ({proc.returncode}): {proc.stderr}")
     return proc
@@ -79,22 +91,67 @@ class Stack:
         self.site = f"http://127.0.0.1:{free_port()}"
         self.foreign = f"http://127.0.0.1:{free_port()}"
         self.home = tmp / "home"
-        self.env = {**os.environ, "BOTCTL_HOME": str(self.home), "BOTCTL_NO_KEYRING": "1",
-                    "BOTCTL_MASTER_KEY": base64.b64encode(crypto.new_key()).decode(), "NO_COLOR": "1"}
+        self.env = {
+            **os.environ,
+            "BOTCTL_HOME": str(self.home),
+            "BOTCTL_NO_KEYRING": "1",
+            "BOTCTL_MASTER_KEY": base64.b64encode(crypto.new_key()).decode(),
+            "NO_COLOR": "1",
+        }
         self.procs: list[subprocess.Popen] = []
         self.daemon_started = False
         env = self.env
-        botctl("workspace", "create", "acme", "--plan", "pro", "--origin", self.site,
-               "--display-name", "Juniper & Pine Support", env=env)
+        botctl(
+            "workspace",
+            "create",
+            "acme",
+            "--plan",
+            "pro",
+            "--origin",
+            self.site,
+            "--display-name",
+            "Juniper & Pine Support",
+            env=env,
+        )
         # The site's look: its accent (the launcher's colour the tests check) and its logo (a same-origin path).
-        botctl("widget", "set", "-w", "acme", "--accent", "#1f5f4a", "--logo", "/favicon.svg",
-               "--support-contact", SUPPORT_CONTACT, env=env)
+        botctl(
+            "widget",
+            "set",
+            "-w",
+            "acme",
+            "--accent",
+            "#1f5f4a",
+            "--logo",
+            "/favicon.svg",
+            "--support-contact",
+            SUPPORT_CONTACT,
+            env=env,
+        )
         creds = sandbox.credentials()
         for name, extra in (("shopify", ["--shop", "acme"]), ("zendesk", ["--subdomain", "acme"])):
-            botctl("connect", name, "-w", "acme", "--sandbox", sandbox.url, *extra, "--access-token-stdin",
-                   env=env, input=creds[name]["access_token"] + "\n")
-        botctl("connect", "stripe", "-w", "acme", "--sandbox", sandbox.url, "--api-key-stdin", env=env,
-               input=creds["stripe"]["api_key"] + "\n")
+            botctl(
+                "connect",
+                name,
+                "-w",
+                "acme",
+                "--sandbox",
+                sandbox.url,
+                *extra,
+                "--access-token-stdin",
+                env=env,
+                input=creds[name]["access_token"] + "\n",
+            )
+        botctl(
+            "connect",
+            "stripe",
+            "-w",
+            "acme",
+            "--sandbox",
+            sandbox.url,
+            "--api-key-stdin",
+            env=env,
+            input=creds["stripe"]["api_key"] + "\n",
+        )
         # The site's secret, as an operator would hand it to the site's backend: a 0600 file.
         rotated = botctl("identity", "rotate", "-w", "acme", "--json", env=env).stdout
         self.secret_file = tmp / "site-secret.json"
@@ -109,10 +166,26 @@ class Stack:
         botctl("daemon", "start", "--port", str(urlsplit(self.edge).port), env=env)
         self.daemon_started = True
         for origin in (self.site, self.foreign):
-            self.procs.append(subprocess.Popen(
-                [sys.executable, str(SITE_SERVER), "--edge", self.edge, "--workspace", "acme", "--secret-file",
-                 str(self.secret_file), "--port", str(urlsplit(origin).port), "--quiet"],
-                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True))
+            self.procs.append(
+                subprocess.Popen(
+                    [
+                        sys.executable,
+                        str(SITE_SERVER),
+                        "--edge",
+                        self.edge,
+                        "--workspace",
+                        "acme",
+                        "--secret-file",
+                        str(self.secret_file),
+                        "--port",
+                        str(urlsplit(origin).port),
+                        "--quiet",
+                    ],
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.PIPE,
+                    text=True,
+                )
+            )
         for origin in (self.site, self.foreign):
             wait_http(origin + "/healthz")
         wait_http(self.edge + "/readyz")
@@ -135,8 +208,9 @@ class Page:
     def __init__(self, browser, stack: Stack, **context_opts) -> None:
         self.stack = stack
         # Reduced motion: no opening animation, so geometry and screenshots are stable.
-        self.context = browser.new_context(**{"viewport": {"width": 1280, "height": 800}, "reduced_motion": "reduce",
-                                              **context_opts})
+        self.context = browser.new_context(
+            **{"viewport": {"width": 1280, "height": 800}, "reduced_motion": "reduce", **context_opts}
+        )
         self.page = self.context.new_page()
         self.page.set_default_timeout(10_000)
         self.csp: list[dict] = []
@@ -146,8 +220,10 @@ class Page:
         self.failed: list[str] = []
         self.page.expose_binding("__botctlTestCsp", lambda _source, v: self.csp.append(v))
         self.page.add_init_script(CSP_PROBE)
-        self.page.on("console", lambda m: self.console.append(f"{m.type}: {m.text}") if m.type in ("error", "warning")
-                     else None)
+        self.page.on(
+            "console",
+            lambda m: self.console.append(f"{m.type}: {m.text}") if m.type in ("error", "warning") else None,
+        )
         self.page.on("pageerror", lambda e: self.console.append(f"pageerror: {e}"))
         self.page.on("request", lambda r: self.requests.append(r.url))
         self.page.on("response", lambda r: self.responses.append((r.status, r.url)))
@@ -198,12 +274,20 @@ class Page:
         """No CSP violation, no console error or warning, no request off the two origins. `refusals`: HTTP
         4xx answers the test provoked (Chromium logs each as "Failed to load resource")."""
         assert self.csp == [], f"CSP violations: {self.csp}"
-        console = [c for c in self.console if "Failed to load resource: the server responded with a status of 4" not in c]
+        console = [
+            c
+            for c in self.console
+            if "Failed to load resource: the server responded with a status of 4" not in c
+        ]
         assert console == [], f"console errors/warnings: {self.console}"
         assert len(self.console) == refusals, self.console
         allowed = {self.stack.site, self.stack.edge}
-        foreign = [u for u in self.requests if not u.startswith(("data:", "blob:"))
-                   and f"{urlsplit(u).scheme}://{urlsplit(u).netloc}" not in allowed]
+        foreign = [
+            u
+            for u in self.requests
+            if not u.startswith(("data:", "blob:"))
+            and f"{urlsplit(u).scheme}://{urlsplit(u).netloc}" not in allowed
+        ]
         assert foreign == [], f"requests to other origins: {foreign}"
 
     def close(self) -> None:

@@ -33,15 +33,21 @@ from operator_scenario import Scenario, botctl, running_scenario  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO / "test-artifacts" / "browser"
-LAUNCH_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-               "--disable-sync", "--no-first-run"]
+LAUNCH_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 CSP_PROBE = """
 document.addEventListener("securitypolicyviolation", (e) => {
   window.__consoleTestCsp && window.__consoleTestCsp({directive: e.effectiveDirective, blocked: e.blockedURI,
                                                       sample: e.sample});
 }, true);
 """
-HOSTILE = "<img src=x onerror=\"window.__pwned=1\">"
+HOSTILE = '<img src=x onerror="window.__pwned=1">'
 
 
 class Day:
@@ -59,8 +65,13 @@ def day(tmp_path_factory) -> Iterator[Day]:
         r = s.act("stripe.cancel_my_subscription", {"subscription_id": HOSTILE})
         assert r.status_code in (404, 422), r.text
         ids["hostile"] = r.json()["request_id"]
-        proc = subprocess.Popen([sys.executable, "-m", "botctl", "console", "--no-browser"], env=s.env,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "botctl", "console", "--no-browser"],
+            env=s.env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         url = proc.stdout.readline().strip()
         assert url.startswith("http://127.0.0.1:"), proc.stderr.read()
         try:
@@ -93,8 +104,10 @@ def page(day) -> Iterator[object]:
 
 
 def active(p) -> dict:
-    return p.evaluate("() => { const e = document.activeElement; return {tag: e.tagName.toLowerCase(), "
-                      "id: e.id, text: (e.textContent || '').trim(), href: e.getAttribute('href') || ''}; }")
+    return p.evaluate(
+        "() => { const e = document.activeElement; return {tag: e.tagName.toLowerCase(), "
+        "id: e.id, text: (e.textContent || '').trim(), href: e.getAttribute('href') || ''}; }"
+    )
 
 
 def tab_to(p, predicate, limit: int = 80) -> dict:
@@ -142,7 +155,9 @@ def test_find_a_visitors_request_with_the_keyboard(page, day):
     page.wait_for_url(f"**{link['href']}")
     assert page.get_by_role("heading", name=f"Audit record {link['text']}").is_visible()
     assert page.locator("dl.fields").get_by_text(day.ids["refused"]).is_visible()
-    assert page.locator("dl.fields").get_by_text("forbidden").is_visible()  # the audit keeps what the visitor was not told
+    assert (
+        page.locator("dl.fields").get_by_text("forbidden").is_visible()
+    )  # the audit keeps what the visitor was not told
     shot(page, "record")
 
 
@@ -151,7 +166,7 @@ def test_a_visitors_html_stays_text(page, day):
     href = page.locator("#timeline tbody tr td:first-child a").first.get_attribute("href")
     page.goto(day.base + href)
     assert page.locator("pre.detail").inner_text().count("onerror") >= 1
-    assert 'window.__pwned=1' in page.locator("pre.detail").inner_text()
+    assert "window.__pwned=1" in page.locator("pre.detail").inner_text()
     assert page.locator("img").count() == 0 and page.evaluate("window.__pwned") is None
     shot(page, "hostile-record")
 

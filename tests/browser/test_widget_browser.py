@@ -83,7 +83,10 @@ def test_anonymous_question_gets_a_cited_answer(page, stack):
     # Markup typed by the visitor stays text.
     page.ask("<img src=x id=pwned> where is <b>my</b> parcel?")
     assert page.w(".msg.me").last.inner_text() == "<img src=x id=pwned> where is <b>my</b> parcel?"
-    assert page.page.evaluate("document.getElementById('botctl-widget').shadowRoot.querySelector('#pwned, b')") is None
+    assert (
+        page.page.evaluate("document.getElementById('botctl-widget').shadowRoot.querySelector('#pwned, b')")
+        is None
+    )
     page.assert_clean()
 
 
@@ -148,7 +151,12 @@ def test_signed_in_visitor_lists_own_orders_and_opens_a_ticket(page, stack):
     tickets = page.w(".result-msg[data-action='zendesk.list_my_tickets']")
     tickets.wait_for()
     assert "My parcel is late <img src=x id=pwned>" in tickets.inner_text()
-    assert page.page.evaluate("document.getElementById('botctl-widget').shadowRoot.querySelector('img:not(.logo)')") is None
+    assert (
+        page.page.evaluate(
+            "document.getElementById('botctl-widget').shadowRoot.querySelector('img:not(.logo)')"
+        )
+        is None
+    )
     # Signing out of the site: the widget forgets the token.
     page.page.click("#logout")
     page.wait_state("ready", identity="anonymous")
@@ -249,7 +257,9 @@ def test_strict_csp_is_enforced_and_the_probe_works(page, stack):
     page.goto()
     page.open()
     assert page.csp == []
-    page.page.evaluate("document.body.setAttribute('style', 'outline: 1px solid red')")  # what the widget never does
+    page.page.evaluate(
+        "document.body.setAttribute('style', 'outline: 1px solid red')"
+    )  # what the widget never does
     page.page.wait_for_timeout(200)
     assert any(v["directive"].startswith("style-src") for v in page.csp), page.csp
 

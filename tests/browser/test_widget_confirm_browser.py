@@ -21,8 +21,14 @@ def _ada_token(stack, use: str | None = None) -> str:
     """Ada's token as her site signs it: the widget's by default; `use="mcp"` the one it gives its bot."""
     secret = json.loads(stack.secret_file.read_text())
     now = int(time.time())
-    claims = {"sub": "u-ada", "email": "ada@example.com", "name": "Ada Lovelace", "aud": "acme", "iat": now,
-              "exp": now + 300}
+    claims = {
+        "sub": "u-ada",
+        "email": "ada@example.com",
+        "name": "Ada Lovelace",
+        "aud": "acme",
+        "iat": now,
+        "exp": now + 300,
+    }
     if use:
         claims["botctl_use"] = use
     return jwt.encode(claims, secret["secret"], algorithm="HS256", headers={"kid": secret["kid"]})
@@ -30,18 +36,31 @@ def _ada_token(stack, use: str | None = None) -> str:
 
 def _bot_asks(stack, subject: str) -> dict:
     """The bot, over MCP with the token Ada's site signs for it: create a ticket → confirmation_required."""
-    r = httpx.post(f"{stack.edge}/v1/workspaces/acme/mcp", timeout=30,
-                   headers={"Authorization": f"Bearer {_ada_token(stack, 'mcp')}"},
-                   json={"jsonrpc": "2.0", "id": 1, "method": "tools/call",
-                         "params": {"name": "zendesk__create_ticket",
-                                    "arguments": {"subject": subject, "description": "Asked by the bot."}}})
+    r = httpx.post(
+        f"{stack.edge}/v1/workspaces/acme/mcp",
+        timeout=30,
+        headers={"Authorization": f"Bearer {_ada_token(stack, 'mcp')}"},
+        json={
+            "jsonrpc": "2.0",
+            "id": 1,
+            "method": "tools/call",
+            "params": {
+                "name": "zendesk__create_ticket",
+                "arguments": {"subject": subject, "description": "Asked by the bot."},
+            },
+        },
+    )
     assert r.status_code == 200, r.text
     return r.json()["result"]["structuredContent"]["confirmation_required"]
 
 
 def _tickets_with(stack, subject: str) -> int:
-    r = httpx.post(f"{stack.edge}/v1/workspaces/acme/actions/zendesk.list_my_tickets", json={"params": {}},
-                   headers={"Authorization": f"Bearer {_ada_token(stack)}"}, timeout=30)
+    r = httpx.post(
+        f"{stack.edge}/v1/workspaces/acme/actions/zendesk.list_my_tickets",
+        json={"params": {}},
+        headers={"Authorization": f"Bearer {_ada_token(stack)}"},
+        timeout=30,
+    )
     return r.text.count(subject)
 
 
@@ -70,7 +89,11 @@ def test_confirm_by_keyboard(ada_page, stack):
     assert _tickets_with(stack, "Keyboard confirmed ticket") == 0  # not on the bot's word
     card = _show(page, held["confirmation_id"])
     text = card.inner_text()
-    assert "please confirm" in text.lower() and "Keyboard confirmed ticket" in text and "Asked by the bot." in text
+    assert (
+        "please confirm" in text.lower()
+        and "Keyboard confirmed ticket" in text
+        and "Asked by the bot." in text
+    )
     assert page.page.get_by_role("group", name="Please confirm").count() >= 1
     assert page.active()["tag"] == "button" and page.active()["cls"] == "btn primary"  # focus on Confirm
     page.shot("20-confirmation")

@@ -30,17 +30,25 @@ def _code(src: str) -> str:
     return re.sub(r"(?m)^\s*//.*$|\s//\s.*$", "", src)
 
 
-@pytest.mark.parametrize("pattern, why", [
-    (r"\beval\s*\(", "eval (blocked without 'unsafe-eval')"),
-    (r"new\s+Function\b", "new Function (blocked without 'unsafe-eval')"),
-    (r"setTimeout\(\s*['\"]", "string timers are eval"),
-    (r"\.(innerHTML|outerHTML)\b|insertAdjacentHTML|document\.write|createContextualFragment|DOMParser",
-     "HTML sinks (answers and vendor data are text; Trusted Types would refuse them)"),
-    (r"setAttribute\(\s*['\"](style|on\w+)['\"]", "inline style attributes or inline handlers"),
-    (r"\.style\.|cssText", "inline styles: everything is in the adopted stylesheet"),
-    (r"localStorage|indexedDB|document\.cookie|caches\.", "nothing persists beyond the tab (sessionStorage, below)"),
-    (r"mode\s*:\s*['\"]closed['\"]", "the shadow root stays open (tests and assistive tech)"),
-])
+@pytest.mark.parametrize(
+    "pattern, why",
+    [
+        (r"\beval\s*\(", "eval (blocked without 'unsafe-eval')"),
+        (r"new\s+Function\b", "new Function (blocked without 'unsafe-eval')"),
+        (r"setTimeout\(\s*['\"]", "string timers are eval"),
+        (
+            r"\.(innerHTML|outerHTML)\b|insertAdjacentHTML|document\.write|createContextualFragment|DOMParser",
+            "HTML sinks (answers and vendor data are text; Trusted Types would refuse them)",
+        ),
+        (r"setAttribute\(\s*['\"](style|on\w+)['\"]", "inline style attributes or inline handlers"),
+        (r"\.style\.|cssText", "inline styles: everything is in the adopted stylesheet"),
+        (
+            r"localStorage|indexedDB|document\.cookie|caches\.",
+            "nothing persists beyond the tab (sessionStorage, below)",
+        ),
+        (r"mode\s*:\s*['\"]closed['\"]", "the shadow root stays open (tests and assistive tech)"),
+    ],
+)
 def test_widget_avoids_what_a_strict_csp_blocks(pattern, why):
     assert not re.search(pattern, _code(bundle().decode())), why
 
@@ -75,11 +83,13 @@ def test_every_error_code_has_a_french_message():
     from botctld.widget_bundle import WIDGET_DIR
 
     i18n = (WIDGET_DIR / "i18n.js").read_text()
-    fr = i18n[i18n.index("    fr: {"):]
+    fr = i18n[i18n.index("    fr: {") :]
     missing = [c for c in ERROR_CODES if f'"err.{c}":' not in fr]
     assert missing == [], missing
-    en_keys = set(re.findall(r'^\s*"([\w.]+)":', i18n[i18n.index("    en: {"):i18n.index("    fr: {")], flags=re.M))
-    en_keys |= set(re.findall(r', "([\w.]+)":', i18n[i18n.index("    en: {"):i18n.index("    fr: {")]))
+    en_keys = set(
+        re.findall(r'^\s*"([\w.]+)":', i18n[i18n.index("    en: {") : i18n.index("    fr: {")], flags=re.M)
+    )
+    en_keys |= set(re.findall(r', "([\w.]+)":', i18n[i18n.index("    en: {") : i18n.index("    fr: {")]))
     fr_keys = set(re.findall(r'(?:^\s*|, )"([\w.]+)":', fr, flags=re.M))
     assert en_keys - fr_keys == set(), sorted(en_keys - fr_keys)  # every English string has its French one
 
@@ -88,7 +98,7 @@ def test_widget_talks_only_to_its_own_origin():
     code = _code(bundle().decode())
     urls = set(re.findall(r"https?://[^\s\"')]+", code))
     assert urls == {"http://www.w3.org/2000/svg"}, urls  # a namespace name, never fetched
-    assert "credentials: \"omit\"" in code  # no cookies to the edge
+    assert 'credentials: "omit"' in code  # no cookies to the edge
     assert "new CSSStyleSheet()" in code and "adoptedStyleSheets" in code and "attachShadow" in code
 
 
@@ -96,20 +106,27 @@ def test_widget_maps_every_documented_error_code():
     from botctld.openapi import ERROR_CODES
 
     code = bundle().decode()
-    table = code[code.index("var CODE_MESSAGES = {"):code.index("function humanError")]
-    handled = set(re.findall(r"^\s*(\w+):", table, flags=re.M)) | {"rate_limited", "invalid_params", "invalid_request"}
+    table = code[code.index("var CODE_MESSAGES = {") : code.index("function humanError")]
+    handled = set(re.findall(r"^\s*(\w+):", table, flags=re.M)) | {
+        "rate_limited",
+        "invalid_params",
+        "invalid_request",
+    }
     missing = set(ERROR_CODES) - handled - {"method_not_allowed"}  # the widget only sends GET/POST it knows
     assert not missing, f"no plain-language message for {sorted(missing)}"
-    for code_, text in [("identity_required", "Please sign in to do this."),
-                        ("invalid_identity", "Your session expired; please sign in again."),
-                        ("forbidden", "That doesn't belong to your account."),
-                        ("upstream_error", "The service didn't answer; try again."),
-                        ("not_connected", "This isn't available right now.")]:
+    for code_, text in [
+        ("identity_required", "Please sign in to do this."),
+        ("invalid_identity", "Your session expired; please sign in again."),
+        ("forbidden", "That doesn't belong to your account."),
+        ("upstream_error", "The service didn't answer; try again."),
+        ("not_connected", "This isn't available right now."),
+    ]:
         assert re.search(rf'{code_}: "{re.escape(text)}"', table), code_
     assert "Too many requests; try again in " in code
 
 
 # -- the example site ---------------------------------------------------------------------------------
+
 
 def _load_site_module():
     spec = importlib.util.spec_from_file_location("example_site_server", SITE / "server.py")
@@ -129,7 +146,11 @@ def test_minted_token_is_what_the_daemon_expects(site_mod):
     assert jwt.get_unverified_header(tok) == {"alg": "HS256", "typ": "JWT", "kid": "k1"}
     claims = jwt.decode(tok, SECRET, algorithms=["HS256"], audience="acme")
     assert {k: claims[k] for k in ("sub", "email", "name", "aud")} == {
-        "sub": "u-ada", "email": "ada@example.com", "name": "Ada Lovelace", "aud": "acme"}
+        "sub": "u-ada",
+        "email": "ada@example.com",
+        "name": "Ada Lovelace",
+        "aud": "acme",
+    }
     assert claims["exp"] - claims["iat"] == 600  # capped at 10 minutes whatever --ttl says
     assert abs(claims["iat"] - time.time()) < 5
 
@@ -165,10 +186,16 @@ def test_site_page_has_the_tag_and_a_strict_csp(site):
     r = httpx.get(site + "/")
     assert r.status_code == 200
     csp = r.headers["content-security-policy"]
-    assert f"script-src 'self' {EDGE}" in csp and f"connect-src 'self' {EDGE}" in csp and "style-src 'self'" in csp
+    assert (
+        f"script-src 'self' {EDGE}" in csp
+        and f"connect-src 'self' {EDGE}" in csp
+        and "style-src 'self'" in csp
+    )
     assert "unsafe" not in csp
-    assert (f'<script src="{EDGE}/widget.js" data-workspace="acme" data-identity-endpoint="/botctl-token"'
-            in r.text)
+    assert (
+        f'<script src="{EDGE}/widget.js" data-workspace="acme" data-identity-endpoint="/botctl-token"'
+        in r.text
+    )
     assert "<script>" not in r.text and " style=" not in r.text  # nothing inline for the CSP to refuse
     push = httpx.get(site + "/?mode=push").text
     assert "data-identity-endpoint" not in push
@@ -179,9 +206,15 @@ def test_site_token_endpoint(site):
         assert c.get("/botctl-token").json() == {"token": None}
         # Only the site's own pages may ask (a cross-site fetch could not read it anyway).
         assert c.get("/botctl-token", headers={"Sec-Fetch-Site": "cross-site"}).status_code == 403
-        assert c.post("/login", data={"user": "ada"}, headers={"Origin": "http://evil.test"}).status_code == 403
+        assert (
+            c.post("/login", data={"user": "ada"}, headers={"Origin": "http://evil.test"}).status_code == 403
+        )
         r = c.post("/login", data={"user": "ada"}, headers={"Origin": site})
-        assert r.status_code == 303 and "HttpOnly" in r.headers["set-cookie"] and "SameSite=Lax" in r.headers["set-cookie"]
+        assert (
+            r.status_code == 303
+            and "HttpOnly" in r.headers["set-cookie"]
+            and "SameSite=Lax" in r.headers["set-cookie"]
+        )
         r = c.get("/botctl-token", headers={"Sec-Fetch-Site": "same-origin"})
         assert r.headers["cache-control"] == "no-store"
         claims = jwt.decode(r.json()["token"], SECRET, algorithms=["HS256"], audience="acme")

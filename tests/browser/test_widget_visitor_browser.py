@@ -31,7 +31,9 @@ def storage_dump(page: Page) -> str:
 
 def site_token(page: Page) -> str | None:
     """The identity token the site's backend hands the widget now (what must never be stored)."""
-    return page.page.evaluate("fetch('/botctl-token', {credentials: 'same-origin'}).then(r => r.json()).then(b => b.token)")
+    return page.page.evaluate(
+        "fetch('/botctl-token', {credentials: 'same-origin'}).then(r => r.json()).then(b => b.token)"
+    )
 
 
 def test_conversation_survives_reloads_and_sign_in_without_storing_the_token(page, stack):
@@ -53,7 +55,9 @@ def test_conversation_survives_reloads_and_sign_in_without_storing_the_token(pag
     page.page.click("#login-ada")
     page.wait_state("ready", identity="signed-in")
     page.open()
-    assert page.w(".msg.me").first.inner_text() == REFUNDS and said in page.w(".msg.answer").first.inner_text()
+    assert (
+        page.w(".msg.me").first.inner_text() == REFUNDS and said in page.w(".msg.answer").first.inner_text()
+    )
     page.run_from_tray("shopify.list_my_orders")
     page.w(".result-msg[data-action='shopify.list_my_orders']").wait_for()
     page.page.reload()
@@ -131,17 +135,36 @@ def test_a_tampered_transcript_renders_as_the_same_safe_subset(page, stack):
     """What sessionStorage holds is read back as data: lists, bold and http(s) links render; HTML, script
     URLs and unknown entries do not (a script on the page could write anything there)."""
     page.goto()
-    evil = {"v": 1, "conversation": None, "private": False, "entries": [
-        {"kind": "me", "text": "<img src=x id=pwned1 onerror=alert(1)>"},
-        {"kind": "answer", "question": "q", "grounded": True, "suggested": [], "answerId": None,
-         "text": "Intro **bold <b>x</b>**:\n- one [ok](https://juniper.example/a)\n"
-                 "- two [bad](javascript:alert(1)) [data](data:text/html,<script>alert(1)</script>)\n\n"
-                 "1. first\n2. second https://juniper.example/bare.",
-         "citations": [{"title": "<img src=x id=pwned2>", "section": "S", "url": "javascript:alert(1)"}]},
-        {"kind": "result", "action": "shopify.list_my_orders", "result": {"orders": [{"name": "<img id=pwned3 src=x>"}]}},
-        {"kind": "script", "text": "<script>alert(1)</script>"},
-    ]}
-    page.page.evaluate("([k, v]) => sessionStorage.setItem(k, v)", ["botctl:acme:conversation", json.dumps(evil)])
+    evil = {
+        "v": 1,
+        "conversation": None,
+        "private": False,
+        "entries": [
+            {"kind": "me", "text": "<img src=x id=pwned1 onerror=alert(1)>"},
+            {
+                "kind": "answer",
+                "question": "q",
+                "grounded": True,
+                "suggested": [],
+                "answerId": None,
+                "text": "Intro **bold <b>x</b>**:\n- one [ok](https://juniper.example/a)\n"
+                "- two [bad](javascript:alert(1)) [data](data:text/html,<script>alert(1)</script>)\n\n"
+                "1. first\n2. second https://juniper.example/bare.",
+                "citations": [
+                    {"title": "<img src=x id=pwned2>", "section": "S", "url": "javascript:alert(1)"}
+                ],
+            },
+            {
+                "kind": "result",
+                "action": "shopify.list_my_orders",
+                "result": {"orders": [{"name": "<img id=pwned3 src=x>"}]},
+            },
+            {"kind": "script", "text": "<script>alert(1)</script>"},
+        ],
+    }
+    page.page.evaluate(
+        "([k, v]) => sessionStorage.setItem(k, v)", ["botctl:acme:conversation", json.dumps(evil)]
+    )
     page.page.reload()
     page.wait_state("ready")
     page.open()
@@ -239,12 +262,20 @@ def test_thumbs_up_and_down_are_recorded_for_the_operator(page, stack):
     assert sorted(stored) == sorted([(None, UNKNOWN), (None, REFUNDS)])
     # A vote can only be about an answer the chat gave: the same id with other words is refused.
     headers = {"Origin": stack.site}
-    chat = httpx.post(f"{stack.edge}/v1/workspaces/acme/chat", json={"message": REFUNDS}, headers=headers).json()
-    forged = {"answer_id": chat["answer_id"], "vote": "down", "question": "Your shop is a scam", "answer": chat["answer"]}
+    chat = httpx.post(
+        f"{stack.edge}/v1/workspaces/acme/chat", json={"message": REFUNDS}, headers=headers
+    ).json()
+    forged = {
+        "answer_id": chat["answer_id"],
+        "vote": "down",
+        "question": "Your shop is a scam",
+        "answer": chat["answer"],
+    }
     r = httpx.post(f"{stack.edge}/v1/workspaces/acme/feedback", json=forged, headers=headers)
     assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_request"
-    ok = httpx.post(f"{stack.edge}/v1/workspaces/acme/feedback", headers=headers,
-                    json={**forged, "question": REFUNDS})
+    ok = httpx.post(
+        f"{stack.edge}/v1/workspaces/acme/feedback", headers=headers, json={**forged, "question": REFUNDS}
+    )
     assert ok.status_code == 200
     page.assert_clean()
 
@@ -284,11 +315,28 @@ def test_talk_to_a_person_opens_a_ticket_with_the_conversation(page, stack):
     ticket_id = int(sent.inner_text().split("#", 1)[1].split()[0])
     page.shot("visitor-08-handoff-sent")
     # The ticket in the help desk carries the conversation, opened as Ada and audited.
-    got = botctl("actions", "run", "zendesk.get_my_ticket", "-w", "acme", "--as-email", "ada@example.com",
-                 "--as-sub", "u-ada", "--params", json.dumps({"ticket_id": ticket_id}), "--json", env=stack.env).stdout
+    got = botctl(
+        "actions",
+        "run",
+        "zendesk.get_my_ticket",
+        "-w",
+        "acme",
+        "--as-email",
+        "ada@example.com",
+        "--as-sub",
+        "u-ada",
+        "--params",
+        json.dumps({"ticket_id": ticket_id}),
+        "--json",
+        env=stack.env,
+    ).stdout
     assert UNKNOWN in got and "don't know" in got
-    audit = [json.loads(line) for line in botctl("audit", "-w", "acme", "--action", "zendesk.create_ticket", "--json",
-                                                 env=stack.env).stdout.splitlines()]
+    audit = [
+        json.loads(line)
+        for line in botctl(
+            "audit", "-w", "acme", "--action", "zendesk.create_ticket", "--json", env=stack.env
+        ).stdout.splitlines()
+    ]
     assert any(r["outcome"] == "ok" and r["actor"].get("sub") == "u-ada" for r in audit), audit
     page.assert_clean()
 

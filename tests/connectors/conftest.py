@@ -26,7 +26,9 @@ GRACE = Visitor(sub="site-user-grace", email="grace@example.com", name="Grace Ho
 LINUS = Visitor(sub="site-user-linus", email="linus@example.com", name="Linus Torvalds")
 
 # Each connector's settings for the sandbox's seeded tenant, as its sandbox vendor declares them.
-CONFIG: dict[str, dict[str, str]] = {c.name: dict(sandbox_vendor(c.name).connect_config) for c in registry.all_connectors()}
+CONFIG: dict[str, dict[str, str]] = {
+    c.name: dict(sandbox_vendor(c.name).connect_config) for c in registry.all_connectors()
+}
 
 
 def credential_for(creds: Mapping[str, Any], name: str, *, limited: bool = False) -> dict[str, Secret]:

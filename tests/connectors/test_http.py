@@ -315,7 +315,9 @@ def test_non_idempotent_write_is_not_retried(h):
     result, waits = call("zendesk", h.base_url("zendesk"), "POST", "/api/v2/tickets.json",
                          credential=h.credential("zendesk"), idempotent=False)  # fmt: skip
     # The vendor may have created it before failing: not retried, and not "try again" either.
-    assert isinstance(result, ActionError) and result.code == "outcome_unknown" and result.upstream_status == 500
+    assert (
+        isinstance(result, ActionError) and result.code == "outcome_unknown" and result.upstream_status == 500
+    )
     assert waits == []
 
 

@@ -27,8 +27,13 @@ from botctl.audit import destinations, shipstate
 from botctl.home import Home
 
 log = logging.getLogger("botctl.alerts")
-ALERT_TYPES = ("connection.needs_reauth", "connection.refresh_failed", "audit.chain_broken", "provider.restarted",
-               "alert.test")
+ALERT_TYPES = (
+    "connection.needs_reauth",
+    "connection.refresh_failed",
+    "audit.chain_broken",
+    "provider.restarted",
+    "alert.test",
+)
 _SCAN_KEY = "alert_scan_seq"
 
 
@@ -40,16 +45,37 @@ def alerts_for(rec: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
     """The alerts one audit record raises (most raise none)."""
     detail = rec.get("detail") if isinstance(rec.get("detail"), dict) else {}
     out = []
-    base = {"workspace": rec.get("workspace"), "connector": rec.get("connector"), "seq": rec.get("seq"),
-            "record_hash": rec.get("hash"), "ts": rec.get("ts"), "request_id": rec.get("request_id")}
+    base = {
+        "workspace": rec.get("workspace"),
+        "connector": rec.get("connector"),
+        "seq": rec.get("seq"),
+        "record_hash": rec.get("hash"),
+        "ts": rec.get("ts"),
+        "request_id": rec.get("request_id"),
+    }
     if rec.get("event") == "connection.refresh_failed":
-        out.append(("connection.refresh_failed", {**base, "reason": rec.get("reason"),
-                                                  "upstream_status": detail.get("upstream_status")}))
+        out.append(
+            (
+                "connection.refresh_failed",
+                {**base, "reason": rec.get("reason"), "upstream_status": detail.get("upstream_status")},
+            )
+        )
     if detail.get("connection_status") == "needs_reauth" or (
-            str(rec.get("event", "")).startswith("connection.") and rec.get("reason") == "needs_reauth"
-            and rec.get("outcome") != "ok"):
-        out.append(("connection.needs_reauth", {**base, "reason": rec.get("reason"), "event": rec.get("event"),
-                                                "reconnect": _reconnect(rec)}))
+        str(rec.get("event", "")).startswith("connection.")
+        and rec.get("reason") == "needs_reauth"
+        and rec.get("outcome") != "ok"
+    ):
+        out.append(
+            (
+                "connection.needs_reauth",
+                {
+                    **base,
+                    "reason": rec.get("reason"),
+                    "event": rec.get("event"),
+                    "reconnect": _reconnect(rec),
+                },
+            )
+        )
     return out
 
 
@@ -103,10 +129,17 @@ def check_chain(home: Home, key: bytes, conn) -> dict[str, Any]:  # noqa: ANN001
     finally:
         vault.close()
     if state.get("chain") == "broken":
-        chain_broken(conn, state.get("problem") or "broken", kind=state.get("kind") or "broken",
-                     key=f"head:{state.get('kind')}:{state.get('head_seq')}:{state.get('checkpoint_seq')}",
-                     extra={"head_seq": state.get("head_seq"), "checkpoint_seq": state.get("checkpoint_seq"),
-                            "fix": "botctl audit verify; then botctl audit seal-break --reason TEXT"})
+        chain_broken(
+            conn,
+            state.get("problem") or "broken",
+            kind=state.get("kind") or "broken",
+            key=f"head:{state.get('kind')}:{state.get('head_seq')}:{state.get('checkpoint_seq')}",
+            extra={
+                "head_seq": state.get("head_seq"),
+                "checkpoint_seq": state.get("checkpoint_seq"),
+                "fix": "botctl audit verify; then botctl audit seal-break --reason TEXT",
+            },
+        )
     else:  # mended (sealed): the next break of the head alerts again
         conn.execute("DELETE FROM meta WHERE key LIKE 'chain_alert:head:%'")
     return state
@@ -125,12 +158,23 @@ def verify_walk(home: Home, key: bytes, conn) -> dict[str, Any]:  # noqa: ANN001
     finally:
         vault.close()
     if not verdict.ok and state.get("chain") == "ok":  # else the head alert already tells of this break
-        chain_broken(conn, f"audit verify: broken at record {verdict.first_bad_seq}: {verdict.problem}",
-                     kind="verify_failed", key=f"verify:{verdict.first_bad_seq}:{verdict.problem}",
-                     extra={"first_bad_seq": verdict.first_bad_seq,
-                            "fix": "botctl audit verify (keep copies of the log first)"})
-    return {"ok": verdict.ok, "records": verdict.records, "first_bad_seq": verdict.first_bad_seq,
-            "problem": verdict.problem, "at": store.now_iso()}
+        chain_broken(
+            conn,
+            f"audit verify: broken at record {verdict.first_bad_seq}: {verdict.problem}",
+            kind="verify_failed",
+            key=f"verify:{verdict.first_bad_seq}:{verdict.problem}",
+            extra={
+                "first_bad_seq": verdict.first_bad_seq,
+                "fix": "botctl audit verify (keep copies of the log first)",
+            },
+        )
+    return {
+        "ok": verdict.ok,
+        "records": verdict.records,
+        "first_bad_seq": verdict.first_bad_seq,
+        "problem": verdict.problem,
+        "at": store.now_iso(),
+    }
 
 
 _ALIVE = "provider.alive"
@@ -151,12 +195,22 @@ def provider_started(home: Home, pid: int) -> bool:
     if isinstance(prev, dict) and isinstance(prev.get("started"), str):
         conn = shipstate.connect(home)
         try:
-            told = conn.execute("SELECT 1 FROM alert_events WHERE type = 'provider.restarted' AND created_at >= ?",
-                                (prev["started"],)).fetchone()
+            told = conn.execute(
+                "SELECT 1 FROM alert_events WHERE type = 'provider.restarted' AND created_at >= ?",
+                (prev["started"],),
+            ).fetchone()
             if told is None:  # the supervisor saw no death (it died too): say so from here
-                shipstate.raise_alert(conn, "provider.restarted", {
-                    "exit_code": None, "previous_pid": prev.get("pid"), "previous_started": prev["started"],
-                    "detected": "at start: the previous provider did not stop cleanly", "log": "botctl daemon logs"})
+                shipstate.raise_alert(
+                    conn,
+                    "provider.restarted",
+                    {
+                        "exit_code": None,
+                        "previous_pid": prev.get("pid"),
+                        "previous_started": prev["started"],
+                        "detected": "at start: the previous provider did not stop cleanly",
+                        "log": "botctl daemon logs",
+                    },
+                )
                 raised = True
         finally:
             conn.close()
@@ -180,8 +234,13 @@ def raise_now(home: Home, type_: str, data: dict[str, Any]) -> int:
 
 
 def payload(event: dict[str, Any]) -> bytes:
-    body = {"id": event["id"], "type": event["type"], "created_at": event["created_at"],
-            "host": socket.gethostname(), "data": event["data"]}
+    body = {
+        "id": event["id"],
+        "type": event["type"],
+        "created_at": event["created_at"],
+        "host": socket.gethostname(),
+        "data": event["data"],
+    }
     return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 
@@ -195,11 +254,20 @@ def deliver(conn, *, force: bool = False) -> list[dict[str, Any]]:  # noqa: ANN0
         sent = 0
         for event in shipstate.events_after(conn, hook.delivered_id, limit=100):
             try:
-                destinations.post(hook.url, payload(event), secret_env=hook.secret_env,
-                                  headers={"Content-Type": "application/json", "X-Botctl-Event": event["type"],
-                                           "X-Botctl-Delivery": event["id"]})
+                destinations.post(
+                    hook.url,
+                    payload(event),
+                    secret_env=hook.secret_env,
+                    headers={
+                        "Content-Type": "application/json",
+                        "X-Botctl-Event": event["type"],
+                        "X-Botctl-Delivery": event["id"],
+                    },
+                )
             except destinations.DeliveryFailed as exc:
-                shipstate.failed(conn, "alert_hooks", hook.name, str(exc), now + shipstate.backoff(hook.failures + 1))
+                shipstate.failed(
+                    conn, "alert_hooks", hook.name, str(exc), now + shipstate.backoff(hook.failures + 1)
+                )
                 results.append({"hook": hook.name, "sent": sent, "error": str(exc)})
                 break
             shipstate.hook_delivered(conn, hook.name, event["n"])
@@ -216,9 +284,18 @@ def status(home: Home) -> list[dict[str, Any]]:
     conn = shipstate.connect(home)
     try:
         last = shipstate.last_event_id(conn)
-        return [{"name": h.name, "url": destinations.redact_url(h.url), "secret_env": h.secret_env,
-                 "pending": max(0, last - h.delivered_id), "failures": h.failures, "last_error": h.last_error,
-                 "delivered_at": h.delivered_at} for h in shipstate.list_hooks(conn)]
+        return [
+            {
+                "name": h.name,
+                "url": destinations.redact_url(h.url),
+                "secret_env": h.secret_env,
+                "pending": max(0, last - h.delivered_id),
+                "failures": h.failures,
+                "last_error": h.last_error,
+                "delivered_at": h.delivered_at,
+            }
+            for h in shipstate.list_hooks(conn)
+        ]
     finally:
         conn.close()
 
@@ -241,7 +318,9 @@ def describe(event: dict[str, Any]) -> str:
     return f"{event['type']} at {event['created_at']}"
 
 
-def recent(home: Home, *, hours: float = 24.0, types: tuple[str, ...] = TRANSIENT_TYPES) -> list[dict[str, Any]]:
+def recent(
+    home: Home, *, hours: float = 24.0, types: tuple[str, ...] = TRANSIENT_TYPES
+) -> list[dict[str, Any]]:
     """Alerts of `types` raised in the last `hours`, newest last, each with a `summary` line."""
     from datetime import UTC, datetime, timedelta
 
@@ -250,8 +329,11 @@ def recent(home: Home, *, hours: float = 24.0, types: tuple[str, ...] = TRANSIEN
     since = (datetime.now(UTC) - timedelta(hours=hours)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     conn = shipstate.connect(home)
     try:
-        rows = conn.execute(f"SELECT id FROM alert_events WHERE created_at >= ? AND type IN "
-                            f"({','.join('?' * len(types))}) ORDER BY id LIMIT 1", (since, *types)).fetchone()
+        rows = conn.execute(
+            f"SELECT id FROM alert_events WHERE created_at >= ? AND type IN "
+            f"({','.join('?' * len(types))}) ORDER BY id LIMIT 1",
+            (since, *types),
+        ).fetchone()
         if rows is None:
             return []
         events = [e for e in shipstate.events_after(conn, rows[0] - 1, limit=1000) if e["type"] in types]

@@ -56,7 +56,9 @@ def anchor_public_key(key: bytes) -> dict[str, str]:
 
     public = _anchor_signer(key).public_key()
     raw = public.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-    pem = public.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+    pem = public.public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    ).decode()
     return {"key_id": hashlib.sha256(raw).hexdigest()[:16], "public_key_pem": pem}
 
 
@@ -64,11 +66,14 @@ def make_anchor(home: Home, key: bytes, vault_conn: sqlite3.Connection) -> dict[
     """A signed `{v, seq, hash, ts, key_id, sig}` for the current head (refused on a broken head)."""
     state = head_state(home, key, vault_conn)
     if state["chain"] != "ok":
-        raise AuditChainBroken(f"not anchoring a broken head: {state['problem']}.",
-                               hint="See `botctl audit verify`; `botctl audit seal-break --reason TEXT` records "
-                                    "the break.")
+        raise AuditChainBroken(
+            f"not anchoring a broken head: {state['problem']}.",
+            hint="See `botctl audit verify`; `botctl audit seal-break --reason TEXT` records the break.",
+        )
     if state["head_seq"] == 0:
-        raise NotFound("nothing to anchor yet: the audit log has no records.", hint="Run `botctl init` first.")
+        raise NotFound(
+            "nothing to anchor yet: the audit log has no records.", hint="Run `botctl init` first."
+        )
     return sign_anchor(key, state["head_seq"], state["head_hash"])
 
 
@@ -78,8 +83,14 @@ def sign_anchor(key: bytes, seq: int, head: str) -> dict[str, Any]:
 
     ts = store.now_iso()
     sig = _anchor_signer(key).sign(anchor_message(seq, head, ts))
-    return {"v": 1, "seq": seq, "hash": head, "ts": ts, "key_id": anchor_public_key(key)["key_id"],
-            "sig": base64.b64encode(sig).decode()}
+    return {
+        "v": 1,
+        "seq": seq,
+        "hash": head,
+        "ts": ts,
+        "key_id": anchor_public_key(key)["key_id"],
+        "sig": base64.b64encode(sig).decode(),
+    }
 
 
 def load_anchors(path: str, key: bytes) -> list[Anchor]:
@@ -94,8 +105,10 @@ def load_anchors(path: str, key: bytes) -> list[Anchor]:
             lines = f.read().splitlines()
     except (OSError, UnicodeDecodeError) as exc:
         why = exc.strerror if isinstance(exc, OSError) and exc.strerror else "not UTF-8 text"
-        raise UsageError(f"cannot read the anchor file {path!r}: {why}.",
-                         hint="Give the file `botctl audit anchor --out FILE` wrote.") from None
+        raise UsageError(
+            f"cannot read the anchor file {path!r}: {why}.",
+            hint="Give the file `botctl audit anchor --out FILE` wrote.",
+        ) from None
     public = _anchor_signer(key).public_key()
     key_id = anchor_public_key(key)["key_id"]
     out = []
@@ -115,8 +128,10 @@ def load_anchors(path: str, key: bytes) -> list[Anchor]:
             except (binascii.Error, ValueError):
                 why = "sig is not base64"
         if why is not None:
-            raise UsageError(f"{where}: not a botctl audit anchor line ({why}).",
-                             hint="Anchor files hold the lines `botctl audit anchor` prints, one per line.")
+            raise UsageError(
+                f"{where}: not a botctl audit anchor line ({why}).",
+                hint="Anchor files hold the lines `botctl audit anchor` prints, one per line.",
+            )
         authentic = a["key_id"] == key_id
         if authentic:
             try:
@@ -125,8 +140,10 @@ def load_anchors(path: str, key: bytes) -> list[Anchor]:
                 authentic = False
         out.append(Anchor(a["seq"], a["hash"], f"the anchor at {where} ({a['ts']})", authentic, a["ts"]))
     if not out:
-        raise UsageError(f"the anchor file {path!r} holds no anchors.",
-                         hint="Append one with `botctl audit anchor --out FILE`.")
+        raise UsageError(
+            f"the anchor file {path!r} holds no anchors.",
+            hint="Append one with `botctl audit anchor --out FILE`.",
+        )
     return out
 
 
@@ -152,6 +169,8 @@ def parse_expect_head(text: str) -> Anchor:
     seq, sep, head = text.strip().partition(":")
     head = head.lower()
     if not sep or not seq.isdigit() or int(seq) < 1 or not _HEX64.match(head):
-        raise UsageError(f"--expect-head {text!r} is not SEQ:HASH.",
-                         hint="e.g. --expect-head 1234:<the 64 hex digits `botctl audit show 1234` prints as hash>.")
+        raise UsageError(
+            f"--expect-head {text!r} is not SEQ:HASH.",
+            hint="e.g. --expect-head 1234:<the 64 hex digits `botctl audit show 1234` prints as hash>.",
+        )
     return Anchor(int(seq), head, f"--expect-head {int(seq)}:{head[:12]}…")

@@ -65,22 +65,35 @@ class HeadProblem:
     checkpoint_authentic: bool
 
     def state(self) -> dict[str, Any]:
-        return {"chain": "broken", "problem": self.message, "kind": self.kind, "head_seq": self.head_seq,
-                "head_hash": self.head_hash,
-                "checkpoint_seq": self.checkpoint[0] if self.checkpoint else None,
-                "checkpoint_hash": self.checkpoint[1] if self.checkpoint else None}
+        return {
+            "chain": "broken",
+            "problem": self.message,
+            "kind": self.kind,
+            "head_seq": self.head_seq,
+            "head_hash": self.head_hash,
+            "checkpoint_seq": self.checkpoint[0] if self.checkpoint else None,
+            "checkpoint_hash": self.checkpoint[1] if self.checkpoint else None,
+        }
 
     def error(self) -> AuditChainBroken:
         exc = AuditChainBroken(
             f"the audit log's head disagrees with its checkpoint: {self.message}; nothing is written onto it.",
             hint="Keep copies of audit.db and vault.db, see `botctl audit verify`, then record the break with "
-                 "`botctl audit seal-break --reason TEXT`.")
+            "`botctl audit seal-break --reason TEXT`.",
+        )
         exc.state = self.state()  # type: ignore[attr-defined]
         return exc
 
 
-def head_problem(conn: Any, cp: tuple[int, str, str] | None, key: bytes, head_seq: int,
-                 head_hash: str, *, trusted: tuple | None = None) -> HeadProblem | None:
+def head_problem(
+    conn: Any,
+    cp: tuple[int, str, str] | None,
+    key: bytes,
+    head_seq: int,
+    head_hash: str,
+    *,
+    trusted: tuple | None = None,
+) -> HeadProblem | None:
     """Hold the head (`head_seq`, `head_hash`, read from `conn`) against the checkpoint row `cp`.
 
     Cheap enough for every append: no walk. Equal seqs compare the hashes; a head past the checkpoint
@@ -90,23 +103,47 @@ def head_problem(conn: Any, cp: tuple[int, str, str] | None, key: bytes, head_se
     if cp is None:
         if head_seq == 0:
             return None
-        return HeadProblem("checkpoint_missing", f"{head_seq} records but no checkpoint in vault.db (deleted)",
-                           head_seq, head_hash, None, False)
+        return HeadProblem(
+            "checkpoint_missing",
+            f"{head_seq} records but no checkpoint in vault.db (deleted)",
+            head_seq,
+            head_hash,
+            None,
+            False,
+        )
     cp_seq, cp_hash, cp_mac = cp
     if cp != trusted and not hmac.compare_digest(cp_mac, checkpoint_mac(key, cp_seq, cp_hash)):
-        return HeadProblem("checkpoint_forged", "the checkpoint in vault.db does not authenticate (edited or forged)",
-                           head_seq, head_hash, (cp_seq, cp_hash), False)
+        return HeadProblem(
+            "checkpoint_forged",
+            "the checkpoint in vault.db does not authenticate (edited or forged)",
+            head_seq,
+            head_hash,
+            (cp_seq, cp_hash),
+            False,
+        )
     if head_seq < cp_seq:
-        return HeadProblem("truncated", f"the log ends at record {head_seq} but the checkpoint says {cp_seq} "
-                           "(tail deleted)", head_seq, head_hash, (cp_seq, cp_hash), True)
+        return HeadProblem(
+            "truncated",
+            f"the log ends at record {head_seq} but the checkpoint says {cp_seq} (tail deleted)",
+            head_seq,
+            head_hash,
+            (cp_seq, cp_hash),
+            True,
+        )
     if head_seq == cp_seq:
         at: str | None = head_hash
     else:
         row = conn.execute("SELECT hash FROM records WHERE seq = ?", (cp_seq,)).fetchone() if conn else None
         at = row[0] if row else None
     if at != cp_hash:
-        what = "differs from the checkpoint (the log was rewritten)" if at else "is missing (the checkpoint names it)"
-        return HeadProblem("rewritten", f"record {cp_seq} {what}", head_seq, head_hash, (cp_seq, cp_hash), True)
+        what = (
+            "differs from the checkpoint (the log was rewritten)"
+            if at
+            else "is missing (the checkpoint names it)"
+        )
+        return HeadProblem(
+            "rewritten", f"record {cp_seq} {what}", head_seq, head_hash, (cp_seq, cp_hash), True
+        )
     return None
 
 
@@ -115,12 +152,17 @@ _HEAD_SQL = "SELECT seq, hash FROM records ORDER BY seq DESC LIMIT 1"
 
 def head_state(home: Home, key: bytes, vault_conn: Any) -> dict[str, Any]:
     """Whether a writer would accept the head now (`{"chain": "ok" | "broken", ...}`), without writing."""
-    cp = vault_conn.execute(_CHECKPOINT_SQL).fetchone()  # first: records always commit before their checkpoint
+    cp = vault_conn.execute(
+        _CHECKPOINT_SQL
+    ).fetchone()  # first: records always commit before their checkpoint
     conn = store.open_audit_reader(home)
     if conn is None:
         problem = head_problem(None, cp, key, 0, GENESIS)
-        return problem.state() if problem else {"chain": "ok", "head_seq": 0, "head_hash": GENESIS,
-                                                 "checkpoint_seq": None}
+        return (
+            problem.state()
+            if problem
+            else {"chain": "ok", "head_seq": 0, "head_hash": GENESIS, "checkpoint_seq": None}
+        )
     try:
         row = conn.execute(_HEAD_SQL).fetchone()
         seq, prev = (row[0], row[1]) if row else (0, GENESIS)

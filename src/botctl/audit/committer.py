@@ -87,7 +87,9 @@ class GroupCommitter:
                     fut.set_exception(exc)
             else:
                 if self._broken is not None:
-                    _log().warning("audit log writable again from record %d (the break was sealed)", written[0]["seq"])
+                    _log().warning(
+                        "audit log writable again from record %d (the break was sealed)", written[0]["seq"]
+                    )
                     self._broken = None
                 self.batches += 1
                 self.records += len(batch)
@@ -103,8 +105,11 @@ class GroupCommitter:
         if self._broken is None:  # logged once per break, not once per refused record
             self._broken = dict(getattr(exc, "state", {"chain": "broken", "problem": exc.message}))
             self._broken["since"] = store.now_iso()
-            _log().error("audit log refuses new records: %s; every audited request fails until "
-                         "`botctl audit seal-break --reason TEXT` records the break", self._broken.get("problem"))
+            _log().error(
+                "audit log refuses new records: %s; every audited request fails until "
+                "`botctl audit seal-break --reason TEXT` records the break",
+                self._broken.get("problem"),
+            )
 
     def close(self) -> None:
         """Commit everything already submitted, then stop."""

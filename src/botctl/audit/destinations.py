@@ -41,17 +41,24 @@ def check_webhook_url(url: str, flag: str = "URL") -> str:
     if parts is None or parts.scheme not in ("https", "http") or not host:
         raise UsageError(f"{flag} {url!r} is not an http(s) URL.", hint=hint)
     if parts.username is not None or parts.password is not None:
-        raise UsageError(f"{flag} {url!r} carries credentials; they would be stored in plain text.", hint=hint)
+        raise UsageError(
+            f"{flag} {url!r} carries credentials; they would be stored in plain text.", hint=hint
+        )
     from urllib.parse import parse_qsl
 
     from botctl.audit.records import _SECRET_KEY
 
     if any(_SECRET_KEY.search(k) for k, _ in parse_qsl(parts.query, keep_blank_values=True)):
-        raise UsageError(f"{flag} carries a secret-looking query parameter; it would be stored in plain text.",
-                         hint="Drop it: the receiver authenticates the X-Botctl-Signature made with --secret-env.")
+        raise UsageError(
+            f"{flag} carries a secret-looking query parameter; it would be stored in plain text.",
+            hint="Drop it: the receiver authenticates the X-Botctl-Signature made with --secret-env.",
+        )
     if parts.scheme == "http" and not _loopback(host):
-        raise UsageError(f"{flag} {url!r} is plain http to a host that is not loopback: records and alerts "
-                         "would cross the network unencrypted.", hint=hint)
+        raise UsageError(
+            f"{flag} {url!r} is plain http to a host that is not loopback: records and alerts "
+            "would cross the network unencrypted.",
+            hint=hint,
+        )
     return url
 
 
@@ -74,7 +81,9 @@ def parse_server(text: str) -> tuple[str, int]:
     host, sep, port = text.rpartition(":")
     host = host.strip("[]")
     if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise UsageError(f"--server {text!r} is not HOST:PORT.", hint="e.g. --server 127.0.0.1:514 or [::1]:6514")
+        raise UsageError(
+            f"--server {text!r} is not HOST:PORT.", hint="e.g. --server 127.0.0.1:514 or [::1]:6514"
+        )
     return host, int(port)
 
 
@@ -87,7 +96,9 @@ def sign(secret: bytes, body: bytes, now: float | None = None) -> str:
 def env_secret(name: str) -> bytes:
     value = os.environ.get(name)
     if not value:
-        raise DeliveryFailed(f"the environment variable {name} (the signing secret) is not set in this process")
+        raise DeliveryFailed(
+            f"the environment variable {name} (the signing secret) is not set in this process"
+        )
     return value.encode()
 
 
@@ -106,7 +117,8 @@ def post(url: str, body: bytes, *, secret_env: str, headers: dict[str, str]) -> 
     target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     if parts.scheme == "https":
         conn: http.client.HTTPConnection = http.client.HTTPSConnection(
-            parts.hostname or "", parts.port or 443, timeout=TIMEOUT_S, context=ssl.create_default_context())
+            parts.hostname or "", parts.port or 443, timeout=TIMEOUT_S, context=ssl.create_default_context()
+        )
     else:  # the port always given: http.client would read one from an IPv6 address's last group
         conn = http.client.HTTPConnection(parts.hostname or "", parts.port or 80, timeout=TIMEOUT_S)
 
@@ -140,17 +152,25 @@ def post(url: str, body: bytes, *, secret_env: str, headers: dict[str, str]) -> 
         raise DeliveryFailed(f"{redact_url(url)} answered {status}")
 
 
-def send(kind: str, target: str, options: dict[str, Any], lines: list[str], *, first_seq: int,
-         last_seq: int) -> None:
+def send(
+    kind: str, target: str, options: dict[str, Any], lines: list[str], *, first_seq: int, last_seq: int
+) -> None:
     if kind == "file":
         _to_file(target, lines)
     elif kind == "syslog":
         _to_syslog(target, options.get("protocol", "udp"), lines)
     elif kind == "webhook":
         body = ("\n".join(lines) + "\n").encode()
-        post(target, body, secret_env=options["secret_env"],
-             headers={"Content-Type": "application/x-ndjson", "X-Botctl-Event": "audit.records",
-                      "X-Botctl-Records": f"{first_seq}-{last_seq}"})
+        post(
+            target,
+            body,
+            secret_env=options["secret_env"],
+            headers={
+                "Content-Type": "application/x-ndjson",
+                "X-Botctl-Event": "audit.records",
+                "X-Botctl-Records": f"{first_seq}-{last_seq}",
+            },
+        )
     else:
         raise DeliveryFailed(f"unknown sink kind {kind!r}")
 
@@ -185,7 +205,7 @@ def _fit_datagram(line: str) -> str:
     """A record too long for one datagram keeps its seq and chain hashes, and says how much was left out."""
     if len(line.encode()) <= UDP_MAX or not line.startswith('{"seq":'):
         return line
-    return line[:line.index(",")] + f',"omitted_bytes":{len(line.encode())}' + line[-_SUFFIX:]
+    return line[: line.index(",")] + f',"omitted_bytes":{len(line.encode())}' + line[-_SUFFIX:]
 
 
 def _to_syslog(target: str, protocol: str, lines: list[str]) -> None:

@@ -21,8 +21,24 @@ from botctl import store
 from botctl.home import Home
 
 FORMATS = ("ndjson", "csv")
-CSV_COLUMNS = ("seq", "v", "ts", "workspace", "actor_type", "actor_sub", "actor_email", "event", "action",
-               "connector", "outcome", "reason", "request_id", "detail", "prev_hash", "hash")
+CSV_COLUMNS = (
+    "seq",
+    "v",
+    "ts",
+    "workspace",
+    "actor_type",
+    "actor_sub",
+    "actor_email",
+    "event",
+    "action",
+    "connector",
+    "outcome",
+    "reason",
+    "request_id",
+    "detail",
+    "prev_hash",
+    "hash",
+)
 # A spreadsheet runs a cell that starts with one of these as a formula (CSV injection): such cells get a
 # leading apostrophe in CSV exports. NDJSON is never altered.
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
@@ -32,8 +48,10 @@ def record_line(seq: int, body: str, prev_hash: str, hash_: str) -> str:
     """One NDJSON line carrying the stored body verbatim (no trailing newline)."""
     if len(body) > 2 and body[0] == "{" and body[-1] == "}" and "\n" not in body and "\r" not in body:
         return f'{{"seq":{seq},{body[1:-1]},"prev_hash":"{prev_hash}","hash":"{hash_}"}}'
-    return (f'{{"seq":{seq},"raw_body":{json.dumps(body, ensure_ascii=False)},"prev_hash":"{prev_hash}",'
-            f'"hash":"{hash_}"}}')
+    return (
+        f'{{"seq":{seq},"raw_body":{json.dumps(body, ensure_ascii=False)},"prev_hash":"{prev_hash}",'
+        f'"hash":"{hash_}"}}'
+    )
 
 
 def checkpoint_line(cp: tuple[int, str, str] | None) -> str | None:
@@ -42,8 +60,9 @@ def checkpoint_line(cp: tuple[int, str, str] | None) -> str | None:
     return json.dumps({"checkpoint": {"seq": cp[0], "hash": cp[1], "mac": cp[2]}}, separators=(",", ":"))
 
 
-def iter_rows(home: Home, *, since: str | None = None, until: str | None = None,
-              after_seq: int = 0) -> Iterator[tuple[int, str, str, str]]:
+def iter_rows(
+    home: Home, *, since: str | None = None, until: str | None = None, after_seq: int = 0
+) -> Iterator[tuple[int, str, str, str]]:
     """(seq, body, prev_hash, hash) in seq order, `since <= ts < until`, one row at a time."""
     conn = store.open_audit_reader(home)
     if conn is None:
@@ -56,8 +75,9 @@ def iter_rows(home: Home, *, since: str | None = None, until: str | None = None,
         if until is not None:
             clauses.append("ts < ?")
             args.append(until)
-        cur = conn.execute(f"SELECT seq, body, prev_hash, hash FROM records WHERE {' AND '.join(clauses)} "
-                           "ORDER BY seq", args)
+        cur = conn.execute(
+            f"SELECT seq, body, prev_hash, hash FROM records WHERE {' AND '.join(clauses)} ORDER BY seq", args
+        )
         while True:
             rows = cur.fetchmany(1000)
             if not rows:
@@ -82,14 +102,28 @@ def csv_row(seq: int, body: str, prev_hash: str, hash_: str) -> list[str]:
     if not isinstance(rec, dict):
         rec = {"detail": {"raw_body": body}}
     actor = rec.get("actor") if isinstance(rec.get("actor"), dict) else {}
-    values = {**rec, "seq": seq, "v": rec.get("v", 1), "actor_type": actor.get("type"),
-              "actor_sub": actor.get("sub"), "actor_email": actor.get("email"), "prev_hash": prev_hash,
-              "hash": hash_}
+    values = {
+        **rec,
+        "seq": seq,
+        "v": rec.get("v", 1),
+        "actor_type": actor.get("type"),
+        "actor_sub": actor.get("sub"),
+        "actor_email": actor.get("email"),
+        "prev_hash": prev_hash,
+        "hash": hash_,
+    }
     return [_csv_cell(values.get(c)) for c in CSV_COLUMNS]
 
 
-def write_export(home: Home, out, *, fmt: str, since: str | None = None, until: str | None = None,  # noqa: ANN001
-                 checkpoint: tuple[int, str, str] | None = None) -> int:
+def write_export(
+    home: Home,
+    out,
+    *,
+    fmt: str,
+    since: str | None = None,
+    until: str | None = None,  # noqa: ANN001
+    checkpoint: tuple[int, str, str] | None = None,
+) -> int:
     """Write the export to the binary stream `out`; returns how many records were written."""
     import csv
     import io

@@ -171,8 +171,10 @@ def interoperable(value: Any) -> Any:
             return "".join("\ufffd" if "\ud800" <= c <= "\udfff" else c for c in value)
         return value
     if isinstance(value, dict):
-        return {interoperable(str(k)) if not isinstance(k, str) else interoperable(k): interoperable(v)
-                for k, v in value.items()}
+        return {
+            interoperable(str(k)) if not isinstance(k, str) else interoperable(k): interoperable(v)
+            for k, v in value.items()
+        }
     if isinstance(value, list | tuple):
         return [interoperable(v) for v in value]
     return value

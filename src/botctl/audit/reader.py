@@ -46,8 +46,13 @@ class Filters:
 
     def where(self) -> tuple[str, list[Any]]:
         clauses, args = [], []
-        for column, value in (("workspace", self.workspace), ("event", self.event), ("action", self.action),
-                              ("outcome", self.outcome), ("visitor_email", self.visitor)):
+        for column, value in (
+            ("workspace", self.workspace),
+            ("event", self.event),
+            ("action", self.action),
+            ("outcome", self.outcome),
+            ("visitor_email", self.visitor),
+        ):
             if value is not None:
                 clauses.append(f"{column} = ?")
                 args.append(value.lower() if column == "visitor_email" else value)
@@ -61,7 +66,9 @@ class Filters:
             clauses.append("json_extract(body, '$.actor.type') = ?")
             args.append(kind)
         if who is not None:
-            clauses.append("(json_extract(body, '$.actor.email') = ? OR json_extract(body, '$.actor.sub') = ?)")
+            clauses.append(
+                "(json_extract(body, '$.actor.email') = ? OR json_extract(body, '$.actor.sub') = ?)"
+            )
             args += [who.lower(), who]
         if self.since is not None:
             clauses.append("ts >= ?")
@@ -124,7 +131,8 @@ class AuditReader:
             return []
         where, args = filters.where()
         rows = conn.execute(
-            f"SELECT {_RECORD_COLUMNS} FROM records WHERE seq > ? AND {where} ORDER BY seq LIMIT ?", (seq, *args, limit)
+            f"SELECT {_RECORD_COLUMNS} FROM records WHERE seq > ? AND {where} ORDER BY seq LIMIT ?",
+            (seq, *args, limit),
         ).fetchall()
         return [to_record(r) for r in rows]
 
@@ -137,12 +145,16 @@ class AuditReader:
     def get(self, seq: int) -> dict[str, Any]:
         row = None
         if self._conn is not None:
-            row = self._conn.execute(f"SELECT {_RECORD_COLUMNS} FROM records WHERE seq = ?", (seq,)).fetchone()
+            row = self._conn.execute(
+                f"SELECT {_RECORD_COLUMNS} FROM records WHERE seq = ?", (seq,)
+            ).fetchone()
         if row is None:
             raise NotFound(f"no audit record with seq {seq}.", hint="List records with `botctl audit -n 50`.")
         return to_record(row)
 
-    def follow(self, filters: Filters, *, start_after: int, interval: float = 0.25) -> Iterator[dict[str, Any]]:
+    def follow(
+        self, filters: Filters, *, start_after: int, interval: float = 0.25
+    ) -> Iterator[dict[str, Any]]:
         """New records as they are written: polled every `interval` on SQLite; on PostgreSQL woken by the
         writers' NOTIFY (`interval` is then only the longest wait between checks)."""
         import time
@@ -151,8 +163,12 @@ class AuditReader:
         if url:
             from botctl.postgres.follow import follow
 
-            yield from follow(url, lambda seq, limit: self.after(seq, Filters(), limit=limit), filters.matches,
-                              start_after=start_after)
+            yield from follow(
+                url,
+                lambda seq, limit: self.after(seq, Filters(), limit=limit),
+                filters.matches,
+                start_after=start_after,
+            )
             return
         last = start_after
         while True:
@@ -164,4 +180,3 @@ class AuditReader:
                         yield rec
                 continue
             time.sleep(interval)
-

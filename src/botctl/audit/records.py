@@ -83,7 +83,9 @@ def make_record(
         "detail": scrub(detail or {}),
         "request_id": request_id,
     }
-    if node is not None:  # the node that wrote it, when the home shares PostgreSQL with others (botctl/nodes.py)
+    if (
+        node is not None
+    ):  # the node that wrote it, when the home shares PostgreSQL with others (botctl/nodes.py)
         body["node"] = node
     return interoperable(body)
 

@@ -10,14 +10,22 @@ def shipping_problems(sinks: list[dict[str, Any]], hooks: list[dict[str, Any]]) 
     out = []
     for s in sinks:
         if s.get("failures"):
-            out.append((f"audit sink {s['name']} ({s.get('destination')}): {s.get('backlog')} record(s) not delivered "
-                        f"after {s['failures']} failed attempt(s); last error: {s.get('last_error')}",
-                        "fix the destination (records are kept and retried), then `botctl audit sink flush`"))
+            out.append(
+                (
+                    f"audit sink {s['name']} ({s.get('destination')}): {s.get('backlog')} record(s) not delivered "
+                    f"after {s['failures']} failed attempt(s); last error: {s.get('last_error')}",
+                    "fix the destination (records are kept and retried), then `botctl audit sink flush`",
+                )
+            )
     for h in hooks:
         if h.get("failures"):
-            out.append((f"alert webhook {h['name']} ({h.get('url')}): {h.get('pending')} alert(s) not delivered "
-                        f"after {h['failures']} failed attempt(s); last error: {h.get('last_error')}",
-                        "fix the webhook (alerts are kept and retried), then `botctl alert flush`"))
+            out.append(
+                (
+                    f"alert webhook {h['name']} ({h.get('url')}): {h.get('pending')} alert(s) not delivered "
+                    f"after {h['failures']} failed attempt(s); last error: {h.get('last_error')}",
+                    "fix the webhook (alerts are kept and retried), then `botctl alert flush`",
+                )
+            )
     return out
 
 

@@ -32,6 +32,8 @@ from botctl.home import Home
 log = logging.getLogger("botctl.audit.shipping")
 BATCH = 2000
 MIN_GAP_S = 0.5
+
+
 @contextlib.contextmanager
 def shipping_lock(home: Home, *, wait: float = 0.0) -> Iterator[bool]:
     """An exclusive flock on `shipping.lock`: True if this process holds it (else another one ships)."""
@@ -64,8 +66,16 @@ def hash_at(home: Home, seq: int) -> str | None:
     return rows[0][0] if rows else None
 
 
-def ship_sink(home: Home, conn, sink: shipstate.Sink, *, key: bytes | None, chain_ok: bool,  # noqa: ANN001
-              anchor_every: float, now: float) -> dict[str, Any]:
+def ship_sink(
+    home: Home,
+    conn,
+    sink: shipstate.Sink,
+    *,
+    key: bytes | None,
+    chain_ok: bool,  # noqa: ANN001
+    anchor_every: float,
+    now: float,
+) -> dict[str, Any]:
     """One batch to one sink. Returns {"sink", "sent", "delivered_seq", "error"?}."""
     from botctl.audit import alerting
 
@@ -74,11 +84,18 @@ def ship_sink(home: Home, conn, sink: shipstate.Sink, *, key: bytes | None, chai
         found = hash_at(home, cursor)
         if found != cursor_hash:
             head_seq, head_hash = head(home)
-            what = (f"record {cursor} is gone (the log now ends at {head_seq})" if found is None else
-                    f"record {cursor} no longer has the hash it was shipped with")
+            what = (
+                f"record {cursor} is gone (the log now ends at {head_seq})"
+                if found is None
+                else f"record {cursor} no longer has the hash it was shipped with"
+            )
             if chain_ok:  # else the head-vs-checkpoint alert already tells of this break
-                alerting.chain_broken(conn, f"the audit log was rewritten under sink {sink.name}: {what}",
-                                      kind="rewritten_under_sink", key=f"sink:{sink.name}:{cursor}:{found}")
+                alerting.chain_broken(
+                    conn,
+                    f"the audit log was rewritten under sink {sink.name}: {what}",
+                    kind="rewritten_under_sink",
+                    key=f"sink:{sink.name}:{cursor}:{found}",
+                )
             # Ship what the log holds now from the point the two agree on at most: the sink then holds
             # both versions, which is the evidence.
             cursor = min(cursor, head_seq)
@@ -100,8 +117,12 @@ def ship_sink(home: Home, conn, sink: shipstate.Sink, *, key: bytes | None, chai
         for seq, body, prev_hash, hash_ in rows:
             if prev_hash != prev or link(prev_hash, seq, body.encode("utf-8", "surrogateescape")) != hash_:
                 checked = False
-                alerting.chain_broken(conn, f"record {seq} does not match its chain hash (found while shipping "
-                                            f"to sink {sink.name})", kind="mac_mismatch", key=f"mac:{seq}:{hash_}")
+                alerting.chain_broken(
+                    conn,
+                    f"record {seq} does not match its chain hash (found while shipping to sink {sink.name})",
+                    kind="mac_mismatch",
+                    key=f"mac:{seq}:{hash_}",
+                )
                 break
             prev = hash_
     lines = [record_line(*r) for r in rows]
@@ -115,7 +136,9 @@ def ship_sink(home: Home, conn, sink: shipstate.Sink, *, key: bytes | None, chai
         lines.append(json.dumps({"anchor": sign_anchor(key, last_seq, last_hash)}, separators=(",", ":")))
         anchored_at = now
     try:
-        destinations.send(sink.kind, sink.target, sink.options, lines, first_seq=rows[0][0], last_seq=last_seq)
+        destinations.send(
+            sink.kind, sink.target, sink.options, lines, first_seq=rows[0][0], last_seq=last_seq
+        )
     except destinations.DeliveryFailed as exc:
         shipstate.failed(conn, "sinks", sink.name, str(exc), now + backoff(sink.failures + 1))
         return {"sink": sink.name, "sent": 0, "delivered_seq": cursor, "error": str(exc)}
@@ -123,8 +146,16 @@ def ship_sink(home: Home, conn, sink: shipstate.Sink, *, key: bytes | None, chai
     return {"sink": sink.name, "sent": len(rows), "delivered_seq": last_seq}
 
 
-def ship_once(home: Home, *, key: bytes | None = None, chain_ok: bool = True, force: bool = False,
-              anchor_every: float = 60.0, wait_lock: float = 0.0, check_head: bool = True) -> list[dict[str, Any]]:
+def ship_once(
+    home: Home,
+    *,
+    key: bytes | None = None,
+    chain_ok: bool = True,
+    force: bool = False,
+    anchor_every: float = 60.0,
+    wait_lock: float = 0.0,
+    check_head: bool = True,
+) -> list[dict[str, Any]]:
     """One pass: alerts found in new records, one batch per due sink, due alert webhooks."""
     from botctl.audit import alerting
 
@@ -141,11 +172,22 @@ def ship_once(home: Home, *, key: bytes | None = None, chain_ok: bool = True, fo
             for sink in shipstate.list_sinks(conn):
                 if force or sink.next_attempt <= now:
                     try:
-                        results.append(ship_sink(home, conn, sink, key=key, chain_ok=chain_ok,
-                                                 anchor_every=anchor_every, now=now))
+                        results.append(
+                            ship_sink(
+                                home,
+                                conn,
+                                sink,
+                                key=key,
+                                chain_ok=chain_ok,
+                                anchor_every=anchor_every,
+                                now=now,
+                            )
+                        )
                     except Exception as exc:  # one sink's surprise must not stop the others
                         log.exception("shipping to sink %s failed", sink.name)
-                        shipstate.failed(conn, "sinks", sink.name, type(exc).__name__, now + backoff(sink.failures + 1))
+                        shipstate.failed(
+                            conn, "sinks", sink.name, type(exc).__name__, now + backoff(sink.failures + 1)
+                        )
                         results.append({"sink": sink.name, "sent": 0, "error": type(exc).__name__})
             alerting.deliver(conn, force=force)
             shipstate.prune_events(conn)
@@ -162,11 +204,20 @@ def backlog(home: Home) -> list[dict[str, Any]]:
     head_seq, _ = head(home)
     conn = shipstate.connect(home)
     try:
-        return [{"name": s.name, "kind": s.kind, "destination": s.describe(), "delivered_seq": s.delivered_seq,
-                 "backlog": max(0, head_seq - s.delivered_seq), "failures": s.failures, "last_error": s.last_error,
-                 "delivered_at": s.delivered_at,
-                 "next_attempt_in_s": round(max(0.0, s.next_attempt - time.time()), 1) if s.failures else None}
-                for s in shipstate.list_sinks(conn)]
+        return [
+            {
+                "name": s.name,
+                "kind": s.kind,
+                "destination": s.describe(),
+                "delivered_seq": s.delivered_seq,
+                "backlog": max(0, head_seq - s.delivered_seq),
+                "failures": s.failures,
+                "last_error": s.last_error,
+                "delivered_at": s.delivered_at,
+                "next_attempt_in_s": round(max(0.0, s.next_attempt - time.time()), 1) if s.failures else None,
+            }
+            for s in shipstate.list_sinks(conn)
+        ]
     finally:
         conn.close()
 
@@ -174,8 +225,16 @@ def backlog(home: Home) -> list[dict[str, Any]]:
 class Shipper:
     """The daemon's shipping thread: a pass after each commit (`wake`) and every `poll` seconds."""
 
-    def __init__(self, home: Home, key: bytes | None, *, poll: float = 2.0, anchor_every: float = 60.0,
-                 verify_every: float = 3600.0, chain_state=None) -> None:  # noqa: ANN001 - () -> dict
+    def __init__(
+        self,
+        home: Home,
+        key: bytes | None,
+        *,
+        poll: float = 2.0,
+        anchor_every: float = 60.0,
+        verify_every: float = 3600.0,
+        chain_state=None,
+    ) -> None:  # noqa: ANN001 - () -> dict
         self.home = home
         self._verify_every = verify_every
         self._verified_at = 0.0
@@ -215,8 +274,13 @@ class Shipper:
                 check_head = time.monotonic() - checked_at >= self._poll
                 if check_head:
                     checked_at = time.monotonic()
-                ship_once(self.home, key=self._key, chain_ok=chain_ok, anchor_every=self._anchor_every,
-                          check_head=check_head)
+                ship_once(
+                    self.home,
+                    key=self._key,
+                    chain_ok=chain_ok,
+                    anchor_every=self._anchor_every,
+                    check_head=check_head,
+                )
                 self.passes += 1
                 if self._key is not None and time.monotonic() - self._verified_at >= self._verify_every:
                     self._verified_at = time.monotonic()

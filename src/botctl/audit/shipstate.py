@@ -120,8 +120,10 @@ class Sink:
         return f"{self.kind} {self.target}"
 
 
-_SINK_COLUMNS = ("name, kind, target, options, delivered_seq, delivered_hash, delivered_at, anchored_at, failures, "
-                 "last_error, next_attempt")
+_SINK_COLUMNS = (
+    "name, kind, target, options, delivered_seq, delivered_hash, delivered_at, anchored_at, failures, "
+    "last_error, next_attempt"
+)
 
 
 def _sink(row: tuple) -> Sink:
@@ -139,16 +141,28 @@ def get_sink(conn: sqlite3.Connection, name: str) -> Sink:
     return _sink(row)
 
 
-def add_sink(conn: sqlite3.Connection, name: str, kind: str, target: str, options: dict[str, Any], *,
-             start_seq: int = 0, start_hash: str | None = None) -> Sink:
+def add_sink(
+    conn: sqlite3.Connection,
+    name: str,
+    kind: str,
+    target: str,
+    options: dict[str, Any],
+    *,
+    start_seq: int = 0,
+    start_hash: str | None = None,
+) -> Sink:
     try:
-        conn.execute("INSERT INTO sinks (name, kind, target, options, created_at, delivered_seq, delivered_hash) "
-                     "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                     (name, kind, target, json.dumps(options, sort_keys=True), store.now_iso(), start_seq, start_hash))
+        conn.execute(
+            "INSERT INTO sinks (name, kind, target, options, created_at, delivered_seq, delivered_hash) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (name, kind, target, json.dumps(options, sort_keys=True), store.now_iso(), start_seq, start_hash),
+        )
     except sqlite3.IntegrityError:
-        raise BotctlError(f"an audit sink named {name!r} already exists.",
-                          hint="Pick another --name, or remove it first with `botctl audit sink remove NAME`.",
-                          code="already_exists") from None
+        raise BotctlError(
+            f"an audit sink named {name!r} already exists.",
+            hint="Pick another --name, or remove it first with `botctl audit sink remove NAME`.",
+            code="already_exists",
+        ) from None
     return get_sink(conn, name)
 
 
@@ -165,15 +179,21 @@ def next_name(conn: sqlite3.Connection, table: str, kind: str) -> str:
     return f"{kind}-{n}"
 
 
-def delivered(conn: sqlite3.Connection, name: str, seq: int, hash_: str, *, anchored_at: float | None) -> None:
-    conn.execute("UPDATE sinks SET delivered_seq = ?, delivered_hash = ?, delivered_at = ?, failures = 0, "
-                 "last_error = NULL, next_attempt = 0, anchored_at = coalesce(?, anchored_at) WHERE name = ?",
-                 (seq, hash_, store.now_iso(), anchored_at, name))
+def delivered(
+    conn: sqlite3.Connection, name: str, seq: int, hash_: str, *, anchored_at: float | None
+) -> None:
+    conn.execute(
+        "UPDATE sinks SET delivered_seq = ?, delivered_hash = ?, delivered_at = ?, failures = 0, "
+        "last_error = NULL, next_attempt = 0, anchored_at = coalesce(?, anchored_at) WHERE name = ?",
+        (seq, hash_, store.now_iso(), anchored_at, name),
+    )
 
 
 def failed(conn: sqlite3.Connection, table: str, name: str, error: str, next_attempt: float) -> None:
-    conn.execute(f"UPDATE {table} SET failures = failures + 1, last_error = ?, next_attempt = ? WHERE name = ?",
-                 (error[:500], next_attempt, name))
+    conn.execute(
+        f"UPDATE {table} SET failures = failures + 1, last_error = ?, next_attempt = ? WHERE name = ?",
+        (error[:500], next_attempt, name),
+    )
 
 
 def rewind(conn: sqlite3.Connection, name: str, seq: int, hash_: str | None) -> None:
@@ -199,19 +219,26 @@ _HOOK_COLUMNS = "name, url, secret_env, delivered_id, delivered_at, failures, la
 
 
 def list_hooks(conn: sqlite3.Connection) -> list[AlertHook]:
-    return [AlertHook(*r) for r in conn.execute(f"SELECT {_HOOK_COLUMNS} FROM alert_hooks ORDER BY created_at, name")]
+    return [
+        AlertHook(*r)
+        for r in conn.execute(f"SELECT {_HOOK_COLUMNS} FROM alert_hooks ORDER BY created_at, name")
+    ]
 
 
 def add_hook(conn: sqlite3.Connection, name: str, url: str, secret_env: str) -> AlertHook:
     # A new hook receives alerts raised from now on, not the history.
     last = conn.execute("SELECT coalesce(max(id), 0) FROM alert_events").fetchone()[0]
     try:
-        conn.execute("INSERT INTO alert_hooks (name, url, secret_env, created_at, delivered_id) VALUES (?, ?, ?, ?, ?)",
-                     (name, url, secret_env, store.now_iso(), last))
+        conn.execute(
+            "INSERT INTO alert_hooks (name, url, secret_env, created_at, delivered_id) VALUES (?, ?, ?, ?, ?)",
+            (name, url, secret_env, store.now_iso(), last),
+        )
     except sqlite3.IntegrityError:
-        raise BotctlError(f"an alert webhook named {name!r} already exists.",
-                          hint="Pick another --name, or remove it first with `botctl alert remove NAME`.",
-                          code="already_exists") from None
+        raise BotctlError(
+            f"an alert webhook named {name!r} already exists.",
+            hint="Pick another --name, or remove it first with `botctl alert remove NAME`.",
+            code="already_exists",
+        ) from None
     return next(h for h in list_hooks(conn) if h.name == name)
 
 
@@ -221,20 +248,30 @@ def remove_hook(conn: sqlite3.Connection, name: str) -> None:
 
 
 def hook_delivered(conn: sqlite3.Connection, name: str, event_id: int) -> None:
-    conn.execute("UPDATE alert_hooks SET delivered_id = ?, delivered_at = ?, failures = 0, last_error = NULL, "
-                 "next_attempt = 0 WHERE name = ?", (event_id, store.now_iso(), name))
+    conn.execute(
+        "UPDATE alert_hooks SET delivered_id = ?, delivered_at = ?, failures = 0, last_error = NULL, "
+        "next_attempt = 0 WHERE name = ?",
+        (event_id, store.now_iso(), name),
+    )
 
 
 def raise_alert(conn: sqlite3.Connection, type_: str, data: dict[str, Any]) -> int:
-    cur = conn.execute("INSERT INTO alert_events (type, created_at, data) VALUES (?, ?, ?)",
-                       (type_, store.now_iso(), json.dumps(data, sort_keys=True)))
+    cur = conn.execute(
+        "INSERT INTO alert_events (type, created_at, data) VALUES (?, ?, ?)",
+        (type_, store.now_iso(), json.dumps(data, sort_keys=True)),
+    )
     return int(cur.lastrowid)
 
 
 def events_after(conn: sqlite3.Connection, event_id: int, limit: int = 100) -> list[dict[str, Any]]:
-    rows = conn.execute("SELECT id, type, created_at, data FROM alert_events WHERE id > ? ORDER BY id LIMIT ?",
-                        (event_id, limit)).fetchall()
-    return [{"id": f"alt_{r[0]}", "n": r[0], "type": r[1], "created_at": r[2], "data": json.loads(r[3])} for r in rows]
+    rows = conn.execute(
+        "SELECT id, type, created_at, data FROM alert_events WHERE id > ? ORDER BY id LIMIT ?",
+        (event_id, limit),
+    ).fetchall()
+    return [
+        {"id": f"alt_{r[0]}", "n": r[0], "type": r[1], "created_at": r[2], "data": json.loads(r[3])}
+        for r in rows
+    ]
 
 
 def last_event_id(conn: sqlite3.Connection) -> int:
@@ -247,23 +284,29 @@ def get_meta(conn: sqlite3.Connection, key: str) -> str | None:
 
 
 def set_meta(conn: sqlite3.Connection, key: str, value: str) -> None:
-    conn.execute("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-                 (key, value))
+    conn.execute(
+        "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+        (key, value),
+    )
 
 
 def check_env_name(name: str, flag: str = "--secret-env") -> str:
     import re
 
     if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,127}", name or ""):
-        raise UsageError(f"{flag} {name!r} is not an environment variable name.",
-                         hint=f"Give the NAME of a variable that holds the secret, e.g. {flag} BOTCTL_HOOK_SECRET "
-                              "(never the secret itself).")
+        raise UsageError(
+            f"{flag} {name!r} is not an environment variable name.",
+            hint=f"Give the NAME of a variable that holds the secret, e.g. {flag} BOTCTL_HOOK_SECRET "
+            "(never the secret itself).",
+        )
     from botctl.provision.envvars import RESERVED_ENV
 
     if name in RESERVED_ENV:  # the master key, a database password, the LLM key: the receiver would need it
-        raise UsageError(f"{flag} {name} is botctl's own variable (or a local password), never a webhook's "
-                         "signing secret: whoever checks the signatures would need it.",
-                         hint=f"Make a secret for the webhook alone, e.g. {flag} BOTCTL_HOOK_SECRET.")
+        raise UsageError(
+            f"{flag} {name} is botctl's own variable (or a local password), never a webhook's "
+            "signing secret: whoever checks the signatures would need it.",
+            hint=f"Make a secret for the webhook alone, e.g. {flag} BOTCTL_HOOK_SECRET.",
+        )
     return name
 
 
@@ -277,4 +320,6 @@ def prune_events(conn: sqlite3.Connection) -> int:
     cutoff = (datetime.now(UTC) - timedelta(days=EVENT_RETENTION_DAYS)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     return conn.execute(
         "DELETE FROM alert_events WHERE created_at < ? AND id <= coalesce((SELECT min(delivered_id) FROM "
-        "alert_hooks), (SELECT max(id) FROM alert_events))", (cutoff,)).rowcount
+        "alert_hooks), (SELECT max(id) FROM alert_events))",
+        (cutoff,),
+    ).rowcount

@@ -52,14 +52,22 @@ def verify(home: Home, key: bytes, vault_conn: Any, *, anchors: Iterable[Anchor]
     anchors = list(anchors)
     cp = vault_conn.execute(_CHECKPOINT_SQL).fetchone()
     if cp is not None and not hmac.compare_digest(cp[2], checkpoint_mac(key, cp[0], cp[1])):
-        return Verdict(False, checkpoint_seq=cp[0], first_bad_seq=cp[0],
-                       problem="the checkpoint in vault.db does not authenticate (edited or forged)")
+        return Verdict(
+            False,
+            checkpoint_seq=cp[0],
+            first_bad_seq=cp[0],
+            problem="the checkpoint in vault.db does not authenticate (edited or forged)",
+        )
     cp_seq = cp[0] if cp else None
     conn = store.open_audit_reader(home)
     if conn is None:
         if cp is not None:
-            return Verdict(False, checkpoint_seq=cp_seq, first_bad_seq=1,
-                           problem=f"audit.db is missing but the checkpoint says {cp_seq} records were written")
+            return Verdict(
+                False,
+                checkpoint_seq=cp_seq,
+                first_bad_seq=1,
+                problem=f"audit.db is missing but the checkpoint says {cp_seq} records were written",
+            )
         return _check_anchors(Verdict(True, notes=["no audit records yet"]), anchors, lambda seq: None)
     try:
         rows: Iterable[tuple[int, bytes, str, str]]
@@ -74,14 +82,24 @@ def verify(home: Home, key: bytes, vault_conn: Any, *, anchors: Iterable[Anchor]
         link = ChainMac(key).link
         for seq, body, prev_hash, hash_ in rows:
             if seq != expected:
-                problem = (f"record {expected} is missing (next is {seq})" if seq > expected
-                           else f"record {seq} is out of order")
+                problem = (
+                    f"record {expected} is missing (next is {seq})"
+                    if seq > expected
+                    else f"record {seq} is out of order"
+                )
                 return Verdict(False, count, expected - 1, prev, cp_seq, expected, problem)
             # A plain comparison is fine here: verify runs offline and answers no one, so there is
             # no timing oracle to protect.
             if prev_hash != prev or link(prev, seq, body) != hash_:
-                return Verdict(False, count, seq - 1, prev, cp_seq, seq,
-                               f"record {seq} does not match its chain hash (edited, swapped or forged)")
+                return Verdict(
+                    False,
+                    count,
+                    seq - 1,
+                    prev,
+                    cp_seq,
+                    seq,
+                    f"record {seq} does not match its chain hash (edited, swapped or forged)",
+                )
             prev = hash_
             expected += 1
             count += 1
@@ -96,16 +114,31 @@ def verify(home: Home, key: bytes, vault_conn: Any, *, anchors: Iterable[Anchor]
             if count:
                 verdict.notes.append("no checkpoint yet: truncation of the tail cannot be ruled out")
         elif head_seq < cp[0]:
-            return Verdict(False, count, head_seq, prev, cp_seq, head_seq + 1,
-                           f"the log ends at record {head_seq} but the checkpoint says {cp[0]} (tail truncated)")
+            return Verdict(
+                False,
+                count,
+                head_seq,
+                prev,
+                cp_seq,
+                head_seq + 1,
+                f"the log ends at record {head_seq} but the checkpoint says {cp[0]} (tail truncated)",
+            )
         elif cp[0] > 0:
             row_hash = hash_at(cp[0])
             if row_hash is None or not hmac.compare_digest(row_hash, cp[1]):
-                return Verdict(False, count, head_seq, prev, cp_seq, cp[0],
-                               f"record {cp[0]} differs from the checkpoint (the log was rewritten)")
+                return Verdict(
+                    False,
+                    count,
+                    head_seq,
+                    prev,
+                    cp_seq,
+                    cp[0],
+                    f"record {cp[0]} differs from the checkpoint (the log was rewritten)",
+                )
             if head_seq > cp[0]:
-                verdict.notes.append(f"{head_seq - cp[0]} record(s) after the last checkpoint (a write was "
-                                     "interrupted)")
+                verdict.notes.append(
+                    f"{head_seq - cp[0]} record(s) after the last checkpoint (a write was interrupted)"
+                )
         verdict.sealed_breaks = _sealed_breaks(conn)
         verdict = _check_anchors(verdict, anchors, hash_at)
     finally:
@@ -118,23 +151,40 @@ def verify(home: Home, key: bytes, vault_conn: Any, *, anchors: Iterable[Anchor]
 def describe_break(b: dict[str, Any]) -> str:
     """One line for a sealed break: where, when, by whom, what the checkpoint said and what was found."""
     exp, found = b.get("expected") or {}, b.get("found") or {}
-    said = (f"checkpoint {exp.get('seq')} ({str(exp.get('hash'))[:12]}…"
-            f"{')' if exp.get('authenticated') else ', not authentic)'}" if exp else "no checkpoint")
-    return (f"sealed break at record {b['seq']} ({b['ts']}, by {b['by']}): expected {said}, found head "
-            f"{found.get('seq')} ({str(found.get('hash'))[:12]}…): {b['problem']}"
-            + (f"; note: {b['note']}" if b.get("note") else ""))
+    said = (
+        f"checkpoint {exp.get('seq')} ({str(exp.get('hash'))[:12]}…"
+        f"{')' if exp.get('authenticated') else ', not authentic)'}"
+        if exp
+        else "no checkpoint"
+    )
+    return (
+        f"sealed break at record {b['seq']} ({b['ts']}, by {b['by']}): expected {said}, found head "
+        f"{found.get('seq')} ({str(found.get('hash'))[:12]}…): {b['problem']}"
+        + (f"; note: {b['note']}" if b.get("note") else "")
+    )
 
 
 def _sealed_breaks(conn: Any) -> list[dict[str, Any]]:
     """The `audit.seal_break` records (the index on `event` finds them; the walk has MAC-checked them)."""
     out = []
-    for row in conn.execute(f"SELECT {_RECORD_COLUMNS} FROM records WHERE event = ? ORDER BY seq", (SEAL_EVENT,)):
+    for row in conn.execute(
+        f"SELECT {_RECORD_COLUMNS} FROM records WHERE event = ? ORDER BY seq", (SEAL_EVENT,)
+    ):
         rec = to_record(row)
         d = rec.get("detail") or {}
         actor = rec.get("actor") or {}
-        out.append({"seq": rec["seq"], "ts": rec["ts"], "by": f"{actor.get('type')}:{actor.get('sub', '?')}",
-                    "kind": rec.get("reason"), "expected": d.get("expected"), "found": d.get("found"),
-                    "problem": d.get("problem"), "note": d.get("note")})
+        out.append(
+            {
+                "seq": rec["seq"],
+                "ts": rec["ts"],
+                "by": f"{actor.get('type')}:{actor.get('sub', '?')}",
+                "kind": rec.get("reason"),
+                "expected": d.get("expected"),
+                "found": d.get("found"),
+                "problem": d.get("problem"),
+                "note": d.get("note"),
+            }
+        )
     return out
 
 
@@ -143,21 +193,32 @@ def _check_anchors(verdict: Verdict, anchors: list[Anchor], hash_at: Callable[[i
         return verdict
     for a in anchors:
         if not a.authentic:
-            return _failed(verdict, None, f"{a.where} is not signed by this vault's audit key (edited, or from "
-                                          "another install)")
+            return _failed(
+                verdict,
+                None,
+                f"{a.where} is not signed by this vault's audit key (edited, or from another install)",
+            )
         found = hash_at(a.seq) if a.seq <= verdict.head_seq else None
         if found is None or not hmac.compare_digest(found, a.hash):
             sealed = _sealed_loss(verdict.sealed_breaks, a)
             if sealed is not None:
-                verdict.notes.append(f"{a.where}: record {a.seq} was lost in the break sealed at record "
-                                     f"{sealed['seq']}")
+                verdict.notes.append(
+                    f"{a.where}: record {a.seq} was lost in the break sealed at record {sealed['seq']}"
+                )
             elif a.seq > verdict.head_seq:
-                return _failed(verdict, verdict.head_seq + 1,
-                               f"the log ends at record {verdict.head_seq} but {a.where} says record {a.seq} "
-                               "existed (rolled back or truncated)")
+                return _failed(
+                    verdict,
+                    verdict.head_seq + 1,
+                    f"the log ends at record {verdict.head_seq} but {a.where} says record {a.seq} "
+                    "existed (rolled back or truncated)",
+                )
             else:
-                return _failed(verdict, a.seq, f"record {a.seq} differs from {a.where} (the log was rewritten, "
-                                               "or rolled back and re-grown)")
+                return _failed(
+                    verdict,
+                    a.seq,
+                    f"record {a.seq} differs from {a.where} (the log was rewritten, "
+                    "or rolled back and re-grown)",
+                )
         verdict.anchors += 1
     return verdict
 
@@ -170,7 +231,9 @@ def _sealed_loss(breaks: list[dict[str, Any]], a: Anchor) -> dict[str, Any] | No
     """
     for b in breaks:
         exp, found = b.get("expected") or {}, b.get("found") or {}
-        if not (exp.get("authenticated") and isinstance(exp.get("seq"), int) and isinstance(found.get("seq"), int)):
+        if not (
+            exp.get("authenticated") and isinstance(exp.get("seq"), int) and isinstance(found.get("seq"), int)
+        ):
             continue
         if not (found["seq"] < a.seq <= exp["seq"]) or a.ts is None or a.ts > b["ts"]:
             continue

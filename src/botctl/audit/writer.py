@@ -82,13 +82,18 @@ class AuditWriter:
                     h = self._mac.link(prev, seq, body.encode())
                     rows.append((seq, body, prev, h))
                     prev = h
-                self._conn.executemany("INSERT INTO records (seq, body, prev_hash, hash) VALUES (?, ?, ?, ?)", rows)
+                self._conn.executemany(
+                    "INSERT INTO records (seq, body, prev_hash, hash) VALUES (?, ?, ?, ?)", rows
+                )
                 if self._shared:  # inside the transaction: commits with it; `audit -f` listens
                     self._checkpoint(seq, prev)
                     self._conn.execute("SELECT pg_notify('botctl_audit', ?)", (str(seq),))
             if not self._shared:
                 self._checkpoint(seq, prev)
-        return [{"seq": r[0], **rec, "prev_hash": r[2], "hash": r[3]} for r, rec in zip(rows, records, strict=True)]
+        return [
+            {"seq": r[0], **rec, "prev_hash": r[2], "hash": r[3]}
+            for r, rec in zip(rows, records, strict=True)
+        ]
 
     def seal_break(self, note: str, *, actor: dict[str, Any] | None = None) -> dict[str, Any]:
         """Record a head/checkpoint break in the chain itself and move the checkpoint to that record.
@@ -105,21 +110,36 @@ class AuditWriter:
                     seq, prev = (row[0], row[1]) if row else (0, GENESIS)
                     problem, _ = self._check_head(seq, prev)
                     if problem is None:
-                        raise BotctlError("nothing to seal: the audit log's head matches its checkpoint.",
-                                          hint="`botctl audit verify` checks the whole chain.",
-                                          code="audit_chain_intact")
+                        raise BotctlError(
+                            "nothing to seal: the audit log's head matches its checkpoint.",
+                            hint="`botctl audit verify` checks the whole chain.",
+                            code="audit_chain_intact",
+                        )
                     expected = None
                     if problem.checkpoint is not None:
-                        expected = {"seq": problem.checkpoint[0], "hash": problem.checkpoint[1],
-                                    "authenticated": problem.checkpoint_authentic}
-                    record = make_record(SEAL_EVENT, actor=actor or operator_actor(), reason=problem.kind,
-                                         detail={"expected": expected, "found": {"seq": seq, "hash": prev},
-                                                 "problem": problem.message, "note": note})
+                        expected = {
+                            "seq": problem.checkpoint[0],
+                            "hash": problem.checkpoint[1],
+                            "authenticated": problem.checkpoint_authentic,
+                        }
+                    record = make_record(
+                        SEAL_EVENT,
+                        actor=actor or operator_actor(),
+                        reason=problem.kind,
+                        detail={
+                            "expected": expected,
+                            "found": {"seq": seq, "hash": prev},
+                            "problem": problem.message,
+                            "note": note,
+                        },
+                    )
                     body = canonical(record)
                     seq += 1
                     h = self._mac.link(prev, seq, body.encode())
-                    self._conn.execute("INSERT INTO records (seq, body, prev_hash, hash) VALUES (?, ?, ?, ?)",
-                                       (seq, body, prev, h))
+                    self._conn.execute(
+                        "INSERT INTO records (seq, body, prev_hash, hash) VALUES (?, ?, ?, ?)",
+                        (seq, body, prev, h),
+                    )
                 self._checkpoint(seq, h, force=True)
         return {"seq": seq, **record, "prev_hash": prev, "hash": h}
 
@@ -129,7 +149,8 @@ class AuditWriter:
         sql = (
             "INSERT INTO audit_checkpoint (id, seq, hash, mac, updated_at) VALUES (1, ?, ?, ?, ?) "
             "ON CONFLICT(id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash, mac = excluded.mac, "
-            "updated_at = excluded.updated_at" + ("" if force else " WHERE excluded.seq > audit_checkpoint.seq")
+            "updated_at = excluded.updated_at"
+            + ("" if force else " WHERE excluded.seq > audit_checkpoint.seq")
         )
         mac = checkpoint_mac(self._key, seq, head)
         # One statement: inside the caller's vault transaction if there is one, else its own.

@@ -6,15 +6,22 @@ import typer
 
 from botctl.cli import context, output
 
-app = context.group(help="Signed webhooks for needs_reauth, refresh failures, a broken audit chain, restarts.")
+app = context.group(
+    help="Signed webhooks for needs_reauth, refresh failures, a broken audit chain, restarts."
+)
 
 
 @app.command("add")
 def add(
     ctx: typer.Context,
     url: str = typer.Argument(..., metavar="URL", help="https, or http to 127.0.0.1 / ::1 / localhost."),
-    secret_env: str = typer.Option(..., "--secret-env", metavar="VAR", help="The environment variable holding the "
-                                   "HMAC signing secret (its name is stored, never its value)."),
+    secret_env: str = typer.Option(
+        ...,
+        "--secret-env",
+        metavar="VAR",
+        help="The environment variable holding the "
+        "HMAC signing secret (its name is stored, never its value).",
+    ),
     name: str = typer.Option(None, "--name", metavar="NAME", help="What to call it (default: webhook-N)."),
 ) -> None:
     """Send every alert raised from now on to URL (HMAC-signed, retried with backoff; docs/alerts.md)."""
@@ -27,16 +34,21 @@ def add(
     destinations.check_webhook_url(url)
     shipstate.check_env_name(secret_env)
     if name is not None and not re.fullmatch(r"[a-z0-9][a-z0-9_.-]{0,39}", name):
-        raise UsageError(f"--name {name!r}: use 1-40 lower-case letters, digits, '.', '_' or '-'.",
-                         hint="e.g. --name oncall")
+        raise UsageError(
+            f"--name {name!r}: use 1-40 lower-case letters, digits, '.', '_' or '-'.",
+            hint="e.g. --name oncall",
+        )
     a = context.app(ctx, create=False)
     conn = shipstate.connect(context.home(ctx))
     try:
         name = name or shipstate.next_name(conn, "alert_hooks", "webhook")
         if any(h.name == name for h in shipstate.list_hooks(conn)):
             shipstate.add_hook(conn, name, url, secret_env)  # raises already_exists
-        a.audit("alert.webhook_added", actor=a.actor, detail={"name": name, "url": destinations.redact_url(url),
-                                                               "signed_with_env": secret_env})
+        a.audit(
+            "alert.webhook_added",
+            actor=a.actor,
+            detail={"name": name, "url": destinations.redact_url(url), "signed_with_env": secret_env},
+        )
         shipstate.add_hook(conn, name, url, secret_env)
         from botctl.audit import alerting
 
@@ -58,9 +70,11 @@ def list_(ctx: typer.Context, json_out: bool = typer.Option(False, "--json", hel
     if json_out:
         output.emit_json(rows)
         return
-    output.table(["NAME", "URL", "SECRET ENV", "PENDING", "FAILURES", "LAST ERROR"],
-                 [[r["name"], r["url"], r["secret_env"], r["pending"], r["failures"], r["last_error"]] for r in rows],
-                 empty="no alert webhooks (add one with `botctl alert add URL --secret-env VAR`)")
+    output.table(
+        ["NAME", "URL", "SECRET ENV", "PENDING", "FAILURES", "LAST ERROR"],
+        [[r["name"], r["url"], r["secret_env"], r["pending"], r["failures"], r["last_error"]] for r in rows],
+        empty="no alert webhooks (add one with `botctl alert add URL --secret-env VAR`)",
+    )
 
 
 @app.command("remove")
@@ -103,8 +117,10 @@ def _flush(home) -> None:  # noqa: ANN001
     try:
         alerting.scan_records(home, conn)
         for r in alerting.deliver(conn, force=True):
-            output.status(f"{r['hook']}: {r['sent']} alert(s) delivered"
-                          + (f"; failed: {r['error']}" if r.get("error") else ""))
+            output.status(
+                f"{r['hook']}: {r['sent']} alert(s) delivered"
+                + (f"; failed: {r['error']}" if r.get("error") else "")
+            )
     finally:
         conn.close()
     if any(r["pending"] for r in alerting.status(home)):

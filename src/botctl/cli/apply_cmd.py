@@ -12,24 +12,40 @@ app = context.group(no_args_is_help=False)
 @app.command("apply")
 def apply(
     ctx: typer.Context,
-    file: str = typer.Option(..., "-f", "--file", metavar="FILE", help="The TOML file describing the workspaces."),
+    file: str = typer.Option(
+        ..., "-f", "--file", metavar="FILE", help="The TOML file describing the workspaces."
+    ),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan; change nothing."),
-    prune: bool = typer.Option(False, "--prune",
-                               help="Also delete workspaces, connections and workspace OAuth apps not in the file."),
-    reconnect: bool = typer.Option(False, "--reconnect",
-                                   help="Re-validate and re-save every connection, even unchanged ones."),
-    secrets_out: str = typer.Option(None, "--secrets-out", metavar="FILE",
-                                    help="Write new HS256 secrets to this JSON file (0600) instead of printing them."),
+    prune: bool = typer.Option(
+        False, "--prune", help="Also delete workspaces, connections and workspace OAuth apps not in the file."
+    ),
+    reconnect: bool = typer.Option(
+        False, "--reconnect", help="Re-validate and re-save every connection, even unchanged ones."
+    ),
+    secrets_out: str = typer.Option(
+        None,
+        "--secrets-out",
+        metavar="FILE",
+        help="Write new HS256 secrets to this JSON file (0600) instead of printing them.",
+    ),
     json_out: bool = typer.Option(False, "--json", help="Print the plan and result as JSON (for CI)."),
-    allow_hosts: list[str] = typer.Option(None, "--allow-host", metavar="HOST",
-                                          help="Let credentials go to this host (HOST or HOST:PORT), which the "
-                                               "connector does not fix: a self-hosted site/base_url, an OAuth "
-                                               "endpoint override, a sandbox URL in the file. Repeatable."),
-    yes: bool = typer.Option(False, "--yes", "-y", help="Confirm the deletions --prune makes (workspace keys are "
-                                                        "destroyed)."),
-    detailed_exitcode: bool = typer.Option(False, "--detailed-exitcode",
-                                           help="Like Terraform's: exit 0 nothing to change, 2 changes (made, or to "
-                                                "make with --dry-run), 1 an error (an invalid file too), 7 partial."),
+    allow_hosts: list[str] = typer.Option(
+        None,
+        "--allow-host",
+        metavar="HOST",
+        help="Let credentials go to this host (HOST or HOST:PORT), which the "
+        "connector does not fix: a self-hosted site/base_url, an OAuth "
+        "endpoint override, a sandbox URL in the file. Repeatable.",
+    ),
+    yes: bool = typer.Option(
+        False, "--yes", "-y", help="Confirm the deletions --prune makes (workspace keys are destroyed)."
+    ),
+    detailed_exitcode: bool = typer.Option(
+        False,
+        "--detailed-exitcode",
+        help="Like Terraform's: exit 0 nothing to change, 2 changes (made, or to "
+        "make with --dry-run), 1 an error (an invalid file too), 7 partial.",
+    ),
 ) -> None:
     """Make the vault match a TOML file: create, update (and with --prune delete) what differs.
 
@@ -55,8 +71,10 @@ def apply(
     def confirm_hosts(blocked) -> bool:
         for h in blocked:
             sys.stderr.write(f"{h.where}: sends a credential to {h.flag_value}\n")
-        return _ask(f"Send credentials to {', '.join(dict.fromkeys(h.flag_value for h in blocked))}? "
-                    "These hosts are not the vendors' own. [y/N] ")
+        return _ask(
+            f"Send credentials to {', '.join(dict.fromkeys(h.flag_value for h in blocked))}? "
+            "These hosts are not the vendors' own. [y/N] "
+        )
 
     def confirm_destroy(steps) -> bool:
         return _ask(f"--prune will delete {provision.destroy_summary(steps)}. Delete? [y/N] ")
@@ -64,10 +82,18 @@ def apply(
     from botctl.errors import BotctlError
 
     try:
-        result = provision.apply(open_app, file, dry_run=dry_run, prune=prune, reconnect=reconnect,
-                                 secrets_out=secrets_out, allow_hosts=allow_hosts or (),
-                                 confirm_hosts=confirm_hosts if ask else None, yes=yes,
-                                 confirm_destroy=confirm_destroy if ask else None)
+        result = provision.apply(
+            open_app,
+            file,
+            dry_run=dry_run,
+            prune=prune,
+            reconnect=reconnect,
+            secrets_out=secrets_out,
+            allow_hosts=allow_hosts or (),
+            confirm_hosts=confirm_hosts if ask else None,
+            yes=yes,
+            confirm_destroy=confirm_destroy if ask else None,
+        )
     except BotctlError as exc:
         if not (json_out or detailed_exitcode):
             raise
@@ -106,12 +132,23 @@ def _print(result, secrets_out) -> None:
         if h.allowed:
             output.status(f"{h.where}: credentials go to {h.flag_value} (allowed)")
         else:
-            output.status(f"{h.where}: credentials would go to {h.flag_value}, a host the connector does not fix; "
-                          f"apply needs --allow-host {h.flag_value}")
-    rows = [(s.action, s.kind, s.name, s.detail + (f" [FAILED: {s.error}]" if s.status == "failed" else "")
-             + (f" [skipped: {s.error}]" if s.status == "skipped" else "")
-             + (" [DESTRUCTIVE]" if s.destructive else ""))
-            for s in result.steps if s.action != "unchanged"]
+            output.status(
+                f"{h.where}: credentials would go to {h.flag_value}, a host the connector does not fix; "
+                f"apply needs --allow-host {h.flag_value}"
+            )
+    rows = [
+        (
+            s.action,
+            s.kind,
+            s.name,
+            s.detail
+            + (f" [FAILED: {s.error}]" if s.status == "failed" else "")
+            + (f" [skipped: {s.error}]" if s.status == "skipped" else "")
+            + (" [DESTRUCTIVE]" if s.destructive else ""),
+        )
+        for s in result.steps
+        if s.action != "unchanged"
+    ]
     unchanged = sum(1 for s in result.steps if s.action == "unchanged")
     if not rows:
         output.status(f"nothing to do: {unchanged} object(s) already match the file")
@@ -119,18 +156,25 @@ def _print(result, secrets_out) -> None:
     output.table(["ACTION", "KIND", "NAME", "DETAIL"], rows)
     if result.dry_run:
         doomed = len(result.destructive)
-        output.status(f"dry run: {len(rows)} change(s) would be made"
-                      + (f" ({doomed} destructive: apply them with --yes)" if doomed else "")
-                      + f", {unchanged} unchanged; nothing was changed")
+        output.status(
+            f"dry run: {len(rows)} change(s) would be made"
+            + (f" ({doomed} destructive: apply them with --yes)" if doomed else "")
+            + f", {unchanged} unchanged; nothing was changed"
+        )
         return
     done = sum(1 for s in result.steps if s.status == "ok")
-    output.status(f"applied {done} change(s), {unchanged} unchanged"
-                  + (f", {len(result.failed)} failed" if result.failed else ""))
+    output.status(
+        f"applied {done} change(s), {unchanged} unchanged"
+        + (f", {len(result.failed)} failed" if result.failed else "")
+    )
     for s in result.failed:
         output.warn(f"{s.kind} {s.name}: {s.error}")
     for ws, entry in result.secrets.items():
-        output.status(f"new HS256 secret for {ws}, kid {entry['kid']}. It is shown once; store it in your site's backend:")
+        output.status(
+            f"new HS256 secret for {ws}, kid {entry['kid']}. It is shown once; store it in your site's backend:"
+        )
         print(entry["hs256_secret"])
-    if secrets_out and any(s.kind == "identity_key" and s.name.endswith("/hs256") and s.status == "ok"
-                           for s in result.steps):
+    if secrets_out and any(
+        s.kind == "identity_key" and s.name.endswith("/hs256") and s.status == "ok" for s in result.steps
+    ):
         output.status(f"new HS256 secret(s) written to {secrets_out}")

@@ -15,8 +15,16 @@ def _actor(rec: dict) -> str:
 
 
 def _row(rec: dict) -> list:
-    return [rec["seq"], rec["ts"][:23].replace("T", " "), rec.get("workspace"), _actor(rec), rec.get("event"),
-            rec.get("action"), rec.get("outcome"), rec.get("reason")]
+    return [
+        rec["seq"],
+        rec["ts"][:23].replace("T", " "),
+        rec.get("workspace"),
+        _actor(rec),
+        rec.get("event"),
+        rec.get("action"),
+        rec.get("outcome"),
+        rec.get("reason"),
+    ]
 
 
 @app.callback()
@@ -24,19 +32,55 @@ def tail(
     ctx: typer.Context,
     n: int = typer.Option(20, "-n", "--lines", min=1, metavar="N", help="How many of the latest records."),
     follow: bool = typer.Option(False, "-f", "--follow", help="Keep printing new records until Ctrl-C."),
-    workspace: str = typer.Option(None, "-w", "--workspace", envvar="BOTCTL_WORKSPACE", metavar="NAME", autocompletion=context.complete_workspace, help="Only this workspace."),
-    event: str = typer.Option(None, "--event", metavar="EVENT", autocompletion=context.complete_event,
-                              help="Only this event, e.g. workspace.created."),
-    action: str = typer.Option(None, "--action", metavar="ACTION", help="Only this action, e.g. zendesk.create_ticket."),
-    outcome: str = typer.Option(None, "--outcome", metavar="OUTCOME", autocompletion=context.complete_outcome, help="ok | denied | error | pending | unknown | retried"),
+    workspace: str = typer.Option(
+        None,
+        "-w",
+        "--workspace",
+        envvar="BOTCTL_WORKSPACE",
+        metavar="NAME",
+        autocompletion=context.complete_workspace,
+        help="Only this workspace.",
+    ),
+    event: str = typer.Option(
+        None,
+        "--event",
+        metavar="EVENT",
+        autocompletion=context.complete_event,
+        help="Only this event, e.g. workspace.created.",
+    ),
+    action: str = typer.Option(
+        None, "--action", metavar="ACTION", help="Only this action, e.g. zendesk.create_ticket."
+    ),
+    outcome: str = typer.Option(
+        None,
+        "--outcome",
+        metavar="OUTCOME",
+        autocompletion=context.complete_outcome,
+        help="ok | denied | error | pending | unknown | retried",
+    ),
     visitor: str = typer.Option(None, "--visitor", metavar="EMAIL", help="Only this visitor's records."),
-    since: str = typer.Option(None, "--since", metavar="WHEN", help="10m, 2h, 3d, or a date like 2026-11-01T00:00."),
-    until: str = typer.Option(None, "--until", metavar="WHEN", help="Only records before WHEN (same forms as --since)."),
-    request_id: str = typer.Option(None, "--request-id", metavar="REQ", help="Only this request, e.g. the "
-                                   "req_… a visitor was shown as \"Reference\"."),
-    actor: str = typer.Option(None, "--actor", metavar="ACTOR", help="operator | ci | visitor | system, "
-                              "TYPE:WHO, or WHO (an email or sub), as the ACTOR column shows it."),
-    connector: str = typer.Option(None, "--connector", metavar="NAME", help="Only this connector, e.g. zendesk."),
+    since: str = typer.Option(
+        None, "--since", metavar="WHEN", help="10m, 2h, 3d, or a date like 2026-11-01T00:00."
+    ),
+    until: str = typer.Option(
+        None, "--until", metavar="WHEN", help="Only records before WHEN (same forms as --since)."
+    ),
+    request_id: str = typer.Option(
+        None,
+        "--request-id",
+        metavar="REQ",
+        help='Only this request, e.g. the req_… a visitor was shown as "Reference".',
+    ),
+    actor: str = typer.Option(
+        None,
+        "--actor",
+        metavar="ACTOR",
+        help="operator | ci | visitor | system, "
+        "TYPE:WHO, or WHO (an email or sub), as the ACTOR column shows it.",
+    ),
+    connector: str = typer.Option(
+        None, "--connector", metavar="NAME", help="Only this connector, e.g. zendesk."
+    ),
     json_out: bool = JSON,
 ) -> None:
     """Show the latest audit records (default 20), optionally following new ones."""
@@ -48,14 +92,26 @@ def tail(
 
     output.use_json(json_out)
     if outcome is not None and outcome not in OUTCOMES:
-        raise UsageError(f"unknown outcome {outcome!r}.", hint="Use ok, denied, error, pending, unknown or retried.")
-    filters = Filters(workspace=workspace, event=event, action=action, outcome=outcome, visitor=visitor,
-                      since=parse_since(since) if since else None,
-                      until=parse_since(until, flag="--until") if until else None,
-                      request_id=request_id, actor=actor, connector=connector)
+        raise UsageError(
+            f"unknown outcome {outcome!r}.", hint="Use ok, denied, error, pending, unknown or retried."
+        )
+    filters = Filters(
+        workspace=workspace,
+        event=event,
+        action=action,
+        outcome=outcome,
+        visitor=visitor,
+        since=parse_since(since) if since else None,
+        until=parse_since(until, flag="--until") if until else None,
+        request_id=request_id,
+        actor=actor,
+        connector=connector,
+    )
     if filters.since is not None and filters.until is not None and filters.until <= filters.since:
-        raise UsageError(f"--until {until!r} is not after --since {since!r}: no record can match.",
-                         hint="Give an --until later than --since.")
+        raise UsageError(
+            f"--until {until!r} is not after --since {since!r}: no record can match.",
+            hint="Give an --until later than --since.",
+        )
     reader = AuditReader(context.home(ctx))
     try:
         records = reader.latest(filters, n)
@@ -86,8 +142,11 @@ def tail(
 
 
 @app.command("show")
-def show(ctx: typer.Context, seq: int = typer.Argument(..., metavar="SEQ", help="The record's sequence number."),
-         json_out: bool = typer.Option(False, "--json", help="Print as JSON.")) -> None:
+def show(
+    ctx: typer.Context,
+    seq: int = typer.Argument(..., metavar="SEQ", help="The record's sequence number."),
+    json_out: bool = typer.Option(False, "--json", help="Print as JSON."),
+) -> None:
     """Show one audit record in full."""
     from botctl.audit import AuditReader
 
@@ -100,21 +159,41 @@ def show(ctx: typer.Context, seq: int = typer.Argument(..., metavar="SEQ", help=
     if json_out:
         output.emit_json(rec)
         return
-    output.fields([
-        ("seq", rec["seq"]), ("time", rec["ts"]), ("workspace", rec.get("workspace")), ("actor", _actor(rec)),
-        ("event", rec.get("event")), ("action", rec.get("action")), ("connector", rec.get("connector")),
-        ("outcome", rec.get("outcome")), ("reason", rec.get("reason")), ("detail", rec.get("detail")),
-        ("request id", rec.get("request_id")), ("prev hash", rec["prev_hash"]), ("hash", rec["hash"]),
-    ])
+    output.fields(
+        [
+            ("seq", rec["seq"]),
+            ("time", rec["ts"]),
+            ("workspace", rec.get("workspace")),
+            ("actor", _actor(rec)),
+            ("event", rec.get("event")),
+            ("action", rec.get("action")),
+            ("connector", rec.get("connector")),
+            ("outcome", rec.get("outcome")),
+            ("reason", rec.get("reason")),
+            ("detail", rec.get("detail")),
+            ("request id", rec.get("request_id")),
+            ("prev hash", rec["prev_hash"]),
+            ("hash", rec["hash"]),
+        ]
+    )
 
 
 @app.command("verify")
 def verify(
     ctx: typer.Context,
-    anchor_file: str = typer.Option(None, "--anchor", metavar="FILE", help="Also check every anchor in FILE "
-                                    "(lines from `botctl audit anchor`): the chain must still reach each one."),
-    expect_head: str = typer.Option(None, "--expect-head", metavar="SEQ:HASH", help="Also check that record SEQ "
-                                    "exists with this hash (a head you noted earlier)."),
+    anchor_file: str = typer.Option(
+        None,
+        "--anchor",
+        metavar="FILE",
+        help="Also check every anchor in FILE "
+        "(lines from `botctl audit anchor`): the chain must still reach each one.",
+    ),
+    expect_head: str = typer.Option(
+        None,
+        "--expect-head",
+        metavar="SEQ:HASH",
+        help="Also check that record SEQ exists with this hash (a head you noted earlier).",
+    ),
     json_out: bool = typer.Option(False, "--json", help="Print the verdict as JSON."),
 ) -> None:
     """Check the whole chain, its checkpoint and any anchors; exit 10 at the first problem."""
@@ -131,16 +210,20 @@ def verify(
     if json_out:
         output.emit_json(verdict.as_dict())
     elif verdict.ok:
-        output.status(f"audit log intact: {verdict.records} records, head {verdict.head_seq}"
-                      + (f", checkpoint {verdict.checkpoint_seq}" if verdict.checkpoint_seq is not None else "")
-                      + (f", {verdict.anchors} anchor(s) reached" if verdict.anchors else "")
-                      + (f", {len(verdict.sealed_breaks)} sealed break(s)" if verdict.sealed_breaks else ""))
+        output.status(
+            f"audit log intact: {verdict.records} records, head {verdict.head_seq}"
+            + (f", checkpoint {verdict.checkpoint_seq}" if verdict.checkpoint_seq is not None else "")
+            + (f", {verdict.anchors} anchor(s) reached" if verdict.anchors else "")
+            + (f", {len(verdict.sealed_breaks)} sealed break(s)" if verdict.sealed_breaks else "")
+        )
         for note in verdict.notes:
             output.status(f"note: {note}")
     else:
         where = f" at record {verdict.first_bad_seq}" if verdict.first_bad_seq is not None else ""
-        output.error(f"audit log broken{where}: {verdict.problem}",
-                     "Keep a copy of audit.db and vault.db for investigation before changing anything.")
+        output.error(
+            f"audit log broken{where}: {verdict.problem}",
+            "Keep a copy of audit.db and vault.db for investigation before changing anything.",
+        )
     if not verdict.ok:
         raise typer.Exit(EXIT_AUDIT_BROKEN)
 
@@ -148,7 +231,9 @@ def verify(
 @app.command("seal-break")
 def seal_break(
     ctx: typer.Context,
-    reason: str = typer.Option(..., "--reason", metavar="TEXT", help="Why, in your words (kept in the record)."),
+    reason: str = typer.Option(
+        ..., "--reason", metavar="TEXT", help="Why, in your words (kept in the record)."
+    ),
     yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
     json_out: bool = typer.Option(False, "--json", help="Print the new record as JSON."),
 ) -> None:
@@ -161,17 +246,24 @@ def seal_break(
     output.use_json(json_out)
     reason = reason.strip()
     if not reason or len(reason) > 500:
-        raise UsageError("--reason must say why, in 1 to 500 characters.",
-                         hint='e.g. --reason "audit.db restored from the 02:00 backup after a disk failure"')
+        raise UsageError(
+            "--reason must say why, in 1 to 500 characters.",
+            hint='e.g. --reason "audit.db restored from the 02:00 backup after a disk failure"',
+        )
     a = context.app(ctx, create=False)
     state = audit.head_state(a.home, a.vault.audit_key(), a.vault.conn)
     if state["chain"] == "ok":
-        raise BotctlError("nothing to seal: the audit log's head matches its checkpoint.",
-                          hint="`botctl audit verify` checks the whole chain.", code="audit_chain_intact")
+        raise BotctlError(
+            "nothing to seal: the audit log's head matches its checkpoint.",
+            hint="`botctl audit verify` checks the whole chain.",
+            code="audit_chain_intact",
+        )
     if not yes:
         if not sys.stdin.isatty():
-            raise UsageError(f"sealing records this break in the audit log for good: {state['problem']}.",
-                             hint="Re-run with --yes once copies of audit.db and vault.db are kept.")
+            raise UsageError(
+                f"sealing records this break in the audit log for good: {state['problem']}.",
+                hint="Re-run with --yes once copies of audit.db and vault.db are kept.",
+            )
         output.status(f"the audit log's head disagrees with its checkpoint: {state['problem']}.")
         if not typer.confirm("Record this break in the audit log (the evidence is kept) and resume writes?"):
             raise typer.Exit(1)
@@ -179,17 +271,25 @@ def seal_break(
     if json_out:
         output.emit_json(rec)
         return
-    output.status(f"sealed: record {rec['seq']} ({rec['event']}) keeps the break on record: "
-                  f"{rec['detail']['problem']}. Writes resume; `botctl audit verify` lists it.")
+    output.status(
+        f"sealed: record {rec['seq']} ({rec['event']}) keeps the break on record: "
+        f"{rec['detail']['problem']}. Writes resume; `botctl audit verify` lists it."
+    )
 
 
 @app.command("anchor")
 def anchor(
     ctx: typer.Context,
-    out: str = typer.Option(None, "--out", metavar="FILE", help="Append the signed line to FILE instead of "
-                            "printing it (keep FILE where this machine cannot rewrite it)."),
-    public_key: bool = typer.Option(False, "--public-key", help="Print the public key that verifies anchors "
-                                    "(PEM) instead."),
+    out: str = typer.Option(
+        None,
+        "--out",
+        metavar="FILE",
+        help="Append the signed line to FILE instead of "
+        "printing it (keep FILE where this machine cannot rewrite it).",
+    ),
+    public_key: bool = typer.Option(
+        False, "--public-key", help="Print the public key that verifies anchors (PEM) instead."
+    ),
     json_out: bool = typer.Option(False, "--json", help="Print the anchor (or the key) as JSON."),
 ) -> None:
     """Sign the current head {seq, hash, ts}: later, `audit verify --anchor FILE` detects a rollback past it."""
@@ -220,8 +320,10 @@ def anchor(
         import sys
 
         sys.stdout.write(line + "\n")
-        output.status(f"anchored record {rec['seq']}: keep this line where this machine cannot change it; "
-                      "`botctl audit verify --anchor FILE` checks it")
+        output.status(
+            f"anchored record {rec['seq']}: keep this line where this machine cannot change it; "
+            "`botctl audit verify --anchor FILE` checks it"
+        )
 
 
 def _append_line(path: str, line: str) -> None:
@@ -237,8 +339,10 @@ def _append_line(path: str, line: str) -> None:
         finally:
             os.close(fd)
     except OSError as exc:
-        raise UsageError(f"cannot append to {path!r}: {exc.strerror or type(exc).__name__}.",
-                         hint="Give a writable file path for --out.") from None
+        raise UsageError(
+            f"cannot append to {path!r}: {exc.strerror or type(exc).__name__}.",
+            hint="Give a writable file path for --out.",
+        ) from None
 
 
 from botctl.cli import audit_export_cmd  # noqa: E402 - export / export-key live in their own module

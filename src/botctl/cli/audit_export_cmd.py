@@ -14,13 +14,28 @@ def register(app: typer.Typer) -> None:
 
 def export(
     ctx: typer.Context,
-    since: str = typer.Option(None, "--since", metavar="WHEN", help="Only records at or after WHEN (10m, 2h, 3d or an "
-                              "ISO date/time, UTC)."),
-    until: str = typer.Option(None, "--until", metavar="WHEN", help="Only records before WHEN (same forms as --since)."),
-    fmt: str = typer.Option("ndjson", "--format", metavar="FORMAT", help="ndjson (the stored records, verifiable by "
-                            "tools/verify-audit.mjs) or csv (one row per record, for spreadsheets)."),
-    checkpoint: bool = typer.Option(False, "--checkpoint", help="End an NDJSON export with the checkpoint line a "
-                                    "verifier needs to detect a truncated tail (reads vault.db; needs the master key)."),
+    since: str = typer.Option(
+        None,
+        "--since",
+        metavar="WHEN",
+        help="Only records at or after WHEN (10m, 2h, 3d or an ISO date/time, UTC).",
+    ),
+    until: str = typer.Option(
+        None, "--until", metavar="WHEN", help="Only records before WHEN (same forms as --since)."
+    ),
+    fmt: str = typer.Option(
+        "ndjson",
+        "--format",
+        metavar="FORMAT",
+        help="ndjson (the stored records, verifiable by "
+        "tools/verify-audit.mjs) or csv (one row per record, for spreadsheets).",
+    ),
+    checkpoint: bool = typer.Option(
+        False,
+        "--checkpoint",
+        help="End an NDJSON export with the checkpoint line a "
+        "verifier needs to detect a truncated tail (reads vault.db; needs the master key).",
+    ),
 ) -> None:
     """Stream the audit log (or a time range) to stdout as NDJSON or CSV, in bounded memory."""
     import sys
@@ -30,7 +45,9 @@ def export(
     from botctl.errors import UsageError
 
     if fmt not in FORMATS:
-        raise UsageError(f"--format {fmt!r} is not one of {', '.join(FORMATS)}.", hint="Use --format ndjson or csv.")
+        raise UsageError(
+            f"--format {fmt!r} is not one of {', '.join(FORMATS)}.", hint="Use --format ndjson or csv."
+        )
     if checkpoint and fmt != "ndjson":
         raise UsageError("--checkpoint goes with --format ndjson.", hint="Drop --checkpoint for CSV exports.")
     lo = parse_since(since) if since is not None else None
@@ -54,8 +71,9 @@ def export(
 
 def export_key(
     ctx: typer.Context,
-    out: str = typer.Option(..., "--out", metavar="FILE", help="A new file to write the key to (0600; never "
-                            "overwritten)."),
+    out: str = typer.Option(
+        ..., "--out", metavar="FILE", help="A new file to write the key to (0600; never overwritten)."
+    ),
 ) -> None:
     """Write the chain's MAC key (hex) to a new 0600 file, for an independent verifier.
 
@@ -72,11 +90,15 @@ def export_key(
     try:
         fd = os.open(out, flags, 0o600)
     except FileExistsError:
-        raise UsageError(f"{out!r} already exists; the key is written only to a new file.",
-                         hint="Give a path that does not exist yet.") from None
+        raise UsageError(
+            f"{out!r} already exists; the key is written only to a new file.",
+            hint="Give a path that does not exist yet.",
+        ) from None
     except OSError as exc:
-        raise UsageError(f"cannot create {out!r}: {exc.strerror or type(exc).__name__}.",
-                         hint="Give a writable path for --out.") from None
+        raise UsageError(
+            f"cannot create {out!r}: {exc.strerror or type(exc).__name__}.",
+            hint="Give a writable path for --out.",
+        ) from None
     try:
         # On record before the key leaves: a refused record (a broken chain) leaves no key file behind.
         a.audit("audit.key_exported", actor=a.actor, detail={"path": os.path.abspath(out)})
@@ -87,5 +109,7 @@ def export_key(
         os.unlink(out)
         raise
     os.close(fd)
-    output.status(f"wrote the audit chain key to {out}: it verifies the chain and could forge it; keep it "
-                  "with the auditor, off this machine")
+    output.status(
+        f"wrote the audit chain key to {out}: it verifies the chain and could forge it; keep it "
+        "with the auditor, off this machine"
+    )

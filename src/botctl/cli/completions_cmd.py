@@ -12,8 +12,13 @@ def script(shell: str) -> str:
     import subprocess
     import sys
 
-    proc = subprocess.run([sys.executable, "-m", "botctl"], env={**os.environ, "_BOTCTL_COMPLETE": f"source_{shell}"},
-                          capture_output=True, text=True, check=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "botctl"],
+        env={**os.environ, "_BOTCTL_COMPLETE": f"source_{shell}"},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return proc.stdout
 
 

@@ -8,7 +8,15 @@ from botctl.connectors import registry  # import-light: no HTTP library
 
 app = context.group(no_args_is_help=True)
 
-WS = typer.Option(..., "-w", "--workspace", envvar="BOTCTL_WORKSPACE", metavar="NAME", autocompletion=context.complete_workspace, help="Workspace.")
+WS = typer.Option(
+    ...,
+    "-w",
+    "--workspace",
+    envvar="BOTCTL_WORKSPACE",
+    metavar="NAME",
+    autocompletion=context.complete_workspace,
+    help="Workspace.",
+)
 
 
 def _aliases() -> dict[str, tuple[str, str, str]]:
@@ -21,8 +29,10 @@ def _aliases() -> dict[str, tuple[str, str, str]]:
                 if name != f.name:
                     raise ValueError(f"{f.alias} names two settings: {name} and {f.name}")
                 helps.append(f"{c.vendor}: {f.help}.")
-    return {flag: (name, metavar, " ".join(helps) + f" (= --config {name}=...)")
-            for flag, (name, metavar, helps) in found.items()}
+    return {
+        flag: (name, metavar, " ".join(helps) + f" (= --config {name}=...)")
+        for flag, (name, metavar, helps) in found.items()
+    }
 
 
 ALIASES = _aliases()
@@ -55,11 +65,20 @@ def _settings_from_registry(func):
             message, hint = exc.worded(_flag, _flag)
             raise UsageError(message, hint=hint, code=exc.code) from None
 
-    params = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in inspect.signature(func).parameters.values()
-              if p.kind is not inspect.Parameter.VAR_KEYWORD]
-    extra = [inspect.Parameter(_alias_param(flag), inspect.Parameter.KEYWORD_ONLY, annotation=str,
-                               default=typer.Option(None, flag, metavar=metavar, help=help_text))
-             for flag, (_, metavar, help_text) in ALIASES.items()]
+    params = [
+        p.replace(kind=inspect.Parameter.KEYWORD_ONLY)
+        for p in inspect.signature(func).parameters.values()
+        if p.kind is not inspect.Parameter.VAR_KEYWORD
+    ]
+    extra = [
+        inspect.Parameter(
+            _alias_param(flag),
+            inspect.Parameter.KEYWORD_ONLY,
+            annotation=str,
+            default=typer.Option(None, flag, metavar=metavar, help=help_text),
+        )
+        for flag, (_, metavar, help_text) in ALIASES.items()
+    ]
     after = [p.name for p in params].index("settings") + 1
     wrapper.__signature__ = inspect.Signature(params[:after] + extra + params[after:])
     return wrapper
@@ -69,27 +88,63 @@ def _settings_from_registry(func):
 @_settings_from_registry
 def connect(
     ctx: typer.Context,
-    connector_name: str = typer.Argument(..., metavar="CONNECTOR", autocompletion=context.complete_connector, help="e.g. stripe, zendesk (see `botctl connectors list`)."),
+    connector_name: str = typer.Argument(
+        ...,
+        metavar="CONNECTOR",
+        autocompletion=context.complete_connector,
+        help="e.g. stripe, zendesk (see `botctl connectors list`).",
+    ),
     workspace: str = WS,
-    settings: list[str] = typer.Option(None, "--config", metavar="NAME=VALUE",
-                                       help="A setting of the connector (`botctl connectors show NAME` lists them); repeatable."),
-    api_key_stdin: bool = typer.Option(False, "--api-key-stdin", help="Read the API key from standard input."),
+    settings: list[str] = typer.Option(
+        None,
+        "--config",
+        metavar="NAME=VALUE",
+        help="A setting of the connector (`botctl connectors show NAME` lists them); repeatable.",
+    ),
+    api_key_stdin: bool = typer.Option(
+        False, "--api-key-stdin", help="Read the API key from standard input."
+    ),
     api_key_env: str = typer.Option(None, "--api-key-env", metavar="VAR", help="Read the API key from $VAR."),
-    api_secret_stdin: bool = typer.Option(False, "--api-secret-stdin", help=f"{WITH_SECRET}: read the key's secret from stdin."),
-    api_secret_env: str = typer.Option(None, "--api-secret-env", metavar="VAR", help=f"{WITH_SECRET}: the key's secret from $VAR."),
-    token_stdin: bool = typer.Option(False, "--access-token-stdin", help="OAuth tools: a vendor-issued access token from stdin."),
-    token_env: str = typer.Option(None, "--access-token-env", metavar="VAR", help="OAuth tools: access token from $VAR."),
-    sandbox: str = typer.Option(None, "--sandbox", metavar="URL", envvar="BOTCTL_SANDBOX",
-                                help="Point the connection at a running `botctl sandbox serve` instead of the vendor."),
-    device: bool = typer.Option(False, "--device", help="OAuth: use the device flow (a code to enter elsewhere)."),
-    no_browser: bool = typer.Option(False, "--no-browser", help="OAuth: print the URL instead of opening a browser."),
-    paste: bool = typer.Option(False, "--paste",
-                               help="OAuth: the browser is on another machine; paste its final address back here."),
-    redirect_port: int = typer.Option(None, "--redirect-port", metavar="N",
-                                      help="OAuth: listen on this fixed port (for vendors that match redirects exactly)."),
-    timeout: float = typer.Option(300.0, "--timeout", metavar="SECONDS", help="OAuth: how long to wait for approval."),
-    skip_check: bool = typer.Option(False, "--skip-check",
-                                    help="OAuth: store the token without the vendor's account check."),
+    api_secret_stdin: bool = typer.Option(
+        False, "--api-secret-stdin", help=f"{WITH_SECRET}: read the key's secret from stdin."
+    ),
+    api_secret_env: str = typer.Option(
+        None, "--api-secret-env", metavar="VAR", help=f"{WITH_SECRET}: the key's secret from $VAR."
+    ),
+    token_stdin: bool = typer.Option(
+        False, "--access-token-stdin", help="OAuth tools: a vendor-issued access token from stdin."
+    ),
+    token_env: str = typer.Option(
+        None, "--access-token-env", metavar="VAR", help="OAuth tools: access token from $VAR."
+    ),
+    sandbox: str = typer.Option(
+        None,
+        "--sandbox",
+        metavar="URL",
+        envvar="BOTCTL_SANDBOX",
+        help="Point the connection at a running `botctl sandbox serve` instead of the vendor.",
+    ),
+    device: bool = typer.Option(
+        False, "--device", help="OAuth: use the device flow (a code to enter elsewhere)."
+    ),
+    no_browser: bool = typer.Option(
+        False, "--no-browser", help="OAuth: print the URL instead of opening a browser."
+    ),
+    paste: bool = typer.Option(
+        False, "--paste", help="OAuth: the browser is on another machine; paste its final address back here."
+    ),
+    redirect_port: int = typer.Option(
+        None,
+        "--redirect-port",
+        metavar="N",
+        help="OAuth: listen on this fixed port (for vendors that match redirects exactly).",
+    ),
+    timeout: float = typer.Option(
+        300.0, "--timeout", metavar="SECONDS", help="OAuth: how long to wait for approval."
+    ),
+    skip_check: bool = typer.Option(
+        False, "--skip-check", help="OAuth: store the token without the vendor's account check."
+    ),
     json_out: bool = typer.Option(False, "--json", help="Print the connection as JSON."),
     **aliases: str | None,
 ) -> None:
@@ -116,46 +171,80 @@ def connect(
         raise UsageError(
             f"{connector.vendor} connects with OAuth, not an API key.",
             hint="Pass an access token the vendor issued (e.g. a personal or private-app token) with "
-                 "--access-token-stdin or --access-token-env VAR.")
+            "--access-token-stdin or --access-token-env VAR.",
+        )
     config = connections.resolve_config(connector, _given(settings, aliases), sandbox)
     secrets_input.reset()
     if connector.auth == "api_key":
         if token_stdin or token_env:
-            raise UsageError(f"{connector.vendor} connects with an API key, not an access token.",
-                             hint="Use --api-key-stdin or --api-key-env VAR.")
-        credential = {"api_key": secrets_input.read(f"{connector.vendor} API key", flag="--api-key",
-                                                    from_stdin=api_key_stdin, env_var=api_key_env)}
+            raise UsageError(
+                f"{connector.vendor} connects with an API key, not an access token.",
+                hint="Use --api-key-stdin or --api-key-env VAR.",
+            )
+        credential = {
+            "api_key": secrets_input.read(
+                f"{connector.vendor} API key", flag="--api-key", from_stdin=api_key_stdin, env_var=api_key_env
+            )
+        }
         if "api_secret" in connector.key_fields:
             credential["api_secret"] = secrets_input.read(
-                f"{connector.vendor} consumer secret", flag="--api-secret",
-                from_stdin=api_secret_stdin or (api_key_stdin and not api_secret_env), env_var=api_secret_env,
-                stdin_index=1 if api_key_stdin else 0)
+                f"{connector.vendor} consumer secret",
+                flag="--api-secret",
+                from_stdin=api_secret_stdin or (api_key_stdin and not api_secret_env),
+                env_var=api_secret_env,
+                stdin_index=1 if api_key_stdin else 0,
+            )
         elif api_secret_stdin or api_secret_env:
             raise UsageError(f"{connector.vendor} takes no API secret.")
     else:
         if not (token_stdin or token_env):
-            _connect_oauth(a, ws, connector, config, sandbox=sandbox, device=device, no_browser=no_browser,
-                           paste=paste, redirect_port=redirect_port, timeout=timeout, skip_check=skip_check,
-                           json_out=json_out)
+            _connect_oauth(
+                a,
+                ws,
+                connector,
+                config,
+                sandbox=sandbox,
+                device=device,
+                no_browser=no_browser,
+                paste=paste,
+                redirect_port=redirect_port,
+                timeout=timeout,
+                skip_check=skip_check,
+                json_out=json_out,
+            )
             return
-        credential = {"access_token": secrets_input.read(f"{connector.vendor} access token", flag="--access-token",
-                                                         from_stdin=token_stdin, env_var=token_env)}
+        credential = {
+            "access_token": secrets_input.read(
+                f"{connector.vendor} access token",
+                flag="--access-token",
+                from_stdin=token_stdin,
+                env_var=token_env,
+            )
+        }
     try:
         label = asyncio.run(connections.validate(connector, config, credential))
     except ActionError as exc:
         err = connections.error_for(exc, connector.vendor, given=True)
-        a.audit("connection.failed", workspace=ws.name, connector=connector.name,
-                outcome="denied" if err.exit_code != 22 else "error", reason=err.code,
-                detail={"upstream_status": exc.upstream_status, "message": exc.message})
+        a.audit(
+            "connection.failed",
+            workspace=ws.name,
+            connector=connector.name,
+            outcome="denied" if err.exit_code != 22 else "error",
+            reason=err.code,
+            detail={"upstream_status": exc.upstream_status, "message": exc.message},
+        )
         raise err from None
-    conn, replaced = connections.save(a, ws, connector, auth=connector.auth, config=config, credential=credential,
-                                      account_label=label)
+    conn, replaced = connections.save(
+        a, ws, connector, auth=connector.auth, config=config, credential=credential, account_label=label
+    )
     if json_out:
         output.emit_json(conn.as_dict())
     else:
         verb = "reconnected" if replaced else "connected"
-        output.status(f"{verb} {connector.name} in {ws.name} as {label!r}"
-                      + (f" (sandbox {config['sandbox']})" if config.get("sandbox") else ""))
+        output.status(
+            f"{verb} {connector.name} in {ws.name} as {label!r}"
+            + (f" (sandbox {config['sandbox']})" if config.get("sandbox") else "")
+        )
 
 
 def _given(settings: list[str] | None, aliases: dict[str, str | None]) -> dict[str, str]:
@@ -168,8 +257,10 @@ def _given(settings: list[str] | None, aliases: dict[str, str | None]) -> dict[s
         name, eq, value = item.partition("=")
         name = name.strip()
         if not eq or not name:
-            raise UsageError(f"--config takes NAME=VALUE, not {item!r}.",
-                             hint="e.g. --config subdomain=acme (`botctl connectors show NAME` lists the settings).")
+            raise UsageError(
+                f"--config takes NAME=VALUE, not {item!r}.",
+                hint="e.g. --config subdomain=acme (`botctl connectors show NAME` lists the settings).",
+            )
         if given.get(name, value) != value:
             raise UsageError(f"the setting {name} is given twice, with two values.")
         given[name] = value
@@ -194,8 +285,11 @@ def disconnect(
     ws = workspaces.get(a.vault.conn, workspace)
     connector = connections.resolve_connector(connector_name)
     conn = connections.get(a.vault.conn, ws, connector.name)
-    context.confirm(f"Revoke and delete the {connector.name} credential of {ws.name}?", yes=yes,
-                    command=f"botctl disconnect {connector.name} -w {ws.name}")
+    context.confirm(
+        f"Revoke and delete the {connector.name} credential of {ws.name}?",
+        yes=yes,
+        command=f"botctl disconnect {connector.name} -w {ws.name}",
+    )
     from botctl import oauth
 
     revoked = asyncio.run(oauth.revoke(a, ws, conn, connector))["revoked"]
@@ -206,13 +300,30 @@ def disconnect(
         return
     output.status(f"disconnected {connector.name} from {ws.name}; the stored credential is deleted")
     if revoked.startswith("failed"):
-        output.warn(f"revoking at {connector.vendor} failed ({revoked[8:]}); revoke it in the vendor's admin too")
+        output.warn(
+            f"revoking at {connector.vendor} failed ({revoked[8:]}); revoke it in the vendor's admin too"
+        )
     elif revoked == "unsupported":
-        output.status(f"{connector.vendor} has no revocation endpoint for this credential: revoke it in the vendor's admin")
+        output.status(
+            f"{connector.vendor} has no revocation endpoint for this credential: revoke it in the vendor's admin"
+        )
 
 
-def _connect_oauth(a, ws, connector, config, *, sandbox, device, no_browser, paste, redirect_port, timeout, skip_check,
-                   json_out) -> None:
+def _connect_oauth(
+    a,
+    ws,
+    connector,
+    config,
+    *,
+    sandbox,
+    device,
+    no_browser,
+    paste,
+    redirect_port,
+    timeout,
+    skip_check,
+    json_out,
+) -> None:
     import asyncio
 
     from botctl import oauth
@@ -226,8 +337,17 @@ def _connect_oauth(a, ws, connector, config, *, sandbox, device, no_browser, pas
 
     async def run():
         app_cfg = await oauth.app_for(a, ws, connector, config, sandbox=sandbox, redirect_port=redirect_port)
-        return await oauth.connect(a, ws, connector, config, app_cfg, mode=modes[0] if modes else "auto",
-                                   ui=_terminal_ui(), timeout=timeout, skip_check=skip_check)
+        return await oauth.connect(
+            a,
+            ws,
+            connector,
+            config,
+            app_cfg,
+            mode=modes[0] if modes else "auto",
+            ui=_terminal_ui(),
+            timeout=timeout,
+            skip_check=skip_check,
+        )
 
     result = asyncio.run(run())
     for w in result.warnings:
@@ -238,8 +358,11 @@ def _connect_oauth(a, ws, connector, config, *, sandbox, device, no_browser, pas
         return
     verb = "reconnected" if result.replaced else "connected"
     who = f" as {conn.account_label!r}" if conn.account_label else ""
-    output.status(f"{verb} {connector.name} in {ws.name}{who} (OAuth, {result.flow.replace('_', '-')} flow"
-                  + (f", sandbox {config['sandbox']}" if config.get("sandbox") else "") + ")")
+    output.status(
+        f"{verb} {connector.name} in {ws.name}{who} (OAuth, {result.flow.replace('_', '-')} flow"
+        + (f", sandbox {config['sandbox']}" if config.get("sandbox") else "")
+        + ")"
+    )
 
 
 def _terminal_ui():
@@ -254,8 +377,10 @@ def _terminal_ui():
             if mode == "paste":
                 output.status("Open this URL in a browser on any machine and approve botctl:")
                 output.status(f"  {url}")
-                output.status("The browser then goes to a 127.0.0.1 address that will not load there: that is "
-                              "expected. Copy that whole address from the address bar and paste it here.")
+                output.status(
+                    "The browser then goes to a 127.0.0.1 address that will not load there: that is "
+                    "expected. Copy that whole address from the address bar and paste it here."
+                )
             elif opened:
                 output.status(f"Opened your browser to authorize botctl. If it did not open, visit:\n  {url}")
             else:

@@ -8,8 +8,15 @@ app = context.group()
 @app.command("list")
 def list_(
     ctx: typer.Context,
-    workspace: str = typer.Option(None, "-w", "--workspace", envvar="BOTCTL_WORKSPACE", metavar="NAME", autocompletion=context.complete_workspace,
-                                  help="Only this workspace."),
+    workspace: str = typer.Option(
+        None,
+        "-w",
+        "--workspace",
+        envvar="BOTCTL_WORKSPACE",
+        metavar="NAME",
+        autocompletion=context.complete_workspace,
+        help="Only this workspace.",
+    ),
     json_out: bool = typer.Option(False, "--json", help="Print as JSON."),
 ) -> None:
     """Connections with their status, account, and when they were created, last used and expire."""
@@ -30,21 +37,43 @@ def list_(
     if json_out:
         output.emit_json([c.as_dict() for c in items])
         return
-    output.table(["WORKSPACE", "CONNECTOR", "AUTH", "STATUS", "ACCOUNT", "CREATED", "LAST USED", "EXPIRES"],
-                 [(c.workspace, c.connector, c.auth, c.status, c.account_label, c.created_at[:16].replace("T", " "),
-                   (c.last_used_at or "")[:16].replace("T", " ") or None, c.expires_at) for c in items],
-                 empty="no connections yet; add one with `botctl connect CONNECTOR -w WORKSPACE`")
+    output.table(
+        ["WORKSPACE", "CONNECTOR", "AUTH", "STATUS", "ACCOUNT", "CREATED", "LAST USED", "EXPIRES"],
+        [
+            (
+                c.workspace,
+                c.connector,
+                c.auth,
+                c.status,
+                c.account_label,
+                c.created_at[:16].replace("T", " "),
+                (c.last_used_at or "")[:16].replace("T", " ") or None,
+                c.expires_at,
+            )
+            for c in items
+        ],
+        empty="no connections yet; add one with `botctl connect CONNECTOR -w WORKSPACE`",
+    )
     for c in items:
         if c.status != "active":
-            output.warn(f"{c.connector} in {c.workspace} is {c.status} ({c.status_reason or 'no reason recorded'}); "
-                        f"reconnect: {c.reconnect_command()}")
+            output.warn(
+                f"{c.connector} in {c.workspace} is {c.status} ({c.status_reason or 'no reason recorded'}); "
+                f"reconnect: {c.reconnect_command()}"
+            )
 
 
 @app.command("test")
 def test(
     ctx: typer.Context,
     connector_name: str = typer.Argument(..., metavar="CONNECTOR", autocompletion=context.complete_connector),
-    workspace: str = typer.Option(..., "-w", "--workspace", envvar="BOTCTL_WORKSPACE", metavar="NAME", autocompletion=context.complete_workspace),
+    workspace: str = typer.Option(
+        ...,
+        "-w",
+        "--workspace",
+        envvar="BOTCTL_WORKSPACE",
+        metavar="NAME",
+        autocompletion=context.complete_workspace,
+    ),
     json_out: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
     """Check the stored credential with the vendor again.
@@ -64,10 +93,19 @@ def test(
     conn = connections.get(a.vault.conn, ws, connector.name)
     credential = connections.credential(a, ws, conn)
     if "access_token" not in credential and "api_key" not in credential:
-        a.audit("connection.tested", workspace=ws.name, connector=connector.name, outcome="error",
-                reason="needs_reauth", detail={"message": "no usable credential stored"})
-        raise NeedsReauth(f"{connector.name} in {ws.name} has no usable credential.",
-                          hint=f"Reconnect: botctl connect {connector.name} -w {ws.name}")
+        a.audit(
+            "connection.tested",
+            workspace=ws.name,
+            connector=connector.name,
+            outcome="error",
+            reason="needs_reauth",
+            detail={"message": "no usable credential stored"},
+        )
+        raise NeedsReauth(
+            f"{connector.name} in {ws.name} has no usable credential.",
+            hint=f"Reconnect: botctl connect {connector.name} -w {ws.name}",
+        )
+
     async def check():
         from botctl import oauth
 
@@ -85,8 +123,14 @@ def test(
         if err.exit_code == EXIT_REJECTED:
             connections.set_status(a, conn, "needs_reauth", f"credential rejected by {connector.vendor}")
             detail["connection_status"] = "needs_reauth"  # the needs_reauth alert keys on this
-        a.audit("connection.tested", workspace=ws.name, connector=connector.name,
-                outcome="error", reason=err.code, detail=detail)
+        a.audit(
+            "connection.tested",
+            workspace=ws.name,
+            connector=connector.name,
+            outcome="error",
+            reason=err.code,
+            detail=detail,
+        )
         raise err from None
     if conn.status != "active" or conn.account_label != label:
         a.vault.conn.execute("UPDATE connections SET account_label = ? WHERE id = ?", (label, conn.id))
@@ -102,7 +146,14 @@ def test(
 def refresh(
     ctx: typer.Context,
     connector_name: str = typer.Argument(..., metavar="CONNECTOR", autocompletion=context.complete_connector),
-    workspace: str = typer.Option(..., "-w", "--workspace", envvar="BOTCTL_WORKSPACE", metavar="NAME", autocompletion=context.complete_workspace),
+    workspace: str = typer.Option(
+        ...,
+        "-w",
+        "--workspace",
+        envvar="BOTCTL_WORKSPACE",
+        metavar="NAME",
+        autocompletion=context.complete_workspace,
+    ),
     json_out: bool = typer.Option(False, "--json", help="Print the connection as JSON."),
 ) -> None:
     """Refresh an OAuth connection's access token now (single-flight with any refresh under way).

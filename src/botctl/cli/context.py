@@ -32,9 +32,14 @@ def group(**kwargs) -> typer.Typer:
     """A command group with botctl's settings: plain help (no rich import), no typer completion flags."""
     from botctl.cli.lazy import SuggestingGroup
 
-    settings = {"cls": SuggestingGroup, "no_args_is_help": True, "add_completion": False, "rich_markup_mode": None,
-                "pretty_exceptions_enable": False,
-                "context_settings": {"help_option_names": ["-h", "--help"], "max_content_width": 100}}
+    settings = {
+        "cls": SuggestingGroup,
+        "no_args_is_help": True,
+        "add_completion": False,
+        "rich_markup_mode": None,
+        "pretty_exceptions_enable": False,
+        "context_settings": {"help_option_names": ["-h", "--help"], "max_content_width": 100},
+    }
     settings.update(kwargs)
     return typer.Typer(**settings)
 
@@ -63,7 +68,9 @@ def _query(ctx: typer.Context | None, sql: str, params: tuple, *, audit: bool = 
 
         home = _completion_home(ctx)
         db = home.audit_db if audit else home.vault_db
-        if home.database_url_file.exists() or os.environ.get("BOTCTL_DATABASE_URL", "").startswith("postgres"):
+        if home.database_url_file.exists() or os.environ.get("BOTCTL_DATABASE_URL", "").startswith(
+            "postgres"
+        ):
             from botctl import store
 
             conn = store.open_audit_reader(home) if audit else store.open_vault(home, migrate_to_latest=False)
@@ -87,7 +94,9 @@ def _like(incomplete: str) -> str:
 
 def complete_workspace(ctx: typer.Context, incomplete: str) -> list[str]:
     """TAB completion of workspace names, in the home the command line names."""
-    return _query(ctx, "SELECT name FROM workspaces WHERE name LIKE ? ESCAPE '\\' ORDER BY name", (_like(incomplete),))
+    return _query(
+        ctx, "SELECT name FROM workspaces WHERE name LIKE ? ESCAPE '\\' ORDER BY name", (_like(incomplete),)
+    )
 
 
 def complete_document(ctx: typer.Context, incomplete: str) -> list[str]:
@@ -95,15 +104,22 @@ def complete_document(ctx: typer.Context, incomplete: str) -> list[str]:
     workspace = ctx.params.get("workspace") or os.environ.get("BOTCTL_WORKSPACE")
     if not workspace:
         return []
-    return _query(ctx, "SELECT d.name FROM knowledge_documents d JOIN workspaces w ON w.id = d.workspace_id "
-                       "WHERE w.name = ? AND d.name LIKE ? ESCAPE '\\' ORDER BY d.name",
-                  (workspace, _like(incomplete)))
+    return _query(
+        ctx,
+        "SELECT d.name FROM knowledge_documents d JOIN workspaces w ON w.id = d.workspace_id "
+        "WHERE w.name = ? AND d.name LIKE ? ESCAPE '\\' ORDER BY d.name",
+        (workspace, _like(incomplete)),
+    )
 
 
 def complete_event(ctx: typer.Context, incomplete: str) -> list[str]:
     """Audit events this home has recorded (`--event`)."""
-    return _query(ctx, "SELECT DISTINCT event FROM records WHERE event LIKE ? ESCAPE '\\' ORDER BY event",
-                  (_like(incomplete),), audit=True)
+    return _query(
+        ctx,
+        "SELECT DISTINCT event FROM records WHERE event LIKE ? ESCAPE '\\' ORDER BY event",
+        (_like(incomplete),),
+        audit=True,
+    )
 
 
 def complete_outcome(incomplete: str) -> list[str]:
@@ -116,8 +132,12 @@ def complete_action(incomplete: str) -> list[str]:
     """CONNECTOR.ACTION names (`actions run stripe.<TAB>`)."""
     from botctl.connectors import registry
 
-    return [name for c in registry.all_connectors() for a in c.actions
-            if (name := f"{c.name}.{a.name}").startswith(incomplete)]
+    return [
+        name
+        for c in registry.all_connectors()
+        for a in c.actions
+        if (name := f"{c.name}.{a.name}").startswith(incomplete)
+    ]
 
 
 def complete_connector(incomplete: str) -> list[str]:
@@ -153,5 +173,8 @@ def confirm(question: str, *, yes: bool, command: str) -> None:
         if sys.stdin.readline().strip().lower() in {"y", "yes"}:
             return
         raise UsageError("not confirmed; nothing was changed.", code="confirmation_required")
-    raise UsageError(f"{question.rstrip('?')}: that needs a yes, and there is no terminal to ask.",
-                     hint=f"Re-run with --yes: {command} --yes", code="confirmation_required")
+    raise UsageError(
+        f"{question.rstrip('?')}: that needs a yes, and there is no terminal to ask.",
+        hint=f"Re-run with --yes: {command} --yes",
+        code="confirmation_required",
+    )

@@ -6,8 +6,11 @@ app = context.group(no_args_is_help=False)
 
 
 @app.command("doctor")
-def doctor(ctx: typer.Context, json_out: bool = typer.Option(False, "--json", help="Print the findings as JSON."),
-           strict: bool = typer.Option(False, "--strict", help="Warnings fail too (exit 1), e.g. for a CI check.")) -> None:
+def doctor(
+    ctx: typer.Context,
+    json_out: bool = typer.Option(False, "--json", help="Print the findings as JSON."),
+    strict: bool = typer.Option(False, "--strict", help="Warnings fail too (exit 1), e.g. for a CI check."),
+) -> None:
     """Check permissions, master key, keyring, schema, daemon, connections and the audit chain.
 
     Exit 0 when nothing failed (warnings are printed, with their fix), 1 when something failed, or,

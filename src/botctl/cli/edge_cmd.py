@@ -14,16 +14,27 @@ def edge() -> None:
 
 @app.command("start")
 def start(
-    provider: str = typer.Option(..., "--provider", metavar="https://HOST:PORT",
-                                 help="The provider's --provider-listen address."),
-    cert: str = typer.Option(..., "--cert", metavar="FILE", help="This edge's certificate (cluster cert issue NAME)."),
+    provider: str = typer.Option(
+        ..., "--provider", metavar="https://HOST:PORT", help="The provider's --provider-listen address."
+    ),
+    cert: str = typer.Option(
+        ..., "--cert", metavar="FILE", help="This edge's certificate (cluster cert issue NAME)."
+    ),
     key: str = typer.Option(..., "--key", metavar="FILE", help="This edge's private key."),
     ca: str = typer.Option(..., "--ca", metavar="FILE", help="The cluster CA certificate (ca.crt)."),
-    host: str = typer.Option("127.0.0.1", "--host", envvar="BOTCTL_HOST", metavar="HOST", help="Edge address."),
+    host: str = typer.Option(
+        "127.0.0.1", "--host", envvar="BOTCTL_HOST", metavar="HOST", help="Edge address."
+    ),
     port: int = typer.Option(8765, "--port", envvar="BOTCTL_PORT", metavar="PORT", help="Edge port."),
-    trust_proxy: int = typer.Option(0, "--trust-proxy", metavar="N", help="N reverse proxies stand in front."),
-    sandbox: str = typer.Option("auto", "--sandbox", metavar="MODE",
-                                help="Landlock: auto (where the kernel has it), landlock (or exit), none."),
+    trust_proxy: int = typer.Option(
+        0, "--trust-proxy", metavar="N", help="N reverse proxies stand in front."
+    ),
+    sandbox: str = typer.Option(
+        "auto",
+        "--sandbox",
+        metavar="MODE",
+        help="Landlock: auto (where the kernel has it), landlock (or exit), none.",
+    ),
 ) -> None:
     """Serve visitors here; every action goes to the provider on another host, over mutual TLS.
 
@@ -40,9 +51,28 @@ def start(
         from botctl.errors import UsageError
 
         raise UsageError(f"--sandbox {sandbox!r}: expected auto, landlock or none.", code="invalid_sandbox")
-    argv = [sys.executable, "-P", "-m", "botctld", "--provider", provider, "--cert", os.path.abspath(cert),
-            "--key", os.path.abspath(key), "--ca", os.path.abspath(ca), "--host", host, "--port", str(port),
-            "--trust-proxy", str(trust_proxy), "--sandbox", sandbox]
+    argv = [
+        sys.executable,
+        "-P",
+        "-m",
+        "botctld",
+        "--provider",
+        provider,
+        "--cert",
+        os.path.abspath(cert),
+        "--key",
+        os.path.abspath(key),
+        "--ca",
+        os.path.abspath(ca),
+        "--host",
+        host,
+        "--port",
+        str(port),
+        "--trust-proxy",
+        str(trust_proxy),
+        "--sandbox",
+        sandbox,
+    ]
     output.status(f"botctl edge: http://{host}:{port} -> {provider} (mutual TLS), Ctrl-C to stop")
     sys.stdout.flush()
     sys.stderr.flush()

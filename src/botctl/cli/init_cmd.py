@@ -9,16 +9,22 @@ app = context.group(no_args_is_help=False)
 def init(
     ctx: typer.Context,
     key_store: str = typer.Option(
-        "auto", "--key-store", metavar="auto|keyring|file",
+        "auto",
+        "--key-store",
+        metavar="auto|keyring|file",
         help="Where a new master key goes: the OS keyring when usable (auto), or a 0600 file.",
     ),
     database: str = typer.Option(
-        None, "--database", metavar="postgresql://USER@HOST:PORT/DB",
+        None,
+        "--database",
+        metavar="postgresql://USER@HOST:PORT/DB",
         help="Keep this home's tables in PostgreSQL instead of SQLite files (no password in the URL: "
-             "?passfile=PATH, PGPASSFILE, ~/.pgpass or ?credential=NAME).",
+        "?passfile=PATH, PGPASSFILE, ~/.pgpass or ?credential=NAME).",
     ),
     node: str = typer.Option(
-        None, "--node", metavar="NAME",
+        None,
+        "--node",
+        metavar="NAME",
         help="This machine's node name when several share the PostgreSQL database (default: the host name).",
     ),
     json_out: bool = typer.Option(False, "--json", help="Print the result as JSON."),
@@ -42,21 +48,33 @@ def init(
         raise
     created = not existed or app.initialized_now
     joined = created and not app.initialized_now and vault.database()["backend"] == "postgresql"
-    result = {"home": str(home.path), "created": created, "joined": joined, "node": app.node,
-              "master_key_source": vault.master.source,
-              "master_key_location": vault.master.location, "database": vault.database()}
+    result = {
+        "home": str(home.path),
+        "created": created,
+        "joined": joined,
+        "node": app.node,
+        "master_key_source": vault.master.source,
+        "master_key_location": vault.master.location,
+        "database": vault.database(),
+    }
     if json_out:
         output.emit_json(result)
     elif joined:
         db = result["database"]
-        output.status(f"joined {db['location']} as node {app.node} (its master key opens it: "
-                      f"{vault.master.source}, {vault.master.location})")
+        output.status(
+            f"joined {db['location']} as node {app.node} (its master key opens it: "
+            f"{vault.master.source}, {vault.master.location})"
+        )
     elif created:
         db = result["database"]
-        output.status(f"initialised {home.path} (master key: {vault.master.source}, {vault.master.location}; "
-                      f"database: {db['backend']} {db['location']})")
+        output.status(
+            f"initialised {home.path} (master key: {vault.master.source}, {vault.master.location}; "
+            f"database: {db['backend']} {db['location']})"
+        )
     else:
-        output.status(f"already initialised: {home.path} (master key: {vault.master.source}); nothing changed")
+        output.status(
+            f"already initialised: {home.path} (master key: {vault.master.source}); nothing changed"
+        )
 
 
 def _choose_database(home, url: str | None, node: str | None) -> list:  # noqa: ANN001
@@ -68,19 +86,25 @@ def _choose_database(home, url: str | None, node: str | None) -> list:  # noqa: 
     if node is not None:
         nodes.check_name(node)
         if url is None and database.configured(home.path) is None:
-            raise UsageError("--node names a machine sharing a PostgreSQL database, and this home uses SQLite.",
-                             hint="Give --database postgresql://USER@HOST:PORT/DB as well.")
+            raise UsageError(
+                "--node names a machine sharing a PostgreSQL database, and this home uses SQLite.",
+                hint="Give --database postgresql://USER@HOST:PORT/DB as well.",
+            )
     written = []
     if url is None:
         return _save_node(home, node, written)
     database.check(url, stored=True)
     if home.vault_db.exists():
-        raise UsageError(f"{home.path} already keeps its tables in SQLite ({home.vault_db}).",
-                         hint="Move them with `botctl db copy --to URL --switch`.")
+        raise UsageError(
+            f"{home.path} already keeps its tables in SQLite ({home.vault_db}).",
+            hint="Move them with `botctl db copy --to URL --switch`.",
+        )
     current = database.configured(home.path)
     if current is not None and current != url:
-        raise UsageError(f"{home.path} already uses the database {database.redacted(current)}.",
-                         hint="Use another --home for another database, or `botctl db copy` to move this one.")
+        raise UsageError(
+            f"{home.path} already uses the database {database.redacted(current)}.",
+            hint="Use another --home for another database, or `botctl db copy` to move this one.",
+        )
     home.ensure()
     if not home.database_url_file.exists():
         database.save(home.path, url)
@@ -97,8 +121,10 @@ def _save_node(home, node: str | None, written: list) -> list:  # noqa: ANN001
         return written
     if path.exists():
         if path.read_text().strip() != node:
-            raise UsageError(f"{home.path} is already node {path.read_text().strip()!r}.",
-                             hint="A node keeps its name; use another --home for another node.")
+            raise UsageError(
+                f"{home.path} is already node {path.read_text().strip()!r}.",
+                hint="A node keeps its name; use another --home for another node.",
+            )
         return written
     home.ensure()
     nodes.save(home.path, node)

@@ -10,7 +10,15 @@ import typer
 from botctl.cli import context, output
 
 app = context.group(help="A workspace's documents (Markdown, text, HTML) and the answers given from them.")
-WS = typer.Option(..., "-w", "--workspace", envvar="BOTCTL_WORKSPACE", metavar="NAME", autocompletion=context.complete_workspace, help="Workspace.")
+WS = typer.Option(
+    ...,
+    "-w",
+    "--workspace",
+    envvar="BOTCTL_WORKSPACE",
+    metavar="NAME",
+    autocompletion=context.complete_workspace,
+    help="Workspace.",
+)
 JSON = typer.Option(False, "--json", help="Print as JSON.")
 
 
@@ -21,8 +29,11 @@ def _readonly(ctx: typer.Context, workspace: str):  # -> (Vault, Workspace)
 
     vault = Vault.open_readonly(context.home(ctx))
     if vault is None:
-        raise NotFound(f"no workspace named {workspace!r}.", hint="See `botctl workspace list`.",
-                       code="unknown_workspace")
+        raise NotFound(
+            f"no workspace named {workspace!r}.",
+            hint="See `botctl workspace list`.",
+            code="unknown_workspace",
+        )
     ctx.call_on_close(vault.close)
     return vault, workspaces.get(vault.conn, workspace)
 
@@ -30,14 +41,22 @@ def _readonly(ctx: typer.Context, workspace: str):  # -> (Vault, Workspace)
 @app.command("add")
 def add(
     ctx: typer.Context,
-    paths: list[str] = typer.Argument(..., metavar="PATH...", help="Files or folders (searched recursively)."),
+    paths: list[str] = typer.Argument(
+        ..., metavar="PATH...", help="Files or folders (searched recursively)."
+    ),
     workspace: str = WS,
-    follow_symlinks: bool = typer.Option(False, "--follow-symlinks",
-                                         help="Follow symbolic links (named, or met in a folder) instead of "
-                                              "refusing them."),
-    url_base: str = typer.Option(None, "--url-base", metavar="URL",
-                                 help="Your help center's address: sources link to URL/<document name without "
-                                      "extension> (a Markdown file's `url:` front matter wins)."),
+    follow_symlinks: bool = typer.Option(
+        False,
+        "--follow-symlinks",
+        help="Follow symbolic links (named, or met in a folder) instead of refusing them.",
+    ),
+    url_base: str = typer.Option(
+        None,
+        "--url-base",
+        metavar="URL",
+        help="Your help center's address: sources link to URL/<document name without "
+        "extension> (a Markdown file's `url:` front matter wins).",
+    ),
     json_out: bool = JSON,
 ) -> None:
     """Add or update documents. A changed file replaces its previous version; an unchanged one is skipped.
@@ -56,8 +75,10 @@ def add(
         report = knowledge.add(a, ws, paths, follow_symlinks=follow_symlinks, url_base=url_base)
     except knowledge.DocumentError as exc:
         if exc.code == "symlink_refused":
-            exc.hint = ("Pass --follow-symlinks if you trust where it points (its target is published to "
-                        "visitors), or copy the document in place of the link.")
+            exc.hint = (
+                "Pass --follow-symlinks if you trust where it points (its target is published to "
+                "visitors), or copy the document in place of the link."
+            )
         raise
     if json_out:
         output.emit_json(report.as_dict())
@@ -65,8 +86,10 @@ def add(
     for s in report.skipped:
         output.warn(f"skipped {s['path']}: {s['reason']}")
     embedded = f", {report.embedded} embedded" if report.embedded else ""
-    output.status(f"{ws.name}: {len(report.added)} added, {len(report.replaced)} replaced, "
-                  f"{len(report.unchanged)} unchanged ({report.chunks} passages indexed{embedded})")
+    output.status(
+        f"{ws.name}: {len(report.added)} added, {len(report.replaced)} replaced, "
+        f"{len(report.unchanged)} unchanged ({report.chunks} passages indexed{embedded})"
+    )
 
 
 @app.command("list")
@@ -80,15 +103,21 @@ def list_(ctx: typer.Context, workspace: str = WS, json_out: bool = JSON) -> Non
     if json_out:
         output.emit_json([d.as_dict() for d in docs])
         return
-    output.table(["DOCUMENT", "TITLE", "KIND", "PASSAGES", "WORDS", "UPDATED"],
-                 [(d.name, d.title, d.kind, d.chunks, d.words, d.updated_at[:19]) for d in docs],
-                 empty=f"no documents; add some with `botctl knowledge add -w {ws.name} PATH`")
+    output.table(
+        ["DOCUMENT", "TITLE", "KIND", "PASSAGES", "WORDS", "UPDATED"],
+        [(d.name, d.title, d.kind, d.chunks, d.words, d.updated_at[:19]) for d in docs],
+        empty=f"no documents; add some with `botctl knowledge add -w {ws.name} PATH`",
+    )
 
 
 @app.command("remove")
-def remove(ctx: typer.Context, workspace: str = WS,
-           document: str = typer.Argument(..., metavar="DOC", autocompletion=context.complete_document,
-                                          help="As `list` shows it.")) -> None:
+def remove(
+    ctx: typer.Context,
+    workspace: str = WS,
+    document: str = typer.Argument(
+        ..., metavar="DOC", autocompletion=context.complete_document, help="As `list` shows it."
+    ),
+) -> None:
     """Remove a document and its passages."""
     from botctl import knowledge, workspaces
 
@@ -115,9 +144,11 @@ def search(
     if json_out:
         output.emit_json([p.as_dict() for p in passages])
         return
-    output.table(["SCORE", "DOCUMENT", "SECTION", "EXCERPT"],
-                 [(f"{p.score:.2f}", p.document, p.section, p.excerpt) for p in passages],
-                 empty="no matching passages")
+    output.table(
+        ["SCORE", "DOCUMENT", "SECTION", "EXCERPT"],
+        [(f"{p.score:.2f}", p.document, p.section, p.excerpt) for p in passages],
+        empty="no matching passages",
+    )
 
 
 @app.command("ask")
@@ -126,9 +157,12 @@ def ask(
     question: str = typer.Argument(..., metavar="QUESTION"),
     workspace: str = WS,
     json_out: bool = typer.Option(False, "--json", help='Print {"answer", "grounded", "citations"} as JSON.'),
-    explain: bool = typer.Option(False, "--explain",
-                                 help="Also show why: the FTS5 and dense rankings, the fused scores and the "
-                                      "threshold decision (with --json: an \"explain\" object)."),
+    explain: bool = typer.Option(
+        False,
+        "--explain",
+        help="Also show why: the FTS5 and dense rankings, the fused scores and the "
+        'threshold decision (with --json: an "explain" object).',
+    ),
 ) -> None:
     """Answer QUESTION as the bot would: only from the documents, citing them, or say it does not know."""
     from botctl import knowledge
@@ -161,8 +195,10 @@ def _print_explain(d: dict) -> None:
     mode = f"hybrid: FTS5 + {d['model']}" if d["dense"] else "FTS5 only"
     print(f"Retrieval: {mode}" + (f" ({d['note']})" if d.get("note") else ""))
     if d["dense"]:
-        print(f"Fused score = cosine + {d['coverage_weight']} x coverage + {d['strength_weight']} x "
-              f"min(strength, 1.5); grounded at >= {d['threshold']}.")
+        print(
+            f"Fused score = cosine + {d['coverage_weight']} x coverage + {d['strength_weight']} x "
+            f"min(strength, 1.5); grounded at >= {d['threshold']}."
+        )
     print(f"Decision: {'grounded' if d['grounded'] else 'not grounded'} — {d['reason']}")
     rows = d.get("ranking") or []
     if not rows:
@@ -175,9 +211,15 @@ def _print_explain(d: dict) -> None:
     head = ("FUSED", "FTS5#", "BM25", "COVER", "STRENGTH", "DENSE#", "COSINE", "PASSAGE")
     print("  ".join(f"{h:>8}" for h in head[:-1]) + "  " + head[-1])
     for r in rows[:10]:
-        cells = (f"{r['fused']:.3f}" if d["dense"] else "-", rank(r["fts_rank"]), f"{r['bm25']:.2f}",
-                 f"{r['coverage']:.2f}", f"{r['strength']:.2f}", rank(r["dense_rank"]),
-                 f"{r['cosine']:.3f}" if d["dense"] else "-")
+        cells = (
+            f"{r['fused']:.3f}" if d["dense"] else "-",
+            rank(r["fts_rank"]),
+            f"{r['bm25']:.2f}",
+            f"{r['coverage']:.2f}",
+            f"{r['strength']:.2f}",
+            rank(r["dense_rank"]),
+            f"{r['cosine']:.3f}" if d["dense"] else "-",
+        )
         print("  ".join(f"{c:>8}" for c in cells) + f"  {r['document']} — {r['section']}")
 
 
@@ -203,7 +245,11 @@ def feedback(
     if json_out:
         output.emit_json([r.as_dict() for r in rows])
         return
-    output.table(["DOWN", "UP", "GROUNDED", "LAST VOTE", "QUESTION"],
-                 [(r.down, r.up, "yes" if r.grounded else "no", r.last_vote_at[:19].replace("T", " "), r.question)
-                  for r in rows],
-                 empty="no down-voted questions" + ("" if all_ else " (--all shows every vote)"))
+    output.table(
+        ["DOWN", "UP", "GROUNDED", "LAST VOTE", "QUESTION"],
+        [
+            (r.down, r.up, "yes" if r.grounded else "no", r.last_vote_at[:19].replace("T", " "), r.question)
+            for r in rows
+        ],
+        empty="no down-voted questions" + ("" if all_ else " (--all shows every vote)"),
+    )

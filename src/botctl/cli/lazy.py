@@ -13,35 +13,90 @@ from typer.core import TyperGroup
 
 # name -> (module with `app: typer.Typer`, one-line help, the command inside that app or None for the group)
 COMMANDS: dict[str, tuple[str, str, str | None]] = {
-    "demo": ("botctl.cli.demo_cmd", "The whole product in one command, against local stand-in vendors.", "demo"),
+    "demo": (
+        "botctl.cli.demo_cmd",
+        "The whole product in one command, against local stand-in vendors.",
+        "demo",
+    ),
     "init": ("botctl.cli.init_cmd", "Create the home and the master key (safe to re-run).", "init"),
-    "apply": ("botctl.cli.apply_cmd", "Provision workspaces from a TOML file (idempotent; --dry-run, --prune).", "apply"),
+    "apply": (
+        "botctl.cli.apply_cmd",
+        "Provision workspaces from a TOML file (idempotent; --dry-run, --prune).",
+        "apply",
+    ),
     "workspace": ("botctl.cli.workspace_cmd", "Create and manage workspaces (tenants).", None),
     "connectors": ("botctl.cli.connectors_cmd", "The tools botctl can connect, and their actions.", None),
-    "connect": ("botctl.cli.connect_cmd", "Connect a tool to a workspace (credential checked, stored encrypted).",
-                "connect"),
+    "connect": (
+        "botctl.cli.connect_cmd",
+        "Connect a tool to a workspace (credential checked, stored encrypted).",
+        "connect",
+    ),
     "connections": ("botctl.cli.connections_cmd", "List, test and refresh connections.", None),
-    "oauth-app": ("botctl.cli.oauth_app_cmd", "Register your own OAuth app per vendor (client id and secret).", None),
+    "oauth-app": (
+        "botctl.cli.oauth_app_cmd",
+        "Register your own OAuth app per vendor (client id and secret).",
+        None,
+    ),
     "disconnect": ("botctl.cli.connect_cmd", "Revoke and delete a connection's credential.", "disconnect"),
-    "knowledge": ("botctl.cli.knowledge_cmd", "Documents the bot answers from, per workspace; ask and search.", None),
-    "widget": ("botctl.cli.widget_cmd", "The widget's accent colour, logo, language and support contact.", None),
+    "knowledge": (
+        "botctl.cli.knowledge_cmd",
+        "Documents the bot answers from, per workspace; ask and search.",
+        None,
+    ),
+    "widget": (
+        "botctl.cli.widget_cmd",
+        "The widget's accent colour, logo, language and support contact.",
+        None,
+    ),
     "actions": ("botctl.cli.actions_cmd", "List actions; run one as an operator.", None),
-    "mcp": ("botctl.cli.mcp_cmd", "The workspace's actions as MCP tools: serve on stdio, waive confirmations.", None),
-    "identity": ("botctl.cli.identity_cmd", "Visitor identity keys: HS256 secrets or your site's public keys.", None),
+    "mcp": (
+        "botctl.cli.mcp_cmd",
+        "The workspace's actions as MCP tools: serve on stdio, waive confirmations.",
+        None,
+    ),
+    "identity": (
+        "botctl.cli.identity_cmd",
+        "Visitor identity keys: HS256 secrets or your site's public keys.",
+        None,
+    ),
     "daemon": ("botctl.cli.daemon_cmd", "Start, stop and inspect the daemon (provider + edge).", None),
-    "cluster": ("botctl.cli.cluster_cmd", "Certificates for the mutual-TLS link to edges on other hosts.", None),
-    "edge": ("botctl.cli.edge_cmd", "Run an edge on its own host, reaching a remote provider over mutual TLS.", None),
+    "cluster": (
+        "botctl.cli.cluster_cmd",
+        "Certificates for the mutual-TLS link to edges on other hosts.",
+        None,
+    ),
+    "edge": (
+        "botctl.cli.edge_cmd",
+        "Run an edge on its own host, reaching a remote provider over mutual TLS.",
+        None,
+    ),
     "vault": ("botctl.cli.vault_cmd", "The encrypted vault: status and master-key rotation.", None),
-    "db": ("botctl.cli.db_cmd", "Where the tables live (SQLite or PostgreSQL): copy a home to another database.",
-           None),
+    "db": (
+        "botctl.cli.db_cmd",
+        "Where the tables live (SQLite or PostgreSQL): copy a home to another database.",
+        None,
+    ),
     "audit": ("botctl.cli.audit_cmd", "Read, follow and verify the tamper-evident audit log.", None),
-    "console": ("botctl.cli.console_cmd", "A read-only web console on 127.0.0.1: audit timeline, connections, "
-                "activity.", "console"),
-    "alert": ("botctl.cli.alert_cmd", "Signed webhooks for needs_reauth, refresh failures, a broken chain, restarts.",
-              None),
-    "completions": ("botctl.cli.completions_cmd", "Print the bash, zsh or fish completion script.", "completions"),
-    "doctor": ("botctl.cli.doctor_cmd", "Check the home, keys, daemon, connections and audit chain; say what to fix.",
-               "doctor"),
+    "console": (
+        "botctl.cli.console_cmd",
+        "A read-only web console on 127.0.0.1: audit timeline, connections, activity.",
+        "console",
+    ),
+    "alert": (
+        "botctl.cli.alert_cmd",
+        "Signed webhooks for needs_reauth, refresh failures, a broken chain, restarts.",
+        None,
+    ),
+    "completions": (
+        "botctl.cli.completions_cmd",
+        "Print the bash, zsh or fish completion script.",
+        "completions",
+    ),
+    "doctor": (
+        "botctl.cli.doctor_cmd",
+        "Check the home, keys, daemon, connections and audit chain; say what to fix.",
+        "doctor",
+    ),
     "sandbox": ("botctl.cli.sandbox_cmd", "Run local stand-ins of the eight vendor APIs.", None),
 }
 
@@ -66,7 +121,9 @@ class SuggestingGroup(TyperGroup):
         if command is not None and not command.epilog and help_asked:
             from botctl.cli.examples import epilog
 
-            parent = ctx.command_path.split(" ", 1)[1] + " " if ctx is not None and " " in ctx.command_path else ""
+            parent = (
+                ctx.command_path.split(" ", 1)[1] + " " if ctx is not None and " " in ctx.command_path else ""
+            )
             command.epilog = epilog(parent + cmd_name)
         return command
 

@@ -1,6 +1,5 @@
 """The `botctl` command: global options, command groups, and the one place errors become exit codes."""
 
-
 import sys
 
 import typer
@@ -13,8 +12,8 @@ app = typer.Typer(
     cls=LazyGroup,
     help="Connect a support chatbot to your tools without giving it your credentials.",
     epilog="\b\nExamples:\n  botctl demo\n  botctl workspace create acme --plan pro\n"
-           "  botctl workspace list --json --home ~/botctl-home   # global options may follow the command\n"
-           "  botctl <command> --help                              # each command's own examples",
+    "  botctl workspace list --json --home ~/botctl-home   # global options may follow the command\n"
+    "  botctl <command> --help                              # each command's own examples",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -33,14 +32,26 @@ def _version(value: bool) -> None:
 def main(
     ctx: typer.Context,
     home: str = typer.Option(
-        None, "--home", envvar="BOTCTL_HOME", metavar="PATH",
+        None,
+        "--home",
+        envvar="BOTCTL_HOME",
+        metavar="PATH",
         help="State directory (default: BOTCTL_HOME, else the user data dir).",
     ),
     debug: bool = typer.Option(False, "--debug", envvar="BOTCTL_DEBUG", help="Show tracebacks on errors."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", envvar="BOTCTL_QUIET",
-                               help="No status lines on stderr (data and errors still print)."),
-    header: bool = typer.Option(False, "--header", help="Tab-separated output (piped) starts with a line of column names."),
-    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version."),
+    quiet: bool = typer.Option(
+        False,
+        "--quiet",
+        "-q",
+        envvar="BOTCTL_QUIET",
+        help="No status lines on stderr (data and errors still print).",
+    ),
+    header: bool = typer.Option(
+        False, "--header", help="Tab-separated output (piped) starts with a line of column names."
+    ),
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version."
+    ),
 ) -> None:
     """Global options may also follow the command: `botctl workspace list -q --home PATH`."""
     ctx.obj = {"home": home, "debug": debug}
@@ -88,7 +99,9 @@ def run(argv: list[str] | None = None) -> None:
     except (typer.Abort, KeyboardInterrupt, lazy.Interrupted):
         sys.stderr.write("\ninterrupted\n")
         sys.exit(EXIT_INTERRUPTED)
-    except lazy.OutputClosed:  # the reader of our stdout is gone: the rest has nowhere to go, and that is fine
+    except (
+        lazy.OutputClosed
+    ):  # the reader of our stdout is gone: the rest has nowhere to go, and that is fine
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         sys.exit(0)
     except Exception as exc:  # usage errors (typer's vendored click) and anything unexpected

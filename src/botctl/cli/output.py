@@ -102,8 +102,18 @@ def _is_tty() -> bool:
 # Colour carries meaning only: what went wrong (red) and what needs a look (yellow). Never when the
 # stream is not a terminal, TERM=dumb, or NO_COLOR is set (https://no-color.org).
 _ANSI = {"bad": "\x1b[31m", "warn": "\x1b[33m", "good": "\x1b[32m"}
-MEANING = {"denied": "bad", "error": "bad", "failed": "bad", "FAIL": "bad", "broken": "bad",
-           "unknown": "warn", "pending": "warn", "needs_reauth": "warn", "WARN": "warn", "retried": "warn"}
+MEANING = {
+    "denied": "bad",
+    "error": "bad",
+    "failed": "bad",
+    "FAIL": "bad",
+    "broken": "bad",
+    "unknown": "warn",
+    "pending": "warn",
+    "needs_reauth": "warn",
+    "WARN": "warn",
+    "retried": "warn",
+}
 COLOURED_COLUMNS = ("OUTCOME", "STATUS")
 
 
@@ -129,8 +139,13 @@ def cell(value: Any) -> str:
     return escape(str(value))
 
 
-def table(columns: Sequence[str], rows: Sequence[Sequence[Any]], *, title: str | None = None,
-          empty: str = "nothing to show") -> None:
+def table(
+    columns: Sequence[str],
+    rows: Sequence[Sequence[Any]],
+    *,
+    title: str | None = None,
+    empty: str = "nothing to show",
+) -> None:
     if not rows:
         status(empty)
         return
@@ -151,8 +166,12 @@ def table(columns: Sequence[str], rows: Sequence[Sequence[Any]], *, title: str |
     coloured = {i for i, c in enumerate(columns) if c in COLOURED_COLUMNS} if colour_on(sys.stdout) else set()
     for row in rows:
         cells = [cell(v) for v in row]
-        t.add_row(*(Text(c, style=styles.get(MEANING.get(c, ""), "")) if i in coloured else c
-                    for i, c in enumerate(cells)))
+        t.add_row(
+            *(
+                Text(c, style=styles.get(MEANING.get(c, ""), "")) if i in coloured else c
+                for i, c in enumerate(cells)
+            )
+        )
     Console(markup=False, highlight=False, emoji=False, no_color=not colour_on(sys.stdout)).print(t)
 
 
@@ -163,7 +182,9 @@ def fields(pairs: Sequence[tuple[str, Any]]) -> None:
         sys.stdout.write(f"{escape(k).ljust(width)}  {cell(v)}\n")
 
 
-def error(message: str, hint: str | None = None, *, code: str | None = None, as_json: bool | None = None) -> None:
+def error(
+    message: str, hint: str | None = None, *, code: str | None = None, as_json: bool | None = None
+) -> None:
     as_json = json_mode if as_json is None else as_json
     sys.stderr.write(f"{paint('error:', 'bad', sys.stderr)} {escape(message, keep_newlines=True)}\n")
     if hint:

@@ -24,19 +24,30 @@ def reset() -> None:
     _stdin_lines = None
 
 
-def read(label: str, *, flag: str, from_stdin: bool, env_var: str | None, stdin_index: int = 0,
-         required: bool = True) -> Secret | None:
+def read(
+    label: str,
+    *,
+    flag: str,
+    from_stdin: bool,
+    env_var: str | None,
+    stdin_index: int = 0,
+    required: bool = True,
+) -> Secret | None:
     if env_var:
         value = os.environ.get(env_var, "").strip()
         if not value:
-            raise UsageError(f"environment variable {env_var} is empty or not set.",
-                             hint=f"Export it first, e.g. read -rs {env_var} && export {env_var}")
+            raise UsageError(
+                f"environment variable {env_var} is empty or not set.",
+                hint=f"Export it first, e.g. read -rs {env_var} && export {env_var}",
+            )
         return Secret(value)
     if from_stdin:
         value = _stdin_line(stdin_index)
         if not value:
-            raise UsageError(f"no {label} on standard input (line {stdin_index + 1}).",
-                             hint=f"Pipe it in: printf '%s\\n' \"$KEY\" | botctl ... {flag}-stdin")
+            raise UsageError(
+                f"no {label} on standard input (line {stdin_index + 1}).",
+                hint=f"Pipe it in: printf '%s\\n' \"$KEY\" | botctl ... {flag}-stdin",
+            )
         return Secret(value)
     if sys.stdin.isatty() and sys.stderr.isatty():
         import getpass
@@ -47,5 +58,7 @@ def read(label: str, *, flag: str, from_stdin: bool, env_var: str | None, stdin_
         return Secret(value)
     if not required:
         return None
-    raise UsageError(f"no {label} given and no terminal to ask in.",
-                     hint=f"Use {flag}-stdin or {flag}-env VAR (never an argument).")
+    raise UsageError(
+        f"no {label} given and no terminal to ask in.",
+        hint=f"Use {flag}-stdin or {flag}-env VAR (never an argument).",
+    )

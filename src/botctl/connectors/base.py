@@ -52,7 +52,11 @@ AUTH_STYLES: dict[str, AuthStyle] = {
         AuthStyle("basic_key_x", "Authorization", "Basic", (("api_key",), ("=X",))),
         # Authorization: Basic base64(<api_key>:<api_secret>)
         AuthStyle(
-            "basic_key_secret", "Authorization", "Basic", (("api_key",), ("api_secret",)), ("api_key", "api_secret")
+            "basic_key_secret",
+            "Authorization",
+            "Basic",
+            (("api_key",), ("api_secret",)),
+            ("api_key", "api_secret"),
         ),
         # X-Shopify-Access-Token: <access_token | api_key>
         AuthStyle("shopify_header", "X-Shopify-Access-Token", "", (("access_token", "api_key"),)),
@@ -219,7 +223,9 @@ class Connector:
 
     def __post_init__(self) -> None:
         if self.auth_style not in AUTH_STYLES:
-            raise ValueError(f"{self.name}: unknown auth_style {self.auth_style!r} (one of {', '.join(AUTH_STYLES)})")
+            raise ValueError(
+                f"{self.name}: unknown auth_style {self.auth_style!r} (one of {', '.join(AUTH_STYLES)})"
+            )
 
     @property
     def config_fields(self) -> tuple[str, ...]:

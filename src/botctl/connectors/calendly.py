@@ -228,8 +228,11 @@ OAUTH_CLIENT = VendorOAuth(
     token_url="https://auth.calendly.com/oauth/token",
     revoke_url="https://auth.calendly.com/oauth/revoke",
     metadata_url="https://calendly.com/.well-known/oauth-authorization-server",
-    token_auth="client_secret_basic", revoke_auth="client_secret_post", pkce=True,
-    rotates_refresh_tokens="yes (single use)", access_ttl="2 h",
+    token_auth="client_secret_basic",
+    revoke_auth="client_secret_post",
+    pkce=True,
+    rotates_refresh_tokens="yes (single use)",
+    access_ttl="2 h",
     redirect_note="register http://127.0.0.1:PORT/callback and set --redirect-port PORT",
 )
 

@@ -144,7 +144,9 @@ CONNECTOR = Connector(
     scopes=("tickets:read", "tickets:write", "contacts:read"),
     base_url="https://{domain}.freshdesk.com",
     config=(
-        ConfigField("domain", "label", "acme for acme.freshdesk.com", suffix=".freshdesk.com", alias="--domain"),
+        ConfigField(
+            "domain", "label", "acme for acme.freshdesk.com", suffix=".freshdesk.com", alias="--domain"
+        ),
     ),
     sandbox_path="/freshdesk/{domain}",
     default_headers={},

@@ -279,26 +279,37 @@ class VendorTransport:
             if self._deadline is not None:
                 left = self._deadline - time.monotonic()
                 if left <= 0:
-                    raise self._final(ActionError("upstream_timeout", f"{self._vendor} did not answer in time."),
-                                      uncertain)
+                    raise self._final(
+                        ActionError("upstream_timeout", f"{self._vendor} did not answer in time."), uncertain
+                    )
                 # This attempt gets what is left of the budget if that is less than its own timeouts.
-                limits = dict(request.extensions.get("timeout") or dict.fromkeys(("connect", "read", "write", "pool")))
-                wire.extensions = {**request.extensions,
-                                   "timeout": {k: left if v is None else min(v, left) for k, v in limits.items()}}
+                limits = dict(
+                    request.extensions.get("timeout") or dict.fromkeys(("connect", "read", "write", "pool"))
+                )
+                wire.extensions = {
+                    **request.extensions,
+                    "timeout": {k: left if v is None else min(v, left) for k, v in limits.items()},
+                }
             try:
                 response = await self._send(wire)
             except httpx.TimeoutException as exc:
                 # Nothing reached the vendor if the connection never opened: safe to retry any method.
                 nothing_sent = isinstance(exc, httpx.ConnectTimeout | httpx.PoolTimeout)
-                failure = ActionError("upstream_timeout", f"{self._vendor} did not answer in time.",
-                                      where=where_failed(wire.url, exc))
+                failure = ActionError(
+                    "upstream_timeout",
+                    f"{self._vendor} did not answer in time.",
+                    where=where_failed(wire.url, exc),
+                )
                 retryable = safe or nothing_sent
                 uncertain |= changes and not nothing_sent
             except httpx.TransportError as exc:
                 nothing_sent = isinstance(exc, httpx.ConnectError)
                 what = "could not connect" if nothing_sent else "closed the connection"
-                failure = ActionError("upstream_error", f"{self._vendor} {what}; try again later.",
-                                      where=where_failed(wire.url, exc))
+                failure = ActionError(
+                    "upstream_error",
+                    f"{self._vendor} {what}; try again later.",
+                    where=where_failed(wire.url, exc),
+                )
                 retryable = safe or nothing_sent
                 uncertain |= changes and not nothing_sent
             if response is not None:
@@ -325,8 +336,12 @@ class VendorTransport:
         """The error the action ends with: `outcome_unknown` when a change may have been applied."""
         if not uncertain:
             return failure
-        return ActionError("outcome_unknown", f"{self._vendor} did not confirm the change; it may have been "
-                           "applied: check before trying again.", upstream_status=failure.upstream_status)
+        return ActionError(
+            "outcome_unknown",
+            f"{self._vendor} did not confirm the change; it may have been "
+            "applied: check before trying again.",
+            upstream_status=failure.upstream_status,
+        )
 
     def _retry_safe(self, request: httpx.Request) -> bool:
         if request.method in _SAFE_METHODS:

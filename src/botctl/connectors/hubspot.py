@@ -134,10 +134,13 @@ OAUTH_CLIENT = VendorOAuth(
     token_url="https://api.hubapi.com/oauth/v3/token",
     revoke_url="https://api.hubapi.com/oauth/v3/token/revoke",
     metadata_url=None,
-    token_auth="client_secret_post", revoke_auth="client_secret_post", pkce=True,
-    rotates_refresh_tokens="not documented", access_ttl="30 min",
+    token_auth="client_secret_post",
+    revoke_auth="client_secret_post",
+    pkce=True,
+    rotates_refresh_tokens="not documented",
+    access_ttl="30 min",
     redirect_note="register http://localhost:PORT/callback (HubSpot matches exactly) and set "
-                  "--redirect-uri http://localhost:PORT/callback",
+    "--redirect-uri http://localhost:PORT/callback",
 )
 
 

@@ -157,12 +157,17 @@ async def get_my_order(ctx: ActionContext) -> dict[str, Any]:
 OAUTH_CLIENT = VendorOAuth(
     authorize_url="https://{shop}.myshopify.com/admin/oauth/authorize",
     token_url="https://{shop}.myshopify.com/admin/oauth/access_token",
-    revoke_url=None, metadata_url=None,
-    token_auth="client_secret_post", revoke_auth="client_secret_post", pkce=False,
-    scope_separator=",", token_params=(("expiring", "1"),),
-    rotates_refresh_tokens="yes", access_ttl="1 h",
+    revoke_url=None,
+    metadata_url=None,
+    token_auth="client_secret_post",
+    revoke_auth="client_secret_post",
+    pkce=False,
+    scope_separator=",",
+    token_params=(("expiring", "1"),),
+    rotates_refresh_tokens="yes",
+    access_ttl="1 h",
     redirect_note="add http://127.0.0.1:PORT/callback to the app's allowed redirection URLs and set "
-                  "--redirect-port PORT",
+    "--redirect-port PORT",
 )
 
 

@@ -85,8 +85,10 @@ def normalize_config(connector: Connector, config: Mapping[str, str]) -> dict[st
         value = str(out.get(field.name, "")).strip()
         if not value:
             raise _missing(connector, field)
-        out[field.name] = _check_url(connector, field, value) if field.kind == "url" else _check_label(
-            connector, field, value
+        out[field.name] = (
+            _check_url(connector, field, value)
+            if field.kind == "url"
+            else _check_label(connector, field, value)
         )
     return out
 
@@ -101,7 +103,9 @@ def sandbox_url_for(connector: Connector, config: Mapping[str, str], sandbox_url
     values = normalize_config(connector, config)
     for field in connector.config:
         if field.sandbox_tenant:
-            values.setdefault(field.sandbox_tenant, (urlsplit(values[field.name]).hostname or "").split(".")[0])
+            values.setdefault(
+                field.sandbox_tenant, (urlsplit(values[field.name]).hostname or "").split(".")[0]
+            )
     return sandbox_url.rstrip("/") + _fill(connector.sandbox_path, values).rstrip("/")
 
 
@@ -142,7 +146,9 @@ def _check_label(connector: Connector, field: ConfigField, value: str) -> str:
         v = v[: -len(field.suffix)]
     if not _LABEL.match(v):
         vendor, name = connector.vendor, field.name
-        raise ConfigError(lambda w: f"{vendor}: {w(name)} must be a name like 'acme', not {value!r}.", fields=[name])
+        raise ConfigError(
+            lambda w: f"{vendor}: {w(name)} must be a name like 'acme', not {value!r}.", fields=[name]
+        )
     return v
 
 
@@ -150,7 +156,9 @@ def _check_url(connector: Connector, field: ConfigField, value: str) -> str:
     parts = urlsplit(value)
     vendor, name = connector.vendor, field.name
     if parts.scheme not in ("https", "http") or not parts.hostname:
-        raise ConfigError(lambda w: f"{vendor}: {w(name)} must be a URL like https://shop.example.", fields=[name])
+        raise ConfigError(
+            lambda w: f"{vendor}: {w(name)} must be a URL like https://shop.example.", fields=[name]
+        )
     if parts.username or parts.password or parts.query or parts.fragment:
         raise ConfigError(
             lambda w: f"{vendor}: {w(name)} must not carry user info, a query or a fragment.", fields=[name]

@@ -159,11 +159,7 @@ CONNECTOR = Connector(
     # Key permissions (wc-auth scope read / write; read_write grants both).
     scopes=("read", "write"),
     base_url="{site}",
-    config=(
-        ConfigField(
-            "site", "url", "the store's site URL", alias="--site", sandbox_tenant="store"
-        ),
-    ),
+    config=(ConfigField("site", "url", "the store's site URL", alias="--site", sandbox_tenant="store"),),
     sandbox_path="/woocommerce/{store}",
     default_headers={},
     validate=validate,

@@ -157,9 +157,14 @@ async def add_comment(ctx: ActionContext) -> dict[str, Any]:
 OAUTH_CLIENT = VendorOAuth(
     authorize_url="https://{subdomain}.zendesk.com/oauth/authorizations/new",
     token_url="https://{subdomain}.zendesk.com/oauth/tokens",
-    revoke_url=None, metadata_url=None,
-    token_auth="client_secret_post", revoke_auth="client_secret_post", pkce=True,
-    scope_in_token_request=True, rotates_refresh_tokens="yes", access_ttl="30 min",
+    revoke_url=None,
+    metadata_url=None,
+    token_auth="client_secret_post",
+    revoke_auth="client_secret_post",
+    pkce=True,
+    scope_in_token_request=True,
+    rotates_refresh_tokens="yes",
+    access_ttl="30 min",
     redirect_note="register http://127.0.0.1:PORT/callback exactly and set --redirect-port PORT",
 )
 

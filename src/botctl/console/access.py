@@ -18,18 +18,20 @@ import threading
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-CSP = "; ".join([
-    "default-src 'none'",
-    "script-src 'self'",
-    "style-src 'self'",
-    "img-src 'self'",
-    "connect-src 'self'",
-    "base-uri 'none'",
-    "form-action 'self'",
-    "frame-ancestors 'none'",
-    "require-trusted-types-for 'script'",
-    "trusted-types 'none'",
-])
+CSP = "; ".join(
+    [
+        "default-src 'none'",
+        "script-src 'self'",
+        "style-src 'self'",
+        "img-src 'self'",
+        "connect-src 'self'",
+        "base-uri 'none'",
+        "form-action 'self'",
+        "frame-ancestors 'none'",
+        "require-trusted-types-for 'script'",
+        "trusted-types 'none'",
+    ]
+)
 HEADERS = [
     (b"content-security-policy", CSP.encode()),
     (b"x-content-type-options", b"nosniff"),
@@ -41,7 +43,9 @@ HEADERS = [
 ]
 LOGIN_PATH = "/login"
 
-ASGIApp = Callable[[dict[str, Any], Callable[[], Awaitable[dict]], Callable[[dict], Awaitable[None]]], Awaitable[None]]
+ASGIApp = Callable[
+    [dict[str, Any], Callable[[], Awaitable[dict]], Callable[[dict], Awaitable[None]]], Awaitable[None]
+]
 
 
 class Access:
@@ -118,21 +122,35 @@ class Guard:
             await send(message)
 
         if _host(scope) not in self.access.hosts:
-            await _plain(with_headers, 421, "This console answers only at the address botctl console printed.")
+            await _plain(
+                with_headers, 421, "This console answers only at the address botctl console printed."
+            )
             return
         if scope["method"] not in ("GET", "HEAD"):
             await _plain(with_headers, 405, "The console is read-only.", extra=[(b"allow", b"GET, HEAD")])
             return
         if scope["path"] != LOGIN_PATH and not self.access.admits(_cookie(scope, self.access.cookie_name)):
-            await _plain(with_headers, 401, "Open the link `botctl console` printed (or run it again for a new "
-                                            "one): this browser has no session for this console.")
+            await _plain(
+                with_headers,
+                401,
+                "Open the link `botctl console` printed (or run it again for a new "
+                "one): this browser has no session for this console.",
+            )
             return
         await self.app(scope, receive, with_headers)
 
 
 async def _plain(send, status: int, text: str, *, extra: list[tuple[bytes, bytes]] | None = None) -> None:  # noqa: ANN001
     body = text.encode() + b"\n"
-    await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", b"text/plain; charset=utf-8"),
-                            (b"content-length", str(len(body)).encode()), *(extra or [])]})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"text/plain; charset=utf-8"),
+                (b"content-length", str(len(body)).encode()),
+                *(extra or []),
+            ],
+        }
+    )
     await send({"type": "http.response.body", "body": body})

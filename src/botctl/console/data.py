@@ -62,13 +62,18 @@ def parse_query(params: Any) -> Query:
             raise UsageError(f"show 1 to {MAX_LIMIT} records, not {raw_limit!r}.")
         q.limit = int(raw_limit)
         if values["outcome"] and values["outcome"] not in audit.OUTCOMES:
-            raise UsageError(f"unknown outcome {values['outcome']!r}: use one of {', '.join(audit.OUTCOMES)}.")
+            raise UsageError(
+                f"unknown outcome {values['outcome']!r}: use one of {', '.join(audit.OUTCOMES)}."
+            )
         since = audit.parse_since(values["since"], flag="since") if values["since"] else None
         until = audit.parse_since(values["until"], flag="until") if values["until"] else None
         if since is not None and until is not None and until <= since:
             raise UsageError("'until' is not after 'since': no record can match.")
-        q.filters = audit.Filters(**{k: (v or None) for k, v in values.items() if k not in ("since", "until")},
-                                  since=since, until=until)
+        q.filters = audit.Filters(
+            **{k: (v or None) for k, v in values.items() if k not in ("since", "until")},
+            since=since,
+            until=until,
+        )
     except BotctlError as exc:
         q.error = exc.message
     return q
@@ -141,21 +146,52 @@ def record(home: Home, seq: int) -> dict[str, Any]:
         head = reader.head_seq()
     finally:
         reader.close()
-    fields = [("seq", rec["seq"]), ("time", rec.get("ts")), ("workspace", rec.get("workspace")),
-              ("actor", _actor(rec)), ("event", rec.get("event")), ("action", rec.get("action")),
-              ("connector", rec.get("connector")), ("outcome", rec.get("outcome")), ("reason", rec.get("reason")),
-              ("request id", rec.get("request_id")), ("prev hash", rec.get("prev_hash")), ("hash", rec.get("hash"))]
-    extra = {k: v for k, v in rec.items() if k not in {"seq", "ts", "workspace", "actor", "event", "action",
-                                                      "connector", "outcome", "reason", "request_id",
-                                                      "prev_hash", "hash", "detail"}}
-    fields += [(k.replace("_", " "), json.dumps(v, ensure_ascii=False) if not isinstance(v, str) else v)
-               for k, v in sorted(extra.items())]
+    fields = [
+        ("seq", rec["seq"]),
+        ("time", rec.get("ts")),
+        ("workspace", rec.get("workspace")),
+        ("actor", _actor(rec)),
+        ("event", rec.get("event")),
+        ("action", rec.get("action")),
+        ("connector", rec.get("connector")),
+        ("outcome", rec.get("outcome")),
+        ("reason", rec.get("reason")),
+        ("request id", rec.get("request_id")),
+        ("prev hash", rec.get("prev_hash")),
+        ("hash", rec.get("hash")),
+    ]
+    extra = {
+        k: v
+        for k, v in rec.items()
+        if k
+        not in {
+            "seq",
+            "ts",
+            "workspace",
+            "actor",
+            "event",
+            "action",
+            "connector",
+            "outcome",
+            "reason",
+            "request_id",
+            "prev_hash",
+            "hash",
+            "detail",
+        }
+    }
+    fields += [
+        (k.replace("_", " "), json.dumps(v, ensure_ascii=False) if not isinstance(v, str) else v)
+        for k, v in sorted(extra.items())
+    ]
     actor = rec.get("actor") or {}
     return {
         "seq": rec["seq"],
         "fields": [(name, visible(value)) for name, value in fields],
-        "detail": escape(json.dumps(rec.get("detail") or {}, indent=2, ensure_ascii=False, sort_keys=True),
-                         keep_newlines=True),
+        "detail": escape(
+            json.dumps(rec.get("detail") or {}, indent=2, ensure_ascii=False, sort_keys=True),
+            keep_newlines=True,
+        ),
         "raw": escape(json.dumps(rec, indent=2, ensure_ascii=False), keep_newlines=True),
         "request_id": rec.get("request_id") if isinstance(rec.get("request_id"), str) else "",
         "visitor": actor.get("email") if isinstance(actor.get("email"), str) else "",
@@ -179,15 +215,30 @@ def connections_by_workspace(home: Home) -> list[dict[str, Any]]:
         conns = connections.list_all(vault.conn)
     out = []
     for ws in spaces:
-        items = [{
-            "connector": visible(c.connector), "auth": visible(c.auth), "state": visible(c.status),
-            "reason": visible(c.status_reason), "account": visible(c.account_label),
-            "expires": visible(c.expires_at), "last_used": visible(c.last_used_at),
-            "refreshed": visible(c.refreshed_at), "created": visible(c.created_at),
-            "reconnect": visible(c.reconnect_command()) if c.status != "active" else "",
-        } for c in conns if c.workspace_id == ws.id]
-        out.append({"workspace": visible(ws.name), "plan": visible(ws.plan), "connections": items,
-                    "attention": sum(1 for i in items if i["reconnect"])})
+        items = [
+            {
+                "connector": visible(c.connector),
+                "auth": visible(c.auth),
+                "state": visible(c.status),
+                "reason": visible(c.status_reason),
+                "account": visible(c.account_label),
+                "expires": visible(c.expires_at),
+                "last_used": visible(c.last_used_at),
+                "refreshed": visible(c.refreshed_at),
+                "created": visible(c.created_at),
+                "reconnect": visible(c.reconnect_command()) if c.status != "active" else "",
+            }
+            for c in conns
+            if c.workspace_id == ws.id
+        ]
+        out.append(
+            {
+                "workspace": visible(ws.name),
+                "plan": visible(ws.plan),
+                "connections": items,
+                "attention": sum(1 for i in items if i["reconnect"]),
+            }
+        )
     return out
 
 
@@ -208,21 +259,28 @@ def activity(home: Home, days: int, *, today: datetime | None = None) -> dict[st
         try:
             rows = conn.execute(
                 "SELECT substr(ts, 1, 10), workspace, outcome, count(*) FROM records "
-                "WHERE event = 'action.run' AND ts >= ? GROUP BY 1, 2, 3", (day_list[0],)).fetchall()
+                "WHERE event = 'action.run' AND ts >= ? GROUP BY 1, 2, 3",
+                (day_list[0],),
+            ).fetchall()
         finally:
             conn.close()
         index = {d: i for i, d in enumerate(day_list)}
         for day, ws, outcome, n in rows:
             if day not in index:
                 continue
-            series = counts.setdefault(visible(ws) or "(none)", {name: [0] * days for name, _ in ACTIVITY_SERIES})
+            series = counts.setdefault(
+                visible(ws) or "(none)", {name: [0] * days for name, _ in ACTIVITY_SERIES}
+            )
             if outcome in ("retried", "pending"):
                 continue  # an attempt answered by a refresh and retried: the retry has its own record
             name = {"ok": "actions", "denied": "refusals"}.get(outcome, "errors")
             series[name][index[day]] += n
-    return {"days": day_list, "series": [name for name, _ in ACTIVITY_SERIES],
-            "labels": dict(ACTIVITY_SERIES),
-            "workspaces": [{"workspace": ws, **counts[ws]} for ws in sorted(counts)]}
+    return {
+        "days": day_list,
+        "series": [name for name, _ in ACTIVITY_SERIES],
+        "labels": dict(ACTIVITY_SERIES),
+        "workspaces": [{"workspace": ws, **counts[ws]} for ws in sorted(counts)],
+    }
 
 
 class ChainStatus:
@@ -248,8 +306,11 @@ class ChainStatus:
 
         with self._lock:
             head = self._head()
-            if (self._cached is not None and self._cached[0] == head
-                    and time.monotonic() - self._cached[1] < self.max_age_s):
+            if (
+                self._cached is not None
+                and self._cached[0] == head
+                and time.monotonic() - self._cached[1] < self.max_age_s
+            ):
                 return self._cached[2]
             try:
                 if self._app is None:
@@ -260,8 +321,13 @@ class ChainStatus:
                 verdict = audit.verify(self.home, vault.audit_key(), vault.conn).as_dict()
                 result = {"state": "intact" if verdict["ok"] else "broken", **verdict}
             except BotctlError as exc:  # no master key here: records still show, the verdict cannot
-                return {"state": "unavailable", "ok": None, "problem": visible(exc.message),
-                        "hint": visible(exc.hint), "notes": []}
+                return {
+                    "state": "unavailable",
+                    "ok": None,
+                    "problem": visible(exc.message),
+                    "hint": visible(exc.hint),
+                    "notes": [],
+                }
             result["problem"] = visible(result.get("problem")) or None
             result["notes"] = [visible(n) for n in result.get("notes") or []]
             result.pop("sealed_breaks", None)

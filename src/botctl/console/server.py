@@ -20,8 +20,11 @@ def bind(port: int) -> socket.socket:
         sock.bind((HOST, port))
     except OSError as exc:
         sock.close()
-        raise Conflict(f"cannot listen on {HOST}:{port}: {exc.strerror or exc}.",
-                       hint="Choose another --port, or leave it out for a free one.", code="port_in_use") from None
+        raise Conflict(
+            f"cannot listen on {HOST}:{port}: {exc.strerror or exc}.",
+            hint="Choose another --port, or leave it out for a free one.",
+            code="port_in_use",
+        ) from None
     sock.listen(64)
     return sock
 
@@ -39,13 +42,21 @@ def serve(home: Home, *, port: int = 0, open_browser: bool = True, out: TextIO |
     sock = bind(port)
     access = Access(sock.getsockname()[1])
     app = create_app(home, access)
-    config = uvicorn.Config(app, log_level="warning", access_log=False, server_header=False, date_header=False,
-                            lifespan="off", timeout_graceful_shutdown=2)
+    config = uvicorn.Config(
+        app,
+        log_level="warning",
+        access_log=False,
+        server_header=False,
+        date_header=False,
+        lifespan="off",
+        timeout_graceful_shutdown=2,
+    )
     server = uvicorn.Server(config)
     opener = None
     if open_browser:
-        out.write(f"botctl console: opening {access.url}\n(if no browser opens, open that link; "
-                  "it works once)\n")
+        out.write(
+            f"botctl console: opening {access.url}\n(if no browser opens, open that link; it works once)\n"
+        )
         opener = opener_file(home, access)
         access.on_spent = lambda: opener.unlink(missing_ok=True)  # the link is spent: nothing left to hold
         # On a thread: a console browser or a $BROWSER command would otherwise block until it exits.
@@ -73,6 +84,8 @@ def opener_file(home: Home, access: Access) -> Path:
     path.unlink(missing_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as f:  # the link is URL-safe characters only
-        f.write(f'<!doctype html>\n<meta charset="utf-8">\n<meta http-equiv="refresh" content="0;url={access.url}">\n'
-                f'<title>botctl console</title>\n<p><a href="{access.url}">Open the botctl console</a></p>\n')
+        f.write(
+            f'<!doctype html>\n<meta charset="utf-8">\n<meta http-equiv="refresh" content="0;url={access.url}">\n'
+            f'<title>botctl console</title>\n<p><a href="{access.url}">Open the botctl console</a></p>\n'
+        )
     return path

@@ -24,8 +24,13 @@ ACTIVITY_DAYS = (7, 14, 30, 90)
 def _templates():  # -> jinja2.Environment
     import jinja2
 
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(HERE / "templates"), autoescape=True,
-                             undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(HERE / "templates"),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
     env.globals.update(filter_fields=data.FILTER_FIELDS, outcomes=data.audit.OUTCOMES)
     return env
 
@@ -54,9 +59,14 @@ def login(request: Request) -> Response:
         return Response(status_code=405, headers={"allow": "GET"})
     session = console.access.exchange(str(request.query_params.get("token", "")))
     if session is None:
-        return console.page("message.html", 401, title="Link not valid", page="",
-                            message="This link was already used or is not this console's. Run `botctl console` "
-                                    "again for a new one.")
+        return console.page(
+            "message.html",
+            401,
+            title="Link not valid",
+            page="",
+            message="This link was already used or is not this console's. Run `botctl console` "
+            "again for a new one.",
+        )
     response = RedirectResponse("/", status_code=303)
     response.raw_headers.append((b"set-cookie", console.access.set_cookie()))
     return response
@@ -66,8 +76,15 @@ def timeline(request: Request) -> Response:
     console = _console(request)
     q = data.parse_query(request.query_params)
     rows, head = data.timeline(console.home, q)
-    return console.page("timeline.html", 400 if q.error else 200, title="Audit timeline", page="timeline",
-                        q=q, rows=rows, head=head)
+    return console.page(
+        "timeline.html",
+        400 if q.error else 200,
+        title="Audit timeline",
+        page="timeline",
+        q=q,
+        rows=rows,
+        head=head,
+    )
 
 
 def record(request: Request) -> Response:
@@ -89,8 +106,12 @@ def verify(request: Request) -> Response:
 
 def connections(request: Request) -> Response:
     console = _console(request)
-    return console.page("connections.html", title="Connections", page="connections",
-                        workspaces=data.connections_by_workspace(console.home))
+    return console.page(
+        "connections.html",
+        title="Connections",
+        page="connections",
+        workspaces=data.connections_by_workspace(console.home),
+    )
 
 
 def _days(request: Request) -> int:
@@ -101,8 +122,14 @@ def _days(request: Request) -> int:
 def activity(request: Request) -> Response:
     console = _console(request)
     days = _days(request)
-    return console.page("activity.html", title="Activity", page="activity", days=days, choices=ACTIVITY_DAYS,
-                        activity=data.activity(console.home, days))
+    return console.page(
+        "activity.html",
+        title="Activity",
+        page="activity",
+        days=days,
+        choices=ACTIVITY_DAYS,
+        activity=data.activity(console.home, days),
+    )
 
 
 def api_records(request: Request) -> Response:

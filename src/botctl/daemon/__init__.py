@@ -32,7 +32,29 @@ from botctl.daemon.supervisor import (
     take_master_key_from_env,
 )
 
-__all__ = ["BACKOFF_MAX_S", "BACKOFF_START_S", "EDGE_ENV_KEEP", "READY_TIMEOUT_S", "STOP_TIMEOUT_S", "Child",
-           "DaemonError", "HomeLocked", "Options", "Paths", "PortInUse", "Supervisor", "_uds_get", "edge_env",
-           "no_dumps", "port_free", "read_pid", "read_secret_fd", "read_state", "start", "status", "stop",
-           "supervisor_for", "take_master_key_from_env"]
+__all__ = [
+    "BACKOFF_MAX_S",
+    "BACKOFF_START_S",
+    "EDGE_ENV_KEEP",
+    "READY_TIMEOUT_S",
+    "STOP_TIMEOUT_S",
+    "Child",
+    "DaemonError",
+    "HomeLocked",
+    "Options",
+    "Paths",
+    "PortInUse",
+    "Supervisor",
+    "_uds_get",
+    "edge_env",
+    "no_dumps",
+    "port_free",
+    "read_pid",
+    "read_secret_fd",
+    "read_state",
+    "start",
+    "status",
+    "stop",
+    "supervisor_for",
+    "take_master_key_from_env",
+]

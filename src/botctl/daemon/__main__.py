@@ -37,10 +37,21 @@ def main() -> None:
     master_key = take_master_key_from_env()
     if args.master_key_fd is not None:
         master_key = read_secret_fd(args.master_key_fd)
-    opts = Options(host=args.host, port=args.port, ip_rate=args.ip_rate, visitor_rate=args.visitor_rate,
-                   isolation=args.isolation, edge_user=args.edge_user, edge=not args.no_edge, socket=args.socket,
-                   socket_group=args.socket_group, trust_proxy=args.trust_proxy,
-                   trust_proxy_cidrs=tuple(args.trust_proxy_cidr), metrics_port=args.metrics_port, provider_listen=args.provider_listen)
+    opts = Options(
+        host=args.host,
+        port=args.port,
+        ip_rate=args.ip_rate,
+        visitor_rate=args.visitor_rate,
+        isolation=args.isolation,
+        edge_user=args.edge_user,
+        edge=not args.no_edge,
+        socket=args.socket,
+        socket_group=args.socket_group,
+        trust_proxy=args.trust_proxy,
+        trust_proxy_cidrs=tuple(args.trust_proxy_cidr),
+        metrics_port=args.metrics_port,
+        provider_listen=args.provider_listen,
+    )
     try:
         sys.exit(supervisor_for(Home.resolve(args.home), opts, check=False, master_key=master_key).run())
     except BotctlError as exc:

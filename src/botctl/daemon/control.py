@@ -45,7 +45,9 @@ class Options:
     trust_proxy: int = 0
     trust_proxy_cidrs: tuple[str, ...] = ()
     metrics_port: int | None = None
-    provider_listen: str | None = None  # HOST:PORT: the provider also listens on TCP, mutual TLS (remote edges)
+    provider_listen: str | None = (
+        None  # HOST:PORT: the provider also listens on TCP, mutual TLS (remote edges)
+    )
 
     def edge_options(self) -> list[str]:
         """The edge's own options beyond address and rates (passed through to botctld as they are)."""
@@ -55,9 +57,21 @@ class Options:
         return out
 
     def argv(self) -> list[str]:
-        out = ["--host", self.host, "--port", str(self.port), "--ip-rate", str(self.ip_rate),
-               "--visitor-rate", str(self.visitor_rate), "--isolation", self.isolation, "--edge-user", self.edge_user,
-               *self.edge_options()]
+        out = [
+            "--host",
+            self.host,
+            "--port",
+            str(self.port),
+            "--ip-rate",
+            str(self.ip_rate),
+            "--visitor-rate",
+            str(self.visitor_rate),
+            "--isolation",
+            self.isolation,
+            "--edge-user",
+            self.edge_user,
+            *self.edge_options(),
+        ]
         out += [] if self.edge else ["--no-edge"]
         out += ["--socket", self.socket] if self.socket else []
         out += ["--socket-group", self.socket_group] if self.socket_group else []
@@ -73,7 +87,9 @@ def _group_id(name: str | None) -> int | None:
     try:
         return int(name) if name.isdigit() else grp.getgrnam(name).gr_gid
     except KeyError:
-        raise DaemonError(f"no group named {name!r}.", hint="Create it (groupadd --system NAME) or name another.") from None
+        raise DaemonError(
+            f"no group named {name!r}.", hint="Create it (groupadd --system NAME) or name another."
+        ) from None
 
 
 def _check_edge_options(opts: Options) -> None:
@@ -86,7 +102,9 @@ def _check_edge_options(opts: Options) -> None:
         try:
             ipaddress.ip_network(cidr, strict=False)
         except ValueError:
-            raise DaemonError(f"--trust-proxy-cidr {cidr!r} is not a network.", hint="For example 10.0.0.0/8 or ::1/128.") from None
+            raise DaemonError(
+                f"--trust-proxy-cidr {cidr!r} is not a network.", hint="For example 10.0.0.0/8 or ::1/128."
+            ) from None
     if opts.metrics_port is not None and opts.edge and not port_free("127.0.0.1", opts.metrics_port):
         raise PortInUse(f"127.0.0.1:{opts.metrics_port} (--metrics-port) is already in use.")
 
@@ -97,21 +115,36 @@ def _check_provider_listen(home: Home, listen: str) -> None:
 
     host, _, port = listen.rpartition(":")
     if not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise DaemonError(f"--provider-listen {listen!r} is not HOST:PORT.", code="invalid_provider_listen",
-                          hint="For example 10.0.0.5:8766 (the address the edge hosts reach), or 0.0.0.0:8766.")
+        raise DaemonError(
+            f"--provider-listen {listen!r} is not HOST:PORT.",
+            code="invalid_provider_listen",
+            hint="For example 10.0.0.5:8766 (the address the edge hosts reach), or 0.0.0.0:8766.",
+        )
     pki.server_files(home.path)
     if not port_free(host.strip("[]"), int(port)):
         raise PortInUse(f"{listen} (--provider-listen) is already in use.")
 
 
 def supervisor_for(home: Home, opts: Options, *, check: bool, master_key: bytes | None) -> Supervisor:
-    iso = (isolation_mod.prepare(opts.isolation, opts.edge_user, sys.executable, edge_env(), check=check)
-           if opts.edge else Isolation("none", 0))
-    return Supervisor(home, opts.host, opts.port, ip_rate=opts.ip_rate, visitor_rate=opts.visitor_rate,
-                      edge_options=opts.edge_options(), isolation=iso,
-                      socket_path=Path(opts.socket) if opts.socket else None,
-                      socket_group=_group_id(opts.socket_group), edge=opts.edge, master_key=master_key,
-                      provider_listen=opts.provider_listen)
+    iso = (
+        isolation_mod.prepare(opts.isolation, opts.edge_user, sys.executable, edge_env(), check=check)
+        if opts.edge
+        else Isolation("none", 0)
+    )
+    return Supervisor(
+        home,
+        opts.host,
+        opts.port,
+        ip_rate=opts.ip_rate,
+        visitor_rate=opts.visitor_rate,
+        edge_options=opts.edge_options(),
+        isolation=iso,
+        socket_path=Path(opts.socket) if opts.socket else None,
+        socket_group=_group_id(opts.socket_group),
+        edge=opts.edge,
+        master_key=master_key,
+        provider_listen=opts.provider_listen,
+    )
 
 
 def start(home: Home, opts: Options, *, foreground: bool, wait: float = READY_TIMEOUT_S) -> dict[str, Any]:
@@ -128,14 +161,18 @@ def start(home: Home, opts: Options, *, foreground: bool, wait: float = READY_TI
     with Vault.open(home, create=False):
         pass
     if opts.edge and not port_free(opts.host, opts.port):
-        raise PortInUse(f"{opts.host}:{opts.port} is already in use.",
-                        hint="Choose another with --port, or stop what holds it.")
+        raise PortInUse(
+            f"{opts.host}:{opts.port} is already in use.",
+            hint="Choose another with --port, or stop what holds it.",
+        )
     _check_edge_options(opts)
     if opts.provider_listen:
         _check_provider_listen(home, opts.provider_listen)
     if _group_id(opts.socket_group) is not None and Path(opts.socket or paths.socket).parent == paths.run:
-        raise DaemonError("--socket-group needs --socket outside the home (the home is closed to every group).",
-                          hint="For example --socket /run/botctl/provider.sock (systemd: RuntimeDirectory=botctl).")
+        raise DaemonError(
+            "--socket-group needs --socket outside the home (the home is closed to every group).",
+            hint="For example --socket /run/botctl/provider.sock (systemd: RuntimeDirectory=botctl).",
+        )
     if opts.edge:
         isolation_mod.prepare(opts.isolation, opts.edge_user, sys.executable, edge_env(), check=True)
     paths.ensure()
@@ -156,8 +193,16 @@ def start(home: Home, opts: Options, *, foreground: bool, wait: float = READY_TI
         argv += ["--master-key-fd", str(read_fd)]
         pass_fds = (read_fd,)
     try:
-        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log_fd, stderr=log_fd, start_new_session=True,
-                                close_fds=True, pass_fds=pass_fds, env={**os.environ, "BOTCTL_HOME": str(home.path)})
+        proc = subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=log_fd,
+            stderr=log_fd,
+            start_new_session=True,
+            close_fds=True,
+            pass_fds=pass_fds,
+            env={**os.environ, "BOTCTL_HOME": str(home.path)},
+        )
     finally:
         os.close(log_fd)
         for fd in pass_fds:
@@ -165,17 +210,27 @@ def start(home: Home, opts: Options, *, foreground: bool, wait: float = READY_TI
     deadline = time.monotonic() + wait
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise DaemonError(f"the daemon failed to start: {_last_log_line(paths)}",
-                              hint="See `botctl daemon logs`.")
+            raise DaemonError(
+                f"the daemon failed to start: {_last_log_line(paths)}", hint="See `botctl daemon logs`."
+            )
         st = read_state(paths)
         if opts.edge:
             ready = bool(st.get("edge", {}).get("pid")) and _http_ok(opts.host, opts.port, "/readyz")
         else:
-            ready = bool(st.get("provider", {}).get("pid")) and _uds_get(Path(st["socket"]), "/health") is not None
+            ready = (
+                bool(st.get("provider", {}).get("pid"))
+                and _uds_get(Path(st["socket"]), "/health") is not None
+            )
         if ready:
-            return {"started": True, "pid": proc.pid, "host": opts.host, "port": opts.port,
-                    "provider_pid": st["provider"]["pid"], "edge_pid": st["edge"].get("pid"),
-                    "isolation": st.get("isolation")}
+            return {
+                "started": True,
+                "pid": proc.pid,
+                "host": opts.host,
+                "port": opts.port,
+                "provider_pid": st["provider"]["pid"],
+                "edge_pid": st["edge"].get("pid"),
+                "isolation": st.get("isolation"),
+            }
         time.sleep(0.05)
     raise DaemonError("the daemon did not become ready in time.", hint="See `botctl daemon logs`.")
 
@@ -193,8 +248,10 @@ def stop(home: Home, timeout: float = STOP_TIMEOUT_S) -> dict[str, Any]:
     while time.monotonic() < deadline and _alive(pid):
         time.sleep(0.05)
     if _alive(pid):
-        raise DaemonError(f"the daemon (pid {pid}) did not stop within {timeout:.0f}s.",
-                          hint=f"Check `botctl daemon logs`; as a last resort: kill {pid}")
+        raise DaemonError(
+            f"the daemon (pid {pid}) did not stop within {timeout:.0f}s.",
+            hint=f"Check `botctl daemon logs`; as a last resort: kill {pid}",
+        )
     return {"stopped": True, "was_running": True, "pid": pid}
 
 
@@ -211,8 +268,11 @@ def status(home: Home) -> dict[str, Any]:
     out["supervisor"] = {"pid": pid, "uptime_s": round(now - st.get("started", now), 1)}
     for name in ("provider", "edge"):
         c = st.get(name, {})
-        out[name] = {"pid": c.get("pid") if _alive(c.get("pid")) else None, "restarts": c.get("restarts", 0),
-                     "uptime_s": round(now - c["started"], 1) if c.get("started") else None}
+        out[name] = {
+            "pid": c.get("pid") if _alive(c.get("pid")) else None,
+            "restarts": c.get("restarts", 0),
+            "uptime_s": round(now - c["started"], 1) if c.get("started") else None,
+        }
     out["provider"]["socket"] = st.get("socket")
     out["provider"]["listen_tls"] = st.get("provider_listen")  # remote edges' mutual-TLS address, or None
     if st.get("edge", {}).get("external"):
@@ -223,16 +283,27 @@ def status(home: Home) -> dict[str, Any]:
     detail = _uds_get(Path(st.get("socket") or paths.socket), "/v1/status")
     out["connections_needing_reauth"] = (detail or {}).get("connections_needing_reauth")
     audit = (detail or {}).get("audit") or {}
-    out["audit_chain"] = {"chain": audit.get("chain"), "problem": audit.get("problem"),
-                          "refused": audit.get("refused"), "last_verify": audit.get("last_verify")} \
-        if audit.get("chain") else None
+    out["audit_chain"] = (
+        {
+            "chain": audit.get("chain"),
+            "problem": audit.get("problem"),
+            "refused": audit.get("refused"),
+            "last_verify": audit.get("last_verify"),
+        }
+        if audit.get("chain")
+        else None
+    )
     try:
         from botctl.audit import alerting
 
-        out["recent_alerts"] = [{"type": e["type"], "created_at": e["created_at"], "summary": e["summary"]}
-                                for e in alerting.recent(home)]
+        out["recent_alerts"] = [
+            {"type": e["type"], "created_at": e["created_at"], "summary": e["summary"]}
+            for e in alerting.recent(home)
+        ]
     except Exception as exc:  # status answers whatever state shipping.db is in
-        out["recent_alerts"] = [{"type": "unknown", "summary": f"cannot read shipping.db ({type(exc).__name__})"}]
+        out["recent_alerts"] = [
+            {"type": "unknown", "summary": f"cannot read shipping.db ({type(exc).__name__})"}
+        ]
     out["audit_sinks"] = (detail or {}).get("audit_sinks")
     out["alert_webhooks"] = (detail or {}).get("alert_webhooks")
     out["provider"]["reachable"] = detail is not None

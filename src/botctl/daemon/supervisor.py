@@ -59,9 +59,18 @@ class Child:
             pass_fds = (read_fd,)
         as_user = {"user": self.user[0], "group": self.user[1], "extra_groups": []} if self.user else {}
         try:
-            self.proc = subprocess.Popen(argv, env=self.env, cwd=self.cwd, stdin=subprocess.DEVNULL, stdout=log_fd,
-                                         stderr=log_fd, close_fds=True, pass_fds=pass_fds, start_new_session=False,
-                                         **as_user)
+            self.proc = subprocess.Popen(
+                argv,
+                env=self.env,
+                cwd=self.cwd,
+                stdin=subprocess.DEVNULL,
+                stdout=log_fd,
+                stderr=log_fd,
+                close_fds=True,
+                pass_fds=pass_fds,
+                start_new_session=False,
+                **as_user,
+            )
         finally:
             if read_fd is not None:
                 os.close(read_fd)
@@ -69,8 +78,12 @@ class Child:
         self.ready = False
 
     def info(self) -> dict[str, Any]:
-        return {"pid": self.proc.pid if self.proc and self.proc.poll() is None else None, "started": self.started,
-                "restarts": self.restarts, "argv": self.argv[1:]}
+        return {
+            "pid": self.proc.pid if self.proc and self.proc.poll() is None else None,
+            "started": self.started,
+            "restarts": self.restarts,
+            "argv": self.argv[1:],
+        }
 
 
 def edge_env() -> dict[str, str]:
@@ -85,11 +98,23 @@ def take_master_key_from_env() -> bytes | None:
 
 
 class Supervisor:
-    def __init__(self, home: Home, host: str, port: int, *, refresh_interval: float = 30.0,
-                 ip_rate: float = 20.0, visitor_rate: float = 5.0, edge_options: list[str] | None = None,
-                 isolation: Isolation | None = None,
-                 socket_path: Path | None = None, socket_group: int | None = None, edge: bool = True,
-                 master_key: bytes | None = None, provider_listen: str | None = None) -> None:
+    def __init__(
+        self,
+        home: Home,
+        host: str,
+        port: int,
+        *,
+        refresh_interval: float = 30.0,
+        ip_rate: float = 20.0,
+        visitor_rate: float = 5.0,
+        edge_options: list[str] | None = None,
+        isolation: Isolation | None = None,
+        socket_path: Path | None = None,
+        socket_group: int | None = None,
+        edge: bool = True,
+        master_key: bytes | None = None,
+        provider_listen: str | None = None,
+    ) -> None:
         self.paths = Paths(home)
         self.home = home
         self.host, self.port = host, port
@@ -98,7 +123,9 @@ class Supervisor:
         if socket_path is None and self.isolation.separate_uid:
             socket_path = isolation_mod.runtime_socket(home.path)
         self.socket = socket_path or self.paths.socket
-        self.provider_listen = provider_listen  # HOST:PORT of the mutual-TLS listener for remote edges, if any
+        self.provider_listen = (
+            provider_listen  # HOST:PORT of the mutual-TLS listener for remote edges, if any
+        )
         if socket_group is None and self.isolation.separate_uid:
             socket_group = self.isolation.gid
         self.socket_group = socket_group
@@ -107,21 +134,54 @@ class Supervisor:
         provider_env = dict(os.environ)
         provider_env["BOTCTL_HOME"] = str(home.path)
         provider_env.pop("BOTCTL_MASTER_KEY", None)
-        self.provider = Child("provider", [py, "-m", "botctl.provider", "--home", str(home.path), "--socket", sock,
-                                           "--refresh-interval", str(refresh_interval)]
-                              + (["--socket-group", str(socket_group)] if socket_group is not None else [])
-                              + (["--listen-tls", provider_listen] if provider_listen else []),
-                              provider_env, str(home.path), secret=master_key)
+        self.provider = Child(
+            "provider",
+            [
+                py,
+                "-m",
+                "botctl.provider",
+                "--home",
+                str(home.path),
+                "--socket",
+                sock,
+                "--refresh-interval",
+                str(refresh_interval),
+            ]
+            + (["--socket-group", str(socket_group)] if socket_group is not None else [])
+            + (["--listen-tls", provider_listen] if provider_listen else []),
+            provider_env,
+            str(home.path),
+            secret=master_key,
+        )
         deny = [str(home.path)] + [d for d in (os.environ.get("CREDENTIALS_DIRECTORY"),) if d]
         self.edge: Child | None = None
         if edge:
-            self.edge = Child("edge", [py, "-P", "-m", "botctld", "--socket", sock, "--host", host, "--port", str(port),
-                                       "--ip-rate", str(ip_rate), "--visitor-rate", str(visitor_rate),
-                                       *(edge_options or []),
-                                       "--sandbox", "landlock" if self.isolation.landlock else "none",
-                                       *[a for d in deny for a in ("--deny", d)]],
-                              edge_env(), "/",
-                              user=(self.isolation.uid, self.isolation.gid) if self.isolation.separate_uid else None)
+            self.edge = Child(
+                "edge",
+                [
+                    py,
+                    "-P",
+                    "-m",
+                    "botctld",
+                    "--socket",
+                    sock,
+                    "--host",
+                    host,
+                    "--port",
+                    str(port),
+                    "--ip-rate",
+                    str(ip_rate),
+                    "--visitor-rate",
+                    str(visitor_rate),
+                    *(edge_options or []),
+                    "--sandbox",
+                    "landlock" if self.isolation.landlock else "none",
+                    *[a for d in deny for a in ("--deny", d)],
+                ],
+                edge_env(),
+                "/",
+                user=(self.isolation.uid, self.isolation.gid) if self.isolation.separate_uid else None,
+            )
         self._lock_fd: int | None = None
         self._log_fd: int | None = None
 
@@ -143,18 +203,34 @@ class Supervisor:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             os.close(fd)
-            raise HomeLocked(f"another botctl daemon is running for {self.paths.home.path} (pid {read_pid(self.paths)}).",
-                             hint="Stop it with `botctl daemon stop`, or use another --home.") from None
+            raise HomeLocked(
+                f"another botctl daemon is running for {self.paths.home.path} (pid {read_pid(self.paths)}).",
+                hint="Stop it with `botctl daemon stop`, or use another --home.",
+            ) from None
         self._lock_fd = fd
 
     def save_state(self, **extra: Any) -> None:
-        isolation = self.isolation.summary() if self.edge else {"mode": "external", "edge_user": None,
-                                                                   "meaning": isolation_mod.describe("external")}
-        _write_json(self.paths.state, {"version": _version(), "supervisor_pid": os.getpid(), "host": self.host,
-                                       "port": self.port, "socket": str(self.socket), "started": self.started,
-                                       "provider_listen": self.provider_listen,
-                                       "isolation": isolation, "provider": self.provider.info(),
-                                       "edge": self.edge.info() if self.edge else {"external": True}, **extra})
+        isolation = (
+            self.isolation.summary()
+            if self.edge
+            else {"mode": "external", "edge_user": None, "meaning": isolation_mod.describe("external")}
+        )
+        _write_json(
+            self.paths.state,
+            {
+                "version": _version(),
+                "supervisor_pid": os.getpid(),
+                "host": self.host,
+                "port": self.port,
+                "socket": str(self.socket),
+                "started": self.started,
+                "provider_listen": self.provider_listen,
+                "isolation": isolation,
+                "provider": self.provider.info(),
+                "edge": self.edge.info() if self.edge else {"external": True},
+                **extra,
+            },
+        )
 
     def _wait_provider(self) -> bool:
         deadline = time.monotonic() + READY_TIMEOUT_S
@@ -190,8 +266,10 @@ class Supervisor:
             return 1
         if self.edge:
             self.edge.start(self._log_fd)
-            self.log(f"edge pid {self.edge.proc.pid}, isolation {self.isolation.mode}"  # type: ignore[union-attr]
-                     + (f" (user {self.isolation.edge_user})" if self.isolation.edge_user else ""))
+            self.log(
+                f"edge pid {self.edge.proc.pid}, isolation {self.isolation.mode}"  # type: ignore[union-attr]
+                + (f" (user {self.isolation.edge_user})" if self.isolation.edge_user else "")
+            )
         else:
             self.log("no edge here: it runs elsewhere and reaches the provider's socket")
         self.save_state()
@@ -243,9 +321,16 @@ class Supervisor:
         try:
             from botctl.audit import alerting
 
-            alerting.raise_now(self.home, "provider.restarted", {
-                "exit_code": code, "restarts": child.restarts + 1, "restart_in_s": round(child.backoff, 1),
-                "log": "botctl daemon logs"})
+            alerting.raise_now(
+                self.home,
+                "provider.restarted",
+                {
+                    "exit_code": code,
+                    "restarts": child.restarts + 1,
+                    "restart_in_s": round(child.backoff, 1),
+                    "log": "botctl daemon logs",
+                },
+            )
         except Exception as exc:  # an alert must never stop the supervision it reports on
             self.log(f"could not raise the provider.restarted alert: {type(exc).__name__}")
 
@@ -296,4 +381,3 @@ def read_secret_fd(fd: int) -> bytes:
         chunks.append(chunk)
     os.close(fd)
     return b"".join(chunks).strip()
-

@@ -58,9 +58,16 @@ class JwksCache:
     for `first_wait_s`; an unknown kid refetches a set at most every `min_refetch_s`.
     """
 
-    def __init__(self, *, refresh_s: float = JWKS_REFRESH_S, first_wait_s: float = JWKS_FIRST_WAIT_S,
-                 deadline_s: float = JWKS_DEADLINE_S, min_refetch_s: float = JWKS_MIN_REFETCH_S,
-                 max_bytes: int = MAX_JWKS_BYTES, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        *,
+        refresh_s: float = JWKS_REFRESH_S,
+        first_wait_s: float = JWKS_FIRST_WAIT_S,
+        deadline_s: float = JWKS_DEADLINE_S,
+        min_refetch_s: float = JWKS_MIN_REFETCH_S,
+        max_bytes: int = MAX_JWKS_BYTES,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         import threading
 
         self.refresh_s = refresh_s
@@ -77,8 +84,9 @@ class JwksCache:
 
     # -- the request path: never any I/O ----------------------------------------------------------
 
-    def _lookup(self, urls: list[str], kid: str, alg: str, *, may_wait: bool
-                ) -> tuple[Any, str | None, list[tuple[Any, float]]]:
+    def _lookup(
+        self, urls: list[str], kid: str, alg: str, *, may_wait: bool
+    ) -> tuple[Any, str | None, list[tuple[Any, float]]]:
         """(key, None, []) | (None, reason, []) | (None, None, [(fetch future, wait until), ...])."""
         reasons: list[str] = []
         fetching: list[_KeySet] = []
@@ -115,8 +123,11 @@ class JwksCache:
                     self._start(s)
                     fetching.append(s)
             # Nobody waits for a fetch longer than first_wait_s after it began, however late they came.
-            waits = [(s.inflight, s.started_at + self.first_wait_s) for s in fetching
-                     if s.inflight is not None and s.started_at + self.first_wait_s > now]
+            waits = [
+                (s.inflight, s.started_at + self.first_wait_s)
+                for s in fetching
+                if s.inflight is not None and s.started_at + self.first_wait_s > now
+            ]
         if waits and may_wait:
             return None, None, waits
         if fetching:
@@ -208,8 +219,11 @@ class JwksCache:
                 for url, s in list(self._sets.items()):
                     if now - s.used_at > JWKS_IDLE_S and s.inflight is None:
                         del self._sets[url]
-                    elif s.inflight is None and s.retry_at <= now and (
-                            s.keys is None or now - s.fetched_at >= JWKS_REFRESH_AT * s.refresh_s):
+                    elif (
+                        s.inflight is None
+                        and s.retry_at <= now
+                        and (s.keys is None or now - s.fetched_at >= JWKS_REFRESH_AT * s.refresh_s)
+                    ):
                         self._start(s)
 
     async def _fetch(self, s: _KeySet, future: Any) -> None:
@@ -233,12 +247,17 @@ class JwksCache:
             self.fetches += 1
             if keys is not None:
                 s.keys, s.parsed, s.fetched_at = keys, None, started
-                s.refresh_s = min(self.refresh_s, max(JWKS_MIN_REFRESH_S, max_age)) if max_age is not None \
+                s.refresh_s = (
+                    min(self.refresh_s, max(JWKS_MIN_REFRESH_S, max_age))
+                    if max_age is not None
                     else self.refresh_s
+                )
                 s.failures, s.retry_at, s.last_error = 0, 0.0, None
             else:
                 if not s.failures or s.last_error != error:
-                    logging.getLogger("botctl.identity").warning("JWKS %s: fetch failed (%s)", _where(s.url), error)
+                    logging.getLogger("botctl.identity").warning(
+                        "JWKS %s: fetch failed (%s)", _where(s.url), error
+                    )
                 s.failures += 1
                 s.last_error = error
                 wait = min(JWKS_BACKOFF_CAP_S, 2.0 ** (s.failures - 1))
@@ -258,14 +277,18 @@ class JwksCache:
         if self._client is None:
             # No redirects (an https -> http downgrade, or a host nobody pinned), no proxies from the
             # environment; the deadline around the whole fetch is the caller's.
-            self._client = httpx.AsyncClient(follow_redirects=False, trust_env=False,
-                                             timeout=httpx.Timeout(self.deadline_s),
-                                             headers={"Accept": "application/json", "User-Agent": "botctl/0.1"})
+            self._client = httpx.AsyncClient(
+                follow_redirects=False,
+                trust_env=False,
+                timeout=httpx.Timeout(self.deadline_s),
+                headers={"Accept": "application/json", "User-Agent": "botctl/0.1"},
+            )
         try:
             async with self._client.stream("GET", url) as response:
                 if response.status_code != 200:
-                    raise _JwksFetchError("redirect" if 300 <= response.status_code < 400
-                                          else f"http_{response.status_code}")
+                    raise _JwksFetchError(
+                        "redirect" if 300 <= response.status_code < 400 else f"http_{response.status_code}"
+                    )
                 raw = await read_capped(response, self.max_bytes)
                 cache_control = response.headers.get("cache-control", "")
         except ResponseTooLarge:

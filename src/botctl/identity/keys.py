@@ -36,8 +36,14 @@ class IdentityKey:
         return self.expires_at is None or self.expires_at > now_iso
 
     def as_dict(self) -> dict[str, Any]:
-        return {"kid": self.kid, "alg": self.alg, "kind": self.kind, "jwks_url": self.jwks_url,
-                "created_at": self.created_at, "expires_at": self.expires_at}
+        return {
+            "kid": self.kid,
+            "alg": self.alg,
+            "kind": self.kind,
+            "jwks_url": self.jwks_url,
+            "created_at": self.created_at,
+            "expires_at": self.expires_at,
+        }
 
 
 def iso(ts: float) -> str:
@@ -47,8 +53,11 @@ def iso(ts: float) -> str:
 
 
 def list_keys(conn: sqlite3.Connection, ws: Workspace) -> list[IdentityKey]:
-    rows = conn.execute("SELECT kid, alg, kind, public_key, jwks_url, created_at, expires_at FROM identity_keys "
-                        "WHERE workspace_id = ? ORDER BY created_at", (ws.id,)).fetchall()
+    rows = conn.execute(
+        "SELECT kid, alg, kind, public_key, jwks_url, created_at, expires_at FROM identity_keys "
+        "WHERE workspace_id = ? ORDER BY created_at",
+        (ws.id,),
+    ).fetchall()
     return [IdentityKey(*r) for r in rows]
 
 
@@ -56,8 +65,9 @@ def _new_kid() -> str:
     return "k" + time.strftime("%Y%m%d") + "-" + os.urandom(3).hex()
 
 
-def rotate(app: Session, ws: Workspace, *, overlap_s: int = DEFAULT_OVERLAP_S, expire_previous: bool = False
-           ) -> tuple[IdentityKey, Secret]:
+def rotate(
+    app: Session, ws: Workspace, *, overlap_s: int = DEFAULT_OVERLAP_S, expire_previous: bool = False
+) -> tuple[IdentityKey, Secret]:
     """New HS256 secret (256 bits, URL-safe text used as-is by the site's JWT library).
 
     Previous secrets stay valid for `overlap_s` (or end now with `expire_previous`).
@@ -73,40 +83,76 @@ def rotate(app: Session, ws: Workspace, *, overlap_s: int = DEFAULT_OVERLAP_S, e
         previous = [k for k in list_keys(vault.conn, ws) if k.kind == "secret" and k.active(iso(now))]
         for k in previous:
             if k.expires_at is None or k.expires_at > ends:
-                vault.conn.execute("UPDATE identity_keys SET expires_at = ? WHERE workspace_id = ? AND kid = ?",
-                                   (ends, ws.id, k.kid))
-        vault.conn.execute("INSERT INTO identity_keys (workspace_id, kid, alg, kind, created_at) "
-                           "VALUES (?, ?, 'HS256', 'secret', ?)", (ws.id, kid, iso(now)))
+                vault.conn.execute(
+                    "UPDATE identity_keys SET expires_at = ? WHERE workspace_id = ? AND kid = ?",
+                    (ends, ws.id, k.kid),
+                )
+        vault.conn.execute(
+            "INSERT INTO identity_keys (workspace_id, kid, alg, kind, created_at) "
+            "VALUES (?, ?, 'HS256', 'secret', ?)",
+            (ws.id, kid, iso(now)),
+        )
         vault.put_secret(ws.ref, _KEY_OWNER.format(kid=kid), "hs256_secret", secret)
-        app.audit("identity.key_rotated", workspace=ws.name,
-                  detail={"kid": kid, "alg": "HS256", "previous": [k.kid for k in previous],
-                          "previous_valid_until": ends if previous else None})
+        app.audit(
+            "identity.key_rotated",
+            workspace=ws.name,
+            detail={
+                "kid": kid,
+                "alg": "HS256",
+                "previous": [k.kid for k in previous],
+                "previous_valid_until": ends if previous else None,
+            },
+        )
     key = next(k for k in list_keys(vault.conn, ws) if k.kid == kid)
     return key, secret
 
 
-def add_public_key(app: Session, ws: Workspace, *, alg: str, pem: str | None = None, jwks_url: str | None = None,
-                   kid: str | None = None) -> IdentityKey:
+def add_public_key(
+    app: Session,
+    ws: Workspace,
+    *,
+    alg: str,
+    pem: str | None = None,
+    jwks_url: str | None = None,
+    kid: str | None = None,
+) -> IdentityKey:
     if alg not in ("RS256", "ES256", "EdDSA"):
-        raise UsageError(f"unsupported algorithm {alg!r} for a public key.", hint="Use RS256, ES256 or EdDSA.")
+        raise UsageError(
+            f"unsupported algorithm {alg!r} for a public key.", hint="Use RS256, ES256 or EdDSA."
+        )
     if (pem is None) == (jwks_url is None):
         raise UsageError("give exactly one of --public-key FILE or --jwks-url URL.")
     if pem is not None:
         check_public_key(pem, alg)
     if jwks_url is not None and not jwks_url.startswith("https://") and not is_loopback_url(jwks_url):
-        raise UsageError("--jwks-url must be an https:// URL.", hint="JWKS fetched over plain HTTP could be replaced in transit.")
+        raise UsageError(
+            "--jwks-url must be an https:// URL.",
+            hint="JWKS fetched over plain HTTP could be replaced in transit.",
+        )
     kid = kid or _new_kid()
     if not re.fullmatch(r"[A-Za-z0-9._:-]{1,128}", kid):
-        raise UsageError(f"invalid --kid {kid!r}.", hint="Use letters, digits, '.', '_', ':' or '-' (at most 128).")
+        raise UsageError(
+            f"invalid --kid {kid!r}.", hint="Use letters, digits, '.', '_', ':' or '-' (at most 128)."
+        )
     vault = app.vault
     with store.transaction(vault.conn):
         if any(k.kid == kid for k in list_keys(vault.conn, ws)):
             raise Conflict(f"workspace {ws.name!r} already has a key with kid {kid!r}.")
-        vault.conn.execute("INSERT INTO identity_keys (workspace_id, kid, alg, kind, public_key, jwks_url, created_at) "
-                           "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                           (ws.id, kid, alg, "public_key" if pem else "jwks_url", pem, jwks_url, iso(time.time())))
-        app.audit("identity.key_added", workspace=ws.name,
-                  detail={"kid": kid, "alg": alg, "kind": "public_key" if pem else "jwks_url", "jwks_url": jwks_url})
+        vault.conn.execute(
+            "INSERT INTO identity_keys (workspace_id, kid, alg, kind, public_key, jwks_url, created_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (ws.id, kid, alg, "public_key" if pem else "jwks_url", pem, jwks_url, iso(time.time())),
+        )
+        app.audit(
+            "identity.key_added",
+            workspace=ws.name,
+            detail={
+                "kid": kid,
+                "alg": alg,
+                "kind": "public_key" if pem else "jwks_url",
+                "jwks_url": jwks_url,
+            },
+        )
     return next(k for k in list_keys(vault.conn, ws) if k.kid == kid)
 
 
@@ -114,8 +160,10 @@ def remove_key(app: Session, ws: Workspace, kid: str) -> None:
     vault = app.vault
     with store.transaction(vault.conn):
         if not any(k.kid == kid for k in list_keys(vault.conn, ws)):
-            raise NotFound(f"workspace {ws.name!r} has no identity key {kid!r}.",
-                           hint=f"See `botctl identity list -w {ws.name}`.")
+            raise NotFound(
+                f"workspace {ws.name!r} has no identity key {kid!r}.",
+                hint=f"See `botctl identity list -w {ws.name}`.",
+            )
         vault.conn.execute("DELETE FROM identity_keys WHERE workspace_id = ? AND kid = ?", (ws.id, kid))
         vault.delete_secrets(ws.ref, _KEY_OWNER.format(kid=kid))
         app.audit("identity.key_removed", workspace=ws.name, detail={"kid": kid})
@@ -134,9 +182,13 @@ def check_public_key(pem: str, alg: str) -> None:
     try:
         key = load_pem_public_key(pem.encode())
     except ValueError:
-        raise UsageError("the file is not a PEM public key.", hint="Export the public half, e.g. "
-                         "openssl pkey -in private.pem -pubout") from None
-    want = {"RS256": rsa.RSAPublicKey, "ES256": ec.EllipticCurvePublicKey, "EdDSA": ed25519.Ed25519PublicKey}[alg]
+        raise UsageError(
+            "the file is not a PEM public key.",
+            hint="Export the public half, e.g. openssl pkey -in private.pem -pubout",
+        ) from None
+    want = {"RS256": rsa.RSAPublicKey, "ES256": ec.EllipticCurvePublicKey, "EdDSA": ed25519.Ed25519PublicKey}[
+        alg
+    ]
     if not isinstance(key, want):
         raise UsageError(f"that public key does not fit {alg}.")
     if alg == "RS256" and key.key_size < 2048:  # type: ignore[union-attr]

@@ -14,8 +14,17 @@ if TYPE_CHECKING:
     from botctl.workspaces import Workspace
 
 
-def mint(app: Session, ws: Workspace, *, sub: str, email: str | None, name: str | None, ttl_s: int,
-         kid: str | None = None, use: str | None = None) -> str:
+def mint(
+    app: Session,
+    ws: Workspace,
+    *,
+    sub: str,
+    email: str | None,
+    name: str | None,
+    ttl_s: int,
+    kid: str | None = None,
+    use: str | None = None,
+) -> str:
     """A token signed with the workspace's newest HS256 secret, as a site backend would (for testing).
     `use="mcp"` signs one for a bot's MCP client (claim `botctl_use`); without it, one for the widget."""
     import jwt
@@ -25,8 +34,10 @@ def mint(app: Session, ws: Workspace, *, sub: str, email: str | None, name: str 
     if kid:
         secrets_ = [k for k in secrets_ if k.kid == kid]
     if not secrets_:
-        raise UsageError(f"workspace {ws.name!r} has no HS256 secret to sign with.",
-                         hint=f"Create one: botctl identity rotate -w {ws.name}")
+        raise UsageError(
+            f"workspace {ws.name!r} has no HS256 secret to sign with.",
+            hint=f"Create one: botctl identity rotate -w {ws.name}",
+        )
     key = secrets_[-1]
     secret = app.vault.get_secret(ws.ref, _KEY_OWNER.format(kid=key.kid), "hs256_secret")
     assert secret is not None
@@ -42,6 +53,8 @@ def mint(app: Session, ws: Workspace, *, sub: str, email: str | None, name: str 
         claims["iss"] = issuer
     if use is not None:
         if use not in ("widget", "mcp"):
-            raise UsageError(f"invalid --use {use!r}.", hint="widget (the widget's token) or mcp (a bot's MCP client).")
+            raise UsageError(
+                f"invalid --use {use!r}.", hint="widget (the widget's token) or mcp (a bot's MCP client)."
+            )
         claims["botctl_use"] = use
     return jwt.encode(claims, secret.reveal(), algorithm="HS256", headers={"kid": key.kid})

@@ -20,8 +20,9 @@ class ReplayCache:
     (`replay_cache_full`) rather than forget one that could then be replayed.
     """
 
-    def __init__(self, max_per_workspace: int = REPLAY_MAX_PER_WORKSPACE,
-                 clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self, max_per_workspace: int = REPLAY_MAX_PER_WORKSPACE, clock: Callable[[], float] = time.time
+    ) -> None:
         import threading
 
         self.max = max_per_workspace
@@ -70,7 +71,9 @@ class SharedReplay:
             self.conn.execute("DELETE FROM identity_jti WHERE expires_at < ?", (now,))
         cur = self.conn.execute(
             "INSERT INTO identity_jti (workspace_id, jti, expires_at) VALUES (?, ?, ?) ON CONFLICT (workspace_id, jti) "
-            "DO UPDATE SET expires_at = excluded.expires_at WHERE identity_jti.expires_at < ?", (ws_id, jti, until, now))
+            "DO UPDATE SET expires_at = excluded.expires_at WHERE identity_jti.expires_at < ?",
+            (ws_id, jti, until, now),
+        )
         return None if cur.rowcount == 1 else "replayed"
 
 

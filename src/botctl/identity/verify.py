@@ -41,8 +41,9 @@ class Verifier:
     process-wide `jwks_cache()`), never fetched on the caller's thread.
     """
 
-    def __init__(self, app: Session, ws: Workspace, *, jwks: JwksCache | None = None,
-                 replay: ReplayCache | None = None) -> None:
+    def __init__(
+        self, app: Session, ws: Workspace, *, jwks: JwksCache | None = None, replay: ReplayCache | None = None
+    ) -> None:
         self.app = app
         self.ws = ws
         self.rules = rules(app.vault.conn, ws)
@@ -128,13 +129,24 @@ class Verifier:
         import jwt
 
         r = self.rules
-        required = ["sub", "exp", "iat", "aud"] + (["iss"] if r.issuer else []) + (["jti"] if r.jti_replay else [])
+        required = (
+            ["sub", "exp", "iat", "aud"] + (["iss"] if r.issuer else []) + (["jti"] if r.jti_replay else [])
+        )
         try:
             claims = jwt.decode(
-                token, material, algorithms=[header["alg"]], audience=self.ws.name, issuer=r.issuer,
+                token,
+                material,
+                algorithms=[header["alg"]],
+                audience=self.ws.name,
+                issuer=r.issuer,
                 leeway=LEEWAY_S,
-                options={"require": required, "strict_aud": True, "enforce_minimum_key_length": True,
-                         "verify_iat": True, "verify_nbf": True},
+                options={
+                    "require": required,
+                    "strict_aud": True,
+                    "enforce_minimum_key_length": True,
+                    "verify_iat": True,
+                    "verify_nbf": True,
+                },
             )
         except jwt.ExpiredSignatureError:
             raise IdentityError("expired") from None
@@ -213,7 +225,11 @@ def _header(token: str) -> dict[str, Any]:
     seg = token.split(".", 1)[0]
     try:
         header = json.loads(base64.urlsafe_b64decode(seg + "=" * (-len(seg) % 4)))
-    except (binascii.Error, ValueError, RecursionError):  # RecursionError: `[[[…` nested past the C parser's limit
+    except (
+        binascii.Error,
+        ValueError,
+        RecursionError,
+    ):  # RecursionError: `[[[…` nested past the C parser's limit
         raise IdentityError("malformed_header") from None
     if not isinstance(header, dict):
         raise IdentityError("malformed_header")

@@ -32,7 +32,12 @@ class WorkspaceLike(Protocol):
     @property
     def name(self) -> str: ...
 
-RULE_DEFAULTS: dict[str, bool] = {"require_email_verified": False, "unicode_email": False, "jti_replay": False}
+
+RULE_DEFAULTS: dict[str, bool] = {
+    "require_email_verified": False,
+    "unicode_email": False,
+    "jti_replay": False,
+}
 
 
 @dataclass(frozen=True)
@@ -44,9 +49,13 @@ class Rules:
     jti_replay: bool = False
 
     def as_dict(self) -> dict[str, Any]:
-        return {"issuer": self.issuer, "max_lifetime_s": self.max_lifetime,
-                "require_email_verified": self.require_email_verified, "unicode_email": self.unicode_email,
-                "jti_replay": self.jti_replay}
+        return {
+            "issuer": self.issuer,
+            "max_lifetime_s": self.max_lifetime,
+            "require_email_verified": self.require_email_verified,
+            "unicode_email": self.unicode_email,
+            "jti_replay": self.jti_replay,
+        }
 
 
 def rules_key(ws_id: str) -> str:
@@ -71,15 +80,25 @@ def rules(conn: sqlite3.Connection, ws: WorkspaceLike) -> Rules:
 
 def check_issuer(issuer: str) -> str:
     if not issuer or issuer != issuer.strip() or len(issuer) > 512 or not issuer.isprintable():
-        raise UsageError(f"invalid --issuer {issuer!r}.",
-                         hint="Give the exact iss your site puts in its tokens (e.g. https://shop.example.com); "
-                              "--no-issuer stops requiring one.")
+        raise UsageError(
+            f"invalid --issuer {issuer!r}.",
+            hint="Give the exact iss your site puts in its tokens (e.g. https://shop.example.com); "
+            "--no-issuer stops requiring one.",
+        )
     return issuer
 
 
-def set_settings(app: Session, ws: WorkspaceLike, *, issuer: str | None = None, max_lifetime: int | None = None,
-                 clear_issuer: bool = False, require_email_verified: bool | None = None,
-                 unicode_email: bool | None = None, jti_replay: bool | None = None) -> Rules:
+def set_settings(
+    app: Session,
+    ws: WorkspaceLike,
+    *,
+    issuer: str | None = None,
+    max_lifetime: int | None = None,
+    clear_issuer: bool = False,
+    require_email_verified: bool | None = None,
+    unicode_email: bool | None = None,
+    jti_replay: bool | None = None,
+) -> Rules:
     """Change a workspace's token rules (one transaction, one `workspace.identity_changed` record)."""
     import json
 
@@ -92,20 +111,32 @@ def set_settings(app: Session, ws: WorkspaceLike, *, issuer: str | None = None, 
         if not 60 <= max_lifetime <= 24 * 3600:
             raise UsageError("--max-lifetime must be between 1m and 24h.")
         changes["identity_max_lifetime"] = max_lifetime
-    flags = {k: v for k, v in (("require_email_verified", require_email_verified),
-                               ("unicode_email", unicode_email), ("jti_replay", jti_replay)) if v is not None}
+    flags = {
+        k: v
+        for k, v in (
+            ("require_email_verified", require_email_verified),
+            ("unicode_email", unicode_email),
+            ("jti_replay", jti_replay),
+        )
+        if v is not None
+    }
     if not changes and not flags:
         raise UsageError("nothing to change.", hint="Give --issuer, --no-issuer or --max-lifetime.")
     conn = app.vault.conn
     with store.transaction(conn):
         if changes:
             sets = ", ".join(f"{k} = ?" for k in changes)
-            conn.execute(f"UPDATE workspaces SET {sets}, updated_at = ? WHERE id = ?",
-                         (*changes.values(), store.now_iso(), ws.id))
+            conn.execute(
+                f"UPDATE workspaces SET {sets}, updated_at = ? WHERE id = ?",
+                (*changes.values(), store.now_iso(), ws.id),
+            )
         if flags:
             merged = {**_stored_rules(conn, ws), **flags}
-            conn.execute("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = "
-                         "excluded.value", (rules_key(ws.id), json.dumps(merged, sort_keys=True)))
+            conn.execute(
+                "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = "
+                "excluded.value",
+                (rules_key(ws.id), json.dumps(merged, sort_keys=True)),
+            )
             if not changes:
                 conn.execute("UPDATE workspaces SET updated_at = ? WHERE id = ?", (store.now_iso(), ws.id))
         app.audit("workspace.identity_changed", workspace=ws.name, detail={**changes, **flags})
@@ -113,5 +144,7 @@ def set_settings(app: Session, ws: WorkspaceLike, *, issuer: str | None = None, 
 
 
 def settings(conn: sqlite3.Connection, ws: WorkspaceLike) -> tuple[str | None, int]:
-    row = conn.execute("SELECT identity_issuer, identity_max_lifetime FROM workspaces WHERE id = ?", (ws.id,)).fetchone()
+    row = conn.execute(
+        "SELECT identity_issuer, identity_max_lifetime FROM workspaces WHERE id = ?", (ws.id,)
+    ).fetchone()
     return row[0], int(row[1])

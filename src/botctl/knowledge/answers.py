@@ -64,9 +64,13 @@ def _unknown(question: str, actions: list[dict[str, Any]] | None) -> dict[str, A
     return {"answer": text, "grounded": False, "citations": [], "suggested_actions": suggested}
 
 
-def _grounded_answer(conn: sqlite3.Connection, ws: WorkspaceLike, question: str,
-                     available_actions: list[dict[str, Any]] | None,
-                     decision: list[hybrid.Decision] | None = None) -> tuple[dict[str, Any], list[Passage]]:
+def _grounded_answer(
+    conn: sqlite3.Connection,
+    ws: WorkspaceLike,
+    question: str,
+    available_actions: list[dict[str, Any]] | None,
+    decision: list[hybrid.Decision] | None = None,
+) -> tuple[dict[str, Any], list[Passage]]:
     """The extractive result, and the passages it cites (what an LLM may phrase from); the retrieval
     decision (both rankings, fused scores, threshold) is appended to `decision` when given."""
     w = _workspace(ws)
@@ -107,8 +111,13 @@ def _grounded_answer(conn: sqlite3.Connection, ws: WorkspaceLike, question: str,
     return result, [p for p, _ in used]
 
 
-def answer(conn: sqlite3.Connection, ws: WorkspaceLike, question: str, *,
-           available_actions: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+def answer(
+    conn: sqlite3.Connection,
+    ws: WorkspaceLike,
+    question: str,
+    *,
+    available_actions: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
     """A grounded answer from the workspace's documents, or a plain "I don't know" with what the bot can do.
 
     Returns ``{"answer", "grounded", "citations": [{"document", "section", "excerpt"}], "suggested_actions"}``.
@@ -132,8 +141,13 @@ def explain(conn: sqlite3.Connection, ws: WorkspaceLike, question: str) -> dict[
     return {"result": result, "decision": why[0].as_dict()}
 
 
-async def answer_async(conn: sqlite3.Connection, ws: WorkspaceLike, question: str, *,
-                       available_actions: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+async def answer_async(
+    conn: sqlite3.Connection,
+    ws: WorkspaceLike,
+    question: str,
+    *,
+    available_actions: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
     """`answer` for the provider's event loop: the lookup runs inline (milliseconds, SQLite), the optional
     LLM call is awaited (httpx.AsyncClient), so a slow model never blocks other requests."""
     result, used = _grounded_answer(conn, ws, question, available_actions)

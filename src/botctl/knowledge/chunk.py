@@ -117,12 +117,16 @@ def chunk_section(paragraphs: list[str]) -> list[str]:
             size += sizes[j]
             if size > CHUNK_MAX_WORDS:
                 break
-            cost = best[j] + (size - target) ** 2 + (10 * (CHUNK_MIN_WORDS - size) ** 2 if size < CHUNK_MIN_WORDS else 0)
+            cost = (
+                best[j]
+                + (size - target) ** 2
+                + (10 * (CHUNK_MIN_WORDS - size) ** 2 if size < CHUNK_MIN_WORDS else 0)
+            )
             if cost < best[i]:
                 best[i], cut[i] = cost, j
     chunks: list[str] = []
     i = len(units)
     while i > 0:
-        chunks.append("\n\n".join(units[cut[i]:i]))
+        chunks.append("\n\n".join(units[cut[i] : i]))
         i = cut[i]
     return chunks[::-1]

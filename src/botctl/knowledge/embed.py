@@ -74,8 +74,10 @@ class MiniLM(_Model):
     batch = 16
     # The files this botctl was calibrated with (the package's README publishes the model's hash): any
     # other file under these names is refused, and retrieval stays FTS5 alone.
-    sha256 = {"model.onnx": "8199be6f699a395f99f89df973f9dc5285fbcfcdb2ae1a4e1201dab014f3d2a6",
-              "all-MiniLM-L6-v2.tokenizer.json": "be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037"}
+    sha256 = {
+        "model.onnx": "8199be6f699a395f99f89df973f9dc5285fbcfcdb2ae1a4e1201dab014f3d2a6",
+        "all-MiniLM-L6-v2.tokenizer.json": "be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037",
+    }
 
     def files(self, root: Path) -> list[Path]:
         return [root / "model.onnx", _HERE / "models" / "all-MiniLM-L6-v2.tokenizer.json"]
@@ -87,7 +89,9 @@ class MiniLM(_Model):
         model, tok = self.files(root)
         for f in (model, tok):
             if _sha256(f) != self.sha256[f.name]:
-                raise ModelUnavailable(f"{f} is not the file this botctl was calibrated with (SHA-256 differs)")
+                raise ModelUnavailable(
+                    f"{f} is not the file this botctl was calibrated with (SHA-256 differs)"
+                )
         self.tokenizer = Tokenizer.from_file(str(tok))
         self.tokenizer.enable_truncation(max_length=MAX_TOKENS)
         self.tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")  # to the longest of each batch
@@ -98,7 +102,9 @@ class MiniLM(_Model):
         # provider answers several visitors at once.
         options.intra_op_num_threads = 1
         options.inter_op_num_threads = 1
-        self.session = ort.InferenceSession(str(model), sess_options=options, providers=["CPUExecutionProvider"])
+        self.session = ort.InferenceSession(
+            str(model), sess_options=options, providers=["CPUExecutionProvider"]
+        )
         self.inputs = {i.name for i in self.session.get_inputs()}
 
     def embed(self, texts: list[str]) -> np.ndarray:
@@ -108,7 +114,7 @@ class MiniLM(_Model):
         # Sorted by length so that a batch pads little; put back in order at the end.
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
         for b in range(0, len(order), self.batch):
-            idx = order[b:b + self.batch]
+            idx = order[b : b + self.batch]
             enc = self.tokenizer.encode_batch([texts[i] for i in idx])
             ids = np.array([e.ids for e in enc], dtype=np.int64)
             mask = np.array([e.attention_mask for e in enc], dtype=np.int64)
@@ -133,8 +139,10 @@ class WordLlama(_Model):
 
     def files(self, root: Path) -> list[Path]:
         # The wheel keeps the tokenizer under tokenizers/ and the weights under weights/.
-        return [root / "weights" / "l2_supercat_256.safetensors",
-                root / "tokenizers" / "l2_supercat_tokenizer_config.json"]
+        return [
+            root / "weights" / "l2_supercat_256.safetensors",
+            root / "tokenizers" / "l2_supercat_tokenizer_config.json",
+        ]
 
     def load(self, root: Path) -> None:
         import numpy as np
@@ -260,6 +268,12 @@ def model_info() -> dict[str, Any]:
     cls = _choice()
     root = _package_root(cls)
     files = cls().files(root) if root else []
-    return {"model": cls.name, "package": cls.package, "version": _package_version(cls) if root else None,
-            "tag": current_tag(), "dimensions": cls.dim,
-            "bytes": sum(f.stat().st_size for f in files if f.is_file()) or None, "enabled": enabled()}
+    return {
+        "model": cls.name,
+        "package": cls.package,
+        "version": _package_version(cls) if root else None,
+        "tag": current_tag(),
+        "dimensions": cls.dim,
+        "bytes": sum(f.stat().st_size for f in files if f.is_file()) or None,
+        "enabled": enabled(),
+    }

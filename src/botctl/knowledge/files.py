@@ -23,8 +23,14 @@ from botctl.knowledge.links import BadUrl, check_url, front_matter_url
 from botctl.knowledge.parse import parse_html, parse_markdown, parse_text
 from botctl.knowledge.text import terms
 
-KINDS = {".md": "markdown", ".markdown": "markdown", ".txt": "text", ".text": "text", ".html": "html",
-         ".htm": "html"}
+KINDS = {
+    ".md": "markdown",
+    ".markdown": "markdown",
+    ".txt": "text",
+    ".text": "text",
+    ".html": "html",
+    ".htm": "html",
+}
 MAX_DOCUMENT_BYTES = 5 * 1024 * 1024
 
 
@@ -69,8 +75,11 @@ def _humanize(stem_name: str) -> str:
 
 
 def _link_refused(path: Path | str) -> DocumentError:
-    return DocumentError(f"{path}: a symbolic link; links are not followed here.",
-                         hint="Copy the document in place of the link.", code="symlink_refused")
+    return DocumentError(
+        f"{path}: a symbolic link; links are not followed here.",
+        hint="Copy the document in place of the link.",
+        code="symlink_refused",
+    )
 
 
 def _outside(path: Path | str, label: str) -> DocumentError:
@@ -86,7 +95,9 @@ def _opened_path(fd: int, path: Path) -> Path:
         return Path(path).resolve()
 
 
-def check_path(path: Path, *, within: Path | None, follow_symlinks: bool = False, label: str | None = None) -> None:
+def check_path(
+    path: Path, *, within: Path | None, follow_symlinks: bool = False, label: str | None = None
+) -> None:
     """Refuse a path named by the caller that leaves `within` (a resolved folder) or goes through a symbolic
     link below it; with `within` None, refuse only a path that is itself a link. DocumentError otherwise."""
     if within is None:
@@ -110,8 +121,14 @@ def check_path(path: Path, *, within: Path | None, follow_symlinks: bool = False
         raise _outside(path, where)
 
 
-def read_file(path: Path, *, limit: int, follow_symlinks: bool = False, within: Path | None = None,
-              label: str | None = None) -> bytes:
+def read_file(
+    path: Path,
+    *,
+    limit: int,
+    follow_symlinks: bool = False,
+    within: Path | None = None,
+    label: str | None = None,
+) -> bytes:
     """A regular file's bytes, opened without following a final symbolic link (O_NOFOLLOW) unless told to,
     without blocking on a FIFO, and checked after opening to lie inside `within` (resolved) when given.
     DocumentError (one line) for a link, a FIFO or device, a file outside, one over `limit` bytes."""
@@ -130,8 +147,10 @@ def read_file(path: Path, *, limit: int, follow_symlinks: bool = False, within: 
             raise DocumentError(f"{path}: not a regular file.")
         if within is not None and not _opened_path(fd, path).is_relative_to(within):
             raise _outside(path, label or str(within))
-        too_large = DocumentError(f"{path}: too large ({st.st_size // 1024} KiB; the limit is "
-                                  f"{limit // (1024 * 1024) or 1} MiB).", hint="Split it into smaller documents.")
+        too_large = DocumentError(
+            f"{path}: too large ({st.st_size // 1024} KiB; the limit is {limit // (1024 * 1024) or 1} MiB).",
+            hint="Split it into smaller documents.",
+        )
         if st.st_size > limit:
             raise too_large
         parts: list[bytes] = []
@@ -151,15 +170,25 @@ def read_file(path: Path, *, limit: int, follow_symlinks: bool = False, within: 
         os.close(fd)
 
 
-def parse_document(path: Path, name: str, *, follow_symlinks: bool = False, within: Path | None = None,
-                   label: str | None = None) -> ParsedDocument:
+def parse_document(
+    path: Path,
+    name: str,
+    *,
+    follow_symlinks: bool = False,
+    within: Path | None = None,
+    label: str | None = None,
+) -> ParsedDocument:
     """Read and chunk one file. DocumentError (one line) for anything that cannot be added: also a symbolic
     link (unless `follow_symlinks`) and, with `within` (a resolved folder), a file that is not inside it."""
     kind = KINDS.get(path.suffix.lower())
     if kind is None:
-        raise DocumentError(f"{path}: unsupported file type {path.suffix or '(none)'!r}.",
-                            hint="Add Markdown (.md), plain text (.txt) or HTML (.html) files.")
-    data = read_file(path, limit=MAX_DOCUMENT_BYTES, follow_symlinks=follow_symlinks, within=within, label=label)
+        raise DocumentError(
+            f"{path}: unsupported file type {path.suffix or '(none)'!r}.",
+            hint="Add Markdown (.md), plain text (.txt) or HTML (.html) files.",
+        )
+    data = read_file(
+        path, limit=MAX_DOCUMENT_BYTES, follow_symlinks=follow_symlinks, within=within, label=label
+    )
     if b"\x00" in data[:8192]:
         raise DocumentError(f"{path}: not a text file.", hint="Add Markdown, plain text or HTML files.")
     text = _decode(data).replace("\r\n", "\n").replace("\r", "\n")
@@ -176,16 +205,26 @@ def parse_document(path: Path, name: str, *, follow_symlinks: bool = False, with
             heading = terms(section) if section != title else []
             chunks.append(Chunk(section, text_, heading, terms(text_)))
     if not any(c.body_terms for c in chunks):
-        raise DocumentError(f"{path}: no text to index (the file is empty or has only markup).",
-                            hint="Check the file, or leave it out.")
+        raise DocumentError(
+            f"{path}: no text to index (the file is empty or has only markup).",
+            hint="Check the file, or leave it out.",
+        )
     url = front_matter_url(text) if kind == "markdown" else None
     if url is not None:
         try:
             check_url(url, f"{path}: url")
         except BadUrl as exc:
             raise DocumentError(str(exc), hint=exc.hint, code="invalid_url") from None
-    return ParsedDocument(name=name, source=str(path.resolve()), kind=kind, title=title,
-                          sha256=hashlib.sha256(data).hexdigest(), size=len(data), chunks=chunks, url=url)
+    return ParsedDocument(
+        name=name,
+        source=str(path.resolve()),
+        kind=kind,
+        title=title,
+        sha256=hashlib.sha256(data).hexdigest(),
+        size=len(data),
+        chunks=chunks,
+        url=url,
+    )
 
 
 def _walk(top: Path, follow_symlinks: bool) -> Iterable[tuple[str, list[str], list[str]]]:
@@ -214,8 +253,13 @@ def _walk(top: Path, follow_symlinks: bool) -> Iterable[tuple[str, list[str], li
         yield dirpath, dirnames, files
 
 
-def collect(paths: Sequence[str | os.PathLike[str]], *, follow_symlinks: bool = False, within: Path | None = None,
-            label: str | None = None) -> tuple[list[tuple[Path, str, Path | None]], list[dict[str, str]]]:
+def collect(
+    paths: Sequence[str | os.PathLike[str]],
+    *,
+    follow_symlinks: bool = False,
+    within: Path | None = None,
+    label: str | None = None,
+) -> tuple[list[tuple[Path, str, Path | None]], list[dict[str, str]]]:
     """(files with their document names and the folder each must stay inside, skipped files). A file is
     named by its file name; files found in a folder by their path relative to it. Folders are walked
     recursively (hidden entries and unsupported types skipped); a named file must exist and be of a
@@ -247,8 +291,10 @@ def collect(paths: Sequence[str | os.PathLike[str]], *, follow_symlinks: bool = 
             files.extend(found)
         elif p.is_file():
             if p.suffix.lower() not in KINDS:
-                raise DocumentError(f"{p}: unsupported file type {p.suffix or '(none)'!r}.",
-                                    hint="Add Markdown (.md), plain text (.txt) or HTML (.html) files.")
+                raise DocumentError(
+                    f"{p}: unsupported file type {p.suffix or '(none)'!r}.",
+                    hint="Add Markdown (.md), plain text (.txt) or HTML (.html) files.",
+                )
             files.append((p, p.name, within))
         elif p.exists():
             raise DocumentError(f"{p}: not a regular file or folder.")
@@ -257,8 +303,10 @@ def collect(paths: Sequence[str | os.PathLike[str]], *, follow_symlinks: bool = 
     by_name: dict[str, Path] = {}
     for f, name, _root in files:
         if name in by_name and by_name[name].resolve() != f.resolve():
-            raise DocumentError(f"two files would both be document {name!r}: {by_name[name]} and {f}.",
-                                hint="Add them in separate commands from different folders, or rename one.")
+            raise DocumentError(
+                f"two files would both be document {name!r}: {by_name[name]} and {f}.",
+                hint="Add them in separate commands from different folders, or rename one.",
+            )
         by_name[name] = f
     unique = list({name: (f, name, root) for f, name, root in files}.values())
     return unique, skipped

@@ -53,9 +53,11 @@ CALIBRATION = {
 }
 
 # A passage the model found, by its id, checked again: its own workspace_id, and its document's.
-_ROWS_SQL = ("SELECT d.name, d.title, f.section, f.body FROM knowledge_fts AS f "
-             "JOIN knowledge_documents AS d ON d.id = f.document_id AND d.workspace_id = ? "
-             "WHERE f.{key} = ? AND f.workspace_id = ?")
+_ROWS_SQL = (
+    "SELECT d.name, d.title, f.section, f.body FROM knowledge_fts AS f "
+    "JOIN knowledge_documents AS d ON d.id = f.document_id AND d.workspace_id = ? "
+    "WHERE f.{key} = ? AND f.workspace_id = ?"
+)
 
 
 @dataclass
@@ -68,9 +70,17 @@ class Ranked:
 
     def as_dict(self) -> dict[str, Any]:
         p = self.passage
-        return {"document": p.document, "section": p.section, "fts_rank": self.fts_rank,
-                "bm25": round(p.score, 4), "coverage": round(p.coverage, 4), "strength": round(p.strength, 4),
-                "dense_rank": self.dense_rank, "cosine": round(self.cosine, 4), "fused": round(self.fused, 5)}
+        return {
+            "document": p.document,
+            "section": p.section,
+            "fts_rank": self.fts_rank,
+            "bm25": round(p.score, 4),
+            "coverage": round(p.coverage, 4),
+            "strength": round(p.strength, 4),
+            "dense_rank": self.dense_rank,
+            "cosine": round(self.cosine, 4),
+            "fused": round(self.fused, 5),
+        }
 
 
 @dataclass
@@ -86,11 +96,18 @@ class Decision:
     question_vector: Any = field(default=None, repr=False)  # numpy row, for picking sentences
 
     def as_dict(self) -> dict[str, Any]:
-        return {"dense": self.dense, "grounded": self.grounded, "reason": self.reason,
-                "score": round(self.score, 4), "threshold": self.threshold,
-                "coverage_weight": self.weights[0], "strength_weight": self.weights[1], "note": self.note,
-                "model": embed.current_tag() if self.dense else None,
-                "ranking": [r.as_dict() for r in self.ranked]}
+        return {
+            "dense": self.dense,
+            "grounded": self.grounded,
+            "reason": self.reason,
+            "score": round(self.score, 4),
+            "threshold": self.threshold,
+            "coverage_weight": self.weights[0],
+            "strength_weight": self.weights[1],
+            "note": self.note,
+            "model": embed.current_tag() if self.dense else None,
+            "ranking": [r.as_dict() for r in self.ranked],
+        }
 
 
 def calibration() -> tuple[float, float, float]:
@@ -123,19 +140,29 @@ def _fts_only(q: _Query, fts: list[Passage], note: str) -> tuple[_Query, list[Pa
     return q, good, Decision(dense=False, grounded=bool(good), reason=why, ranked=ranked, note=note)
 
 
-def retrieve(conn: sqlite3.Connection, ws_id: str, question: str, k: int) -> tuple[_Query, list[Passage], Decision]:
+def retrieve(
+    conn: sqlite3.Connection, ws_id: str, question: str, k: int
+) -> tuple[_Query, list[Passage], Decision]:
     """(query, the passages an answer may use — best first, empty when not grounded —, the decision with
     both rankings and the fused scores)."""
     q, fts = _retrieve(conn, ws_id, question, k)
     if not q.terms:
         return q, [], Decision(dense=False, grounded=False, reason="the question has no content words")
     if not embed.enabled():
-        return _fts_only(q, fts, "dense retrieval is off" if embed.available() else
-                         "dense retrieval is off: the embedding model's package is not installed")
+        return _fts_only(
+            q,
+            fts,
+            "dense retrieval is off"
+            if embed.available()
+            else "dense retrieval is off: the embedding model's package is not installed",
+        )
     m = vectors.matrix(conn, ws_id)
     if not m.ids:
-        return _fts_only(q, fts, "this workspace has no vectors of the current model yet: "
-                         "`botctl knowledge add` computes them")
+        return _fts_only(
+            q,
+            fts,
+            "this workspace has no vectors of the current model yet: `botctl knowledge add` computes them",
+        )
     import numpy as np
 
     try:
@@ -159,8 +186,9 @@ def retrieve(conn: sqlite3.Connection, ws_id: str, question: str, k: int) -> tup
             if row is None:  # gone since the vectors were read, or not this workspace's
                 continue
             name, title, section, body = row
-            r = by_id[pid] = Ranked(Passage(document=name, section=section, excerpt="", score=0.0, title=title,
-                                            text=body, id=pid))
+            r = by_id[pid] = Ranked(
+                Passage(document=name, section=section, excerpt="", score=0.0, title=title, text=body, id=pid)
+            )
         r.dense_rank = rank
     cw, sw, threshold = calibration()
     for r in by_id.values():
@@ -169,8 +197,16 @@ def retrieve(conn: sqlite3.Connection, ws_id: str, question: str, k: int) -> tup
         r.fused = fused(r, cw, sw)
     ranked = sorted(by_id.values(), key=lambda r: (-r.fused, -r.cosine))
     grounded, why = decide(q, ranked[0], threshold)
-    d = Decision(dense=True, grounded=grounded, reason=why, score=ranked[0].fused, threshold=threshold,
-                 weights=(cw, sw), ranked=ranked, question_vector=qv)
+    d = Decision(
+        dense=True,
+        grounded=grounded,
+        reason=why,
+        score=ranked[0].fused,
+        threshold=threshold,
+        weights=(cw, sw),
+        ranked=ranked,
+        question_vector=qv,
+    )
     if not grounded:
         return q, [], d
     # The passages an answer may draw on: the best, and the next ones over the threshold too.
@@ -184,8 +220,14 @@ LEXICAL_WEIGHT = 0.05
 SENTENCE_MARGIN = 0.12
 
 
-def best_sentences(q: _Query, passage: Passage, question_vector: Any, *, max_sentences: int = ANSWER_MAX_SENTENCES,
-                   max_words: int = ANSWER_MAX_WORDS) -> tuple[list[str], set[str]]:
+def best_sentences(
+    q: _Query,
+    passage: Passage,
+    question_vector: Any,
+    *,
+    max_sentences: int = ANSWER_MAX_SENTENCES,
+    max_words: int = ANSWER_MAX_WORDS,
+) -> tuple[list[str], set[str]]:
     """The sentences of `passage` that answer the question (extractive), and the question stems they hold.
     "Can I get my money back?" on a passage about refunds → the sentence that says how the refund is made,
     not the one that happens to hold the word "money"."""
@@ -200,7 +242,7 @@ def best_sentences(q: _Query, passage: Passage, question_vector: Any, *, max_sen
     order = sorted(range(len(units)), key=lambda i: -scores[i])
     chosen = [order[0]]
     words = _words(units[order[0]][1])
-    for i in order[1:len(order)]:
+    for i in order[1 : len(order)]:
         if len(chosen) >= max_sentences or scores[i] < scores[order[0]] - SENTENCE_MARGIN:
             break
         if words + _words(units[i][1]) > max_words:

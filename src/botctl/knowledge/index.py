@@ -54,8 +54,22 @@ class Document:
     url: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        return {k: getattr(self, k) for k in ("name", "title", "kind", "source", "sha256", "bytes", "chunks",
-                                              "words", "added_at", "updated_at", "url")}
+        return {
+            k: getattr(self, k)
+            for k in (
+                "name",
+                "title",
+                "kind",
+                "source",
+                "sha256",
+                "bytes",
+                "chunks",
+                "words",
+                "added_at",
+                "updated_at",
+                "url",
+            )
+        }
 
 
 @dataclass
@@ -69,9 +83,15 @@ class AddReport:
     embedded: int = 0  # passages (re)embedded for dense retrieval: new, changed, or made by another model
 
     def as_dict(self) -> dict[str, Any]:
-        return {"workspace": self.workspace, "added": self.added, "replaced": self.replaced,
-                "unchanged": self.unchanged, "skipped": self.skipped, "chunks": self.chunks,
-                "embedded": self.embedded}
+        return {
+            "workspace": self.workspace,
+            "added": self.added,
+            "replaced": self.replaced,
+            "unchanged": self.unchanged,
+            "skipped": self.skipped,
+            "chunks": self.chunks,
+            "embedded": self.embedded,
+        }
 
 
 _DOC_COLUMNS = "name, title, kind, source, sha256, bytes, chunks, words, added_at, updated_at, url"
@@ -85,8 +105,12 @@ def _workspace(ws: WorkspaceLike) -> WorkspaceLike:
 
 def list_docs(conn: sqlite3.Connection, ws: WorkspaceLike) -> list[Document]:
     w = _workspace(ws)
-    return [Document(*r) for r in conn.execute(
-        f"SELECT {_DOC_COLUMNS} FROM knowledge_documents WHERE workspace_id = ? ORDER BY name", (w.id,))]
+    return [
+        Document(*r)
+        for r in conn.execute(
+            f"SELECT {_DOC_COLUMNS} FROM knowledge_documents WHERE workspace_id = ? ORDER BY name", (w.id,)
+        )
+    ]
 
 
 def _adjust_df(conn: sqlite3.Connection, ws_id: str, chunk_terms: Iterable[set[str]], sign: int) -> None:
@@ -96,7 +120,8 @@ def _adjust_df(conn: sqlite3.Connection, ws_id: str, chunk_terms: Iterable[set[s
     conn.executemany(
         "INSERT INTO knowledge_terms (workspace_id, term, df) VALUES (?, ?, ?) "
         "ON CONFLICT (workspace_id, term) DO UPDATE SET df = knowledge_terms.df + excluded.df",
-        [(ws_id, t, sign * n) for t, n in df.items()])
+        [(ws_id, t, sign * n) for t, n in df.items()],
+    )
     if sign < 0:
         conn.execute("DELETE FROM knowledge_terms WHERE workspace_id = ? AND df <= 0", (ws_id,))
 
@@ -104,14 +129,17 @@ def _adjust_df(conn: sqlite3.Connection, ws_id: str, chunk_terms: Iterable[set[s
 def _delete_document(conn: sqlite3.Connection, ws_id: str, doc_id: int) -> int:
     # Found through the index (document_id is an indexed column), then checked exactly.
     if store.dialect(conn) == "postgresql":  # a plain table there: (workspace_id, document_id) is indexed
-        rows = conn.execute("DELETE FROM knowledge_fts WHERE workspace_id = ? AND document_id = ? RETURNING id, terms",
-                            (ws_id, doc_id)).fetchall()
+        rows = conn.execute(
+            "DELETE FROM knowledge_fts WHERE workspace_id = ? AND document_id = ? RETURNING id, terms",
+            (ws_id, doc_id),
+        ).fetchall()
         _adjust_df(conn, ws_id, (set(r[1].split()) - {"|"} for r in rows), -1)
         vectors.forget(conn, [r[0] for r in rows], ws_id)
         return len(rows)
     rows = conn.execute(
         "SELECT rowid, terms FROM knowledge_fts WHERE knowledge_fts MATCH ? AND workspace_id = ? AND document_id = ?",
-        (f'{_workspace_phrase(ws_id)} AND document_id : "{int(doc_id)}"', ws_id, doc_id)).fetchall()
+        (f'{_workspace_phrase(ws_id)} AND document_id : "{int(doc_id)}"', ws_id, doc_id),
+    ).fetchall()
     _adjust_df(conn, ws_id, (set(r[1].split()) - {"|"} for r in rows), -1)
     conn.executemany("DELETE FROM knowledge_fts WHERE rowid = ?", [(r[0],) for r in rows])
     vectors.forget(conn, [r[0] for r in rows], ws_id)
@@ -122,7 +150,8 @@ def _insert_chunks(conn: sqlite3.Connection, ws_id: str, doc_id: int, doc: Parse
     conn.executemany(
         "INSERT INTO knowledge_fts (title, section, body, workspace_id, document_id, terms) "
         "VALUES (?, ?, ?, ?, ?, ?)",
-        [(doc.title, c.section, c.text, ws_id, doc_id, c.stored_terms) for c in doc.chunks])
+        [(doc.title, c.section, c.text, ws_id, doc_id, c.stored_terms) for c in doc.chunks],
+    )
     _adjust_df(conn, ws_id, (c.term_set for c in doc.chunks), +1)
 
 
@@ -130,7 +159,8 @@ def purge_orphans(conn: sqlite3.Connection) -> int:
     """Drop index rows whose document is gone (a deleted workspace cascades its documents and terms,
     but an FTS5 table cannot take part in a foreign key). Call inside a transaction."""
     n = conn.execute(
-        "DELETE FROM knowledge_fts WHERE document_id NOT IN (SELECT id FROM knowledge_documents)").rowcount
+        "DELETE FROM knowledge_fts WHERE document_id NOT IN (SELECT id FROM knowledge_documents)"
+    ).rowcount
     if n:
         vectors.purge_orphans(conn)
     return n
@@ -146,8 +176,16 @@ def purge_workspace(conn: sqlite3.Connection, workspace_id: str) -> int:
     return n
 
 
-def add(app: Session, ws: WorkspaceLike, paths: Sequence[str | os.PathLike[str]], *, follow_symlinks: bool = False,
-        within: Path | None = None, label: str | None = None, url_base: str | None = None) -> AddReport:
+def add(
+    app: Session,
+    ws: WorkspaceLike,
+    paths: Sequence[str | os.PathLike[str]],
+    *,
+    follow_symlinks: bool = False,
+    within: Path | None = None,
+    label: str | None = None,
+    url_base: str | None = None,
+) -> AddReport:
     """Add (or replace) documents. Everything is read and parsed first; then one transaction writes all
     of it with one audit record, so a bad file leaves nothing half-added. Unchanged files (same name,
     same SHA-256) are no-ops but for their URL. Symbolic links and `within` as in `collect`. `url_base`:
@@ -156,8 +194,10 @@ def add(app: Session, ws: WorkspaceLike, paths: Sequence[str | os.PathLike[str]]
     if url_base is not None:
         check_url(url_base, "--url-base")
     files, skipped = collect(paths, follow_symlinks=follow_symlinks, within=within, label=label)
-    parsed = [parse_document(f, name, follow_symlinks=follow_symlinks and within is None, within=root, label=label)
-              for f, name, root in files]
+    parsed = [
+        parse_document(f, name, follow_symlinks=follow_symlinks and within is None, within=root, label=label)
+        for f, name, root in files
+    ]
     conn = app.vault.conn
     w = _workspace(ws)
     report = AddReport(workspace=w.name, skipped=skipped)
@@ -166,44 +206,77 @@ def add(app: Session, ws: WorkspaceLike, paths: Sequence[str | os.PathLike[str]]
     with store.transaction(conn):
         purge_orphans(conn)
         for doc in parsed:
-            row = conn.execute("SELECT id, sha256 FROM knowledge_documents WHERE workspace_id = ? AND name = ?",
-                               (w.id, doc.name)).fetchone()
+            row = conn.execute(
+                "SELECT id, sha256 FROM knowledge_documents WHERE workspace_id = ? AND name = ?",
+                (w.id, doc.name),
+            ).fetchone()
             url = doc.url or (document_url(doc.name, url_base) if url_base else None)
             if row is not None and row[1] == doc.sha256:
                 report.unchanged.append(doc.name)
                 if url is not None:
                     conn.execute("UPDATE knowledge_documents SET url = ? WHERE id = ?", (url, row[0]))
                 continue
-            values = (doc.title, doc.kind, doc.source, doc.sha256, doc.size, len(doc.chunks), doc.words,
-                      doc.tokens, now, url)
+            values = (
+                doc.title,
+                doc.kind,
+                doc.source,
+                doc.sha256,
+                doc.size,
+                len(doc.chunks),
+                doc.words,
+                doc.tokens,
+                now,
+                url,
+            )
             if row is None:
                 doc_id = conn.execute(
                     "INSERT INTO knowledge_documents (workspace_id, name, title, kind, source, sha256, bytes, "
                     "chunks, words, tokens, updated_at, url, added_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
-                    "RETURNING id", (w.id, doc.name, *values, now)).fetchone()[0]
+                    "RETURNING id",
+                    (w.id, doc.name, *values, now),
+                ).fetchone()[0]
                 report.added.append(doc.name)
             else:
                 doc_id = row[0]
                 _delete_document(conn, w.id, doc_id)
                 conn.execute(
                     "UPDATE knowledge_documents SET title = ?, kind = ?, source = ?, sha256 = ?, bytes = ?, "
-                    "chunks = ?, words = ?, tokens = ?, updated_at = ?, url = ? WHERE id = ?", (*values, doc_id))
+                    "chunks = ?, words = ?, tokens = ?, updated_at = ?, url = ? WHERE id = ?",
+                    (*values, doc_id),
+                )
                 report.replaced.append(doc.name)
             _insert_chunks(conn, w.id, doc_id, doc)
             report.chunks += len(doc.chunks)
-            changes.append({"name": doc.name, "change": "replaced" if row else "added", "kind": doc.kind,
-                            "sha256": doc.sha256, "bytes": doc.size, "chunks": len(doc.chunks)})
+            changes.append(
+                {
+                    "name": doc.name,
+                    "change": "replaced" if row else "added",
+                    "kind": doc.kind,
+                    "sha256": doc.sha256,
+                    "bytes": doc.size,
+                    "chunks": len(doc.chunks),
+                }
+            )
         if embed.enabled():  # also recomputes vectors of unchanged documents made by another model
             try:
                 report.embedded = vectors.sync(conn, w.id, _workspace_phrase(w.id))
             except embed.ModelUnavailable as exc:
-                raise BotctlError(f"the embedding model could not be loaded: {exc}; nothing was added.",
-                                  hint="Reinstall botctl's dependencies, or set BOTCTL_KNOWLEDGE_DENSE=0 to "
-                                       "answer with FTS5 alone.") from None
+                raise BotctlError(
+                    f"the embedding model could not be loaded: {exc}; nothing was added.",
+                    hint="Reinstall botctl's dependencies, or set BOTCTL_KNOWLEDGE_DENSE=0 to "
+                    "answer with FTS5 alone.",
+                ) from None
         if changes:
-            app.audit("knowledge.added", workspace=w.name,
-                      detail={"documents": changes, "added": len(report.added), "replaced": len(report.replaced),
-                              "unchanged": len(report.unchanged)})
+            app.audit(
+                "knowledge.added",
+                workspace=w.name,
+                detail={
+                    "documents": changes,
+                    "added": len(report.added),
+                    "replaced": len(report.replaced),
+                    "unchanged": len(report.unchanged),
+                },
+            )
     return report
 
 
@@ -212,17 +285,25 @@ def remove(app: Session, ws: WorkspaceLike, doc: str) -> Document:
     conn = app.vault.conn
     w = _workspace(ws)
     with store.transaction(conn):
-        row = conn.execute(f"SELECT id, {_DOC_COLUMNS} FROM knowledge_documents WHERE workspace_id = ? AND name = ?",
-                           (w.id, doc)).fetchone()
+        row = conn.execute(
+            f"SELECT id, {_DOC_COLUMNS} FROM knowledge_documents WHERE workspace_id = ? AND name = ?",
+            (w.id, doc),
+        ).fetchone()
         if row is None:
-            raise NotFound(f"no document {doc!r} in workspace {w.name!r}.",
-                           hint=f"See `botctl knowledge list -w {w.name}`.", code="unknown_document")
+            raise NotFound(
+                f"no document {doc!r} in workspace {w.name!r}.",
+                hint=f"See `botctl knowledge list -w {w.name}`.",
+                code="unknown_document",
+            )
         removed = Document(*row[1:])
         chunks = _delete_document(conn, w.id, row[0])
         conn.execute("DELETE FROM knowledge_documents WHERE id = ?", (row[0],))
         purge_orphans(conn)
-        app.audit("knowledge.removed", workspace=w.name,
-                  detail={"document": removed.name, "sha256": removed.sha256, "chunks": chunks})
+        app.audit(
+            "knowledge.removed",
+            workspace=w.name,
+            detail={"document": removed.name, "sha256": removed.sha256, "chunks": chunks},
+        )
     return removed
 
 

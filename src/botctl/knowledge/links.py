@@ -37,8 +37,10 @@ def check_url(value: str, what: str) -> str:
             ok = False
     if not ok:
         shown = str(value)[:60]
-        raise BadUrl(f"{what} {shown!r} is not an http(s) URL.",
-                     hint="Give the full address of the help-center page, e.g. https://help.example.com/articles.")
+        raise BadUrl(
+            f"{what} {shown!r} is not an http(s) URL.",
+            hint="Give the full address of the help-center page, e.g. https://help.example.com/articles.",
+        )
     return value
 
 
@@ -62,14 +64,18 @@ def document_url(name: str, base: str) -> str:
     return base.rstrip("/") + "/" + "/".join(quote(seg, safe="") for seg in stem.split("/"))
 
 
-def cite(conn: sqlite3.Connection, workspace_id: str, citations: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def cite(
+    conn: sqlite3.Connection, workspace_id: str, citations: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
     """The citations with `title` and `url` (None when the operator gave none) of their documents."""
     names = sorted({str(c.get("document")) for c in citations})
     if not names:
         return citations
     marks = ", ".join("?" for _ in names)
-    rows = conn.execute(f"SELECT name, title, url FROM knowledge_documents WHERE workspace_id = ? AND name IN ({marks})",
-                        (workspace_id, *names)).fetchall()
+    rows = conn.execute(
+        f"SELECT name, title, url FROM knowledge_documents WHERE workspace_id = ? AND name IN ({marks})",
+        (workspace_id, *names),
+    ).fetchall()
     meta = {name: (title, url) for name, title, url in rows}
     out = []
     for c in citations:

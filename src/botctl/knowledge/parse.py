@@ -22,7 +22,9 @@ _MD_LINK = re.compile(r"\[([^\]]+)\]\([^)]*\)")
 _MD_REFLINK = re.compile(r"\[([^\]]+)\]\[[^\]]*\]")
 _MD_AUTOLINK = re.compile(r"<((?:https?|mailto):[^>\s]+)>")
 _MD_TAG = re.compile(r"</?[A-Za-z][^>]*>")
-_MD_EMPH = re.compile(r"(\*\*|__)(\S(?:.*?\S)?)\1|(?<![\w*])\*(\S(?:.*?\S)?)\*(?![\w*])|(?<!\w)_(\S(?:.*?\S)?)_(?!\w)")
+_MD_EMPH = re.compile(
+    r"(\*\*|__)(\S(?:.*?\S)?)\1|(?<![\w*])\*(\S(?:.*?\S)?)\*(?![\w*])|(?<!\w)_(\S(?:.*?\S)?)_(?!\w)"
+)
 _MD_CODE = re.compile(r"`+([^`]*)`+")
 _MD_ESCAPE = re.compile(r"\\([\\`*_{}\[\]()#+\-.!>|~])")
 _MD_ATX = re.compile(r"^ {0,3}(#{1,6})(?:[ \t]+(.*?))?(?:[ \t]+#+)?[ \t]*$")
@@ -62,7 +64,7 @@ def parse_markdown(text: str) -> tuple[str | None, list[Block]]:
                     key, _, value = meta.partition(":")
                     if key.strip().lower() == "title" and value.strip():
                         title = value.strip().strip("'\"")
-                lines = lines[i + 1:]
+                lines = lines[i + 1 :]
                 break
     blocks: list[Block] = []
     para: list[str] = []
@@ -147,9 +149,13 @@ def parse_markdown(text: str) -> tuple[str | None, list[Block]]:
 
 
 _VOID = frozenset("area base br col embed hr img input link meta param source track wbr".split())
-_SKIP = frozenset("script style nav noscript template svg iframe footer button select textarea object canvas".split())
-_BREAK = frozenset("""p div section article main header aside blockquote pre table thead tbody tfoot tr ul ol dl
-figure figcaption address details summary form fieldset legend hr body html caption""".split())
+_SKIP = frozenset(
+    "script style nav noscript template svg iframe footer button select textarea object canvas".split()
+)
+_BREAK = frozenset(
+    """p div section article main header aside blockquote pre table thead tbody tfoot tr ul ol dl
+figure figcaption address details summary form fieldset legend hr body html caption""".split()
+)
 _HEADINGS = {f"h{i}": i for i in range(1, 7)}
 
 
@@ -185,7 +191,11 @@ class _HTMLBlocks(HTMLParser):
                 self._skip.append(tag)
             return
         a = dict(attrs)
-        hidden = "hidden" in a or (a.get("aria-hidden") or "").lower() == "true" or (a.get("role") or "") == "navigation"
+        hidden = (
+            "hidden" in a
+            or (a.get("aria-hidden") or "").lower() == "true"
+            or (a.get("role") or "") == "navigation"
+        )
         if (tag in _SKIP or hidden) and tag not in _VOID:
             self._skip.append(tag)
             return
@@ -263,8 +273,12 @@ def parse_text(text: str) -> tuple[str | None, list[Block]]:
         if len(lines) == 1 and i + 1 < len(paras):
             line = lines[0]
             words = line.split()
-            if len(words) <= 12 and len(line) <= 90 and not _TXT_LIST.match(line) and (
-                    line[-1] not in ".,;:!" or line.isupper()):
+            if (
+                len(words) <= 12
+                and len(line) <= 90
+                and not _TXT_LIST.match(line)
+                and (line[-1] not in ".,;:!" or line.isupper())
+            ):
                 blocks.append(("h", 2 if seen_heading or blocks else 1, line))
                 seen_heading = True
                 continue

@@ -24,7 +24,9 @@ LLM_SYSTEM_PROMPT = (
     "used in square brackets, like [1]. If the passages do not answer the question, reply exactly "
     "NOT_IN_PASSAGES."
 )
-_ANY_BRACKET_REF = re.compile(r"\[\s*(?:source|passage|doc(?:ument)?)?\s*#?\s*(\d+(?:\s*,\s*\d+)*)\s*\]", re.I)
+_ANY_BRACKET_REF = re.compile(
+    r"\[\s*(?:source|passage|doc(?:ument)?)?\s*#?\s*(\d+(?:\s*,\s*\d+)*)\s*\]", re.I
+)
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
 
 
@@ -36,8 +38,9 @@ def _llm_endpoint(url: str) -> str:
 
 
 def _llm_request(question: str, passages: list[Passage]) -> tuple[str, dict[str, str], dict[str, Any], float]:
-    numbered = "\n\n".join(f"[{i}] {p.title} — {p.section} ({p.document})\n{p.text}"
-                           for i, p in enumerate(passages, 1))
+    numbered = "\n\n".join(
+        f"[{i}] {p.title} — {p.section} ({p.document})\n{p.text}" for i, p in enumerate(passages, 1)
+    )
     headers = {"Content-Type": "application/json"}
     key = os.environ.get("BOTCTL_LLM_API_KEY")
     if key:
@@ -46,9 +49,13 @@ def _llm_request(question: str, passages: list[Passage]) -> tuple[str, dict[str,
         "model": os.environ.get("BOTCTL_LLM_MODEL", "default"),
         "temperature": 0,
         "max_tokens": 400,
-        "messages": [{"role": "system", "content": LLM_SYSTEM_PROMPT},
-                     {"role": "user",
-                      "content": f"Passages:\n\n{numbered}\n\nQuestion: {question[:MAX_QUESTION_CHARS]}"}],
+        "messages": [
+            {"role": "system", "content": LLM_SYSTEM_PROMPT},
+            {
+                "role": "user",
+                "content": f"Passages:\n\n{numbered}\n\nQuestion: {question[:MAX_QUESTION_CHARS]}",
+            },
+        ],
     }
     try:
         timeout = float(os.environ.get("BOTCTL_LLM_TIMEOUT", "20"))

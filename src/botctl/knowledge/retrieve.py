@@ -61,8 +61,13 @@ class Passage:
     id: int = field(default=0, repr=False)  # the knowledge_fts rowid (dense.py joins its vectors on it)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"document": self.document, "title": self.title, "section": self.section,
-                "excerpt": self.excerpt, "score": round(self.score, 4)}
+        return {
+            "document": self.document,
+            "title": self.title,
+            "section": self.section,
+            "excerpt": self.excerpt,
+            "score": round(self.score, 4),
+        }
 
 
 @dataclass
@@ -113,29 +118,36 @@ def scoped_match(workspace_id: str, words: Iterable[str]) -> str:
     return f"{_workspace_phrase(workspace_id)} AND {{title section body}} : ({match_expression(words)})"
 
 
-
 def _idf(n: float, df: float) -> float:
     return math.log(1.0 + (n - df + 0.5) / (df + 0.5))
 
 
 def _retrieve(conn: sqlite3.Connection, ws_id: str, question: str, k: int) -> tuple[_Query, list[Passage]]:
     qterms = query_terms(question)
-    n, total = conn.execute("SELECT CAST(coalesce(sum(chunks), 0) AS DOUBLE PRECISION), "
-                            "CAST(coalesce(sum(tokens), 0) AS DOUBLE PRECISION) FROM knowledge_documents "
-                            "WHERE workspace_id = ?", (ws_id,)).fetchone()
+    n, total = conn.execute(
+        "SELECT CAST(coalesce(sum(chunks), 0) AS DOUBLE PRECISION), "
+        "CAST(coalesce(sum(tokens), 0) AS DOUBLE PRECISION) FROM knowledge_documents "
+        "WHERE workspace_id = ?",
+        (ws_id,),
+    ).fetchone()
     if not qterms or not n:
         return _Query(qterms, {s: 0.0 for _, s in qterms}, 0.0), []
     stems = [s for _, s in qterms]
     marks = ", ".join("?" * len(stems))
-    df = dict(conn.execute(f"SELECT term, df FROM knowledge_terms WHERE workspace_id = ? AND term IN ({marks})",
-                           (ws_id, *stems)).fetchall())
+    df = dict(
+        conn.execute(
+            f"SELECT term, df FROM knowledge_terms WHERE workspace_id = ? AND term IN ({marks})",
+            (ws_id, *stems),
+        ).fetchall()
+    )
     q = _Query(qterms, {s: _idf(n, df.get(s, 0)) for s in stems}, _idf(n, 0))
     try:
         if store.dialect(conn) == "postgresql":
             rows = conn.execute(_PG_CANDIDATES_SQL, (pg_tsquery(stems), ws_id, k, ws_id)).fetchall()
         else:
-            rows = conn.execute(_CANDIDATES_SQL, (scoped_match(ws_id, (w for w, _ in qterms)), k, ws_id,
-                                                  ws_id)).fetchall()
+            rows = conn.execute(
+                _CANDIDATES_SQL, (scoped_match(ws_id, (w for w, _ in qterms)), k, ws_id, ws_id)
+            ).fetchall()
     except store.OperationalError:  # defensive: the expression is built from quoted words only
         return q, []
     avgdl = (total / n) or 1.0
@@ -147,8 +159,11 @@ def _retrieve(conn: sqlite3.Connection, ws_id: str, question: str, k: int) -> tu
     # address") names one thing: a passage with only half of it ("email address") is not about it.
     qseq = [stem(w) for w in content_words(question[:MAX_QUESTION_CHARS])]
     phrases = {(a, b) for a, b in zip(qseq, qseq[1:], strict=False) if a != b}
-    phrases = {ph for ph in phrases if any(f" {ph[0]} {ph[1]} " in h or f" {ph[0]} {ph[1]} " in t
-                                           for *_, h, t in parsed)}
+    phrases = {
+        ph
+        for ph in phrases
+        if any(f" {ph[0]} {ph[1]} " in h or f" {ph[0]} {ph[1]} " in t for *_, h, t in parsed)
+    }
     out = []
     for rowid, name, title, section, body, heading, text_terms in parsed:
         heading_list, text_list = heading.split(), text_terms.split()
@@ -161,10 +176,22 @@ def _retrieve(conn: sqlite3.Connection, ws_id: str, question: str, k: int) -> tu
         score = sum(q.idf[s] * tf[s] * (K1 + 1) / (tf[s] + K1 * (1 - B + B * dl / avgdl)) for s in matched)
         coverage = sum(q.idf[s] for s in matched) / q.mass if q.mass else 0.0
         strength = score / q.idf_max if q.idf_max else 0.0
-        out.append(Passage(document=name, section=section, excerpt="", score=score, title=title,
-                           coverage=coverage, strength=strength, text=body, matched=frozenset(matched), id=rowid))
+        out.append(
+            Passage(
+                document=name,
+                section=section,
+                excerpt="",
+                score=score,
+                title=title,
+                coverage=coverage,
+                strength=strength,
+                text=body,
+                matched=frozenset(matched),
+                id=rowid,
+            )
+        )
     # Coordination: a passage that covers more of the question outranks one that repeats part of it.
-    out.sort(key=lambda p: (-p.score * p.coverage ** 2, -p.coverage))
+    out.sort(key=lambda p: (-p.score * p.coverage**2, -p.coverage))
     return q, out
 
 
@@ -183,8 +210,13 @@ def _sentence_units(text: str) -> list[tuple[int, str, str | None]]:
     return units
 
 
-def _best_sentences(q: _Query, passage: Passage, *, max_sentences: int = ANSWER_MAX_SENTENCES,
-                    max_words: int = ANSWER_MAX_WORDS) -> tuple[list[str], set[str]]:
+def _best_sentences(
+    q: _Query,
+    passage: Passage,
+    *,
+    max_sentences: int = ANSWER_MAX_SENTENCES,
+    max_words: int = ANSWER_MAX_WORDS,
+) -> tuple[list[str], set[str]]:
     """Extractive: the sentences of the passage that best cover the question, in document order."""
     units = _sentence_units(passage.text)
     if not units:
@@ -205,7 +237,9 @@ def _best_sentences(q: _Query, passage: Passage, *, max_sentences: int = ANSWER_
         if chosen and (best is None or gain < 0.15 * q.mass):
             # Everything is covered: still take a sentence that on its own covers half of the question
             # (the three shipping speeds after "standard shipping is free over $50").
-            own = [(sum(q.idf[s] for s in ts & stems), -i) for i, ts in enumerate(unit_terms) if i not in chosen]
+            own = [
+                (sum(q.idf[s] for s in ts & stems), -i) for i, ts in enumerate(unit_terms) if i not in chosen
+            ]
             top = max(own, default=(0.0, 0))
             best = -top[1] if top[0] >= 0.5 * q.mass else None
         if best is None:

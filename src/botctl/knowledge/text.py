@@ -14,7 +14,8 @@ from functools import lru_cache
 MAX_QUESTION_CHARS = 2000
 MAX_QUERY_TERMS = 32
 
-STOP_WORDS = frozenset("""
+STOP_WORDS = frozenset(
+    """
 a about above after again against all am an and any are aren arent as at be because been before being
 below between both but by can cannot cant could couldn did didn do does doesn doing don dont down during
 each few for from further had hadn has hasn have haven having he her here hers herself him himself his how
@@ -26,7 +27,8 @@ yourself yourselves ve
 hi hello hey please thanks thank ok okay tell know want need like get got getting take takes took long
 much many able possible also really just let lets anyone someone something anything way help
 one two three four five six seven eight nine ten
-""".split())
+""".split()
+)
 
 _TOKEN = re.compile(r"[^\W_]+")
 
@@ -73,6 +75,7 @@ def match_expression(words: Iterable[str]) -> str:
 # -- Porter stemmer (the original algorithm, as SQLite's porter tokenizer implements it; the tests
 # compare the two word for word) ---------------------------------------------------------------------
 
+
 def _cons(w: str, i: int) -> bool:
     c = w[i]
     if c in "aeiou":
@@ -107,15 +110,59 @@ def _cvc(s: str) -> bool:
     return n >= 3 and _cons(s, n - 1) and not _cons(s, n - 2) and _cons(s, n - 3) and s[-1] not in "wxy"
 
 
-_STEP2 = (("ational", "ate"), ("tional", "tion"), ("enci", "ence"), ("anci", "ance"), ("izer", "ize"),
-          ("bli", "ble"), ("alli", "al"), ("entli", "ent"), ("eli", "e"), ("ousli", "ous"),
-          ("ization", "ize"), ("ation", "ate"), ("ator", "ate"), ("alism", "al"), ("iveness", "ive"),
-          ("fulness", "ful"), ("ousness", "ous"), ("aliti", "al"), ("iviti", "ive"), ("biliti", "ble"),
-          ("logi", "log"))
-_STEP3 = (("icate", "ic"), ("ative", ""), ("alize", "al"), ("iciti", "ic"), ("ical", "ic"), ("ful", ""),
-          ("ness", ""))
-_STEP4 = ("al", "ance", "ence", "er", "ic", "able", "ible", "ant", "ement", "ment", "ent", "ion", "ou",
-          "ism", "ate", "iti", "ous", "ive", "ize")
+_STEP2 = (
+    ("ational", "ate"),
+    ("tional", "tion"),
+    ("enci", "ence"),
+    ("anci", "ance"),
+    ("izer", "ize"),
+    ("bli", "ble"),
+    ("alli", "al"),
+    ("entli", "ent"),
+    ("eli", "e"),
+    ("ousli", "ous"),
+    ("ization", "ize"),
+    ("ation", "ate"),
+    ("ator", "ate"),
+    ("alism", "al"),
+    ("iveness", "ive"),
+    ("fulness", "ful"),
+    ("ousness", "ous"),
+    ("aliti", "al"),
+    ("iviti", "ive"),
+    ("biliti", "ble"),
+    ("logi", "log"),
+)
+_STEP3 = (
+    ("icate", "ic"),
+    ("ative", ""),
+    ("alize", "al"),
+    ("iciti", "ic"),
+    ("ical", "ic"),
+    ("ful", ""),
+    ("ness", ""),
+)
+_STEP4 = (
+    "al",
+    "ance",
+    "ence",
+    "er",
+    "ic",
+    "able",
+    "ible",
+    "ant",
+    "ement",
+    "ment",
+    "ent",
+    "ion",
+    "ou",
+    "ism",
+    "ate",
+    "iti",
+    "ous",
+    "ive",
+    "ize",
+)
 
 
 def _suffix_rule(w: str, table: tuple[tuple[str, str], ...]) -> str:

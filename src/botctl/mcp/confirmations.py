@@ -28,9 +28,13 @@ if TYPE_CHECKING:
 
 TTL_S = 300.0  # five minutes: long enough to read and click, short enough that a stale ask cannot be replayed
 ID_PREFIX = "cnf_"
-ID_SHAPE = re.compile(r"cnf_[A-Za-z0-9_-]{1,60}")  # what `create` issues (token_urlsafe): nothing else is looked up
-_COLUMNS = ("id, workspace_id, action, params, params_sha256, visitor_sub, visitor_email, summary, request_id, "
-            "created_at, expires_at, status, outcome")
+ID_SHAPE = re.compile(
+    r"cnf_[A-Za-z0-9_-]{1,60}"
+)  # what `create` issues (token_urlsafe): nothing else is looked up
+_COLUMNS = (
+    "id, workspace_id, action, params, params_sha256, visitor_sub, visitor_email, summary, request_id, "
+    "created_at, expires_at, status, outcome"
+)
 
 
 @dataclass(frozen=True)
@@ -52,28 +56,53 @@ class Confirmation:
     def public(self) -> dict[str, Any]:
         """What the bot and the widget are shown: the summary, never anyone else's data."""
         left = max(0, int(self.expires_at - time.time()))
-        return {"confirmation_id": self.id, "action": self.action, "status": self.status, **self.summary,
-                "expires_in_s": left if self.status == "pending" else 0}
+        return {
+            "confirmation_id": self.id,
+            "action": self.action,
+            "status": self.status,
+            **self.summary,
+            "expires_in_s": left if self.status == "pending" else 0,
+        }
 
     def belongs_to(self, visitor: Visitor | None) -> bool:
         return visitor is not None and visitor.sub == self.visitor_sub and visitor.email == self.visitor_email
 
 
 def digest(action: str, params: dict[str, Any]) -> str:
-    return hashlib.sha256(json.dumps([action, params], sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+    return hashlib.sha256(
+        json.dumps([action, params], sort_keys=True, separators=(",", ":")).encode()
+    ).hexdigest()
 
 
 def _row(r: tuple[Any, ...]) -> Confirmation:
-    return Confirmation(r[0], r[1], r[2], json.loads(r[3]) if r[3] is not None else None, r[4], r[5], r[6],
-                        json.loads(r[7]), r[8], r[9], float(r[10]), r[11], r[12])
+    return Confirmation(
+        r[0],
+        r[1],
+        r[2],
+        json.loads(r[3]) if r[3] is not None else None,
+        r[4],
+        r[5],
+        r[6],
+        json.loads(r[7]),
+        r[8],
+        r[9],
+        float(r[10]),
+        r[11],
+        r[12],
+    )
 
 
 def summarize(spec: Any, vendor: str, params: dict[str, Any]) -> dict[str, Any]:
     """A plain-language account of exactly what will happen: the action's own description in the visitor's
     words, and every parameter that will be sent, labelled."""
     text = spec.description.rstrip(".")
-    for said, meant in (("the visitor's", "your"), ("The visitor's", "Your"), ("for the visitor", "for you"),
-                        ("the visitor", "you"), ("The visitor", "You")):
+    for said, meant in (
+        ("the visitor's", "your"),
+        ("The visitor's", "Your"),
+        ("for the visitor", "for you"),
+        ("the visitor", "you"),
+        ("The visitor", "You"),
+    ):
         text = text.replace(said, meant)
     details = []
     for key, value in params.items():
@@ -85,18 +114,41 @@ def summarize(spec: Any, vendor: str, params: dict[str, Any]) -> dict[str, Any]:
     return {"title": f"{text} ({vendor})", "details": details, "summary": "\n".join(lines)}
 
 
-def create(app: Session, ws: Workspace, action: str, params: dict[str, Any], visitor: Visitor, summary: dict[str, Any],
-           request_id: str, *, ttl: float = TTL_S) -> Confirmation:
+def create(
+    app: Session,
+    ws: Workspace,
+    action: str,
+    params: dict[str, Any],
+    visitor: Visitor,
+    summary: dict[str, Any],
+    request_id: str,
+    *,
+    ttl: float = TTL_S,
+) -> Confirmation:
     conn = app.vault.conn
     cid = ID_PREFIX + secrets.token_urlsafe(18)
     now = time.time()
     with store.transaction(conn):
-        conn.execute("DELETE FROM mcp_confirmations WHERE expires_at < ?", (now - 86400,))  # keep the table small
+        conn.execute(
+            "DELETE FROM mcp_confirmations WHERE expires_at < ?", (now - 86400,)
+        )  # keep the table small
         conn.execute(
             "INSERT INTO mcp_confirmations (id, workspace_id, action, params, params_sha256, visitor_sub, visitor_email, "
             "summary, request_id, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (cid, ws.id, action, json.dumps(params, sort_keys=True), digest(action, params), visitor.sub, visitor.email,
-             json.dumps(summary), request_id, store.now_iso(), now + ttl))
+            (
+                cid,
+                ws.id,
+                action,
+                json.dumps(params, sort_keys=True),
+                digest(action, params),
+                visitor.sub,
+                visitor.email,
+                json.dumps(summary),
+                request_id,
+                store.now_iso(),
+                now + ttl,
+            ),
+        )
     found = get(app, ws, cid)
     assert found is not None
     return found
@@ -105,8 +157,9 @@ def create(app: Session, ws: Workspace, action: str, params: dict[str, Any], vis
 def get(app: Session, ws: Workspace, cid: str) -> Confirmation | None:
     if not isinstance(cid, str) or not ID_SHAPE.fullmatch(cid):
         return None
-    r = app.vault.conn.execute(f"SELECT {_COLUMNS} FROM mcp_confirmations WHERE id = ? AND workspace_id = ?",
-                               (cid, ws.id)).fetchone()
+    r = app.vault.conn.execute(
+        f"SELECT {_COLUMNS} FROM mcp_confirmations WHERE id = ? AND workspace_id = ?", (cid, ws.id)
+    ).fetchone()
     return _row(r) if r else None
 
 
@@ -114,11 +167,15 @@ def pending_for(app: Session, ws: Workspace, visitor: Visitor) -> list[Confirmat
     """The visitor's own confirmations still waiting in this workspace, oldest first (at most 20)."""
     rows = app.vault.conn.execute(
         f"SELECT {_COLUMNS} FROM mcp_confirmations WHERE workspace_id = ? AND visitor_sub = ? AND status = 'pending' "
-        "AND expires_at > ? ORDER BY expires_at LIMIT 20", (ws.id, visitor.sub, time.time())).fetchall()
+        "AND expires_at > ? ORDER BY expires_at LIMIT 20",
+        (ws.id, visitor.sub, time.time()),
+    ).fetchall()
     return [r for r in map(_row, rows) if r.belongs_to(visitor)]
 
 
-def decide(app: Session, ws: Workspace, cid: str, visitor: Visitor | None, decision: str) -> tuple[Confirmation | None, str | None]:
+def decide(
+    app: Session, ws: Workspace, cid: str, visitor: Visitor | None, decision: str
+) -> tuple[Confirmation | None, str | None]:
     """Answer a confirmation as `visitor` ("confirm" or "cancel"): (the row as it was, None) when this answer is
     the one that counts, else (row or None, refusal code): `not_found` (no such id here, or someone else's: the
     same answer, so ids of others cannot be probed), `confirmation_expired`, `confirmation_used`.
@@ -127,8 +184,11 @@ def decide(app: Session, ws: Workspace, cid: str, visitor: Visitor | None, decis
     if row is None or not row.belongs_to(visitor):
         return None, "not_found"
     if row.status == "expired" or (row.status == "pending" and row.expires_at <= time.time()):
-        app.vault.conn.execute("UPDATE mcp_confirmations SET status = 'expired', params = NULL, decided_at = ? "
-                               "WHERE id = ? AND status = 'pending'", (store.now_iso(), cid))
+        app.vault.conn.execute(
+            "UPDATE mcp_confirmations SET status = 'expired', params = NULL, decided_at = ? "
+            "WHERE id = ? AND status = 'pending'",
+            (store.now_iso(), cid),
+        )
         return row, "confirmation_expired"
     if row.status != "pending":
         return row, "confirmation_used"
@@ -138,7 +198,8 @@ def decide(app: Session, ws: Workspace, cid: str, visitor: Visitor | None, decis
     cur = app.vault.conn.execute(
         "UPDATE mcp_confirmations SET status = ?, decided_at = ?, params = CASE WHEN ? = 'confirmed' THEN params END "
         "WHERE id = ? AND status = 'pending' AND expires_at > ?",
-        (status, store.now_iso(), status, cid, time.time()))
+        (status, store.now_iso(), status, cid, time.time()),
+    )
     if cur.rowcount != 1:
         return row, "confirmation_used"
     return row, None
@@ -151,24 +212,37 @@ async def expire_due(app: Session) -> int:
 
     rows = app.vault.conn.execute(
         "SELECT c.id, w.name, c.action, c.request_id FROM mcp_confirmations c JOIN workspaces w "
-        "ON w.id = c.workspace_id WHERE c.status = 'pending' AND c.expires_at <= ?", (time.time(),)).fetchall()
+        "ON w.id = c.workspace_id WHERE c.status = 'pending' AND c.expires_at <= ?",
+        (time.time(),),
+    ).fetchall()
     done = 0
     for cid, ws_name, action, request_id in rows:
-        cur = app.vault.conn.execute("UPDATE mcp_confirmations SET status = 'expired', params = NULL, decided_at = ? "
-                                     "WHERE id = ? AND status = 'pending'", (store.now_iso(), cid))
+        cur = app.vault.conn.execute(
+            "UPDATE mcp_confirmations SET status = 'expired', params = NULL, decided_at = ? "
+            "WHERE id = ? AND status = 'pending'",
+            (store.now_iso(), cid),
+        )
         if cur.rowcount != 1:
             continue  # answered meanwhile
-        await app.aaudit("action.confirmation", workspace=ws_name if workspaces.NAME_RE.fullmatch(ws_name) else None,
-                         actor={"type": "system"}, action=action, connector=action.split(".")[0],
-                         outcome="denied", reason="confirmation_expired",
-                         detail={"confirmation_id": cid, "requested_in": request_id})
+        await app.aaudit(
+            "action.confirmation",
+            workspace=ws_name if workspaces.NAME_RE.fullmatch(ws_name) else None,
+            actor={"type": "system"},
+            action=action,
+            connector=action.split(".")[0],
+            outcome="denied",
+            reason="confirmation_expired",
+            detail={"confirmation_id": cid, "requested_in": request_id},
+        )
         done += 1
     return done
 
 
 def finish(app: Session, cid: str, outcome: str) -> None:
     """The confirmed action ran (or failed): keep the outcome code, drop the params."""
-    app.vault.conn.execute("UPDATE mcp_confirmations SET outcome = ?, params = NULL WHERE id = ?", (outcome, cid))
+    app.vault.conn.execute(
+        "UPDATE mcp_confirmations SET outcome = ?, params = NULL WHERE id = ?", (outcome, cid)
+    )
 
 
 def waived(conn: Any, ws: Workspace) -> list[str]:
@@ -186,7 +260,10 @@ def set_waived(app: Session, ws: Workspace, names: list[str]) -> list[str]:
     conn = app.vault.conn
     with store.transaction(conn):
         before = waived(conn, ws)
-        conn.execute("INSERT INTO mcp_settings (workspace_id, waived_actions) VALUES (?, ?) ON CONFLICT(workspace_id) "
-                     "DO UPDATE SET waived_actions = excluded.waived_actions", (ws.id, json.dumps(names)))
+        conn.execute(
+            "INSERT INTO mcp_settings (workspace_id, waived_actions) VALUES (?, ?) ON CONFLICT(workspace_id) "
+            "DO UPDATE SET waived_actions = excluded.waived_actions",
+            (ws.id, json.dumps(names)),
+        )
         app.audit("mcp.confirmation_waived", workspace=ws.name, detail={"before": before, "after": names})
     return names

@@ -57,8 +57,11 @@ def terminal_hold(visitor: Visitor | None, *, yes: bool, tty_path: str = "/dev/t
                 tty.flush()
                 answer = await asyncio.to_thread(tty.readline)
         except OSError:
-            raise ActionError("confirmation_refused", "No terminal to confirm this change on; start the server "
-                                                      "with --yes to let the agent make changes.") from None
+            raise ActionError(
+                "confirmation_refused",
+                "No terminal to confirm this change on; start the server "
+                "with --yes to let the agent make changes.",
+            ) from None
         if answer.strip().lower() not in ("y", "yes"):
             raise ActionError("confirmation_refused", "The operator did not confirm this change.")
         return {"audit": {"confirmation": "operator terminal"}}
@@ -66,8 +69,15 @@ def terminal_hold(visitor: Visitor | None, *, yes: bool, tty_path: str = "/dev/t
     return hold
 
 
-async def serve(app: Session, workspace: str, visitor: Visitor | None, *, yes: bool, stdin: TextIO = sys.stdin,
-                stdout: TextIO = sys.stdout) -> None:
+async def serve(
+    app: Session,
+    workspace: str,
+    visitor: Visitor | None,
+    *,
+    yes: bool,
+    stdin: TextIO = sys.stdin,
+    stdout: TextIO = sys.stdout,
+) -> None:
     from botctl.audit import operator_actor
     from botctl.mcp.server import INVALID_REQUEST, PARSE_ERROR, Caller, handle
 
@@ -86,13 +96,21 @@ async def serve(app: Session, workspace: str, visitor: Visitor | None, *, yes: b
         except (ValueError, RecursionError):  # RecursionError: nested deeper than the parser goes
             message = None
         if message is None:
-            body: dict[str, Any] | None = {"jsonrpc": "2.0", "id": None,
-                                           "error": {"code": PARSE_ERROR, "message": "Not a JSON message."}}
+            body: dict[str, Any] | None = {
+                "jsonrpc": "2.0",
+                "id": None,
+                "error": {"code": PARSE_ERROR, "message": "Not a JSON message."},
+            }
         elif _depth(message) > MAX_DEPTH:  # the edge's cap: params are walked recursively
             mid = message.get("id") if isinstance(message, dict) else None
-            body = {"jsonrpc": "2.0", "id": mid if isinstance(mid, str | int) and not isinstance(mid, bool) else None,
-                    "error": {
-                "code": INVALID_REQUEST, "message": f"The message is nested over {MAX_DEPTH} levels deep."}}
+            body = {
+                "jsonrpc": "2.0",
+                "id": mid if isinstance(mid, str | int) and not isinstance(mid, bool) else None,
+                "error": {
+                    "code": INVALID_REQUEST,
+                    "message": f"The message is nested over {MAX_DEPTH} levels deep.",
+                },
+            }
         else:
             caller = Caller(app, workspace, visitor, actor, new_request_id(), operator=True, hold=hold)
             _, body = await handle(caller, message)

@@ -15,25 +15,48 @@ from typing import Any
 
 TOOL_NAME = re.compile(r"[a-z0-9_]{1,40}__[a-z0-9_]{1,60}")
 STATUS_TOOL = "botctl__confirmation_status"
-CONFIRM_NOTE = (" This changes the customer's data: the call returns `confirmation_required` with a summary and a "
-                "confirmation id, the signed-in customer confirms it in the site's chat widget, and only then does "
-                "it run. Ask for the outcome with botctl__confirmation_status.")
+CONFIRM_NOTE = (
+    " This changes the customer's data: the call returns `confirmation_required` with a summary and a "
+    "confirmation id, the signed-in customer confirms it in the site's chat widget, and only then does "
+    "it run. Ask for the outcome with botctl__confirmation_status."
+)
 
 CONFIRMATION_SCHEMA: dict[str, Any] = {
-    "type": "object", "required": ["confirmation_required"],
-    "properties": {"confirmation_required": {
-        "type": "object", "required": ["confirmation_id", "action", "status", "title", "summary", "details",
-                                       "expires_in_s"],
-        "properties": {"confirmation_id": {"type": "string"}, "action": {"type": "string"},
-                       "status": {"type": "string"}, "title": {"type": "string"}, "summary": {"type": "string"},
-                       "details": {"type": "array", "items": {"type": "object"}},
-                       "expires_in_s": {"type": "integer"}}}},
+    "type": "object",
+    "required": ["confirmation_required"],
+    "properties": {
+        "confirmation_required": {
+            "type": "object",
+            "required": [
+                "confirmation_id",
+                "action",
+                "status",
+                "title",
+                "summary",
+                "details",
+                "expires_in_s",
+            ],
+            "properties": {
+                "confirmation_id": {"type": "string"},
+                "action": {"type": "string"},
+                "status": {"type": "string"},
+                "title": {"type": "string"},
+                "summary": {"type": "string"},
+                "details": {"type": "array", "items": {"type": "object"}},
+                "expires_in_s": {"type": "integer"},
+            },
+        }
+    },
 }
 STATUS_OUTPUT: dict[str, Any] = {
-    "type": "object", "required": ["confirmation_id", "status"],
-    "properties": {"confirmation_id": {"type": "string"},
-                   "status": {"type": "string", "enum": ["pending", "confirmed", "cancelled", "expired"]},
-                   "outcome": {"type": ["string", "null"]}, "result": {}},
+    "type": "object",
+    "required": ["confirmation_id", "status"],
+    "properties": {
+        "confirmation_id": {"type": "string"},
+        "status": {"type": "string", "enum": ["pending", "confirmed", "cancelled", "expired"]},
+        "outcome": {"type": ["string", "null"]},
+        "result": {},
+    },
 }
 
 
@@ -62,8 +85,12 @@ def as_tool(entry: dict[str, Any], *, confirm: bool) -> dict[str, Any]:
         "title": f"{entry['vendor']}: {entry['description'].rstrip('.')}",
         "description": entry["description"] + (CONFIRM_NOTE if write and confirm else ""),
         "inputSchema": dict(entry["params"]),
-        "annotations": {"readOnlyHint": not write, "destructiveHint": write, "idempotentHint": entry["idempotent"],
-                        "openWorldHint": False},
+        "annotations": {
+            "readOnlyHint": not write,
+            "destructiveHint": write,
+            "idempotentHint": entry["idempotent"],
+            "openWorldHint": False,
+        },
     }
     if write and confirm:
         tool["outputSchema"] = CONFIRMATION_SCHEMA  # the one shape such a call answers with
@@ -71,17 +98,30 @@ def as_tool(entry: dict[str, Any], *, confirm: bool) -> dict[str, Any]:
 
 
 def status_tool() -> dict[str, Any]:
-    return {"name": STATUS_TOOL, "title": "botctl: what became of a change waiting for confirmation",
-            "description": "Whether the customer confirmed or cancelled a change (by its confirmation id), and "
-                           "the outcome and result once it ran.",
-            "inputSchema": {"type": "object", "additionalProperties": False, "required": ["confirmation_id"],
-                            "properties": {"confirmation_id": {"type": "string", "maxLength": 64}}},
-            "outputSchema": STATUS_OUTPUT,
-            "annotations": {"readOnlyHint": True, "destructiveHint": False, "idempotentHint": True,
-                            "openWorldHint": False}}
+    return {
+        "name": STATUS_TOOL,
+        "title": "botctl: what became of a change waiting for confirmation",
+        "description": "Whether the customer confirmed or cancelled a change (by its confirmation id), and "
+        "the outcome and result once it ran.",
+        "inputSchema": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["confirmation_id"],
+            "properties": {"confirmation_id": {"type": "string", "maxLength": 64}},
+        },
+        "outputSchema": STATUS_OUTPUT,
+        "annotations": {
+            "readOnlyHint": True,
+            "destructiveHint": False,
+            "idempotentHint": True,
+            "openWorldHint": False,
+        },
+    }
 
 
-def tools_for(conn: Any, ws: Any, *, signed_in: bool, operator: bool, waived: list[str]) -> list[dict[str, Any]]:
+def tools_for(
+    conn: Any, ws: Any, *, signed_in: bool, operator: bool, waived: list[str]
+) -> list[dict[str, Any]]:
     """The tools this caller may use in this workspace (plan, connection state and scopes as the catalogue
     says; anonymous visitors only the anonymous reads)."""
     from botctl import connections

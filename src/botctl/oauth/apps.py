@@ -47,12 +47,22 @@ if TYPE_CHECKING:
 GLOBAL_KEY_NAME = "botctl/v1|oauth-apps"
 GLOBAL_SCOPE = "_global"
 SECRET_FIELD = "client_secret"
-SETTINGS = ("authorize_url", "token_url", "revoke_url", "device_url", "metadata_url", "redirect_uri", "token_auth",
-            "scopes")
+SETTINGS = (
+    "authorize_url",
+    "token_url",
+    "revoke_url",
+    "device_url",
+    "metadata_url",
+    "redirect_uri",
+    "token_auth",
+    "scopes",
+)
 CLIENT_ID_RE = re.compile(r"^[\x21-\x7e]{1,512}$")
-_COLUMNS = ("a.workspace_id, w.name, a.connector, a.client_id, a.settings, "
-            "a.client_secret IS NOT NULL OR EXISTS (SELECT 1 FROM secrets s WHERE s.workspace_id = a.workspace_id "
-            "AND s.owner = 'oauth-app:' || a.connector), a.created_at, a.updated_at")
+_COLUMNS = (
+    "a.workspace_id, w.name, a.connector, a.client_id, a.settings, "
+    "a.client_secret IS NOT NULL OR EXISTS (SELECT 1 FROM secrets s WHERE s.workspace_id = a.workspace_id "
+    "AND s.owner = 'oauth-app:' || a.connector), a.created_at, a.updated_at"
+)
 
 
 def owner(connector: str) -> str:
@@ -83,7 +93,8 @@ class StoredApp:
             "scope": self.workspace or "global",
             "client_id": self.client_id,
             "client_secret": "set" if self.has_secret else "none",
-            "token_auth": s.get("token_auth") or ((v.token_auth if v else None) if self.has_secret else "none"),
+            "token_auth": s.get("token_auth")
+            or ((v.token_auth if v else None) if self.has_secret else "none"),
             "authorize_url": pick("authorize_url"),
             "token_url": pick("token_url"),
             "revoke_url": pick("revoke_url"),
@@ -102,25 +113,36 @@ def _row(r: tuple) -> StoredApp:
 
 
 def list_all(conn: sqlite3.Connection) -> list[StoredApp]:
-    rows = conn.execute(f"SELECT {_COLUMNS} FROM oauth_apps a LEFT JOIN workspaces w ON w.id = a.workspace_id "
-                        "ORDER BY a.connector, w.name IS NOT NULL, w.name").fetchall()
+    rows = conn.execute(
+        f"SELECT {_COLUMNS} FROM oauth_apps a LEFT JOIN workspaces w ON w.id = a.workspace_id "
+        "ORDER BY a.connector, w.name IS NOT NULL, w.name"
+    ).fetchall()
     return [_row(r) for r in rows]
 
 
 def find(conn: sqlite3.Connection, connector: str, ws: Workspace | None) -> StoredApp | None:
     where, args = ("a.workspace_id = ?", (ws.id,)) if ws is not None else ("a.workspace_id IS NULL", ())
-    r = conn.execute(f"SELECT {_COLUMNS} FROM oauth_apps a LEFT JOIN workspaces w ON w.id = a.workspace_id "
-                     f"WHERE a.connector = ? AND {where}", (connector, *args)).fetchone()
+    r = conn.execute(
+        f"SELECT {_COLUMNS} FROM oauth_apps a LEFT JOIN workspaces w ON w.id = a.workspace_id "
+        f"WHERE a.connector = ? AND {where}",
+        (connector, *args),
+    ).fetchone()
     return _row(r) if r else None
 
 
-def validate_settings(connector: Connector, settings: Mapping[str, Any], *, has_secret: bool) -> dict[str, Any]:
+def validate_settings(
+    connector: Connector, settings: Mapping[str, Any], *, has_secret: bool
+) -> dict[str, Any]:
     """Check and normalise the overrides given to `oauth-app set`."""
     vendor(connector.name)
     clean: dict[str, Any] = {}
-    for name, what in (("authorize_url", "--authorize-url"), ("token_url", "--token-url"),
-                       ("revoke_url", "--revoke-url"), ("device_url", "--device-url"),
-                       ("metadata_url", "--metadata-url")):
+    for name, what in (
+        ("authorize_url", "--authorize-url"),
+        ("token_url", "--token-url"),
+        ("revoke_url", "--revoke-url"),
+        ("device_url", "--device-url"),
+        ("metadata_url", "--metadata-url"),
+    ):
         value = settings.get(name)
         if value:
             clean[name] = check_endpoint(str(value).strip(), what, placeholders=connector.config_fields)
@@ -133,20 +155,31 @@ def validate_settings(connector: Connector, settings: Mapping[str, Any], *, has_
         if method == "none" and has_secret:
             raise UsageError("--token-auth none is for public clients: give no client secret with it.")
         if method != "none" and not has_secret:
-            raise UsageError(f"--token-auth {method} needs the client secret.",
-                             hint="Pass it with --client-secret-stdin or --client-secret-env VAR.")
+            raise UsageError(
+                f"--token-auth {method} needs the client secret.",
+                hint="Pass it with --client-secret-stdin or --client-secret-env VAR.",
+            )
         clean["token_auth"] = method
     scopes = settings.get("scopes")
     if scopes:
         parsed = split_scopes(scopes)
         if not parsed or any(not re.fullmatch(r"[\x21\x23-\x5b\x5d-\x7e]+", s) for s in parsed):
-            raise UsageError(f"--scopes {scopes!r} is not a list of scope names.", hint='e.g. --scopes "read write"')
+            raise UsageError(
+                f"--scopes {scopes!r} is not a list of scope names.", hint='e.g. --scopes "read write"'
+            )
         clean["scopes"] = list(parsed)
     return clean
 
 
-def set_app(app: Session, connector: Connector, *, ws: Workspace | None, client_id: str, client_secret: Secret | None,
-            settings: Mapping[str, Any]) -> tuple[StoredApp, bool]:
+def set_app(
+    app: Session,
+    connector: Connector,
+    *,
+    ws: Workspace | None,
+    client_id: str,
+    client_secret: Secret | None,
+    settings: Mapping[str, Any],
+) -> tuple[StoredApp, bool]:
     """Create or replace the app for `connector` (globally, or for `ws`), audited. Returns (app, replaced)."""
     client_id = client_id.strip()
     if not CLIENT_ID_RE.match(client_id):
@@ -164,21 +197,38 @@ def set_app(app: Session, connector: Connector, *, ws: Workspace | None, client_
         elif client_secret is not None:
             from botctl import crypto
 
-            blob = crypto.encrypt(_global_key(app, create=True), client_secret.reveal().encode(),
-                                  _global_aad(connector.name))
+            blob = crypto.encrypt(
+                _global_key(app, create=True), client_secret.reveal().encode(), _global_aad(connector.name)
+            )
         if existing is not None:
-            vault.conn.execute("DELETE FROM oauth_apps WHERE connector = ? AND coalesce(workspace_id, '') = ?",
-                               (connector.name, ws.id if ws else ""))
+            vault.conn.execute(
+                "DELETE FROM oauth_apps WHERE connector = ? AND coalesce(workspace_id, '') = ?",
+                (connector.name, ws.id if ws else ""),
+            )
         vault.conn.execute(
             "INSERT INTO oauth_apps (workspace_id, connector, client_id, settings, client_secret, created_at, "
             "updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (ws.id if ws else None, connector.name, client_id, json.dumps(clean, sort_keys=True), blob,
-             existing.created_at if existing else now, now))
-        app.audit("oauth_app.replaced" if existing else "oauth_app.created", workspace=ws.name if ws else None,
-                  connector=connector.name,
-                  detail={"scope": ws.name if ws else "global", "client_id": client_id,
-                          "client_secret": "set" if client_secret is not None else "none",
-                          "settings": clean})
+            (
+                ws.id if ws else None,
+                connector.name,
+                client_id,
+                json.dumps(clean, sort_keys=True),
+                blob,
+                existing.created_at if existing else now,
+                now,
+            ),
+        )
+        app.audit(
+            "oauth_app.replaced" if existing else "oauth_app.created",
+            workspace=ws.name if ws else None,
+            connector=connector.name,
+            detail={
+                "scope": ws.name if ws else "global",
+                "client_id": client_id,
+                "client_secret": "set" if client_secret is not None else "none",
+                "settings": clean,
+            },
+        )
     found = find(vault.conn, connector.name, ws)
     assert found is not None
     return found, existing is not None
@@ -190,14 +240,23 @@ def remove(app: Session, connector: str, ws: Workspace | None) -> StoredApp:
         existing = find(vault.conn, connector, ws)
         if existing is None:
             where = f"workspace {ws.name!r}" if ws else "globally"
-            raise NotFound(f"no OAuth app for {connector} is set {where}.", hint="See `botctl oauth-app list`.",
-                           code="no_oauth_app")
+            raise NotFound(
+                f"no OAuth app for {connector} is set {where}.",
+                hint="See `botctl oauth-app list`.",
+                code="no_oauth_app",
+            )
         if ws is not None:
             vault.delete_secrets(ws.ref, owner(connector))
-        vault.conn.execute("DELETE FROM oauth_apps WHERE connector = ? AND coalesce(workspace_id, '') = ?",
-                           (connector, ws.id if ws else ""))
-        app.audit("oauth_app.removed", workspace=ws.name if ws else None, connector=connector,
-                  detail={"scope": ws.name if ws else "global", "client_id": existing.client_id})
+        vault.conn.execute(
+            "DELETE FROM oauth_apps WHERE connector = ? AND coalesce(workspace_id, '') = ?",
+            (connector, ws.id if ws else ""),
+        )
+        app.audit(
+            "oauth_app.removed",
+            workspace=ws.name if ws else None,
+            connector=connector,
+            detail={"scope": ws.name if ws else "global", "client_id": existing.client_id},
+        )
     vault.shred()
     return existing
 
@@ -219,11 +278,16 @@ def _global_key(app: Session, *, create: bool) -> bytes:
     if row is not None:
         return crypto.unwrap_key(vault.master.key, row[0], aad)
     if not create:
-        raise BotctlError("the vault has no OAuth-apps key.", hint="Set the app again with `botctl oauth-app set`.",
-                          code="no_oauth_app_key")
+        raise BotctlError(
+            "the vault has no OAuth-apps key.",
+            hint="Set the app again with `botctl oauth-app set`.",
+            code="no_oauth_app_key",
+        )
     key = crypto.new_key()
-    vault.conn.execute("INSERT INTO wrapped_keys (name, wrapped, created_at) VALUES (?, ?, ?)",
-                       (GLOBAL_KEY_NAME, crypto.wrap_key(vault.master.key, key, aad), store.now_iso()))
+    vault.conn.execute(
+        "INSERT INTO wrapped_keys (name, wrapped, created_at) VALUES (?, ?, ?)",
+        (GLOBAL_KEY_NAME, crypto.wrap_key(vault.master.key, key, aad), store.now_iso()),
+    )
     return key
 
 
@@ -235,11 +299,15 @@ def client_secret(app: Session, stored: StoredApp, ws: Workspace | None) -> Secr
         return app.vault.get_secret(ws.ref, owner(stored.connector), SECRET_FIELD)
     from botctl import crypto
 
-    row = app.vault.conn.execute("SELECT client_secret FROM oauth_apps WHERE connector = ? AND workspace_id IS NULL",
-                                 (stored.connector,)).fetchone()
+    row = app.vault.conn.execute(
+        "SELECT client_secret FROM oauth_apps WHERE connector = ? AND workspace_id IS NULL",
+        (stored.connector,),
+    ).fetchone()
     if row is None or row[0] is None:
         return None
-    return Secret(crypto.decrypt(_global_key(app, create=False), row[0], _global_aad(stored.connector)).decode())
+    return Secret(
+        crypto.decrypt(_global_key(app, create=False), row[0], _global_aad(stored.connector)).decode()
+    )
 
 
 def lookup(app: Session, ws: Workspace, connector: str) -> tuple[StoredApp, Workspace | None] | None:
@@ -257,9 +325,14 @@ def resolve(app: Session, ws: Workspace, connector: Connector, config: Mapping[s
     if found is None:
         return None
     stored, scope_ws = found
-    return effective_app(connector, source="workspace" if scope_ws else "global", client_id=stored.client_id,
-                               client_secret=client_secret(app, stored, scope_ws), settings=stored.settings,
-                               config=config)
+    return effective_app(
+        connector,
+        source="workspace" if scope_ws else "global",
+        client_id=stored.client_id,
+        client_secret=client_secret(app, stored, scope_ws),
+        settings=stored.settings,
+        config=config,
+    )
 
 
 def stored_secret_for(app: Session, ws: Workspace, connector: str, client_id: str) -> Secret | None:

@@ -57,8 +57,9 @@ def vendor(connector: str) -> VendorOAuth:
     found = vendors().get(connector)
     if found is None:
         names = ", ".join(vendors())
-        raise UsageError(f"{connector} does not connect with OAuth.", hint=f"OAuth connectors: {names}.",
-                         code="not_oauth")
+        raise UsageError(
+            f"{connector} does not connect with OAuth.", hint=f"OAuth connectors: {names}.", code="not_oauth"
+        )
     return found
 
 
@@ -79,8 +80,10 @@ def check_endpoint(url: str, what: str, *, placeholders: tuple[str, ...] = ()) -
     except ValueError:
         raise UsageError(f"{what} {url!r} is not a valid URL.") from None
     if "{" in probe or "}" in probe:
-        raise UsageError(f"{what} {url!r} has an unknown placeholder.",
-                         hint=f"Placeholders allowed here: {', '.join('{' + p + '}' for p in placeholders) or 'none'}.")
+        raise UsageError(
+            f"{what} {url!r} has an unknown placeholder.",
+            hint=f"Placeholders allowed here: {', '.join('{' + p + '}' for p in placeholders) or 'none'}.",
+        )
     if not parts.hostname or parts.scheme not in ("https", "http"):
         raise UsageError(f"{what} must be an https:// URL, not {url!r}.")
     if parts.scheme == "http" and not _is_loopback_host(parts.hostname):
@@ -100,8 +103,10 @@ def check_redirect_uri(uri: str) -> str:
     except ValueError:
         raise UsageError(f"--redirect-uri {uri!r} is not a valid URL.") from None
     if parts.scheme != "http" or not _is_loopback_host(parts.hostname):
-        raise UsageError(f"--redirect-uri must be a loopback URL like http://127.0.0.1:8765/callback, not {uri!r}.",
-                         hint="botctl listens on 127.0.0.1 for the redirect (RFC 8252 §7.3).")
+        raise UsageError(
+            f"--redirect-uri must be a loopback URL like http://127.0.0.1:8765/callback, not {uri!r}.",
+            hint="botctl listens on 127.0.0.1 for the redirect (RFC 8252 §7.3).",
+        )
     if parts.query or parts.fragment or parts.username or parts.password:
         raise UsageError("--redirect-uri must not carry a query, fragment or user info.")
     if port is not None and not 1 <= port <= 65535:
@@ -122,8 +127,15 @@ def split_scopes(value: Any) -> tuple[str, ...] | None:
     return tuple(dict.fromkeys(s for s in items if s))
 
 
-def effective_app(connector: Connector, *, source: str, client_id: str, client_secret: Secret | None,
-                  settings: Mapping[str, Any], config: Mapping[str, str]) -> OAuthApp:
+def effective_app(
+    connector: Connector,
+    *,
+    source: str,
+    client_id: str,
+    client_secret: Secret | None,
+    settings: Mapping[str, Any],
+    config: Mapping[str, str],
+) -> OAuthApp:
     """Defaults the connector declares, overridden by `settings`, with the connection's tenant filled in."""
     v = vendor(connector.name)
 
@@ -134,8 +146,9 @@ def effective_app(connector: Connector, *, source: str, client_id: str, client_s
         try:
             return url.format(**{k: config[k] for k in connector.config_fields if k in config})
         except KeyError as exc:
-            raise UsageError(f"{connector.vendor} needs --{str(exc.args[0]).replace('_', '-')} for its OAuth URLs.") \
-                from None
+            raise UsageError(
+                f"{connector.vendor} needs --{str(exc.args[0]).replace('_', '-')} for its OAuth URLs."
+            ) from None
 
     token_auth = settings.get("token_auth") or (v.token_auth if client_secret else "none")
     return OAuthApp(

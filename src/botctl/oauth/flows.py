@@ -123,10 +123,13 @@ class Authorization:
         if self.callback is None:
             return
         if ok:
-            await self.callback.respond(200, "botctl is connected", "botctl is connected; you can close this tab.")
+            await self.callback.respond(
+                200, "botctl is connected", "botctl is connected; you can close this tab."
+            )
         else:
-            await self.callback.respond(400, "botctl could not connect", (message or "See the terminal.")
-                                        + " You can close this tab.")
+            await self.callback.respond(
+                400, "botctl could not connect", (message or "See the terminal.") + " You can close this tab."
+            )
 
 
 async def exchange_code(req: AuthRequest, code: str, vendor_name: str) -> TokenSet:
@@ -142,13 +145,15 @@ async def exchange_code(req: AuthRequest, code: str, vendor_name: str) -> TokenS
         raise exchange_error(exc, vendor_name, "exchanging the authorization code failed") from None
 
 
-async def browser_flow(app_cfg: OAuthApp, *, ui: FlowUI, vendor_name: str, open_it: bool,
-                       timeout: float = DEFAULT_TIMEOUT_S) -> Authorization:
+async def browser_flow(
+    app_cfg: OAuthApp, *, ui: FlowUI, vendor_name: str, open_it: bool, timeout: float = DEFAULT_TIMEOUT_S
+) -> Authorization:
     from urllib.parse import urlsplit
 
     fixed = urlsplit(app_cfg.redirect_uri) if app_cfg.redirect_uri else None
-    listener = await LoopbackListener(fixed.path if fixed else DEFAULT_REDIRECT_PATH,
-                                      (fixed.port or 0) if fixed else 0).start()
+    listener = await LoopbackListener(
+        fixed.path if fixed else DEFAULT_REDIRECT_PATH, (fixed.port or 0) if fixed else 0
+    ).start()
     callback: Callback | None = None
     try:
         host = fixed.hostname if fixed and fixed.hostname != "::1" else "127.0.0.1"
@@ -181,7 +186,9 @@ async def paste_flow(app_cfg: OAuthApp, *, ui: FlowUI, vendor_name: str) -> Auth
     else:
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:  # a free port number for the URI
             s.bind(("127.0.0.1", 0))
-            redirect = f"http://127.0.0.1:{s.getsockname()[1]}{fixed.path if fixed else DEFAULT_REDIRECT_PATH}"
+            redirect = (
+                f"http://127.0.0.1:{s.getsockname()[1]}{fixed.path if fixed else DEFAULT_REDIRECT_PATH}"
+            )
     req = AuthRequest(app_cfg, redirect, app_cfg.scopes)
     ui.show_url(req.url, opened=False, mode="paste")
     pasted = ui.read_pasted(redirect)
@@ -189,37 +196,58 @@ async def paste_flow(app_cfg: OAuthApp, *, ui: FlowUI, vendor_name: str) -> Auth
     return Authorization(await exchange_code(req, code, vendor_name), "paste")
 
 
-async def device_flow(app_cfg: OAuthApp, *, ui: FlowUI, vendor_name: str, clock: Clock = time.monotonic,
-                      sleep: Sleep | None = None) -> Authorization:
+async def device_flow(
+    app_cfg: OAuthApp,
+    *,
+    ui: FlowUI,
+    vendor_name: str,
+    clock: Clock = time.monotonic,
+    sleep: Sleep | None = None,
+) -> Authorization:
     """RFC 8628. `clock`/`sleep` are injectable: tests drive the timing with a fake clock."""
     import asyncio
 
     sleep = sleep or asyncio.sleep
     if not app_cfg.device_url:
-        raise UsageError(f"{vendor_name}'s authorization server offers no device flow.",
-                         hint="Use the browser flow (default), --no-browser or --paste.", code="no_device_flow")
+        raise UsageError(
+            f"{vendor_name}'s authorization server offers no device flow.",
+            hint="Use the browser flow (default), --no-browser or --paste.",
+            code="no_device_flow",
+        )
     try:
-        body = await token_request(app_cfg, {"scope": app_cfg.scope_separator.join(app_cfg.scopes)},
-                                    url=app_cfg.device_url, what="device authorization endpoint")
+        body = await token_request(
+            app_cfg,
+            {"scope": app_cfg.scope_separator.join(app_cfg.scopes)},
+            url=app_cfg.device_url,
+            what="device authorization endpoint",
+        )
     except (ServerError, EndpointError) as exc:
         raise exchange_error(exc, vendor_name, "starting the device flow failed") from None
     device_code, user_code = body.get("device_code"), body.get("user_code")
     # Google-style servers say verification_url.
     uri = body.get("verification_uri") or body.get("verification_url")
     if not all(isinstance(x, str) and x for x in (device_code, user_code, uri)):
-        raise Transient("the device authorization endpoint sent an incomplete answer.", code="upstream_unavailable")
+        raise Transient(
+            "the device authorization endpoint sent an incomplete answer.", code="upstream_unavailable"
+        )
     complete = body.get("verification_uri_complete")
-    ui.show_device_code(clean_text(user_code, 40), clean_text(uri, 300),
-                        clean_text(complete, 400) if isinstance(complete, str) else None)
+    ui.show_device_code(
+        clean_text(user_code, 40),
+        clean_text(uri, 300),
+        clean_text(complete, 400) if isinstance(complete, str) else None,
+    )
     interval = _positive(body.get("interval"), 5.0)
     deadline = clock() + _positive(body.get("expires_in"), 900.0)
     network_failures = 0
     with ui.waiting(f"Waiting for you to approve botctl at {vendor_name} (Ctrl-C to cancel)"):
         while True:
-            wait = interval if not network_failures else min(60.0, interval * 2 ** network_failures)
+            wait = interval if not network_failures else min(60.0, interval * 2**network_failures)
             if clock() + wait >= deadline:
-                raise AuthorizationTimeout("the device code expired before it was approved; nothing was stored.",
-                                           hint="Run the connect command again.", code="expired_token")
+                raise AuthorizationTimeout(
+                    "the device code expired before it was approved; nothing was stored.",
+                    hint="Run the connect command again.",
+                    code="expired_token",
+                )
             await sleep(wait)
             try:
                 body = await token_request(app_cfg, {"grant_type": DEVICE_GRANT, "device_code": device_code})
@@ -232,12 +260,16 @@ async def device_flow(app_cfg: OAuthApp, *, ui: FlowUI, vendor_name: str, clock:
                     interval = max(interval + 5.0, float(exc.interval or 0))
                     continue
                 if exc.error == "access_denied":
-                    raise AuthorizationDenied("the authorization was denied; nothing was stored.",
-                                              hint="Run the connect command again and approve botctl.") from None
+                    raise AuthorizationDenied(
+                        "the authorization was denied; nothing was stored.",
+                        hint="Run the connect command again and approve botctl.",
+                    ) from None
                 if exc.error == "expired_token":
-                    raise AuthorizationTimeout("the device code expired before it was approved; nothing was "
-                                               "stored.", hint="Run the connect command again.",
-                                               code="expired_token") from None
+                    raise AuthorizationTimeout(
+                        "the device code expired before it was approved; nothing was stored.",
+                        hint="Run the connect command again.",
+                        code="expired_token",
+                    ) from None
                 raise exchange_error(exc, vendor_name, "the device flow failed") from None
             except EndpointError as exc:
                 if exc.status == 429:
@@ -247,7 +279,9 @@ async def device_flow(app_cfg: OAuthApp, *, ui: FlowUI, vendor_name: str, clock:
             try:
                 return Authorization(token_set(body), "device")
             except EndpointError as exc:
-                raise Transient(f"the device flow failed: {exc.message}.", code="upstream_unavailable") from None
+                raise Transient(
+                    f"the device flow failed: {exc.message}.", code="upstream_unavailable"
+                ) from None
 
 
 def _positive(value: Any, default: float) -> float:

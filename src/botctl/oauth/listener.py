@@ -62,8 +62,13 @@ class AuthRequest:
     def url(self) -> str:
         from urllib.parse import urlencode, urlsplit, urlunsplit
 
-        params = {"response_type": "code", "client_id": self.app.client_id, "redirect_uri": self.redirect_uri,
-                  "scope": self.app.scope_separator.join(self.scopes), "state": self.state}
+        params = {
+            "response_type": "code",
+            "client_id": self.app.client_id,
+            "redirect_uri": self.redirect_uri,
+            "scope": self.app.scope_separator.join(self.scopes),
+            "state": self.state,
+        }
         if self.verifier:
             params |= {"code_challenge": s256(self.verifier), "code_challenge_method": "S256"}
         parts = urlsplit(self.app.authorize_url)
@@ -73,22 +78,32 @@ class AuthRequest:
     def accept(self, params: Mapping[str, str]) -> str:
         """Check a redirect's parameters and return the code. Raises on anything else; single use."""
         if self.used:
-            raise CallbackRejected("this authorization response was already used (a replay); nothing was stored.",
-                                   hint="Run the connect command again.", code="state_replayed")
+            raise CallbackRejected(
+                "this authorization response was already used (a replay); nothing was stored.",
+                hint="Run the connect command again.",
+                code="state_replayed",
+            )
         state = params.get("state") or ""
         if not hmac.compare_digest(state.encode(), self.state.encode()):
             raise CallbackRejected(
                 "the redirect's state does not match this login attempt (possible cross-site request forgery).",
-                hint="Nothing was stored. Run the connect command again and finish it in the same browser.")
+                hint="Nothing was stored. Run the connect command again and finish it in the same browser.",
+            )
         self.used = True
         iss = params.get("iss")
         if iss is not None and self.app.issuer is not None and iss != self.app.issuer:
-            raise CallbackRejected(f"the redirect names issuer {clean_text(iss)!r}, not {self.app.issuer!r} "
-                                   "(possible mix-up attack); nothing was stored.",
-                                   hint="Check the OAuth app's URLs (botctl oauth-app list).", code="iss_mismatch")
+            raise CallbackRejected(
+                f"the redirect names issuer {clean_text(iss)!r}, not {self.app.issuer!r} "
+                "(possible mix-up attack); nothing was stored.",
+                hint="Check the OAuth app's URLs (botctl oauth-app list).",
+                code="iss_mismatch",
+            )
         if iss is None and self.app.iss_required:
-            raise CallbackRejected("the authorization server promises an iss parameter and sent none; nothing "
-                                   "was stored.", hint="Run the connect command again.", code="iss_mismatch")
+            raise CallbackRejected(
+                "the authorization server promises an iss parameter and sent none; nothing was stored.",
+                hint="Run the connect command again.",
+                code="iss_mismatch",
+            )
         if params.get("error"):
             raise callback_error(self.app, params["error"], params.get("error_description") or "")
         code = params.get("code")
@@ -116,24 +131,34 @@ def parse_pasted(text: str, redirect_uri: str) -> dict[str, str]:
 
     text = text.strip()
     if not text:
-        raise CallbackRejected("nothing was pasted.", hint="Paste the whole address from the browser's address bar.",
-                               code="bad_callback")
+        raise CallbackRejected(
+            "nothing was pasted.",
+            hint="Paste the whole address from the browser's address bar.",
+            code="bad_callback",
+        )
     if "://" in text:
         got, want = urlsplit(text), urlsplit(redirect_uri)
-        if (got.scheme, got.hostname, got.port, got.path) != (want.scheme, want.hostname, want.port, want.path):
-            raise CallbackRejected("that address is not botctl's redirect URI "
-                                   f"({want.scheme}://{want.netloc}{want.path}).",
-                                   hint="Paste the address the browser was sent to after you approved.",
-                                   code="bad_callback")
+        if (got.scheme, got.hostname, got.port, got.path) != (
+            want.scheme,
+            want.hostname,
+            want.port,
+            want.path,
+        ):
+            raise CallbackRejected(
+                f"that address is not botctl's redirect URI ({want.scheme}://{want.netloc}{want.path}).",
+                hint="Paste the address the browser was sent to after you approved.",
+                code="bad_callback",
+            )
         return parse_query(got.query)
     return parse_query(text.lstrip("?"))
 
 
-
 # -- the loopback listener (RFC 8252 §7.3) ---------------------------------------------------------------
 
-_PAGE = ("<!doctype html><html><head><meta charset=\"utf-8\"><title>{title}</title></head>"
-         "<body style=\"font-family: sans-serif; margin: 3em\"><h1>{title}</h1><p>{message}</p></body></html>")
+_PAGE = (
+    '<!doctype html><html><head><meta charset="utf-8"><title>{title}</title></head>'
+    '<body style="font-family: sans-serif; margin: 3em"><h1>{title}</h1><p>{message}</p></body></html>'
+)
 _REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed"}
 
 
@@ -160,9 +185,11 @@ class Callback:
 
 async def _write_page(writer: asyncio.StreamWriter, status: int, title: str, message: str) -> None:
     body = _PAGE.format(title=_html(title), message=_html(message)).encode()
-    head = (f"HTTP/1.1 {status} {_REASONS.get(status, 'Error')}\r\nContent-Type: text/html; charset=utf-8\r\n"
-            f"Content-Length: {len(body)}\r\nCache-Control: no-store\r\nReferrer-Policy: no-referrer\r\n"
-            "Connection: close\r\n\r\n")
+    head = (
+        f"HTTP/1.1 {status} {_REASONS.get(status, 'Error')}\r\nContent-Type: text/html; charset=utf-8\r\n"
+        f"Content-Length: {len(body)}\r\nCache-Control: no-store\r\nReferrer-Policy: no-referrer\r\n"
+        "Connection: close\r\n\r\n"
+    )
     try:
         writer.write(head.encode() + body)
         await writer.drain()
@@ -202,10 +229,11 @@ class LoopbackListener:
         try:
             self._server = await asyncio.start_server(self._handle, self.host, self.port, limit=16 * 1024)
         except OSError as exc:
-            raise UsageError(f"cannot listen on {self.host}:{self.port} for the OAuth redirect "
-                             f"({exc.strerror or exc}).",
-                             hint="Another program holds that port: stop it, or register and use another "
-                                  "--redirect-port.", code="port_in_use") from None
+            raise UsageError(
+                f"cannot listen on {self.host}:{self.port} for the OAuth redirect ({exc.strerror or exc}).",
+                hint="Another program holds that port: stop it, or register and use another --redirect-port.",
+                code="port_in_use",
+            ) from None
         self.port = self._server.sockets[0].getsockname()[1]
         return self
 
@@ -248,8 +276,12 @@ class LoopbackListener:
             return False
         if self._state is not None and not self._state_matches(query):
             self.ignored += 1
-            await _write_page(writer, 400, "Not this sign-in",
-                              "This address does not belong to the sign-in botctl is waiting for; it was ignored.")
+            await _write_page(
+                writer,
+                400,
+                "Not this sign-in",
+                "This address does not belong to the sign-in botctl is waiting for; it was ignored.",
+            )
             return False
         self._future.set_result(Callback(query, writer))
         if self._server is not None:
@@ -275,12 +307,19 @@ class LoopbackListener:
             if task is not None and task.cancelling():  # Ctrl-C: asyncio.run cancelled us; not a timeout
                 raise asyncio.CancelledError from None
             n = self.ignored
-            ignored = (f" ({n} request{'s' if n != 1 else ''} to the redirect address carried another sign-in's "
-                       f"state and {'were' if n != 1 else 'was'} ignored)") if n else ""
-            raise AuthorizationTimeout(f"no answer from the browser within {timeout:g} s{ignored}; nothing was "
-                                       "stored.",
-                                       hint="Run the connect command again (--timeout SECONDS for longer), or use "
-                                            "--paste / --device when the browser is on another machine.") from None
+            ignored = (
+                (
+                    f" ({n} request{'s' if n != 1 else ''} to the redirect address carried another sign-in's "
+                    f"state and {'were' if n != 1 else 'was'} ignored)"
+                )
+                if n
+                else ""
+            )
+            raise AuthorizationTimeout(
+                f"no answer from the browser within {timeout:g} s{ignored}; nothing was stored.",
+                hint="Run the connect command again (--timeout SECONDS for longer), or use "
+                "--paste / --device when the browser is on another machine.",
+            ) from None
 
     async def close(self, keep: Callback | None = None) -> None:
         import asyncio

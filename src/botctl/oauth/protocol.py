@@ -103,8 +103,15 @@ class EndpointError(Exception):
     """No usable answer. `sent`: the request may have reached the server. `unknown`: the server may
     have acted on it (a rotation may have happened) without us learning the result."""
 
-    def __init__(self, message: str, *, sent: bool, unknown: bool, status: int | None = None,
-                 retry_after: float | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        sent: bool,
+        unknown: bool,
+        status: int | None = None,
+        retry_after: float | None = None,
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.sent = sent
@@ -137,19 +144,28 @@ def callback_error(app_cfg: OAuthApp, error: str, description: str) -> BotctlErr
     error, desc = clean_text(error, 60), clean_text(description)
     said = f" ({desc})" if desc else ""
     if error == "access_denied":
-        return AuthorizationDenied(f"the authorization was denied{said}; nothing was stored.",
-                                   hint="Run the connect command again and approve botctl.")
+        return AuthorizationDenied(
+            f"the authorization was denied{said}; nothing was stored.",
+            hint="Run the connect command again and approve botctl.",
+        )
     if error in ("server_error", "temporarily_unavailable"):
-        return Transient(f"the authorization server failed: {error}{said}.", hint="Try again in a moment.",
-                         code="upstream_unavailable")
+        return Transient(
+            f"the authorization server failed: {error}{said}.",
+            hint="Try again in a moment.",
+            code="upstream_unavailable",
+        )
     if error in ("invalid_scope",):
-        return UsageError(f"the authorization server refused the scopes {' '.join(app_cfg.scopes)!r}{said}.",
-                          hint=f"Set the scopes your app may request: botctl oauth-app set {app_cfg.connector} "
-                               "... --scopes '...'", code=error)
-    return CredentialRejected(f"the authorization server refused the request: {error}{said}.",
-                              hint="Check the OAuth app (client id, redirect URI): botctl oauth-app list",
-                              code=error or "oauth_error")
-
+        return UsageError(
+            f"the authorization server refused the scopes {' '.join(app_cfg.scopes)!r}{said}.",
+            hint=f"Set the scopes your app may request: botctl oauth-app set {app_cfg.connector} "
+            "... --scopes '...'",
+            code=error,
+        )
+    return CredentialRejected(
+        f"the authorization server refused the request: {error}{said}.",
+        hint="Check the OAuth app (client id, redirect URI): botctl oauth-app list",
+        code=error or "oauth_error",
+    )
 
 
 # -- talking to the authorization server -----------------------------------------------------------------
@@ -159,8 +175,12 @@ def http_client(timeout: float = REQUEST_TIMEOUT_S) -> httpx.AsyncClient:
     import httpx
 
     # No redirects (a token endpoint that redirects is refused), no proxies from the environment.
-    return httpx.AsyncClient(timeout=httpx.Timeout(timeout, connect=min(10.0, timeout)), follow_redirects=False,
-                             trust_env=False, headers={"Accept": "application/json", "User-Agent": "botctl/0.1"})
+    return httpx.AsyncClient(
+        timeout=httpx.Timeout(timeout, connect=min(10.0, timeout)),
+        follow_redirects=False,
+        trust_env=False,
+        headers={"Accept": "application/json", "User-Agent": "botctl/0.1"},
+    )
 
 
 def _client_auth(app_cfg: OAuthApp, data: dict[str, str], method: str) -> dict[str, str]:
@@ -176,8 +196,14 @@ def _client_auth(app_cfg: OAuthApp, data: dict[str, str], method: str) -> dict[s
     return {}
 
 
-async def _post(url: str, data: dict[str, str], headers: dict[str, str], *, what: str,
-                client: httpx.AsyncClient | None = None) -> tuple[int, Any, httpx.Headers]:
+async def _post(
+    url: str,
+    data: dict[str, str],
+    headers: dict[str, str],
+    *,
+    what: str,
+    client: httpx.AsyncClient | None = None,
+) -> tuple[int, Any, httpx.Headers]:
     import asyncio
 
     import httpx
@@ -187,34 +213,46 @@ async def _post(url: str, data: dict[str, str], headers: dict[str, str], *, what
     own = client is None
     http = client or http_client()
     try:
-        async with asyncio.timeout(TOTAL_DEADLINE_S), http.stream("POST", url, data=data, headers=headers) as response:
+        async with (
+            asyncio.timeout(TOTAL_DEADLINE_S),
+            http.stream("POST", url, data=data, headers=headers) as response,
+        ):
             raw = await read_capped(response)
     except ResponseTooLarge:
         # Sent and answered, but not readable within bounds: the server may have acted (rotated a token).
-        raise EndpointError(f"the {what} sent an answer over 1 MiB; botctl did not read it", sent=True,
-                             unknown=True) from None
+        raise EndpointError(
+            f"the {what} sent an answer over 1 MiB; botctl did not read it", sent=True, unknown=True
+        ) from None
     except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
         from botctl.connectors.http import where_failed
 
-        raise EndpointError(f"could not reach the {what} at {where_failed(httpx.URL(url), exc)}", sent=False,
-                            unknown=False) from None
+        raise EndpointError(
+            f"could not reach the {what} at {where_failed(httpx.URL(url), exc)}", sent=False, unknown=False
+        ) from None
     except (httpx.TimeoutException, TimeoutError):
         raise EndpointError(f"the {what} did not answer in time", sent=True, unknown=True) from None
     except httpx.HTTPError as exc:
-        raise EndpointError(f"the {what} dropped the connection ({type(exc).__name__})", sent=True,
-                             unknown=True) from None
+        raise EndpointError(
+            f"the {what} dropped the connection ({type(exc).__name__})", sent=True, unknown=True
+        ) from None
     finally:
         if own:
             await http.aclose()
     body = _json_body(raw)
     if response.status_code == 429:
-        raise EndpointError(f"the {what} is rate limiting botctl", sent=True, unknown=False, status=429,
-                             retry_after=parse_retry_after(response.headers.get("retry-after")))
+        raise EndpointError(
+            f"the {what} is rate limiting botctl",
+            sent=True,
+            unknown=False,
+            status=429,
+            retry_after=parse_retry_after(response.headers.get("retry-after")),
+        )
     return response.status_code, body, response.headers
 
 
-async def token_request(app_cfg: OAuthApp, data: dict[str, str], *, url: str | None = None,
-                         what: str = "token endpoint") -> dict[str, Any]:
+async def token_request(
+    app_cfg: OAuthApp, data: dict[str, str], *, url: str | None = None, what: str = "token endpoint"
+) -> dict[str, Any]:
     """POST to the token (or device) endpoint; the JSON body on 200, else ServerError / EndpointError."""
     data = dict(data)
     headers = _client_auth(app_cfg, data, app_cfg.token_auth)
@@ -224,16 +262,23 @@ async def token_request(app_cfg: OAuthApp, data: dict[str, str], *, url: str | N
     if isinstance(body, dict) and isinstance(body.get("error"), str) and 400 <= status < 500:
         interval = body.get("interval")
         hidden = _secret_values(app_cfg, data)
-        raise ServerError(clean_text(body["error"], 60, secrets_=hidden),
-                           clean_text(str(body.get("error_description") or ""), secrets_=hidden), status,
-                           interval if isinstance(interval, int) and not isinstance(interval, bool) else None)
+        raise ServerError(
+            clean_text(body["error"], 60, secrets_=hidden),
+            clean_text(str(body.get("error_description") or ""), secrets_=hidden),
+            status,
+            interval if isinstance(interval, int) and not isinstance(interval, bool) else None,
+        )
     if status == 401:
         raise ServerError("invalid_client", "", status)
     if status == 200:
         raise EndpointError(f"the {what} sent a malformed answer", sent=True, unknown=True, status=status)
     if 300 <= status < 400:
-        raise EndpointError(f"the {what} answered with a redirect (HTTP {status}); botctl does not follow those",
-                             sent=True, unknown=True, status=status)
+        raise EndpointError(
+            f"the {what} answered with a redirect (HTTP {status}); botctl does not follow those",
+            sent=True,
+            unknown=True,
+            status=status,
+        )
     # A 5xx may come after the server acted (e.g. rotated the refresh token): the outcome is unknown.
     raise EndpointError(f"the {what} failed (HTTP {status})", sent=True, unknown=status >= 500, status=status)
 
@@ -252,8 +297,11 @@ def token_set(body: Mapping[str, Any], what: str = "token endpoint") -> TokenSet
         raise EndpointError(f"the {what} answered without an access token", sent=True, unknown=True)
     token_type = body.get("token_type")
     if token_type is not None and str(token_type).lower() != "bearer":
-        raise EndpointError(f"the {what} issued a {clean_text(str(token_type), 20)!r} token; botctl uses bearer tokens",
-                             sent=True, unknown=True)
+        raise EndpointError(
+            f"the {what} issued a {clean_text(str(token_type), 20)!r} token; botctl uses bearer tokens",
+            sent=True,
+            unknown=True,
+        )
     refresh = body.get("refresh_token")
     expires = body.get("expires_in")
     try:
@@ -262,21 +310,31 @@ def token_set(body: Mapping[str, Any], what: str = "token endpoint") -> TokenSet
         expires_in = None
     if expires_in is not None and expires_in < 0:
         expires_in = 0.0
-    return TokenSet(Secret(access), Secret(refresh) if isinstance(refresh, str) and refresh else None, expires_in,
-                    split_scopes(body.get("scope")))
+    return TokenSet(
+        Secret(access),
+        Secret(refresh) if isinstance(refresh, str) and refresh else None,
+        expires_in,
+        split_scopes(body.get("scope")),
+    )
 
 
 def exchange_error(exc: ServerError | EndpointError, vendor_name: str, step: str) -> BotctlError:
     if isinstance(exc, EndpointError):
-        return Transient(f"{step}: {exc.message}.", hint="Check the network and try again.",
-                         code="upstream_unavailable")
+        return Transient(
+            f"{step}: {exc.message}.", hint="Check the network and try again.", code="upstream_unavailable"
+        )
     said = f" ({exc.description})" if exc.description else ""
     if exc.error in ("invalid_client", "unauthorized_client"):
-        return CredentialRejected(f"{vendor_name} refused botctl's OAuth client: {exc.error}{said}.",
-                                  hint="Check the client id and secret: botctl oauth-app list / oauth-app set.",
-                                  code=exc.error)
-    return CredentialRejected(f"{step}: {vendor_name} answered {exc.error}{said}.",
-                              hint="Run the connect command again.", code=exc.error)
+        return CredentialRejected(
+            f"{vendor_name} refused botctl's OAuth client: {exc.error}{said}.",
+            hint="Check the client id and secret: botctl oauth-app list / oauth-app set.",
+            code=exc.error,
+        )
+    return CredentialRejected(
+        f"{step}: {vendor_name} answered {exc.error}{said}.",
+        hint="Run the connect command again.",
+        code=exc.error,
+    )
 
 
 async def fetch_metadata(url: str) -> dict[str, Any] | None:
@@ -334,9 +392,14 @@ async def revoke_request(app_cfg: OAuthApp, token: Secret, hint: str) -> None:
         return
     if isinstance(body, dict) and isinstance(body.get("error"), str):
         hidden = _secret_values(app_cfg, data)
-        raise ServerError(clean_text(body["error"], 60, secrets_=hidden),
-                           clean_text(str(body.get("error_description") or ""), secrets_=hidden), status)
-    raise EndpointError(f"the revocation endpoint answered HTTP {status}", sent=True, unknown=False, status=status)
+        raise ServerError(
+            clean_text(body["error"], 60, secrets_=hidden),
+            clean_text(str(body.get("error_description") or ""), secrets_=hidden),
+            status,
+        )
+    raise EndpointError(
+        f"the revocation endpoint answered HTTP {status}", sent=True, unknown=False, status=status
+    )
 
 
 async def revoke_quietly(app_cfg: OAuthApp, tokens: TokenSet) -> None:

@@ -137,8 +137,10 @@ def _vendor_name(name: str) -> str:
 
 
 def _needs_reauth_error(c: Connection) -> NeedsReauth:
-    return NeedsReauth(f"{c.connector} in {c.workspace} needs re-authorisation ({c.status_reason or 'no reason'}).",
-                       hint=f"Reconnect: {c.reconnect_command()}")
+    return NeedsReauth(
+        f"{c.connector} in {c.workspace} needs re-authorisation ({c.status_reason or 'no reason'}).",
+        hint=f"Reconnect: {c.reconnect_command()}",
+    )
 
 
 def stored_app(app: Session, ws: Workspace, c: Connection) -> OAuthApp:
@@ -150,23 +152,43 @@ def stored_app(app: Session, ws: Workspace, c: Connection) -> OAuthApp:
 
     cfg = c.oauth_config()
     if not cfg.get("client_id") or not cfg.get("token_url"):
-        raise NeedsReauth(f"{c.connector} in {c.workspace} was connected with a static token and cannot be "
-                          "refreshed.", hint=f"Connect it with OAuth: {c.reconnect_command()}",
-                          code="no_refresh_token")
+        raise NeedsReauth(
+            f"{c.connector} in {c.workspace} was connected with a static token and cannot be refreshed.",
+            hint=f"Connect it with OAuth: {c.reconnect_command()}",
+            code="no_refresh_token",
+        )
     secret = None
     if cfg.get("app") in ("workspace", "global"):
         secret = stored_secret_for(app, ws, c.connector, cfg["client_id"])
     if secret is None:
         secret = app.vault.get_secret(ws.ref, c.id, connections.CLIENT_SECRET_FIELD)
     method = cfg.get("token_auth") or ("client_secret_post" if secret else "none")
-    return OAuthApp(connector=c.connector, source=cfg.get("app", "global"), client_id=cfg["client_id"],
-                    client_secret=secret, authorize_url="", token_url=cfg["token_url"],
-                    revoke_url=cfg.get("revoke_url"), device_url=None, metadata_url=None, redirect_uri=None,
-                    token_auth=method, revoke_auth=cfg.get("revoke_auth") or method, scopes=c.scopes, pkce=False)
+    return OAuthApp(
+        connector=c.connector,
+        source=cfg.get("app", "global"),
+        client_id=cfg["client_id"],
+        client_secret=secret,
+        authorize_url="",
+        token_url=cfg["token_url"],
+        revoke_url=cfg.get("revoke_url"),
+        device_url=None,
+        metadata_url=None,
+        redirect_uri=None,
+        token_auth=method,
+        revoke_auth=cfg.get("revoke_auth") or method,
+        scopes=c.scopes,
+        pkce=False,
+    )
 
 
-async def refresh(app: Session, ws: Workspace, connection: Connection, *, force: bool = False,
-                  margin_s: float = DEFAULT_MARGIN_S) -> Connection:
+async def refresh(
+    app: Session,
+    ws: Workspace,
+    connection: Connection,
+    *,
+    force: bool = False,
+    margin_s: float = DEFAULT_MARGIN_S,
+) -> Connection:
     """Refresh `connection`'s access token (if due, or always with `force`); returns the stored row.
 
     Single-flight: concurrent callers in this process share one attempt; other processes wait for
@@ -182,7 +204,9 @@ async def refresh(app: Session, ws: Workspace, connection: Connection, *, force:
     while True:
         task = _inflight.get(key)
         if task is None or task.done() or task.get_loop() is not loop:
-            task = loop.create_task(_refresh_once(app, ws, connection.id, connection.token_generation, force, margin_s))
+            task = loop.create_task(
+                _refresh_once(app, ws, connection.id, connection.token_generation, force, margin_s)
+            )
             _inflight[key] = task
             task.add_done_callback(functools.partial(_forget, key))
             return await asyncio.shield(task)
@@ -199,11 +223,12 @@ def _forget(key: tuple[str, str], task: asyncio.Task[Connection]) -> None:
         task.exception()  # retrieved: joined callers re-raise it; nobody needs asyncio's warning
 
 
-async def _refresh_once(app: Session, ws: Workspace, connection_id: str, seen_generation: int, force: bool,
-                        margin_s: float) -> Connection:
+async def _refresh_once(
+    app: Session, ws: Workspace, connection_id: str, seen_generation: int, force: bool, margin_s: float
+) -> Connection:
     import asyncio
 
-    from botctl import connections
+    from botctl import connections, refresh_state
 
     owner = _new_owner(app)
     started = time.monotonic()
@@ -227,9 +252,12 @@ async def _refresh_once(app: Session, ws: Workspace, connection_id: str, seen_ge
             if still_valid(c, now):
                 return c  # backing off; the current token still works
             wait = c.refresh_retry_at - now
-            raise Transient(f"refreshing the {_vendor_name(c.connector)} token failed recently; next attempt in "
-                            f"{wait:.0f} s.", hint=f"Force one now: botctl connections refresh {c.connector} "
-                                                   f"-w {c.workspace}", code="upstream_unavailable")
+            raise Transient(
+                f"refreshing the {_vendor_name(c.connector)} token failed recently; next attempt in "
+                f"{wait:.0f} s.",
+                hint=f"Force one now: botctl connections refresh {c.connector} -w {c.workspace}",
+                code="upstream_unavailable",
+            )
         return None
 
     while True:
@@ -237,9 +265,11 @@ async def _refresh_once(app: Session, ws: Workspace, connection_id: str, seen_ge
         done = settled(c)
         if done is not None:
             return done
-        holder, _ = connections.lease_holder(app, c)
+        holder, _ = refresh_state.lease_holder(app, c)
         stale = holder if _owner_dead(holder, app) else None
-        if connections.acquire_refresh_lease(app, c, owner, ttl_s=LEASE_TTL_S, now=time.time(), stale_owner=stale):
+        if refresh_state.acquire_refresh_lease(
+            app, c, owner, ttl_s=LEASE_TTL_S, now=time.time(), stale_owner=stale
+        ):
             try:
                 c = read()  # re-read under the lease: another process may have just refreshed
                 done = settled(c)
@@ -247,28 +277,38 @@ async def _refresh_once(app: Session, ws: Workspace, connection_id: str, seen_ge
                     return done
                 return await _do_refresh(app, ws, c, owner)
             finally:
-                connections.release_refresh_lease(app, c, owner)
+                refresh_state.release_refresh_lease(app, c, owner)
         if time.monotonic() - started > LEASE_TTL_S + 5:
-            raise Transient(f"another botctl process has been refreshing {c.connector} in {c.workspace} for too "
-                            "long.", hint="Try again in a minute.", code="upstream_unavailable")
+            raise Transient(
+                f"another botctl process has been refreshing {c.connector} in {c.workspace} for too long.",
+                hint="Try again in a minute.",
+                code="upstream_unavailable",
+            )
         await asyncio.sleep(LEASE_POLL_S)
 
 
 async def _do_refresh(app: Session, ws: Workspace, c: Connection, owner: str) -> Connection:
-    from botctl import connections
+    from botctl import connections, refresh_state
 
     vendor_name = _vendor_name(c.connector)
     refresh_token = app.vault.get_secret(ws.ref, c.id, "refresh_token")
     if refresh_token is None:
-        raise NeedsReauth(f"{c.connector} in {c.workspace} has no refresh token.",
-                          hint=f"Reconnect to get a new access token: {c.reconnect_command()}", code="no_refresh_token")
+        raise NeedsReauth(
+            f"{c.connector} in {c.workspace} has no refresh token.",
+            hint=f"Reconnect to get a new access token: {c.reconnect_command()}",
+            code="no_refresh_token",
+        )
     app_cfg = stored_app(app, ws, c)
     previous_unknown = c.refresh_state in ("sent", "unknown")
     detail: dict[str, Any] = {"previous_outcome": "unknown"} if previous_unknown else {}
-    if not connections.mark_refresh_sent(app, c, owner):
-        raise Transient("lost the refresh lease to another process.", hint="Try again.", code="upstream_unavailable")
+    if not refresh_state.mark_refresh_sent(app, c, owner):
+        raise Transient(
+            "lost the refresh lease to another process.", hint="Try again.", code="upstream_unavailable"
+        )
     try:
-        body = await token_request(app_cfg, {"grant_type": "refresh_token", "refresh_token": refresh_token.reveal()})
+        body = await token_request(
+            app_cfg, {"grant_type": "refresh_token", "refresh_token": refresh_token.reveal()}
+        )
         tokens = token_set(body)
     except ServerError as exc:
         _count(c.connector, "failed")
@@ -279,68 +319,132 @@ async def _do_refresh(app: Session, ws: Workspace, c: Connection, owner: str) ->
                 # The earlier attempt probably rotated the token and its answer was lost: the grant
                 # cannot be recovered, and retrying would only loop.
                 reason += "; an earlier refresh's outcome was unknown"
-            connections.mark_needs_reauth(app, ws, c, reason)
-            await app.aaudit("connection.refresh_failed", workspace=ws.name, connector=c.connector,
-                             request_id=_request_id.get(), outcome="error",
-                             reason="needs_reauth",
-                             detail={**detail, "error": exc.error, "error_description": exc.description,
-                                     "upstream_status": exc.status, "connection_status": "needs_reauth"})
+            refresh_state.mark_needs_reauth(app, ws, c, reason)
+            await app.aaudit(
+                "connection.refresh_failed",
+                workspace=ws.name,
+                connector=c.connector,
+                request_id=_request_id.get(),
+                outcome="error",
+                reason="needs_reauth",
+                detail={
+                    **detail,
+                    "error": exc.error,
+                    "error_description": exc.description,
+                    "upstream_status": exc.status,
+                    "connection_status": "needs_reauth",
+                },
+            )
             raise NeedsReauth(reason + ".", hint=f"Reconnect: {c.reconnect_command()}") from None
-        connections.record_refresh_failure(app, c, owner, sent=True, outcome_unknown=False,
-                                           retry_at=time.time() + _backoff(c.refresh_failures + 1))
-        await app.aaudit("connection.refresh_failed", workspace=ws.name, connector=c.connector,
-                         request_id=_request_id.get(), outcome="error",
-                         reason=exc.error,
-                         detail={**detail, "error": exc.error, "error_description": exc.description,
-                                 "upstream_status": exc.status})
+        refresh_state.record_refresh_failure(
+            app,
+            c,
+            owner,
+            sent=True,
+            outcome_unknown=False,
+            retry_at=time.time() + _backoff(c.refresh_failures + 1),
+        )
+        await app.aaudit(
+            "connection.refresh_failed",
+            workspace=ws.name,
+            connector=c.connector,
+            request_id=_request_id.get(),
+            outcome="error",
+            reason=exc.error,
+            detail={
+                **detail,
+                "error": exc.error,
+                "error_description": exc.description,
+                "upstream_status": exc.status,
+            },
+        )
         raise exchange_error(exc, vendor_name, f"refreshing the {vendor_name} token failed") from None
     except EndpointError as exc:
         _count(c.connector, "failed")
         unknown = exc.unknown or (previous_unknown and not exc.sent)
-        connections.record_refresh_failure(app, c, owner, sent=exc.sent, outcome_unknown=unknown,
-                                           retry_at=time.time() + _backoff(c.refresh_failures + 1, exc.retry_after))
-        await app.aaudit("connection.refresh_failed", workspace=ws.name, connector=c.connector,
-                         request_id=_request_id.get(), outcome="error",
-                         reason="refresh_outcome_unknown" if exc.unknown else "upstream_unavailable",
-                         detail={**detail, "message": exc.message, "upstream_status": exc.status,
-                                 "outcome_unknown": unknown})
-        more = (" Its outcome is unknown: the next attempt sends the stored refresh token once more."
-                if exc.unknown else "")
-        raise Transient(f"refreshing the {vendor_name} token failed: {exc.message}.{more}",
-                        hint="It is retried with backoff; the connection stays usable while its token is valid.",
-                        code="refresh_outcome_unknown" if exc.unknown else "upstream_unavailable") from None
+        refresh_state.record_refresh_failure(
+            app,
+            c,
+            owner,
+            sent=exc.sent,
+            outcome_unknown=unknown,
+            retry_at=time.time() + _backoff(c.refresh_failures + 1, exc.retry_after),
+        )
+        await app.aaudit(
+            "connection.refresh_failed",
+            workspace=ws.name,
+            connector=c.connector,
+            request_id=_request_id.get(),
+            outcome="error",
+            reason="refresh_outcome_unknown" if exc.unknown else "upstream_unavailable",
+            detail={
+                **detail,
+                "message": exc.message,
+                "upstream_status": exc.status,
+                "outcome_unknown": unknown,
+            },
+        )
+        more = (
+            " Its outcome is unknown: the next attempt sends the stored refresh token once more."
+            if exc.unknown
+            else ""
+        )
+        raise Transient(
+            f"refreshing the {vendor_name} token failed: {exc.message}.{more}",
+            hint="It is retried with backoff; the connection stays usable while its token is valid.",
+            code="refresh_outcome_unknown" if exc.unknown else "upstream_unavailable",
+        ) from None
     _count(c.connector, "ok")
     rotated = tokens.refresh_token is not None and tokens.refresh_token != refresh_token
-    expires_at = connections.epoch_to_iso(time.time() + tokens.expires_in) if tokens.expires_in is not None else None
+    expires_at = (
+        connections.epoch_to_iso(time.time() + tokens.expires_in) if tokens.expires_in is not None else None
+    )
     try:
-        saved = connections.save_tokens(
-            app, ws, c, access_token=tokens.access_token, refresh_token=tokens.refresh_token if rotated else None,
-            expires_at=expires_at, scopes=tokens.scopes if tokens.scopes is not None else c.scopes)
-    except connections.Superseded:
+        saved = refresh_state.save_tokens(
+            app,
+            ws,
+            c,
+            access_token=tokens.access_token,
+            refresh_token=tokens.refresh_token if rotated else None,
+            expires_at=expires_at,
+            scopes=tokens.scopes if tokens.scopes is not None else c.scopes,
+        )
+    except refresh_state.Superseded:
         # Reconnected while this refresh was out: the new grant wins; this one is revoked if possible.
         await revoke_quietly(app_cfg, tokens)
         found = connections.by_id(app.vault.conn, ws, c.id)
         if found is None:
-            raise NotFound(f"{c.connector} in {c.workspace} was disconnected meanwhile.", code="not_connected") from None
+            raise NotFound(
+                f"{c.connector} in {c.workspace} was disconnected meanwhile.", code="not_connected"
+            ) from None
         return found
-    await app.aaudit("connection.refreshed", workspace=ws.name, connector=c.connector,
-                     request_id=_request_id.get(),
-                     detail={**detail, "expires_in": tokens.expires_in, "rotated": rotated,
-                             "generation": saved.token_generation})
+    await app.aaudit(
+        "connection.refreshed",
+        workspace=ws.name,
+        connector=c.connector,
+        request_id=_request_id.get(),
+        detail={
+            **detail,
+            "expires_in": tokens.expires_in,
+            "rotated": rotated,
+            "generation": saved.token_generation,
+        },
+    )
     return saved
 
 
-async def ensure_fresh(app: Session, ws: Workspace, connection: Connection, *,
-                       margin_s: float = DEFAULT_MARGIN_S) -> Connection:
+async def ensure_fresh(
+    app: Session, ws: Workspace, connection: Connection, *, margin_s: float = DEFAULT_MARGIN_S
+) -> Connection:
     """`connection`, refreshed first if its token expires within `margin_s` and it can be refreshed.
 
     A transient failure is swallowed while the current token is still valid (the connection stays
     usable); past expiry it raises Transient."""
-    from botctl import connections
+    from botctl import connections, refresh_state
 
     if connection.auth != "oauth" or not _due(connection, margin_s, time.time()):
         return connection
-    if not connections.has_refresh_token(app, ws, connection):
+    if not refresh_state.has_refresh_token(app, ws, connection):
         return connection
     try:
         return await refresh(app, ws, connection, margin_s=margin_s)
@@ -361,24 +465,36 @@ class RefreshOutcome:
     expires_at: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        return {"workspace": self.workspace, "connector": self.connector, "outcome": self.outcome,
-                "code": self.code, "message": self.message, "expires_at": self.expires_at}
+        return {
+            "workspace": self.workspace,
+            "connector": self.connector,
+            "outcome": self.outcome,
+            "code": self.code,
+            "message": self.message,
+            "expires_at": self.expires_at,
+        }
 
 
 async def refresh_due(app: Session, *, margin_s: float = DEFAULT_MARGIN_S) -> list[RefreshOutcome]:
     """Refresh every active OAuth connection whose token expires within `margin_s` (the provider's loop)."""
     import asyncio
 
-    from botctl import connections, workspaces
+    from botctl import connections, refresh_state, workspaces
 
     now = time.time()
-    due = [c for c in connections.list_all(app.vault.conn)
-           if c.auth == "oauth" and c.status == "active" and c.oauth_config().get("token_url")
-           and _due(c, margin_s, now) and not (c.refresh_retry_at and c.refresh_retry_at > now)]
+    due = [
+        c
+        for c in connections.list_all(app.vault.conn)
+        if c.auth == "oauth"
+        and c.status == "active"
+        and c.oauth_config().get("token_url")
+        and _due(c, margin_s, now)
+        and not (c.refresh_retry_at and c.refresh_retry_at > now)
+    ]
 
     async def one(c: Connection) -> RefreshOutcome:
         ws = workspaces.get(app.vault.conn, c.workspace)
-        if not connections.has_refresh_token(app, ws, c):
+        if not refresh_state.has_refresh_token(app, ws, c):
             return RefreshOutcome(c.workspace, c.connector, "not_due", "no_refresh_token")
         try:
             new = await refresh(app, ws, c, margin_s=margin_s)
@@ -387,8 +503,9 @@ async def refresh_due(app: Session, *, margin_s: float = DEFAULT_MARGIN_S) -> li
         except BotctlError as exc:
             return RefreshOutcome(c.workspace, c.connector, "failed", exc.code, exc.message)
         changed = new.token_generation != c.token_generation
-        return RefreshOutcome(c.workspace, c.connector, "refreshed" if changed else "not_due",
-                              expires_at=new.expires_at)
+        return RefreshOutcome(
+            c.workspace, c.connector, "refreshed" if changed else "not_due", expires_at=new.expires_at
+        )
 
     return list(await asyncio.gather(*(one(c) for c in due)))
 
@@ -400,13 +517,15 @@ def _action_error(exc: BotctlError, vendor_name: str) -> Exception:
     from botctl.connectors.base import ActionError
 
     if isinstance(exc, NeedsReauth):
-        return ActionError("needs_reauth", "This tool's connection needs to be re-authorised by the workspace "
-                                           "operator.")
+        return ActionError(
+            "needs_reauth", "This tool's connection needs to be re-authorised by the workspace operator."
+        )
     return ActionError("upstream_error", f"Could not refresh the {vendor_name} credential; try again later.")
 
 
-async def fresh_for_action(app: Session, ws: Workspace, connection: Connection, *,
-                           request_id: str | None = None) -> Connection:
+async def fresh_for_action(
+    app: Session, ws: Workspace, connection: Connection, *, request_id: str | None = None
+) -> Connection:
     token = _request_id.set(request_id)
     try:
         return await ensure_fresh(app, ws, connection)
@@ -416,8 +535,9 @@ async def fresh_for_action(app: Session, ws: Workspace, connection: Connection, 
         _request_id.reset(token)
 
 
-async def refresh_after_401(app: Session, ws: Workspace, connection: Connection, *,
-                            request_id: str | None = None) -> Connection:
+async def refresh_after_401(
+    app: Session, ws: Workspace, connection: Connection, *, request_id: str | None = None
+) -> Connection:
     """The vendor refused the token: refresh once (joined with any refresh already under way)."""
     token = _request_id.set(request_id)
     try:
@@ -429,7 +549,10 @@ async def refresh_after_401(app: Session, ws: Workspace, connection: Connection,
 
 
 def can_refresh(app: Session, ws: Workspace, connection: Connection) -> bool:
-    from botctl import connections
+    from botctl import refresh_state
 
-    return (connection.auth == "oauth" and bool(connection.oauth_config().get("token_url"))
-            and connections.has_refresh_token(app, ws, connection))
+    return (
+        connection.auth == "oauth"
+        and bool(connection.oauth_config().get("token_url"))
+        and refresh_state.has_refresh_token(app, ws, connection)
+    )

@@ -46,8 +46,14 @@ async def revoke(app: Session, ws: Workspace, connection: Connection, connector:
                 ok = exc.error == "unsupported_token_type" and field_name == "access_token"
                 results.append({"token": field_name, "ok": ok, "error": exc.error})
             except EndpointError as exc:
-                results.append({"token": field_name, "ok": False, "error": "upstream_unavailable",
-                                "message": exc.message})
+                results.append(
+                    {
+                        "token": field_name,
+                        "ok": False,
+                        "error": "upstream_unavailable",
+                        "message": exc.message,
+                    }
+                )
     elif connector.revoke is not None:
         method = "vendor"
         current = connection
@@ -56,8 +62,11 @@ async def revoke(app: Session, ws: Workspace, connection: Connection, connector:
                 current = await refresh(app, ws, connection, force=True)
             except BotctlError:
                 current = connection
-        cred = {k: v for k, v in connections.credential(app, ws, current).items()
-                if k in ("access_token", "api_key")}
+        cred = {
+            k: v
+            for k, v in connections.credential(app, ws, current).items()
+            if k in ("access_token", "api_key")
+        }
         try:
             async with build_client(connector, current.config, cred, base_url=current.base_url) as client:
                 await connector.revoke(client, current.config)
@@ -71,9 +80,16 @@ async def revoke(app: Session, ws: Workspace, connection: Connection, connector:
     else:
         failed = [r for r in results if not r["ok"]]
         revoked = "failed: " + (failed[0].get("error") or "error") if failed else "failed: nothing to revoke"
-    await app.aaudit("connection.revoked", workspace=ws.name, connector=connection.connector,
-              outcome="ok" if revoked in ("yes", "unsupported") else "error",
-              reason=None if revoked in ("yes", "unsupported") else revoked[len("failed: "):],
-              detail={"method": method, "revoked": revoked,
-                      "results": [{k: v for k, v in r.items() if k != "message"} for r in results]})
+    await app.aaudit(
+        "connection.revoked",
+        workspace=ws.name,
+        connector=connection.connector,
+        outcome="ok" if revoked in ("yes", "unsupported") else "error",
+        reason=None if revoked in ("yes", "unsupported") else revoked[len("failed: ") :],
+        detail={
+            "method": method,
+            "revoked": revoked,
+            "results": [{k: v for k, v in r.items() if k != "message"} for r in results],
+        },
+    )
     return {"revoked": revoked, "method": method}

@@ -66,7 +66,9 @@ def _mapped(exc: psycopg.Error) -> sqlite3.Error:
     text = (exc.diag.message_primary or str(exc).splitlines()[0]) if hasattr(exc, "diag") else str(exc)
     if isinstance(exc, psycopg.IntegrityError):
         return sqlite3.IntegrityError(text)
-    if isinstance(exc, psycopg.OperationalError | psycopg.errors.LockNotAvailable | psycopg.errors.QueryCanceled):
+    if isinstance(
+        exc, psycopg.OperationalError | psycopg.errors.LockNotAvailable | psycopg.errors.QueryCanceled
+    ):
         return sqlite3.OperationalError(text)
     return sqlite3.DatabaseError(text)
 
@@ -178,14 +180,17 @@ def connect(url: str, *, schema: str = "vault") -> PgConnection:
 
     conninfo, extra = database.libpq_conninfo(url)
     try:
-        raw = psycopg.connect(conninfo, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S,
-                              application_name="botctl", **extra)
+        raw = psycopg.connect(
+            conninfo, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S, application_name="botctl", **extra
+        )
     except psycopg.Error as exc:
         reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
-        raise BotctlError(f"cannot connect to the PostgreSQL database {database.redacted(url)}: {reason}",
-                          hint="Check that the server is running and the URL, role and password source "
-                               "(passfile, PGPASSFILE, credential) are right; `botctl doctor` shows the URL in use.",
-                          code="database_unavailable") from None
+        raise BotctlError(
+            f"cannot connect to the PostgreSQL database {database.redacted(url)}: {reason}",
+            hint="Check that the server is running and the URL, role and password source "
+            "(passfile, PGPASSFILE, credential) are right; `botctl doctor` shows the URL in use.",
+            code="database_unavailable",
+        ) from None
     conn = PgConnection(raw, url)
     conn.schema = schema
     return conn

@@ -11,8 +11,13 @@ WAIT_S = 5.0  # the longest sleep between checks, should a notification ever be 
 BATCH = 1000
 
 
-def follow(url: str, after: Callable[[int, int], list[dict[str, Any]]], matches: Callable[[dict[str, Any]], bool],
-           *, start_after: int) -> Iterator[dict[str, Any]]:
+def follow(
+    url: str,
+    after: Callable[[int, int], list[dict[str, Any]]],
+    matches: Callable[[dict[str, Any]], bool],
+    *,
+    start_after: int,
+) -> Iterator[dict[str, Any]]:
     """Every record after `start_after` that `matches`, as it commits (`after(seq, limit)` reads them).
 
     A dedicated connection LISTENs first, then reads: a record committed between the two is read, one

@@ -15,13 +15,19 @@ def main() -> None:
     parser.add_argument("--socket", required=True)
     parser.add_argument("--refresh-interval", type=float, default=30.0)
     parser.add_argument("--socket-group", type=int, help="a group (the edge's) that may connect: socket 0660")
-    parser.add_argument("--master-key-fd", type=int, help="read the master key from this pipe (not the environment)")
-    parser.add_argument("--listen-tls", metavar="HOST:PORT",
-                        help="also listen on TCP with mutual TLS for edges on other hosts (botctl.provider.mtls)")
+    parser.add_argument(
+        "--master-key-fd", type=int, help="read the master key from this pipe (not the environment)"
+    )
+    parser.add_argument(
+        "--listen-tls",
+        metavar="HOST:PORT",
+        help="also listen on TCP with mutual TLS for edges on other hosts (botctl.provider.mtls)",
+    )
     args = parser.parse_args()
     os.umask(0o077)  # the socket uvicorn creates is 0600 from birth (uvicorn would leave it 0666)
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
-                        format="%(asctime)s provider %(levelname)s %(message)s")
+    logging.basicConfig(
+        level=logging.INFO, stream=sys.stderr, format="%(asctime)s provider %(levelname)s %(message)s"
+    )
     if args.master_key_fd is not None:
         from botctl.daemon import read_secret_fd
 
@@ -36,8 +42,15 @@ def main() -> None:
     if os.path.exists(args.socket):
         os.unlink(args.socket)  # stale socket from a crashed provider (the supervisor holds the home lock)
     app = create_app(args.home, refresh_interval=args.refresh_interval)
-    config = uvicorn.Config(app, uds=args.socket, log_level="warning", access_log=False, lifespan="on",
-                            timeout_graceful_shutdown=10)
+    config = uvicorn.Config(
+        app,
+        uds=args.socket,
+        log_level="warning",
+        access_log=False,
+        lifespan="on",
+        timeout_graceful_shutdown=10,
+    )
+
     class Server(uvicorn.Server):
         async def startup(self, sockets=None):  # type: ignore[no-untyped-def]
             await super().startup(sockets=sockets)

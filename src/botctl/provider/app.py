@@ -63,8 +63,10 @@ def create_app(home_path: str, **opts: Any) -> Starlette:
         # Writes a killed provider (or CLI) left without an outcome: on record as `unknown` before serving.
         recovered = await intents.recover(provider.app)
         if recovered:
-            log.warning("recorded %d interrupted write(s) as outcome unknown (see `botctl audit --outcome unknown`)",
-                        recovered)
+            log.warning(
+                "recorded %d interrupted write(s) as outcome unknown (see `botctl audit --outcome unknown`)",
+                recovered,
+            )
         provider._refresh_task = asyncio.create_task(provider.refresh_loop())
         heartbeat = node_task = None
         if provider.app.node is not None:  # a PostgreSQL home: this node's heartbeat (botctl/nodes.py)
@@ -76,7 +78,9 @@ def create_app(home_path: str, **opts: Any) -> Starlette:
             async def after_beat() -> None:  # a lapsed node's pending writes: on record by a live node
                 n = await intents.recover(provider.app)
                 if n:
-                    log.warning("recorded %d write(s) of a lapsed node or a dead process as outcome unknown", n)
+                    log.warning(
+                        "recorded %d write(s) of a lapsed node or a dead process as outcome unknown", n
+                    )
 
             node_task = asyncio.create_task(heartbeat.run(after_beat))
         # The knowledge embedding model, loaded before the first visitor's question rather than during it.

@@ -21,15 +21,24 @@ def _provider(request: Request) -> Provider:
 
 
 async def health(request: Request) -> JSONResponse:
-    return JSONResponse({"ok": True, "version": __version__, "pid": os.getpid(),
-                         "uptime_s": round(time.time() - _provider(request).started, 1)})
+    return JSONResponse(
+        {
+            "ok": True,
+            "version": __version__,
+            "pid": os.getpid(),
+            "uptime_s": round(time.time() - _provider(request).started, 1),
+        }
+    )
 
 
 async def status(request: Request) -> JSONResponse:
     from botctl import audit, connections
 
-    reauth = [{"workspace": c.workspace, "connector": c.connector, "reason": c.status_reason}
-              for c in connections.list_all(_provider(request).app.vault.conn) if c.status != "active"]
+    reauth = [
+        {"workspace": c.workspace, "connector": c.connector, "reason": c.status_reason}
+        for c in connections.list_all(_provider(request).app.vault.conn)
+        if c.status != "active"
+    ]
     committer = _provider(request).app._committer
     # The chain as a writer would find it now (cheap: head vs checkpoint, no walk), plus what the
     # committer refused since the last break: {"chain": "ok" | "broken", "problem"?, ...}.
@@ -47,12 +56,22 @@ async def status(request: Request) -> JSONResponse:
         sinks, hooks = shipping.backlog(prov.app.home), alerting.status(prov.app.home)
     except Exception as exc:  # status must answer even when shipping.db cannot be read
         sinks, hooks = [{"name": "?", "last_error": type(exc).__name__, "backlog": None}], []
-    return JSONResponse({"connections_needing_reauth": reauth, "refresh": prov.refresh_report(),
-                         "connections": prov.connection_states(),
-                         "audit": {"batches": committer.batches, "records": committer.records,
-                                   "refused": committer.refused, **chain,
-                                   "last_verify": _provider(request).shipper.last_verify},
-                         "audit_sinks": sinks, "alert_webhooks": hooks})
+    return JSONResponse(
+        {
+            "connections_needing_reauth": reauth,
+            "refresh": prov.refresh_report(),
+            "connections": prov.connection_states(),
+            "audit": {
+                "batches": committer.batches,
+                "records": committer.records,
+                "refused": committer.refused,
+                **chain,
+                "last_verify": _provider(request).shipper.last_verify,
+            },
+            "audit_sinks": sinks,
+            "alert_webhooks": hooks,
+        }
+    )
 
 
 async def ws_config(request: Request) -> JSONResponse:
@@ -61,9 +80,19 @@ async def ws_config(request: Request) -> JSONResponse:
         return JSONResponse(error("unknown_workspace", "No such workspace.", ""))
     from botctl.identity.workspace_rules import settings
 
-    issuer = settings(_provider(request).app.vault.conn, ws)[0]  # named in the MCP endpoint's RFC 9728 metadata
-    return JSONResponse({"status": 200, "body": {**_provider(request).widget_config(ws), "origins": list(ws.origins),
-                                                 "identity_issuer": issuer}})
+    issuer = settings(_provider(request).app.vault.conn, ws)[
+        0
+    ]  # named in the MCP endpoint's RFC 9728 metadata
+    return JSONResponse(
+        {
+            "status": 200,
+            "body": {
+                **_provider(request).widget_config(ws),
+                "origins": list(ws.origins),
+                "identity_issuer": issuer,
+            },
+        }
+    )
 
 
 async def widget_config(request: Request) -> JSONResponse:
@@ -77,7 +106,9 @@ async def catalog(request: Request) -> JSONResponse:
     ws = _provider(request).workspace(request.path_params["ws"])
     if ws is None:
         return JSONResponse(error("unknown_workspace", "No such workspace.", ""))
-    return JSONResponse({"status": 200, "body": {"workspace": ws.name, "actions": _provider(request).available(ws)}})
+    return JSONResponse(
+        {"status": 200, "body": {"workspace": ws.name, "actions": _provider(request).available(ws)}}
+    )
 
 
 async def run(request: Request) -> JSONResponse:
@@ -92,9 +123,17 @@ async def run(request: Request) -> JSONResponse:
     # like an unknown workspace, as one action.run record.
     visitor, bad = await prov.verify(ws, data.get("identity_token")) if ws is not None else (None, None)
     try:
-        result = await run_action(prov.app, ws_name, action, visitor=visitor, params=data.get("params"),
-                                  request_id=rid, actor=visitor_actor(visitor), identity_error=bad,
-                                  client_ip=client_ip_of(data))
+        result = await run_action(
+            prov.app,
+            ws_name,
+            action,
+            visitor=visitor,
+            params=data.get("params"),
+            request_id=rid,
+            actor=visitor_actor(visitor),
+            identity_error=bad,
+            client_ip=client_ip_of(data),
+        )
     except AuditChainBroken:
         # Fail closed: nothing runs while it cannot be recorded (logged once by the committer; the
         # operator seals or repairs the chain: `botctl audit verify`, `botctl audit seal-break`).
@@ -120,13 +159,20 @@ async def chat(request: Request) -> JSONResponse:
         return JSONResponse(error("unknown_workspace", "No such workspace.", rid))
     visitor, bad = await prov.verify(ws, data.get("identity_token"))
     if bad is not None:
-        await prov.app.aaudit("chat.refused", workspace=ws.name, actor={"type": "visitor"}, outcome="denied",
-                              reason="invalid_identity", request_id=rid,
-                              detail={"identity_reason": bad, "client_ip": client_ip_of(data)})
+        await prov.app.aaudit(
+            "chat.refused",
+            workspace=ws.name,
+            actor={"type": "visitor"},
+            outcome="denied",
+            reason="invalid_identity",
+            request_id=rid,
+            detail={"identity_reason": bad, "client_ip": client_ip_of(data)},
+        )
         return JSONResponse(error("invalid_identity", PUBLIC_MESSAGE["invalid_identity"], rid))
     actions = prov.available(ws)
-    result = await knowledge.answer_async(prov.app.vault.conn, ws, str(data.get("message", "")),
-                                          available_actions=actions)
+    result = await knowledge.answer_async(
+        prov.app.vault.conn, ws, str(data.get("message", "")), available_actions=actions
+    )
     for s in result.get("suggested_actions") or []:
         # The widget shows customer-specific actions as "sign in to use this" to anonymous visitors.
         s["needs_sign_in"] = bool(s.get("customer_specific")) and visitor is None
@@ -134,12 +180,16 @@ async def chat(request: Request) -> JSONResponse:
     from botctl.knowledge.links import cite
 
     question = str(data.get("message", ""))
-    body = {"answer": result["answer"], "grounded": result["grounded"],
-            "citations": cite(prov.app.vault.conn, ws.id, result["citations"]),
-            "suggested_actions": result.get("suggested_actions") or [],
-            # What a thumbs up / down refers to (botctl.feedback): nothing is stored until a vote.
-            "answer_id": answer_id(prov.feedback_key(), ws.id, question, result["answer"], result["grounded"]),
-            "conversation_id": data.get("conversation_id"), "request_id": rid}
+    body = {
+        "answer": result["answer"],
+        "grounded": result["grounded"],
+        "citations": cite(prov.app.vault.conn, ws.id, result["citations"]),
+        "suggested_actions": result.get("suggested_actions") or [],
+        # What a thumbs up / down refers to (botctl.feedback): nothing is stored until a vote.
+        "answer_id": answer_id(prov.feedback_key(), ws.id, question, result["answer"], result["grounded"]),
+        "conversation_id": data.get("conversation_id"),
+        "request_id": rid,
+    }
     return JSONResponse({"status": 200, "body": body})
 
 
@@ -155,13 +205,27 @@ async def feedback(request: Request) -> JSONResponse:
         return JSONResponse(error("unknown_workspace", "No such workspace.", rid))
     visitor, bad = await prov.verify(ws, data.get("identity_token"))
     if bad is not None:  # recorded as on chat: a route that takes a token is no silent oracle for forged ones
-        await prov.app.aaudit("feedback.refused", workspace=ws.name, actor={"type": "visitor"}, outcome="denied",
-                              reason="invalid_identity", request_id=rid,
-                              detail={"identity_reason": bad, "client_ip": client_ip_of(data)})
+        await prov.app.aaudit(
+            "feedback.refused",
+            workspace=ws.name,
+            actor={"type": "visitor"},
+            outcome="denied",
+            reason="invalid_identity",
+            request_id=rid,
+            detail={"identity_reason": bad, "client_ip": client_ip_of(data)},
+        )
         return JSONResponse(error("invalid_identity", PUBLIC_MESSAGE["invalid_identity"], rid))
     try:
-        record(prov.app.vault.conn, prov.feedback_key(), ws, data.get("answer_id"), data.get("vote"),
-               data.get("question"), data.get("answer"), visitor.sub if visitor is not None else None)
+        record(
+            prov.app.vault.conn,
+            prov.feedback_key(),
+            ws,
+            data.get("answer_id"),
+            data.get("vote"),
+            data.get("question"),
+            data.get("answer"),
+            visitor.sub if visitor is not None else None,
+        )
     except FeedbackRefused:
         return JSONResponse(error("invalid_request", "That vote is not about an answer given here.", rid))
     return JSONResponse({"status": 200, "body": {"recorded": True, "request_id": rid}})

@@ -68,8 +68,11 @@ class Heartbeat:
         while True:
             await asyncio.sleep(nodes.HEARTBEAT_S)
             if self.connection_lost():
-                log.error("node %s: the connection to PostgreSQL was lost; stopping for the supervisor to start "
-                          "a fresh provider", self.name)
+                log.error(
+                    "node %s: the connection to PostgreSQL was lost; stopping for the supervisor to start "
+                    "a fresh provider",
+                    self.name,
+                )
                 os.kill(os.getpid(), signal.SIGTERM)
                 return
             try:

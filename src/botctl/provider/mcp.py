@@ -40,7 +40,10 @@ def visitor_hold(app: Any, visitor: Any, request_id: str):  # noqa: ANN201
         found = registry.find_action(action)
         summary = confirmations.summarize(spec, found[0].vendor if found else action, params)
         row = confirmations.create(app, ws, action, params, visitor, summary, request_id)
-        return {"public": row.public(), "audit": {"confirmation_id": row.id, "ttl_s": int(confirmations.TTL_S)}}
+        return {
+            "public": row.public(),
+            "audit": {"confirmation_id": row.id, "ttl_s": int(confirmations.TTL_S)},
+        }
 
     return hold
 
@@ -51,15 +54,25 @@ async def mcp(request: Request) -> JSONResponse:
 
     data = await request.json()
     prov = request.app.state.provider
-    await expire_due(prov.app)  # also every refresh interval (Provider.refresh_loop): the bot may not come back
+    await expire_due(
+        prov.app
+    )  # also every refresh interval (Provider.refresh_loop): the bot may not come back
     rid = request_id_of(data)
     ws = prov.workspace(request.path_params["ws"])
     if ws is None:
         return JSONResponse(error("unknown_workspace", "No such workspace.", rid))
     # Only a token signed for a bot (botctl_use "mcp"): the widget's token, which answers confirmations, is refused.
     visitor, bad = await prov.verify(ws, data.get("identity_token"), use="mcp")
-    caller = Caller(prov.app, ws.name, visitor, mcp_actor(visitor), rid, client_ip=client_ip_of(data),
-                    identity_error=bad, hold=visitor_hold(prov.app, visitor, rid))
+    caller = Caller(
+        prov.app,
+        ws.name,
+        visitor,
+        mcp_actor(visitor),
+        rid,
+        client_ip=client_ip_of(data),
+        identity_error=bad,
+        hold=visitor_hold(prov.app, visitor, rid),
+    )
     status, body = await handle(caller, data.get("message"))
     out: dict[str, Any] = {"status": status, "body": body}
     if status == 401:
@@ -84,17 +97,28 @@ async def pending(request: Request) -> JSONResponse:
     visitor, bad = await prov.verify(ws, data.get("identity_token"))
     if bad:
         try:
-            await prov.app.aaudit("mcp.refused", workspace=ws.name, actor=mcp_actor(None), outcome="denied",
-                                  reason="invalid_identity", request_id=rid,
-                                  detail={"identity_reason": bad, "method": "confirmations/list",
-                                          "client_ip": client_ip_of(data)})
+            await prov.app.aaudit(
+                "mcp.refused",
+                workspace=ws.name,
+                actor=mcp_actor(None),
+                outcome="denied",
+                reason="invalid_identity",
+                request_id=rid,
+                detail={
+                    "identity_reason": bad,
+                    "method": "confirmations/list",
+                    "client_ip": client_ip_of(data),
+                },
+            )
         except AuditChainBroken:
             return JSONResponse(error("audit_unavailable", PUBLIC_MESSAGE["audit_unavailable"], rid))
     if bad or visitor is None:
         code = "invalid_identity" if bad else "identity_required"
         return JSONResponse(error(code, PUBLIC_MESSAGE.get(code, "Sign in to see this."), rid))
     rows = confirmations.pending_for(prov.app, ws, visitor)
-    return JSONResponse({"status": 200, "body": {"confirmations": [r.public() for r in rows], "request_id": rid}})
+    return JSONResponse(
+        {"status": 200, "body": {"confirmations": [r.public() for r in rows], "request_id": rid}}
+    )
 
 
 async def confirmation(request: Request) -> JSONResponse:
@@ -126,34 +150,63 @@ async def confirmation(request: Request) -> JSONResponse:
         row, code = confirmations.decide(prov.app, ws, cid, visitor, decision)
     # The id from the URL is the visitor's text: recorded as given only in the shape botctl issues.
     well_formed = confirmations.ID_SHAPE.fullmatch(cid) is not None
-    detail: dict[str, Any] = {"confirmation_id": cid if well_formed else None,
-                              "requested_id": None if well_formed else escaped(cid, 64),
-                              "decision": decision, "client_ip": ip}
+    detail: dict[str, Any] = {
+        "confirmation_id": cid if well_formed else None,
+        "requested_id": None if well_formed else escaped(cid, 64),
+        "decision": decision,
+        "client_ip": ip,
+    }
     if bad:
         detail["identity_reason"] = bad
     if row is not None:
         detail["requested_in"] = row.request_id  # the request id of the action.confirmation_requested record
-    outcome, reason = ("ok", None) if code is None and decision == "confirm" else (
-        "denied", code or "confirmation_refused")
+    outcome, reason = (
+        ("ok", None) if code is None and decision == "confirm" else ("denied", code or "confirmation_refused")
+    )
     try:
-        await prov.app.aaudit("action.confirmation", workspace=ws.name, actor=mcp_actor(visitor),
-                              action=row.action if row else None, connector=row.action.split(".")[0] if row else None,
-                              outcome=outcome, reason=reason, request_id=rid,
-                              detail={k: v for k, v in detail.items() if v is not None})
+        await prov.app.aaudit(
+            "action.confirmation",
+            workspace=ws.name,
+            actor=mcp_actor(visitor),
+            action=row.action if row else None,
+            connector=row.action.split(".")[0] if row else None,
+            outcome=outcome,
+            reason=reason,
+            request_id=rid,
+            detail={k: v for k, v in detail.items() if v is not None},
+        )
     except AuditChainBroken:
         return JSONResponse(error("audit_unavailable", PUBLIC_MESSAGE["audit_unavailable"], rid))
     if code is not None:
-        msg = PUBLIC_MESSAGE.get(code) or {"identity_required": "Sign in to answer this.",
-                                           "confirmation_expired": "This request expired; nothing was done.",
-                                           "confirmation_used": "This request was already answered."}[code]
+        msg = (
+            PUBLIC_MESSAGE.get(code)
+            or {
+                "identity_required": "Sign in to answer this.",
+                "confirmation_expired": "This request expired; nothing was done.",
+                "confirmation_used": "This request was already answered.",
+            }[code]
+        )
         return JSONResponse(error(code, msg, rid))
     assert row is not None and visitor is not None
     if decision == "cancel":
-        return JSONResponse({"status": 200, "body": {"ok": True, "status": "cancelled", "confirmation_id": row.id,
-                                                     "request_id": rid}})
+        return JSONResponse(
+            {
+                "status": 200,
+                "body": {"ok": True, "status": "cancelled", "confirmation_id": row.id, "request_id": rid},
+            }
+        )
     try:
-        answer = await run_action(prov.app, ws.name, row.action, visitor=visitor, params=row.params, request_id=rid,
-                                  actor=mcp_actor(visitor), client_ip=ip, note={"confirmation_id": row.id})
+        answer = await run_action(
+            prov.app,
+            ws.name,
+            row.action,
+            visitor=visitor,
+            params=row.params,
+            request_id=rid,
+            actor=mcp_actor(visitor),
+            client_ip=ip,
+            note={"confirmation_id": row.id},
+        )
     except AuditChainBroken:
         confirmations.finish(prov.app, row.id, "audit_unavailable")
         return JSONResponse(error("audit_unavailable", PUBLIC_MESSAGE["audit_unavailable"], rid))
@@ -161,7 +214,9 @@ async def confirmation(request: Request) -> JSONResponse:
         code = "not_found" if exc.code == "forbidden" else exc.code
         confirmations.finish(prov.app, row.id, code)
         remember_result(row.id, visitor.sub, {"ok": False, "error": {"code": code}})
-        return JSONResponse(error(code, PUBLIC_MESSAGE.get(code, exc.message), rid, retry_after=exc.retry_after))
+        return JSONResponse(
+            error(code, PUBLIC_MESSAGE.get(code, exc.message), rid, retry_after=exc.retry_after)
+        )
     confirmations.finish(prov.app, row.id, "ok")
     remember_result(row.id, visitor.sub, answer["result"])
     return JSONResponse({"status": 200, "body": {**answer, "confirmation_id": row.id}})

@@ -82,8 +82,10 @@ def protocol_class(allowed: AllowList) -> type:
                 return True
             if not transport.is_closing():
                 peer = transport.get_extra_info("peername")
-                log.warning("refused an edge connection from %s: client certificate not on the allow-list",
-                            peer[0] if peer else "?")
+                log.warning(
+                    "refused an edge connection from %s: client certificate not on the allow-list",
+                    peer[0] if peer else "?",
+                )
                 transport.abort()
             return False
 
@@ -99,10 +101,17 @@ def tls_server(app: Any, home: str, listen: str) -> Any:
     host, _, port = listen.rpartition(":")
     cert, key, ca = pki.server_files(Path(home))
     context = server_context(cert, key, ca)
-    config = uvicorn.Config(app, host=host.strip("[]"), port=int(port), log_level="warning", access_log=False,
-                            lifespan="off", timeout_graceful_shutdown=10,
-                            http=protocol_class(AllowList(pki.allowed_path(Path(home)))),
-                            ssl_context_factory=lambda _config, _default: context)
+    config = uvicorn.Config(
+        app,
+        host=host.strip("[]"),
+        port=int(port),
+        log_level="warning",
+        access_log=False,
+        lifespan="off",
+        timeout_graceful_shutdown=10,
+        http=protocol_class(AllowList(pki.allowed_path(Path(home)))),
+        ssl_context_factory=lambda _config, _default: context,
+    )
 
     class Server(uvicorn.Server):
         @contextlib.contextmanager

@@ -33,7 +33,9 @@ def _seconds(var: str, default: float) -> float:
 class Provider:
     """State of one provider process: the Session (vault + group-committed audit), counters, refresh loop."""
 
-    def __init__(self, home_path: str, *, refresh_interval: float = 30.0, refresh_margin: float = 300.0) -> None:
+    def __init__(
+        self, home_path: str, *, refresh_interval: float = 30.0, refresh_margin: float = 300.0
+    ) -> None:
         from botctl.home import Home
         from botctl.session import Session
 
@@ -45,10 +47,14 @@ class Provider:
 
         # Audit sinks and alerts: read after commit on their own thread (never in the write path).
         committer = self.app._committer
-        self.shipper = Shipper(self.app.home, self.app.vault.audit_key(), chain_state=committer.chain_state,
-                               poll=_seconds("BOTCTL_SHIP_POLL_S", 2.0),
-                               anchor_every=_seconds("BOTCTL_SHIP_ANCHOR_S", 60.0),
-                               verify_every=_seconds("BOTCTL_AUDIT_VERIFY_EVERY_S", 3600.0)).start()
+        self.shipper = Shipper(
+            self.app.home,
+            self.app.vault.audit_key(),
+            chain_state=committer.chain_state,
+            poll=_seconds("BOTCTL_SHIP_POLL_S", 2.0),
+            anchor_every=_seconds("BOTCTL_SHIP_ANCHOR_S", 60.0),
+            verify_every=_seconds("BOTCTL_AUDIT_VERIFY_EVERY_S", 3600.0),
+        ).start()
         committer.on_commit = self.shipper.wake
         from botctl.audit import alerting
 
@@ -61,8 +67,9 @@ class Provider:
 
         # Keep-alive connections to the vendors, shared by every action (credentials are injected per
         # request by each action's own VendorTransport wrapped around this pool).
-        self.app.vendor_pool = httpx.AsyncHTTPTransport(retries=0, limits=httpx.Limits(max_connections=200,
-                                                                                       max_keepalive_connections=50))
+        self.app.vendor_pool = httpx.AsyncHTTPTransport(
+            retries=0, limits=httpx.Limits(max_connections=200, max_keepalive_connections=50)
+        )
         self.started = time.time()
         self.refresh_interval = refresh_interval
         self.refresh_margin = refresh_margin
@@ -85,8 +92,11 @@ class Provider:
         from botctl.provider.wording import for_visitor
 
         keep = ("name", "connector", "vendor", "category", "description", "customer_specific", "params")
-        return [for_visitor({k: a[k] for k in keep}) for a in catalogue(self.app.vault.conn, ws)
-                if a["status"] == "available"]
+        return [
+            for_visitor({k: a[k] for k in keep})
+            for a in catalogue(self.app.vault.conn, ws)
+            if a["status"] == "available"
+        ]
 
     def widget_config(self, ws) -> dict[str, Any]:  # noqa: ANN001
         from botctl import widget_settings
@@ -174,16 +184,20 @@ class Provider:
         from botctl import oauth
 
         attempts = oauth.refresh_attempts()
-        return {**self.refresh_stats,
-                "refreshed": sum(n for (_, result), n in attempts.items() if result == "ok"),
-                "failed": sum(n for (_, result), n in attempts.items() if result == "failed"),
-                "attempts": [{"connector": c, "result": r, "count": n} for (c, r), n in sorted(attempts.items())]}
+        return {
+            **self.refresh_stats,
+            "refreshed": sum(n for (_, result), n in attempts.items() if result == "ok"),
+            "failed": sum(n for (_, result), n in attempts.items() if result == "failed"),
+            "attempts": [{"connector": c, "result": r, "count": n} for (c, r), n in sorted(attempts.items())],
+        }
 
     def connection_states(self) -> list[dict[str, str]]:
         from botctl import connections
 
-        return [{"workspace": c.workspace, "connector": c.connector, "state": c.status}
-                for c in connections.list_all(self.app.vault.conn)]
+        return [
+            {"workspace": c.workspace, "connector": c.connector, "state": c.status}
+            for c in connections.list_all(self.app.vault.conn)
+        ]
 
     def close(self) -> None:
         self.shipper.close()

@@ -39,8 +39,10 @@ def client_ip_of(data: dict[str, Any]) -> str | None:
 
 
 def error(code: str, message: str, request_id: str, *, retry_after: float | None = None) -> dict[str, Any]:
-    out: dict[str, Any] = {"status": error_codes.status(code),
-                           "body": {"error": {"code": code, "message": message}, "request_id": request_id}}
+    out: dict[str, Any] = {
+        "status": error_codes.status(code),
+        "body": {"error": {"code": code, "message": message}, "request_id": request_id},
+    }
     if retry_after is not None:
         out["headers"] = {"Retry-After": str(max(1, int(retry_after + 0.999)))}
     return out

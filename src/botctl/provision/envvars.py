@@ -18,18 +18,41 @@ ENV_NAME = re.compile(r"[A-Z_][A-Z0-9_]*")
 # Environment variables botctl itself reads (README "Configuration", the systemd credential folder, the
 # CI switch, test hooks) or that hold a local database password: a file may never route one of them to
 # a vendor. Every BOTCTL_* name is reserved too, including ones added later.
-RESERVED_ENV = frozenset({
-    "BOTCTL_HOME", "BOTCTL_MASTER_KEY", "BOTCTL_NO_KEYRING", "BOTCTL_WORKSPACE", "BOTCTL_SANDBOX",
-    "BOTCTL_LLM_URL", "BOTCTL_LLM_MODEL", "BOTCTL_LLM_API_KEY", "BOTCTL_LLM_TIMEOUT", "BOTCTL_DEBUG",
-    "BOTCTL_QUIET", "BOTCTL_FAILPOINTS", "BOTCTL_HOST", "BOTCTL_PORT", "_BOTCTL_COMPLETE",
-    "CREDENTIALS_DIRECTORY", "CI", "PGPASSWORD", "PGPASSFILE", "NO_COLOR", "TERM",
-})
+RESERVED_ENV = frozenset(
+    {
+        "BOTCTL_HOME",
+        "BOTCTL_MASTER_KEY",
+        "BOTCTL_NO_KEYRING",
+        "BOTCTL_WORKSPACE",
+        "BOTCTL_SANDBOX",
+        "BOTCTL_LLM_URL",
+        "BOTCTL_LLM_MODEL",
+        "BOTCTL_LLM_API_KEY",
+        "BOTCTL_LLM_TIMEOUT",
+        "BOTCTL_DEBUG",
+        "BOTCTL_QUIET",
+        "BOTCTL_FAILPOINTS",
+        "BOTCTL_HOST",
+        "BOTCTL_PORT",
+        "_BOTCTL_COMPLETE",
+        "CREDENTIALS_DIRECTORY",
+        "CI",
+        "PGPASSWORD",
+        "PGPASSFILE",
+        "NO_COLOR",
+        "TERM",
+    }
+)
 _RESERVED_PREFIXES = ("BOTCTL_", "_BOTCTL_")
 
-NOT_A_NAME = ("is not an environment variable name (A-Z, 0-9, _): it looks like a literal secret, which is not "
-              "allowed in the file (the value is not shown); put it in an environment variable and name that here.")
-RESERVED = ("{var} is botctl's own variable (or a local password), never a connection's secret; name the variable "
-            "that holds the vendor's secret.")
+NOT_A_NAME = (
+    "is not an environment variable name (A-Z, 0-9, _): it looks like a literal secret, which is not "
+    "allowed in the file (the value is not shown); put it in an environment variable and name that here."
+)
+RESERVED = (
+    "{var} is botctl's own variable (or a local password), never a connection's secret; name the variable "
+    "that holds the vendor's secret."
+)
 
 
 def reserved_env(name: str) -> bool:

@@ -15,9 +15,18 @@ class ProvisionError(UsageError):
 
     code = "invalid_provision_file"
 
-    def __init__(self, problems: list[str], *, hint: str = "Fix the file and apply again; nothing was changed.",
-                 code: str | None = None) -> None:
-        head = problems[0] if len(problems) == 1 else f"{len(problems)} problems in the file:\n  " + "\n  ".join(problems)
+    def __init__(
+        self,
+        problems: list[str],
+        *,
+        hint: str = "Fix the file and apply again; nothing was changed.",
+        code: str | None = None,
+    ) -> None:
+        head = (
+            problems[0]
+            if len(problems) == 1
+            else f"{len(problems)} problems in the file:\n  " + "\n  ".join(problems)
+        )
         super().__init__(head, hint=hint, code=code)
         self.problems = problems
 

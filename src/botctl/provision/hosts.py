@@ -48,8 +48,11 @@ def parse_allow_host(value: str) -> tuple[str, int | None]:
     except ValueError:
         host, port = None, None
     if not host or parts.path or parts.query or parts.fragment or parts.username or " " in v:
-        raise UsageError(f"--allow-host {value!r} is not a host name.",
-                         hint="Give HOST or HOST:PORT, e.g. --allow-host shop.example.com.", code="invalid_allow_host")
+        raise UsageError(
+            f"--allow-host {value!r} is not a host name.",
+            hint="Give HOST or HOST:PORT, e.g. --allow-host shop.example.com.",
+            code="invalid_allow_host",
+        )
     return host.lower(), port
 
 
@@ -94,13 +97,19 @@ def vendor_hosts(connector: Connector) -> set[str]:
 
 def mark_allowed(uses: Sequence[HostUse], allow: Allow) -> list[HostUse]:
     """Each use, allowed when an --allow-host value covers it (a value without a port covers every port)."""
-    return [replace(u, allowed=any(h == u.host and (p is None or p == u.port) for h, p in allow)) for u in uses]
+    return [
+        replace(u, allowed=any(h == u.host and (p is None or p == u.port) for h, p in allow)) for u in uses
+    ]
 
 
 def refusals(uses: Sequence[HostUse]) -> list[str]:
     """One problem line per use nobody allowed."""
-    return [f"{u.where}: would send a credential to {u.flag_value}, a host the connector does not fix; "
-            f"pass --allow-host {u.flag_value} if it is yours." for u in uses if not u.allowed]
+    return [
+        f"{u.where}: would send a credential to {u.flag_value}, a host the connector does not fix; "
+        f"pass --allow-host {u.flag_value} if it is yours."
+        for u in uses
+        if not u.allowed
+    ]
 
 
 def confirm_or_refuse(uses: list[HostUse], confirm: Callable[[list[HostUse]], bool] | None) -> list[HostUse]:
@@ -110,5 +119,8 @@ def confirm_or_refuse(uses: list[HostUse], confirm: Callable[[list[HostUse]], bo
         return uses
     if confirm is not None and confirm(blocked):
         return [replace(u, allowed=True) for u in uses]
-    raise HostNotAllowed(refusals(uses), hint="Nothing was read or sent. `botctl apply --dry-run` lists every such "
-                                               "host; allow yours with --allow-host HOST.")
+    raise HostNotAllowed(
+        refusals(uses),
+        hint="Nothing was read or sent. `botctl apply --dry-run` lists every such "
+        "host; allow yours with --allow-host HOST.",
+    )

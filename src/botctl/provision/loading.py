@@ -18,8 +18,14 @@ from botctl.provision.spec import Spec, WorkspaceSpec
 from botctl.provision.tomlfile import Checker
 
 
-def load(file: str | os.PathLike[str], *, secrets_out: str | None = None, allow_hosts: Allow = (),
-         check_hosts: bool = True, confirm_hosts: Callable[[list[HostUse]], bool] | None = None) -> Spec:
+def load(
+    file: str | os.PathLike[str],
+    *,
+    secrets_out: str | None = None,
+    allow_hosts: Allow = (),
+    check_hosts: bool = True,
+    confirm_hosts: Callable[[list[HostUse]], bool] | None = None,
+) -> Spec:
     """Parse and validate the whole file; raise ProvisionError listing every problem.
 
     Hosts (see the package's doc): each use is marked allowed when `allow_hosts` ((host, port or None)
@@ -50,11 +56,14 @@ def _parse(path: Path) -> tuple[str, dict[str, Any]]:
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise ProvisionError([f"{path}: no such file."], hint="Give the path of your botctl.toml: "
-                             "botctl apply -f FILE") from None
+        raise ProvisionError(
+            [f"{path}: no such file."], hint="Give the path of your botctl.toml: botctl apply -f FILE"
+        ) from None
     except IsADirectoryError:
-        raise ProvisionError([f"{path}: is a folder, not a TOML file."], hint="Give the path of your botctl.toml: "
-                             "botctl apply -f FILE") from None
+        raise ProvisionError(
+            [f"{path}: is a folder, not a TOML file."],
+            hint="Give the path of your botctl.toml: botctl apply -f FILE",
+        ) from None
     except UnicodeDecodeError:
         raise ProvisionError([f"{path}: is not UTF-8 text."]) from None
     except OSError as exc:
@@ -69,8 +78,11 @@ def _refuse_literal_secrets(c: Checker, data: dict[str, Any]) -> None:
     """A secret written into the file (or pasted where a variable name belongs) stops everything first."""
     literal, pasted = literal_secrets(data)
     for p in literal:
-        c.err(p, f"a literal secret is not allowed in the file; name an environment variable with "
-                 f"{p[-1]}_env = \"VAR\" instead.")
+        c.err(
+            p,
+            f"a literal secret is not allowed in the file; name an environment variable with "
+            f'{p[-1]}_env = "VAR" instead.',
+        )
     for p in pasted:
         c.err(p, NOT_A_NAME)
     if c.problems:
@@ -124,8 +136,9 @@ def _workspace(c: Checker, raw: Any, p: Path_, name: str, base: Path) -> Workspa
     return ws
 
 
-def _decide_hosts(c: Checker, spec: Spec, allow: Allow, check: bool,
-                  confirm: Callable[[list[HostUse]], bool] | None) -> None:
+def _decide_hosts(
+    c: Checker, spec: Spec, allow: Allow, check: bool, confirm: Callable[[list[HostUse]], bool] | None
+) -> None:
     """Hosts the connectors do not fix: allowed by the caller, or confirmed, or refused -- all before a
     single environment variable is read. A dry run (`check` false) only reports them."""
     spec.hosts = mark_allowed(c.hosts, allow)

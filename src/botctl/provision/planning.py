@@ -44,8 +44,15 @@ class _Target:
         return Step(action, kind, name, detail, run=run, workspace=self.name)
 
 
-def plan(app: Session | None, spec: Spec, *, prune: bool = False, reconnect: bool = False,
-         secrets_out: Path | None = None, result: Result | None = None) -> list[Step]:
+def plan(
+    app: Session | None,
+    spec: Spec,
+    *,
+    prune: bool = False,
+    reconnect: bool = False,
+    secrets_out: Path | None = None,
+    result: Result | None = None,
+) -> list[Step]:
     """The steps that make the vault match `spec` (app None: an empty vault, for a dry run on a new home)."""
     from botctl import workspaces
 
@@ -60,9 +67,17 @@ def plan(app: Session | None, spec: Spec, *, prune: bool = False, reconnect: boo
         steps += plan_apps(app, t.cur, name, ws_spec.oauth_apps, prune=prune)
         steps += _connection_steps(t, prune=prune, reconnect=reconnect)
     if prune:
-        steps += [Step("delete", "workspace", name, "not in the file (--prune); its key is destroyed",
-                       run=lambda n=name: workspaces.delete(app, n))
-                  for name in existing if name not in spec.workspaces]
+        steps += [
+            Step(
+                "delete",
+                "workspace",
+                name,
+                "not in the file (--prune); its key is destroyed",
+                run=lambda n=name: workspaces.delete(app, n),
+            )
+            for name in existing
+            if name not in spec.workspaces
+        ]
     return steps
 
 
@@ -78,11 +93,27 @@ def _workspace_step(t: _Target) -> Step:
         detail = ", ".join(f"{k} {v!r}" for k, v in f.items() if k != "origins")
         if f.get("origins"):
             detail += (", " if detail else "") + "origins " + " ".join(f["origins"])
-        return Step("create", "workspace", name, detail or "defaults", workspace=name, creates_workspace=True,
-                    run=lambda: workspaces.create(app, name, plan=f.get("plan", "free"), origins=f.get("origins"),
-                                                  display_name=f.get("display_name")))
+        return Step(
+            "create",
+            "workspace",
+            name,
+            detail or "defaults",
+            workspace=name,
+            creates_workspace=True,
+            run=lambda: workspaces.create(
+                app,
+                name,
+                plan=f.get("plan", "free"),
+                origins=f.get("origins"),
+                display_name=f.get("display_name"),
+            ),
+        )
     cur = t.cur
-    changes = {k: v for k, v in t.ws.fields.items() if (list(cur.origins) if k == "origins" else getattr(cur, k)) != v}
+    changes = {
+        k: v
+        for k, v in t.ws.fields.items()
+        if (list(cur.origins) if k == "origins" else getattr(cur, k)) != v
+    }
     if not changes:
         return t.step("unchanged", "workspace", name)
     detail = "; ".join(f"{k}: {show(getattr(cur, k))} -> {show(v)}" for k, v in changes.items())
@@ -112,8 +143,15 @@ def _identity_settings_steps(t: _Target) -> list[Step]:
     if not kwargs:
         return [t.step("unchanged", "identity", t.name)]
     app, get = t.app, t.get
-    return [t.step("update" if t.cur else "create", "identity", t.name, "; ".join(parts),
-                   run=lambda: identity.set_settings(app, get(), **kwargs))]
+    return [
+        t.step(
+            "update" if t.cur else "create",
+            "identity",
+            t.name,
+            "; ".join(parts),
+            run=lambda: identity.set_settings(app, get(), **kwargs),
+        )
+    ]
 
 
 def _identity_key_steps(t: _Target, secrets_out: Path | None, result: Result | None) -> list[Step]:
@@ -130,8 +168,15 @@ def _identity_key_steps(t: _Target, secrets_out: Path | None, result: Result | N
         steps.append(t.step("unchanged", "identity_key", f"{t.name}/hs256", f"HS256 secret {live[-1].kid}"))
     else:
         where = f"written to {secrets_out}" if secrets_out else "shown once"
-        steps.append(t.step("create", "identity_key", f"{t.name}/hs256", f"new HS256 secret ({where})",
-                            run=runners.rotate_hs256(t.app, t.get, t.name, secrets_out, result)))
+        steps.append(
+            t.step(
+                "create",
+                "identity_key",
+                f"{t.name}/hs256",
+                f"new HS256 secret ({where})",
+                run=runners.rotate_hs256(t.app, t.get, t.name, secrets_out, result),
+            )
+        )
     return steps
 
 
@@ -140,13 +185,25 @@ def _public_key_step(t: _Target, ks: KeySpec, have: Any) -> Step:
     what = f"{ks.alg} " + ("public key" if ks.pem else f"JWKS {ks.jwks_url}")
     if have is None:
         return t.step("create", "identity_key", kname, what, run=runners.add_key(t.app, t.get, ks))
-    if (have.alg, (have.public_key or "").strip() or None, have.jwks_url) == \
-            (ks.alg, (ks.pem or "").strip() or None, ks.jwks_url):
+    if (have.alg, (have.public_key or "").strip() or None, have.jwks_url) == (
+        ks.alg,
+        (ks.pem or "").strip() or None,
+        ks.jwks_url,
+    ):
         return t.step("unchanged", "identity_key", kname, what)
     if have.kind == "secret":
-        return t.step("update", "identity_key", kname, "kid is an HS256 secret here",
-                      run=fail(f"kid {ks.kid!r} is an HS256 secret in this workspace; give the public key another kid."))
-    return t.step("update", "identity_key", kname, f"replaced by {what}", run=runners.replace_key(t.app, t.get, ks))
+        return t.step(
+            "update",
+            "identity_key",
+            kname,
+            "kid is an HS256 secret here",
+            run=fail(
+                f"kid {ks.kid!r} is an HS256 secret in this workspace; give the public key another kid."
+            ),
+        )
+    return t.step(
+        "update", "identity_key", kname, f"replaced by {what}", run=runners.replace_key(t.app, t.get, ks)
+    )
 
 
 # -- knowledge --------------------------------------------------------------------------------------------
@@ -166,7 +223,9 @@ def _knowledge_steps(t: _Target) -> list[Step]:
         if doc not in stored:
             steps.append(t.step("create", "knowledge", dname, f"sha256 {sha[:12]}", run=add))
         elif stored[doc] != sha:
-            steps.append(t.step("update", "knowledge", dname, f"sha256 {stored[doc][:12]} -> {sha[:12]}", run=add))
+            steps.append(
+                t.step("update", "knowledge", dname, f"sha256 {stored[doc][:12]} -> {sha[:12]}", run=add)
+            )
         else:
             steps.append(t.step("unchanged", "knowledge", dname, f"sha256 {sha[:12]}"))
     return steps
@@ -175,21 +234,35 @@ def _knowledge_steps(t: _Target) -> list[Step]:
 # -- OAuth apps -------------------------------------------------------------------------------------------
 
 
-def plan_apps(app: Session | None, cur: Workspace | None, ws_name: str | None, apps: dict[str, AppSpec], *,
-              prune: bool) -> list[Step]:
+def plan_apps(
+    app: Session | None, cur: Workspace | None, ws_name: str | None, apps: dict[str, AppSpec], *, prune: bool
+) -> list[Step]:
     """The global OAuth apps (`ws_name` None) or one workspace's; with `prune`, that workspace's others go."""
     from botctl.oauth import apps as oauth_apps
 
     conn = app.vault.conn if app is not None else None
     steps = []
     for cname, a in apps.items():
-        have = oauth_apps.find(conn, cname, cur) if conn is not None and (cur is not None or ws_name is None) else None
+        have = (
+            oauth_apps.find(conn, cname, cur)
+            if conn is not None and (cur is not None or ws_name is None)
+            else None
+        )
         steps.append(_app_step(app, cur, ws_name, a, have))
     if prune and cur is not None and conn is not None:
         scope = ws_name or "global"
-        steps += [Step("delete", "oauth_app", f"{scope}/{have.connector}", "not in the file (--prune)",
-                       workspace=ws_name, run=_remove_app(app, ws_name, have.connector))
-                  for have in oauth_apps.list_all(conn) if have.workspace_id == cur.id and have.connector not in apps]
+        steps += [
+            Step(
+                "delete",
+                "oauth_app",
+                f"{scope}/{have.connector}",
+                "not in the file (--prune)",
+                workspace=ws_name,
+                run=_remove_app(app, ws_name, have.connector),
+            )
+            for have in oauth_apps.list_all(conn)
+            if have.workspace_id == cur.id and have.connector not in apps
+        ]
     return steps
 
 
@@ -201,8 +274,14 @@ def _app_step(app: Session | None, cur: Workspace | None, ws_name: str | None, a
 
     def run() -> Any:
         ws = workspaces.get(app.vault.conn, ws_name) if ws_name else None  # type: ignore[union-attr]
-        return oauth_apps.set_app(app, a.connector, ws=ws, client_id=a.client_id,  # type: ignore[arg-type]
-                                  client_secret=a.secret, settings=a.settings)
+        return oauth_apps.set_app(
+            app,
+            a.connector,
+            ws=ws,
+            client_id=a.client_id,  # type: ignore[arg-type]
+            client_secret=a.secret,
+            settings=a.settings,
+        )
 
     if have is None:
         return Step("create", "oauth_app", label, f"client_id {a.client_id}", workspace=ws_name, run=run)
@@ -247,9 +326,17 @@ def _connection_steps(t: _Target, *, prune: bool, reconnect: bool) -> list[Step]
         else:
             steps.append(t.step("unchanged", "connection", label, have.account_label or ""))
     if prune and t.cur is not None:
-        steps += [t.step("delete", "connection", f"{t.name}/{cname}", "not in the file (--prune)",
-                         run=runners.disconnect(t.app, t.get, have))
-                  for cname, have in existing.items() if cname not in t.ws.connections]
+        steps += [
+            t.step(
+                "delete",
+                "connection",
+                f"{t.name}/{cname}",
+                "not in the file (--prune)",
+                run=runners.disconnect(t.app, t.get, have),
+            )
+            for cname, have in existing.items()
+            if cname not in t.ws.connections
+        ]
     return steps
 
 
@@ -267,7 +354,8 @@ def _connection_changes(t: _Target, cs: ConnSpec, have: Any, *, reconnect: bool)
     if not reasons:
         stored = connections.credential(t.app, t.cur, have)  # type: ignore[arg-type]
         if set(stored) - {"refresh_token"} != set(cs.credential) or not all(
-                same_secret(stored.get(k), v) for k, v in cs.credential.items()):
+            same_secret(stored.get(k), v) for k, v in cs.credential.items()
+        ):
             reasons.append("credential changed in the environment")
     if reconnect and not reasons:
         reasons.append("--reconnect")

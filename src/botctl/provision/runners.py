@@ -70,7 +70,9 @@ def add_key(app: Session | None, get_ws: GetWs, ks: KeySpec) -> Callable[[], Any
     def run() -> Any:
         from botctl import identity
 
-        return identity.add_public_key(app, get_ws(), alg=ks.alg, pem=ks.pem, jwks_url=ks.jwks_url, kid=ks.kid)
+        return identity.add_public_key(
+            app, get_ws(), alg=ks.alg, pem=ks.pem, jwks_url=ks.jwks_url, kid=ks.kid
+        )
 
     return run
 
@@ -87,8 +89,9 @@ def replace_key(app: Session | None, get_ws: GetWs, ks: KeySpec) -> Callable[[],
     return run
 
 
-def rotate_hs256(app: Session | None, get_ws: GetWs, name: str, secrets_out: Path | None,
-                 result: Result | None) -> Callable[[], Any]:
+def rotate_hs256(
+    app: Session | None, get_ws: GetWs, name: str, secrets_out: Path | None, result: Result | None
+) -> Callable[[], Any]:
     """A new HS256 secret: written to the secrets file, or kept in `result` to be shown once."""
 
     def run() -> Any:
@@ -118,7 +121,9 @@ def add_docs(app: Session | None, get_ws: GetWs, paths: list[Path], base: Path) 
         from botctl import knowledge
 
         if "report" not in batch:  # read again, under the same rules as when the file was checked
-            batch["report"] = knowledge.add(app, get_ws(), paths, within=base, label=f"the file's folder ({base})")
+            batch["report"] = knowledge.add(
+                app, get_ws(), paths, within=base, label=f"the file's folder ({base})"
+            )
         return batch["report"]
 
     return run

@@ -22,9 +22,23 @@ WS_KEYS = {"plan", "display_name", "origins", "identity", "knowledge", "oauth_ap
 _IDENTITY_KEYS = {"issuer", "max_lifetime", "hs256", "public_keys"}
 _PUBLIC_KEY_KEYS = {"kid", "alg", "path", "jwks_url"}
 _KNOWLEDGE_KEYS = {"paths"}
-_OAUTH_APP_KEYS = {"client_id", "client_secret_env", "authorize_url", "token_url", "revoke_url", "device_url",
-                   "metadata_url", "redirect_uri", "token_auth", "scopes"}
-_CONN_SECRET_KEYS = {"api_key_env": "api_key", "api_secret_env": "api_secret", "access_token_env": "access_token"}
+_OAUTH_APP_KEYS = {
+    "client_id",
+    "client_secret_env",
+    "authorize_url",
+    "token_url",
+    "revoke_url",
+    "device_url",
+    "metadata_url",
+    "redirect_uri",
+    "token_auth",
+    "scopes",
+}
+_CONN_SECRET_KEYS = {
+    "api_key_env": "api_key",
+    "api_secret_env": "api_secret",
+    "access_token_env": "access_token",
+}
 _KID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 
 
@@ -85,8 +99,11 @@ def _identity_settings(c: Checker, it: dict, p: Path_, ws: WorkspaceSpec) -> Non
         ws.issuer = c.str_(it, "issuer", p)
         if ws.issuer:  # "" means: no issuer required
             issuer = ws.issuer
-            c.usage(p + ("issuer",), lambda: identity.check_issuer(issuer),
-                    keys={"issuer": "issuer", "no_issuer": 'issuer = ""'})
+            c.usage(
+                p + ("issuer",),
+                lambda: identity.check_issuer(issuer),
+                keys={"issuer": "issuer", "no_issuer": 'issuer = ""'},
+            )
     if "max_lifetime" in it:
         life = c.usage(p + ("max_lifetime",), lambda: parse_duration(it["max_lifetime"]))
         if life is not None and not 60 <= life <= 24 * 3600:
@@ -174,12 +191,16 @@ def knowledge_docs(c: Checker, raw: Any, p: Path_, ws: WorkspaceSpec, base: Path
         return
     ws.knowledge_paths = [base / x for x in paths]
     inside = _inside(base)
-    collected = c.usage(p + ("paths",), lambda: knowledge.collect(ws.knowledge_paths, within=base, label=inside))
+    collected = c.usage(
+        p + ("paths",), lambda: knowledge.collect(ws.knowledge_paths, within=base, label=inside)
+    )
     if collected is None:
         return
     for f, doc_name, root in collected[0]:
-        parsed = c.usage(p + ("paths",), lambda f=f, n=doc_name, r=root: knowledge.parse_document(
-            f, n, within=r, label=inside))
+        parsed = c.usage(
+            p + ("paths",),
+            lambda f=f, n=doc_name, r=root: knowledge.parse_document(f, n, within=r, label=inside),
+        )
         if parsed is not None:
             ws.docs[parsed.name] = parsed.sha256
 
@@ -205,13 +226,16 @@ def oauth_app(c: Checker, raw: Any, p: Path_, connector_name: str) -> AppSpec | 
         if not isinstance(v, str):
             c.err(p + (k,), f"must be a string, not {type_name(v)}.")
     if "token_auth" not in settings and "client_secret_env" not in t:
-        c.err(p + ("client_secret_env",), "is required (or token_auth = \"none\" for a public client).")
+        c.err(p + ("client_secret_env",), 'is required (or token_auth = "none" for a public client).')
     if client_id is not None and not oauth_apps.CLIENT_ID_RE.match(client_id.strip()):
         c.err(p + ("client_id",), "must be 1-512 printable characters without spaces.")
     if c.problems:
         return None
-    clean = c.usage(p, lambda: oauth_apps.validate_settings(connector, settings, has_secret=ref is not None),
-                    keys=_same(_OAUTH_APP_KEYS))
+    clean = c.usage(
+        p,
+        lambda: oauth_apps.validate_settings(connector, settings, has_secret=ref is not None),
+        keys=_same(_OAUTH_APP_KEYS),
+    )
     if clean is None or client_id is None:
         return None
     own = vendor_hosts(connector)
@@ -267,8 +291,11 @@ def _credential_keys(c: Checker, connector: Any, t: dict, p: Path_) -> list[str]
         return needed
     for k in ("api_key_env", "api_secret_env"):
         if k in t:
-            c.err(p + (k,), f"{connector.vendor} connects with OAuth: give a vendor-issued token with "
-                            "access_token_env (run `botctl connect` for the browser flow).")
+            c.err(
+                p + (k,),
+                f"{connector.vendor} connects with OAuth: give a vendor-issued token with "
+                "access_token_env (run `botctl connect` for the browser flow).",
+            )
     return ["access_token_env"]
 
 
@@ -282,5 +309,7 @@ def _connection_hosts(c: Checker, connector: Any, config: dict[str, str], t: dic
             c.host(config["sandbox"], None, where="BOTCTL_SANDBOX")
         return
     for f in url_settings(connector):
-        if f.name in config and (f.default is None or host_use(config[f.name], "") != host_use(f.default, "")):
+        if f.name in config and (
+            f.default is None or host_use(config[f.name], "") != host_use(f.default, "")
+        ):
             c.host(config[f.name], p + (f.name,))

@@ -43,7 +43,9 @@ class ConnSpec:
 @dataclass
 class WorkspaceSpec:
     name: str
-    fields: dict[str, Any] = field(default_factory=dict)  # only the ones the file gives: plan, display_name, origins
+    fields: dict[str, Any] = field(
+        default_factory=dict
+    )  # only the ones the file gives: plan, display_name, origins
     issuer: str | None = None  # None: not managed; "": no issuer required
     max_lifetime: int | None = None
     hs256: bool = False
@@ -64,7 +66,9 @@ class Spec:
 
     def apps(self) -> list[AppSpec]:
         """Every OAuth app in the file: the global ones, then each workspace's."""
-        return list(self.global_apps.values()) + [a for w in self.workspaces.values() for a in w.oauth_apps.values()]
+        return list(self.global_apps.values()) + [
+            a for w in self.workspaces.values() for a in w.oauth_apps.values()
+        ]
 
     def resolve_secrets(self) -> None:
         """Move the values read from the environment into the apps and connections."""

@@ -33,8 +33,13 @@ class Step:
         return self.action == "delete"
 
     def as_dict(self) -> dict[str, Any]:
-        out = {"action": self.action, "kind": self.kind, "name": self.name, "detail": self.detail,
-               "destructive": self.destructive}
+        out = {
+            "action": self.action,
+            "kind": self.kind,
+            "name": self.name,
+            "detail": self.detail,
+            "destructive": self.destructive,
+        }
         if self.status in ("ok", "failed", "skipped"):
             out["status"] = self.status
         if self.error:
@@ -66,8 +71,11 @@ class Result:
         return [s for s in self.steps if s.status == "failed"]
 
     def as_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"changed": self.changed, "plan": [s.as_dict() for s in self.steps],
-                               "hosts": [h.as_dict() for h in self.hosts]}
+        out: dict[str, Any] = {
+            "changed": self.changed,
+            "plan": [s.as_dict() for s in self.steps],
+            "hosts": [h.as_dict() for h in self.hosts],
+        }
         if self.dry_run:
             out["dry_run"] = True
         if self.failed:
@@ -79,8 +87,10 @@ class Result:
 
 def destroy_summary(steps: Sequence[Step]) -> str:
     """'workspace globex (its key is destroyed), connection acme/zendesk' for the confirmation."""
-    return ", ".join(f"{s.kind.replace('_', ' ')} {s.name}" + (" (its key is destroyed)" if s.kind == "workspace" else "")
-                     for s in steps)
+    return ", ".join(
+        f"{s.kind.replace('_', ' ')} {s.name}" + (" (its key is destroyed)" if s.kind == "workspace" else "")
+        for s in steps
+    )
 
 
 def same_secret(a: Secret | None, b: Secret | None) -> bool:
@@ -103,6 +113,8 @@ def kv(d: dict[str, Any]) -> str:
 
 def fail(message: str) -> Callable[[], Any]:
     """A step's run that refuses (the plan found it cannot be done)."""
+
     def run() -> Any:
         raise UsageError(message)
+
     return run

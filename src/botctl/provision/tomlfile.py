@@ -23,7 +23,9 @@ def dotted(path: Path_) -> str:
 
 
 def _split_key(text: str) -> list[str]:
-    return [p.strip().strip("\"'") for p in re.findall(r'"[^"]*"|\'[^\']*\'|[^.]+', text.strip()) if p.strip()]
+    return [
+        p.strip().strip("\"'") for p in re.findall(r'"[^"]*"|\'[^\']*\'|[^.]+', text.strip()) if p.strip()
+    ]
 
 
 def _is_table_array(text: str, path: list) -> bool:
@@ -64,14 +66,20 @@ def locate(text: str, path: Path_) -> int:
             continue
         if full == target:
             return n
-        if len(full) <= len(target) and target[:len(full)] == full and len(full) > best_len:
+        if len(full) <= len(target) and target[: len(full)] == full and len(full) > best_len:
             best, best_len = n, len(full)
     return best
 
 
 def type_name(v: Any) -> str:
-    return {bool: "a boolean", int: "an integer", float: "a number", str: "a string", list: "an array",
-            dict: "a table"}.get(type(v), type(v).__name__)
+    return {
+        bool: "a boolean",
+        int: "an integer",
+        float: "a number",
+        str: "a string",
+        list: "an array",
+        dict: "a table",
+    }.get(type(v), type(v).__name__)
 
 
 def in_file_words(exc: BotctlError, words: Mapping[str, str]) -> tuple[str, str | None, str | None]:

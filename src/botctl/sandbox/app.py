@@ -69,7 +69,9 @@ async def index(request: Request) -> Response:
 async def get_credentials(request: Request) -> Response:
     state = _state(request)
     return json_response(
-        credentials.describe(str(request.base_url), vendors=state.vendors.values(), device_flow=state.config.device_flow)
+        credentials.describe(
+            str(request.base_url), vendors=state.vendors.values(), device_flow=state.config.device_flow
+        )
     )
 
 

@@ -237,7 +237,9 @@ class SandboxConfig:
                 raise ValueError("auto_approve must be a boolean")
             if key == "device_flow":
                 value = check_device_flow(value, oauth_vendors)
-            if key == "ignored_filters" and (not isinstance(value, list) or not all(isinstance(v, str) for v in value)):
+            if key == "ignored_filters" and (
+                not isinstance(value, list) or not all(isinstance(v, str) for v in value)
+            ):
                 raise ValueError("ignored_filters must be a list of 'vendor.parameter' strings")
             if key in ("device_interval", "device_code_ttl") and (
                 not isinstance(value, int) or isinstance(value, bool) or value < 0

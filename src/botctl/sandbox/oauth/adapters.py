@@ -94,5 +94,3 @@ class OAuthResponse:
     @location.setter
     def location(self, value: str) -> None:
         self.headers = [(k, v) for k, v in self.headers if k.lower() != "location"] + [("Location", value)]
-
-

@@ -271,5 +271,3 @@ class SandboxIssuerParameter(IssuerParameter):
 
     def get_issuer(self) -> str | None:
         return self._server.current_issuer
-
-

@@ -135,7 +135,9 @@ def oauth_vendor_names(vendors: Iterable[Vendor]) -> tuple[str, ...]:
 
 def default_device_flow(vendors: Iterable[Vendor]) -> tuple[str, ...]:
     """The vendors whose sandbox server offers the device flow unless configured otherwise."""
-    return tuple(v.name for v in oauth_vendors(vendors) if v.oauth_profile and v.oauth_profile.device_flow_default)
+    return tuple(
+        v.name for v in oauth_vendors(vendors) if v.oauth_profile and v.oauth_profile.device_flow_default
+    )
 
 
 def describe(base_url: str, vendor: Vendor, *, device_enabled: bool) -> dict[str, Any]:

@@ -130,7 +130,11 @@ class VendorAuthorizationServer(AuthorizationServer):
 
     def _new_access_token(self, **_: Any) -> str:
         p = self.profile
-        body = secrets.token_hex(p.access_token_hex_bytes) if p.access_token_hex_bytes else secrets.token_urlsafe(48)
+        body = (
+            secrets.token_hex(p.access_token_hex_bytes)
+            if p.access_token_hex_bytes
+            else secrets.token_urlsafe(48)
+        )
         return p.access_token_prefix + body
 
     def _new_refresh_token(self, **_: Any) -> str:
@@ -166,9 +170,15 @@ class VendorAuthorizationServer(AuthorizationServer):
             # The token request may set the lifetimes, within the vendor's bounds.
             (low, high), (refresh_low, refresh_high) = p.requested_lifetimes
             ttl = _clamped(data.get("expires_in"), low, high, ttl)
-            refresh_ttl = _clamped(data.get("refresh_token_expires_in"), refresh_low, refresh_high, refresh_ttl)
+            refresh_ttl = _clamped(
+                data.get("refresh_token_expires_in"), refresh_low, refresh_high, refresh_ttl
+            )
         expiring = True
-        if p.offline_unless_expiring and request.authorization_code is not None and data.get("expiring") != "1":
+        if (
+            p.offline_unless_expiring
+            and request.authorization_code is not None
+            and data.get("expiring") != "1"
+        ):
             expiring = False  # a legacy non-expiring offline token: no expiry, no refresh token
 
         vendor = self.hub.vendor(p.vendor)
@@ -266,7 +276,9 @@ class OAuthHub:
 
     def __init__(self, state: SandboxState) -> None:
         self.state = state
-        self.profiles = {v.name: v.oauth_profile for v in oauth_vendors(state.vendors.values()) if v.oauth_profile}
+        self.profiles = {
+            v.name: v.oauth_profile for v in oauth_vendors(state.vendors.values()) if v.oauth_profile
+        }
         self.servers = {name: VendorAuthorizationServer(self, p) for name, p in self.profiles.items()}
         self.stores: dict[str, OAuthStore] = {}
         self.reset()

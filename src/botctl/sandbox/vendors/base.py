@@ -87,7 +87,9 @@ class Vendor:
         """Its block of `GET /_sandbox/credentials` (base_path, base_url and the tenant are added)."""
         raise NotImplementedError
 
-    def connect_credential(self, described: dict[str, Any], *, limited: bool = False) -> dict[str, str] | None:
+    def connect_credential(
+        self, described: dict[str, Any], *, limited: bool = False
+    ) -> dict[str, str] | None:
         """The credential fields a botctl connection stores (`api_key`, `api_secret`, `access_token`),
         from this vendor's block of `/_sandbox/credentials`; `limited`: its narrower credential, if any."""
         block = described.get("limited") if limited else described

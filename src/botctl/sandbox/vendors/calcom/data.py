@@ -126,5 +126,3 @@ def booking_record(
 
 # Sandbox-only credential: it opens nothing but this local fake (the real key's shape).
 API_KEY = "cal_test_5a4e1b0c8d2f4e6a9b7c3d1e0f2a4b6c"
-
-

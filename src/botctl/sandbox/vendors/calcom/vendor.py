@@ -77,7 +77,9 @@ class Calcom(Vendor):
             else:
                 start = state.anchor + (3 + n) * DAY + (10 + n % 5) * 3600
             uid = seed.calcom_booking_uid(c, i)
-            b = booking_record(seed.calcom_booking_id(c, i), uid, et, start, c.name, c.email, start - 10 * DAY)
+            b = booking_record(
+                seed.calcom_booking_id(c, i), uid, et, start, c.name, c.email, start - 10 * DAY
+            )
             if c is seed.ADA and i == 3:
                 b.update(
                     status="cancelled", cancellationReason="Customer cancelled", cancelledByEmail=c.email
@@ -157,5 +159,3 @@ class Calcom(Vendor):
 
 
 VENDOR = Calcom()
-
-

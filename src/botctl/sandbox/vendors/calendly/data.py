@@ -86,5 +86,3 @@ OAUTH = Profile(
     public=ClientSpec("sbx-calendly-native-0d9c8b7a6f5e", None, "botctl (native)"),
     publishes_metadata=True,
 )
-
-

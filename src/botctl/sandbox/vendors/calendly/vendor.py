@@ -182,5 +182,3 @@ class Calendly(Vendor):
 
 
 VENDOR = Calendly()
-
-

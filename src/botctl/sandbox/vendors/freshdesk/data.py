@@ -99,5 +99,3 @@ def ticket(
 
 # Sandbox-only credential: it opens nothing but this local fake.
 API_KEY = "fdSandboxAcmeKey0123"
-
-

@@ -136,5 +136,3 @@ class Freshdesk(Vendor):
 
 
 VENDOR = Freshdesk()
-
-

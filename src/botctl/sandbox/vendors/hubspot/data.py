@@ -196,5 +196,3 @@ OAUTH_STATUS = {
     ("invalid_grant", "refresh_token"): ("BAD_REFRESH_TOKEN", "missing or unknown refresh token"),
     ("invalid_client", None): ("BAD_CLIENT_ID", "missing or unknown client id"),
 }
-
-

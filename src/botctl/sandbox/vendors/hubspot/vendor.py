@@ -294,5 +294,3 @@ class Hubspot(Vendor):
 
 
 VENDOR = Hubspot()
-
-

@@ -62,7 +62,9 @@ OAUTH = Profile(
     scopes=(*TOKEN_SCOPES, "write_orders", "read_returns"),
     access_ttl=3600,
     refresh_ttl=90 * DAY,  # refresh_token_expires_in: 7776000
-    confidential=ClientSpec("0a1b2c3d4e5f60718293a4b5c6d7e8f9", "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", "botctl"),
+    confidential=ClientSpec(
+        "0a1b2c3d4e5f60718293a4b5c6d7e8f9", "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", "botctl"
+    ),
     scope_separator=",",
     token_type=None,  # Shopify's token response has no token_type
     rotation_grace=True,
@@ -73,5 +75,3 @@ OAUTH = Profile(
     offline_unless_expiring=True,
     refresh_expiry_in_response=True,
 )
-
-

@@ -532,5 +532,3 @@ def r_last_order(parent: Any, args: dict[str, Any], q: QueryCtx) -> Any:
         (o for o in _visible_orders(q) if o["customer_id"] == parent["_raw"]["id"]), key=lambda o: o["id"]
     )
     return _order_node(mine[-1]) if mine else None
-
-

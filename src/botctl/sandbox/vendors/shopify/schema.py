@@ -262,5 +262,3 @@ def build_schema() -> gql.Schema:
 
 
 SCHEMA = build_schema()
-
-

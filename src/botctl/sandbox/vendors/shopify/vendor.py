@@ -87,8 +87,11 @@ class Shopify(Vendor):
             return location
         tenant = server.hub.tenant_for(self.name)
         host = base64.urlsafe_b64encode(f"admin.shopify.com/store/{tenant}".encode())
-        params += [("shop", f"{tenant}.myshopify.com"), ("host", host.decode().rstrip("=")),
-                   ("timestamp", str(int(server.now())))]
+        params += [
+            ("shop", f"{tenant}.myshopify.com"),
+            ("host", host.decode().rstrip("=")),
+            ("timestamp", str(int(server.now()))),
+        ]
         request = server.current_request
         client = server.query_client(request.payload.client_id) if request is not None else None
         secret = (client.spec.client_secret or "") if client is not None else ""
@@ -244,5 +247,3 @@ class Shopify(Vendor):
 
 
 VENDOR = Shopify()
-
-

@@ -47,7 +47,9 @@ def mask(key: str, keep: int) -> str:
     return prefix + "*" * (len(rest) - keep) + rest[-keep:]
 
 
-def error_response(status: int, message: str, *, type_: str = "invalid_request_error", **extra: Any) -> Response:
+def error_response(
+    status: int, message: str, *, type_: str = "invalid_request_error", **extra: Any
+) -> Response:
     err = {k: v for k, v in extra.items() if v is not None}
     err.update(message=message, type=type_)
     if "code" in err and "doc_url" not in err:
@@ -93,7 +95,9 @@ def with_idempotency(handler: Handler) -> Handler:
         if not key:
             return await handler(ctx)
         if len(key) > 255:
-            return error_response(400, "Idempotency-Key must be at most 255 characters", type_="idempotency_error")
+            return error_response(
+                400, "Idempotency-Key must be at most 255 characters", type_="idempotency_error"
+            )
         store: StripeStore = ctx.store
         for k in [k for k, v in store.idempotency.items() if ctx.now - v.created > IDEMPOTENCY_TTL]:
             del store.idempotency[k]
@@ -503,10 +507,14 @@ async def update_subscription(ctx: Ctx) -> Response:
     form = await read_form(ctx.request)
     for name in form:
         if name not in UPDATABLE:
-            return error_response(400, f"Received unknown parameter: {name}", code="parameter_unknown", param=name)
+            return error_response(
+                400, f"Received unknown parameter: {name}", code="parameter_unknown", param=name
+            )
     ended = sub["status"] in ("canceled", "incomplete_expired")
     if ended and set(form) - {"metadata", "cancellation_details", "expand"}:
-        return error_response(400, "A canceled subscription can only update its cancellation_details and metadata.")
+        return error_response(
+            400, "A canceled subscription can only update its cancellation_details and metadata."
+        )
     if "cancel_at_period_end" in form:
         if _bool(form["cancel_at_period_end"], "cancel_at_period_end"):
             end = sub["items"]["data"][0]["current_period_end"]

@@ -56,7 +56,6 @@ class Stripe(Vendor):
     name = "stripe"
     request_id_header = "Request-Id"
 
-
     def static_credentials(self) -> list[StaticCredential]:
         return [
             StaticCredential(FULL_KEY, FULL_PERMISSIONS),
@@ -215,5 +214,3 @@ class Stripe(Vendor):
 
 
 VENDOR = Stripe()
-
-

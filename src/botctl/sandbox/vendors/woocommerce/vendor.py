@@ -69,7 +69,9 @@ class WooCommerce(Vendor):
             "read_only": {"consumer_key": RO_CONSUMER_KEY, "consumer_secret": RO_CONSUMER_SECRET},
         }
 
-    def connect_credential(self, described: dict[str, Any], *, limited: bool = False) -> dict[str, str] | None:
+    def connect_credential(
+        self, described: dict[str, Any], *, limited: bool = False
+    ) -> dict[str, str] | None:
         pair = described["read_only"] if limited else described
         return {"api_key": pair["consumer_key"], "api_secret": pair["consumer_secret"]}
 
@@ -276,5 +278,3 @@ class WooCommerce(Vendor):
 
 
 VENDOR = WooCommerce()
-
-

@@ -244,5 +244,3 @@ OAUTH = Profile(
     refresh_expiry_in_response=True,
 )
 TOKEN_NOT_FOUND = {"error": "RecordNotFound", "description": "Not found"}
-
-

@@ -377,7 +377,9 @@ async def update_ticket(ctx: Ctx) -> Response:
             )
         public = comment.get("public", True) is not False
         author = ctx.store.users.get(comment.get("author_id")) or agent
-        c = comment_record(ctx.store, ticket["id"], author["id"], text, public, ctx.now, comment.get("html_body"))
+        c = comment_record(
+            ctx.store, ticket["id"], author["id"], text, public, ctx.now, comment.get("html_body")
+        )
         events.append(_comment_event(c))
         if ticket["status"] == "new" and "status" not in t and author["role"] != "end-user":
             t = {**t, "status": "open"}

@@ -153,8 +153,12 @@ class Zendesk(Vendor):
             return empty_response(204)
 
         return [
-            Route("/api/v2/oauth/tokens/current.json", self.endpoint(current_token), methods=["GET", "DELETE"]),
-            Route("/api/v2/oauth/tokens/{token_id:int}.json", self.endpoint(delete_token), methods=["DELETE"]),
+            Route(
+                "/api/v2/oauth/tokens/current.json", self.endpoint(current_token), methods=["GET", "DELETE"]
+            ),
+            Route(
+                "/api/v2/oauth/tokens/{token_id:int}.json", self.endpoint(delete_token), methods=["DELETE"]
+            ),
         ]
 
     def new_store(self, state: SandboxState) -> ZendeskStore:
@@ -294,5 +298,3 @@ class Zendesk(Vendor):
 
 
 VENDOR = Zendesk()
-
-
