@@ -105,16 +105,24 @@ def main() -> None:
         import jwt
 
         now = int(time.time())
-        token = jwt.encode(
-            {"sub": "u-ada", "email": "ada@example.com", "aud": "acme", "iat": now, "exp": now + 3000},
-            rot["secret"],
-            algorithm="HS256",
-            headers={"kid": rot["kid"]},
-        )
-        auth = {"Authorization": f"Bearer {token}"}
+
+        def bearer(use: str | None) -> dict[str, str]:
+            """The widget's token for the action API; the bot's (botctl_use "mcp") for the MCP endpoint."""
+            claims = {
+                "sub": "u-ada",
+                "email": "ada@example.com",
+                "aud": "acme",
+                "iat": now,
+                "exp": now + 3000,
+            }
+            if use:
+                claims["botctl_use"] = use
+            token = jwt.encode(claims, rot["secret"], algorithm="HS256", headers={"kid": rot["kid"]})
+            return {"Authorization": f"Bearer {token}"}
+
         edge = f"http://127.0.0.1:{edge_port}/v1/workspaces/acme"
         paths = (
-            ("action API", f"{edge}/actions/stripe.list_my_subscriptions", {"params": {}}),
+            ("action API", f"{edge}/actions/stripe.list_my_subscriptions", {"params": {}}, bearer(None)),
             (
                 "MCP tools/call",
                 f"{edge}/mcp",
@@ -124,16 +132,17 @@ def main() -> None:
                     "method": "tools/call",
                     "params": {"name": "stripe__list_my_subscriptions", "arguments": {}},
                 },
+                bearer("mcp"),
             ),
         )
-        for _, url, body in paths:  # warm up
+        for _, url, body, auth in paths:  # warm up
             asyncio.run(load(url, body, auth, 4, 1.0))
         rows = []
         for label, conc, secs in (
             (f"{args.concurrency} concurrent", args.concurrency, args.seconds),
             ("1 at a time", 1, args.seconds / 2),
         ):
-            for name, url, body in paths:
+            for name, url, body, auth in paths:
                 lat, errors = asyncio.run(load(url, body, auth, conc, secs))
                 rows.append(
                     {
