@@ -262,29 +262,13 @@ def test_jcs_objects_match_the_node_verifier(tmp_path):
 
 # -- the same agreement when the home keeps its tables in PostgreSQL -------------------------------------
 
-PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
-
 
 @pytest.fixture
-def pg_home(home, cli):
-    psycopg = pytest.importorskip("psycopg")
-    import uuid
-
-    name = f"botctl_verifier_{uuid.uuid4().hex[:12]}"
-    try:
-        admin = psycopg.connect(PG_ADMIN, autocommit=True, connect_timeout=3)
-    except psycopg.OperationalError:
-        pytest.skip("no PostgreSQL at 127.0.0.1:5432")
-    admin.execute(f'CREATE DATABASE "{name}"')
-    url = f"postgresql://postgres@127.0.0.1:5432/{name}"
-    try:
-        assert cli("init", "--database", url).code == 0
-        assert cli("workspace", "create", "acme", "--plan", "pro").code == 0
-        assert cli("workspace", "set-plan", "acme", "business").code == 0
-        yield home, url
-    finally:
-        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.close()
+def pg_home(home, cli, pg_url):
+    assert cli("init", "--database", pg_url).code == 0
+    assert cli("workspace", "create", "acme", "--plan", "pro").code == 0
+    assert cli("workspace", "set-plan", "acme", "business").code == 0
+    return home, pg_url
 
 
 def test_postgresql_log_agrees_intact_edited_truncated(pg_home, cli, tmp_path):

@@ -516,9 +516,10 @@ def test_prune_confirmed_on_a_terminal(home, cli, two_tenants, monkeypatch):
 @pytest.mark.parametrize(
     "value",
     [
-        "rk_live_51HxQ2nLkd8s9AbCdEfGhIjKlMnOp",
-        "sk_test_4eC39HqLyjWDarjtT1zdp7dc",
-        "ghp_16C7e42F292c6912E7710c838347Ae178B4a",
+        # Made-up values in the shapes of real keys, split so secret scanners do not take this file for a leak.
+        "rk_" + "live_51HxQ2nLkd8s9AbCdEfGhIjKlMnOp",
+        "sk_" + "test_4eC39HqLyjWDarjtT1zdp7dc",
+        "ghp_" + "16C7e42F292c6912E7710c838347Ae178B4a",
         "Bearer abc.def.ghi",
         "correct horse battery staple",
         "stripe_key",

@@ -5,7 +5,6 @@ checked against their digest, expiry recorded, the waiver audited."""
 import contextlib
 import json
 import time
-import uuid
 
 import pytest
 
@@ -18,24 +17,6 @@ GRACE = Visitor(sub="u-grace", email="grace@example.com")
 ACTION = "calcom.cancel_my_booking"
 
 
-@contextlib.contextmanager
-def _pg_database():
-    psycopg = pytest.importorskip("psycopg")
-    name = "botctl_mcp_" + uuid.uuid4().hex[:12]
-    try:
-        admin = psycopg.connect(
-            "postgresql://postgres@127.0.0.1:5432/postgres", autocommit=True, connect_timeout=3
-        )
-    except psycopg.OperationalError as exc:
-        pytest.skip(f"no PostgreSQL at 127.0.0.1:5432 ({exc})")
-    with admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-        try:
-            yield f"postgresql://postgres@127.0.0.1:5432/{name}"
-        finally:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
 @pytest.fixture(params=["sqlite", "postgresql"])
 def app(request, home, monkeypatch):
     from botctl import workspaces
@@ -43,7 +24,7 @@ def app(request, home, monkeypatch):
 
     with contextlib.ExitStack() as stack:
         if request.param == "postgresql":
-            monkeypatch.setenv("BOTCTL_DATABASE_URL", stack.enter_context(_pg_database()))
+            monkeypatch.setenv("BOTCTL_DATABASE_URL", request.getfixturevalue("pg_url"))
         a = Session(home)
         stack.callback(a.close)
         assert type(a.vault.conn).__module__.startswith(

@@ -1,10 +1,9 @@
 """No comment or document in the repository points outside it.
 
 The design and vendor notes the code relies on live in the repository's own `docs/` (design.md for the
-rules, vendors.md for the vendors' API facts). A reference to a sibling directory (`../shared`, or any
-`../` that climbs out of the repository) or to a notes file the repository does not hold (DESIGN.md,
-CONNECTORS.md, SECURITY.md, STYLE.md, in any directory but our own docs/) is a pointer a reader of the
-repository cannot follow. Every `docs/<page>.md` a file names must exist.
+rules, vendors.md for the vendors' API facts). A path that climbs out of the repository into a sibling
+directory, or a notes file the repository does not hold (the names are in _NOTES below), is a pointer a
+reader of the repository cannot follow. Every `docs/<page>.md` a file names must exist.
 """
 
 from __future__ import annotations

@@ -3,30 +3,11 @@ dropped after). Widget settings set and cleared, votes stored once per answer (a
 summarised, documents' help-center URLs and the titles sources show."""
 
 import contextlib
-import uuid
 
 import pytest
 
 from botctl import feedback, widget_settings
 from botctl.knowledge.links import cite
-
-
-@contextlib.contextmanager
-def _pg_database():
-    psycopg = pytest.importorskip("psycopg")
-    name = "botctl_widget_" + uuid.uuid4().hex[:12]
-    try:
-        admin = psycopg.connect(
-            "postgresql://postgres@127.0.0.1:5432/postgres", autocommit=True, connect_timeout=3
-        )
-    except psycopg.OperationalError as exc:
-        pytest.skip(f"no PostgreSQL at 127.0.0.1:5432 ({exc})")
-    with admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-        try:
-            yield f"postgresql://postgres@127.0.0.1:5432/{name}"
-        finally:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -35,7 +16,7 @@ def app(request, home, monkeypatch):
 
     with contextlib.ExitStack() as stack:
         if request.param == "postgresql":
-            monkeypatch.setenv("BOTCTL_DATABASE_URL", stack.enter_context(_pg_database()))
+            monkeypatch.setenv("BOTCTL_DATABASE_URL", request.getfixturevalue("pg_url"))
         a = Session(home)
         stack.callback(a.close)
         assert type(a.vault.conn).__module__.startswith(
