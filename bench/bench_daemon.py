@@ -77,6 +77,25 @@ def pct(values: list[float], q: float) -> float:
     )
 
 
+def stripe_workspace(py: str, env: dict[str, str], procs: list, sb_port: int, botctl) -> tuple[str, dict]:  # noqa: ANN001
+    """The sandbox on `sb_port` (its process added to `procs`), workspace acme on the pro plan with Stripe
+    connected by the sandbox's key, and a fresh identity key: (that Stripe key, `identity rotate --json`)."""
+    sandbox = f"http://127.0.0.1:{sb_port}"
+    procs.append(
+        subprocess.Popen(
+            [py, "-m", "botctl", "sandbox", "serve", "--port", str(sb_port), "-q"],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+    )
+    wait_http(sandbox + "/_sandbox/stats")
+    key = httpx.get(sandbox + "/_sandbox/credentials").json()["stripe"]["api_key"]
+    botctl("workspace", "create", "acme", "--plan", "pro")
+    botctl("connect", "stripe", "-w", "acme", "--sandbox", sandbox, "--api-key-stdin", input=key + "\n")
+    return key, json.loads(botctl("identity", "rotate", "-w", "acme", "--json"))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--concurrency", type=int, default=16)
@@ -103,19 +122,7 @@ def main() -> None:
         ).stdout
 
     try:
-        procs.append(
-            subprocess.Popen(
-                [py, "-m", "botctl", "sandbox", "serve", "--port", str(sb_port), "-q"],
-                env=env,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-            )
-        )
-        wait_http(sandbox + "/_sandbox/stats")
-        key = httpx.get(sandbox + "/_sandbox/credentials").json()["stripe"]["api_key"]
-        botctl("workspace", "create", "acme", "--plan", "pro")
-        botctl("connect", "stripe", "-w", "acme", "--sandbox", sandbox, "--api-key-stdin", input=key + "\n")
-        rot = json.loads(botctl("identity", "rotate", "-w", "acme", "--json"))
+        key, rot = stripe_workspace(py, env, procs, sb_port, botctl)
         # The edge's per-IP/per-visitor limits protect a real deployment; the load generator is one IP and
         # one visitor, so this measurement turns them off.
         botctl("daemon", "start", "--port", str(edge_port), "--ip-rate", "0", "--visitor-rate", "0")

@@ -24,7 +24,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench_daemon import free_port, load, pct, wait_http
+from bench_daemon import free_port, load, pct, stripe_workspace, wait_http
 
 
 def main() -> None:
@@ -45,7 +45,6 @@ def main() -> None:
     }
     procs: list[subprocess.Popen] = []
     sb_port, edge_port, remote_port, provider_port = free_port(), free_port(), free_port(), free_port()
-    sandbox = f"http://127.0.0.1:{sb_port}"
 
     def botctl(*a: str, input: str | None = None) -> str:
         return subprocess.run(
@@ -53,22 +52,9 @@ def main() -> None:
         ).stdout
 
     try:
-        import httpx
         import jwt
 
-        procs.append(
-            subprocess.Popen(
-                [py, "-m", "botctl", "sandbox", "serve", "--port", str(sb_port), "-q"],
-                env=env,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-            )
-        )
-        wait_http(sandbox + "/_sandbox/stats")
-        key = httpx.get(sandbox + "/_sandbox/credentials").json()["stripe"]["api_key"]
-        botctl("workspace", "create", "acme", "--plan", "pro")
-        botctl("connect", "stripe", "-w", "acme", "--sandbox", sandbox, "--api-key-stdin", input=key + "\n")
-        rot = json.loads(botctl("identity", "rotate", "-w", "acme", "--json"))
+        _, rot = stripe_workspace(py, env, procs, sb_port, botctl)
         botctl("cluster", "ca", "init")
         botctl("cluster", "cert", "issue", "provider")
         edge_host = tmp / "edge-host"

@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 
 import httpx
-from bench_daemon import free_port, pct, wait_http
+from bench_daemon import free_port, pct, stripe_workspace
 
 
 async def load(
@@ -80,7 +80,6 @@ def main() -> None:
     }
     procs: list[subprocess.Popen] = []
     sb_port, edge_port = free_port(), free_port()
-    sandbox = f"http://127.0.0.1:{sb_port}"
 
     def botctl(*a: str, input: str | None = None) -> str:
         return subprocess.run(
@@ -88,19 +87,7 @@ def main() -> None:
         ).stdout
 
     try:
-        procs.append(
-            subprocess.Popen(
-                [py, "-m", "botctl", "sandbox", "serve", "--port", str(sb_port), "-q"],
-                env=env,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-            )
-        )
-        wait_http(sandbox + "/_sandbox/stats")
-        key = httpx.get(sandbox + "/_sandbox/credentials").json()["stripe"]["api_key"]
-        botctl("workspace", "create", "acme", "--plan", "pro")
-        botctl("connect", "stripe", "-w", "acme", "--sandbox", sandbox, "--api-key-stdin", input=key + "\n")
-        rot = json.loads(botctl("identity", "rotate", "-w", "acme", "--json"))
+        _, rot = stripe_workspace(py, env, procs, sb_port, botctl)
         botctl("daemon", "start", "--port", str(edge_port), "--ip-rate", "0", "--visitor-rate", "0")
         import jwt
 
