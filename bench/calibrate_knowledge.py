@@ -2,9 +2,10 @@
 
 Every corpus is added to its own workspace (the real `knowledge.add`: chunks, FTS5, vectors of the chosen
 model); every question goes through `hybrid.retrieve`, which gives each candidate passage (all of the
-workspace's passages the model ranks, and FTS5's) its cosine, coverage and strength. Offline, for each
-(coverage weight, strength weight, threshold) of the grid, the best passage by
-``cosine + cw * coverage + sw * min(strength, 1.5)`` is grounded when it reaches the threshold (and not
+workspace's passages the model ranks, and FTS5's) its cosine (best sentence), heading cosine, coverage
+and strength. Offline, for each (heading weight, coverage weight, strength weight, threshold) of the
+grid, the best passage by ``cosine + hw * heading + cw * coverage + sw * min(strength, 1.5)`` is
+grounded when it reaches the threshold (and not
 every question word is unknown to the workspace): the setting kept is the one that answers the most
 answerable questions with a right citation while answering at most 5% of the unanswerable ones, on the
 fitting corpora. Printed: the fit on store + saas (the shipped one) checked on clinic, the two other
@@ -25,15 +26,19 @@ from pathlib import Path
 from bench_knowledge_eval import CORPORA, EVAL, cites, load_questions
 
 GRID = {
+    "hw": [0.0, 0.25, 0.5],
     "cw": [0.0, 0.1, 0.2, 0.3, 0.4, 0.5],
     "sw": [0.0, 0.05, 0.1, 0.15, 0.2, 0.3],
-    "t": [round(0.30 + 0.01 * i, 2) for i in range(121)],
+    "t": [round(0.30 + 0.01 * i, 2) for i in range(151)],
 }
 MAX_ANSWERED_ANYWAY = 0.05
 
 
-def features(model: str) -> dict[str, list[tuple[bool, bool, list[tuple[float, float, float, bool]]]]]:
-    """corpus → [(answerable, all words unknown, [(cosine, coverage, strength, right section)])]."""
+Row = tuple[bool, bool, list[tuple[float, float, float, float, bool]]]
+
+
+def features(model: str) -> dict[str, list[Row]]:
+    """corpus → [(answerable, all words unknown, [(cosine, heading, coverage, strength, right section)])]."""
     tmp = Path(tempfile.mkdtemp(prefix="botctl-calibrate-"))
     os.environ.update(
         BOTCTL_HOME=str(tmp / "home"),
@@ -59,6 +64,7 @@ def features(model: str) -> dict[str, list[tuple[bool, bool, list[tuple[float, f
             cands = [
                 (
                     r.cosine,
+                    r.heading,
                     r.passage.coverage,
                     r.passage.strength,
                     any(
@@ -74,26 +80,28 @@ def features(model: str) -> dict[str, list[tuple[bool, bool, list[tuple[float, f
     return out
 
 
-def score(rows, cw: float, sw: float, t: float) -> tuple[float, float]:
+def score(rows, hw: float, cw: float, sw: float, t: float) -> tuple[float, float]:
     right = anyway = answerable = unanswerable = 0
     for is_answerable, unknown, cands in rows:
         answerable += is_answerable
         unanswerable += not is_answerable
         if not cands:
             continue
-        cos, cov, strength, ok = max(cands, key=lambda c: c[0] + cw * c[1] + sw * min(c[2], 1.5))
-        grounded = cos + cw * cov + sw * min(strength, 1.5) >= t and not (cov == 0 and unknown)
+        cos, head, cov, strength, ok = max(
+            cands, key=lambda c: c[0] + hw * c[1] + cw * c[2] + sw * min(c[3], 1.5)
+        )
+        grounded = cos + hw * head + cw * cov + sw * min(strength, 1.5) >= t and not (cov == 0 and unknown)
         right += grounded and is_answerable and ok
         anyway += grounded and not is_answerable
     return right / answerable, anyway / unanswerable
 
 
-def fit(rows) -> tuple[float, float, float]:
+def fit(rows) -> tuple[float, float, float, float]:
     def key(g):
         right, anyway = score(rows, *g)
         return (anyway <= MAX_ANSWERED_ANYWAY, right, -anyway)
 
-    return max(itertools.product(GRID["cw"], GRID["sw"], GRID["t"]), key=key)
+    return max(itertools.product(GRID["hw"], GRID["cw"], GRID["sw"], GRID["t"]), key=key)
 
 
 def main() -> int:
@@ -101,7 +109,10 @@ def main() -> int:
     ap.add_argument("--model", default="minilm", choices=["minilm", "wordllama"])
     args = ap.parse_args()
     data = features(args.model)
-    print(f"model {args.model}: (coverage weight, strength weight, threshold) -> right, answered anyway")
+    print(
+        f"model {args.model}: (heading weight, coverage weight, strength weight, threshold) -> right, "
+        "answered anyway"
+    )
     for held in reversed(CORPORA):
         fitted = [n for n in CORPORA if n != held]
         g = fit([r for n in fitted for r in data[n]])

@@ -196,8 +196,9 @@ def _print_explain(d: dict) -> None:
     print(f"Retrieval: {mode}" + (f" ({d['note']})" if d.get("note") else ""))
     if d["dense"]:
         print(
-            f"Fused score = cosine + {d['coverage_weight']} x coverage + {d['strength_weight']} x "
-            f"min(strength, 1.5); grounded at >= {d['threshold']}."
+            f"Fused score = cosine (best sentence) + {d['heading_weight']} x heading + "
+            f"{d['coverage_weight']} x coverage + {d['strength_weight']} x min(strength, 1.5); "
+            f"grounded at >= {d['threshold']}."
         )
     print(f"Decision: {'grounded' if d['grounded'] else 'not grounded'} — {d['reason']}")
     rows = d.get("ranking") or []
@@ -208,7 +209,7 @@ def _print_explain(d: dict) -> None:
     def rank(x: int | None) -> str:
         return "-" if x is None else str(x)
 
-    head = ("FUSED", "FTS5#", "BM25", "COVER", "STRENGTH", "DENSE#", "COSINE", "PASSAGE")
+    head = ("FUSED", "FTS5#", "BM25", "COVER", "STRENGTH", "DENSE#", "COSINE", "HEADING", "PASSAGE")
     print("  ".join(f"{h:>8}" for h in head[:-1]) + "  " + head[-1])
     for r in rows[:10]:
         cells = (
@@ -219,6 +220,7 @@ def _print_explain(d: dict) -> None:
             f"{r['strength']:.2f}",
             rank(r["dense_rank"]),
             f"{r['cosine']:.3f}" if d["dense"] else "-",
+            f"{r['heading']:.3f}" if d["dense"] else "-",
         )
         print("  ".join(f"{c:>8}" for c in cells) + f"  {r['document']} — {r['section']}")
 

@@ -87,7 +87,7 @@ def _grounded_answer(
         # The question's words all in the sentences picked by them: those are the answer. Otherwise (a
         # paraphrase, or a passage that names the words where it does not answer) the model picks.
         if why.dense and lexical[1] != {s for _, s in q.terms}:
-            return hybrid.best_sentences(q, p, why.question_vector, max_sentences=max_sentences)
+            return hybrid.best_sentences(q, p, why.question_vector, why.matrix, max_sentences=max_sentences)
         return lexical
 
     sentences, covered = pick(best)

@@ -2,12 +2,14 @@
 
 1. FTS5 candidates, re-scored on the workspace's own statistics (retrieve._retrieve: BM25, coverage,
    strength), in their order.
-2. The question's vector (embed.py) against the workspace's stored passage vectors (vectors.py): the
-   DENSE_CANDIDATES most similar passages (cosine), in their order.
-3. Fusion of the two: every passage of either list gets ``fused = cosine + coverage_weight * coverage
-   + strength_weight * min(strength, 1.5)`` (cosine: the question's vector against the passage's;
-   coverage and strength: retrieve.py's idf-weighted share of the question's words and BM25 strength,
-   0 for a passage FTS5 did not find), best first. Reciprocal rank fusion was measured too and ranked
+2. The question's vector (embed.py) against the workspace's stored vectors (vectors.py): each
+   passage's *cosine* is that of its best sentence (embedded as "heading. sentence"), its *heading*
+   that of its own heading; the DENSE_CANDIDATES passages with the best ``cosine + heading_weight *
+   heading``, in that order.
+3. Fusion of the two: every passage of either list gets ``fused = cosine + heading_weight * heading +
+   coverage_weight * coverage + strength_weight * min(strength, 1.5)`` (coverage and strength:
+   retrieve.py's idf-weighted share of the question's words and BM25 strength, 0 for a passage FTS5
+   did not find), best first. Reciprocal rank fusion was measured too and ranked
    worse (it gives FTS5's noisy order on paraphrases as much say as the model's): see
    docs/knowledge-retrieval.md.
 4. Grounding, on the best passage: grounded when ``fused`` reaches the model's threshold and the
@@ -45,11 +47,11 @@ from botctl.knowledge.text import MAX_QUESTION_CHARS, terms
 
 DENSE_CANDIDATES = 20
 STRENGTH_CAP = 1.5
-# (coverage weight, strength weight, threshold) per model, calibrated on two corpora of
-# bench/knowledge_eval (store, saas) and checked on the third (clinic): docs/knowledge-retrieval.md.
+# (heading weight, coverage weight, strength weight, threshold) per model, calibrated on two corpora
+# of bench/knowledge_eval (store, saas) and checked on the third (clinic): docs/knowledge-retrieval.md.
 CALIBRATION = {
-    "all-MiniLM-L6-v2-int8": (0.4, 0.1, 0.68),
-    "wordllama-l2_supercat-256": (0.3, 0.2, 0.66),
+    "all-MiniLM-L6-v2-int8": (0.25, 0.3, 0.2, 0.85),
+    "wordllama-l2_supercat-256": (0.0, 0.3, 0.1, 0.63),
 }
 
 # A passage the model found, by its id, checked again: its own workspace_id, and its document's.
@@ -65,7 +67,8 @@ class Ranked:
     passage: Passage
     fts_rank: int | None = None  # 1-based, None: not an FTS5 candidate
     dense_rank: int | None = None  # 1-based, None: not among the DENSE_CANDIDATES nearest
-    cosine: float = 0.0
+    cosine: float = 0.0  # the question against the passage's best sentence
+    heading: float = 0.0  # the question against the passage's heading
     fused: float = 0.0
 
     def as_dict(self) -> dict[str, Any]:
@@ -79,6 +82,7 @@ class Ranked:
             "strength": round(p.strength, 4),
             "dense_rank": self.dense_rank,
             "cosine": round(self.cosine, 4),
+            "heading": round(self.heading, 4),
             "fused": round(self.fused, 5),
         }
 
@@ -90,10 +94,11 @@ class Decision:
     reason: str
     score: float = 0.0  # the best passage's fused score
     threshold: float = 0.0
-    weights: tuple[float, float] = (0.0, 0.0)  # coverage, strength
+    weights: tuple[float, float, float] = (0.0, 0.0, 0.0)  # heading, coverage, strength
     ranked: list[Ranked] = field(default_factory=list)
     note: str = ""
     question_vector: Any = field(default=None, repr=False)  # numpy row, for picking sentences
+    matrix: Any = field(default=None, repr=False)  # the workspace's vectors.Matrix, for picking sentences
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -102,22 +107,23 @@ class Decision:
             "reason": self.reason,
             "score": round(self.score, 4),
             "threshold": self.threshold,
-            "coverage_weight": self.weights[0],
-            "strength_weight": self.weights[1],
+            "heading_weight": self.weights[0],
+            "coverage_weight": self.weights[1],
+            "strength_weight": self.weights[2],
             "note": self.note,
             "model": embed.current_tag() if self.dense else None,
             "ranking": [r.as_dict() for r in self.ranked],
         }
 
 
-def calibration() -> tuple[float, float, float]:
-    """(coverage weight, strength weight, threshold) of the model in use."""
+def calibration() -> tuple[float, float, float, float]:
+    """(heading weight, coverage weight, strength weight, threshold) of the model in use."""
     return CALIBRATION[embed.model().name]
 
 
-def fused(r: Ranked, cw: float, sw: float) -> float:
+def fused(r: Ranked, hw: float, cw: float, sw: float) -> float:
     p = r.passage
-    return r.cosine + cw * p.coverage + sw * min(p.strength, STRENGTH_CAP)
+    return r.cosine + hw * r.heading + cw * p.coverage + sw * min(p.strength, STRENGTH_CAP)
 
 
 def decide(q: _Query, best: Ranked, threshold: float) -> tuple[bool, str]:
@@ -169,10 +175,13 @@ def retrieve(
         qv = embed.embed([question[:MAX_QUESTION_CHARS]])[0]
     except Exception:  # a broken install of the model: answer as with dense retrieval off
         return _fts_only(q, fts, "the embedding model could not be loaded")
-    sims = m.vectors @ qv
+    hw, cw, sw, threshold = calibration()
+    best_sentence = np.maximum.reduceat(m.sentences @ qv, m.starts)
+    heading = m.headings @ qv
+    dense = best_sentence + hw * heading
     n = min(DENSE_CANDIDATES, len(m.ids))
-    top = np.argpartition(-sims, n - 1)[:n]
-    top = top[np.argsort(-sims[top], kind="stable")]
+    top = np.argpartition(-dense, n - 1)[:n]
+    top = top[np.argsort(-dense[top], kind="stable")]
     by_id: dict[int, Ranked] = {}
     for i, p in enumerate(fts, 1):
         by_id[p.id] = Ranked(p, fts_rank=i)
@@ -190,11 +199,11 @@ def retrieve(
                 Passage(document=name, section=section, excerpt="", score=0.0, title=title, text=body, id=pid)
             )
         r.dense_rank = rank
-    cw, sw, threshold = calibration()
     for r in by_id.values():
         j = row_of.get(r.passage.id)
-        r.cosine = float(sims[j]) if j is not None else 0.0
-        r.fused = fused(r, cw, sw)
+        if j is not None:
+            r.cosine, r.heading = float(best_sentence[j]), float(heading[j])
+        r.fused = fused(r, hw, cw, sw)
     ranked = sorted(by_id.values(), key=lambda r: (-r.fused, -r.cosine))
     grounded, why = decide(q, ranked[0], threshold)
     d = Decision(
@@ -203,9 +212,10 @@ def retrieve(
         reason=why,
         score=ranked[0].fused,
         threshold=threshold,
-        weights=(cw, sw),
+        weights=(hw, cw, sw),
         ranked=ranked,
         question_vector=qv,
+        matrix=m,
     )
     if not grounded:
         return q, [], d
@@ -224,6 +234,7 @@ def best_sentences(
     q: _Query,
     passage: Passage,
     question_vector: Any,
+    matrix: vectors.Matrix | None = None,
     *,
     max_sentences: int = ANSWER_MAX_SENTENCES,
     max_words: int = ANSWER_MAX_WORDS,
@@ -237,7 +248,13 @@ def best_sentences(
     stems = {s for _, s in q.terms}
     unit_terms = [set(terms(s)) & stems for _, s, _ in units]
     lexical = [sum(q.idf[s] for s in ts) / q.mass if q.mass else 0.0 for ts in unit_terms]
-    cosines = embed.embed([s.removeprefix("- ") for _, s, _ in units]) @ question_vector
+    stored = None
+    if matrix is not None and passage.id in matrix.ids:  # the vectors made at `knowledge add`
+        stored = matrix.sentence_rows(matrix.ids.index(passage.id))
+    if stored is None or len(stored) != len(units):  # made from other text: embed them now
+        head = passage.section.rsplit(" > ", 1)[-1].strip() or passage.section
+        stored = embed.embed([f"{head}. {s.removeprefix('- ')}" for _, s, _ in units])
+    cosines = stored @ question_vector
     scores = [float(c) + LEXICAL_WEIGHT * lx for c, lx in zip(cosines, lexical, strict=True)]
     order = sorted(range(len(units)), key=lambda i: -scores[i])
     chosen = [order[0]]

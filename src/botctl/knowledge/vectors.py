@@ -1,8 +1,12 @@
-"""Stored embeddings: one vector per passage, per workspace, made at `knowledge add`.
+"""Stored embeddings: the vectors of each passage, per workspace, made at `knowledge add`.
 
 ``knowledge_vectors`` holds, for each passage (the ``knowledge_fts`` rowid), its workspace, the model
-that made it (embed.current_tag(): model and package version), a SHA-256 of the text it was made from
-and the vector (float32, little-endian, in a BLOB). `sync` (inside `knowledge.add`'s transaction)
+and layout that made it (`tag()`: model, package version, LAYOUT), a SHA-256 of the text it was made
+from and its vectors (float32, little-endian, in one BLOB): row 0 is the vector of the passage's own
+heading, rows 1.. those of its sentences (retrieve._sentence_units, in order), each embedded as
+"heading. sentence". A question is compared with every sentence (the best one counts: a question asks
+about one thing, which a whole passage's vector dilutes) and with the heading; the extractive answer
+reuses the same sentence vectors, so a question costs one embedding. `sync` (inside `knowledge.add`'s transaction)
 embeds the workspace's passages that have no vector, one from another model, or one made from other
 text (a reused rowid), and drops vectors whose passage is gone; so a model upgrade is followed by the
 next `knowledge add`, and until then the dense ranking uses only the vectors of the current model.
@@ -17,7 +21,6 @@ from __future__ import annotations
 
 import hashlib
 import sqlite3
-import sys
 import threading
 from collections import OrderedDict
 from typing import TYPE_CHECKING, NamedTuple
@@ -30,20 +33,45 @@ if TYPE_CHECKING:
 
 BATCH = 256
 CACHED_WORKSPACES = 32
+# What a passage's BLOB holds (see above); a new layout makes every stored vector stale, so the next
+# `knowledge add` recomputes them (until then the workspace is answered by FTS5 alone).
+LAYOUT = "heading+sentences-1"
 
 
 class Matrix(NamedTuple):
-    ids: list[int]  # passage ids (knowledge_fts rowids), one per row
-    vectors: np.ndarray  # (n, dim) float32, unit rows
+    ids: list[int]  # passage ids (knowledge_fts rowids), one per passage
+    headings: np.ndarray  # (n, dim) float32 unit rows: each passage's heading
+    sentences: np.ndarray  # (m, dim) float32 unit rows: every passage's sentences, passage after passage
+    starts: np.ndarray  # (n,) int: the row of `sentences` where each passage's begin (each has >= 1)
+
+    def sentence_rows(self, i: int) -> np.ndarray:
+        """The sentence vectors of the i-th passage."""
+        end = int(self.starts[i + 1]) if i + 1 < len(self.starts) else len(self.sentences)
+        return self.sentences[int(self.starts[i]) : end]
 
 
 _cache: OrderedDict[tuple[int, str], tuple[int, str, Matrix]] = OrderedDict()
 _cache_lock = threading.Lock()
 
 
+def tag() -> str:
+    """What stored vectors are labelled with: the model, its package's version and the layout."""
+    return f"{embed.current_tag()}/{LAYOUT}"
+
+
 def passage_text(section: str, body: str) -> str:
-    """What a passage's vector is made from: its heading path, then its text."""
+    """What a passage's vectors are made from (its SHA-256 is stored): its heading path, then its text."""
     return f"{section}. {body}"
+
+
+def passage_texts(section: str, body: str) -> list[str]:
+    """The texts embedded for one passage: its own heading, then "heading. sentence" for each sentence
+    (the heading alone when the passage has no sentence)."""
+    from botctl.knowledge.retrieve import _sentence_units
+
+    head = section.rsplit(" > ", 1)[-1].strip() or section
+    units = [s.removeprefix("- ") for _, s, _ in _sentence_units(body)]
+    return [head] + ([f"{head}. {u}" for u in units] or [head])
 
 
 def _sha(text: str) -> str:
@@ -81,7 +109,7 @@ def sync(conn: sqlite3.Connection, ws_id: str, match: str) -> int:
         rows = conn.execute(
             "SELECT id, section, body FROM knowledge_fts WHERE workspace_id = ?", (ws_id,)
         ).fetchall()
-    tag = embed.current_tag()
+    label = tag()
     stored = {
         pid: (model, sha)
         for pid, model, sha in conn.execute(
@@ -94,18 +122,27 @@ def sync(conn: sqlite3.Connection, ws_id: str, match: str) -> int:
     for pid, section, body in rows:
         text = passage_text(section, body)
         sha = _sha(text)
-        if stored.get(pid) != (tag, sha):
-            todo.append((pid, text, sha))
+        if stored.get(pid) != (label, sha):
+            todo.append((pid, passage_texts(section, body), sha))
     if gone:
         conn.executemany("DELETE FROM knowledge_vectors WHERE passage_id = ?", gone)
-    for i in range(0, len(todo), BATCH):
-        batch = todo[i : i + BATCH]
-        vecs = embed.embed([t for _, t, _ in batch])
+    i = 0
+    while i < len(todo):  # batches of about BATCH texts, whole passages
+        batch, n = [], 0
+        while i < len(todo) and (not batch or n + len(todo[i][1]) <= BATCH):
+            batch.append(todo[i])
+            n += len(todo[i][1])
+            i += 1
+        flat = embed.embed([t for _, texts, _ in batch for t in texts])
+        vecs, at = [], 0
+        for _, texts, _ in batch:
+            vecs.append(flat[at : at + len(texts)])
+            at += len(texts)
         conn.executemany(
             "INSERT INTO knowledge_vectors (passage_id, workspace_id, model, text_sha256, vector) "
             "VALUES (?, ?, ?, ?, ?) ON CONFLICT (passage_id) DO UPDATE SET workspace_id = excluded.workspace_id, "
             "model = excluded.model, text_sha256 = excluded.text_sha256, vector = excluded.vector",
-            [(pid, ws_id, tag, sha, _blob(v)) for (pid, _, sha), v in zip(batch, vecs, strict=True)],
+            [(pid, ws_id, label, sha, _blob(v)) for (pid, _, sha), v in zip(batch, vecs, strict=True)],
         )
     if gone or todo:
         _bump(conn, ws_id)
@@ -138,7 +175,7 @@ def stale(conn: sqlite3.Connection, ws_id: str) -> int:
     """How many of the workspace's vectors were made by another model (`knowledge add` recomputes them)."""
     return conn.execute(
         "SELECT count(*) FROM knowledge_vectors WHERE workspace_id = ? AND model != ?",
-        (ws_id, embed.current_tag()),
+        (ws_id, tag()),
     ).fetchone()[0]
 
 
@@ -150,29 +187,39 @@ def matrix(conn: sqlite3.Connection, ws_id: str) -> Matrix:
         "SELECT generation FROM knowledge_vector_state WHERE workspace_id = ?", (ws_id,)
     ).fetchone()
     generation = row[0] if row else 0
-    tag = embed.current_tag()
+    label = tag()
     key = (id(conn), ws_id)
     with _cache_lock:
         hit = _cache.get(key)
-        if hit and hit[0] == generation and hit[1] == tag:
+        if hit and hit[0] == generation and hit[1] == label:
             _cache.move_to_end(key)
             return hit[2]
     rows = conn.execute(
         "SELECT passage_id, vector FROM knowledge_vectors WHERE workspace_id = ? AND model = ? "
         "ORDER BY passage_id",
-        (ws_id, tag),
+        (ws_id, label),
     ).fetchall()
     dim = embed.dim()
-    vecs = (
-        np.frombuffer(b"".join(r[1] for r in rows), dtype="<f4").reshape(len(rows), dim)
-        if rows
-        else np.zeros((0, dim), dtype=np.float32)
+    width = 4 * dim
+    ids, heads, sents, starts = [], [], [], []
+    at = 0
+    for pid, blob in rows:
+        blob = bytes(blob)
+        if len(blob) < 2 * width or len(blob) % width:  # not this layout: skipped, as if not embedded
+            continue
+        ids.append(pid)
+        heads.append(blob[:width])
+        sents.append(blob[width:])
+        starts.append(at)
+        at += len(blob) // width - 1
+    m = Matrix(
+        ids,
+        np.frombuffer(b"".join(heads), dtype="<f4").reshape(len(ids), dim).astype(np.float32, copy=False),
+        np.frombuffer(b"".join(sents), dtype="<f4").reshape(at, dim).astype(np.float32, copy=False),
+        np.asarray(starts, dtype=np.int64),
     )
-    if sys.byteorder != "little":
-        vecs = vecs.astype(np.float32)
-    m = Matrix([r[0] for r in rows], vecs)
     with _cache_lock:
-        _cache[key] = (generation, tag, m)
+        _cache[key] = (generation, label, m)
         _cache.move_to_end(key)
         while len(_cache) > CACHED_WORKSPACES:
             _cache.popitem(last=False)
