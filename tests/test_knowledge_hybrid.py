@@ -284,3 +284,30 @@ def test_a_model_file_that_is_not_the_calibrated_one_is_refused(app, tmp_path, m
     ]
     why = knowledge.explain(app.vault.conn, ws, "refund?")["decision"]
     assert why["dense"] is False and why["note"] == "the embedding model could not be loaded"
+
+
+def test_the_prefilter_of_a_large_workspace_answers_as_the_exhaustive_comparison(app):
+    """Above vectors.EXHAUSTIVE_UP_TO passages a question meets each passage's centroid first and only the
+    PREFILTER best passages' sentences: made to apply to a small corpus, it must pick what comparing
+    every sentence picks (here the prefilter keeps under half the passages)."""
+    conn = app.vault.conn
+    compared = 0
+    for corpus in ("store", "saas", "clinic"):
+        ws, _ = _workspace(app, f"pre-{corpus}", corpus)
+        questions = [text for text, _ in _questions(corpus)]
+        vectors._cache.clear()
+        exhaustive = [knowledge.explain(conn, ws, q) for q in questions]
+        assert vectors.matrix(conn, ws.id).centroids is None
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(vectors, "EXHAUSTIVE_UP_TO", 0)
+            mp.setattr(vectors, "PREFILTER", 8)
+            vectors._cache.clear()
+            m = vectors.matrix(conn, ws.id)
+            assert m.centroids is not None and len(m.ids) > 2 * vectors.PREFILTER
+            for q, want in zip(questions, exhaustive, strict=True):
+                got = knowledge.explain(conn, ws, q)
+                assert got["result"]["grounded"] == want["result"]["grounded"], q
+                assert got["result"]["citations"][:1] == want["result"]["citations"][:1], q
+                compared += 1
+        vectors._cache.clear()
+    assert compared == 93

@@ -176,8 +176,7 @@ def retrieve(
     except Exception:  # a broken install of the model: answer as with dense retrieval off
         return _fts_only(q, fts, "the embedding model could not be loaded")
     hw, cw, sw, threshold = calibration()
-    best_sentence = np.maximum.reduceat(m.sentences @ qv, m.starts)
-    heading = m.headings @ qv
+    best_sentence, heading = m.scores(qv, hw, [m.row_of[p.id] for p in fts if p.id in m.row_of])
     dense = best_sentence + hw * heading
     n = min(DENSE_CANDIDATES, len(m.ids))
     top = np.argpartition(-dense, n - 1)[:n]
@@ -185,7 +184,7 @@ def retrieve(
     by_id: dict[int, Ranked] = {}
     for i, p in enumerate(fts, 1):
         by_id[p.id] = Ranked(p, fts_rank=i)
-    row_of = {pid: i for i, pid in enumerate(m.ids)}
+    row_of = m.row_of
     rows_sql = _ROWS_SQL.format(key=vectors.passage_key(conn))
     for rank, j in enumerate(top.tolist(), 1):
         pid = m.ids[j]
@@ -249,8 +248,8 @@ def best_sentences(
     unit_terms = [set(terms(s)) & stems for _, s, _ in units]
     lexical = [sum(q.idf[s] for s in ts) / q.mass if q.mass else 0.0 for ts in unit_terms]
     stored = None
-    if matrix is not None and passage.id in matrix.ids:  # the vectors made at `knowledge add`
-        stored = matrix.sentence_rows(matrix.ids.index(passage.id))
+    if matrix is not None and passage.id in matrix.row_of:  # the vectors made at `knowledge add`
+        stored = matrix.sentence_rows(matrix.row_of[passage.id])
     if stored is None or len(stored) != len(units):  # made from other text: embed them now
         head = passage.section.rsplit(" > ", 1)[-1].strip() or passage.section
         stored = embed.embed([f"{head}. {s.removeprefix('- ')}" for _, s, _ in units])
