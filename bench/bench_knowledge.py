@@ -9,9 +9,10 @@ Zipf-distributed vocabulary, so common words have long posting lists like real t
   no re-scoring);
 * `knowledge.search(conn, ws, q, 5)` (hybrid: FTS5 and the embedding model);
 * `knowledge.answer(conn, ws, q)` with dense retrieval off (``BOTCTL_KNOWLEDGE_DENSE=0``: FTS5 alone);
-* `knowledge.answer(conn, ws, q)` hybrid (the default: the question embedded, its cosine against the
-  workspace's 10,000 stored vectors, fused with FTS5; sentences picked by the model). Extractive;
-  BOTCTL_LLM_URL is unset.
+* `knowledge.answer(conn, ws, q)` hybrid (the default: the question embedded, compared with the
+  workspace's stored heading and sentence vectors — through the centroid prefilter above 2,000
+  passages —, fused with FTS5; sentences picked with the stored vectors). Extractive; BOTCTL_LLM_URL
+  is unset.
 
 Half the questions are drawn from a chunk's own words (answerable), half are random words. With
 ``--tenants N`` the same table also holds N-1 other workspaces of the same size (the workspace filter
