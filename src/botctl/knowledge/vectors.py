@@ -205,6 +205,15 @@ def purge_orphans(conn: sqlite3.Connection) -> None:
     )
 
 
+def any_current(conn: sqlite3.Connection) -> bool:
+    """Some workspace has vectors of the current model and layout (the provider loads the model at
+    start only then: a home without them never pays its ~200 MB)."""
+    return (
+        conn.execute("SELECT 1 FROM knowledge_vectors WHERE model = ? LIMIT 1", (tag(),)).fetchone()
+        is not None
+    )
+
+
 def stale(conn: sqlite3.Connection, ws_id: str) -> int:
     """How many of the workspace's vectors were made by another model (`knowledge add` recomputes them)."""
     return conn.execute(

@@ -83,10 +83,16 @@ def create_app(home_path: str, **opts: Any) -> Starlette:
                     )
 
             node_task = asyncio.create_task(heartbeat.run(after_beat))
-        # The knowledge embedding model, loaded before the first visitor's question rather than during it.
-        from botctl.knowledge import embed
+        # The knowledge embedding model, loaded before the first visitor's question rather than during it,
+        # when some workspace has vectors to compare questions with (otherwise by the first question that
+        # has: a workspace answered by FTS5 alone never loads it).
+        from botctl.knowledge import embed, vectors
 
-        if not await asyncio.to_thread(embed.preload):
+        if (
+            embed.enabled()
+            and vectors.any_current(provider.app.vault.conn)
+            and not await asyncio.to_thread(embed.preload)
+        ):
             log.warning("knowledge answers use FTS5 alone: the embedding model could not be loaded")
         log.info("provider ready (pid %d)", os.getpid())
         try:
