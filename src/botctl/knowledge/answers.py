@@ -19,8 +19,12 @@ from botctl.knowledge.phrase import _phrase_with_llm, _phrase_with_llm_async, _w
 from botctl.knowledge.retrieve import CANDIDATES, Passage, _best_sentences, _join
 from botctl.knowledge.text import query_terms, terms
 
-# A further passage joins the answer only when it is nearly as good as the best one.
+# A further passage joins the answer only when it is nearly as good as the best one: by FTS5 alone, when
+# it holds question words the best one lacks and scores at least SECOND_PASSAGE_RATIO of it; with the
+# embedding model, when it is over the threshold too and its fused score within SECOND_FUSED_MARGIN of
+# the best's ("Can I return a gift card?": the return window, and the gift cards' own section).
 SECOND_PASSAGE_RATIO = 0.8
+SECOND_FUSED_MARGIN = 0.1
 
 
 def _action_label(action: dict[str, Any]) -> str:
@@ -93,7 +97,16 @@ def _grounded_answer(
     sentences, covered = pick(best)
     used: list[tuple[Passage, list[str]]] = [(best, sentences)]
     uncovered = {s for _, s in q.terms} - covered
-    for p in good[1:3]:
+    fused = {r.passage.id: r.fused for r in why.ranked} if why.dense else {}
+    for p in good[1:3] if why.dense else ():
+        if fused.get(p.id, 0.0) < why.score - SECOND_FUSED_MARGIN:
+            break
+        if any((p.document, p.section) == (u.document, u.section) for u, _ in used):
+            continue
+        more, _ = pick(p, 2)
+        if more and not set(more) & {x for _, s in used for x in s}:
+            used.append((p, more))
+    for p in good[1:3] if not why.dense else ():
         if sum(q.idf[s] for s in uncovered) < 0.2 * q.mass or p.score < SECOND_PASSAGE_RATIO * best.score:
             break
         if any((p.document, p.section) == (u.document, u.section) for u, _ in used):
