@@ -106,6 +106,12 @@ def test_answers_quote_the_sentence_that_answers(app):
     )
     for question in ("Do you have a mobile app for Android?", "What is the capital of France?"):
         assert knowledge.answer(conn, saas, question)["grounded"] is False
+    # An answer that spans two sections quotes and cites both, each with its own sentences.
+    r = knowledge.answer(conn, store, "Can I return a gift card?")
+    assert [c["section"] for c in r["citations"]] == ["Return window", "Gift cards"]
+    assert all(c["excerpt"] and c["excerpt"] in r["answer"] for c in r["citations"])
+    # A question about one thing cites one section.
+    assert len(knowledge.answer(conn, store, "How long is a gift card valid?")["citations"]) == 1
 
 
 def _vector_rows(conn, ws):
