@@ -1,4 +1,5 @@
-"""Writes whose answer is lost (`write_then_reset`, `rotate_then_fail`) and Zendesk's Idempotency-Key,
+"""Writes whose answer is lost (`write_then_reset`, `write_then_hang`, `rotate_then_fail`) and Zendesk's
+Idempotency-Key,
 which together let a client prove a retried write is not applied twice."""
 
 from __future__ import annotations
@@ -81,6 +82,29 @@ def test_write_then_reset_without_a_key_duplicates(sandbox, zd):
     assert ticket_count(sandbox) == before + 2  # what an idempotency key is for
 
 
+def test_write_then_hang_applies_then_holds_the_connection_until_dropped(sandbox, zd, plain_http):
+    """Applied at once; the caller hears nothing while it holds (the moment a test kills the caller), then
+    the connection is dropped."""
+    import concurrent.futures
+    import time
+
+    before = ticket_count(sandbox)
+    sandbox.fault("zendesk", "write_then_hang", path="/tickets.json", method="POST", hang_seconds=2)
+    started = time.monotonic()
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        fut = pool.submit(zd, key="held-1")
+        deadline = time.monotonic() + 10
+        while ticket_count(sandbox) == before:
+            assert time.monotonic() < deadline, "the held write was not applied"
+            time.sleep(0.02)
+        assert not fut.done()  # applied, and still no answer
+        with pytest.raises(httpx.TransportError):
+            fut.result(timeout=10)
+    assert time.monotonic() - started >= 1.5
+    assert ticket_count(sandbox) == before + 1
+    assert [e["fault"] for e in sandbox.stats()["requests"][-1:]] == ["write_then_hang"]
+
+
 def test_stripe_write_then_reset_replays(sandbox, seed, creds, plain_http):
     sid = seed["stripe"]["grace@example.com"]["subscriptions"][0]
     url = creds["stripe"]["base_url"] + f"/v1/subscriptions/{sid}"
@@ -103,7 +127,7 @@ def test_rotate_then_fail_on_a_write_applies_it_and_answers_500(sandbox, zd):
 
 
 def test_fault_kinds_are_listed_and_validated(sandbox, plain_http):
-    for kind in ("rotate_then_fail", "write_then_reset"):
+    for kind in ("rotate_then_fail", "write_then_reset", "write_then_hang"):
         assert sandbox.fault("calendly", kind, path="/oauth/token")["kind"] == kind
     r = plain_http.post(sandbox.url + "/_sandbox/faults", json={"vendor": "calendly", "kind": "explode"})
     assert r.status_code == 400 and "write_then_reset" in r.json()["error"]

@@ -1,9 +1,9 @@
 """Pure ASGI middleware in front of every vendor route: request ids, rate-limit headers, stats, faults.
 
 Faults are decided here, before the vendor app runs, so a faulted write is never applied: a client
-that retries it can then be checked for duplicated writes. The exceptions are `rotate_then_fail` and
-`write_then_reset`, which run the request for real and then lose its answer (a 500, or a dropped
-connection): the write happened, the client cannot know.
+that retries it can then be checked for duplicated writes. The exceptions are `rotate_then_fail`,
+`write_then_reset` and `write_then_hang`, which run the request for real and then lose its answer (a 500,
+a dropped connection, or one held like `hang` first): the write happened, the client cannot know.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import struct
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
+from .state import APPLY_THEN_FAULT
 from .vendors.base import CATCH_ALL, Vendor
 
 if TYPE_CHECKING:
@@ -107,9 +108,11 @@ class SandboxMiddleware:
         vendor_path: str,
     ) -> None:
         kind = fault.kind
-        if kind in ("rotate_then_fail", "write_then_reset"):
+        if kind in APPLY_THEN_FAULT:
             await self.app(scope, receive, _discard)
-            if kind == "write_then_reset":
+            if kind == "write_then_hang":
+                await self._hang(fault.hang_seconds, receive)
+            if kind in ("write_then_reset", "write_then_hang"):
                 await _abort(receive, raw_send)
                 return
             reply = vendor.fault("500", 500, vendor_path)

@@ -28,14 +28,16 @@ FAULT_KINDS = (
     "reset",
     "malformed_json",
     "throttled",
-    # These two let the request run for real, then lose the answer: "rotate_then_fail" replies with
-    # the vendor's 500 (a token endpoint that rotated the refresh token, then failed), and
-    # "write_then_reset" drops the connection (a write applied whose response never arrives).
+    # These let the request run for real, then lose the answer: "rotate_then_fail" replies with
+    # the vendor's 500 (a token endpoint that rotated the refresh token, then failed),
+    # "write_then_reset" drops the connection (a write applied whose response never arrives), and
+    # "write_then_hang" holds it like "hang" first (a write applied while its caller is killed).
     "rotate_then_fail",
     "write_then_reset",
+    "write_then_hang",
 )
 # Kinds whose request is applied before the fault (all others are decided before the vendor code).
-APPLY_THEN_FAULT = frozenset({"rotate_then_fail", "write_then_reset"})
+APPLY_THEN_FAULT = frozenset({"rotate_then_fail", "write_then_reset", "write_then_hang"})
 DAY = 86400
 
 
@@ -48,7 +50,7 @@ class Fault:
     retry_after: float | None = None
     path: str | None = None
     method: str | None = None
-    # How long a "hang" holds the request before dropping the connection (ends early on shutdown
+    # How long a "hang" (or "write_then_hang") holds the request before dropping the connection (ends early on shutdown
     # or when the client goes away).
     hang_seconds: float = 60.0
 
