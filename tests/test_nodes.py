@@ -104,6 +104,28 @@ def test_a_node_joins_only_with_the_master_key_that_opens_the_database(pg_url, t
     assert v.returncode != 0 and json.loads(v.stdout)["first_bad_seq"] == seq, v.stdout
 
 
+def test_one_sqlite_machine_grows_into_two_nodes(pg_url, tmp_path):
+    """The README's path from one machine to several: the SQLite home moved into PostgreSQL (`db copy
+    --switch`), named as a node (`init --node`), then a second machine joins; both see the same chain."""
+    key = new_key()
+    n1, n2 = tmp_path / "node1", tmp_path / "node2"
+    assert botctl(n1, key, "workspace", "create", "acme", "--plan", "pro").returncode == 0
+    r = botctl(n1, key, "db", "copy", "--to", pg_url, "--switch")
+    assert r.returncode == 0, r.stderr
+    r = botctl(n1, key, "init", "--node", "node-1")
+    assert r.returncode == 0 and "is now node node-1" in r.stderr + r.stdout, r.stderr
+    r = botctl(n2, key, "init", "--database", pg_url, "--node", "node-2", "--json")
+    assert r.returncode == 0 and json.loads(r.stdout)["joined"] is True, r.stderr
+    assert botctl(n2, key, "workspace", "create", "beta", "--plan", "free").returncode == 0
+    assert botctl(n1, key, "workspace", "create", "gamma", "--plan", "free").returncode == 0
+    bodies = [json.loads(b) for (b,) in sql(pg_url, "SELECT body FROM records ORDER BY seq")]
+    created = {b["workspace"]: b.get("node") for b in bodies if b["event"] == "workspace.created"}
+    assert created == {"acme": None, "beta": "node-2", "gamma": "node-1"}  # acme: made on SQLite
+    for home in (n1, n2):
+        v = botctl(home, key, "audit", "verify", "--json")
+        assert v.returncode == 0 and json.loads(v.stdout)["ok"] is True, v.stdout + v.stderr
+
+
 def test_each_running_node_beats_and_status_cluster_lists_alive_and_lapsed(pg_url, tmp_path):
     key = new_key()
     homes = {name: tmp_path / name for name in ("node-1", "node-2")}

@@ -71,6 +71,8 @@ def init(
             f"initialised {home.path} (master key: {vault.master.source}, {vault.master.location}; "
             f"database: {db['backend']} {db['location']})"
         )
+    elif written:  # an existing PostgreSQL home (e.g. after `db copy --switch`) named as a node
+        output.status(f"already initialised: {home.path}; this home is now node {app.node}")
     else:
         output.status(
             f"already initialised: {home.path} (master key: {vault.master.source}); nothing changed"
