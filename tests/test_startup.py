@@ -19,7 +19,6 @@ HEAVY = {
     "platformdirs",
     "pydantic",
     "psycopg",
-    "psycopg_pool",
 }
 
 PROBE = """
