@@ -269,14 +269,14 @@ def _token(secret: str, kid: str, v: int) -> str:
     return jwt.encode(claims, secret, algorithm="HS256", headers={"kid": kid})
 
 
-def _until(pred, timeout: float, what: str):
+def _until(pred, timeout: float, what: str, state=None):  # noqa: ANN001 - state: what to show on failure
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = pred()
         if value:
             return value
         time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
+    raise AssertionError(f"timed out waiting for {what}" + (f": {state()}" if state else ""))
 
 
 def _ready(url: str) -> bool:
@@ -422,6 +422,11 @@ def test_a_node_killed_entirely_under_load_and_restarted_loses_nothing(chaos):
                 ),
                 15,
                 f"the {p.name} probe to be held at the vendor on node 1",
+                lambda p=p: (
+                    sb.state.faults.list(),
+                    p.answer,
+                    sql(url, "SELECT request_id, node, owner, started_seq FROM pending_actions"),
+                ),
             )
         time.sleep(0.2)
         assert not any(p.answer for p in probes), [p.answer for p in probes]
