@@ -43,7 +43,8 @@ One job per module, each importing only the ones above it:
 * chunk.py     blocks → sections → chunks
 * files.py     which files, read safely (links, FIFOs, `within`), parsed and chunked: ParsedDocument
 * embed.py     the local embedding model, loaded from its installed package (never downloaded)
-* vectors.py   one vector per passage, synced at `add`, recomputed when the model changes
+* vectors.py   each passage's heading and sentence vectors, synced at `add`, recomputed when the model
+               or layout changes
 * index.py     the store: documents, FTS5 rows, per-workspace term statistics; add, remove, purge
 * retrieve.py  candidates scoped to the workspace, re-scored on its own statistics; best sentences; search
 * hybrid.py    FTS5 and dense rankings fused; the grounded decision (and why); sentences; search

@@ -39,11 +39,10 @@ from botctl.knowledge.retrieve import (
     _excerpt,
     _Query,
     _retrieve,
-    _sentence_units,
     is_grounded,
 )
 from botctl.knowledge.retrieve import search as _fts_search
-from botctl.knowledge.text import MAX_QUESTION_CHARS, terms
+from botctl.knowledge.text import MAX_QUESTION_CHARS, sentence_units, terms
 
 DENSE_CANDIDATES = 20
 STRENGTH_CAP = 1.5
@@ -241,7 +240,7 @@ def best_sentences(
     """The sentences of `passage` that answer the question (extractive), and the question stems they hold.
     "Can I get my money back?" on a passage about refunds → the sentence that says how the refund is made,
     not the one that happens to hold the word "money"."""
-    units = _sentence_units(passage.text)
+    units = sentence_units(passage.text)
     if not units:
         return [], set()
     stems = {s for _, s in q.terms}

@@ -24,7 +24,7 @@ from botctl.knowledge.text import (
     content_words,
     match_expression,
     query_terms,
-    split_sentences,
+    sentence_units,
     stem,
     terms,
 )
@@ -195,21 +195,6 @@ def _retrieve(conn: sqlite3.Connection, ws_id: str, question: str, k: int) -> tu
     return q, out
 
 
-def _sentence_units(text: str) -> list[tuple[int, str, str | None]]:
-    """(paragraph index, sentence, the intro line of its list if it is a list item)."""
-    units: list[tuple[int, str, str | None]] = []
-    for pi, para in enumerate(text.split("\n\n")):
-        sentences = split_sentences(para)
-        for s in sentences:
-            intro = None
-            if s.startswith("- ") and pi > 0 and units:
-                prev = [u for u in units if u[0] == pi - 1]
-                if prev and prev[-1][1].endswith(":"):
-                    intro = prev[-1][1]
-            units.append((pi, s, intro))
-    return units
-
-
 def _best_sentences(
     q: _Query,
     passage: Passage,
@@ -218,7 +203,7 @@ def _best_sentences(
     max_words: int = ANSWER_MAX_WORDS,
 ) -> tuple[list[str], set[str]]:
     """Extractive: the sentences of the passage that best cover the question, in document order."""
-    units = _sentence_units(passage.text)
+    units = sentence_units(passage.text)
     if not units:
         return [], set()
     unit_terms = [set(terms(s)) for _, s, _ in units]

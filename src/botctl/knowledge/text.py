@@ -238,3 +238,18 @@ def split_sentences(paragraph: str) -> list[str]:
         else:
             out.extend(s.strip() for s in _SENTENCE_END.split(line) if s.strip())
     return out
+
+
+def sentence_units(text: str) -> list[tuple[int, str, str | None]]:
+    """(paragraph index, sentence, the intro line of its list if it is a list item)."""
+    units: list[tuple[int, str, str | None]] = []
+    for pi, para in enumerate(text.split("\n\n")):
+        sentences = split_sentences(para)
+        for s in sentences:
+            intro = None
+            if s.startswith("- ") and pi > 0 and units:
+                prev = [u for u in units if u[0] == pi - 1]
+                if prev and prev[-1][1].endswith(":"):
+                    intro = prev[-1][1]
+            units.append((pi, s, intro))
+    return units

@@ -3,7 +3,7 @@
 ``knowledge_vectors`` holds, for each passage (the ``knowledge_fts`` rowid), its workspace, the model
 and layout that made it (`tag()`: model, package version, LAYOUT), a SHA-256 of the text it was made
 from and its vectors (float32, little-endian, in one BLOB): row 0 is the vector of the passage's own
-heading, rows 1.. those of its sentences (retrieve._sentence_units, in order), each embedded as
+heading, rows 1.. those of its sentences (text.sentence_units, in order), each embedded as
 "heading. sentence". A question is compared with every sentence (the best one counts: a question asks
 about one thing, which a whole passage's vector dilutes) and with the heading; the extractive answer
 reuses the same sentence vectors, so a question costs one embedding. `sync` (inside `knowledge.add`'s transaction)
@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, NamedTuple
 
 from botctl import store
 from botctl.knowledge import embed
+from botctl.knowledge.text import sentence_units
 
 if TYPE_CHECKING:
     import numpy as np
@@ -101,10 +102,8 @@ def passage_text(section: str, body: str) -> str:
 def passage_texts(section: str, body: str) -> list[str]:
     """The texts embedded for one passage: its own heading, then "heading. sentence" for each sentence
     (the heading alone when the passage has no sentence)."""
-    from botctl.knowledge.retrieve import _sentence_units
-
     head = section.rsplit(" > ", 1)[-1].strip() or section
-    units = [s.removeprefix("- ") for _, s, _ in _sentence_units(body)]
+    units = [s.removeprefix("- ") for _, s, _ in sentence_units(body)]
     return [head] + ([f"{head}. {u}" for u in units] or [head])
 
 
