@@ -126,8 +126,21 @@ def test_rotate_then_fail_on_a_write_applies_it_and_answers_500(sandbox, zd):
     assert zd(key="k-500").headers["x-idempotency-lookup"] == "hit"
 
 
+def test_write_then_delay_applies_the_write_at_once_and_answers_it_late(sandbox, zd):
+    import time
+
+    before = ticket_count(sandbox)
+    sandbox.fault("zendesk", "write_then_delay", method="POST", hang_seconds=0.5)
+    sent = time.monotonic()
+    r = zd()
+    assert r.status_code == 201 and r.json()["ticket"]["subject"] == "Parcel lost"
+    assert time.monotonic() - sent >= 0.5
+    assert ticket_count(sandbox) == before + 1
+    assert sandbox.stats()["requests"][-1]["fault"] == "write_then_delay"
+
+
 def test_fault_kinds_are_listed_and_validated(sandbox, plain_http):
-    for kind in ("rotate_then_fail", "write_then_reset", "write_then_hang"):
+    for kind in ("rotate_then_fail", "write_then_reset", "write_then_hang", "write_then_delay"):
         assert sandbox.fault("calendly", kind, path="/oauth/token")["kind"] == kind
     r = plain_http.post(sandbox.url + "/_sandbox/faults", json={"vendor": "calendly", "kind": "explode"})
     assert r.status_code == 400 and "write_then_reset" in r.json()["error"]

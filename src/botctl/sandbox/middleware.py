@@ -3,7 +3,8 @@
 Faults are decided here, before the vendor app runs, so a faulted write is never applied: a client
 that retries it can then be checked for duplicated writes. The exceptions are `rotate_then_fail`,
 `write_then_reset` and `write_then_hang`, which run the request for real and then lose its answer (a 500,
-a dropped connection, or one held like `hang` first): the write happened, the client cannot know.
+a dropped connection, or one held like `hang` first): the write happened, the client cannot know; and
+`write_then_delay`, which runs it for real and sends its answer `hang_seconds` late.
 """
 
 from __future__ import annotations
@@ -108,6 +109,17 @@ class SandboxMiddleware:
         vendor_path: str,
     ) -> None:
         kind = fault.kind
+        if kind == "write_then_delay":
+            held: list[Message] = []
+
+            async def keep(message: Message) -> None:
+                held.append(message)
+
+            await self.app(scope, receive, keep)
+            await self._hang(fault.hang_seconds, receive)
+            for message in held:
+                await send(message)
+            return
         if kind in APPLY_THEN_FAULT:
             await self.app(scope, receive, _discard)
             if kind == "write_then_hang":

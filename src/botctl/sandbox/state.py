@@ -32,12 +32,15 @@ FAULT_KINDS = (
     # the vendor's 500 (a token endpoint that rotated the refresh token, then failed),
     # "write_then_reset" drops the connection (a write applied whose response never arrives), and
     # "write_then_hang" holds it like "hang" first (a write applied while its caller is killed).
+    # "write_then_delay" does not lose it: the answer is sent, `hang_seconds` late (a write at the vendor
+    # while its caller stalls).
     "rotate_then_fail",
     "write_then_reset",
     "write_then_hang",
+    "write_then_delay",
 )
 # Kinds whose request is applied before the fault (all others are decided before the vendor code).
-APPLY_THEN_FAULT = frozenset({"rotate_then_fail", "write_then_reset", "write_then_hang"})
+APPLY_THEN_FAULT = frozenset({"rotate_then_fail", "write_then_reset", "write_then_hang", "write_then_delay"})
 DAY = 86400
 
 
@@ -51,7 +54,7 @@ class Fault:
     path: str | None = None
     method: str | None = None
     # How long a "hang" (or "write_then_hang") holds the request before dropping the connection (ends early on shutdown
-    # or when the client goes away).
+    # or when the client goes away); how late "write_then_delay" sends its answer.
     hang_seconds: float = 60.0
 
     def matches(self, vendor: str, method: str, path: str) -> bool:
