@@ -3,7 +3,9 @@
     unknown action → plan → identity → connection present and active → scopes → params schema
     → handler (with a credential-injecting, host-pinned client) → audit
 
-Exactly one `action.run` record per attempt, whatever the outcome, with the reason code. The record is
+Exactly one `action.run` record per attempt, whatever the outcome, with the reason code (a write's outcome
+found already recorded `unknown` by another node, its process having stalled past the lapse, is recorded
+as `action.outcome_late` instead: botctl/intents.py). The record is
 durable before the caller sees the result (fail closed: if it cannot be written, the caller gets an
 error, not the result). A write (`Action.is_write`) is also recorded as `action.started` before the
 vendor is called, so a process killed mid-write still leaves a trace that becomes an `unknown` outcome
@@ -40,6 +42,13 @@ MESSAGES = {
     "not_connected": "This tool is not connected in this workspace.",
     "needs_reauth": "This tool's connection needs to be re-authorised by the workspace operator.",
 }
+
+
+# The message of an `action.outcome_late` record (botctl/intents.py: fencing).
+LATE = (
+    "This write's outcome was already on record as unknown (the process running it stalled past the "
+    "lapse and another one recorded it interrupted); this is its real outcome."
+)
 
 
 # What an action name and a request id may look like. Anything else is never written into an audit record as
@@ -229,23 +238,32 @@ async def run_action(
     conn_row = None
     client = None
     pending_id: int | None = None
+    intent_seq = 0  # the write's `action.started` record
 
     async def record(outcome: str, reason: str | None, *, final: bool = True) -> None:
         detail["latency_ms"] = round((time.monotonic() - started) * 1000, 1)
+        fields = {
+            "workspace": rec_workspace,
+            "actor": actor or visitor_actor(visitor),
+            "action": rec_action,
+            "connector": connector_name,
+            "outcome": outcome,
+            "reason": reason,
+            "detail": detail,
+            "request_id": request_id,
+        }
         # Awaited: the caller gets its answer only once the record is durable (group commit in the daemon).
-        await app.aaudit(
-            "action.run",
-            workspace=rec_workspace,
-            actor=actor or visitor_actor(visitor),
-            action=rec_action,
-            connector=connector_name,
-            outcome=outcome,
-            reason=reason,
-            detail=detail,
-            request_id=request_id,
-        )
-        if final and pending_id is not None:
-            intents.end(app, pending_id)  # the write's outcome is on record: nothing pending any more
+        if not final or pending_id is None:
+            await app.aaudit("action.run", **fields)
+            return
+        # A write's outcome clears its intent in the same transaction, if the intent is still pending.
+        if await app.aaudit_if("action.run", intents.clearing(pending_id), **fields) is not None:
+            return
+        # It is not: this process stalled past the lapse and another node (or process) has recorded the
+        # write `unknown`. The real outcome goes on record as what it is, naming the record it resolves.
+        detail["resolves"] = intents.resolution(app, pending_id, request_id, intent_seq)
+        detail["late"] = LATE
+        await app.aaudit("action.outcome_late", **fields)
 
     try:
         ws = workspaces.find(app.vault.conn, rec_workspace) if rec_workspace else None
@@ -334,7 +352,8 @@ async def run_action(
                 request_id=request_id,
                 detail={"params": detail["params"], "pending_id": pending_id},
             )
-            intents.started(app, pending_id, intent["seq"])
+            intent_seq = intent["seq"]
+            intents.started(app, pending_id, intent_seq)
         while True:
             credential = connections.credential(app, ws, conn_row)
             client = build_client(

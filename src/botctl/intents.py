@@ -2,19 +2,26 @@
 
 An action that may change something at a vendor (`Action.writes`) is made pending in the vault and
 recorded as `action.started` (durably, in the audit chain; its seq noted on the row) *before* the
-vendor is called; its outcome record clears the pending row. A process killed in between (after the
-vendor may have applied the write, before its outcome was recorded) leaves the row behind; the
-provider's next start (and `botctl actions run`) turns every row whose owner is gone into an
-`action.run` record with outcome `unknown` and reason `interrupted`, so the operator sees exactly
-which writes need a look at the vendor's side. A row whose outcome record did make it (killed between
-that record and clearing the row) is just cleared: one outcome per write, never two.
+vendor is called. A process killed in between (after the vendor may have applied the write, before its
+outcome was recorded) leaves the row behind; the provider's next start (and `botctl actions run`) turns
+every row whose owner is gone into an `action.run` record with outcome `unknown` and reason
+`interrupted`, so the operator sees exactly which writes need a look at the vendor's side.
 
 Owners are `host:pid:nonce`: a row is recovered only when its process is provably gone (same host,
 pid not running, or the pid now belongs to the recovering process itself), or, on a PostgreSQL home
 shared by several nodes, when the row's node is another node whose heartbeat has lapsed (botctl/nodes.py):
 every live provider looks after each heartbeat, so a dead node's writes are on record within about
-LAPSE_S + HEARTBEAT_S. A row is claimed (its owner swapped for the recovering process's, one conditional
-UPDATE) before its record is written, so two live nodes never both record it.
+LAPSE_S + HEARTBEAT_S.
+
+Fencing: one outcome record per write, whoever writes it. A write's outcome record and the clearing of its
+row are one transaction, conditional on the row still being there under the owner its writer saw
+(`clearing`, a `Guard` of the audit writer): the owner's `action.run` clears its own row; a recovering
+process's `unknown` clears the row it found abandoned. Whichever commits first wins; the other finds the
+row gone and writes no `action.run`. A node that was only stalled past the lapse (a frozen VM, a long
+pause) and resumes with its write's real outcome records it as `action.outcome_late` instead, naming the
+`unknown` record it resolves (`resolution`): the chain keeps one outcome per request and the truth.
+A row whose outcome record made it but whose clearing did not (SQLite: audit.db and vault.db are two
+files; killed between their commits) is just cleared on recovery.
 """
 
 from __future__ import annotations
@@ -28,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 from botctl import store
 
 if TYPE_CHECKING:
+    from botctl.audit.writer import Guard
     from botctl.session import Session
 
 _OWNER = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
@@ -78,9 +86,37 @@ def started(app: Session, pending_id: int, seq: int) -> None:
     app.vault.conn.execute("UPDATE pending_actions SET started_seq = ? WHERE id = ?", (seq, pending_id))
 
 
-def end(app: Session, pending_id: int) -> None:
-    """The outcome is recorded: nothing is pending any more."""
-    app.vault.conn.execute("DELETE FROM pending_actions WHERE id = ?", (pending_id,))
+def clearing(pending_id: int, row_owner: str | None = None) -> Guard:
+    """The condition a write's final record is written under (botctl.audit.writer.Guard): its row is still
+    pending under `row_owner` (default: this process), and is deleted in the record's own transaction."""
+    who = owner() if row_owner is None else row_owner
+
+    def guard(conn: Any) -> bool:
+        cur = conn.execute("DELETE FROM pending_actions WHERE id = ? AND owner = ?", (pending_id, who))
+        return cur.rowcount == 1
+
+    return guard
+
+
+def resolution(
+    app: Session, pending_id: int, request_id: str | None, after_seq: int
+) -> dict[str, Any] | None:
+    """The `action.run` record another process wrote for this write (after its `action.started` at
+    `after_seq`) while its own process stalled: {seq, outcome, node?}, or None if there is none."""
+    from botctl.audit import AuditReader, Filters
+
+    reader = AuditReader(app.home)
+    try:
+        found = reader.after(after_seq, Filters(event="action.run", request_id=request_id))
+    finally:
+        reader.close()
+    for rec in found:
+        if (rec.get("detail") or {}).get("pending_id") == pending_id:
+            out = {"seq": rec["seq"], "outcome": rec.get("outcome")}
+            if rec.get("node") is not None:
+                out["node"] = rec["node"]
+            return out
+    return None
 
 
 def _gone(row_owner: str) -> bool:
@@ -134,14 +170,6 @@ def _lapsed_nodes(app: Session, named: set[str | None]) -> set[str]:
     return nodes.lapsed(app.vault.conn) & others
 
 
-def _claim(app: Session, row: dict[str, Any]) -> bool:
-    """Make the row ours before recording it: of several live nodes recovering at once, one does."""
-    cur = app.vault.conn.execute(
-        "UPDATE pending_actions SET owner = ? WHERE id = ? AND owner = ?", (owner(), row["id"], row["owner"])
-    )
-    return cur.rowcount == 1
-
-
 def _recorded(app: Session, pending_id: int, after_seq: int) -> bool:
     """Whether the write's outcome record exists (the process died after writing it, before clearing the
     row). Only records after its `action.started` are read: few, right after a crash."""
@@ -162,17 +190,18 @@ async def recover(app: Session) -> int:
 
     Killed before its `action.started` was durable: the vendor was never called (outcome `error`).
     After it: the vendor may have applied it (outcome `unknown`) — unless the outcome record made it
-    to the log and only clearing the row did not, in which case there is nothing to add."""
+    to the log and only clearing the row did not, in which case there is nothing to add. Each record is
+    written only if the row is still as found (`clearing`): of several live nodes recovering at once, one
+    records it; a stalled owner that resumed in the meantime has recorded it itself."""
     n = 0
     for row in abandoned(app):
-        if not _claim(app, row):
-            continue
         if row["started_seq"] is not None and _recorded(app, row["id"], row["started_seq"]):
-            end(app, row["id"])
+            clearing(row["id"], row["owner"])(app.vault.conn)
             continue
         reached = row["started_seq"] is not None
-        await app.aaudit(
+        rec = await app.aaudit_if(
             "action.run",
+            clearing(row["id"], row["owner"]),
             workspace=row["workspace"],
             actor=json.loads(row["actor"]),
             action=row["action"],
@@ -186,6 +215,6 @@ async def recover(app: Session) -> int:
                 "message": INTERRUPTED if reached else NOT_SENT,
             },
         )
-        end(app, row["id"])
-        n += 1
+        if rec is not None:
+            n += 1
     return n

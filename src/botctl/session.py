@@ -10,10 +10,13 @@ fails, the change rolls back (fail closed).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from botctl.home import Home
 from botctl.vault import Vault
+
+if TYPE_CHECKING:
+    from botctl.audit.writer import Guard
 
 
 class Session:
@@ -79,8 +82,8 @@ class Session:
         if self.node is not None:
             fields.setdefault("node", self.node)
         if self._committer is not None:
-            return self._committer.append(make_record(event, **fields))
-        return self.writer.append(make_record(event, **fields))
+            return self._committer.append(make_record(event, **fields))  # type: ignore[return-value]
+        return self.writer.append(make_record(event, **fields))  # type: ignore[return-value]
 
     def use_group_commit(self) -> None:
         """Route audit appends through a GroupCommitter with its own connections (the daemon's mode)."""
@@ -93,6 +96,14 @@ class Session:
 
     async def aaudit(self, event: str, **fields: Any) -> dict[str, Any]:
         """`audit` for async callers: awaits durability without blocking the event loop when grouped."""
+        rec = await self.aaudit_if(event, None, **fields)
+        assert rec is not None  # no guard: always written
+        return rec
+
+    async def aaudit_if(self, event: str, guard: Guard | None, **fields: Any) -> dict[str, Any] | None:
+        """`aaudit` under `guard` (botctl.audit.writer.Guard), run in the record's own transaction: the
+        record is written only if the guard says so (None otherwise), and the guard's change commits with
+        it (botctl/intents.py: a write's outcome clears its intent, if it is still pending)."""
         from botctl.audit import make_record
 
         if fields.get("actor") is None:
@@ -100,8 +111,8 @@ class Session:
         if self.node is not None:
             fields.setdefault("node", self.node)
         if self._committer is not None:
-            return await self._committer.append_async(make_record(event, **fields))
-        return self.writer.append(make_record(event, **fields))
+            return await self._committer.append_async(make_record(event, **fields), guard=guard)
+        return self.writer.append(make_record(event, **fields), guard=guard)
 
     def close(self) -> None:
         if self._committer is not None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from botctl import store
-from botctl.audit.writer import AuditWriter
+from botctl.audit.writer import AuditWriter, Guard
 from botctl.errors import AuditChainBroken
 
 
@@ -43,22 +43,26 @@ class GroupCommitter:
         """What the writer last found: {"chain": "ok" | "broken", "refused", ...the break's sides}."""
         return {**(self._broken or {"chain": "ok"}), "refused": self.refused}
 
-    def submit(self, record: dict[str, Any]):  # -> concurrent.futures.Future[dict]
+    def submit(self, record: dict[str, Any], guard: Guard | None = None):  # -> Future[dict | None]
+        """Queue `record` (under `guard`, run in the batch's transaction: AuditWriter.append_many); the
+        future's result is the written record, or None if its guard said no."""
         from concurrent.futures import Future
 
         if self._closed:
             raise RuntimeError("audit writer is closed")
         fut: Future = Future()
-        self._queue.put((record, fut))
+        self._queue.put((record, fut, guard))
         return fut
 
-    def append(self, record: dict[str, Any]) -> dict[str, Any]:
-        return self.submit(record).result()
+    def append(self, record: dict[str, Any], *, guard: Guard | None = None) -> dict[str, Any] | None:
+        return self.submit(record, guard).result()
 
-    async def append_async(self, record: dict[str, Any]) -> dict[str, Any]:
+    async def append_async(
+        self, record: dict[str, Any], *, guard: Guard | None = None
+    ) -> dict[str, Any] | None:
         import asyncio
 
-        return await asyncio.wrap_future(self.submit(record))
+        return await asyncio.wrap_future(self.submit(record, guard))
 
     def _run(self) -> None:
         import queue
@@ -79,21 +83,22 @@ class GroupCommitter:
                     break
                 batch.append(nxt)
             try:
-                written = self._writer.append_many([r for r, _ in batch])
+                written = self._writer.append_many([r for r, _, _ in batch], guards=[g for _, _, g in batch])
             except BaseException as exc:  # fail closed: every waiter learns the record is not durable
                 if isinstance(exc, AuditChainBroken):
                     self._refused(exc, len(batch))
-                for _, fut in batch:
+                for _, fut, _ in batch:
                     fut.set_exception(exc)
             else:
-                if self._broken is not None:
+                first = next((rec for rec in written if rec is not None), None)
+                if self._broken is not None and first is not None:
                     _log().warning(
-                        "audit log writable again from record %d (the break was sealed)", written[0]["seq"]
+                        "audit log writable again from record %d (the break was sealed)", first["seq"]
                     )
                     self._broken = None
                 self.batches += 1
-                self.records += len(batch)
-                for (_, fut), rec in zip(batch, written, strict=True):
+                self.records += sum(1 for rec in written if rec is not None)
+                for (_, fut, _), rec in zip(batch, written, strict=True):
                     fut.set_result(rec)
                 if self.on_commit is not None:
                     self.on_commit()

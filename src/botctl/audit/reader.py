@@ -136,6 +136,30 @@ class AuditReader:
         ).fetchall()
         return [to_record(r) for r in rows]
 
+    def resolved_late(self, records: list[dict[str, Any]]) -> dict[int, dict[str, Any]]:
+        """For the `unknown` outcomes among `records`: the `action.outcome_late` record that resolves each one
+        (its process had stalled, another recorded it interrupted, then it recorded the real outcome:
+        botctl/intents.py), as {unknown seq: {seq, outcome, node?}}."""
+        unknown = {
+            r["seq"] for r in records if r.get("outcome") == "unknown" and r.get("event") == "action.run"
+        }
+        if not unknown or self._conn is None:
+            return {}
+        rows = self._conn.execute(
+            f"SELECT {_RECORD_COLUMNS} FROM records WHERE event = 'action.outcome_late' AND seq > ? ORDER BY seq",
+            (min(unknown),),
+        ).fetchall()
+        out: dict[int, dict[str, Any]] = {}
+        for row in rows:
+            late = to_record(row)
+            resolves = (late.get("detail") or {}).get("resolves") or {}
+            if resolves.get("seq") in unknown:
+                found = {"seq": late["seq"], "outcome": late.get("outcome")}
+                if late.get("node") is not None:
+                    found["node"] = late["node"]
+                out[resolves["seq"]] = found
+        return out
+
     def head_seq(self) -> int:
         if self._conn is None:
             return 0

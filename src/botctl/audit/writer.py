@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
+from contextlib import nullcontext
 from typing import Any
 
 from botctl import store
@@ -18,6 +19,12 @@ from botctl.audit.chain import (
 from botctl.audit.records import SEAL_EVENT, canonical, make_record, operator_actor
 from botctl.errors import BotctlError
 from botctl.home import Home
+
+# A condition a record is written under: called with the vault's connection inside the append's
+# transaction (on SQLite, a write transaction on vault.db held around the audit one), it makes its change
+# there and says whether the record is to be written. False: the record is left out, the change rolls back
+# with nothing else (botctl/intents.py: the outcome of a write only while its intent is still pending).
+Guard = Callable[[Any], bool]
 
 
 def open_audit_db(home: Home):  # noqa: ANN201 - sqlite3.Connection | PgConnection
@@ -53,8 +60,9 @@ class AuditWriter:
         if not self._shared:
             self._conn.close()
 
-    def append(self, record: dict[str, Any]) -> dict[str, Any]:
-        return self.append_many([record])[0]
+    def append(self, record: dict[str, Any], *, guard: Guard | None = None) -> dict[str, Any] | None:
+        """Append one record (None: its `guard` said no, nothing written)."""
+        return self.append_many([record], guards=[guard])[0]
 
     def _check_head(self, seq: int, prev: str) -> tuple[HeadProblem | None, tuple | None]:
         cp = self._vault.execute(_CHECKPOINT_SQL).fetchone()
@@ -63,37 +71,63 @@ class AuditWriter:
             self._trusted = tuple(cp)
         return problem, cp
 
-    def append_many(self, records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
-        """Append `records` in one transaction; they are durable (fsynced) when this returns."""
+    def append_many(
+        self, records: Iterable[dict[str, Any]], *, guards: Sequence[Guard | None] | None = None
+    ) -> list[dict[str, Any] | None]:
+        """Append `records` in one transaction; they are durable (fsynced) when this returns.
+
+        `guards[i]` (optional) is record i's condition (`Guard`), run inside the transaction: where it says
+        no, record i is not written and its slot in the result is None. A guard's change and its record
+        commit together (PostgreSQL: one transaction; SQLite: vault.db's transaction is held around
+        audit.db's and commits just after it)."""
         records = list(records)
-        bodies = [canonical(r) for r in records]
-        if not bodies:
+        guards = list(guards) if guards is not None else [None] * len(records)
+        if not records:
             return []
+        guarded = any(g is not None for g in guards)
         with self._lock:
-            with store.transaction(self._conn):
-                row = self._conn.execute(_HEAD_SQL).fetchone()
-                seq, prev = (row[0], row[1]) if row else (0, GENESIS)
-                problem, _ = self._check_head(seq, prev)
-                if problem is not None:
-                    raise problem.error()
-                rows = []
-                for body in bodies:
-                    seq += 1
-                    h = self._mac.link(prev, seq, body.encode())
-                    rows.append((seq, body, prev, h))
-                    prev = h
-                self._conn.executemany(
-                    "INSERT INTO records (seq, body, prev_hash, hash) VALUES (?, ?, ?, ?)", rows
-                )
-                if self._shared:  # inside the transaction: commits with it; `audit -f` listens
+            with self._vault_held(guarded):
+                with store.transaction(self._conn):
+                    row = self._conn.execute(_HEAD_SQL).fetchone()
+                    seq, prev = (row[0], row[1]) if row else (0, GENESIS)
+                    problem, _ = self._check_head(seq, prev)
+                    if problem is not None:
+                        raise problem.error()
+                    kept = [g is None or g(self._vault) for g in guards]
+                    rows: list[tuple | None] = []
+                    for rec, keep in zip(records, kept, strict=True):
+                        if not keep:
+                            rows.append(None)
+                            continue
+                        body = canonical(rec)
+                        seq += 1
+                        h = self._mac.link(prev, seq, body.encode())
+                        rows.append((seq, body, prev, h))
+                        prev = h
+                    written = [r for r in rows if r is not None]
+                    if written:
+                        self._conn.executemany(
+                            "INSERT INTO records (seq, body, prev_hash, hash) VALUES (?, ?, ?, ?)", written
+                        )
+                    if (
+                        written and self._shared
+                    ):  # inside the transaction: commits with it; `audit -f` listens
+                        self._checkpoint(seq, prev)
+                        self._conn.execute("SELECT pg_notify('botctl_audit', ?)", (str(seq),))
+                if written and not self._shared:
                     self._checkpoint(seq, prev)
-                    self._conn.execute("SELECT pg_notify('botctl_audit', ?)", (str(seq),))
-            if not self._shared:
-                self._checkpoint(seq, prev)
         return [
-            {"seq": r[0], **rec, "prev_hash": r[2], "hash": r[3]}
+            None if r is None else {"seq": r[0], **rec, "prev_hash": r[2], "hash": r[3]}
             for r, rec in zip(rows, records, strict=True)
         ]
+
+    def _vault_held(self, guarded: bool):  # noqa: ANN202 - a context manager
+        """SQLite, a guard to run: vault.db's write transaction around the audit one (lock order as
+        everywhere: vault held, then audit), unless the caller's own already holds it. PostgreSQL: one
+        database, the audit transaction is the guard's too."""
+        if not guarded or self._shared or getattr(self._vault, "in_transaction", False):
+            return nullcontext()
+        return store.transaction(self._vault)
 
     def seal_break(self, note: str, *, actor: dict[str, Any] | None = None) -> dict[str, Any]:
         """Record a head/checkpoint break in the chain itself and move the checkpoint to that record.

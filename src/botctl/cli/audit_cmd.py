@@ -14,7 +14,14 @@ def _actor(rec: dict) -> str:
     return f"{a.get('type', '?')}:{who}" if who else a.get("type", "?")
 
 
-def _row(rec: dict) -> list:
+def _reason(rec: dict, late: dict | None = None) -> str | None:
+    """The REASON cell; an `unknown` outcome resolved later by an `action.outcome_late` says so."""
+    if late is None:
+        return rec.get("reason")
+    return f"{rec.get('reason') or ''} (late: {late['outcome']} #{late['seq']})".strip()
+
+
+def _row(rec: dict, late: dict | None = None) -> list:
     return [
         rec["seq"],
         rec["ts"][:23].replace("T", " "),
@@ -23,7 +30,7 @@ def _row(rec: dict) -> list:
         rec.get("event"),
         rec.get("action"),
         rec.get("outcome"),
-        rec.get("reason"),
+        _reason(rec, late),
     ]
 
 
@@ -115,11 +122,17 @@ def tail(
     reader = AuditReader(context.home(ctx))
     try:
         records = reader.latest(filters, n)
+        # `unknown` outcomes whose real outcome was recorded late (`action.outcome_late`): shown beside them.
+        late = reader.resolved_late(records)
         if json_out:
             for rec in records:
-                output.emit_json(rec, stream=True)
+                output.emit_json(
+                    {**rec, "resolved_late": late[rec["seq"]]} if rec["seq"] in late else rec, stream=True
+                )
         elif not follow or records:
-            output.table(COLUMNS, [_row(r) for r in records], empty="no audit records match")
+            output.table(
+                COLUMNS, [_row(r, late.get(r["seq"])) for r in records], empty="no audit records match"
+            )
         if not follow:
             return
         start = reader.head_seq()
@@ -154,8 +167,11 @@ def show(
     reader = AuditReader(context.home(ctx))
     try:
         rec = reader.get(seq)
+        late = reader.resolved_late([rec]).get(seq)
     finally:
         reader.close()
+    if late is not None:
+        rec = {**rec, "resolved_late": late}
     if json_out:
         output.emit_json(rec)
         return
@@ -172,6 +188,7 @@ def show(
             ("reason", rec.get("reason")),
             ("detail", rec.get("detail")),
             ("request id", rec.get("request_id")),
+            *([("resolved late", late)] if late is not None else []),
             ("prev hash", rec["prev_hash"]),
             ("hash", rec["hash"]),
         ]
