@@ -90,6 +90,9 @@ def main() -> None:
     )
     args = parser.parse_args()
 
+    # As the provider runs (botctl/provider/__main__.py): one BLAS thread per call, set before numpy loads.
+    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(var, "1")
     tmp = Path(tempfile.mkdtemp(prefix="botctl-bench-knowledge-"))
     os.environ["BOTCTL_HOME"] = str(tmp / "home")
     os.environ["BOTCTL_NO_KEYRING"] = "1"

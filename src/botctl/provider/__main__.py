@@ -24,6 +24,11 @@ def main() -> None:
         help="also listen on TCP with mutual TLS for edges on other hosts (botctl.provider.mtls)",
     )
     args = parser.parse_args()
+    # One BLAS thread per call (before numpy loads): the provider answers visitors concurrently, and a
+    # knowledge question's matrix-vector products are too small for threads to pay (they spin on the
+    # other cores instead). An operator's own setting wins.
+    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(var, "1")
     os.umask(0o077)  # the socket uvicorn creates is 0600 from birth (uvicorn would leave it 0666)
     logging.basicConfig(
         level=logging.INFO, stream=sys.stderr, format="%(asctime)s provider %(levelname)s %(message)s"
