@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import queue
+import signal
 import subprocess
 import sys
 import threading
@@ -17,6 +18,12 @@ import pytest
 from botctl.home import Home
 
 REPO = Path(__file__).resolve().parent.parent
+
+# A test run started in the background (`make test &`, nohup) inherits SIGINT ignored, and every botctl the
+# tests start would inherit that too: the Ctrl-C tests (`audit -f`, `mcp serve`, the daemon in the
+# foreground) would wait for an exit that never comes. A handler here is reset to the default in children.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 # BOTCTL_TEST_DATABASE=postgresql runs every test with its home's tables in PostgreSQL (the server at
