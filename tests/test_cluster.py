@@ -12,44 +12,22 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import jwt
-import psycopg
 import pytest
 
 from botctl import crypto
 from botctl.demo import oauth_connect_via_sandbox
+from cluster_kit import WS, daemon_start_args, join_nodes, sh, sql
 from test_daemon import free_port
 
 pytestmark = pytest.mark.slow
 
-WS = "acme"
 ADA = "ada@example.com"
-
-
-def sh(env: dict, *args: str, input: str | None = None, check: bool = True):
-    proc = subprocess.run(
-        [sys.executable, "-m", "botctl", *args],
-        env=env,
-        input=input,
-        capture_output=True,
-        text=True,
-        timeout=90,
-    )
-    if check and proc.returncode != 0:
-        raise AssertionError(f"botctl {args} failed ({proc.returncode}): {proc.stderr}")
-    return proc
-
-
-def sql(url: str, statement: str, *params):
-    with psycopg.connect(url, autocommit=True) as c:
-        cur = c.execute(statement, params or None)
-        return cur.fetchall() if cur.description else None
 
 
 @dataclass
@@ -102,35 +80,14 @@ def cluster(sandbox_server, tmp_path_factory, pg_database):
     with pg_database() as url:
         nodes: list[Node] = []
         try:
-            for i in (1, 2):
-                home = tmp / f"node-{i}"
-                env = {
-                    **os.environ,
-                    "BOTCTL_HOME": str(home),
-                    "BOTCTL_NO_KEYRING": "1",
-                    "BOTCTL_MASTER_KEY": key,
-                }
-                env.pop("BOTCTL_DATABASE_URL", None)
-                sh(env, "init", "--database", url, "--node", f"node-{i}")
-                nodes.append(Node(f"node-{i}", home, env, free_port(), None))  # type: ignore[arg-type]
+            for name, home, env in join_nodes(tmp, url, key):
+                nodes.append(Node(name, home, env, free_port(), None))  # type: ignore[arg-type]
             n1 = nodes[0]
             sh(n1.env, "workspace", "create", WS, "--plan", "pro")
             rot = json.loads(sh(n1.env, "identity", "rotate", "-w", WS, "--json").stdout)
             oauth_connect_via_sandbox(n1.env, sb.url, "zendesk", WS, "--subdomain", "acme")
             for n in nodes:
-                sh(
-                    n.env,
-                    "daemon",
-                    "start",
-                    "--port",
-                    str(n.port),
-                    "--metrics-port",
-                    str(free_port()),
-                    "--ip-rate",
-                    "0",
-                    "--visitor-rate",
-                    "0",
-                )
+                sh(n.env, *daemon_start_args(n.port))
                 n.http = httpx.Client(base_url=f"http://127.0.0.1:{n.port}", timeout=60)
             yield Cluster(url, nodes, rot["secret"], rot["kid"], sb)
         finally:

@@ -51,13 +51,12 @@ import pytest
 
 from botctl import crypto
 from botctl.demo import oauth_connect_via_sandbox
-from test_cluster import sh, sql
+from cluster_kit import WS, daemon_start_args, join_nodes, ready, sh, sql, until
 from test_daemon import free_port
 from test_edge_remote import RemoteEdge
 
 pytestmark = pytest.mark.slow
 
-WS = "acme"
 RATE = 30.0  # requests per second, over the three edges together
 PHASE_S = 6.0  # load before the kill, and after the restart
 DOWN_S = 6.0  # at least this long with node 1 dead
@@ -100,17 +99,7 @@ class Node:
             sys.executable,
             "-m",
             "botctl",
-            "daemon",
-            "start",
-            "--port",
-            str(self.port),
-            "--metrics-port",
-            str(free_port()),
-            "--ip-rate",
-            "0",
-            "--visitor-rate",
-            "0",
-            *self.extra,
+            *daemon_start_args(self.port, *self.extra),
         ]
         if self.host:
             argv = ["unshare", "--uts", sys.executable, "-c", _AS_HOST, self.host, *argv]
@@ -269,23 +258,6 @@ def _token(secret: str, kid: str, v: int) -> str:
     return jwt.encode(claims, secret, algorithm="HS256", headers={"kid": kid})
 
 
-def _until(pred, timeout: float, what: str, state=None):  # noqa: ANN001 - state: what to show on failure
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = pred()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}" + (f": {state()}" if state else ""))
-
-
-def _ready(url: str) -> bool:
-    try:
-        return httpx.get(f"{url}/readyz", timeout=2).status_code == 200
-    except httpx.HTTPError:
-        return False
-
-
 def _kill_node(node: Node) -> tuple[dict[str, int], float]:
     """kill -9 of the node's supervisor, provider and edge, all at once: the pids and the moment (monotonic);
     returns once init has reaped them."""
@@ -296,7 +268,7 @@ def _kill_node(node: Node) -> tuple[dict[str, int], float]:
     killed_at = time.monotonic()
     for pid in pids.values():
         os.kill(pid, signal.SIGKILL)
-    _until(
+    until(
         lambda: not any(Path(f"/proc/{pid}").exists() for pid in pids.values()),
         20,
         "the killed processes to be reaped",
@@ -315,19 +287,9 @@ def chaos(sandbox_server, tmp_path, pg_url):
     nodes: list[Node] = []
     remote: RemoteEdge | None = None
     try:
-        for i in (1, 2):
-            home = tmp_path / f"node-{i}"
-            env = {
-                **os.environ,
-                "BOTCTL_HOME": str(home),
-                "BOTCTL_NO_KEYRING": "1",
-                "BOTCTL_MASTER_KEY": key,
-                "BOTCTL_NODE_HEARTBEAT_S": str(HEARTBEAT_S),
-                "BOTCTL_NODE_LAPSE_S": str(LAPSE_S),
-            }
-            env.pop("BOTCTL_DATABASE_URL", None)
-            sh(env, "init", "--database", pg_url, "--node", f"node-{i}")
-            nodes.append(Node(f"node-{i}", home, env, free_port()))
+        timing = {"BOTCTL_NODE_HEARTBEAT_S": str(HEARTBEAT_S), "BOTCTL_NODE_LAPSE_S": str(LAPSE_S)}
+        for name, home, env in join_nodes(tmp_path, pg_url, key, **timing):
+            nodes.append(Node(name, home, env, free_port()))
         n1, n2 = nodes
         sh(n1.env, "workspace", "create", WS, "--plan", "pro")
         rot = json.loads(sh(n1.env, "identity", "rotate", "-w", WS, "--json").stdout)
@@ -360,7 +322,7 @@ def chaos(sandbox_server, tmp_path, pg_url):
             Edge("edge-only", f"http://127.0.0.1:{remote.port}", "node-1"),
         ]
         for e in edges:
-            _until(lambda e=e: _ready(e.url), 30, f"{e.name} to be ready")
+            until(lambda e=e: ready(e.url), 30, f"{e.name} to be ready")
         yield {
             "url": pg_url,
             "nodes": nodes,
@@ -406,11 +368,11 @@ def test_a_node_killed_entirely_under_load_and_restarted_loses_nothing(chaos):
     try:
         time.sleep(PHASE_S)
         writes = load.pause_writes()
-        _until(lambda: all(s.answered for s in writes), 15, "the writes under way to finish")
+        until(lambda: all(s.answered for s in writes), 15, "the writes under way to finish")
         for p in probes:
             sb.fault("zendesk", p.fault, path="/tickets.json", method="POST", hang_seconds=60)
             p.start()
-            _until(
+            until(
                 lambda p=p: (
                     not sb.state.faults.list()
                     and sql(
@@ -440,7 +402,7 @@ def test_a_node_killed_entirely_under_load_and_restarted_loses_nothing(chaos):
             assert p.answer, f"the {p.name} probe's visitor was left hanging by {p.edge.name}"
 
         # Node 1's pending writes: recorded by node 2 once node 1's heartbeat has lapsed.
-        _until(
+        until(
             lambda: sql(url, "SELECT count(*) FROM pending_actions WHERE node = 'node-1'")[0][0] == 0,
             LAPSE_S + 20,
             "node 2 to record node 1's pending writes",
@@ -452,7 +414,7 @@ def test_a_node_killed_entirely_under_load_and_restarted_loses_nothing(chaos):
         # The operator starts node 1 again; the edge-only process finds its provider back by itself.
         restart_at = time.monotonic()
         n1.start()
-        _until(lambda: _ready(by_name["edge-only"].url), 30, "the edge-only process to reach node 1 again")
+        until(lambda: ready(by_name["edge-only"].url), 30, "the edge-only process to reach node 1 again")
         restarted_at = time.monotonic()
         time.sleep(PHASE_S)
     finally:
@@ -461,7 +423,7 @@ def test_a_node_killed_entirely_under_load_and_restarted_loses_nothing(chaos):
     assert not driver.is_alive(), "requests still hanging 60 s after the load stopped"
     ran_s = time.monotonic() - began
     sb.clear_faults()
-    _until(lambda: sql(url, "SELECT count(*) FROM pending_actions")[0][0] == 0, 30, "nothing pending")
+    until(lambda: sql(url, "SELECT count(*) FROM pending_actions")[0][0] == 0, 30, "nothing pending")
 
     sent = load.sent
     assert all(s.answered for s in sent), "a request never finished"

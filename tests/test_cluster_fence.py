@@ -32,32 +32,14 @@ import pytest
 
 from botctl import crypto
 from botctl.demo import oauth_connect_via_sandbox
-from test_cluster import sh, sql
+from cluster_kit import WS, daemon_start_args, join_nodes, ready, sh, sql, until
 from test_daemon import free_port
 
 pytestmark = pytest.mark.slow
 
-WS = "acme"
 WRITE = "zendesk.create_ticket"
 HEARTBEAT_S, LAPSE_S = 0.5, 3.0
 VENDOR_DELAY_S = 2.0  # the vendor's answer is held this long (node 1 is frozen by then)
-
-
-def _until(pred, timeout: float, what: str, state=None):  # noqa: ANN001 - state: what to show on failure
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = pred()
-        if value:
-            return value
-        time.sleep(0.02)
-    raise AssertionError(f"timed out waiting for {what}" + (f": {state()}" if state else ""))
-
-
-def _ready(port: int) -> bool:
-    try:
-        return httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code == 200
-    except httpx.HTTPError:
-        return False
 
 
 @pytest.fixture
@@ -68,37 +50,16 @@ def two_nodes(sandbox_server, tmp_path, pg_url):
     key = base64.b64encode(crypto.new_key()).decode()
     nodes: list[dict] = []
     try:
-        for i in (1, 2):
-            env = {
-                **os.environ,
-                "BOTCTL_HOME": str(tmp_path / f"node-{i}"),
-                "BOTCTL_NO_KEYRING": "1",
-                "BOTCTL_MASTER_KEY": key,
-                "BOTCTL_NODE_HEARTBEAT_S": str(HEARTBEAT_S),
-                "BOTCTL_NODE_LAPSE_S": str(LAPSE_S),
-            }
-            env.pop("BOTCTL_DATABASE_URL", None)
-            sh(env, "init", "--database", pg_url, "--node", f"node-{i}")
-            nodes.append({"name": f"node-{i}", "env": env, "port": free_port()})
+        timing = {"BOTCTL_NODE_HEARTBEAT_S": str(HEARTBEAT_S), "BOTCTL_NODE_LAPSE_S": str(LAPSE_S)}
+        for name, _, env in join_nodes(tmp_path, pg_url, key, **timing):
+            nodes.append({"name": name, "env": env, "port": free_port()})
         n1 = nodes[0]
         sh(n1["env"], "workspace", "create", WS, "--plan", "pro")
         rot = json.loads(sh(n1["env"], "identity", "rotate", "-w", WS, "--json").stdout)
         oauth_connect_via_sandbox(n1["env"], sb.url, "zendesk", WS, "--subdomain", "acme")
         for n in nodes:
-            sh(
-                n["env"],
-                "daemon",
-                "start",
-                "--port",
-                str(n["port"]),
-                "--metrics-port",
-                str(free_port()),
-                "--ip-rate",
-                "0",
-                "--visitor-rate",
-                "0",
-            )
-            _until(lambda n=n: _ready(n["port"]), 30, f"{n['name']} to be ready")
+            sh(n["env"], *daemon_start_args(n["port"]))
+            until(lambda n=n: ready(f"http://127.0.0.1:{n['port']}"), 30, f"{n['name']} to be ready")
         yield {"url": pg_url, "nodes": nodes, "secret": rot["secret"], "kid": rot["kid"], "sandbox": sb}
     finally:
         sb.clear_faults()
@@ -148,7 +109,7 @@ def test_a_node_stalled_past_the_lapse_gives_its_write_one_outcome_and_the_truth
     thread.start()
     try:
         # At the vendor: the fault taken (the write applied, its answer held) after `action.started`.
-        _until(
+        until(
             lambda: (
                 not sb.state.faults.list()
                 and sql(
@@ -167,7 +128,7 @@ def test_a_node_stalled_past_the_lapse_gives_its_write_one_outcome_and_the_truth
         frozen_at = time.monotonic()
         assert not answer, answer
         # Node 2, once node 1's heartbeat has lapsed: the write on record as unknown / interrupted.
-        unknown = _until(
+        unknown = until(
             lambda: [r for r in _records(url, rid) if r["event"] == "action.run"],
             LAPSE_S + 20,
             "node 2 to record node 1's write as interrupted",
@@ -221,7 +182,7 @@ def test_a_node_stalled_past_the_lapse_gives_its_write_one_outcome_and_the_truth
         assert sh(n["env"], "audit", "verify").returncode == 0
     # Node 1 carries on (the same provider, beating again): nothing was restarted.
     assert Path(f"/proc/{pids[1]}").exists(), "node 1's provider was restarted"
-    _until(
+    until(
         lambda: (
             {
                 n["name"]: n["alive"]
