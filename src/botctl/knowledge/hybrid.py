@@ -28,6 +28,7 @@ import sqlite3
 from dataclasses import dataclass, field
 from typing import Any
 
+from botctl import store
 from botctl.knowledge import embed, vectors
 from botctl.knowledge.chunk import _words
 from botctl.knowledge.index import WorkspaceLike, _workspace
@@ -53,12 +54,22 @@ CALIBRATION = {
     "wordllama-l2_supercat-256": (0.0, 0.3, 0.1, 0.63),
 }
 
-# A passage the model found, by its id, checked again: its own workspace_id, and its document's.
-_ROWS_SQL = (
-    "SELECT d.name, d.title, f.section, f.body FROM knowledge_fts AS f "
-    "JOIN knowledge_documents AS d ON d.id = f.document_id AND d.workspace_id = ? "
-    "WHERE f.{key} = ? AND f.workspace_id = ?"
-)
+# A passage the model found, by its id, checked again: its own workspace_id, and its document's. On
+# SQLite, CROSS JOIN fixes the order passage (by rowid) → document (by primary key): left to itself the
+# planner walks every document of the workspace and probes FTS5 once per document (1.6 ms a passage at
+# 10,000 passages, against 0.02 ms).
+_ROWS_SQL = {
+    "sqlite": (
+        "SELECT d.name, d.title, f.section, f.body FROM knowledge_fts AS f "
+        "CROSS JOIN knowledge_documents AS d ON d.id = f.document_id AND d.workspace_id = ? "
+        "WHERE f.rowid = ? AND f.workspace_id = ?"
+    ),
+    "postgresql": (
+        "SELECT d.name, d.title, f.section, f.body FROM knowledge_fts AS f "
+        "JOIN knowledge_documents AS d ON d.id = f.document_id AND d.workspace_id = ? "
+        "WHERE f.id = ? AND f.workspace_id = ?"
+    ),
+}
 
 
 @dataclass
@@ -184,7 +195,7 @@ def retrieve(
     for i, p in enumerate(fts, 1):
         by_id[p.id] = Ranked(p, fts_rank=i)
     row_of = m.row_of
-    rows_sql = _ROWS_SQL.format(key=vectors.passage_key(conn))
+    rows_sql = _ROWS_SQL[store.dialect(conn)]
     for rank, j in enumerate(top.tolist(), 1):
         pid = m.ids[j]
         r = by_id.get(pid)
