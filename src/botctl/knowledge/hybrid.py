@@ -260,9 +260,8 @@ def best_sentences(
     stored = None
     if matrix is not None and passage.id in matrix.row_of:  # the vectors made at `knowledge add`
         stored = matrix.sentence_rows(matrix.row_of[passage.id])
-    if stored is None or len(stored) != len(units):  # made from other text: embed them now
-        head = passage.section.rsplit(" > ", 1)[-1].strip() or passage.section
-        stored = embed.embed([f"{head}. {s.removeprefix('- ')}" for _, s, _ in units])
+    if stored is None or len(stored) != len(units):  # made from other text: embed them now, the same way
+        stored = embed.embed(vectors.passage_texts(passage.section, passage.text)[1:])
     cosines = stored @ question_vector
     scores = [float(c) + LEXICAL_WEIGHT * lx for c, lx in zip(cosines, lexical, strict=True)]
     order = sorted(range(len(units)), key=lambda i: -scores[i])

@@ -6,14 +6,14 @@ from and its vectors (float32, little-endian, in one BLOB): row 0 is the vector 
 heading, rows 1.. those of its sentences (text.sentence_units, in order), each embedded as
 "heading. sentence". A question is compared with every sentence (the best one counts: a question asks
 about one thing, which a whole passage's vector dilutes) and with the heading; the extractive answer
-reuses the same sentence vectors, so a question costs one embedding. `sync` (inside `knowledge.add`'s transaction)
-embeds the workspace's passages that have no vector, one from another model, or one made from other
-text (a reused rowid), and drops vectors whose passage is gone; so a model upgrade is followed by the
-next `knowledge add`, and until then the dense ranking uses only the vectors of the current model.
+reuses the same sentence vectors, so a question costs one embedding. `sync` (inside `knowledge.add`'s
+transaction) embeds the workspace's passages that have no vectors, vectors of another tag, or vectors
+made from other text (a reused rowid), and drops those whose passage is gone; so a model upgrade is
+followed by the next `knowledge add`, and until then the dense ranking uses only current vectors.
 
 ``knowledge_vector_state`` counts changes per workspace (a generation): `matrix` keeps each
-workspace's vectors in memory as one matrix and re-reads them only when the generation moved, so a
-question costs one small SELECT and one matrix-vector product. Plain SQL throughout (a BLOB per row, no
+workspace's vectors in memory (a `Matrix`) and re-reads them only when the generation moved, so a
+question costs one small SELECT and a few matrix-vector products. Plain SQL throughout (a BLOB per row, no
 extension), so another backend can store the same rows.
 """
 
@@ -54,9 +54,8 @@ class Matrix(NamedTuple):
     headings: np.ndarray  # (n, dim) float32 unit rows: each passage's heading
     sentences: np.ndarray  # (m, dim) unit rows (float16 above EXHAUSTIVE_UP_TO): every passage's sentences
     starts: np.ndarray  # (n + 1,) int: where each passage's rows of `sentences` begin, then m (each has >= 1)
-    centroids: (
-        np.ndarray | None
-    )  # (n, dim) float32: the mean of each passage's sentences (prefilter), or None
+    # (n, dim) float32: the mean of each passage's sentences, for the prefilter; None at or under EXHAUSTIVE_UP_TO
+    centroids: np.ndarray | None
 
     def sentence_rows(self, i: int) -> np.ndarray:
         """The sentence vectors of the i-th passage (float32)."""
