@@ -317,3 +317,29 @@ def test_the_prefilter_of_a_large_workspace_answers_as_the_exhaustive_comparison
                 compared += 1
         vectors._cache.clear()
     assert compared == 93
+
+
+def test_a_repeated_question_is_not_embedded_again(app, monkeypatch):
+    conn = app.vault.conn
+    ws, _ = _workspace(app, "store", "store")
+    question = "How long do I have to send something back? (asked twice)"
+    before = dict(embed.question_stats)
+    first = knowledge.answer(conn, ws, question)
+    assert embed.question_stats["misses"] == before["misses"] + 1
+    again = knowledge.answer(conn, ws, question)
+    assert embed.question_stats["hits"] == before["hits"] + 1
+    assert again == first
+    kept = embed.question_vector(question)
+    assert not kept.flags.writeable  # shared between answers: no caller may change it
+    with pytest.raises(ValueError):
+        kept *= 2
+    # Kept per model: another model's vector of the same words is another vector.
+    monkeypatch.setenv("BOTCTL_KNOWLEDGE_MODEL", "wordllama")
+    misses = embed.question_stats["misses"]
+    assert embed.question_vector(question).shape == (embed.dim(),) == (256,)
+    assert embed.question_stats["misses"] == misses + 1
+    # Only the last QUESTIONS_KEPT are kept.
+    monkeypatch.setattr(embed, "QUESTIONS_KEPT", 2)
+    for i in range(3):
+        embed.question_vector(f"question {i}")
+    assert list(embed.model().questions) == ["question 1", "question 2"]

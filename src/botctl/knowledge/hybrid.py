@@ -182,7 +182,7 @@ def retrieve(
     import numpy as np
 
     try:
-        qv = embed.embed([question[:MAX_QUESTION_CHARS]])[0]
+        qv = embed.question_vector(question[:MAX_QUESTION_CHARS])
     except Exception:  # a broken install of the model: answer as with dense retrieval off
         return _fts_only(q, fts, "the embedding model could not be loaded")
     hw, cw, sw, threshold = calibration()
