@@ -160,6 +160,51 @@ class AuditReader:
                 out[resolves["seq"]] = found
         return out
 
+    def resolves(self, records: list[dict[str, Any]]) -> dict[int, dict[str, Any]]:
+        """For the `action.outcome_late` records among `records`: the earlier record each one resolves, as
+        {late seq: {seq, outcome, reason, node?}}, read from the log (only an `unknown` action.run before it
+        counts: the other half of `resolved_late`)."""
+        named: dict[int, int] = {}
+        for r in records:
+            detail = r.get("detail") if r.get("event") == "action.outcome_late" else None
+            target = detail.get("resolves") if isinstance(detail, dict) else None
+            seq = target.get("seq") if isinstance(target, dict) else None
+            if isinstance(seq, int) and not isinstance(seq, bool) and 0 < seq < r["seq"]:
+                named[r["seq"]] = seq
+        if not named or self._conn is None:
+            return {}
+        earlier = {}
+        for seq in sorted(set(named.values())):  # one fixed statement: late records are few
+            row = self._conn.execute(
+                f"SELECT {_RECORD_COLUMNS} FROM records WHERE seq = ?", (seq,)
+            ).fetchone()
+            if row is not None:
+                earlier[seq] = to_record(row)
+        out: dict[int, dict[str, Any]] = {}
+        for late_seq, seq in named.items():
+            rec = earlier.get(seq)
+            if rec is None or rec.get("event") != "action.run" or rec.get("outcome") != "unknown":
+                continue
+            found = {"seq": seq, "outcome": rec["outcome"], "reason": rec.get("reason")}
+            if rec.get("node") is not None:
+                found["node"] = rec["node"]
+            out[late_seq] = found
+        return out
+
+    def annotated(self, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """`records` with what the reader adds beside the MACed body: `resolved_late` on an `unknown` that a
+        later `action.outcome_late` resolved, `resolves` on that late record (what `botctl audit` shows)."""
+        late, resolves = self.resolved_late(records), self.resolves(records)
+        out = []
+        for rec in records:
+            extra = {}
+            if rec["seq"] in late:
+                extra["resolved_late"] = late[rec["seq"]]
+            if rec["seq"] in resolves:
+                extra["resolves"] = resolves[rec["seq"]]
+            out.append({**rec, **extra} if extra else rec)
+        return out
+
     def head_seq(self) -> int:
         if self._conn is None:
             return 0

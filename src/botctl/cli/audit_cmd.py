@@ -14,14 +14,18 @@ def _actor(rec: dict) -> str:
     return f"{a.get('type', '?')}:{who}" if who else a.get("type", "?")
 
 
-def _reason(rec: dict, late: dict | None = None) -> str | None:
-    """The REASON cell; an `unknown` outcome resolved later by an `action.outcome_late` says so."""
-    if late is None:
-        return rec.get("reason")
-    return f"{rec.get('reason') or ''} (late: {late['outcome']} #{late['seq']})".strip()
+def _reason(rec: dict) -> str | None:
+    """The REASON cell; an `unknown` outcome resolved later by an `action.outcome_late` says so, and that
+    late record says which record it resolves (`AuditReader.annotated`)."""
+    reason, late, resolves = rec.get("reason"), rec.get("resolved_late"), rec.get("resolves")
+    if late is not None:
+        return f"{reason or ''} (late: {late['outcome']} #{late['seq']})".strip()
+    if resolves is not None:
+        return f"{reason or ''} (resolves #{resolves['seq']}, was {resolves['outcome']})".strip()
+    return reason
 
 
-def _row(rec: dict, late: dict | None = None) -> list:
+def _row(rec: dict) -> list:
     return [
         rec["seq"],
         rec["ts"][:23].replace("T", " "),
@@ -30,7 +34,7 @@ def _row(rec: dict, late: dict | None = None) -> list:
         rec.get("event"),
         rec.get("action"),
         rec.get("outcome"),
-        _reason(rec, late),
+        _reason(rec),
     ]
 
 
@@ -121,23 +125,21 @@ def tail(
         )
     reader = AuditReader(context.home(ctx))
     try:
-        records = reader.latest(filters, n)
-        # `unknown` outcomes whose real outcome was recorded late (`action.outcome_late`): shown beside them.
-        late = reader.resolved_late(records)
+        # `unknown` outcomes whose real outcome was recorded late (`action.outcome_late`) show it beside them;
+        # the late records show which record they resolve.
+        records = reader.annotated(reader.latest(filters, n))
         if json_out:
             for rec in records:
-                output.emit_json(
-                    {**rec, "resolved_late": late[rec["seq"]]} if rec["seq"] in late else rec, stream=True
-                )
+                output.emit_json(rec, stream=True)
         elif not follow or records:
-            output.table(
-                COLUMNS, [_row(r, late.get(r["seq"])) for r in records], empty="no audit records match"
-            )
+            output.table(COLUMNS, [_row(r) for r in records], empty="no audit records match")
         if not follow:
             return
         start = reader.head_seq()
         try:
             for rec in reader.follow(filters, start_after=start):
+                # A late outcome arriving now names the `unknown` line already printed.
+                [rec] = reader.annotated([rec])
                 if json_out:
                     output.emit_json(rec, stream=True)
                 else:
@@ -166,12 +168,10 @@ def show(
     output.use_json(json_out)
     reader = AuditReader(context.home(ctx))
     try:
-        rec = reader.get(seq)
-        late = reader.resolved_late([rec]).get(seq)
+        [rec] = reader.annotated([reader.get(seq)])
     finally:
         reader.close()
-    if late is not None:
-        rec = {**rec, "resolved_late": late}
+    late, resolves = rec.get("resolved_late"), rec.get("resolves")
     if json_out:
         output.emit_json(rec)
         return
@@ -189,6 +189,7 @@ def show(
             ("detail", rec.get("detail")),
             ("request id", rec.get("request_id")),
             *([("resolved late", late)] if late is not None else []),
+            *([("resolves", resolves)] if resolves is not None else []),
             ("prev hash", rec["prev_hash"]),
             ("hash", rec["hash"]),
         ]

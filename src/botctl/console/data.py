@@ -142,7 +142,7 @@ def record(home: Home, seq: int) -> dict[str, Any]:
 
     reader = audit.AuditReader(home)
     try:
-        rec = reader.get(seq)
+        [rec] = reader.annotated([reader.get(seq)])
         head = reader.head_seq()
     finally:
         reader.close()
@@ -178,12 +178,21 @@ def record(home: Home, seq: int) -> dict[str, Any]:
             "prev_hash",
             "hash",
             "detail",
+            "resolved_late",
+            "resolves",
         }
     }
     fields += [
         (k.replace("_", " "), json.dumps(v, ensure_ascii=False) if not isinstance(v, str) else v)
         for k, v in sorted(extra.items())
     ]
+    # The late resolution, both ways (`AuditReader.annotated`): an `unknown` and the record of its real outcome.
+    late, resolves = rec.get("resolved_late"), rec.get("resolves")
+    if late is not None:
+        fields.append(("resolved late", f"{late['outcome']}, record {late['seq']}"))
+    if resolves is not None:
+        was = resolves["outcome"] + (f": {resolves['reason']}" if resolves.get("reason") else "")
+        fields.append(("resolves", f"record {resolves['seq']} (was {was})"))
     actor = rec.get("actor") or {}
     return {
         "seq": rec["seq"],
@@ -196,6 +205,8 @@ def record(home: Home, seq: int) -> dict[str, Any]:
         "request_id": rec.get("request_id") if isinstance(rec.get("request_id"), str) else "",
         "visitor": actor.get("email") if isinstance(actor.get("email"), str) else "",
         "workspace": rec.get("workspace") if isinstance(rec.get("workspace"), str) else "",
+        "late": {"seq": late["seq"], "outcome": visible(late["outcome"])} if late else None,
+        "resolves": {"seq": resolves["seq"], "outcome": visible(resolves["outcome"])} if resolves else None,
         "prev": rec["seq"] - 1 if rec["seq"] > 1 else None,
         "next": rec["seq"] + 1 if rec["seq"] < head else None,
     }
@@ -245,10 +256,20 @@ def connections_by_workspace(home: Home) -> list[dict[str, Any]]:
 ACTIVITY_SERIES = (("actions", "actions (ok)"), ("refusals", "refusals (denied)"), ("errors", "errors"))
 
 
+def _series(outcome: str) -> str | None:
+    """The series an `action.run` outcome counts in; None for an attempt that has a later record of its own
+    (`retried`: the retry's record; `pending` is never an `action.run` outcome)."""
+    if outcome in ("retried", "pending"):
+        return None
+    return {"ok": "actions", "denied": "refusals"}.get(outcome, "errors")
+
+
 def activity(home: Home, days: int, *, today: datetime | None = None) -> dict[str, Any]:
     """`action.run` records per day per workspace over the last `days` days (UTC): actions that ran (ok),
     refusals (denied) and errors (error, unknown); `retried` attempts are left out (the retry that
-    followed has its own record). Zero-filled, oldest day first."""
+    followed has its own record). An `unknown` whose real outcome was recorded later
+    (`action.outcome_late`) counts under that outcome, on the day of the attempt. Zero-filled, oldest
+    day first."""
     today = (today or datetime.now(UTC)).date()
     day_list = [(today - timedelta(days=i)).isoformat() for i in range(days - 1, -1, -1)]
     counts: dict[str, dict[str, list[int]]] = {}
@@ -257,24 +278,46 @@ def activity(home: Home, days: int, *, today: datetime | None = None) -> dict[st
     conn = store.open_audit_reader(home)
     if conn is not None:
         try:
+            # Both reads up to one head: every unknown listed below was counted in `rows`.
+            head = conn.execute("SELECT max(seq) FROM records").fetchone()[0] or 0
             rows = conn.execute(
                 "SELECT substr(ts, 1, 10), workspace, outcome, count(*) FROM records "
-                "WHERE event = 'action.run' AND ts >= ? GROUP BY 1, 2, 3",
-                (day_list[0],),
+                "WHERE event = 'action.run' AND ts >= ? AND seq <= ? GROUP BY 1, 2, 3",
+                (day_list[0], head),
+            ).fetchall()
+            unknown = conn.execute(
+                "SELECT seq, substr(ts, 1, 10), workspace FROM records "
+                "WHERE event = 'action.run' AND outcome = 'unknown' AND ts >= ? AND seq <= ?",
+                (day_list[0], head),
             ).fetchall()
         finally:
             conn.close()
         index = {d: i for i, d in enumerate(day_list)}
+
+        def series(ws: str | None) -> dict[str, list[int]]:
+            return counts.setdefault(
+                visible(ws) or "(none)", {name: [0] * days for name, _ in ACTIVITY_SERIES}
+            )
+
         for day, ws, outcome, n in rows:
             if day not in index:
                 continue
-            series = counts.setdefault(
-                visible(ws) or "(none)", {name: [0] * days for name, _ in ACTIVITY_SERIES}
+            found, name = series(ws), _series(outcome)
+            if name is not None:
+                found[name][index[day]] += n
+        # Unknowns resolved late: moved from errors to the series of their real outcome.
+        reader = audit.AuditReader(home)
+        try:
+            late = reader.resolved_late(
+                [{"seq": s, "event": "action.run", "outcome": "unknown"} for s, _, _ in unknown]
             )
-            if outcome in ("retried", "pending"):
-                continue  # an attempt answered by a refresh and retried: the retry has its own record
-            name = {"ok": "actions", "denied": "refusals"}.get(outcome, "errors")
-            series[name][index[day]] += n
+        finally:
+            reader.close()
+        for seq, day, ws in unknown:
+            name = _series(late[seq]["outcome"]) if seq in late and day in index else None
+            if name is not None:
+                series(ws)["errors"][index[day]] -= 1
+                series(ws)[name][index[day]] += 1
     return {
         "days": day_list,
         "series": [name for name, _ in ACTIVITY_SERIES],
