@@ -19,7 +19,7 @@ demo: $(STAMP)
 
 # The storage-facing tests a second time with every home's tables in PostgreSQL (127.0.0.1:5432; each test
 # makes its own database and drops it). tests/test_postgres.py runs in the first pass: it makes its own.
-PG_TESTS = tests/test_workspace_cli.py tests/test_audit.py tests/test_audit_filters.py tests/test_knowledge.py \
+PG_TESTS = tests/test_workspace_cli.py tests/test_audit.py tests/test_audit_filters.py tests/test_knowledge.py tests/test_knowledge_spelling.py \
 	tests/test_intents.py tests/test_python_api.py tests/test_secrets_at_rest.py
 
 test: $(STAMP)

@@ -23,9 +23,10 @@ from botctl.knowledge import embed, hybrid, vectors
 EVAL = Path(__file__).parent / "data" / "knowledge_eval"
 
 # Measured on tests/data/knowledge_eval (23 answerable and 8 unanswerable questions per corpus) with the
-# shipped calibration: grounded with a right citation 11/23, 16/23, 16/23 (FTS5 alone: 7, 10, 11);
-# unanswerable answered anyway 0/8, 1/8, 1/8. The thresholds sit a question or two under (over) those.
-MIN_RIGHT = {"store": 10, "saas": 14, "clinic": 14}
+# shipped calibration: grounded with a right citation 13/23, 16/23, 16/23 (FTS5 alone: 8, 10, 11; typos
+# read as the documents' words since spelling.py: store was 11 and 7); unanswerable answered anyway 0/8,
+# 1/8, 1/8. The thresholds sit a question or two under (over) those.
+MIN_RIGHT = {"store": 12, "saas": 14, "clinic": 14}
 MAX_ANSWERED_ANYWAY = {"store": 1, "saas": 2, "clinic": 2}
 
 

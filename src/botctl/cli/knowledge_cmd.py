@@ -194,6 +194,9 @@ def _print_explain(d: dict) -> None:
     print()
     mode = f"hybrid: FTS5 + {d['model']}" if d["dense"] else "FTS5 only"
     print(f"Retrieval: {mode}" + (f" ({d['note']})" if d.get("note") else ""))
+    if d.get("corrected"):
+        read = ", ".join(f"{w!r} as {c!r}" for w, c in d["corrected"].items())
+        print(f"Read (words the documents do not use, one letter from words they do): {read}")
     if d["dense"]:
         print(
             f"Fused score = cosine (best sentence) + {d['heading_weight']} x heading + "

@@ -109,6 +109,7 @@ class Decision:
     note: str = ""
     question_vector: Any = field(default=None, repr=False)  # numpy row, for picking sentences
     matrix: Any = field(default=None, repr=False)  # the workspace's vectors.Matrix, for picking sentences
+    corrected: dict[str, str] = field(default_factory=dict)  # typos read as the workspace's words
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -121,6 +122,7 @@ class Decision:
             "coverage_weight": self.weights[1],
             "strength_weight": self.weights[2],
             "note": self.note,
+            "corrected": dict(self.corrected),
             "model": embed.current_tag() if self.dense else None,
             "ranking": [r.as_dict() for r in self.ranked],
         }
@@ -162,6 +164,14 @@ def retrieve(
     """(query, the passages an answer may use — best first, empty when not grounded —, the decision with
     both rankings and the fused scores)."""
     q, fts = _retrieve(conn, ws_id, question, k)
+    q, good, d = _decide(conn, ws_id, question, q, fts)
+    d.corrected = q.corrected
+    return q, good, d
+
+
+def _decide(
+    conn: sqlite3.Connection, ws_id: str, question: str, q: _Query, fts: list[Passage]
+) -> tuple[_Query, list[Passage], Decision]:
     if not q.terms:
         return q, [], Decision(dense=False, grounded=False, reason="the question has no content words")
     if not embed.enabled():

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from botctl import store
+from botctl.knowledge import spelling
 from botctl.knowledge.chunk import HEADING_WEIGHT, _words
 from botctl.knowledge.index import WorkspaceLike, _workspace, _workspace_phrase
 from botctl.knowledge.text import (
@@ -75,6 +76,7 @@ class _Query:
     terms: list[tuple[str, str]]
     idf: dict[str, float]
     idf_max: float
+    corrected: dict[str, str] = field(default_factory=dict)  # a question word → the stem it was read as
 
     @property
     def mass(self) -> float:
@@ -140,7 +142,21 @@ def _retrieve(conn: sqlite3.Connection, ws_id: str, question: str, k: int) -> tu
             (ws_id, *stems),
         ).fetchall()
     )
+    # A word no passage of the workspace uses may be a typo of one they do ("shiping"): spelling.py.
+    unknown = [(w, s) for w, s in qterms if not df.get(s)]
+    fixed = spelling.corrections(conn, ws_id, unknown) if unknown else {}
+    if fixed:
+        kept: dict[str, str] = {}
+        for w, s in qterms:
+            if s in fixed:
+                s, df_new = fixed[s]
+                df[s] = df_new
+                w = s  # the stem stands for the word in the MATCH (the index's stemmer leaves it as it is)
+            kept.setdefault(s, w)
+        qterms = [(w, s) for s, w in kept.items()]
+        stems = [s for _, s in qterms]
     q = _Query(qterms, {s: _idf(n, df.get(s, 0)) for s in stems}, _idf(n, 0))
+    q.corrected = {w: fixed[s][0] for w, s in unknown if s in fixed}
     try:
         if store.dialect(conn) == "postgresql":
             rows = conn.execute(_PG_CANDIDATES_SQL, (pg_tsquery(stems), ws_id, k, ws_id)).fetchall()
