@@ -4,6 +4,7 @@ import base64
 import concurrent.futures
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -534,9 +535,15 @@ def test_es256_site_key(d, tmp_path):
     assert d.act("shopify.list_my_orders", token=tok).json()["error"]["code"] == "invalid_identity"
 
 
+def _answers_counted(d) -> float:
+    m = re.search(r"^botctl_knowledge_answers_total (\S+)$", d.metrics(), re.M)
+    return float(m.group(1)) if m else 0.0
+
+
 def test_chat_grounded_and_unknown(d):
     corpus = Path(__file__).parent / "data" / "knowledge"
     sh("knowledge", "add", "-w", "acme", str(corpus), env=d.env)
+    counted = _answers_counted(d)
     r = d.http.post("/v1/workspaces/acme/chat", json={"message": "How long does standard shipping take?"})
     assert r.status_code == 200, r.text
     body = r.json()
@@ -545,6 +552,8 @@ def test_chat_grounded_and_unknown(d):
     r = d.http.post("/v1/workspaces/acme/chat", json={"message": "Can I pay with goats?"})
     body = r.json()
     assert body["grounded"] is False and body["citations"] == []
+    # Both were looked up on the provider's answers thread (botctl/provider/answers.py), which counts them.
+    assert _answers_counted(d) == counted + 2
     assert any(s["name"] == "zendesk.create_ticket" and s["needs_sign_in"] for s in body["suggested_actions"])
     # Knowledge of acme is not reachable from another workspace.
     r = d.http.post("/v1/workspaces/other/chat", json={"message": "How long does standard shipping take?"})

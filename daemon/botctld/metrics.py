@@ -2,7 +2,7 @@
 
 Counted by the edge itself: requests, latency, action outcomes. Read from the provider's `/v1/status` at
 each scrape (`ProviderCollector`): refresh attempts, audit commits, the chain's state, connections per
-state, sink backlogs. Monotonic counts are exposed as counters (`_total`); no `_created` series.
+state, sink backlogs, knowledge answers and the time spent on them. Monotonic counts are exposed as counters (`_total`); no `_created` series.
 docs/metrics.md lists every series and what it means.
 """
 
@@ -90,6 +90,19 @@ class ProviderCollector:
                         1.0 if state == c.get("state") else 0.0,
                     )
             yield g
+        answers = status.get("answers") or {}
+        for name, key, doc in (
+            ("botctl_knowledge_answers", "answered", "Knowledge answers looked up by the provider"),
+            (
+                "botctl_knowledge_answer_busy_seconds",
+                "busy_seconds",
+                "Seconds the provider's answers thread spent looking answers up (a rate near 1: answers queue)",
+            ),
+        ):
+            if key in answers:
+                c = CounterMetricFamily(name, doc)
+                c.add_metric([], float(answers[key] or 0))
+                yield c
         if "audit_sinks" in status:
             g = GaugeMetricFamily(
                 "botctl_audit_sink_backlog",

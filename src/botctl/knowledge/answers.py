@@ -9,8 +9,10 @@ set, phrase.py may reword it from the same passages.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import sqlite3
+from concurrent.futures import Executor
 from typing import Any
 
 from botctl.knowledge import hybrid
@@ -160,10 +162,18 @@ async def answer_async(
     question: str,
     *,
     available_actions: list[dict[str, Any]] | None = None,
+    executor: Executor | None = None,
 ) -> dict[str, Any]:
-    """`answer` for the provider's event loop: the lookup runs inline (milliseconds, SQLite), the optional
-    LLM call is awaited (httpx.AsyncClient), so a slow model never blocks other requests."""
-    result, used = _grounded_answer(conn, ws, question, available_actions)
+    """`answer` for an event loop: the optional LLM call is awaited (httpx.AsyncClient), so a slow model
+    never blocks other requests. The lookup runs inline, or on `executor` when given (the provider's
+    answers thread: botctl/provider/answers.py; `conn` is then that thread's alone)."""
+    if executor is None:
+        result, used = _grounded_answer(conn, ws, question, available_actions)
+    else:
+        loop = asyncio.get_running_loop()
+        result, used = await loop.run_in_executor(
+            executor, _grounded_answer, conn, ws, question, available_actions
+        )
     if used and os.environ.get("BOTCTL_LLM_URL"):
         result = _with_phrasing(result, await _phrase_with_llm_async(question, used))
     return result

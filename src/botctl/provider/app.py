@@ -15,7 +15,8 @@ Protocol (JSON both ways; the edge adds nothing but transport facts):
                                                     "connector", "state"}], "audit": {"batches", "records",
                                                     "refused", "chain": "ok" | "broken", "problem"?, "head_seq",
                                                     "checkpoint_seq"}, "audit_sinks": [{"name", "backlog", ...}],
-                                                    "alert_webhooks": [...]}
+                                                    "alert_webhooks": [...], "answers": {"answered",
+                                                    "busy_seconds"}}
 
 Answers: `{"status": <http status for the visitor>, "body": <JSON body>, "headers"?: {...}}` so the
 edge relays without interpreting. Errors carry the stable codes of daemon/botctld/error_codes.py (docs/design.md §8).
@@ -72,7 +73,7 @@ def create_app(home_path: str, **opts: Any) -> Starlette:
         if provider.app.node is not None:  # a PostgreSQL home: this node's heartbeat (botctl/nodes.py)
             from botctl.provider.heartbeat import Heartbeat
 
-            heartbeat = provider.heartbeat = Heartbeat(provider.app)
+            heartbeat = provider.heartbeat = Heartbeat(provider.app, (provider.answers.connection,))
             await asyncio.to_thread(heartbeat.beat_now)
 
             async def after_beat() -> None:  # a lapsed node's pending writes: on record by a live node

@@ -70,6 +70,7 @@ async def status(request: Request) -> JSONResponse:
             },
             "audit_sinks": sinks,
             "alert_webhooks": hooks,
+            "answers": prov.answers.status(),
         }
     )
 
@@ -149,8 +150,6 @@ async def run(request: Request) -> JSONResponse:
 
 async def chat(request: Request) -> JSONResponse:
     """Answers from the workspace's own knowledge: every plan, no credential touched."""
-    from botctl import knowledge
-
     data = await request.json()
     rid = request_id_of(data)
     prov = _provider(request)
@@ -170,9 +169,7 @@ async def chat(request: Request) -> JSONResponse:
         )
         return JSONResponse(error("invalid_identity", PUBLIC_MESSAGE["invalid_identity"], rid))
     actions = prov.available(ws)
-    result = await knowledge.answer_async(
-        prov.app.vault.conn, ws, str(data.get("message", "")), available_actions=actions
-    )
+    result = await prov.answers.answer(ws, str(data.get("message", "")), actions)
     for s in result.get("suggested_actions") or []:
         # The widget shows customer-specific actions as "sign in to use this" to anonymous visitors.
         s["needs_sign_in"] = bool(s.get("customer_specific")) and visitor is None

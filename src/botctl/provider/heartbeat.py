@@ -26,8 +26,9 @@ log = logging.getLogger("botctl.provider")
 
 
 class Heartbeat:
-    def __init__(self, app: Any) -> None:
+    def __init__(self, app: Any, others: tuple[Any, ...] = ()) -> None:
         self.app = app
+        self.others = others  # the provider's other connections of its own (its answers thread's)
         self.name: str = app.node
         self.started_at = store.now_iso()
         self._conn = None
@@ -57,8 +58,9 @@ class Heartbeat:
         self.beats += 1
 
     def connection_lost(self) -> bool:
-        """One of the provider's own PostgreSQL connections (requests', the audit committer's) is broken."""
-        conns = [self.app.vault.conn]
+        """One of the provider's own PostgreSQL connections (requests', the audit committer's, its answers
+        thread's) is broken."""
+        conns = [self.app.vault.conn, *self.others]
         committer = getattr(self.app, "_committer", None)
         writer = getattr(committer, "_writer", None)
         conns += [getattr(writer, name, None) for name in ("_vault", "_conn")]

@@ -70,6 +70,9 @@ class Provider:
         self.app.vendor_pool = httpx.AsyncHTTPTransport(
             retries=0, limits=httpx.Limits(max_connections=200, max_keepalive_connections=50)
         )
+        from botctl.provider.answers import Answers
+
+        self.answers = Answers(self.app.home)  # knowledge answers, on their own thread and connection
         self.started = time.time()
         self.refresh_interval = refresh_interval
         self.refresh_margin = refresh_margin
@@ -200,6 +203,7 @@ class Provider:
         ]
 
     def close(self) -> None:
+        self.answers.close()
         self.shipper.close()
         from botctl.audit import alerting
 
