@@ -36,6 +36,7 @@ BENCHES = {
     "audit_ops": ("bench_audit_ops.py", [], ["--records", "20000"]),
     "console": ("bench_console.py", [], ["--records", "20000"]),
     "mcp": ("bench_mcp.py", [], ["--seconds", "2"]),
+    "answers": ("bench_answers.py", [], ["--seconds", "2"]),
     "edge_remote": ("bench_edge_remote.py", [], ["--seconds", "2"]),
     "widget": ("bench_widget.py", [], ["--rounds", "20"]),
     "postgres": ("bench_postgres.py", [], ["--records", "2000", "--seconds", "2", "--runs", "5"]),
@@ -229,6 +230,31 @@ def render(
             f"Throughput ratio under load (MCP / action API): **{m['throughput_ratio']:.2f}**; added p50 "
             f"latency one request at a time: **{m['added_p50_ms']:+.2f} ms**; RSS after the run: edge "
             f"{m['rss_mb']['edge']:.0f} MB, provider {m['rss_mb']['provider']:.0f} MB.",
+        ]
+
+    an = results.get("answers")
+    if an:
+        lines += [
+            "",
+            "## Actions while visitors ask questions (bench/bench_answers.py)",
+            "",
+            "Verified actions alone, then the same with visitors asking the store help center questions "
+            "back to back (hybrid answers, each question new); one daemon, one run. The provider looks "
+            "answers up on its own thread, so the event loop serving the actions goes on meanwhile.",
+            "",
+            "| load | actions/s | p50 ms | p99 ms | answers/s | errors |",
+            "|---|---:|---:|---:|---:|---:|",
+        ]
+        lines += [
+            f"| {r['load']} | {r['actions_per_s']:,.0f} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | "
+            f"{r['answers_per_s']:,.0f} | {r['errors'] + r['chat_errors']} |"
+            for r in an["rows"]
+        ]
+        base, under = an["rows"][0], an["rows"][-1]
+        lines += [
+            "",
+            f"Under chat load, actions' p50 is **{under['p50_ms'] / base['p50_ms']:.2f}x** and p99 "
+            f"**{under['p99_ms'] / base['p99_ms']:.2f}x** their latency alone.",
         ]
 
     er = results.get("edge_remote")

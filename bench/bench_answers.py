@@ -1,0 +1,156 @@
+"""Actions while visitors ask questions: what knowledge answers cost the provider's other requests.
+
+A real daemon (supervisor, provider, edge) on a home with Stripe connected through the sandbox and the
+store help center of bench/knowledge_eval added (hybrid: FTS5 + the embedding model). Measured, in one
+run, against itself:
+
+* baseline: verified actions (`stripe.list_my_subscriptions`, a visitor's token) at --concurrency, alone;
+* the same actions while --chatters visitors ask questions back to back (each question new: a counter
+  in it, so no kept question vector helps), and the chat throughput meanwhile.
+
+An answer is CPU work (the question's embedding, matrix products, FTS5); the provider looks it up on its
+own thread (botctl/provider/answers.py), so the event loop that serves the actions goes on meanwhile.
+Not a timed test: it reports, it does not assert.
+
+    python bench/bench_answers.py [--concurrency 4] [--chatters 4] [--seconds 6]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+from bench_daemon import free_port, pct, stripe_workspace
+
+HERE = Path(__file__).resolve().parent
+QUESTIONS = [
+    "How long do I have to send something back",
+    "Can I get my money back",
+    "do you deliver to the USA",
+    "my jacket arrived ripped",
+    "how do I change my delivery address",
+    "is there a student discount",
+]
+
+
+async def run(url: str, chat_url: str, headers: dict[str, str], conc: int, chatters: int, secs: float):  # noqa: ANN201
+    """(action latencies in s, action errors, chat answers, chat errors)."""
+    latencies: list[float] = []
+    errors = answered = chat_errors = 0
+    stop_at = time.perf_counter() + secs
+    limits = httpx.Limits(max_connections=conc + chatters + 2, max_keepalive_connections=conc + chatters + 2)
+    async with httpx.AsyncClient(timeout=30, limits=limits) as client:
+
+        async def act() -> None:
+            nonlocal errors
+            while time.perf_counter() < stop_at:
+                t = time.perf_counter()
+                r = await client.post(url, json={"params": {}}, headers=headers)
+                if r.status_code == 200:
+                    latencies.append(time.perf_counter() - t)
+                else:
+                    errors += 1
+
+        async def chat(i: int) -> None:
+            nonlocal answered, chat_errors
+            n = 0
+            while time.perf_counter() < stop_at:
+                n += 1
+                q = f"{QUESTIONS[(i + n) % len(QUESTIONS)]} ({i}-{n})?"
+                r = await client.post(chat_url, json={"message": q})
+                if r.status_code == 200:
+                    answered += 1
+                else:
+                    chat_errors += 1
+
+        await asyncio.gather(*(act() for _ in range(conc)), *(chat(i) for i in range(chatters)))
+    return latencies, errors, answered, chat_errors
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--concurrency", type=int, default=4)
+    ap.add_argument("--chatters", type=int, default=4)
+    ap.add_argument("--seconds", type=float, default=6.0)
+    ap.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
+    args = ap.parse_args()
+    py = sys.executable
+    tmp = Path(tempfile.mkdtemp(prefix="botctl-bench-answers-"))
+    env = {
+        **os.environ,
+        "BOTCTL_HOME": str(tmp / "home"),
+        "BOTCTL_NO_KEYRING": "1",
+        "BOTCTL_MASTER_KEY": base64.b64encode(os.urandom(32)).decode(),
+    }
+    env.pop("BOTCTL_KNOWLEDGE_DENSE", None)
+    procs: list[subprocess.Popen] = []
+    sb_port, edge_port = free_port(), free_port()
+
+    def botctl(*a: str, input: str | None = None) -> str:
+        return subprocess.run(
+            [py, "-m", "botctl", *a], env=env, input=input, capture_output=True, text=True, check=True
+        ).stdout
+
+    try:
+        _, rot = stripe_workspace(py, env, procs, sb_port, botctl)
+        botctl("knowledge", "add", "-w", "acme", str(HERE / "knowledge_eval" / "store" / "docs"))
+        botctl("daemon", "start", "--port", str(edge_port), "--ip-rate", "0", "--visitor-rate", "0")
+        import jwt
+
+        now = int(time.time())
+        claims = {"sub": "u-ada", "email": "ada@example.com", "aud": "acme", "iat": now, "exp": now + 3000}
+        token = jwt.encode(claims, rot["secret"], algorithm="HS256", headers={"kid": rot["kid"]})
+        headers = {"Authorization": f"Bearer {token}"}
+        edge = f"http://127.0.0.1:{edge_port}/v1/workspaces/acme"
+        url, chat_url = f"{edge}/actions/stripe.list_my_subscriptions", f"{edge}/chat"
+        asyncio.run(run(url, chat_url, headers, 2, 2, 1.0))  # warm up (the model is loaded at start)
+        alone = asyncio.run(run(url, chat_url, headers, args.concurrency, 0, args.seconds))
+        loaded = asyncio.run(run(url, chat_url, headers, args.concurrency, args.chatters, args.seconds))
+        state = json.loads((tmp / "home" / "run" / "state.json").read_text())
+        assert state  # the daemon ran throughout
+    finally:
+        subprocess.run([py, "-m", "botctl", "daemon", "stop"], env=env, capture_output=True)
+        for p in procs:
+            p.terminate()
+    rows = []
+    for label, (lat, errors, answered, chat_errors) in (
+        ("actions alone", alone),
+        (f"actions + {args.chatters} visitors asking", loaded),
+    ):
+        rows.append(
+            {
+                "load": label,
+                "actions_per_s": len(lat) / args.seconds,
+                "p50_ms": pct(lat, 50),
+                "p99_ms": pct(lat, 99),
+                "errors": errors,
+                "answers_per_s": answered / args.seconds,
+                "chat_errors": chat_errors,
+            }
+        )
+    print(f"\n{args.concurrency} concurrent action clients, {args.seconds:.0f} s each\n")
+    print(f"{'':36}{'actions/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'answers/s':>11}{'errors':>8}")
+    for r in rows:
+        print(
+            f"{r['load']:36}{r['actions_per_s']:10.1f}{r['p50_ms']:9.2f}{r['p99_ms']:9.2f}"
+            f"{r['answers_per_s']:11.1f}{r['errors'] + r['chat_errors']:8d}"
+        )
+    base, under = rows
+    print(
+        f"\nunder chat load: actions p50 {under['p50_ms'] / base['p50_ms']:.2f}x, p99 {under['p99_ms'] / base['p99_ms']:.2f}x"
+    )
+    if args.json:
+        Path(args.json).write_text(json.dumps({"rows": rows, "concurrency": args.concurrency}, indent=2))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
