@@ -493,3 +493,18 @@ def test_db_copy_switch_refuses_a_password_before_copying(home, pg_url, cli):
     r = cli("db", "copy", "--to", pg_url.replace("postgres@", "postgres:pw@"), "--switch")
     assert r.code == 2 and "password" in r.err
     assert sql(pg_url, "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'") == [(0,)]
+
+
+def test_statement_translation_keeps_a_bounded_cache():
+    """`?` placeholders become psycopg's `%s` (a literal `%` doubled, quoted text untouched), and the
+    cache of translated statements stays bounded however many statement texts a process sees (some take
+    a variable number of placeholders, e.g. the typo lookup's `IN (...)`)."""
+    from botctl.postgres.connection import translate
+
+    assert translate("SELECT '?%' , ? WHERE a LIKE '%x' AND b % 2 = ?") == (
+        "SELECT '?%' , %s WHERE a LIKE '%x' AND b %% 2 = %s"
+    )
+    for n in range(1, 10_001):
+        translate(f"SELECT term FROM knowledge_terms WHERE term IN ({', '.join('?' * n)})")
+    info = translate.cache_info()
+    assert info.currsize <= info.maxsize == 4096

@@ -15,6 +15,7 @@ DO UPDATE`, `RETURNING`, `coalesce`); where a statement must differ, the caller 
 
 from __future__ import annotations
 
+import functools
 import itertools
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
@@ -31,29 +32,28 @@ WRITE_LOCK = 0x626F7463746C
 NOTIFY_CHANNEL = "botctl_audit"
 CONNECT_TIMEOUT_S = 10
 
-_translated: dict[str, str] = {}
 _savepoints = itertools.count(1)
 
 
+@functools.lru_cache(maxsize=4096)
 def translate(sql: str) -> str:
-    """`?` → `%s` and `%` → `%%` outside string literals (cached: the library's SQL is a fixed set)."""
-    out = _translated.get(sql)
-    if out is None:
-        parts, quoted = [], False
-        for ch in sql:
-            if ch == "'":
-                quoted = not quoted
-                parts.append(ch)
-            elif quoted:
-                parts.append(ch)
-            elif ch == "?":
-                parts.append("%s")
-            elif ch == "%":
-                parts.append("%%")
-            else:
-                parts.append(ch)
-        out = _translated[sql] = "".join(parts)
-    return out
+    """`?` → `%s` and `%` → `%%` outside string literals. Cached, and bounded: the library's statements
+    are a fixed set, but some take a variable number of placeholders (`IN (?, ?, ...)`), so the set of
+    texts is not, and no caller's input may grow a process's memory without end."""
+    parts, quoted = [], False
+    for ch in sql:
+        if ch == "'":
+            quoted = not quoted
+            parts.append(ch)
+        elif quoted:
+            parts.append(ch)
+        elif ch == "?":
+            parts.append("%s")
+        elif ch == "%":
+            parts.append("%%")
+        else:
+            parts.append(ch)
+    return "".join(parts)
 
 
 def _params(params: Sequence[Any] | None) -> tuple | None:
