@@ -234,7 +234,7 @@ def test_a_stalled_writers_outcome_after_its_write_was_recovered_is_recorded_lat
     assert late["detail"]["pending_id"] == unknown["detail"]["pending_id"]
     assert "already on record as unknown" in late["detail"]["late"]
     assert late["action"] == WRITE and late["actor"]["email"] == "ada@example.com"
-    # `botctl audit --outcome unknown` shows the unknown, resolved late.
+    # `botctl audit --outcome unknown` shows the unknown, resolved late, and the late record that resolves it.
     env = {**os.environ, "BOTCTL_HOME": str(home.path)}
     shown = subprocess.run(
         [sys.executable, "-m", "botctl", "audit", "--outcome", "unknown", "--json"],
@@ -243,7 +243,9 @@ def test_a_stalled_writers_outcome_after_its_write_was_recovered_is_recorded_lat
         check=True,
         env=env,
     ).stdout.splitlines()
-    assert [json.loads(x)["resolved_late"]["seq"] for x in shown] == [late["seq"]]
+    shown = [json.loads(x) for x in shown]
+    assert [r["seq"] for r in shown] == [unknown["seq"], late["seq"]]
+    assert shown[0]["resolved_late"]["seq"] == late["seq"] and shown[1]["resolves"]["seq"] == unknown["seq"]
     table = subprocess.run(
         [sys.executable, "-m", "botctl", "audit", "--outcome", "unknown"],
         capture_output=True,

@@ -27,10 +27,12 @@ def _ts(days_ago: int = 0) -> str:
     return (datetime.now(UTC) - timedelta(days=days_ago)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def _interrupted(app: Session, request_id: str, pending_id: int, *, days_ago: int = 0) -> int:
+def _interrupted(
+    app: Session, request_id: str, pending_id: int, *, days_ago: int = 0, workspace: str = "acme"
+) -> int:
     """A write's `action.started`, then the `unknown` another node recorded for it; the unknown's seq."""
     common = {
-        "workspace": "acme",
+        "workspace": workspace,
         "actor": ADA,
         "action": WRITE,
         "connector": "stripe",
@@ -49,11 +51,18 @@ def _interrupted(app: Session, request_id: str, pending_id: int, *, days_ago: in
     )["seq"]
 
 
-def _late(app: Session, request_id: str, pending_id: int, unknown_seq: int, outcome: str = "ok") -> int:
+def _late(
+    app: Session,
+    request_id: str,
+    pending_id: int,
+    unknown_seq: int,
+    outcome: str = "ok",
+    workspace: str = "acme",
+) -> int:
     """The stalled node's real outcome for that write, naming the unknown it resolves; its seq."""
     return app.audit(
         "action.outcome_late",
-        workspace="acme",
+        workspace=workspace,
         actor=ADA,
         action=WRITE,
         connector="stripe",
@@ -78,6 +87,11 @@ def _stop(proc: subprocess.Popen) -> None:
     proc.send_signal(signal.SIGINT)
     proc.wait(timeout=10)
     assert proc.returncode == 130 and "Traceback" not in proc.stderr.read()
+
+
+def _bare(mark: dict) -> dict:
+    """A `resolves` / `resolved_late` mark without `node` (there on a PostgreSQL home only)."""
+    return {k: v for k, v in mark.items() if k != "node"}
 
 
 def _cells(line: str) -> dict[str, str]:
@@ -131,11 +145,15 @@ def test_follow_json_says_what_a_late_outcome_resolves(home):
             second_late = _late(app, "req_LATEFOLLOW4", 2, second)
         got = json.loads(proc.stdout.readline())
         assert got["seq"] == second_late and got["event"] == "action.outcome_late" and got["outcome"] == "ok"
-        assert got["resolves"] == {"seq": second, "outcome": "unknown", "reason": "interrupted"}
+        assert _bare(got["resolves"]) == {"seq": second, "outcome": "unknown", "reason": "interrupted"}
     finally:
         _stop(proc)
-    assert backlog[first]["resolved_late"] == {"seq": first_late, "outcome": "ok"}
-    assert backlog[first_late]["resolves"] == {"seq": first, "outcome": "unknown", "reason": "interrupted"}
+    assert _bare(backlog[first]["resolved_late"]) == {"seq": first_late, "outcome": "ok"}
+    assert _bare(backlog[first_late]["resolves"]) == {
+        "seq": first,
+        "outcome": "unknown",
+        "reason": "interrupted",
+    }
     assert "resolves" not in backlog[first] and "resolved_late" not in backlog[first_late]
 
 
@@ -150,6 +168,90 @@ def test_a_late_record_naming_no_unknown_claims_nothing(home, cli):
     recs = {r["seq"]: r for r in cli("audit", "--json").ndjson()}
     assert "resolves" not in recs[bogus] and "resolves" not in recs[ahead]
     assert "resolved_late" not in recs[ok]
+
+
+def test_follow_of_unknowns_learns_that_one_was_resolved(home):
+    """`audit -f --outcome unknown` (or `--event action.run`) prints the late record that resolves an unknown
+    it shows, though the late record has another outcome and event; a late record resolving an unknown
+    outside the filter (another workspace) is not printed: the next matching record is the next line."""
+    with Session(home) as app:
+        workspaces.create(app, "acme", plan="pro")
+    for flags in (("--outcome", "unknown"), ("--event", "action.run")):
+        with Session(home) as app:
+            first = _interrupted(app, "req_LATEFILTER1", 1)
+        proc = _follow("--json", "-n", "1", "--workspace", "acme", *flags)
+        try:
+            assert json.loads(proc.stdout.readline())["seq"] == first  # the backlog: read before what follows
+            with Session(home) as app:
+                first_late = _late(app, "req_LATEFILTER1", 1, first, outcome="denied")
+                other = _interrupted(app, "req_LATEFILTER2", 2, workspace="beta")
+                _late(app, "req_LATEFILTER2", 2, other, workspace="beta")
+                after = _interrupted(app, "req_LATEFILTER3", 3)
+            got = json.loads(proc.stdout.readline())
+            assert got["seq"] == first_late, got
+            assert got["event"] == "action.outcome_late" and got["outcome"] == "denied"
+            assert _bare(got["resolves"]) == {"seq": first, "outcome": "unknown", "reason": "interrupted"}
+            nxt = json.loads(proc.stdout.readline())
+            assert nxt["seq"] == after, nxt  # not beta's unknown, nor the late record that resolves it
+        finally:
+            _stop(proc)
+
+
+def test_follow_of_unknowns_human_lines_say_which_was_resolved(home):
+    with Session(home) as app:
+        workspaces.create(app, "acme", plan="pro")
+        first = _interrupted(app, "req_LATEFILTER4", 1)
+    proc = _follow("--outcome", "unknown", "-n", "1")
+    try:
+        assert _cells(proc.stdout.readline())["seq"] == str(first)
+        with Session(home) as app:
+            late = _late(app, "req_LATEFILTER4", 1, first)
+            _interrupted(app, "req_LATEFILTER5", 2)  # a next line, whether the late one is printed or not
+        line = _cells(proc.stdout.readline())
+        assert line == {
+            "seq": str(late),
+            "event": "action.outcome_late",
+            "outcome": "ok",
+            "reason": f"(resolves #{first}, was unknown)",
+        }
+    finally:
+        _stop(proc)
+
+
+def test_listing_of_unknowns_shows_the_late_records_that_resolve_them(home, cli):
+    """`audit --outcome unknown` (and the Python API, the console's timeline: the same selection) lists the
+    late record of each unknown it lists, and only those: not one naming a record the filter leaves out,
+    nor one naming a record that is not an unknown action.run."""
+    from botctl import Botctl
+    from botctl.console import data
+
+    with Session(home) as app:
+        workspaces.create(app, "acme", plan="pro")
+        first = _interrupted(app, "req_LATELIST01", 1)
+        second = _interrupted(app, "req_LATELIST02", 2)
+        ok = app.audit("action.run", workspace="acme", actor=ADA, action=WRITE, outcome="ok")["seq"]
+        second_late = _late(app, "req_LATELIST02", 2, second)
+        bogus = _late(app, "req_LATELIST03", 3, ok)
+        first_late = _late(app, "req_LATELIST01", 1, first, outcome="error")
+        unrelated = app.audit("workspace.plan_changed", workspace="acme")["seq"]
+    recs = cli("audit", "--outcome", "unknown", "--json").ndjson()
+    assert [r["seq"] for r in recs] == [first, second, second_late, first_late]
+    assert _bare(recs[0]["resolved_late"]) == {"seq": first_late, "outcome": "error"}
+    assert _bare(recs[3]["resolves"]) == {"seq": first, "outcome": "unknown", "reason": "interrupted"}
+    recs = cli("audit", "--event", "action.run", "--request-id", "req_LATELIST01", "--json").ndjson()
+    assert [r["seq"] for r in recs] == [first, first_late]
+    recs = cli("audit", "--outcome", "unknown", "-n", "1", "--json").ndjson()
+    assert [r["seq"] for r in recs] == [first_late]  # the latest of what the filter shows
+    recs = cli("audit", "--event", "action.run", "--json").ndjson()
+    assert [r["seq"] for r in recs] == [first, second, ok, second_late, first_late]  # not `bogus`
+    recs = cli("audit", "--event", "action.outcome_late", "--outcome", "ok", "--json").ndjson()
+    assert [r["seq"] for r in recs] == [second_late, bogus]  # matching by themselves, as before
+    assert unrelated not in [r["seq"] for r in cli("audit", "--outcome", "unknown", "--json").ndjson()]
+    with Botctl(home=str(home.path)) as b:
+        assert [r["seq"] for r in b.audit(outcome="unknown")] == [first, second, second_late, first_late]
+    q = data.parse_query({"outcome": "unknown"})
+    assert [r["seq"] for r in data.timeline(home, q)[0]] == [first_late, second_late, second, first]
+    assert [r["seq"] for r in data.newer(home, q, first)[0]] == [second, second_late, first_late]
 
 
 @pytest.fixture

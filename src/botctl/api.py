@@ -216,8 +216,9 @@ class Botctl:
         actor: str | None = None,
         connector: str | None = None,
     ) -> list[dict[str, Any]]:
-        """The latest `limit` audit records (oldest first), filtered as `botctl audit` filters them;
-        `since` / `until` like `2h`, `3d` or an ISO time (since <= ts < until)."""
+        """The latest `limit` audit records (oldest first), filtered as `botctl audit` filters them (a late
+        outcome along with the unknown it resolves); `since` / `until` like `2h`, `3d` or an ISO time
+        (since <= ts < until)."""
         from botctl.audit import AuditReader, Filters
         from botctl.durations import parse_since
 
@@ -237,6 +238,7 @@ class Botctl:
                     connector=connector,
                 ),
                 limit,
+                with_late=True,
             )
         finally:
             reader.close()

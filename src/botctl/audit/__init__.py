@@ -25,8 +25,9 @@ off the machine; `verify(..., anchors=...)` checks that the chain still reaches 
 
 Modules: `records` (make_record, scrub, canonical JSON), `chain` (ChainMac, checkpoint MAC, head vs
 checkpoint), `writer` (AuditWriter), `committer` (GroupCommitter, the daemon's), `reader` (AuditReader,
-Filters), `verification` (verify, Verdict, sealed breaks), `anchors` (Ed25519 anchors). Everything
-callers use is re-exported here, so `from botctl import audit` / `audit.X` work as before.
+Filters), `resolution` (late outcomes and the unknowns they resolve), `verification` (verify, Verdict,
+sealed breaks), `anchors` (Ed25519 anchors). Everything callers use is re-exported here, so
+`from botctl import audit` / `audit.X` work as before.
 """
 
 from botctl.audit.anchors import (

@@ -1,4 +1,5 @@
-"""Reading the log: AuditReader (latest, after, get, follow) and the Filters it applies. No key needed."""
+"""Reading the log: AuditReader (latest, after, get, backlog + follow) and the Filters it applies. No key
+needed. What late outcomes add to a record and to a filter's selection is audit/resolution.py's."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from botctl import store
+from botctl.audit import resolution
 from botctl.audit.records import _RECORD_COLUMNS, ACTOR_TYPES, to_record
 from botctl.errors import NotFound
 from botctl.home import Home
@@ -116,80 +118,82 @@ class AuditReader:
         if self._conn is not None:
             self._conn.close()
 
-    def latest(self, filters: Filters, limit: int) -> list[dict[str, Any]]:
+    def latest(
+        self, filters: Filters, limit: int, *, with_late: bool = False, up_to: int | None = None
+    ) -> list[dict[str, Any]]:
+        """The latest `limit` records `filters` selects (up to seq `up_to`), oldest first. `with_late`: also
+        each late record that resolves an `unknown` the filter selects (`shows`), as `botctl audit` lists."""
         if self._conn is None:
             return []
-        where, args = filters.where()
+        where, args = self._where(filters, with_late=with_late, up_to=up_to, limit=limit, newest=True)
         rows = self._conn.execute(
             f"SELECT {_RECORD_COLUMNS} FROM records WHERE {where} ORDER BY seq DESC LIMIT ?", (*args, limit)
         ).fetchall()
         return [to_record(r) for r in reversed(rows)]
 
-    def after(self, seq: int, filters: Filters, limit: int = 1000) -> list[dict[str, Any]]:
+    def after(
+        self, seq: int, filters: Filters, limit: int = 1000, *, with_late: bool = False
+    ) -> list[dict[str, Any]]:
+        """The first `limit` records after `seq` that `filters` selects (`with_late`: as in `latest`)."""
         conn = self._open()
         if conn is None:
             return []
-        where, args = filters.where()
+        where, args = self._where(filters, with_late=with_late, after=seq, limit=limit)
         rows = conn.execute(
             f"SELECT {_RECORD_COLUMNS} FROM records WHERE seq > ? AND {where} ORDER BY seq LIMIT ?",
             (seq, *args, limit),
         ).fetchall()
         return [to_record(r) for r in rows]
 
+    def _where(
+        self,
+        filters: Filters,
+        *,
+        with_late: bool,
+        limit: int,
+        after: int = 0,
+        up_to: int | None = None,
+        newest: bool = False,
+    ) -> tuple[str, list[Any]]:
+        """`filters.where()`, bounded by `up_to`, and with `with_late` the late records it shows by their
+        seqs (only the `limit` nearest the end read first can be among the records returned)."""
+        where, args = filters.where()
+        if with_late and filters != Filters():
+            extra = resolution.shown_late(self._conn, where, args, after=after, up_to=up_to)
+            extra = extra[-limit:] if newest else extra[:limit]
+            if extra:
+                where, args = f"(({where}) OR seq IN ({', '.join('?' * len(extra))}))", [*args, *extra]
+        if up_to is not None:
+            where, args = f"seq <= ? AND {where}", [up_to, *args]
+        return where, args
+
+    def shows(self, filters: Filters, rec: dict[str, Any]) -> bool:
+        """Whether `botctl audit` with `filters` shows `rec`: it matches, or it is a late record that
+        resolves an `unknown` that matches (the test `follow` applies to each new record)."""
+        if filters.matches(rec):
+            return True
+        target = resolution.targets(self._conn, [rec]).get(rec["seq"])
+        return target is not None and filters.matches(target)
+
+    def backlog(self, filters: Filters, limit: int) -> tuple[list[dict[str, Any]], int]:
+        """What `audit -f` prints before it follows: the latest `limit` records `filters` shows (late records
+        included), and the seq to follow after. The head is read first and bounds the records: every record
+        is then either at most the head (read by the one, if shown) or after it (the follower's), whatever
+        is committed while these run, so none is lost or printed twice."""
+        head = self.head_seq()
+        return self.latest(filters, limit, with_late=True, up_to=head), head
+
     def resolved_late(self, records: list[dict[str, Any]]) -> dict[int, dict[str, Any]]:
         """For the `unknown` outcomes among `records`: the `action.outcome_late` record that resolves each one
         (its process had stalled, another recorded it interrupted, then it recorded the real outcome:
         botctl/intents.py), as {unknown seq: {seq, outcome, node?}}."""
-        unknown = {
-            r["seq"] for r in records if r.get("outcome") == "unknown" and r.get("event") == "action.run"
-        }
-        if not unknown or self._conn is None:
-            return {}
-        rows = self._conn.execute(
-            f"SELECT {_RECORD_COLUMNS} FROM records WHERE event = 'action.outcome_late' AND seq > ? ORDER BY seq",
-            (min(unknown),),
-        ).fetchall()
-        out: dict[int, dict[str, Any]] = {}
-        for row in rows:
-            late = to_record(row)
-            resolves = (late.get("detail") or {}).get("resolves") or {}
-            if resolves.get("seq") in unknown:
-                found = {"seq": late["seq"], "outcome": late.get("outcome")}
-                if late.get("node") is not None:
-                    found["node"] = late["node"]
-                out[resolves["seq"]] = found
-        return out
+        return resolution.resolved_late(self._conn, records)
 
     def resolves(self, records: list[dict[str, Any]]) -> dict[int, dict[str, Any]]:
         """For the `action.outcome_late` records among `records`: the earlier record each one resolves, as
         {late seq: {seq, outcome, reason, node?}}, read from the log (only an `unknown` action.run before it
         counts: the other half of `resolved_late`)."""
-        named: dict[int, int] = {}
-        for r in records:
-            detail = r.get("detail") if r.get("event") == "action.outcome_late" else None
-            target = detail.get("resolves") if isinstance(detail, dict) else None
-            seq = target.get("seq") if isinstance(target, dict) else None
-            if isinstance(seq, int) and not isinstance(seq, bool) and 0 < seq < r["seq"]:
-                named[r["seq"]] = seq
-        if not named or self._conn is None:
-            return {}
-        earlier = {}
-        for seq in sorted(set(named.values())):  # one fixed statement: late records are few
-            row = self._conn.execute(
-                f"SELECT {_RECORD_COLUMNS} FROM records WHERE seq = ?", (seq,)
-            ).fetchone()
-            if row is not None:
-                earlier[seq] = to_record(row)
-        out: dict[int, dict[str, Any]] = {}
-        for late_seq, seq in named.items():
-            rec = earlier.get(seq)
-            if rec is None or rec.get("event") != "action.run" or rec.get("outcome") != "unknown":
-                continue
-            found = {"seq": seq, "outcome": rec["outcome"], "reason": rec.get("reason")}
-            if rec.get("node") is not None:
-                found["node"] = rec["node"]
-            out[late_seq] = found
-        return out
+        return resolution.resolves(self._conn, records)
 
     def annotated(self, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """`records` with what the reader adds beside the MACed body: `resolved_late` on an `unknown` that a
@@ -224,9 +228,13 @@ class AuditReader:
     def follow(
         self, filters: Filters, *, start_after: int, interval: float = 0.25
     ) -> Iterator[dict[str, Any]]:
-        """New records as they are written: polled every `interval` on SQLite; on PostgreSQL woken by the
-        writers' NOTIFY (`interval` is then only the longest wait between checks)."""
+        """The records after `start_after` that `filters` shows (`shows`: late records included), in order,
+        as they are written: polled every `interval` on SQLite; on PostgreSQL woken by the writers' NOTIFY
+        (`interval` is then only the longest wait between checks). `backlog` says where to start."""
         import time
+
+        def shown(rec: dict[str, Any]) -> bool:
+            return self.shows(filters, rec)
 
         url = store.database_url(self.home)
         if url:
@@ -235,7 +243,7 @@ class AuditReader:
             yield from follow(
                 url,
                 lambda seq, limit: self.after(seq, Filters(), limit=limit),
-                filters.matches,
+                shown,
                 start_after=start_after,
             )
             return
@@ -245,7 +253,7 @@ class AuditReader:
             if batch:
                 last = batch[-1]["seq"]
                 for rec in batch:
-                    if filters.matches(rec):
+                    if shown(rec):
                         yield rec
                 continue
             time.sleep(interval)

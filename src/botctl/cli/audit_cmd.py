@@ -126,8 +126,14 @@ def tail(
     reader = AuditReader(context.home(ctx))
     try:
         # `unknown` outcomes whose real outcome was recorded late (`action.outcome_late`) show it beside them;
-        # the late records show which record they resolve.
-        records = reader.annotated(reader.latest(filters, n))
+        # the late records show which record they resolve, and a filter that shows an unknown shows them too.
+        # Following, the backlog is bounded by the head it was read at, and the follower starts after that
+        # head: a record written meanwhile is printed once, by the one or the other.
+        if follow:
+            latest, start = reader.backlog(filters, n)
+        else:
+            latest = reader.latest(filters, n, with_late=True)
+        records = reader.annotated(latest)
         if json_out:
             for rec in records:
                 output.emit_json(rec, stream=True)
@@ -135,7 +141,6 @@ def tail(
             output.table(COLUMNS, [_row(r) for r in records], empty="no audit records match")
         if not follow:
             return
-        start = reader.head_seq()
         try:
             for rec in reader.follow(filters, start_after=start):
                 # A late outcome arriving now names the `unknown` line already printed.

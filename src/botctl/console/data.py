@@ -116,7 +116,7 @@ def timeline(home: Home, q: Query) -> tuple[list[dict[str, Any]], int]:
         head = reader.head_seq()
         if q.error is not None:
             return [], head
-        records = reader.latest(q.filters, q.limit)
+        records = reader.latest(q.filters, q.limit, with_late=True, up_to=head)  # `newer` goes on after head
     finally:
         reader.close()
     return [row(r) for r in reversed(records)], head
@@ -130,7 +130,9 @@ def newer(home: Home, q: Query, after: int) -> tuple[list[dict[str, Any]], int]:
         head = reader.head_seq()
         if q.error is not None or head <= after:
             return [], max(head, after)
-        found = [r for r in reader.after(after, q.filters, limit=LIVE_BATCH) if r["seq"] <= head]
+        found = [
+            r for r in reader.after(after, q.filters, limit=LIVE_BATCH, with_late=True) if r["seq"] <= head
+        ]
     finally:
         reader.close()
     nxt = found[-1]["seq"] if len(found) == LIVE_BATCH else head
