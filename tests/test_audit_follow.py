@@ -20,9 +20,8 @@ import pytest
 
 from botctl.session import Session
 
-WRITES = (
-    6  # records appended by the interleaving connection: one before each of the follower's first statements
-)
+# Records appended by the interleaving connection: one before each of the follower's first statements.
+WRITES = 6
 
 
 class Interleaved:
