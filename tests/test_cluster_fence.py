@@ -173,11 +173,14 @@ def test_a_node_stalled_past_the_lapse_gives_its_write_one_outcome_and_the_truth
     # An operator listing unknowns sees this one resolved late.
     out = sh(n2["env"], "audit", "--outcome", "unknown", "--request-id", rid).stdout
     assert "late: ok" in out and f"#{lt['seq']}" in out, out
-    (shown,) = [
+    # With the filter, the unknown and the late record that resolves it (docs/audit-format.md).
+    shown, resolving = [
         json.loads(x) for x in sh(n2["env"], "audit", "--outcome", "unknown", "--json").stdout.splitlines()
     ]
     assert shown["seq"] == runs[0]["seq"]
     assert shown["resolved_late"] == {"seq": lt["seq"], "outcome": "ok", "node": "node-1"}, shown
+    assert resolving["seq"] == lt["seq"] and resolving["event"] == "action.outcome_late", resolving
+    assert resolving["resolves"]["seq"] == runs[0]["seq"], resolving
     for n in (n1, n2):
         assert sh(n["env"], "audit", "verify").returncode == 0
     # Node 1 carries on (the same provider, beating again): nothing was restarted.
