@@ -75,6 +75,10 @@ def bench_filters(home, n: int) -> list[dict]:  # noqa: ANN001
                 "by connector (no index: a scan)",
                 _ms(lambda: reader.latest(audit.Filters(connector="stripe"), 100), 3),
             ),
+            (
+                "by workspace, late outcomes included (`botctl audit -w`)",
+                _ms(lambda: reader.latest(audit.Filters(workspace="acme"), 100, with_late=True), 20),
+            ),
         ]
     finally:
         reader.close()

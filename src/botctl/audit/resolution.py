@@ -13,6 +13,7 @@ from typing import Any
 from botctl.audit.records import _RECORD_COLUMNS, to_record
 
 LATE_EVENT = "action.outcome_late"
+_CHUNK = 500  # seqs per `IN (...)`, well under every SQLite build's parameter limit
 
 
 def named(rec: dict[str, Any]) -> int | None:
@@ -83,15 +84,25 @@ def shown_late(
     conn: Any, where: str, args: list[Any], *, after: int = 0, up_to: int | None = None
 ) -> list[int]:
     """The seqs (ascending, above `after`, up to `up_to`) of the late records that resolve an `unknown`
-    action.run selected by `where` (a filter's SQL): a filter that shows an unknown shows how it ended."""
+    action.run selected by `where` (a filter's SQL): a filter that shows an unknown shows how it ended.
+
+    Read from the late records' side: they are few (a write whose node stalled past its lease), while
+    the unknowns a filter selects can only be found by scanning every `action.run` (245 ms on 300,000
+    records, against 0.3 ms for the filter's own latest 100). So: the late records (their index), the
+    records they name (by primary key), and the filter applied to those alone."""
     if conn is None:
         return []
-    rows = conn.execute(
-        f"SELECT seq FROM records WHERE event = 'action.run' AND outcome = 'unknown' AND ({where})", args
-    ).fetchall()
-    unknown = {r[0] for r in rows}
-    if not unknown:
+    named_by = {late["seq"]: s for late in _lates_after(conn, after, up_to) if (s := named(late)) is not None}
+    if not named_by:
         return []
-    return [
-        late["seq"] for late in _lates_after(conn, max(min(unknown), after), up_to) if named(late) in unknown
-    ]
+    wanted = sorted(set(named_by.values()))
+    selected: set[int] = set()
+    for i in range(0, len(wanted), _CHUNK):
+        part = wanted[i : i + _CHUNK]
+        rows = conn.execute(
+            f"SELECT seq FROM records WHERE seq IN ({', '.join('?' * len(part))}) AND event = 'action.run' "
+            f"AND outcome = 'unknown' AND ({where})",
+            [*part, *args],
+        ).fetchall()
+        selected.update(r[0] for r in rows)
+    return [late for late, seq in sorted(named_by.items()) if seq in selected]
