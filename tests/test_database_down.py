@@ -11,6 +11,7 @@ import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 import httpx
 import jwt
@@ -122,6 +123,7 @@ def test_actions_fail_closed_while_postgresql_is_unreachable(pg_url, sandbox, tm
         "--access-token-stdin",
         input=sandbox.credentials()["zendesk"]["access_token"] + "\n",
     )
+    sh(env, "knowledge", "add", "-w", "acme", str(Path(__file__).parent / "data" / "knowledge"))
     port = free_port()
     sh(env, "daemon", "start", "--port", str(port), "--metrics-port", str(free_port()))
     now = int(time.time())
@@ -140,10 +142,21 @@ def test_actions_fail_closed_while_postgresql_is_unreachable(pg_url, sandbox, tm
             headers={"Authorization": f"Bearer {tok}"},
         )
 
+    def ask() -> httpx.Response:
+        return http.post(
+            "/v1/workspaces/acme/chat", json={"message": "How long does standard shipping take?"}
+        )
+
     try:
         assert act("zendesk.list_my_tickets").status_code == 200
+        first = ask().json()
+        assert first["grounded"] is True, first
         vendor_before = sandbox.stats()["vendors"]["zendesk"]["requests"]
         relay.cut()
+        # A question too (the provider's answers thread has a connection of its own): refused cleanly.
+        r = ask()
+        assert r.status_code == 503 and r.json()["error"]["code"] == "provider_unavailable", r.text
+        assert "postgres" not in r.text.lower() and "Traceback" not in r.text
         for action, params in (
             ("zendesk.list_my_tickets", {}),
             ("zendesk.create_ticket", {"subject": "Down?", "description": "db cut"}),
@@ -159,6 +172,7 @@ def test_actions_fail_closed_while_postgresql_is_unreachable(pg_url, sandbox, tm
         while (r := act("zendesk.list_my_tickets")).status_code != 200:
             assert time.time() < deadline, f"not serving again once PostgreSQL is back: {r.text}"
             time.sleep(1)
+        assert ask().json()["grounded"] is True  # the fresh provider's answers thread, connected anew
         assert sh(env, "audit", "verify").returncode == 0
     finally:
         sh(env, "daemon", "stop", check=False)
