@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
 
@@ -211,6 +210,14 @@ def test_python_api_takes_the_same_filters(mixed):
 
 def test_follow_applies_the_new_filters(home, cli):
     assert cli("workspace", "create", "acme").code == 0
+    with Session(home) as app:
+        app.audit(
+            "action.run",
+            workspace="acme",
+            connector="zendesk",
+            request_id="req_FOLLOW0002",
+            detail={"mark": "before"},
+        )
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -219,6 +226,8 @@ def test_follow_applies_the_new_filters(home, cli):
             "audit",
             "-f",
             "--json",
+            "-n",
+            "1",
             "--request-id",
             "req_FOLLOW0002",
             "--connector",
@@ -230,7 +239,8 @@ def test_follow_applies_the_new_filters(home, cli):
         env=os.environ.copy(),
     )
     try:
-        time.sleep(1.0)  # the follower has read the head
+        # The backlog, printed once the head was read: what is written next is the follower's to filter.
+        assert json.loads(proc.stdout.readline())["detail"] == {"mark": "before"}
         with Session(home) as app:
             app.audit("action.run", workspace="acme", connector="zendesk", request_id="req_FOLLOW0001")
             app.audit("action.run", workspace="acme", connector="stripe", request_id="req_FOLLOW0002")

@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
-import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -106,8 +106,9 @@ def test_follow_says_what_a_late_outcome_resolves(home):
         first_late = _late(app, "req_LATEFOLLOW1", 1, first)
     proc = _follow()
     try:
-        backlog = [_cells(proc.stdout.readline()) for _ in range(first_late)]  # every record so far
-        time.sleep(1.0)  # the follower has read the head
+        # Every record so far; what is written once they are printed is after the head they were read at,
+        # so it comes from the follower (`AuditReader.backlog`).
+        backlog = [_cells(proc.stdout.readline()) for _ in range(first_late)]
         with Session(home) as app:
             second = _interrupted(app, "req_LATEFOLLOW2", 2)
         live = [_cells(proc.stdout.readline()) for _ in range(2)]  # the operator sees the unknown...
@@ -136,7 +137,6 @@ def test_follow_json_says_what_a_late_outcome_resolves(home):
     proc = _follow("--json")
     try:
         backlog = {r["seq"]: r for r in (json.loads(proc.stdout.readline()) for _ in range(first_late))}
-        time.sleep(1.0)
         with Session(home) as app:
             second = _interrupted(app, "req_LATEFOLLOW4", 2)
         live = [json.loads(proc.stdout.readline()) for _ in range(2)]
@@ -279,6 +279,51 @@ def test_console_counts_a_resolved_unknown_under_its_real_outcome(resolved):
         page = console.get("/activity?days=7", cookie).text
         assert f'<th scope="row">{a["days"][-2]}</th><td>1</td><td>0</td><td>0</td>' in page
         assert "recorded late" in page
+    finally:
+        stop(console)
+
+
+def _row(page: str, seq: int) -> str:
+    """The timeline's row of record `seq`, as HTML."""
+    return next(tr for tr in page.split("<tr")[1:] if f'aria-label="Record {seq}"' in tr)
+
+
+def test_console_timeline_rows_show_the_resolution(resolved, home):
+    """The timeline's rows say what `botctl audit`'s REASON column says, each mark a link to the other
+    record: on the first page, in the live rows' JSON, and for records written after the page."""
+    yesterday, yesterday_late, still = resolved["yesterday"], resolved["yesterday_late"], resolved["still"]
+    console = start_console()
+    try:
+        cookie = console.login()
+        for query in ("", "?outcome=unknown"):
+            page = console.get("/" + query, cookie).text
+            row = _row(page, yesterday)
+            assert f'interrupted <a href="/records/{yesterday_late}"' in row, row
+            assert f">(late: ok #{yesterday_late})</a>" in row, row
+            row = _row(page, yesterday_late)
+            assert f'<a href="/records/{yesterday}"' in row, row
+            assert f">(resolves #{yesterday}, was unknown)</a>" in row, row
+            assert "(late:" not in _row(page, still) and "(resolves" not in _row(page, still)
+        head = int(re.search(r'data-after="(\d+)"', page).group(1))
+        rows = {r["seq"]: r for r in console.get("/api/records?after=0", cookie).json()["rows"]}
+        assert rows[yesterday]["late"] == {"seq": yesterday_late, "outcome": "ok"}
+        assert rows[yesterday]["resolves"] is None and rows[yesterday_late]["late"] is None
+        assert rows[yesterday_late]["resolves"] == {"seq": yesterday, "outcome": "unknown"}
+        assert rows[still]["late"] is None and rows[still]["resolves"] is None
+        # Live: the unknown arrives first (nothing to say yet), then the record of its real outcome.
+        with Session(home) as app:
+            unknown = _interrupted(app, "req_LATECONSOLE4", 4)
+        got = console.get(f"/api/records?after={head}&outcome=unknown", cookie).json()
+        assert [(r["seq"], r["late"]) for r in got["rows"]] == [(unknown, None)]
+        with Session(home) as app:
+            late = _late(app, "req_LATECONSOLE4", 4, unknown, outcome="denied")
+        got = console.get(f"/api/records?after={got['next']}&outcome=unknown", cookie).json()
+        assert [(r["seq"], r["outcome"], r["reason"], r["resolves"]) for r in got["rows"]] == [
+            (late, "denied", "forbidden", {"seq": unknown, "outcome": "unknown"})
+        ]
+        # Both written before a poll: the unknown's row says how it ended.
+        got = console.get(f"/api/records?after={head}&outcome=unknown", cookie).json()
+        assert [r["late"] for r in got["rows"]] == [{"seq": late, "outcome": "denied"}, None]
     finally:
         stop(console)
 

@@ -231,7 +231,18 @@ def test_concurrent_writers_keep_one_chain(pg_home, pg_url):
     assert v.returncode == 0 and json.loads(v.stdout)["checkpoint_seq"] == len(seqs)
 
 
-def test_audit_follow_is_woken_by_notify(pg_home, cli):
+# A session of this database whose last statement was the follower's LISTEN (it then only waits).
+_LISTENING = "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND query = %s"
+
+
+def _until(condition, what: str, timeout: float = 30) -> None:  # noqa: ANN001
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting until {what}"
+        time.sleep(0.05)
+
+
+def test_audit_follow_is_woken_by_notify(pg_home, pg_url, cli):
     proc = subprocess.Popen(
         [sys.executable, "-m", "botctl", "audit", "-f", "--json", "--event", "test.follow"],
         stdout=subprocess.PIPE,
@@ -240,15 +251,19 @@ def test_audit_follow_is_woken_by_notify(pg_home, cli):
         env=os.environ.copy(),
     )
     try:
-        time.sleep(2.0)  # listening
+        from botctl.postgres.connection import NOTIFY_CHANNEL
         from botctl.session import Session
 
+        _until(lambda: sql(pg_url, _LISTENING, f"LISTEN {NOTIFY_CHANNEL}") != [(0,)], "the follower listens")
+        with Session(pg_home) as app:  # a first record, read by the follower: it is past its first read
+            app.audit("test.follow", detail={"n": 1})
+        assert json.loads(_readline(proc, 10))["detail"] == {"n": 1}
         with Session(pg_home) as app:
             sent = time.monotonic()
-            app.audit("test.follow", detail={"n": 1})
+            app.audit("test.follow", detail={"n": 2})
         line = _readline(proc, 10)
         waited = time.monotonic() - sent
-        assert json.loads(line)["event"] == "test.follow"
+        assert json.loads(line)["detail"] == {"n": 2}
         # Not the 5 s fallback wait: the NOTIFY woke it (generous bound for a loaded machine).
         assert waited < 4.0, waited
     finally:

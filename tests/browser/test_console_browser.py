@@ -222,6 +222,58 @@ def test_without_the_link_nothing(page, day):
         other.close()
 
 
+def test_live_rows_say_how_an_unknown_ended(page, day, monkeypatch):
+    """A write recorded `unknown` and the late record of its real outcome, both written while the page is
+    open (one poll held until both are in): the new rows say what `botctl audit` says beside each, as
+    links to the other record."""
+    from botctl.home import Home
+    from botctl.session import Session
+
+    monkeypatch.setenv("BOTCTL_MASTER_KEY", day.s.env["BOTCTL_MASTER_KEY"])
+    page.goto(day.base + "/?outcome=unknown")
+    page.wait_for_selector("#live-toggle:not([hidden])")
+    held = []
+    page.route("**/api/records?*", lambda route: held.append(route))
+    for _ in range(100):  # the next poll, held: it is answered after both records are written
+        if held:
+            break
+        page.wait_for_timeout(100)
+    assert held, "the page did not poll"
+    common = {
+        "workspace": "acme",
+        "actor": {"type": "visitor", "sub": "u-ada", "email": "ada@example.com"},
+        "action": "stripe.cancel_my_subscription",
+        "connector": "stripe",
+        "request_id": "req_LATEBROWSER1",
+    }
+    with Session(Home(day.s.home)) as app:
+        unknown = app.audit(
+            "action.run", outcome="unknown", reason="interrupted", detail={"pending_id": 99}, **common
+        )["seq"]
+        late = app.audit(
+            "action.outcome_late",
+            outcome="ok",
+            detail={"pending_id": 99, "resolves": {"seq": unknown, "outcome": "unknown"}},
+            **common,
+        )["seq"]
+    held[0].continue_()
+    page.unroute("**/api/records?*")
+    rows = page.locator("#timeline tbody tr.new")
+    late_row = rows.filter(has=page.locator(f'td:first-child a[href="/records/{late}"]'))
+    late_row.wait_for()
+    unknown_row = rows.filter(has=page.locator(f'td:first-child a[href="/records/{unknown}"]'))
+    reason = unknown_row.locator("td:nth-child(8)")
+    assert reason.inner_text() == f"interrupted (late: ok #{late})"
+    assert reason.locator("a").get_attribute("href") == f"/records/{late}"
+    reason = late_row.locator("td:nth-child(8)")
+    assert reason.inner_text() == f"(resolves #{unknown}, was unknown)"
+    assert reason.locator("a").get_attribute("href") == f"/records/{unknown}"
+    shot(page, "live-late-outcome")
+    reason.locator("a").click()
+    page.wait_for_url(f"**/records/{unknown}")
+    assert page.locator("dl.fields").get_by_text(f"ok, record {late}").is_visible()
+
+
 def test_zz_a_broken_chain_names_its_first_bad_record(page, day):
     """Last (it breaks the log): an attacker without the key edits record 9 in place; the next record moves
     the head, and the timeline's status says where the chain breaks, with a link to that record."""

@@ -93,8 +93,15 @@ def visible(value: Any) -> str:
     return escape(value if isinstance(value, str) else str(value))
 
 
+def _mark(found: dict[str, Any] | None) -> dict[str, Any] | None:
+    """A late resolution's other record, as a row links to it: {seq, outcome}."""
+    return {"seq": found["seq"], "outcome": visible(found["outcome"])} if found is not None else None
+
+
 def row(rec: dict[str, Any]) -> dict[str, Any]:
-    """One timeline row: display strings (the page's table and the live updates use this same shape)."""
+    """One timeline row: display strings (the page's table and the live updates use this same shape).
+    `late` / `resolves`: on a record `AuditReader.annotated` marked, the other record of the resolution
+    (shown after the reason, as `botctl audit` shows it: `(late: ok #SEQ)`, `(resolves #SEQ, was unknown)`)."""
     return {
         "seq": rec["seq"],
         "time": visible(rec.get("ts", "")[:23].replace("T", " ")),
@@ -106,6 +113,8 @@ def row(rec: dict[str, Any]) -> dict[str, Any]:
         "reason": visible(rec.get("reason")),
         "request_id": visible(rec.get("request_id")),
         "request_id_raw": rec.get("request_id") if isinstance(rec.get("request_id"), str) else "",
+        "late": _mark(rec.get("resolved_late")),
+        "resolves": _mark(rec.get("resolves")),
     }
 
 
@@ -117,6 +126,7 @@ def timeline(home: Home, q: Query) -> tuple[list[dict[str, Any]], int]:
         if q.error is not None:
             return [], head
         records = reader.latest(q.filters, q.limit, with_late=True, up_to=head)  # `newer` goes on after head
+        records = reader.annotated(records)  # reads only the late records after the oldest unknown: few
     finally:
         reader.close()
     return [row(r) for r in reversed(records)], head
@@ -124,7 +134,8 @@ def timeline(home: Home, q: Query) -> tuple[list[dict[str, Any]], int]:
 
 def newer(home: Home, q: Query, after: int) -> tuple[list[dict[str, Any]], int]:
     """Matching records above `after` (oldest first), and the seq the next poll should start after: the
-    head when everything up to it was read, else the last record returned."""
+    head when everything up to it was read, else the last record returned. A row already shown is not
+    updated: when an unknown's late record arrives, its own row says which record it resolves."""
     reader = audit.AuditReader(home)
     try:
         head = reader.head_seq()
@@ -133,6 +144,7 @@ def newer(home: Home, q: Query, after: int) -> tuple[list[dict[str, Any]], int]:
         found = [
             r for r in reader.after(after, q.filters, limit=LIVE_BATCH, with_late=True) if r["seq"] <= head
         ]
+        found = reader.annotated(found)
     finally:
         reader.close()
     nxt = found[-1]["seq"] if len(found) == LIVE_BATCH else head

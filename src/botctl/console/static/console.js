@@ -51,7 +51,23 @@
   var table = document.getElementById("timeline");
   var toggle = document.getElementById("live-toggle");
   var status = document.getElementById("live-status");
-  var CELLS = ["time", "workspace", "actor", "event", "action", "outcome", "reason"];
+  var CELLS = ["time", "workspace", "actor", "event", "action", "outcome"];
+  /* The reason, and after it a late resolution's other record as a link (as `botctl audit` shows it). */
+  function reasonCell(r) {
+    var td = el("td", r.reason || "");
+    var mark = null;
+    if (r.late) {
+      mark = el("a", "(late: " + r.late.outcome + " #" + Number(r.late.seq) + ")");
+      mark.href = "/records/" + Number(r.late.seq);
+      mark.title = "Its real outcome, recorded late";
+    } else if (r.resolves) {
+      mark = el("a", "(resolves #" + Number(r.resolves.seq) + ", was " + r.resolves.outcome + ")");
+      mark.href = "/records/" + Number(r.resolves.seq);
+      mark.title = "The record it resolves";
+    }
+    if (mark) td.append(r.reason ? " " : "", mark);
+    return td;
+  }
   function rowFor(r) {
     var tr = el("tr", null, "outcome-" + r.outcome + " new");
     var td = el("td");
@@ -61,6 +77,7 @@
     td.append(a);
     tr.append(td);
     CELLS.forEach(function (k) { tr.append(el("td", r[k])); });
+    tr.append(reasonCell(r));
     var rid = el("td");
     if (r.request_id_raw) {
       var params = new URLSearchParams(table.dataset.query);
