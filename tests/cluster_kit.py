@@ -1,9 +1,11 @@
-"""What the cluster tests share (test_cluster, test_cluster_chaos, test_cluster_fence): botctl run as a
-command, SQL on the shared PostgreSQL database, nodes joined to it and started, waiting for a condition."""
+"""What the tests share: botctl run as a command (`sh`), a free port, SQL on a PostgreSQL database; and for
+the cluster tests (test_cluster, test_cluster_chaos, test_cluster_fence): nodes joined to the shared database
+and started, waiting for a condition."""
 
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -12,19 +14,25 @@ from pathlib import Path
 import httpx
 import psycopg
 
-from test_daemon import free_port
-
 WS = "acme"
 
 
-def sh(env: dict, *args: str, input: str | None = None, check: bool = True):
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def sh(env: dict, *args: str, input: str | None = None, check: bool = True, timeout: float = 90):
+    """`python -m botctl *args` with `env` (and `input` on stdin), output captured as text; with `check`,
+    an AssertionError naming the command and its stderr when it exits non-zero."""
     proc = subprocess.run(
         [sys.executable, "-m", "botctl", *args],
         env=env,
         input=input,
         capture_output=True,
         text=True,
-        timeout=90,
+        timeout=timeout,
     )
     if check and proc.returncode != 0:
         raise AssertionError(f"botctl {args} failed ({proc.returncode}): {proc.stderr}")

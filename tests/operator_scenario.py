@@ -9,7 +9,6 @@ from __future__ import annotations
 import base64
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -21,12 +20,7 @@ import httpx
 import jwt
 
 from botctl import crypto
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from cluster_kit import free_port
 
 
 def botctl(*args: str, env: dict[str, str], input: str | None = None, check: bool = True):

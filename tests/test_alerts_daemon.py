@@ -16,8 +16,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 import sqlite_utils
 
+from cluster_kit import free_port, sh
 from test_audit_sinks import _Hook
-from test_daemon import _setup_home, free_port, sh
+from test_daemon import _setup_home
 
 pytestmark = pytest.mark.slow
 SECRET = "alert-secret-for-the-daemon-test"
@@ -79,11 +80,11 @@ def test_daemon_ships_and_alerts(sandbox_server, tmp_path, monkeypatch):
     d = _setup_home(tmp_path, sandbox_server, port=free_port())
     try:
         sink = tmp_path / "offsite.ndjson"
-        sh("audit", "sink", "add", "file", str(sink), env=d.env)
-        sh("alert", "add", rx.url, "--secret-env", "BOTCTL_ALERT_SECRET", env=d.env)
+        sh(d.env, "audit", "sink", "add", "file", str(sink))
+        sh(d.env, "alert", "add", rx.url, "--secret-env", "BOTCTL_ALERT_SECRET")
         collector = _Hook(SECRET.encode())  # a webhook sink that is down at first
         collector.up = False
-        sh("audit", "sink", "add", "webhook", collector.url, "--secret-env", "BOTCTL_ALERT_SECRET", env=d.env)
+        sh(d.env, "audit", "sink", "add", "webhook", collector.url, "--secret-env", "BOTCTL_ALERT_SECRET")
 
         # 1. Records reach the sink as they are committed: no flush, the provider's shipper.
         r = d.act("zendesk.list_my_tickets", token=d.token())
@@ -101,7 +102,7 @@ def test_daemon_ships_and_alerts(sandbox_server, tmp_path, monkeypatch):
 
         # 1b. The webhook sink was down: the provider retried with backoff, kept the backlog (reported), and
         # delivers all of it, in order, once the collector is up: no flush, no lost or repeated record.
-        st = json.loads(sh("daemon", "status", "--json", env=d.env).stdout)
+        st = json.loads(sh(d.env, "daemon", "status", "--json").stdout)
         down = [s for s in st["audit_sinks"] if s["kind"] == "webhook"][0]
         assert down["delivered_seq"] == 0 and down["backlog"] >= rec["seq"] and down["failures"] >= 1
         collector.up = True
@@ -127,7 +128,7 @@ def test_daemon_ships_and_alerts(sandbox_server, tmp_path, monkeypatch):
         assert alert["data"]["reconnect"] == "botctl connect zendesk -w acme" and alert["id"].startswith(
             "alt_"
         )
-        st = json.loads(sh("daemon", "status", "--json", env=d.env).stdout)
+        st = json.loads(sh(d.env, "daemon", "status", "--json").stdout)
         assert {"workspace": "acme", "connector": "zendesk"}.items() <= st["connections_needing_reauth"][
             0
         ].items()
@@ -137,7 +138,7 @@ def test_daemon_ships_and_alerts(sandbox_server, tmp_path, monkeypatch):
         os.kill(pid, signal.SIGKILL)
         alert = rx.wait_for("provider.restarted", timeout=30)
         assert alert["data"]["restarts"] >= 1 and alert["data"]["exit_code"] == -signal.SIGKILL
-        st = json.loads(sh("daemon", "status", "--json", env=d.env).stdout)
+        st = json.loads(sh(d.env, "daemon", "status", "--json").stdout)
         assert [e["type"] for e in st["recent_alerts"]] == ["provider.restarted"]
 
         # 4. An old record is edited under an intact head: every write's head check passes, so only the
@@ -150,7 +151,7 @@ def test_daemon_ships_and_alerts(sandbox_server, tmp_path, monkeypatch):
         db.conn.commit()
         alert = rx.wait_for("audit.chain_broken")
         assert alert["data"]["kind"] == "verify_failed" and alert["data"]["first_bad_seq"] == 3
-        st = json.loads(sh("daemon", "status", "--json", env=d.env).stdout)
+        st = json.loads(sh(d.env, "daemon", "status", "--json").stdout)
         assert (
             st["audit_chain"]["last_verify"]["ok"] is False
             and st["audit_chain"]["last_verify"]["first_bad_seq"] == 3
@@ -165,7 +166,7 @@ def test_daemon_ships_and_alerts(sandbox_server, tmp_path, monkeypatch):
         alert = [a for a in rx.alerts if a["data"].get("kind") == "truncated"][0]
         assert alert["data"]["checkpoint_seq"] == head
         assert d.act("shopify.list_my_orders", token=d.token()).status_code == 503
-        st = json.loads(sh("daemon", "status", "--json", env=d.env).stdout)
+        st = json.loads(sh(d.env, "daemon", "status", "--json").stdout)
         assert st["audit_chain"]["chain"] == "broken" and st["audit_sinks"][0]["name"] == "file-1"
         assert st["alert_webhooks"][0]["failures"] == 0
         assert rx.bad == 0
@@ -173,6 +174,6 @@ def test_daemon_ships_and_alerts(sandbox_server, tmp_path, monkeypatch):
         kinds = [a["data"]["kind"] for a in rx.alerts if a["type"] == "audit.chain_broken"]
         assert kinds == ["verify_failed", "truncated"]  # once per break
     finally:
-        sh("daemon", "stop", env=d.env, check=False)
+        sh(d.env, "daemon", "stop", check=False)
         rx.server.shutdown()
         sandbox_server.reset()

@@ -25,7 +25,8 @@ import httpx
 import pytest
 
 from botctl.demo import oauth_connect_via_sandbox
-from test_daemon import Daemon, _setup_home, free_port, sh
+from cluster_kit import free_port, sh
+from test_daemon import Daemon, _setup_home
 
 pytestmark = pytest.mark.slow
 
@@ -104,7 +105,7 @@ def d(sandbox_server, tmp_path_factory):
     oauth_connect_via_sandbox(dm.env, sandbox_server.url, "hubspot", "acme")
     print(f"\ncrash suite seed {SEED} (replay: BOTCTL_CRASH_SEED={SEED})")
     yield dm
-    sh("daemon", "stop", env=dm.env, check=False)
+    sh(dm.env, "daemon", "stop", check=False)
     sandbox_server.reset()
 
 
@@ -327,8 +328,8 @@ def test_kill_9_under_steady_load(d, sandbox_server, target):
 
 
 def test_after_the_storms_credentials_intact_and_audit_verifies(d, sandbox_server):
-    assert sh("audit", "verify", env=d.env).returncode == 0
-    conns = json.loads(sh("connections", "list", "-w", "acme", "--json", env=d.env).stdout)
+    assert sh(d.env, "audit", "verify").returncode == 0
+    conns = json.loads(sh(d.env, "connections", "list", "-w", "acme", "--json").stdout)
     assert {c["connector"] for c in conns} == {"shopify", "zendesk", "stripe", "calendly", "hubspot"}
     assert all(c["status"] == "active" and c["refresh_state"] is None for c in conns), conns
     tok = d.token()
@@ -336,7 +337,7 @@ def test_after_the_storms_credentials_intact_and_audit_verifies(d, sandbox_serve
         params = {"subject": "after the storm", "description": "still works"} if action == WRITE else {}
         r = d.act(action, params, token=tok)
         assert r.status_code == 200, (action, r.text)
-    st = json.loads(sh("daemon", "status", "--json", env=d.env).stdout)
+    st = json.loads(sh(d.env, "daemon", "status", "--json").stdout)
     assert (
         st["provider"]["reachable"]
         and st["provider"]["restarts"] >= KILLS
@@ -477,12 +478,11 @@ def test_refresh_answer_lost_after_rotation_then_killed_ends_needs_reauth(d, san
     assert r.status_code == 409 and r.json()["error"]["code"] == "needs_reauth"
     assert sandbox_server.stats()["token_grant_errors"]["hubspot"]["invalid_grant"] == grants + 1
     conns = {
-        c["connector"]: c
-        for c in json.loads(sh("connections", "list", "-w", "acme", "--json", env=d.env).stdout)
+        c["connector"]: c for c in json.loads(sh(d.env, "connections", "list", "-w", "acme", "--json").stdout)
     }
     assert conns["hubspot"]["status"] == "needs_reauth"
     assert all(c["status"] == "active" for name, c in conns.items() if name != "hubspot")
-    assert sh("audit", "verify", env=d.env).returncode == 0
+    assert sh(d.env, "audit", "verify").returncode == 0
     for target, storm in STORMS.items():
         print(f"summary {target}: {storm.summary()}")
 
@@ -534,8 +534,8 @@ def test_write_killed_at_the_vendor_is_recorded_unknown(d, sandbox_server):
         and rec["detail"]["pending_id"] == started[0]["detail"]["pending_id"]
     )
     assert _pending(d) == []
-    assert sh("audit", "--outcome", "unknown", "--json", env=d.env).stdout.count(rid) == 1
-    assert sh("audit", "verify", env=d.env).returncode == 0
+    assert sh(d.env, "audit", "--outcome", "unknown", "--json").stdout.count(rid) == 1
+    assert sh(d.env, "audit", "verify").returncode == 0
 
 
 # -- the same storm with the home's tables in PostgreSQL --------------------------------------------------
@@ -560,7 +560,7 @@ def d_pg(sandbox_server, tmp_path_factory, pg_database):
             assert not (dm.home / "vault.db").exists()
             yield dm
         finally:
-            sh("daemon", "stop", env=dm.env, check=False)
+            sh(dm.env, "daemon", "stop", check=False)
             sandbox_server.reset()
 
 
@@ -575,8 +575,8 @@ def test_kill_9_provider_under_steady_load_on_postgresql(d_pg, sandbox_server):
     assert storm.kills >= KILLS and d_pg.state()["provider"]["restarts"] - before >= KILLS
     writes = _check_storm(d_pg, storm, sandbox_server)
     print(f"  writes on PostgreSQL ({WRITE}): {writes}")
-    assert sh("audit", "verify", env=d_pg.env).returncode == 0
-    conns = json.loads(sh("connections", "list", "-w", "acme", "--json", env=d_pg.env).stdout)
+    assert sh(d_pg.env, "audit", "verify").returncode == 0
+    conns = json.loads(sh(d_pg.env, "connections", "list", "-w", "acme", "--json").stdout)
     assert {c["connector"] for c in conns} == {"shopify", "zendesk", "stripe", "calendly", "hubspot"}
     assert all(c["status"] == "active" for c in conns), conns
     r = d_pg.act(READS[1], {}, token=d_pg.token())

@@ -6,9 +6,6 @@ import json
 import os
 import re
 import signal
-import socket
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -17,29 +14,10 @@ import jwt
 import pytest
 
 from botctl import crypto
+from cluster_kit import free_port, sh
 
 pytestmark = pytest.mark.slow
 SITE_ORIGIN = "http://127.0.0.1:3999"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def sh(*args, env, input=None, check=True):
-    proc = subprocess.run(
-        [sys.executable, "-m", "botctl", *args],
-        env=env,
-        input=input,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    if check and proc.returncode != 0:
-        raise AssertionError(f"botctl {args} failed ({proc.returncode}): {proc.stderr}")
-    return proc
 
 
 class Daemon:
@@ -83,7 +61,7 @@ class Daemon:
         )
 
     def audit(self):
-        out = sh("audit", "--json", "-n", "100000", env=self.env).stdout
+        out = sh(self.env, "audit", "--json", "-n", "100000").stdout
         return [json.loads(x) for x in out.splitlines() if x.strip()]
 
     def state(self):
@@ -98,12 +76,13 @@ def _setup_home(tmp: Path, sandbox, *, port: int, daemon_args: tuple[str, ...] =
         "BOTCTL_NO_KEYRING": "1",
         "BOTCTL_MASTER_KEY": base64.b64encode(crypto.new_key()).decode(),
     }
-    sh("workspace", "create", "acme", "--plan", "pro", "--origin", SITE_ORIGIN, env=env)
-    sh("workspace", "create", "other", "--plan", "pro", env=env)
-    sh("workspace", "create", "freebie", "--plan", "free", env=env)
+    sh(env, "workspace", "create", "acme", "--plan", "pro", "--origin", SITE_ORIGIN)
+    sh(env, "workspace", "create", "other", "--plan", "pro")
+    sh(env, "workspace", "create", "freebie", "--plan", "free")
     creds = sandbox.credentials()
     for name, extra in (("shopify", ["--shop", "acme"]), ("zendesk", ["--subdomain", "acme"])):
         sh(
+            env,
             "connect",
             name,
             "-w",
@@ -112,10 +91,10 @@ def _setup_home(tmp: Path, sandbox, *, port: int, daemon_args: tuple[str, ...] =
             sandbox.url,
             *extra,
             "--access-token-stdin",
-            env=env,
             input=creds[name]["access_token"] + "\n",
         )
     sh(
+        env,
         "connect",
         "stripe",
         "-w",
@@ -123,10 +102,10 @@ def _setup_home(tmp: Path, sandbox, *, port: int, daemon_args: tuple[str, ...] =
         "--sandbox",
         sandbox.url,
         "--api-key-stdin",
-        env=env,
         input=creds["stripe"]["api_key"] + "\n",
     )
     sh(
+        env,
         "connect",
         "stripe",
         "-w",
@@ -134,13 +113,12 @@ def _setup_home(tmp: Path, sandbox, *, port: int, daemon_args: tuple[str, ...] =
         "--sandbox",
         sandbox.url,
         "--api-key-stdin",
-        env=env,
         input=creds["stripe"]["api_key"] + "\n",
     )
-    rot = json.loads(sh("identity", "rotate", "-w", "acme", "--json", env=env).stdout)
-    sh("identity", "rotate", "-w", "other", env=env)
+    rot = json.loads(sh(env, "identity", "rotate", "-w", "acme", "--json").stdout)
+    sh(env, "identity", "rotate", "-w", "other")
     metrics_port = free_port()
-    sh("daemon", "start", "--port", str(port), "--metrics-port", str(metrics_port), *daemon_args, env=env)
+    sh(env, "daemon", "start", "--port", str(port), "--metrics-port", str(metrics_port), *daemon_args)
     return Daemon(home, env, port, rot["secret"], rot["kid"], sandbox, metrics_port)
 
 
@@ -149,7 +127,7 @@ def d(sandbox_server, tmp_path_factory):
     sandbox_server.reset()
     dm = _setup_home(tmp_path_factory.mktemp("daemon"), sandbox_server, port=free_port())
     yield dm
-    sh("daemon", "stop", env=dm.env, check=False)
+    sh(dm.env, "daemon", "stop", check=False)
 
 
 def test_verified_visitor_sees_only_own_data_across_connectors(d):
@@ -424,17 +402,17 @@ def test_edge_holds_nothing_secret(d):
 
 
 def test_status_and_audit_verify(d):
-    st = json.loads(sh("daemon", "status", "--json", env=d.env).stdout)
+    st = json.loads(sh(d.env, "daemon", "status", "--json").stdout)
     assert st["running"] and st["provider"]["reachable"] and st["edge"]["pid"] == d.state()["edge"]["pid"]
-    assert sh("audit", "verify", env=d.env).returncode == 0
+    assert sh(d.env, "audit", "verify").returncode == 0
 
 
 def test_start_is_idempotent_and_port_taken(d, tmp_path):
-    r = sh("daemon", "start", "--port", str(d.port), "--json", env=d.env)
+    r = sh(d.env, "daemon", "start", "--port", str(d.port), "--json")
     assert json.loads(r.stdout)["already_running"] is True
     other = {**d.env, "BOTCTL_HOME": str(tmp_path / "h2")}
-    sh("workspace", "create", "x1", env=other)
-    r = sh("daemon", "start", "--port", str(d.port), env=other, check=False)
+    sh(other, "workspace", "create", "x1")
+    r = sh(other, "daemon", "start", "--port", str(d.port), check=False)
     assert r.returncode == 4 and "already in use" in r.stderr and "Traceback" not in r.stderr
 
 
@@ -459,7 +437,7 @@ def test_supervisor_restarts_crashed_children(d):
             pass
         time.sleep(0.1)
     assert d.act("shopify.list_my_orders", token=d.token()).status_code == 200
-    st = json.loads(sh("daemon", "status", "--json", env=d.env).stdout)
+    st = json.loads(sh(d.env, "daemon", "status", "--json").stdout)
     assert st["edge"]["restarts"] >= 1 and st["provider"]["restarts"] >= 1
     del st
 
@@ -486,13 +464,13 @@ def test_stop_during_load_loses_no_acknowledged_record(sandbox_server, tmp_path)
     with concurrent.futures.ThreadPoolExecutor(8) as pool:
         futures = [pool.submit(hit, i) for i in range(200)]
         time.sleep(0.5)
-        stop = sh("daemon", "stop", env=dm.env)
+        stop = sh(dm.env, "daemon", "stop")
         concurrent.futures.wait(futures)
     assert "stopped" in stop.stderr
     assert acked, "some requests should have completed before the stop"
     recorded = {r["request_id"] for r in dm.audit() if r["event"] == "action.run" and r["outcome"] == "ok"}
     assert set(acked) <= recorded
-    assert sh("audit", "verify", env=dm.env).returncode == 0
+    assert sh(dm.env, "audit", "verify").returncode == 0
     assert not (dm.home / "run" / "supervisor.pid").exists()
 
 
@@ -508,6 +486,7 @@ def test_es256_site_key(d, tmp_path):
         )
     )
     sh(
+        d.env,
         "identity",
         "add-key",
         "-w",
@@ -518,7 +497,6 @@ def test_es256_site_key(d, tmp_path):
         "ES256",
         "--kid",
         "site-es256",
-        env=d.env,
     )
     now = int(time.time())
     claims = {"sub": "u-ada", "email": "ada@example.com", "aud": "acme", "iat": now, "exp": now + 300}
@@ -528,10 +506,10 @@ def test_es256_site_key(d, tmp_path):
     # The same key id with HS256 (key confusion) is refused.
     bad = jwt.encode(claims, "k" * 43, algorithm="HS256", headers={"kid": "site-es256"})
     assert d.act("shopify.list_my_orders", token=bad).json()["error"]["code"] == "invalid_identity"
-    listed = json.loads(sh("identity", "list", "-w", "acme", "--json", env=d.env).stdout)
+    listed = json.loads(sh(d.env, "identity", "list", "-w", "acme", "--json").stdout)
     assert {"site-es256", d.kid} <= {k["kid"] for k in listed["keys"]}
     assert "secret" not in json.dumps(listed).replace('"kind": "secret"', "")
-    sh("identity", "remove", "site-es256", "-w", "acme", env=d.env)
+    sh(d.env, "identity", "remove", "site-es256", "-w", "acme")
     assert d.act("shopify.list_my_orders", token=tok).json()["error"]["code"] == "invalid_identity"
 
 
@@ -542,7 +520,7 @@ def _answers_counted(d) -> float:
 
 def test_chat_grounded_and_unknown(d):
     corpus = Path(__file__).parent / "data" / "knowledge"
-    sh("knowledge", "add", "-w", "acme", str(corpus), env=d.env)
+    sh(d.env, "knowledge", "add", "-w", "acme", str(corpus))
     counted = _answers_counted(d)
     r = d.http.post("/v1/workspaces/acme/chat", json={"message": "How long does standard shipping take?"})
     assert r.status_code == 200, r.text

@@ -7,8 +7,6 @@ import base64
 import json
 import os
 import socket
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -18,7 +16,7 @@ import jwt
 import pytest
 
 from botctl import crypto
-from test_daemon import free_port
+from cluster_kit import free_port, sh
 
 pytestmark = pytest.mark.slow
 
@@ -81,20 +79,6 @@ class Relay:
                 except OSError:
                     pass
             self._socks.clear()
-
-
-def sh(env, *args, input=None, check=True):
-    p = subprocess.run(
-        [sys.executable, "-m", "botctl", *args],
-        env=env,
-        input=input,
-        capture_output=True,
-        text=True,
-        timeout=90,
-    )
-    if check and p.returncode != 0:
-        raise AssertionError(f"botctl {args}: {p.stderr}")
-    return p
 
 
 def test_actions_fail_closed_while_postgresql_is_unreachable(pg_url, sandbox, tmp_path):

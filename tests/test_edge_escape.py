@@ -22,7 +22,6 @@ import json
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -34,18 +33,13 @@ import pytest
 from botctl import masterkey
 from botctl.crypto import new_key
 from botctld.confine import landlock_abi
+from cluster_kit import free_port
 
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parent.parent
 PROBE = REPO / "tests" / "escape_probe.py"
 TESTER = "botctl-escape-test"
 IS_ROOT = os.geteuid() == 0
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def ensure_user(name: str) -> tuple[int, int]:

@@ -27,7 +27,8 @@ import pytest
 
 from botctl.cluster import pki
 from botctld.confine import landlock_abi
-from test_daemon import _setup_home, free_port, sh
+from cluster_kit import free_port, sh
+from test_daemon import _setup_home
 from test_secrets_demo import _forms, _walk
 
 pytestmark = pytest.mark.slow
@@ -89,28 +90,28 @@ def cluster(sandbox_server, tmp_path_factory):
     sandbox_server.reset()
     tmp = tmp_path_factory.mktemp("edgehost")
     dm = _setup_home(tmp, sandbox_server, port=free_port())
-    sh("daemon", "stop", env=dm.env)
-    sh("cluster", "ca", "init", env=dm.env)
-    sh("cluster", "cert", "issue", "provider", env=dm.env)
+    sh(dm.env, "daemon", "stop")
+    sh(dm.env, "cluster", "ca", "init")
+    sh(dm.env, "cluster", "cert", "issue", "provider")
     edge_host = tmp / "edge-host"  # what is copied to the edge's machine, and nothing else
-    sh("cluster", "cert", "issue", "edge-1", "--out", str(edge_host), env=dm.env)
+    sh(dm.env, "cluster", "cert", "issue", "edge-1", "--out", str(edge_host))
     shutil.copy(dm.home / "cluster" / "ca.crt", edge_host / "ca.crt")
     dm.provider_port = free_port()
     sh(
+        dm.env,
         "daemon",
         "start",
         "--port",
         str(dm.port),
         "--provider-listen",
         f"127.0.0.1:{dm.provider_port}",
-        env=dm.env,
     )
     dm.edge_host = edge_host
     edge = RemoteEdge(edge_host, dm.provider_port)
     dm.edge = edge
     yield dm
     edge.stop()
-    sh("daemon", "stop", env=dm.env, check=False)
+    sh(dm.env, "daemon", "stop", check=False)
 
 
 def _tls_ask(port: int, cert: Path | None, key: Path | None, ca: Path) -> bytes | str:
@@ -141,11 +142,11 @@ def _visitor_action(dm, http: httpx.Client) -> httpx.Response:
 
 
 def test_status_names_the_mutual_tls_listener(cluster):
-    st = json.loads(sh("daemon", "status", "--json", env=cluster.env).stdout)
+    st = json.loads(sh(cluster.env, "daemon", "status", "--json").stdout)
     assert st["provider"]["listen_tls"] == f"127.0.0.1:{cluster.provider_port}"
     assert (
         f"https://127.0.0.1:{cluster.provider_port} (mutual TLS)"
-        in sh("daemon", "status", env=cluster.env).stderr + sh("daemon", "status", env=cluster.env).stdout
+        in sh(cluster.env, "daemon", "status").stderr + sh(cluster.env, "daemon", "status").stdout
     )
 
 
@@ -175,8 +176,8 @@ def test_the_provider_answers_only_an_allowed_client_certificate(cluster, tmp_pa
         other / "cluster" / "certs" / "edge-1.crt",
         other / "cluster" / "certs" / "edge-1.key",
     )
-    sh("cluster", "cert", "issue", "edge-2", env=cluster.env)
-    sh("cluster", "cert", "revoke", "edge-2", env=cluster.env)
+    sh(cluster.env, "cluster", "cert", "issue", "edge-2")
+    sh(cluster.env, "cluster", "cert", "revoke", "edge-2")
     certs = cluster.home / "cluster" / "certs"
     refused["revoked"] = (certs / "edge-2.crt", certs / "edge-2.key")
     past = dt.datetime.now(dt.UTC) - dt.timedelta(days=10)
@@ -194,11 +195,11 @@ def test_the_provider_answers_only_an_allowed_client_certificate(cluster, tmp_pa
 def test_a_revoked_edge_serves_nothing(cluster):
     """Revoked while running: its kept-alive connection to the provider is cut at the next request, and
     every new one is refused; the visitor gets provider_unavailable, the provider acts on nothing."""
-    sh("cluster", "cert", "issue", "edge-3", "--out", str(cluster.edge_host), env=cluster.env)
+    sh(cluster.env, "cluster", "cert", "issue", "edge-3", "--out", str(cluster.edge_host))
     edge = RemoteEdge(cluster.edge_host, cluster.provider_port, name="edge-3")
     try:
         assert _visitor_action(cluster, edge.http).status_code == 200  # the edge now holds an idle connection
-        sh("cluster", "cert", "revoke", "edge-3", env=cluster.env)
+        sh(cluster.env, "cluster", "cert", "revoke", "edge-3")
         before = len(cluster.audit())
         for _ in range(2):
             r = _visitor_action(cluster, edge.http)

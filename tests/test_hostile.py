@@ -19,7 +19,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from test_daemon import SITE_ORIGIN, _setup_home, free_port, sh
+from cluster_kit import free_port, sh
+from test_daemon import SITE_ORIGIN, _setup_home
 
 pytestmark = pytest.mark.slow
 
@@ -75,6 +76,7 @@ def d(sandbox_server, tmp_path_factory):
     env = dm.env
     # An anonymous action (calendly.available_times), so that a token quietly downgraded would show as a 200.
     sh(
+        env,
         "connect",
         "calendly",
         "-w",
@@ -82,7 +84,6 @@ def d(sandbox_server, tmp_path_factory):
         "--sandbox",
         sandbox_server.url,
         "--access-token-stdin",
-        env=env,
         input=sandbox_server.credentials()["calendly"]["access_token"] + "\n",
     )
     # Site public keys beside the HS256 secret: RS256 (key confusion with the PEM as HMAC secret) and ES256.
@@ -97,6 +98,7 @@ def d(sandbox_server, tmp_path_factory):
     for kid, alg, pem in ((RSA_KID, "RS256", dm.rsa_pem), (EC_KID, "ES256", dm.ec_pem)):
         (tmp / f"{kid}.pem").write_bytes(pem)
         sh(
+            env,
             "identity",
             "add-key",
             "-w",
@@ -107,12 +109,11 @@ def d(sandbox_server, tmp_path_factory):
             alg,
             "--kid",
             kid,
-            env=env,
         )
-    sh("workspace", "set-identity", "acme", "--issuer", ISSUER, env=env)
-    other = json.loads(sh("identity", "rotate", "-w", "other", "--json", env=env).stdout)
+    sh(env, "workspace", "set-identity", "acme", "--issuer", ISSUER)
+    other = json.loads(sh(env, "identity", "rotate", "-w", "other", "--json").stdout)
     dm.other_secret, dm.other_kid = other["secret"], other["kid"]
-    sh("knowledge", "add", "-w", "acme", str(Path(__file__).parent / "data" / "knowledge"), env=env)
+    sh(env, "knowledge", "add", "-w", "acme", str(Path(__file__).parent / "data" / "knowledge"))
     dm.audit_db = dm.home / "audit.db"
     # Warm up every path once (lazy imports, connection pools, caches), then take the memory baseline.
     assert dm.act(ANON_ACTION).status_code == 200
@@ -130,7 +131,7 @@ def d(sandbox_server, tmp_path_factory):
         assert dm.http.get(path).status_code == 200
     dm.baseline = _memory(dm)
     yield dm
-    sh("daemon", "stop", env=env, check=False)
+    sh(env, "daemon", "stop", check=False)
 
 
 def _records(d, rid: str) -> list[dict]:
@@ -892,7 +893,7 @@ def test_schemathesis_total(d):
     assert FUZZ_STATUSES["runAction 200"] > 0 and FUZZ_STATUSES["runAction 401"] > 0, FUZZ_STATUSES
     assert FUZZ_STATUSES["chat 200"] > 0 and FUZZ_STATUSES["chat 401"] > 0, FUZZ_STATUSES
     assert FUZZ_STATUSES["mcp 200"] > 0 and FUZZ_STATUSES["mcp 401"] > 0, FUZZ_STATUSES
-    assert sh("audit", "verify", env=d.env).returncode == 0
+    assert sh(d.env, "audit", "verify").returncode == 0
 
 
 # -- raw HTTP abuse ---------------------------------------------------------------------------------
@@ -1265,8 +1266,8 @@ def test_rate_limits_answer_429_with_the_documented_body(d, schema):
         status_code_conformance,
     )
 
-    sh("daemon", "stop", env=d.env)
-    sh("daemon", "start", "--port", str(d.port), env=d.env)  # default limits: 20/s per IP, 5/s per visitor
+    sh(d.env, "daemon", "stop")
+    sh(d.env, "daemon", "start", "--port", str(d.port))  # default limits: 20/s per IP, 5/s per visitor
     deadline = time.monotonic() + 15
     while httpx.get(f"{d.url}/readyz", timeout=5).status_code != 200 and time.monotonic() < deadline:
         time.sleep(0.1)

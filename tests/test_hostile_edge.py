@@ -14,7 +14,8 @@ import time
 import pytest
 
 from botctld.clientip import ClientAddress
-from test_daemon import SITE_ORIGIN, _setup_home, free_port, sh
+from cluster_kit import free_port, sh
+from test_daemon import SITE_ORIGIN, _setup_home
 
 pytestmark = pytest.mark.slow
 
@@ -30,6 +31,7 @@ def d(sandbox_server, tmp_path_factory):
     )
     creds = sandbox_server.credentials()
     sh(
+        dm.env,
         "connect",
         "calendly",
         "-w",
@@ -37,11 +39,10 @@ def d(sandbox_server, tmp_path_factory):
         "--sandbox",
         sandbox_server.url,
         "--access-token-stdin",
-        env=dm.env,
         input=creds["calendly"]["access_token"] + "\n",
     )
     yield dm
-    sh("daemon", "stop", env=dm.env, check=False)
+    sh(dm.env, "daemon", "stop", check=False)
 
 
 def records_for(d, request_id: str) -> list[dict]:
@@ -97,7 +98,7 @@ def test_the_ip_bucket_comes_before_any_other_work(sandbox, tmp_path):
         assert dm.http.get("/healthz").status_code == 200  # probes are never limited
         assert 'code="429"' in dm.metrics()
     finally:
-        sh("daemon", "stop", env=dm.env, check=False)
+        sh(dm.env, "daemon", "stop", check=False)
 
 
 def test_behind_one_proxy_the_audit_names_the_visitor_not_the_proxy_nor_a_forged_entry(d):
@@ -126,15 +127,15 @@ def test_client_address_resolution(hops, cidrs, peer, xff, expected):
 
 def test_daemon_refuses_a_bad_proxy_network(d, tmp_path):
     env = {**d.env, "BOTCTL_HOME": str(tmp_path / "h")}
-    sh("workspace", "create", "x1", env=env)
+    sh(env, "workspace", "create", "x1")
     r = sh(
+        env,
         "daemon",
         "start",
         "--port",
         str(free_port()),
         "--trust-proxy-cidr",
         "10.0.0.0/33",
-        env=env,
         check=False,
     )
     assert r.returncode != 0 and "--trust-proxy-cidr" in r.stderr and "Traceback" not in r.stderr

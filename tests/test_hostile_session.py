@@ -80,7 +80,8 @@ def test_a_webhook_answering_with_an_endless_body_is_not_read(monkeypatch):
 
 @pytest.fixture(scope="module")
 def d(sandbox_server, tmp_path_factory):
-    from test_daemon import _setup_home, free_port, sh
+    from cluster_kit import free_port, sh
+    from test_daemon import _setup_home
     from test_mcp import _connect
 
     sandbox_server.reset()
@@ -91,11 +92,11 @@ def d(sandbox_server, tmp_path_factory):
         daemon_args=("--ip-rate", "0", "--visitor-rate", "0"),
     )
     _connect(dm, sandbox_server, "calcom")
-    other = json.loads(sh("identity", "rotate", "-w", "other", "--json", env=dm.env).stdout)
+    other = json.loads(sh(dm.env, "identity", "rotate", "-w", "other", "--json").stdout)
     dm.other_secret, dm.other_kid = other["secret"], other["kid"]
     dm.mcp_url = f"{dm.url}/v1/workspaces/acme/mcp"
     yield dm
-    sh("daemon", "stop", env=dm.env, check=False)
+    sh(dm.env, "daemon", "stop", check=False)
 
 
 def _rpc(d, message, token=None, **headers):
@@ -192,12 +193,12 @@ def test_confirming_needs_a_fresh_token_of_the_same_visitor_in_the_same_workspac
 def test_a_plan_or_connection_changed_after_the_ask_is_checked_again_at_the_answer(d):
     """The confirmed params run through every check again: a workspace moved to the free plan, or a vendor
     disconnected, after the ask refuses the run at the answer (reviewed: sound)."""
-    from test_daemon import sh
+    from cluster_kit import sh
     from test_mcp import _ada_booking, _answer, _ask_cancel, _bookings_status
 
     booking = _ada_booking(d)[2]
     cid = _ask_cancel(d, d.token(botctl_use="mcp"), booking)["confirmation_id"]
-    sh("workspace", "set-plan", "acme", "free", env=d.env)
+    sh(d.env, "workspace", "set-plan", "acme", "free")
     try:
         time.sleep(5.2)  # the edge caches a workspace's config for 5 s
         before = len(d.sandbox.stats()["requests"])
@@ -205,7 +206,7 @@ def test_a_plan_or_connection_changed_after_the_ask_is_checked_again_at_the_answ
         assert r.json()["error"]["code"] == "plan_required", r.text
         assert not _vendor_writes(d, before) and not _bookings_status(d, booking)
     finally:
-        sh("workspace", "set-plan", "acme", "pro", env=d.env)
+        sh(d.env, "workspace", "set-plan", "acme", "pro")
 
 
 @pytest.mark.slow

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from botctl.connectors import registry
-from test_daemon import _setup_home, free_port, sh
+from cluster_kit import free_port, sh
+from test_daemon import _setup_home
 
 pytestmark = pytest.mark.slow
 
@@ -24,7 +25,7 @@ def d(sandbox_server, tmp_path_factory):
         daemon_args=("--ip-rate", "0", "--visitor-rate", "0"),
     )
     creds = sandbox_server.credentials()
-    connected = {c["connector"] for c in json.loads(sh("connections", "list", "--json", env=dm.env).stdout)}
+    connected = {c["connector"] for c in json.loads(sh(dm.env, "connections", "list", "--json").stdout)}
     for c in registry.all_connectors():  # the rest, as the sandbox says to reach its seeded tenant
         if c.name in connected:
             continue
@@ -32,6 +33,7 @@ def d(sandbox_server, tmp_path_factory):
         settings = [arg for k, v in plan["config"].items() for arg in ("--config", f"{k}={v}")]
         flag = "--access-token-stdin" if "access_token" in plan["credential"] else "--api-key-stdin"
         sh(
+            dm.env,
             "connect",
             c.name,
             "-w",
@@ -40,13 +42,12 @@ def d(sandbox_server, tmp_path_factory):
             sandbox_server.url,
             *settings,
             flag,
-            env=dm.env,
             input="".join(v + "\n" for v in plan["credential"].values()),
         )
-    other = json.loads(sh("identity", "rotate", "-w", "other", "--json", env=dm.env).stdout)
+    other = json.loads(sh(dm.env, "identity", "rotate", "-w", "other", "--json").stdout)
     dm.other_secret, dm.other_kid = other["secret"], other["kid"]
     yield dm
-    sh("daemon", "stop", env=dm.env, check=False)
+    sh(dm.env, "daemon", "stop", check=False)
 
 
 def _actions(d):
@@ -188,15 +189,15 @@ def test_anonymous_visitor_gets_only_anonymous_actions(d):
 
 def test_knowledge_of_one_workspace_is_not_reachable_from_another(d):
     corpus = Path(__file__).parent / "data" / "knowledge"
-    sh("knowledge", "add", "-w", "acme", str(corpus), env=d.env)
+    sh(d.env, "knowledge", "add", "-w", "acme", str(corpus))
     q = {"message": "How long does standard shipping take?"}
     assert d.http.post("/v1/workspaces/acme/chat", json=q).json()["grounded"] is True
     for ws in ("other", "freebie"):
         body = d.http.post(f"/v1/workspaces/{ws}/chat", json=q).json()
         assert body["grounded"] is False and body["citations"] == []
-    out = sh("knowledge", "search", "-w", "other", "standard shipping", "--json", env=d.env).stdout
+    out = sh(d.env, "knowledge", "search", "-w", "other", "standard shipping", "--json").stdout
     assert json.loads(out) in ([], {"results": []}) or "shipping.md" not in out
-    assert sh("audit", "verify", env=d.env).returncode == 0
+    assert sh(d.env, "audit", "verify").returncode == 0
 
 
 # -- the same matrix over MCP (issue #18): tools/call with the same tokens, writes through the visitor's

@@ -11,7 +11,6 @@ import json
 import random
 import re
 import shutil
-import socket
 import sqlite3
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -22,6 +21,7 @@ import pytest
 from botctl import knowledge, store, workspaces
 from botctl.knowledge import index as knowledge_index
 from botctl.knowledge.retrieve import _retrieve
+from cluster_kit import free_port
 
 CORPUS = Path(__file__).parent / "data" / "knowledge"
 
@@ -731,12 +731,6 @@ def test_thresholds_keep_a_margin_on_the_corpus(app, acme):
 # -- optional LLM phrasing --------------------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
 def fake_llm():
     """An OpenAI-compatible /v1/chat/completions on 127.0.0.1 that replies what the test sets."""
@@ -771,7 +765,7 @@ def fake_llm():
 def test_llm_unreachable_falls_back_to_the_extractive_answer(app, acme, monkeypatch):
     conn = app.vault.conn
     offline = knowledge.answer(conn, acme, "Do you ship to Canada?")
-    monkeypatch.setenv("BOTCTL_LLM_URL", f"http://127.0.0.1:{_free_port()}/v1")
+    monkeypatch.setenv("BOTCTL_LLM_URL", f"http://127.0.0.1:{free_port()}/v1")
     assert knowledge.answer(conn, acme, "Do you ship to Canada?") == offline
     assert knowledge.answer(conn, acme, "Do you ship to Mars?")["grounded"] is False
 
@@ -824,7 +818,7 @@ def test_llm_async_variant(app, acme, monkeypatch, fake_llm):
     r = asyncio.run(knowledge.answer_async(conn, acme, "When will I get my refund?"))
     assert r["answer"].startswith("Refunds go to your original payment method")
     assert [c["section"] for c in r["citations"]] == ["Refunds"]
-    monkeypatch.setenv("BOTCTL_LLM_URL", f"http://127.0.0.1:{_free_port()}")
+    monkeypatch.setenv("BOTCTL_LLM_URL", f"http://127.0.0.1:{free_port()}")
     assert asyncio.run(knowledge.answer_async(conn, acme, "When will I get my refund?")) == knowledge.answer(
         conn, acme, "When will I get my refund?"
     )

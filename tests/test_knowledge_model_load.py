@@ -6,7 +6,6 @@ from __future__ import annotations
 import base64
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -16,27 +15,14 @@ import httpx
 import pytest
 
 from botctl import crypto
+from cluster_kit import free_port, sh
 
 pytestmark = pytest.mark.slow
 DOCS = Path(__file__).parent / "data" / "knowledge_eval" / "store" / "docs"
 
 
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def sh(env: dict, *args: str) -> str:
-    p = subprocess.run(
-        [sys.executable, "-m", "botctl", *args], env=env, capture_output=True, text=True, timeout=180
-    )
-    assert p.returncode == 0, p.stderr
-    return p.stdout
-
-
 def _provider_maps_onnxruntime(env: dict) -> bool:
-    pid = json.loads(sh(env, "daemon", "status", "--json"))["provider"]["pid"]
+    pid = json.loads(sh(env, "daemon", "status", "--json", timeout=180).stdout)["provider"]["pid"]
     return "onnxruntime" in Path(f"/proc/{pid}/maps").read_text()
 
 
@@ -63,21 +49,21 @@ def test_the_provider_loads_the_model_only_when_a_workspace_has_vectors(tmp_path
         "BOTCTL_KNOWLEDGE_DENSE": "1",
     }
     env.pop("BOTCTL_DATABASE_URL", None)
-    sh(env, "workspace", "create", "acme")
-    port = _port()
+    sh(env, "workspace", "create", "acme", timeout=180)
+    port = free_port()
     try:
         # Documents added with dense retrieval off: passages, no vectors. The provider never loads the model.
-        sh({**env, "BOTCTL_KNOWLEDGE_DENSE": "0"}, "knowledge", "add", "-w", "acme", str(DOCS))
-        sh(env, "daemon", "start", "--port", str(port), "--metrics-port", str(_port()))
+        sh({**env, "BOTCTL_KNOWLEDGE_DENSE": "0"}, "knowledge", "add", "-w", "acme", str(DOCS), timeout=180)
+        sh(env, "daemon", "start", "--port", str(port), "--metrics-port", str(free_port()), timeout=180)
         answer = _ask(port, "How do I start a return?")
         assert answer["grounded"] is True
         assert not _provider_maps_onnxruntime(env)
-        sh(env, "daemon", "stop")
+        sh(env, "daemon", "stop", timeout=180)
 
         # The next add embeds them: the restarted provider loads the model before the first question,
         # and a paraphrase FTS5 alone refuses is answered.
-        sh(env, "knowledge", "add", "-w", "acme", str(DOCS))
-        sh(env, "daemon", "start", "--port", str(port), "--metrics-port", str(_port()))
+        sh(env, "knowledge", "add", "-w", "acme", str(DOCS), timeout=180)
+        sh(env, "daemon", "start", "--port", str(port), "--metrics-port", str(free_port()), timeout=180)
         assert _provider_maps_onnxruntime(env)
         assert _ask(port, "Can I get my money back?")["grounded"] is True
     finally:

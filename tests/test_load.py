@@ -17,7 +17,8 @@ import httpx
 import pytest
 
 from botctl.demo import oauth_connect_via_sandbox
-from test_daemon import _setup_home, free_port, sh
+from cluster_kit import free_port, sh
+from test_daemon import _setup_home
 
 pytestmark = pytest.mark.slow
 
@@ -53,15 +54,15 @@ def d(sandbox_server, tmp_path_factory):
     )
     oauth_connect_via_sandbox(dm.env, sandbox_server.url, "calendly", "acme")
     sh(
+        dm.env,
         "knowledge",
         "add",
         "-w",
         "acme",
         str(Path(__file__).resolve().parents[1] / "src/botctl/demo_kb"),
-        env=dm.env,
     )
     yield dm
-    sh("daemon", "stop", env=dm.env, check=False)
+    sh(dm.env, "daemon", "stop", check=False)
     sandbox_server.reset()
 
 
@@ -198,4 +199,4 @@ def test_sustained_load_with_expiring_connections(d):
     assert len(by_request) == actions
     assert all(recs[-1]["outcome"] == "ok" for recs in by_request.values())
     assert all(r["detail"].get("retried") for recs in by_request.values() for r in recs[:-1])
-    assert sh("audit", "verify", env=d.env).returncode == 0
+    assert sh(d.env, "audit", "verify").returncode == 0

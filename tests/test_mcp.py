@@ -13,7 +13,8 @@ import time
 import httpx
 import pytest
 
-from test_daemon import SITE_ORIGIN, _setup_home, free_port, sh
+from cluster_kit import free_port, sh
+from test_daemon import SITE_ORIGIN, _setup_home
 
 pytestmark = pytest.mark.slow
 
@@ -25,6 +26,7 @@ def _connect(dm, sandbox, name, ws="acme"):
     settings = [arg for k, v in plan["config"].items() for arg in ("--config", f"{k}={v}")]
     flag = "--access-token-stdin" if "access_token" in plan["credential"] else "--api-key-stdin"
     sh(
+        dm.env,
         "connect",
         name,
         "-w",
@@ -33,7 +35,6 @@ def _connect(dm, sandbox, name, ws="acme"):
         sandbox.url,
         *settings,
         flag,
-        env=dm.env,
         input="".join(v + "\n" for v in plan["credential"].values()),
     )
 
@@ -49,11 +50,11 @@ def d(sandbox_server, tmp_path_factory):
     )
     for name in ("calcom", "calendly"):
         _connect(dm, sandbox_server, name)
-    other = json.loads(sh("identity", "rotate", "-w", "other", "--json", env=dm.env).stdout)
+    other = json.loads(sh(dm.env, "identity", "rotate", "-w", "other", "--json").stdout)
     dm.other_secret, dm.other_kid = other["secret"], other["kid"]
     dm.mcp_url = f"{dm.url}/v1/workspaces/acme/mcp"
     yield dm
-    sh("daemon", "stop", env=dm.env, check=False)
+    sh(dm.env, "daemon", "stop", check=False)
 
 
 def grace(d, use=None):
@@ -402,7 +403,7 @@ def test_bot_altering_params_gets_a_new_confirmation_never_a_run(d):
 
 
 def test_waived_action_runs_without_confirmation(d):
-    sh("mcp", "waive", "-w", "acme", "zendesk.create_ticket", env=d.env)
+    sh(d.env, "mcp", "waive", "-w", "acme", "zendesk.create_ticket")
     try:
         _, tools = run(d.mcp_url, bot(d), _list)
         assert next(t for t in tools if t.name == "zendesk__create_ticket").output_schema is None
@@ -417,11 +418,11 @@ def test_waived_action_runs_without_confirmation(d):
         rec = [r for r in _records(d, event="action.run") if r["action"] == "zendesk.create_ticket"][-1]
         assert rec["outcome"] == "ok" and rec["detail"]["confirmation"] == "waived"
     finally:
-        sh("mcp", "waive", "-w", "acme", "--clear", env=d.env)
+        sh(d.env, "mcp", "waive", "-w", "acme", "--clear")
 
 
 def test_protected_resource_metadata(d):
-    sh("workspace", "set-identity", "acme", "--issuer", "https://acme.example", env=d.env)
+    sh(d.env, "workspace", "set-identity", "acme", "--issuer", "https://acme.example")
     time.sleep(5.2)  # the edge caches a workspace's config for 5 s
     r = d.http.get("/.well-known/oauth-protected-resource/v1/workspaces/acme/mcp")
     assert r.status_code == 200
@@ -432,7 +433,7 @@ def test_protected_resource_metadata(d):
     assert r.status_code == 200 and "authorization_servers" not in r.json()
     r = d.http.get("/.well-known/oauth-protected-resource/v1/workspaces/nope/mcp")
     assert r.status_code == 404 and r.json()["error"]["code"] == "unknown_workspace"
-    sh("identity", "rules", "-w", "acme", "--no-issuer", env=d.env)
+    sh(d.env, "identity", "rules", "-w", "acme", "--no-issuer")
 
 
 def test_transport_edges(d):

@@ -11,11 +11,10 @@ import subprocess
 import sys
 import time
 
-import psycopg
 import pytest
 
 from botctl import crypto
-from test_daemon import free_port
+from cluster_kit import free_port, sql
 
 pytestmark = pytest.mark.slow
 
@@ -31,12 +30,6 @@ def botctl(home, key: str, *args: str, extra: dict | None = None, timeout: float
     return subprocess.run(
         [sys.executable, "-m", "botctl", *args], capture_output=True, text=True, env=env, timeout=timeout
     )
-
-
-def sql(url: str, statement: str, *params):
-    with psycopg.connect(url, autocommit=True) as c:
-        cur = c.execute(statement, params or None)
-        return cur.fetchall() if cur.description else None
 
 
 def new_key() -> str:

@@ -17,6 +17,7 @@ import pytest
 
 from botctl import store
 from botctl.home import Home
+from cluster_kit import sql
 
 
 def botctl(*args: str, env: dict | None = None, input: str | None = None, timeout: float = 90):
@@ -28,12 +29,6 @@ def botctl(*args: str, env: dict | None = None, input: str | None = None, timeou
         env={**os.environ, **(env or {})},
         timeout=timeout,
     )
-
-
-def sql(url: str, statement: str, *params):
-    with psycopg.connect(url, autocommit=True) as c:
-        cur = c.execute(statement, params or None)
-        return cur.fetchall() if cur.description else None
 
 
 @pytest.fixture

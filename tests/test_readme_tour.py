@@ -14,13 +14,14 @@ from __future__ import annotations
 import os
 import re
 import shlex
-import socket
 import stat
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from cluster_kit import free_port
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -52,12 +53,6 @@ def commands(block: str) -> list[str]:
 def expected_exit(command: str) -> int:
     found = re.search(r"#.*\(exit (\d+)\)", command)
     return int(found.group(1)) if found else 0
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def script(blocks: list[str], sandbox_port: int, edge_port: int) -> str:
@@ -105,7 +100,7 @@ def test_tour_blocks_are_found():
 def test_the_readme_tour_runs_end_to_end(tmp_path, monkeypatch, request, backend):
     """On PostgreSQL: `botctl init --database URL` first (a fresh database), then the same tour."""
     blocks = tour_blocks((REPO / "README.md").read_text())
-    sandbox_port, edge_port = _free_port(), _free_port()
+    sandbox_port, edge_port = free_port(), free_port()
     user_home = tmp_path / "user"
     bindir = tmp_path / "bin"
     user_home.mkdir()

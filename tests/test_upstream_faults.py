@@ -35,7 +35,8 @@ import pytest
 from botctl.actions import ACTION_BUDGET_S, run_action
 from botctl.demo import oauth_connect_via_sandbox
 from botctl.sandbox.testing import running_sandbox
-from test_daemon import _setup_home, free_port, sh
+from cluster_kit import free_port, sh
+from test_daemon import _setup_home
 
 pytestmark = pytest.mark.slow
 
@@ -89,6 +90,7 @@ def d(sandbox_server, hang_sb, tmp_path_factory):
     creds, hcreds = sandbox_server.credentials(), hang_sb.credentials()
     woo = creds["woocommerce"]
     sh(
+        dm.env,
         "connect",
         "woocommerce",
         "-w",
@@ -98,7 +100,6 @@ def d(sandbox_server, hang_sb, tmp_path_factory):
         "--site",
         "https://acme.example",
         "--api-key-stdin",
-        env=dm.env,
         input=f"{woo['consumer_key']}\n{woo['consumer_secret']}\n",
     )
     for name, flags, secret in [
@@ -106,14 +107,14 @@ def d(sandbox_server, hang_sb, tmp_path_factory):
         ("calcom", ["--api-key-stdin"], hcreds["calcom"]["api_key"]),
         ("freshdesk", ["--domain", "acme", "--api-key-stdin"], hcreds["freshdesk"]["api_key"]),
     ]:
-        sh("connect", name, "-w", "acme", "--sandbox", hang_sb.url, *flags, env=dm.env, input=secret + "\n")
-    sh("workspace", "create", OAUTH_WS, "--plan", "pro", env=dm.env)
-    rot = json.loads(sh("identity", "rotate", "-w", OAUTH_WS, "--json", env=dm.env).stdout)
+        sh(dm.env, "connect", name, "-w", "acme", "--sandbox", hang_sb.url, *flags, input=secret + "\n")
+    sh(dm.env, "workspace", "create", OAUTH_WS, "--plan", "pro")
+    rot = json.loads(sh(dm.env, "identity", "rotate", "-w", OAUTH_WS, "--json").stdout)
     dm.oauth_secret, dm.oauth_kid = rot["secret"], rot["kid"]
     dm.seed = sandbox_server.seed()
     dm.secrets = _secret_values(creds) | _secret_values(hcreds)
     yield dm
-    sh("daemon", "stop", env=dm.env, check=False)
+    sh(dm.env, "daemon", "stop", check=False)
 
 
 def _secret_values(tree: Any) -> set[str]:
@@ -606,6 +607,7 @@ def test_only_a_401_takes_the_connection_out_of_service(d):
     assert sb.stats()["vendors"].get("zendesk", {}).get("requests", 0) == 0
     # The operator reconnects: back in service.
     sh(
+        d.env,
         "connect",
         "zendesk",
         "-w",
@@ -615,7 +617,6 @@ def test_only_a_401_takes_the_connection_out_of_service(d):
         "--subdomain",
         "acme",
         "--access-token-stdin",
-        env=d.env,
         input=sb.credentials()["zendesk"]["access_token"] + "\n",
     )
     assert connection(d, "zendesk")["status"] == "active"
@@ -729,4 +730,4 @@ def test_token_endpoint_rotates_then_fails(d, connector, action, extra, token_pa
 
 
 def test_audit_chain_verifies(d):
-    assert sh("audit", "verify", env=d.env).returncode == 0
+    assert sh(d.env, "audit", "verify").returncode == 0
