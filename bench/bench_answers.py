@@ -19,17 +19,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
 import json
-import os
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import httpx
-from bench_daemon import free_port, pct, stripe_workspace
+from kit import botctl, free_port, fresh_home, pct, start_daemon, stop, stripe_workspace, visitor_token
 
 HERE = Path(__file__).resolve().parent
 QUESTIONS = [
@@ -83,33 +80,16 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=6.0)
     ap.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
     args = ap.parse_args()
-    py = sys.executable
-    tmp = Path(tempfile.mkdtemp(prefix="botctl-bench-answers-"))
-    env = {
-        **os.environ,
-        "BOTCTL_HOME": str(tmp / "home"),
-        "BOTCTL_NO_KEYRING": "1",
-        "BOTCTL_MASTER_KEY": base64.b64encode(os.urandom(32)).decode(),
-    }
+    tmp, env = fresh_home("botctl-bench-answers-")
     env.pop("BOTCTL_KNOWLEDGE_DENSE", None)
     procs: list[subprocess.Popen] = []
     sb_port, edge_port = free_port(), free_port()
 
-    def botctl(*a: str, input: str | None = None) -> str:
-        return subprocess.run(
-            [py, "-m", "botctl", *a], env=env, input=input, capture_output=True, text=True, check=True
-        ).stdout
-
     try:
-        _, rot = stripe_workspace(py, env, procs, sb_port, botctl)
-        botctl("knowledge", "add", "-w", "acme", str(HERE / "knowledge_eval" / "store" / "docs"))
-        botctl("daemon", "start", "--port", str(edge_port), "--ip-rate", "0", "--visitor-rate", "0")
-        import jwt
-
-        now = int(time.time())
-        claims = {"sub": "u-ada", "email": "ada@example.com", "aud": "acme", "iat": now, "exp": now + 3000}
-        token = jwt.encode(claims, rot["secret"], algorithm="HS256", headers={"kid": rot["kid"]})
-        headers = {"Authorization": f"Bearer {token}"}
+        _, rot = stripe_workspace(env, procs, sb_port)
+        botctl(env, "knowledge", "add", "-w", "acme", str(HERE / "knowledge_eval" / "store" / "docs"))
+        start_daemon(env, edge_port)
+        headers = {"Authorization": f"Bearer {visitor_token(rot)}"}
         edge = f"http://127.0.0.1:{edge_port}/v1/workspaces/acme"
         url, chat_url = f"{edge}/actions/stripe.list_my_subscriptions", f"{edge}/chat"
         asyncio.run(run(url, chat_url, headers, 2, 2, 1.0))  # warm up (the model is loaded at start)
@@ -118,9 +98,7 @@ def main() -> None:
         state = json.loads((tmp / "home" / "run" / "state.json").read_text())
         assert state  # the daemon ran throughout
     finally:
-        subprocess.run([py, "-m", "botctl", "daemon", "stop"], env=env, capture_output=True)
-        for p in procs:
-            p.terminate()
+        stop(env, procs)
     rows = []
     for label, (lat, errors, answered, chat_errors) in (
         ("actions alone", alone),

@@ -13,18 +13,28 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
 import json
 import os
 import shutil
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
-from bench_daemon import free_port, load, pct, stripe_workspace, wait_http
+from kit import (
+    action_load,
+    audit_intact,
+    botctl,
+    free_port,
+    fresh_home,
+    pct,
+    start_daemon,
+    stop,
+    stripe_workspace,
+    visitor_token,
+    wait_http,
+)
 
 
 def main() -> None:
@@ -35,49 +45,24 @@ def main() -> None:
         "--json", metavar="FILE", help="also write the figures as JSON (bench/report.py reads it)"
     )
     args = ap.parse_args()
-    py = sys.executable
-    tmp = Path(tempfile.mkdtemp(prefix="botctl-bench-edge-remote-"))
-    env = {
-        **os.environ,
-        "BOTCTL_HOME": str(tmp / "home"),
-        "BOTCTL_NO_KEYRING": "1",
-        "BOTCTL_MASTER_KEY": base64.b64encode(os.urandom(32)).decode(),
-    }
+    tmp, env = fresh_home("botctl-bench-edge-remote-")
     procs: list[subprocess.Popen] = []
     sb_port, edge_port, remote_port, provider_port = free_port(), free_port(), free_port(), free_port()
 
-    def botctl(*a: str, input: str | None = None) -> str:
-        return subprocess.run(
-            [py, "-m", "botctl", *a], env=env, input=input, capture_output=True, text=True, check=True
-        ).stdout
-
     try:
-        import jwt
-
-        _, rot = stripe_workspace(py, env, procs, sb_port, botctl)
-        botctl("cluster", "ca", "init")
-        botctl("cluster", "cert", "issue", "provider")
+        _, rot = stripe_workspace(env, procs, sb_port)
+        botctl(env, "cluster", "ca", "init")
+        botctl(env, "cluster", "cert", "issue", "provider")
         edge_host = tmp / "edge-host"
-        botctl("cluster", "cert", "issue", "edge-1", "--out", str(edge_host))
+        botctl(env, "cluster", "cert", "issue", "edge-1", "--out", str(edge_host))
         shutil.copy(tmp / "home" / "cluster" / "ca.crt", edge_host / "ca.crt")
         # One load generator is one IP and one visitor: the edges' rate limits are off for the measurement.
-        botctl(
-            "daemon",
-            "start",
-            "--port",
-            str(edge_port),
-            "--ip-rate",
-            "0",
-            "--visitor-rate",
-            "0",
-            "--provider-listen",
-            f"127.0.0.1:{provider_port}",
-        )
+        start_daemon(env, edge_port, "--provider-listen", f"127.0.0.1:{provider_port}")
         edge_env = {k: v for k, v in os.environ.items() if k in ("PATH", "PYTHONPATH", "LANG")}
         procs.append(
             subprocess.Popen(
                 [
-                    py,
+                    sys.executable,
                     "-P",
                     "-m",
                     "botctld",
@@ -103,37 +88,26 @@ def main() -> None:
             )
         )
         wait_http(f"http://127.0.0.1:{remote_port}/healthz")
-        now = int(time.time())
-        token = jwt.encode(
-            {"sub": "u-ada", "email": "ada@example.com", "aud": "acme", "iat": now, "exp": now + 3000},
-            rot["secret"],
-            algorithm="HS256",
-            headers={"kid": rot["kid"]},
-        )
-        headers = {"Authorization": f"Bearer {token}"}
+        headers = {"Authorization": f"Bearer {visitor_token(rot)}"}
         action = "/v1/workspaces/acme/actions/stripe.list_my_subscriptions"
         paths = (
             ("local edge (Unix socket)", f"http://127.0.0.1:{edge_port}{action}"),
             ("remote edge (TCP + mutual TLS)", f"http://127.0.0.1:{remote_port}{action}"),
         )
         for _, url in paths:
-            asyncio.run(load(url, headers, 4, 1.0))  # warm up (and open the kept-alive TLS connections)
+            asyncio.run(
+                action_load(url, headers, 4, 1.0)
+            )  # warm up (and open the kept-alive TLS connections)
         results, quiet = {}, {}
         for name, url in paths:
-            n, lat, errors = asyncio.run(load(url, headers, args.concurrency, args.seconds))
+            n, lat, errors = asyncio.run(action_load(url, headers, args.concurrency, args.seconds))
             results[name] = (n / args.seconds, pct(lat, 50), pct(lat, 99), errors)
         for name, url in paths:
-            n, lat, errors = asyncio.run(load(url, headers, 1, args.seconds / 2))
+            n, lat, errors = asyncio.run(action_load(url, headers, 1, args.seconds / 2))
             quiet[name] = (n / (args.seconds / 2), pct(lat, 50), pct(lat, 99), errors)
-        audit_ok = (
-            subprocess.run([py, "-m", "botctl", "audit", "verify"], env=env, capture_output=True).returncode
-            == 0
-        )
+        audit_ok = audit_intact(env)
     finally:
-        subprocess.run([py, "-m", "botctl", "daemon", "stop"], env=env, capture_output=True)
-        for p in procs:
-            p.terminate()
-            p.wait(timeout=10)
+        stop(env, procs)
         shutil.rmtree(tmp, ignore_errors=True)
     (lname, lq), (rname, rq) = list(quiet.items())
     ratio = results[rname][0] / results[lname][0]

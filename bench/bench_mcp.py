@@ -14,17 +14,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
 import json
 import os
 import subprocess
-import sys
-import tempfile
 import time
 from pathlib import Path
 
 import httpx
-from bench_daemon import free_port, pct, stripe_workspace
+from kit import audit_intact, free_port, fresh_home, pct, start_daemon, stop, stripe_workspace, visitor_token
 
 
 async def load(
@@ -70,41 +67,17 @@ def main() -> None:
         "--json", metavar="FILE", help="also write the figures as JSON (bench/report.py reads it)"
     )
     args = ap.parse_args()
-    py = sys.executable
-    tmp = Path(tempfile.mkdtemp(prefix="botctl-bench-mcp-"))
-    env = {
-        **os.environ,
-        "BOTCTL_HOME": str(tmp / "home"),
-        "BOTCTL_NO_KEYRING": "1",
-        "BOTCTL_MASTER_KEY": base64.b64encode(os.urandom(32)).decode(),
-    }
+    tmp, env = fresh_home("botctl-bench-mcp-")
     procs: list[subprocess.Popen] = []
     sb_port, edge_port = free_port(), free_port()
 
-    def botctl(*a: str, input: str | None = None) -> str:
-        return subprocess.run(
-            [py, "-m", "botctl", *a], env=env, input=input, capture_output=True, text=True, check=True
-        ).stdout
-
     try:
-        _, rot = stripe_workspace(py, env, procs, sb_port, botctl)
-        botctl("daemon", "start", "--port", str(edge_port), "--ip-rate", "0", "--visitor-rate", "0")
-        import jwt
-
-        now = int(time.time())
+        _, rot = stripe_workspace(env, procs, sb_port)
+        start_daemon(env, edge_port)
 
         def bearer(use: str | None) -> dict[str, str]:
             """The widget's token for the action API; the bot's (botctl_use "mcp") for the MCP endpoint."""
-            claims = {
-                "sub": "u-ada",
-                "email": "ada@example.com",
-                "aud": "acme",
-                "iat": now,
-                "exp": now + 3000,
-            }
-            if use:
-                claims["botctl_use"] = use
-            token = jwt.encode(claims, rot["secret"], algorithm="HS256", headers={"kid": rot["kid"]})
+            token = visitor_token(rot, botctl_use=use) if use else visitor_token(rot)
             return {"Authorization": f"Bearer {token}"}
 
         edge = f"http://127.0.0.1:{edge_port}/v1/workspaces/acme"
@@ -143,15 +116,9 @@ def main() -> None:
                 )
         state = json.loads((tmp / "home" / "run" / "state.json").read_text())
         rss = {name: rss_mb(state[name]["pid"]) for name in ("edge", "provider")}
-        audit_ok = (
-            subprocess.run([py, "-m", "botctl", "audit", "verify"], env=env, capture_output=True).returncode
-            == 0
-        )
+        audit_ok = audit_intact(env)
     finally:
-        subprocess.run([py, "-m", "botctl", "daemon", "stop"], env=env, capture_output=True)
-        for p in procs:
-            p.terminate()
-            p.wait(timeout=10)
+        stop(env, procs)
     by = {(r["path"], r["load"]): r for r in rows}
     quiet_api, quiet_mcp = by[("action API", "1 at a time")], by[("MCP tools/call", "1 at a time")]
     busy_api = by[("action API", f"{args.concurrency} concurrent")]

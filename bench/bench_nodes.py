@@ -18,7 +18,6 @@ import concurrent.futures
 import json
 import os
 import secrets
-import socket
 import subprocess
 import sys
 import threading
@@ -26,34 +25,14 @@ import time
 from pathlib import Path
 
 import httpx
-import jwt
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 sys.path.insert(0, str(HERE))
 from bench_postgres import database  # noqa: E402
+from kit import botctl, free_port, start_daemon, visitor_token  # noqa: E402
 
 TICK = os.sysconf("SC_CLK_TCK")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def sh(env: dict, *args: str, input: str | None = None) -> str:
-    p = subprocess.run(
-        [sys.executable, "-m", "botctl", *args],
-        env=env,
-        input=input,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    if p.returncode != 0:
-        raise SystemExit(f"botctl {' '.join(args)} failed: {p.stderr[-1500:]}")
-    return p.stdout
 
 
 def cpu_s(pid: int) -> float:
@@ -111,12 +90,12 @@ def main() -> None:
                 "PYTHONPATH": os.pathsep.join([str(REPO / "src"), str(REPO / "daemon")]),
             }
             env.pop("BOTCTL_DATABASE_URL", None)
-            sh(env, "init", "--database", url, "--node", f"node-{i}")
+            botctl(env, "init", "--database", url, "--node", f"node-{i}", timeout=120)
             nodes.append({"env": env, "port": free_port()})
         e1 = nodes[0]["env"]
-        sh(e1, "workspace", "create", "acme", "--plan", "pro")
-        rot = json.loads(sh(e1, "identity", "rotate", "-w", "acme", "--json"))
-        sh(
+        botctl(e1, "workspace", "create", "acme", "--plan", "pro", timeout=120)
+        rot = json.loads(botctl(e1, "identity", "rotate", "-w", "acme", "--json", timeout=120))
+        botctl(
             e1,
             "connect",
             "zendesk",
@@ -128,31 +107,15 @@ def main() -> None:
             "acme",
             "--access-token-stdin",
             input=sb.credentials()["zendesk"]["access_token"] + "\n",
+            timeout=120,
         )
-        now = int(time.time())
-        token = jwt.encode(
-            {"sub": "u-ada", "email": "ada@example.com", "aud": "acme", "iat": now, "exp": now + 3600},
-            rot["secret"],
-            algorithm="HS256",
-            headers={"kid": rot["kid"]},
-        )
+        token = visitor_token(rot, ttl=3600)
         pids = []
         try:
             for n in nodes:
                 out = json.loads(
-                    sh(
-                        n["env"],
-                        "daemon",
-                        "start",
-                        "--port",
-                        str(n["port"]),
-                        "--metrics-port",
-                        str(free_port()),
-                        "--ip-rate",
-                        "0",
-                        "--visitor-rate",
-                        "0",
-                        "--json",
+                    start_daemon(
+                        n["env"], n["port"], "--metrics-port", str(free_port()), "--json", timeout=120
                     )
                 )
                 n["pids"] = [out["provider_pid"], out["edge_pid"]]

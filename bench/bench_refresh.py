@@ -15,19 +15,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
 import json
 import os
 import statistics
 import subprocess
 import sys
-import tempfile
 import textwrap
 import time
 from pathlib import Path
 
 import httpx
-from bench_daemon import free_port, wait_http
+from kit import audit_intact, botctl, free_port, fresh_home, start_sandbox
 
 CHILD = textwrap.dedent("""
     import asyncio, sys, time
@@ -59,35 +57,17 @@ def main() -> None:
         "--json", metavar="FILE", help="also write the figures as JSON (bench/report.py reads it)"
     )
     args = ap.parse_args()
-    tmp = Path(tempfile.mkdtemp(prefix="botctl-bench-refresh-"))
-    env = {
-        **os.environ,
-        "BOTCTL_HOME": str(tmp / "home"),
-        "BOTCTL_NO_KEYRING": "1",
-        "BOTCTL_MASTER_KEY": base64.b64encode(os.urandom(32)).decode(),
-    }
+    tmp, env = fresh_home("botctl-bench-refresh-")
     os.environ.update({k: env[k] for k in ("BOTCTL_HOME", "BOTCTL_NO_KEYRING", "BOTCTL_MASTER_KEY")})
-    port = free_port()
-    sandbox = f"http://127.0.0.1:{port}"
-    sb = subprocess.Popen(
-        [sys.executable, "-m", "botctl", "sandbox", "serve", "--port", str(port), "-q", "--auto-approve"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    sandbox_procs: list[subprocess.Popen] = []
     try:
-        wait_http(sandbox + "/_sandbox/stats")
+        sandbox = start_sandbox(env, free_port(), sandbox_procs, "--auto-approve")
         from botctl import connections, oauth, workspaces
         from botctl.demo import oauth_connect_via_sandbox
         from botctl.home import Home
         from botctl.session import Session
 
-        subprocess.run(
-            [sys.executable, "-m", "botctl", "workspace", "create", "acme", "--plan", "pro"],
-            env=env,
-            check=True,
-            capture_output=True,
-        )
+        botctl(env, "workspace", "create", "acme", "--plan", "pro")
         oauth_connect_via_sandbox(env, sandbox, "zendesk", "acme", "--subdomain", "acme")
         home = Home(tmp / "home")
         app = Session(home, create=False)
@@ -139,16 +119,12 @@ def main() -> None:
         procs_ms = (ended - start) * 1000
         procs_requests = grants() - before
         procs_generations = sorted({g for o in outs for g in json.loads(o[0].strip())})
-        audit_ok = (
-            subprocess.run(
-                [sys.executable, "-m", "botctl", "audit", "verify"], env=env, capture_output=True
-            ).returncode
-            == 0
-        )
+        audit_ok = audit_intact(env)
         app.close()
     finally:
-        sb.terminate()
-        sb.wait(timeout=10)
+        for sb in sandbox_procs:
+            sb.terminate()
+            sb.wait(timeout=10)
     rows = [
         {"case": "1 caller (baseline)", "callers": 1, "token_requests": 1, "ms": single_ms},
         {
