@@ -26,7 +26,17 @@ import time
 from pathlib import Path
 
 import httpx
-from kit import botctl, free_port, fresh_home, pct, start_daemon, stop, stripe_workspace, visitor_token
+from kit import (
+    botctl,
+    free_port,
+    fresh_home,
+    pct,
+    posts_until,
+    start_daemon,
+    stop,
+    stripe_workspace,
+    visitor_token,
+)
 
 HERE = Path(__file__).resolve().parent
 QUESTIONS = [
@@ -41,25 +51,12 @@ QUESTIONS = [
 
 async def run(url: str, chat_url: str, headers: dict[str, str], conc: int, chatters: int, secs: float):  # noqa: ANN201
     """(action latencies in s, action errors, chat answers, chat errors)."""
-    latencies: list[float] = []
-    errors = answered = chat_errors = 0
     stop_at = time.perf_counter() + secs
     limits = httpx.Limits(max_connections=conc + chatters + 2, max_keepalive_connections=conc + chatters + 2)
     async with httpx.AsyncClient(timeout=30, limits=limits) as client:
 
-        async def act() -> None:
-            nonlocal errors
-            while time.perf_counter() < stop_at:
-                t = time.perf_counter()
-                r = await client.post(url, json={"params": {}}, headers=headers)
-                if r.status_code == 200:
-                    latencies.append(time.perf_counter() - t)
-                else:
-                    errors += 1
-
-        async def chat(i: int) -> None:
-            nonlocal answered, chat_errors
-            n = 0
+        async def chat(i: int) -> tuple[int, int]:
+            answered = errors = n = 0
             while time.perf_counter() < stop_at:
                 n += 1
                 q = f"{QUESTIONS[(i + n) % len(QUESTIONS)]} ({i}-{n})?"
@@ -67,10 +64,18 @@ async def run(url: str, chat_url: str, headers: dict[str, str], conc: int, chatt
                 if r.status_code == 200:
                     answered += 1
                 else:
-                    chat_errors += 1
+                    errors += 1
+            return answered, errors
 
-        await asyncio.gather(*(act() for _ in range(conc)), *(chat(i) for i in range(chatters)))
-    return latencies, errors, answered, chat_errors
+        acts = [posts_until(client, url, {"params": {}}, headers, stop_at) for _ in range(conc)]
+        runs = await asyncio.gather(*acts, *(chat(i) for i in range(chatters)))
+    acted, chatted = runs[:conc], runs[conc:]
+    return (
+        [x for lat, _ in acted for x in lat],
+        sum(n for _, n in acted),
+        sum(a for a, _ in chatted),
+        sum(e for _, e in chatted),
+    )
 
 
 def main() -> None:

@@ -21,35 +21,37 @@ import time
 from pathlib import Path
 
 import httpx
-from kit import audit_intact, free_port, fresh_home, pct, start_daemon, stop, stripe_workspace, visitor_token
+from kit import (
+    audit_intact,
+    free_port,
+    fresh_home,
+    pct,
+    posts_until,
+    start_daemon,
+    stop,
+    stripe_workspace,
+    visitor_token,
+)
 
 
 async def load(
     url: str, body: dict, headers: dict[str, str], concurrency: int, seconds: float
 ) -> tuple[list[float], int]:
-    latencies: list[float] = []
-    errors = 0
+    """`concurrency` clients POSTing `body` for `seconds`: (latencies of the successful answers — a 200
+    that is neither a JSON-RPC error nor a tool error —, other answers)."""
+
+    def good(r: httpx.Response) -> bool:
+        return (
+            r.status_code == 200 and "error" not in r.json() and not r.json().get("result", {}).get("isError")
+        )
+
     stop_at = time.perf_counter() + seconds
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     async with httpx.AsyncClient(timeout=30, limits=limits) as client:
-
-        async def worker() -> None:
-            nonlocal errors
-            while time.perf_counter() < stop_at:
-                t = time.perf_counter()
-                r = await client.post(url, json=body, headers=headers)
-                ok = (
-                    r.status_code == 200
-                    and "error" not in r.json()
-                    and not r.json().get("result", {}).get("isError")
-                )
-                if ok:
-                    latencies.append(time.perf_counter() - t)
-                else:
-                    errors += 1
-
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
-    return latencies, errors
+        runs = await asyncio.gather(
+            *(posts_until(client, url, body, headers, stop_at, good) for _ in range(concurrency))
+        )
+    return [x for lat, _ in runs for x in lat], sum(n for _, n in runs)
 
 
 def rss_mb(pid: int) -> float:

@@ -18,6 +18,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -152,26 +153,38 @@ def audit_intact(env: dict[str, str]) -> bool:
     )
 
 
+async def posts_until(
+    client: httpx.AsyncClient,
+    url: str,
+    body: dict,
+    headers: dict[str, str],
+    stop_at: float,
+    good: Callable[[httpx.Response], bool] = lambda r: r.status_code == 200,
+) -> tuple[list[float], int]:
+    """One client's POSTs of `body` to `url`, back to back until `stop_at` (perf_counter): (latencies in s
+    of the answers `good` accepts, how many others)."""
+    latencies: list[float] = []
+    others = 0
+    while time.perf_counter() < stop_at:
+        t = time.perf_counter()
+        r = await client.post(url, json=body, headers=headers)
+        if good(r):
+            latencies.append(time.perf_counter() - t)
+        else:
+            others += 1
+    return latencies, others
+
+
 async def action_load(
     url: str, headers: dict[str, str], concurrency: int, seconds: float
 ) -> tuple[int, list[float], int]:
     """`concurrency` clients POSTing `{"params": {}}` to `url` back to back for `seconds`: (requests answered
     200, their latencies in s, other answers)."""
-    latencies: list[float] = []
-    errors = 0
     stop_at = time.perf_counter() + seconds
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     async with httpx.AsyncClient(timeout=30, limits=limits) as client:
-
-        async def worker() -> None:
-            nonlocal errors
-            while time.perf_counter() < stop_at:
-                t = time.perf_counter()
-                r = await client.post(url, json={"params": {}}, headers=headers)
-                if r.status_code == 200:
-                    latencies.append(time.perf_counter() - t)
-                else:
-                    errors += 1
-
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
-    return len(latencies), latencies, errors
+        runs = await asyncio.gather(
+            *(posts_until(client, url, {"params": {}}, headers, stop_at) for _ in range(concurrency))
+        )
+    latencies = [x for lat, _ in runs for x in lat]
+    return len(latencies), latencies, sum(n for _, n in runs)

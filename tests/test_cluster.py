@@ -319,19 +319,7 @@ def test_the_documented_haproxy_config_spreads_load_and_routes_around_a_killed_n
             state = Path(f"/proc/{st['supervisor']['pid']}/stat").read_text().rsplit(")", 1)[-1].split()[0]
             assert time.time() < deadline, f"the killed supervisor is still there (state {state})"
             time.sleep(0.2)
-        r = sh(
-            n1.env,
-            "daemon",
-            "start",
-            "--port",
-            str(n1.port),
-            "--metrics-port",
-            str(free_port()),
-            "--ip-rate",
-            "0",
-            "--visitor-rate",
-            "0",
-        )
+        r = sh(n1.env, *daemon_start_args(n1.port))
         assert "started" in r.stderr + r.stdout, r.stderr + r.stdout
         wait_for({"node-1", "node-2"})
     finally:

@@ -22,6 +22,15 @@ CONNECTION_STATES = ("active", "needs_reauth", "error")
 prometheus_client.disable_created_metrics()
 
 
+def _counters(section: dict[str, Any], *families: tuple[str, str, str]) -> Iterator[Any]:
+    """A counter (name, help) per (name, key, help) whose key the provider's status section has."""
+    for name, key, doc in families:
+        if key in section:
+            c = CounterMetricFamily(name, doc)
+            c.add_metric([], float(section[key] or 0))
+            yield c
+
+
 class ProviderCollector:
     """The provider's counts and states, from the `/v1/status` answer of the current scrape. Nothing is
     emitted for what the provider did not say (down, or a field it lacks): absent, never a made-up 0."""
@@ -55,7 +64,8 @@ class ProviderCollector:
             attempts.add_metric([str(a.get("connector")), str(a.get("result"))], float(a.get("count", 0)))
         yield attempts
         audit = status.get("audit") or {}
-        for name, key, doc in (
+        yield from _counters(
+            audit,
             ("botctl_audit_records_committed", "records", "Audit records committed by the provider"),
             ("botctl_audit_commits", "batches", "Audit commits (fsyncs) by the provider"),
             (
@@ -63,11 +73,7 @@ class ProviderCollector:
                 "refused",
                 "Audit records refused because the chain's head disagreed with its checkpoint",
             ),
-        ):
-            if key in audit:
-                c = CounterMetricFamily(name, doc)
-                c.add_metric([], float(audit[key] or 0))
-                yield c
+        )
         if audit.get("chain") in ("ok", "broken"):
             g = GaugeMetricFamily(
                 "botctl_audit_chain_ok",
@@ -90,19 +96,15 @@ class ProviderCollector:
                         1.0 if state == c.get("state") else 0.0,
                     )
             yield g
-        answers = status.get("answers") or {}
-        for name, key, doc in (
+        yield from _counters(
+            status.get("answers") or {},
             ("botctl_knowledge_answers", "answered", "Knowledge answers looked up by the provider"),
             (
                 "botctl_knowledge_answer_busy_seconds",
                 "busy_seconds",
                 "Seconds the provider's answers thread spent looking answers up (a rate near 1: answers queue)",
             ),
-        ):
-            if key in answers:
-                c = CounterMetricFamily(name, doc)
-                c.add_metric([], float(answers[key] or 0))
-                yield c
+        )
         if "audit_sinks" in status:
             g = GaugeMetricFamily(
                 "botctl_audit_sink_backlog",

@@ -160,8 +160,8 @@ def ask(
     explain: bool = typer.Option(
         False,
         "--explain",
-        help="Also show why: the FTS5 and dense rankings, the fused scores and the "
-        'threshold decision (with --json: an "explain" object).',
+        help="Also show why: words read as typos, the FTS5 and dense rankings, the fused scores "
+        'and the threshold decision (with --json: an "explain" object).',
     ),
 ) -> None:
     """Answer QUESTION as the bot would: only from the documents, citing them, or say it does not know."""
